@@ -1,0 +1,109 @@
+import SwiftAttr
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The thin C layer's shared machinery: the per-thread error message, the `guarded` wrapper that turns
+// thrown errors into status codes, and pointer checks that name the argument.
+
+/// Per-thread storage of the last error message (a malloc'd C string owned by the thread).
+private let errorKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { free($0) }
+    return key
+}()
+
+/// Stores `message` as the calling thread's last error.
+func setLastError(_ message: String) {
+    if let old = pthread_getspecific(errorKey) { free(old) }
+    let copy = strdup(message)
+    pthread_setspecific(errorKey, copy)
+}
+
+/// `const char *sa_last_error(void)`: the calling thread's message for its last failure ("" if none).
+@_cdecl("sa_last_error")
+public func sa_last_error() -> UnsafePointer<CChar> {
+    if let p = pthread_getspecific(errorKey) { return UnsafePointer(p.assumingMemoryBound(to: CChar.self)) }
+    return UnsafePointer(staticEmpty)
+}
+private let staticEmpty: UnsafeMutablePointer<CChar> = strdup("")
+
+/// `int sa_version(void)`: the library's interface version.
+@_cdecl("sa_version")
+public func sa_version() -> Int32 { 1 }
+
+/// Runs `body`, mapping a thrown ``SwiftAttrError`` to its status code and recording its message.
+@inline(__always)
+func guarded(_ body: () throws -> Void) -> Int32 {
+    do {
+        try body()
+        return 0
+    } catch let error as SwiftAttrError {
+        setLastError(error.message)
+        return error.code.rawValue
+    } catch {
+        setLastError("internal error: \(error)")
+        return SwiftAttrError.Code.internal.rawValue
+    }
+}
+
+/// Throws a null-pointer error naming `name` when `pointer` is nil; returns it unwrapped otherwise.
+@inline(__always)
+func nonNull<T>(_ pointer: T?, _ name: String) throws -> T {
+    guard let p = pointer else { throw SwiftAttrError(.nullPointer, "\(name) is NULL") }
+    return p
+}
+
+/// Reads `count` int64 dimensions from `dims` (named `name`), checking the pointer and the values.
+func readDims(_ dims: UnsafePointer<Int64>?, _ count: Int64, _ name: String) throws -> [Int] {
+    guard count > 0, count <= 8 else { throw SwiftAttrError(.invalidArgument, "\(name): number of dimensions must be in 1...8 (got \(count))") }
+    let p = try nonNull(dims, name)
+    return try (0..<Int(count)).map { i in
+        let d = p[i]
+        guard d > 0, d <= Int64(Int32.max) else { throw SwiftAttrError(.invalidArgument, "\(name)[\(i)] must be in 1...\(Int32.max) (got \(d))") }
+        return Int(d)
+    }
+}
+
+/// Checks that `n` is a usable element count for an argument named `name`.
+func checkCount(_ n: Int64, _ name: String, allowZero: Bool = false) throws -> Int {
+    if allowZero ? n < 0 : n <= 0 {
+        throw SwiftAttrError(.invalidArgument, "\(name) must be \(allowZero ? "non-negative" : "positive") (got \(n))")
+    }
+    guard n <= Int64(Int32.max) * 64 else { throw SwiftAttrError(.invalidArgument, "\(name) is too large (got \(n))") }
+    return Int(n)
+}
+
+/// Product of counts with an overflow check, for buffer sizes.
+func checkedProduct(_ a: Int, _ b: Int, _ name: String) throws -> Int {
+    let (p, o) = a.multipliedReportingOverflow(by: b)
+    guard !o, p <= Int(Int32.max) * 64 else { throw SwiftAttrError(.invalidArgument, "\(name): size overflows") }
+    return p
+}
+
+/// A buffer view over caller memory after checking the pointer (float32).
+func floats(_ p: UnsafePointer<Float>?, _ count: Int, _ name: String, finite: Bool = true) throws -> UnsafeBufferPointer<Float> {
+    let buffer = UnsafeBufferPointer(start: try nonNull(p, name), count: count)
+    if finite {
+        for i in 0..<count where !buffer[i].isFinite {
+            throw SwiftAttrError(.nonFinite, "\(name) contains a non-finite value (\(buffer[i])) at flat index \(i)")
+        }
+    }
+    return buffer
+}
+
+/// A buffer view over caller memory after checking the pointer (float64).
+func doubles(_ p: UnsafePointer<Double>?, _ count: Int, _ name: String, finite: Bool = true) throws -> UnsafeBufferPointer<Double> {
+    let buffer = UnsafeBufferPointer(start: try nonNull(p, name), count: count)
+    if finite {
+        for i in 0..<count where !buffer[i].isFinite {
+            throw SwiftAttrError(.nonFinite, "\(name) contains a non-finite value (\(buffer[i])) at flat index \(i)")
+        }
+    }
+    return buffer
+}
+
+/// An output buffer view over caller memory after checking the pointer.
+func output<T>(_ p: UnsafeMutablePointer<T>?, _ count: Int, _ name: String) throws -> UnsafeMutableBufferPointer<T> {
+    UnsafeMutableBufferPointer(start: try nonNull(p, name), count: count)
+}

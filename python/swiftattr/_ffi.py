@@ -1,0 +1,86 @@
+"""Every ctypes signature of libswiftattr.so, in one place.
+
+The rest of the package calls C only through the ``lib`` object defined here and the ``check`` helper,
+which turns a non-zero status into :class:`SwiftAttrError` carrying the library's message.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint64, c_void_p
+
+import numpy as np
+
+
+class SwiftAttrError(ValueError):
+    """An error reported by libswiftattr; ``code`` is the C status, the message names the argument."""
+
+    def __init__(self, message: str, code: int = -2):
+        super().__init__(message)
+        self.code = code
+
+
+def _find_library() -> str:
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = [os.path.join(here, "libswiftattr.so")]
+    env = os.environ.get("SWIFTATTR_LIBRARY")
+    if env:
+        candidates.insert(0, env)
+    # A development checkout: the package sits in python/ next to the Swift package's .build.
+    root = os.path.dirname(os.path.dirname(here))
+    candidates.append(os.path.join(root, ".build", "release", "libswiftattr.so"))
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise ImportError(
+        "libswiftattr.so not found; install the package with `pip install ./python` "
+        f"(looked in: {', '.join(candidates)})"
+    )
+
+
+lib = ctypes.CDLL(_find_library())
+
+f32p = POINTER(c_float)
+f64p = POINTER(c_double)
+i64p = POINTER(c_int64)
+model_p = c_void_p
+
+
+def check(status: int) -> None:
+    """Raise SwiftAttrError with the thread's last message when ``status`` is not SA_OK."""
+    if status != 0:
+        raise SwiftAttrError(lib.sa_last_error().decode("utf-8", "replace"), status)
+
+
+def _sig(name: str, argtypes, restype=c_int) -> None:
+    fn = getattr(lib, name)
+    fn.argtypes = argtypes
+    fn.restype = restype
+
+
+def fptr(a: np.ndarray):
+    """Pointer to a float32 C-contiguous array (None passes NULL)."""
+    return None if a is None else a.ctypes.data_as(f32p)
+
+
+def dptr(a: np.ndarray):
+    """Pointer to a float64 C-contiguous array (None passes NULL)."""
+    return None if a is None else a.ctypes.data_as(f64p)
+
+
+def iptr(a: np.ndarray):
+    """Pointer to an int64 C-contiguous array (None passes NULL)."""
+    return None if a is None else a.ctypes.data_as(i64p)
+
+
+# --- errors -----------------------------------------------------------------------------------------
+_sig("sa_last_error", [], c_char_p)
+_sig("sa_version", [])
+
+# @@MODEL@@
+
+# @@GRADIENTS@@
+
+# @@DEEPLIFT@@
+
+# @@RATE@@
