@@ -77,9 +77,50 @@ def iptr(a: np.ndarray):
 _sig("sa_last_error", [], c_char_p)
 _sig("sa_version", [])
 
-# @@MODEL@@
+# --- models -----------------------------------------------------------------------------------------
+_sig("sa_model_create", [i64p, c_int64, POINTER(model_p)])
+_sig("sa_model_free", [model_p], None)
+_sig("sa_model_add_dense", [model_p, f32p, c_int64, c_int64, f32p])
+_sig("sa_model_add_conv1d", [model_p, f32p, c_int64, c_int64, c_int64, f32p, c_int64, c_int64, c_int64])
+_sig("sa_model_add_conv2d", [model_p, f32p, c_int64, c_int64, c_int64, c_int64, f32p] + [c_int64] * 6)
+_sig("sa_model_add_maxpool1d", [model_p, c_int64, c_int64, c_int64])
+_sig("sa_model_add_maxpool2d", [model_p] + [c_int64] * 6)
+_sig("sa_model_add_avgpool1d", [model_p, c_int64, c_int64, c_int64])
+_sig("sa_model_add_avgpool2d", [model_p] + [c_int64] * 6)
+_sig("sa_model_add_global_avgpool", [model_p])
+_sig("sa_model_add_flatten", [model_p])
+_sig("sa_model_add_activation", [model_p, c_int32, c_float])
+_sig("sa_model_add_batchnorm", [model_p, c_int64, f32p, f32p, f32p, f32p, c_float])
+_sig("sa_model_add_dropout", [model_p, c_float])
+_sig("sa_model_input_shape", [model_p, i64p, i64p])
+_sig("sa_model_num_layers", [model_p, i64p])
+_sig("sa_model_size_at", [model_p, c_int64, i64p])
+_sig("sa_model_layer_kind", [model_p, c_int64, POINTER(c_int32)])
+_sig("sa_model_save", [model_p, c_char_p])
+_sig("sa_model_load", [c_char_p, POINTER(model_p)])
 
-# @@GRADIENTS@@
+# Layer kinds (sa_layer_kind).
+LAYER_KINDS = [
+    "dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool",
+    "flatten", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "tanh", "softmax", "batchnorm", "dropout",
+]
+LAYER_KIND = {name: i for i, name in enumerate(LAYER_KINDS)}
+
+# --- forward and gradients --------------------------------------------------------------------------
+_sig("sa_forward", [model_p, f32p, c_int64, f32p])
+_sig("sa_forward_to_layer", [model_p, f32p, c_int64, c_int64, f32p])
+_sig("sa_gradient", [model_p, f32p, c_int64, f32p, f32p])
+_sig("sa_saliency", [model_p, f32p, c_int64, i64p, c_int64, c_int32, f32p])
+_sig("sa_input_x_gradient", [model_p, f32p, c_int64, i64p, c_int64, f32p])
+_sig("sa_integrated_gradients",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+_sig("sa_expected_gradients",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, f32p])
+_sig("sa_smoothgrad",
+     [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, f32p])
+
+IG_METHODS = {"riemann_left": 0, "riemann_right": 1, "riemann_middle": 2, "riemann_trapezoid": 3, "gausslegendre": 4}
+NT_TYPES = {"smoothgrad": 0, "smoothgrad_sq": 1, "vargrad": 2}
 
 # @@DEEPLIFT@@
 

@@ -1,0 +1,63 @@
+/// Argument checks and expansions shared by every attribution method: the batch of inputs, the class
+/// targets, the baselines, and the chunk size that bounds memory.
+extension Network {
+    /// Checks that `x` holds `rows` finite examples of the input shape.
+    func checkInputs(_ x: [Float], rows: Int, name: String = "inputs") throws {
+        guard rows > 0 else { throw SwiftAttrError.invalid("\(name): the batch must hold at least one example (got \(rows))") }
+        let (expected, overflow) = rows.multipliedReportingOverflow(by: inputSize)
+        guard !overflow, x.count == expected else {
+            throw SwiftAttrError.shape("\(name): expected \(rows) examples of shape \(inputShape) = \(expected) values, got \(x.count)")
+        }
+        try Check.finite(x, name)
+    }
+
+    /// Expands `targets` (one index for all, or one per example) to one per example, checking the range.
+    func expandTargets(_ targets: [Int], rows: Int) throws -> [Int] {
+        guard targets.count == 1 || targets.count == rows else {
+            throw SwiftAttrError.shape("target: expected 1 or \(rows) class indices (one per example), got \(targets.count)")
+        }
+        for (i, t) in targets.enumerated() where t < 0 || t >= outputSize {
+            throw SwiftAttrError(.outOfRange, "target\(targets.count > 1 ? "[\(i)]" : "") = \(t) is out of range for a model with \(outputSize) outputs")
+        }
+        return targets.count == 1 ? Array(repeating: targets[0], count: rows) : targets
+    }
+
+    /// Expands baselines to one per example: empty → zeros, one example → broadcast, `rows` examples → as is.
+    func expandBaselines(_ baselines: [Float], rows: Int, name: String = "baselines") throws -> [Float] {
+        let d = inputSize
+        if baselines.isEmpty { return [Float](repeating: 0, count: rows * d) }
+        try Check.finite(baselines, name)
+        if baselines.count == d {
+            var out = [Float]()
+            out.reserveCapacity(rows * d)
+            for _ in 0..<rows { out.append(contentsOf: baselines) }
+            return out
+        }
+        guard baselines.count == rows * d else {
+            throw SwiftAttrError.shape("\(name): expected none, one example of shape \(inputShape) (\(d) values) or \(rows) examples (\(rows * d) values), got \(baselines.count) values")
+        }
+        return baselines
+    }
+
+    /// Rows per chunk for passes that start at layer `start`: `requested` when given, otherwise as many
+    /// as fit a budget of 2²⁴ floats (64 MB) of tape and patch matrices.
+    func chunkRows(from start: Int, requested: Int?) throws -> Int {
+        if let requested {
+            try Check.positive(requested, "internal_batch_size")
+            return requested
+        }
+        var perRow = 0
+        for i in start...layers.count { perRow += size(at: i) }
+        for i in start..<layers.count {
+            switch layers[i] {
+            case .conv1d(let c), .conv2d(let c):
+                let g = WindowGeometry(convolution: c, input: shapes[i])
+                perRow += 2 * g.outputPlane * g.patchSize + 2 * size(at: i + 1)
+            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU,
+                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+                break
+            }
+        }
+        return max(1, (1 << 24) / max(1, perRow))
+    }
+}

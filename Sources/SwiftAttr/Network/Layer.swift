@@ -1,0 +1,266 @@
+/// The closed set of layer kinds a ``Network`` is made of.
+///
+/// Weights use PyTorch's memory layouts, so they copy over from `torch.nn` unchanged: Dense `W` is
+/// out×in, convolutions `W` are out×in×k (1-D) or out×in×kh×kw (2-D). Per-example shapes are channel
+/// first: `[F]` for feature vectors, `[C, L]` for sequences, `[C, H, W]` for images.
+///
+/// Every method family switches over this enum exhaustively (no `default:`), so adding a kind makes the
+/// compiler point at every method that must learn it.
+public enum Layer: Sendable, Equatable {
+    /// `y = W x + b`, `W`: out×in.
+    case dense(Dense)
+    /// 1-D cross-correlation over `[C, L]` (PyTorch `Conv1d`).
+    case conv1d(Convolution)
+    /// 2-D cross-correlation over `[C, H, W]` (PyTorch `Conv2d`).
+    case conv2d(Convolution)
+    /// Max over windows of `[C, L]` (padding counts as −∞, as in PyTorch).
+    case maxPool1d(Pooling)
+    /// Max over windows of `[C, H, W]`.
+    case maxPool2d(Pooling)
+    /// Mean over windows of `[C, L]` (padding counted in the divisor, PyTorch's default).
+    case avgPool1d(Pooling)
+    /// Mean over windows of `[C, H, W]`.
+    case avgPool2d(Pooling)
+    /// Mean over every position of each channel: `[C, …] → [C]`.
+    case globalAvgPool
+    /// Reshape an example to one dimension.
+    case flatten
+    /// `max(x, 0)`.
+    case relu
+    /// `x` for x > 0, `slope·x` otherwise.
+    case leakyReLU(slope: Float)
+    /// `x` for x > 0, `α(eˣ − 1)` otherwise.
+    case elu(alpha: Float)
+    /// `log(1 + e^{βx}) / β`.
+    case softplus(beta: Float)
+    /// `1 / (1 + e^{−x})`.
+    case sigmoid
+    /// `tanh x`.
+    case tanh
+    /// `e^{x_i} / Σ_j e^{x_j}` over the example; allowed as the final layer only.
+    case softmax
+    /// Per-channel affine map with inference statistics: `γ (x − μ)/√(σ² + ε) + β`.
+    case batchNorm(BatchNorm)
+    /// Identity at inference (`p` is kept for the record only).
+    case dropout(p: Float)
+
+    /// Dense layer parameters.
+    public struct Dense: Sendable, Equatable {
+        public let weight: [Float]  // out × in
+        public let bias: [Float]  // out
+        public let inFeatures: Int
+        public let outFeatures: Int
+
+        public init(weight: [Float], bias: [Float]?, outFeatures: Int, inFeatures: Int) throws {
+            try Check.positive(outFeatures, "dense out_features")
+            try Check.positive(inFeatures, "dense in_features")
+            guard weight.count == outFeatures * inFeatures else {
+                throw SwiftAttrError.shape("dense weight: expected \(outFeatures)×\(inFeatures) values, got \(weight.count)")
+            }
+            try Check.finite(weight, "dense weight")
+            if let bias {
+                guard bias.count == outFeatures else { throw SwiftAttrError.shape("dense bias: expected \(outFeatures) values, got \(bias.count)") }
+                try Check.finite(bias, "dense bias")
+            }
+            self.weight = weight
+            self.bias = bias ?? [Float](repeating: 0, count: outFeatures)
+            self.inFeatures = inFeatures
+            self.outFeatures = outFeatures
+        }
+    }
+
+    /// Convolution parameters; 1-D layers use `kernel.count == 1`, 2-D `kernel.count == 2`
+    /// (and likewise `stride`, `padding`, `dilation`).
+    public struct Convolution: Sendable, Equatable {
+        public let weight: [Float]  // out × in × k…
+        public let bias: [Float]  // out
+        public let outChannels: Int
+        public let inChannels: Int
+        public let kernel: [Int]
+        public let stride: [Int]
+        public let padding: [Int]
+        public let dilation: [Int]
+
+        public init(
+            weight: [Float], bias: [Float]?, outChannels: Int, inChannels: Int,
+            kernel: [Int], stride: [Int], padding: [Int], dilation: [Int]
+        ) throws {
+            try Check.positive(outChannels, "conv out_channels")
+            try Check.positive(inChannels, "conv in_channels")
+            guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count, dilation.count == kernel.count else {
+                throw SwiftAttrError.invalid("conv: kernel, stride, padding and dilation must each have 1 (Conv1d) or 2 (Conv2d) entries")
+            }
+            for k in kernel { try Check.positive(k, "conv kernel_size") }
+            for s in stride { try Check.positive(s, "conv stride") }
+            for p in padding { try Check.nonNegative(p, "conv padding") }
+            for d in dilation { try Check.positive(d, "conv dilation") }
+            let expected = outChannels * inChannels * kernel.reduce(1, *)
+            guard weight.count == expected else {
+                throw SwiftAttrError.shape("conv weight: expected \(([outChannels, inChannels] + kernel).map(String.init).joined(separator: "×")) = \(expected) values, got \(weight.count)")
+            }
+            try Check.finite(weight, "conv weight")
+            if let bias {
+                guard bias.count == outChannels else { throw SwiftAttrError.shape("conv bias: expected \(outChannels) values, got \(bias.count)") }
+                try Check.finite(bias, "conv bias")
+            }
+            self.weight = weight
+            self.bias = bias ?? [Float](repeating: 0, count: outChannels)
+            self.outChannels = outChannels
+            self.inChannels = inChannels
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+            self.dilation = dilation
+        }
+    }
+
+    /// Pooling window parameters (1 or 2 entries each, as for convolutions).
+    public struct Pooling: Sendable, Equatable {
+        public let kernel: [Int]
+        public let stride: [Int]
+        public let padding: [Int]
+
+        public init(kernel: [Int], stride: [Int]? = nil, padding: [Int]? = nil) throws {
+            let stride = stride ?? kernel
+            let padding = padding ?? kernel.map { _ in 0 }
+            guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count else {
+                throw SwiftAttrError.invalid("pool: kernel, stride and padding must each have 1 or 2 entries")
+            }
+            for k in kernel { try Check.positive(k, "pool kernel_size") }
+            for s in stride { try Check.positive(s, "pool stride") }
+            for (p, k) in zip(padding, kernel) {
+                try Check.nonNegative(p, "pool padding")
+                guard 2 * p <= k else { throw SwiftAttrError.invalid("pool padding (\(p)) must be at most half the kernel size (\(k))") }
+            }
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+        }
+    }
+
+    /// Batch normalisation with inference statistics, folded into `y = scale·x + shift` per channel.
+    public struct BatchNorm: Sendable, Equatable {
+        public let gamma: [Float]
+        public let beta: [Float]
+        public let runningMean: [Float]
+        public let runningVar: [Float]
+        public let eps: Float
+        /// `γ / √(σ² + ε)`.
+        public let scale: [Float]
+        /// `β − μ·scale`.
+        public let shift: [Float]
+        public var channels: Int { gamma.count }
+
+        public init(gamma: [Float]?, beta: [Float]?, runningMean: [Float], runningVar: [Float], eps: Float) throws {
+            let c = runningMean.count
+            try Check.positive(c, "batchnorm channels")
+            guard runningVar.count == c else { throw SwiftAttrError.shape("batchnorm running_var: expected \(c) values, got \(runningVar.count)") }
+            let gamma = gamma ?? [Float](repeating: 1, count: c)
+            let beta = beta ?? [Float](repeating: 0, count: c)
+            guard gamma.count == c else { throw SwiftAttrError.shape("batchnorm weight: expected \(c) values, got \(gamma.count)") }
+            guard beta.count == c else { throw SwiftAttrError.shape("batchnorm bias: expected \(c) values, got \(beta.count)") }
+            try Check.finite(gamma, "batchnorm weight")
+            try Check.finite(beta, "batchnorm bias")
+            try Check.finite(runningMean, "batchnorm running_mean")
+            try Check.finite(runningVar, "batchnorm running_var")
+            guard eps.isFinite, eps >= 0 else { throw SwiftAttrError.invalid("batchnorm eps must be finite and non-negative (got \(eps))") }
+            for (i, v) in runningVar.enumerated() where v + eps <= 0 {
+                throw SwiftAttrError.invalid("batchnorm running_var[\(i)] + eps must be positive (got \(v + eps))")
+            }
+            self.gamma = gamma
+            self.beta = beta
+            self.runningMean = runningMean
+            self.runningVar = runningVar
+            self.eps = eps
+            self.scale = (0..<c).map { gamma[$0] / (runningVar[$0] + eps).squareRoot() }
+            self.shift = (0..<c).map { i in beta[i] - runningMean[i] * (gamma[i] / (runningVar[i] + eps).squareRoot()) }
+        }
+    }
+}
+
+extension Layer {
+    /// A short name for messages (PyTorch's class names).
+    public var name: String {
+        switch self {
+        case .dense: "Linear"
+        case .conv1d: "Conv1d"
+        case .conv2d: "Conv2d"
+        case .maxPool1d: "MaxPool1d"
+        case .maxPool2d: "MaxPool2d"
+        case .avgPool1d: "AvgPool1d"
+        case .avgPool2d: "AvgPool2d"
+        case .globalAvgPool: "GlobalAvgPool"
+        case .flatten: "Flatten"
+        case .relu: "ReLU"
+        case .leakyReLU: "LeakyReLU"
+        case .elu: "ELU"
+        case .softplus: "Softplus"
+        case .sigmoid: "Sigmoid"
+        case .tanh: "Tanh"
+        case .softmax: "Softmax"
+        case .batchNorm: "BatchNorm"
+        case .dropout: "Dropout"
+        }
+    }
+
+    /// True when the layer is an affine map of its input (so a path x' + αΔx maps to a straight path).
+    public var isAffine: Bool {
+        switch self {
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout: true
+        case .maxPool1d, .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax: false
+        }
+    }
+
+    /// True for layers applied elementwise (output shape = input shape, y_i depends on x_i only).
+    public var isElementwise: Bool {
+        switch self {
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .dropout: true
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .softmax, .batchNorm: false
+        }
+    }
+
+    /// The per-example output shape for a per-example input shape, or an error that says why they do not fit.
+    public func outputShape(for input: [Int]) throws -> [Int] {
+        func spatial(_ kind: String, _ kernel: [Int], _ stride: [Int], _ padding: [Int], _ dilation: [Int], channels: Int?) throws -> [Int] {
+            let dims = kernel.count
+            guard input.count == dims + 1 else {
+                throw SwiftAttrError.shape("\(kind) expects a per-example input of \(dims + 1) dimensions ([C, \(dims == 1 ? "L" : "H, W")]), got \(input)")
+            }
+            if let channels, input[0] != channels {
+                throw SwiftAttrError.shape("\(kind) expects \(channels) input channels, got \(input[0]) (input shape \(input))")
+            }
+            var out = [input[0]]
+            for d in 0..<dims {
+                let span = dilation[d] * (kernel[d] - 1) + 1
+                let size = input[d + 1] + 2 * padding[d] - span
+                guard size >= 0 else {
+                    throw SwiftAttrError.shape("\(kind): kernel extent \(span) exceeds the padded input size \(input[d + 1] + 2 * padding[d]) (input shape \(input))")
+                }
+                out.append(size / stride[d] + 1)
+            }
+            return out
+        }
+        switch self {
+        case .dense(let l):
+            guard input.count == 1 else { throw SwiftAttrError.shape("Linear expects a flat per-example input, got shape \(input); add a Flatten layer before it") }
+            guard input[0] == l.inFeatures else { throw SwiftAttrError.shape("Linear expects \(l.inFeatures) input features, got \(input[0])") }
+            return [l.outFeatures]
+        case .conv1d(let c), .conv2d(let c):
+            var out = try spatial(name, c.kernel, c.stride, c.padding, c.dilation, channels: c.inChannels)
+            out[0] = c.outChannels
+            return out
+        case .maxPool1d(let p), .maxPool2d(let p), .avgPool1d(let p), .avgPool2d(let p):
+            return try spatial(name, p.kernel, p.stride, p.padding, p.kernel.map { _ in 1 }, channels: nil)
+        case .globalAvgPool:
+            guard input.count >= 2 else { throw SwiftAttrError.shape("GlobalAvgPool expects [C, …] with at least one spatial dimension, got \(input)") }
+            return [input[0]]
+        case .flatten:
+            return [input.reduce(1, *)]
+        case .batchNorm(let b):
+            guard input[0] == b.channels else { throw SwiftAttrError.shape("BatchNorm expects \(b.channels) channels, got \(input[0]) (input shape \(input))") }
+            return input
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .dropout:
+            return input
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/// A feed-forward network: a per-example input shape and a sequence of ``Layer``s whose shapes have been
+/// checked to fit together.
+///
+/// A `Network` is a value: once built it never changes, and any number of threads may compute with it
+/// at once. Build one with ``init(inputShape:layers:)`` or by ``appending(_:)`` layers one at a time.
+public struct Network: Sendable, Equatable {
+    /// Per-example input shape (`[F]`, `[C, L]` or `[C, H, W]`).
+    public let inputShape: [Int]
+    public private(set) var layers: [Layer]
+    /// `shapes[i]` is the per-example input shape of layer `i`; `shapes[layers.count]` the output shape.
+    public private(set) var shapes: [[Int]]
+
+    public init(inputShape: [Int], layers: [Layer] = []) throws {
+        guard !inputShape.isEmpty, inputShape.count <= 3 else {
+            throw SwiftAttrError.shape("input_shape must have 1 to 3 dimensions ([F], [C, L] or [C, H, W]), got \(inputShape)")
+        }
+        _ = try Check.count(inputShape, "input_shape")
+        self.inputShape = inputShape
+        self.layers = []
+        self.shapes = [inputShape]
+        for layer in layers { try append(layer) }
+    }
+
+    /// Appends `layer` after checking that it fits the current output shape.
+    public mutating func append(_ layer: Layer) throws {
+        let index = layers.count
+        if let last = layers.last, case .softmax = last {
+            throw SwiftAttrError.invalid("layer \(index) (\(layer.name)): Softmax must be the final layer; nothing may follow it")
+        }
+        switch layer {
+        case .leakyReLU(let slope):
+            guard slope.isFinite else { throw SwiftAttrError(.nonFinite, "LeakyReLU negative_slope must be finite (got \(slope))") }
+        case .elu(let alpha):
+            guard alpha.isFinite else { throw SwiftAttrError(.nonFinite, "ELU alpha must be finite (got \(alpha))") }
+        case .softplus(let beta):
+            guard beta.isFinite, beta > 0 else { throw SwiftAttrError.invalid("Softplus beta must be positive and finite (got \(beta))") }
+        case .dropout(let p):
+            guard p >= 0, p < 1 else { throw SwiftAttrError.invalid("Dropout p must be in [0, 1) (got \(p))") }
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+             .relu, .sigmoid, .tanh, .softmax, .batchNorm:
+            break
+        }
+        let out: [Int]
+        do {
+            out = try layer.outputShape(for: shapes[index])
+        } catch let error as SwiftAttrError {
+            throw SwiftAttrError(error.code, "layer \(index) (\(layer.name)): \(error.message)")
+        }
+        _ = try Check.count(out, "layer \(index) (\(layer.name)) output")
+        layers.append(layer)
+        shapes.append(out)
+    }
+
+    /// A copy with `layer` appended.
+    public func appending(_ layer: Layer) throws -> Network {
+        var copy = self
+        try copy.append(layer)
+        return copy
+    }
+
+    /// Floats per example at the input.
+    public var inputSize: Int { inputShape.reduce(1, *) }
+    /// Floats per example at the output.
+    public var outputShape: [Int] { shapes[layers.count] }
+    public var outputSize: Int { outputShape.reduce(1, *) }
+    /// Floats per example at the input of layer `i` (`i == layers.count`: the output).
+    public func size(at i: Int) -> Int { shapes[i].reduce(1, *) }
+
+    /// Number of leading layers that are affine: the network's input enters a nonlinearity only after them.
+    public var affinePrefixLength: Int {
+        layers.firstIndex { !$0.isAffine } ?? layers.count
+    }
+
+    /// True when the final layer is a Softmax.
+    public var endsWithSoftmax: Bool {
+        if case .softmax = layers.last { return true }
+        return false
+    }
+
+    /// Floats of activation stored per example when every layer's input is kept (the tape of a pullback).
+    var tapeFloatsPerExample: Int {
+        (0...layers.count).reduce(0) { $0 + size(at: $1) }
+    }
+}

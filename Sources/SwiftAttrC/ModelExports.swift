@@ -1,0 +1,264 @@
+import SwiftAttr
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The object behind an `sa_model *`: a network that grows while it is built and freezes at first use.
+final class ModelHandle {
+    private var network: Network
+    private var frozen = false
+    private var mutex = pthread_mutex_t()
+
+    init(_ network: Network, frozen: Bool = false) {
+        self.network = network
+        self.frozen = frozen
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    /// Appends a layer unless the model is frozen.
+    func append(_ layer: () throws -> Layer) throws {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard !frozen else { throw SwiftAttrError(.frozen, "model: it has been used for a computation and can no longer be changed") }
+        try network.append(try layer())
+    }
+
+    /// The network for a computation; freezes the model.
+    func use() -> Network {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        frozen = true
+        return network
+    }
+
+    /// The network for an inspection that does not freeze the model.
+    func peek() -> Network {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return network
+    }
+}
+
+/// The handle behind a non-NULL `sa_model *`, or a null-pointer error naming `model`.
+func handle(_ model: OpaquePointer?) throws -> ModelHandle {
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(try nonNull(model, "model"))).takeUnretainedValue()
+}
+
+func publish(_ network: Network, frozen: Bool = false, to out: UnsafeMutablePointer<OpaquePointer?>?) throws {
+    let out = try nonNull(out, "out_model")
+    out.pointee = OpaquePointer(Unmanaged.passRetained(ModelHandle(network, frozen: frozen)).toOpaque())
+}
+
+func int(_ v: Int64, _ name: String) throws -> Int {
+    guard v >= Int64(Int32.min), v <= Int64(Int32.max) else { throw SwiftAttrError(.invalidArgument, "\(name) is out of range (got \(v))") }
+    return Int(v)
+}
+
+@_cdecl("sa_model_create")
+public func sa_model_create(_ inputShape: UnsafePointer<Int64>?, _ ndim: Int64, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let shape = try readDims(inputShape, ndim, "input_shape")
+        try publish(try Network(inputShape: shape), to: out)
+    }
+}
+
+@_cdecl("sa_model_free")
+public func sa_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@_cdecl("sa_model_add_dense")
+public func sa_model_add_dense(_ model: OpaquePointer?, _ weight: UnsafePointer<Float>?, _ outFeatures: Int64, _ inFeatures: Int64, _ bias: UnsafePointer<Float>?) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let o = try checkCount(outFeatures, "out_features"), i = try checkCount(inFeatures, "in_features")
+        let w = Array(try floats(weight, try checkedProduct(o, i, "weight"), "weight"))
+        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        try m.append { .dense(try .init(weight: w, bias: b, outFeatures: o, inFeatures: i)) }
+    }
+}
+
+@_cdecl("sa_model_add_conv1d")
+public func sa_model_add_conv1d(
+    _ model: OpaquePointer?, _ weight: UnsafePointer<Float>?, _ outChannels: Int64, _ inChannels: Int64, _ kernel: Int64,
+    _ bias: UnsafePointer<Float>?, _ stride: Int64, _ padding: Int64, _ dilation: Int64
+) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let o = try checkCount(outChannels, "out_channels"), i = try checkCount(inChannels, "in_channels"), k = try checkCount(kernel, "kernel_size")
+        let w = Array(try floats(weight, try checkedProduct(try checkedProduct(o, i, "weight"), k, "weight"), "weight"))
+        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        let conv = try Layer.Convolution(
+            weight: w, bias: b, outChannels: o, inChannels: i, kernel: [k],
+            stride: [try int(stride, "stride")], padding: [try int(padding, "padding")], dilation: [try int(dilation, "dilation")])
+        try m.append { .conv1d(conv) }
+    }
+}
+
+@_cdecl("sa_model_add_conv2d")
+public func sa_model_add_conv2d(
+    _ model: OpaquePointer?, _ weight: UnsafePointer<Float>?, _ outChannels: Int64, _ inChannels: Int64,
+    _ kernelH: Int64, _ kernelW: Int64, _ bias: UnsafePointer<Float>?,
+    _ strideH: Int64, _ strideW: Int64, _ paddingH: Int64, _ paddingW: Int64, _ dilationH: Int64, _ dilationW: Int64
+) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let o = try checkCount(outChannels, "out_channels"), i = try checkCount(inChannels, "in_channels")
+        let kh = try checkCount(kernelH, "kernel_h"), kw = try checkCount(kernelW, "kernel_w")
+        let n = try checkedProduct(try checkedProduct(o, i, "weight"), try checkedProduct(kh, kw, "weight"), "weight")
+        let w = Array(try floats(weight, n, "weight"))
+        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        let conv = try Layer.Convolution(
+            weight: w, bias: b, outChannels: o, inChannels: i, kernel: [kh, kw],
+            stride: [try int(strideH, "stride_h"), try int(strideW, "stride_w")],
+            padding: [try int(paddingH, "padding_h"), try int(paddingW, "padding_w")],
+            dilation: [try int(dilationH, "dilation_h"), try int(dilationW, "dilation_w")])
+        try m.append { .conv2d(conv) }
+    }
+}
+
+/// Pool kinds of `sa_model_add_pool`.
+private func addPool(_ model: OpaquePointer?, max: Bool, kernel: [Int64], stride: [Int64], padding: [Int64]) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let p = try Layer.Pooling(
+            kernel: try kernel.map { try int($0, "kernel_size") }, stride: try stride.map { try int($0, "stride") },
+            padding: try padding.map { try int($0, "padding") })
+        try m.append {
+            switch (max, kernel.count) {
+            case (true, 1): .maxPool1d(p)
+            case (true, _): .maxPool2d(p)
+            case (false, 1): .avgPool1d(p)
+            case (false, _): .avgPool2d(p)
+            }
+        }
+    }
+}
+
+@_cdecl("sa_model_add_maxpool1d")
+public func sa_model_add_maxpool1d(_ model: OpaquePointer?, _ kernel: Int64, _ stride: Int64, _ padding: Int64) -> Int32 {
+    addPool(model, max: true, kernel: [kernel], stride: [stride], padding: [padding])
+}
+
+@_cdecl("sa_model_add_maxpool2d")
+public func sa_model_add_maxpool2d(_ model: OpaquePointer?, _ kh: Int64, _ kw: Int64, _ sh: Int64, _ sw: Int64, _ ph: Int64, _ pw: Int64) -> Int32 {
+    addPool(model, max: true, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw])
+}
+
+@_cdecl("sa_model_add_avgpool1d")
+public func sa_model_add_avgpool1d(_ model: OpaquePointer?, _ kernel: Int64, _ stride: Int64, _ padding: Int64) -> Int32 {
+    addPool(model, max: false, kernel: [kernel], stride: [stride], padding: [padding])
+}
+
+@_cdecl("sa_model_add_avgpool2d")
+public func sa_model_add_avgpool2d(_ model: OpaquePointer?, _ kh: Int64, _ kw: Int64, _ sh: Int64, _ sw: Int64, _ ph: Int64, _ pw: Int64) -> Int32 {
+    addPool(model, max: false, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw])
+}
+
+@_cdecl("sa_model_add_global_avgpool")
+public func sa_model_add_global_avgpool(_ model: OpaquePointer?) -> Int32 {
+    guarded { try handle(model).append { .globalAvgPool } }
+}
+
+@_cdecl("sa_model_add_flatten")
+public func sa_model_add_flatten(_ model: OpaquePointer?) -> Int32 {
+    guarded { try handle(model).append { .flatten } }
+}
+
+@_cdecl("sa_model_add_activation")
+public func sa_model_add_activation(_ model: OpaquePointer?, _ kind: Int32, _ parameter: Float) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let layer: Layer
+        switch Layer.Kind(rawValue: UInt32(bitPattern: kind)) {
+        case .relu: layer = .relu
+        case .leakyReLU: layer = .leakyReLU(slope: parameter)
+        case .elu: layer = .elu(alpha: parameter)
+        case .softplus: layer = .softplus(beta: parameter)
+        case .sigmoid: layer = .sigmoid
+        case .tanh: layer = .tanh
+        case .softmax: layer = .softmax
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, nil:
+            throw SwiftAttrError(.unknownEnum, "kind: \(kind) is not an activation (SA_LAYER_RELU … SA_LAYER_SOFTMAX)")
+        }
+        try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_add_batchnorm")
+public func sa_model_add_batchnorm(
+    _ model: OpaquePointer?, _ channels: Int64, _ weight: UnsafePointer<Float>?, _ bias: UnsafePointer<Float>?,
+    _ runningMean: UnsafePointer<Float>?, _ runningVar: UnsafePointer<Float>?, _ eps: Float
+) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let c = try checkCount(channels, "channels")
+        let g = try weight.map { Array(try floats($0, c, "weight")) }
+        let b = try bias.map { Array(try floats($0, c, "bias")) }
+        let mean = Array(try floats(runningMean, c, "running_mean"))
+        let variance = Array(try floats(runningVar, c, "running_var"))
+        let layer = Layer.batchNorm(try .init(gamma: g, beta: b, runningMean: mean, runningVar: variance, eps: eps))
+        try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_add_dropout")
+public func sa_model_add_dropout(_ model: OpaquePointer?, _ p: Float) -> Int32 {
+    guarded { try handle(model).append { .dropout(p: p) } }
+}
+
+@_cdecl("sa_model_input_shape")
+public func sa_model_input_shape(_ model: OpaquePointer?, _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        let shapeOut = try output(shape, 3, "shape")
+        let ndimOut = try nonNull(ndim, "ndim")
+        ndimOut.pointee = Int64(net.inputShape.count)
+        for (i, d) in net.inputShape.enumerated() { shapeOut[i] = Int64(d) }
+    }
+}
+
+@_cdecl("sa_model_num_layers")
+public func sa_model_num_layers(_ model: OpaquePointer?, _ count: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded { try nonNull(count, "count").pointee = Int64(try handle(model).peek().layers.count) }
+}
+
+/// Per-example size at the input of layer `layer` (layer == count: the output).
+@_cdecl("sa_model_size_at")
+public func sa_model_size_at(_ model: OpaquePointer?, _ layer: Int64, _ size: UnsafeMutablePointer<Int64>?) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        guard layer >= 0, layer <= Int64(net.layers.count) else {
+            throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(net.layers.count)")
+        }
+        try nonNull(size, "size").pointee = Int64(net.size(at: Int(layer)))
+    }
+}
+
+@_cdecl("sa_model_layer_kind")
+public func sa_model_layer_kind(_ model: OpaquePointer?, _ layer: Int64, _ kind: UnsafeMutablePointer<Int32>?) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        guard layer >= 0, layer < Int64(net.layers.count) else {
+            throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0..<\(net.layers.count)")
+        }
+        try nonNull(kind, "kind").pointee = Int32(net.layers[Int(layer)].kind.rawValue)
+    }
+}
+
+@_cdecl("sa_model_save")
+public func sa_model_save(_ model: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> Int32 {
+    guarded { try handle(model).peek().save(to: String(cString: try nonNull(path, "path"))) }
+}
+
+@_cdecl("sa_model_load")
+public func sa_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let p = String(cString: try nonNull(path, "path"))
+        _ = try nonNull(out, "out_model")
+        try publish(try Network.load(from: p), to: out)
+    }
+}

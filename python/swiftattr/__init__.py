@@ -1,0 +1,18 @@
+"""swiftattr: fast attribution and interaction methods for trained neural networks.
+
+    import swiftattr as sa
+    net = sa.Sequential([sa.Linear(W1, b1), sa.ReLU(), sa.Linear(W2, b2)])
+    phi = sa.integrated_gradients(net, x, target=3)
+"""
+from ._ffi import SwiftAttrError
+from .model import (
+    ELU, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dense, Dropout, Flatten,
+    GlobalAvgPool, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Sequential, Sigmoid, Softmax, Softplus,
+    Tanh, load,
+)
+from .convert import from_sklearn, from_torch
+from .attribution import (
+    expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,154 @@
+"""Gradient attributions: saliency, input×gradient, Integrated Gradients, Expected Gradients, SmoothGrad.
+
+Argument names follow Captum where the concept is the same. Every function takes a batch ``inputs`` of
+the network's input shape and returns an array of that shape; ``target`` is one class index or one per
+example.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import _ffi
+from ._ffi import SwiftAttrError, check, fptr, iptr, lib
+from .model import Network, _f32
+
+
+def _network(net) -> Network:
+    if not isinstance(net, Network):
+        raise SwiftAttrError(f"net: expected a swiftattr Network, got {type(net).__name__}")
+    return net
+
+
+def _targets(net: Network, target, n: int) -> np.ndarray:
+    if target is None:
+        if net.output_size != 1:
+            raise SwiftAttrError(f"target is required for a model with {net.output_size} outputs")
+        target = 0
+    try:
+        t = np.asarray(target)
+    except Exception as e:  # pragma: no cover
+        raise SwiftAttrError(f"target: {e}") from None
+    if t.dtype.kind not in "iu" and not (t.dtype.kind == "b"):
+        if t.dtype.kind == "f" and np.all(np.isfinite(t)) and np.all(t == np.round(t)):
+            t = t.astype(np.int64)
+        else:
+            raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
+    t = np.ascontiguousarray(t.astype(np.int64).ravel())
+    if t.size not in (1, n):
+        raise SwiftAttrError(f"target: expected one class index or {n} (one per example), got {t.size}")
+    return t
+
+
+def _baselines(net: Network, baselines, n: int, name: str = "baselines"):
+    """(array or None, count): None → zeros; a scalar → filled; one example → broadcast; n examples."""
+    if baselines is None:
+        return None, 0
+    b = _f32(baselines, name)
+    if b.ndim == 0:
+        return np.full((1,) + net.input_shape, b, dtype=np.float32), 1
+    if b.shape == net.input_shape:
+        return np.ascontiguousarray(b[None]), 1
+    if b.shape[1:] == net.input_shape and b.shape[0] in (1, n):
+        return b, b.shape[0]
+    raise SwiftAttrError(f"{name}: expected one example of shape {net.input_shape} or {n} examples, got shape {b.shape}")
+
+
+def _chunk(internal_batch_size) -> int:
+    if internal_batch_size is None:
+        return 0
+    if int(internal_batch_size) <= 0:
+        raise SwiftAttrError(f"internal_batch_size must be positive (got {internal_batch_size})")
+    return int(internal_batch_size)
+
+
+def _seed(seed) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    seed = int(seed)
+    if seed < 0:
+        raise SwiftAttrError(f"seed must be non-negative (got {seed})")
+    return seed & 0xFFFFFFFFFFFFFFFF
+
+
+def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
+    """Gradient of the target output with respect to the inputs (its absolute value when ``abs``)."""
+    net = _network(net)
+    x = net._batch(inputs)
+    t = _targets(net, target, x.shape[0])
+    out = np.empty_like(x)
+    check(lib.sa_saliency(net._handle, fptr(x), x.shape[0], iptr(t), t.size, int(bool(abs)), fptr(out)))
+    return out
+
+
+def input_x_gradient(net, inputs, target=None) -> np.ndarray:
+    """Inputs times the gradient of the target output."""
+    net = _network(net)
+    x = net._batch(inputs)
+    t = _targets(net, target, x.shape[0])
+    out = np.empty_like(x)
+    check(lib.sa_input_x_gradient(net._handle, fptr(x), x.shape[0], iptr(t), t.size, fptr(out)))
+    return out
+
+
+def gradient(net, inputs, grad_outputs) -> np.ndarray:
+    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs."""
+    net = _network(net)
+    x = net._batch(inputs)
+    c = _f32(grad_outputs, "grad_outputs")
+    if c.shape != (x.shape[0], net.output_size):
+        raise SwiftAttrError(f"grad_outputs: expected shape {(x.shape[0], net.output_size)}, got {c.shape}")
+    out = np.empty_like(x)
+    check(lib.sa_gradient(net._handle, fptr(x), x.shape[0], fptr(c), fptr(out)))
+    return out
+
+
+def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
+                         internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False):
+    """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
+
+    ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
+    ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
+    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example."""
+    net = _network(net)
+    x = net._batch(inputs)
+    n = x.shape[0]
+    b, nb = _baselines(net, baselines, n)
+    t = _targets(net, target, n)
+    if method not in _ffi.IG_METHODS:
+        raise SwiftAttrError(f"method: unknown integration method {method!r}; expected one of {', '.join(_ffi.IG_METHODS)}")
+    out = np.empty_like(x)
+    delta = np.empty(n, dtype=np.float32)
+    check(lib.sa_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, int(n_steps),
+                                      _ffi.IG_METHODS[method], _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    return (out, delta) if return_convergence_delta else out
+
+
+def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
+                       internal_batch_size: Optional[int] = None) -> np.ndarray:
+    """Expected Gradients (Erion et al.): E over references x' and α∼U(0,1) of (x − x') ⊙ ∇f(x' + α(x − x')),
+    from ``n_samples`` draws per example. The same ``seed`` gives the same numbers."""
+    net = _network(net)
+    x = net._batch(inputs)
+    r = net._batch(references, "references")
+    t = _targets(net, target, x.shape[0])
+    out = np.empty_like(x)
+    check(lib.sa_expected_gradients(net._handle, fptr(x), x.shape[0], fptr(r), r.shape[0], iptr(t), t.size,
+                                    int(n_samples), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+    return out
+
+
+def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
+               seed: Optional[int] = None, internal_batch_size: Optional[int] = None) -> np.ndarray:
+    """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
+    "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers."""
+    net = _network(net)
+    x = net._batch(inputs)
+    t = _targets(net, target, x.shape[0])
+    if nt_type not in _ffi.NT_TYPES:
+        raise SwiftAttrError(f"nt_type: unknown {nt_type!r}; expected one of {', '.join(_ffi.NT_TYPES)}")
+    out = np.empty_like(x)
+    check(lib.sa_smoothgrad(net._handle, fptr(x), x.shape[0], iptr(t), t.size, _ffi.NT_TYPES[nt_type],
+                            int(n_samples), float(stdevs), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+    return out

@@ -1,0 +1,146 @@
+"""Converters from PyTorch and scikit-learn models to swiftattr networks (weights copy over unchanged)."""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import model as m
+from ._ffi import SwiftAttrError
+
+
+def _np(t) -> Optional[np.ndarray]:
+    return None if t is None else t.detach().cpu().numpy().astype(np.float32)
+
+
+def _torch_layers(module, prefix=""):
+    """Yields (path, leaf module) of an nn.Sequential, flattening nested Sequentials."""
+    import torch.nn as nn
+
+    if isinstance(module, nn.Sequential):
+        for name, child in module.named_children():
+            yield from _torch_layers(child, f"{prefix}{name}.")
+    else:
+        yield prefix.rstrip("."), module
+
+
+def _convert_torch_module(path: str, mod):
+    import torch.nn as nn
+
+    def unsupported(why: str):
+        return SwiftAttrError(f"from_torch: module '{path}' ({type(mod).__name__}) is not supported: {why}")
+
+    if isinstance(mod, nn.Linear):
+        return m.Linear(_np(mod.weight), _np(mod.bias))
+    if isinstance(mod, (nn.Conv1d, nn.Conv2d)):
+        if mod.groups != 1:
+            raise unsupported("groups != 1")
+        if mod.padding_mode != "zeros":
+            raise unsupported(f"padding_mode={mod.padding_mode!r}")
+        padding = mod.padding
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = (0,) * len(mod.kernel_size)
+            else:
+                k, d = mod.kernel_size, mod.dilation
+                total = [di * (ki - 1) for ki, di in zip(k, d)]
+                if any(t % 2 for t in total):
+                    raise unsupported("padding='same' with an even kernel extent (asymmetric padding)")
+                padding = tuple(t // 2 for t in total)
+        cls = m.Conv1d if isinstance(mod, nn.Conv1d) else m.Conv2d
+        return cls(_np(mod.weight), _np(mod.bias), stride=mod.stride, padding=padding, dilation=mod.dilation)
+    if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
+        dil = mod.dilation if isinstance(mod.dilation, (tuple, list)) else (mod.dilation,)
+        if any(d != 1 for d in dil):
+            raise unsupported("dilation != 1")
+        if mod.ceil_mode or mod.return_indices:
+            raise unsupported("ceil_mode or return_indices")
+        cls = m.MaxPool1d if isinstance(mod, nn.MaxPool1d) else m.MaxPool2d
+        return cls(mod.kernel_size, mod.stride, mod.padding)
+    if isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
+        if mod.ceil_mode or not mod.count_include_pad or getattr(mod, "divisor_override", None):
+            raise unsupported("ceil_mode, count_include_pad=False or divisor_override")
+        cls = m.AvgPool1d if isinstance(mod, nn.AvgPool1d) else m.AvgPool2d
+        return cls(mod.kernel_size, mod.stride, mod.padding)
+    if isinstance(mod, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        size = mod.output_size if isinstance(mod.output_size, (tuple, list)) else (mod.output_size,)
+        if any(s != 1 for s in size):
+            raise unsupported("only output_size=1 (global average pooling)")
+        return m.GlobalAvgPool()
+    if isinstance(mod, nn.Flatten):
+        if mod.start_dim != 1 or mod.end_dim != -1:
+            raise unsupported("only Flatten(start_dim=1, end_dim=-1)")
+        return m.Flatten()
+    if isinstance(mod, nn.ReLU):
+        return m.ReLU()
+    if isinstance(mod, nn.LeakyReLU):
+        return m.LeakyReLU(mod.negative_slope)
+    if isinstance(mod, nn.ELU):
+        return m.ELU(mod.alpha)
+    if isinstance(mod, nn.Softplus):
+        return m.Softplus(mod.beta)
+    if isinstance(mod, nn.Sigmoid):
+        return m.Sigmoid()
+    if isinstance(mod, nn.Tanh):
+        return m.Tanh()
+    if isinstance(mod, nn.Softmax):
+        if mod.dim not in (1, -1, None):
+            raise unsupported(f"dim={mod.dim}")
+        return m.Softmax()
+    if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        if mod.running_mean is None:
+            raise unsupported("track_running_stats=False")
+        return m.BatchNorm(_np(mod.running_mean), _np(mod.running_var), _np(mod.weight), _np(mod.bias), mod.eps)
+    if isinstance(mod, nn.Dropout):
+        return m.Dropout(mod.p)
+    if isinstance(mod, nn.Identity):
+        return None
+    raise unsupported("no swiftattr layer corresponds to it")
+
+
+def from_torch(module, input_shape: Optional[Sequence[int]] = None) -> m.Network:
+    """Converts a ``torch.nn.Sequential`` (nested Sequentials allowed) of supported modules.
+
+    ``input_shape`` is the per-example shape, e.g. ``(1, 28, 28)``; it may be omitted when the first
+    layer is Linear. Raises SwiftAttrError naming the first unsupported module."""
+    import torch.nn as nn
+
+    if not isinstance(module, nn.Sequential):
+        raise SwiftAttrError(f"from_torch: expected a torch.nn.Sequential, got {type(module).__name__}")
+    layers = [l for l in (_convert_torch_module(p, mod) for p, mod in _torch_layers(module)) if l is not None]
+    return m.Sequential(layers, input_shape=input_shape)
+
+
+def from_sklearn(estimator, output: str = "proba") -> m.Network:
+    """Converts a fitted scikit-learn ``MLPClassifier`` or ``MLPRegressor``.
+
+    ``output="proba"`` ends a classifier with a Softmax so the network computes ``predict_proba`` (a binary
+    classifier becomes two logits [0, z], so both class probabilities are outputs); ``output="logits"``
+    stops before it. Regressors output ``predict`` unchanged."""
+    name = type(estimator).__name__
+    if name not in ("MLPClassifier", "MLPRegressor"):
+        raise SwiftAttrError(f"from_sklearn: expected MLPClassifier or MLPRegressor, got {name}")
+    if not hasattr(estimator, "coefs_"):
+        raise SwiftAttrError("from_sklearn: the estimator is not fitted")
+    if output not in ("proba", "logits"):
+        raise SwiftAttrError(f"output: expected 'proba' or 'logits', got {output!r}")
+    act = {"relu": m.ReLU, "tanh": m.Tanh, "logistic": m.Sigmoid, "identity": None}
+    if estimator.activation not in act:
+        raise SwiftAttrError(f"from_sklearn: activation {estimator.activation!r} is not supported")
+    layers = []
+    n = len(estimator.coefs_)
+    for i, (W, b) in enumerate(zip(estimator.coefs_, estimator.intercepts_)):
+        W = np.asarray(W, dtype=np.float32).T
+        b = np.asarray(b, dtype=np.float32)
+        last = i == n - 1
+        if last and name == "MLPClassifier" and estimator.out_activation_ == "logistic":
+            if W.shape[0] != 1:
+                raise SwiftAttrError("from_sklearn: multi-label classifiers (logistic outputs > 1) are not supported")
+            W = np.vstack([np.zeros_like(W), W])
+            b = np.concatenate([np.zeros(1, np.float32), b])
+        layers.append(m.Linear(W, b))
+        if not last and act[estimator.activation] is not None:
+            layers.append(act[estimator.activation]())
+    if name == "MLPClassifier" and output == "proba":
+        layers.append(m.Softmax())
+    return m.Sequential(layers)
