@@ -58,9 +58,163 @@ const char *sa_last_error(void);
 /** Interface version of this library (1). */
 int sa_version(void);
 
-/* @@MODEL@@ */
+/* ---------------------------------------------------------------------------------------------------
+ * Models
+ *
+ * A model is a per-example input shape and a sequence of layers, each checked on addition to fit the
+ * output of the one before (shape errors name the layer). Weights use PyTorch's layouts, so tensors
+ * copy over from torch.nn unchanged. Per-example shapes: [F] features, [C, L] sequences, [C, H, W] images.
+ * ------------------------------------------------------------------------------------------------- */
 
-/* @@GRADIENTS@@ */
+/** Opaque model handle. */
+typedef struct sa_model sa_model;
+
+/** Layer kinds (also the codes stored in model files). */
+typedef enum sa_layer_kind {
+    SA_LAYER_DENSE = 0, SA_LAYER_CONV1D = 1, SA_LAYER_CONV2D = 2,
+    SA_LAYER_MAXPOOL1D = 3, SA_LAYER_MAXPOOL2D = 4, SA_LAYER_AVGPOOL1D = 5, SA_LAYER_AVGPOOL2D = 6,
+    SA_LAYER_GLOBAL_AVGPOOL = 7, SA_LAYER_FLATTEN = 8,
+    SA_LAYER_RELU = 9,        /**< max(x, 0) */
+    SA_LAYER_LEAKY_RELU = 10, /**< parameter: negative slope */
+    SA_LAYER_ELU = 11,        /**< parameter: alpha */
+    SA_LAYER_SOFTPLUS = 12,   /**< parameter: beta > 0; log(1 + exp(beta x)) / beta */
+    SA_LAYER_SIGMOID = 13, SA_LAYER_TANH = 14,
+    SA_LAYER_SOFTMAX = 15,    /**< over the example's values; final layer only */
+    SA_LAYER_BATCHNORM = 16, SA_LAYER_DROPOUT = 17
+} sa_layer_kind;
+
+/** Creates an empty model whose examples have shape input_shape[0..ndim) (ndim 1 to 3). Free it with
+ *  sa_model_free. */
+int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **out_model);
+
+/** Frees a model (NULL is ignored). Not to be called while another thread uses the model. */
+void sa_model_free(sa_model *model);
+
+/** Appends y = W x + b. weight: out_features × in_features; bias: out_features floats, or NULL for none.
+ *  The input must be flat ([F], add a Flatten after convolutions). */
+int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
+                       const float *bias);
+
+/** Appends a 1-D convolution over [C, L]. weight: out × in × kernel_size; bias: out floats or NULL. */
+int sa_model_add_conv1d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+                        int64_t kernel_size, const float *bias, int64_t stride, int64_t padding,
+                        int64_t dilation);
+
+/** Appends a 2-D convolution over [C, H, W]. weight: out × in × kernel_h × kernel_w; bias: out or NULL. */
+int sa_model_add_conv2d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+                        int64_t kernel_h, int64_t kernel_w, const float *bias,
+                        int64_t stride_h, int64_t stride_w, int64_t padding_h, int64_t padding_w,
+                        int64_t dilation_h, int64_t dilation_w);
+
+/** Appends max pooling (padding counts as -infinity, at most half the kernel, as in PyTorch). */
+int sa_model_add_maxpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
+int sa_model_add_maxpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                           int64_t stride_w, int64_t padding_h, int64_t padding_w);
+
+/** Appends average pooling (zero padding counted in the divisor: PyTorch's count_include_pad=True). */
+int sa_model_add_avgpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
+int sa_model_add_avgpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                           int64_t stride_w, int64_t padding_h, int64_t padding_w);
+
+/** Appends a mean over every position of each channel: [C, ...] -> [C]. */
+int sa_model_add_global_avgpool(sa_model *model);
+
+/** Appends a reshape of each example to [F]. */
+int sa_model_add_flatten(sa_model *model);
+
+/** Appends an activation: kind is one of SA_LAYER_RELU ... SA_LAYER_SOFTMAX; parameter is the
+ *  LeakyReLU slope, the ELU alpha or the Softplus beta (ignored otherwise). */
+int sa_model_add_activation(sa_model *model, int kind, float parameter);
+
+/** Appends batch normalisation with inference statistics: weight (gamma) * (x - mean)/sqrt(var + eps) + bias
+ *  per channel (dimension 0 of the example). weight and bias may be NULL (1 and 0). */
+int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float *weight, const float *bias,
+                           const float *running_mean, const float *running_var, float eps);
+
+/** Appends dropout: the identity at inference (p in [0, 1) is recorded only). */
+int sa_model_add_dropout(sa_model *model, float p);
+
+/** The per-example input shape: shape must hold 3 values; *ndim receives the number used. */
+int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
+
+/** Number of layers. */
+int sa_model_num_layers(const sa_model *model, int64_t *count);
+
+/** Floats per example at the input of layer `layer` (0 = the model input, num_layers = the output). */
+int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
+
+/** The sa_layer_kind of layer `layer` (0-based). */
+int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
+
+/** Writes the model to `path` in the swiftattr model format: "SAMODEL1", then little-endian u32 ndim,
+ *  ndim x i64 input shape, u32 layer count, and per layer: u32 kind, u32 n + n x i64 integers,
+ *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts). */
+int sa_model_save(const sa_model *model, const char *path);
+
+/** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. */
+int sa_model_load(const char *path, sa_model **out_model);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Forward pass and gradient attributions
+ *
+ * x holds n examples (n * input_size floats, input_size = sa_model_size_at(model, 0)); attributions are
+ * written to `out`, n * input_size floats. `target` points to n_target class indices: 1 (used for every
+ * example) or n (one per example), each in [0, output_size). internal_batch_size bounds how many rows
+ * (example x step) are evaluated at once; <= 0 picks a size for a 64 MB working set. Stochastic methods
+ * take a seed: the same seed gives the same numbers.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Integration rules of sa_integrated_gradients (Captum's names). */
+typedef enum sa_ig_method {
+    SA_IG_RIEMANN_LEFT = 0,      /**< alpha_k = k/n */
+    SA_IG_RIEMANN_RIGHT = 1,     /**< alpha_k = (k+1)/n */
+    SA_IG_RIEMANN_MIDDLE = 2,    /**< alpha_k = (k+1/2)/n */
+    SA_IG_RIEMANN_TRAPEZOID = 3, /**< alpha_k = k/(n-1), halved end weights (n >= 2) */
+    SA_IG_GAUSS_LEGENDRE = 4     /**< Gauss-Legendre nodes on [0, 1] (Captum's default) */
+} sa_ig_method;
+
+/** SmoothGrad aggregations. */
+typedef enum sa_nt_type {
+    SA_NT_SMOOTHGRAD = 0,    /**< mean of the gradients */
+    SA_NT_SMOOTHGRAD_SQ = 1, /**< mean of the squared gradients */
+    SA_NT_VARGRAD = 2        /**< variance of the gradients */
+} sa_nt_type;
+
+/** Network outputs: out receives n * output_size floats (output_size = sa_model_size_at(model, num_layers)). */
+int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
+
+/** Values at the input of layer `layer` (0...num_layers): out receives n * sa_model_size_at(model, layer). */
+int sa_forward_to_layer(const sa_model *model, const float *x, int64_t n, int64_t layer, float *out);
+
+/** Vector-Jacobian product: out = d<cotangent, f(x)>/dx, cotangent of n * output_size floats. */
+int sa_gradient(const sa_model *model, const float *x, int64_t n, const float *cotangent, float *out);
+
+/** Saliency: d f_target / dx, or its absolute value when absolute != 0. */
+int sa_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                int absolute, float *out);
+
+/** Input x gradient: x * d f_target / dx. */
+int sa_input_x_gradient(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                        int64_t n_target, float *out);
+
+/** Integrated Gradients (Sundararajan et al. 2017): (x - x') * integral_0^1 grad f(x' + a (x - x')) da with
+ *  n_steps nodes of `method` (an sa_ig_method). baselines: n_baselines = 0 (zeros; pointer may be NULL),
+ *  1 (one example, broadcast) or n. delta (may be NULL) receives n floats: sum(phi) - (f(x) - f(x')). */
+int sa_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                            int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+                            int method, int64_t internal_batch_size, float *out, float *delta);
+
+/** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows) and
+ *  a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')), with n_samples draws per example. */
+int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
+                          int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
+                          uint64_t seed, int64_t internal_batch_size, float *out);
+
+/** SmoothGrad (Smilkov et al. 2017): gradients at x + N(0, stdev^2) aggregated by nt_type (an sa_nt_type)
+ *  over n_samples draws per example. */
+int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                  int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
+                  float *out);
 
 /* @@DEEPLIFT@@ */
 
