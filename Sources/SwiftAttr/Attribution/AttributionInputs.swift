@@ -40,7 +40,8 @@ extension Network {
     }
 
     /// Rows per chunk for passes that start at layer `start`: `requested` when given, otherwise as many
-    /// as fit a budget of 2²⁴ floats (64 MB) of tape and patch matrices.
+    /// as fit a budget of 2²¹ floats (8 MB) of tape and patch matrices per worker — small enough to stay
+    /// in cache, large enough for efficient GEMMs.
     func chunkRows(from start: Int, requested: Int?) throws -> Int {
         if let requested {
             try Check.positive(requested, "internal_batch_size")
@@ -58,6 +59,6 @@ extension Network {
                 break
             }
         }
-        return max(1, (1 << 24) / max(1, perRow))
+        return max(1, (1 << 21) / max(1, perRow))
     }
 }

@@ -62,14 +62,17 @@ extension Network {
         }
         let zInput = forward(x, rows: rows, from: 0, to: p)
         let zReference = forward(references, rows: referenceCount, from: 0, to: p)
-        var attributions = [Float](repeating: 0, count: rows * d)
-        pathCotangents(prefix: p, zInput: zInput, zReference: zReference, points: points, targets: targets, chunk: chunk) { slice, g in
+        let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: points.count, chunk: chunk))
+        defer { accumulators.release() }
+        pathCotangents(prefix: p, zInput: zInput, zReference: zReference, points: points, targets: targets, chunk: chunk) { slice, g, worker in
             let grads = pullbackAffine(g, rows: slice.count, from: p, to: 0)
+            let acc = accumulators[worker]
             for (r, point) in slice.enumerated() {
                 let xi = point.example * d, xr = point.reference * d, gr = r * d
-                for k in 0..<d { attributions[xi + k] += (x[xi + k] - references[xr + k]) * grads[gr + k] }
+                for k in 0..<d { acc[xi + k] += (x[xi + k] - references[xr + k]) * grads[gr + k] }
             }
         }
+        let attributions = accumulators.sum()
         return attributions
     }
 
@@ -103,27 +106,35 @@ extension Network {
         let targets = try expandTargets(targets, rows: rows)
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
         let d = inputSize
-        var rng = RandomSource(seed: seed)
-        var sum = [Double](repeating: 0, count: rows * d)
-        var sumSquares = [Double](repeating: 0, count: rows * d)
         let total = rows * samples
-        for begin in stride(from: 0, to: total, by: chunk) {
-            let end = min(total, begin + chunk), n = end - begin
-            var noisy = [Float](repeating: 0, count: n * d)
-            for r in 0..<n {
-                let i = (begin + r) / samples
-                for k in 0..<d { noisy[r * d + k] = x[i * d + k] + stdev * Float(rng.normal()) }
+        let workers = Parallel.workers(count: total, chunk: chunk)
+        let sums = WorkerAccumulators<Double>(count: rows * d, workers: workers)
+        let squares = WorkerAccumulators<Double>(count: rows * d, workers: workers)
+        defer { sums.release(); squares.release() }
+        let p = affinePrefixLength
+        Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
+            let n = range.count
+            // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
+            let noisy = uninitializedFloats(n * d) { out in
+                for (r, row) in range.enumerated() {
+                    var rng = RandomSource(seed: seed, stream: UInt64(row))
+                    let xi = (row / samples) * d
+                    for k in 0..<d { out[r * d + k] = x[xi + k] + stdev * Float(rng.normal()) }
+                }
             }
-            let g = targetGradients(noisy, rows: n, targets: (begin..<end).map { targets[$0 / samples] }, chunk: n)
-            for r in 0..<n {
-                let i = (begin + r) / samples
+            let z = forward(noisy, rows: n, from: 0, to: p)
+            let g = pullbackAffine(targetCotangents(at: p, z, rows: n, targets: range.map { targets[$0 / samples] }), rows: n, from: p, to: 0)
+            let sum = sums[worker], square = squares[worker]
+            for (r, row) in range.enumerated() {
+                let xi = (row / samples) * d
                 for k in 0..<d {
                     let v = Double(g[r * d + k])
-                    sum[i * d + k] += v
-                    sumSquares[i * d + k] += v * v
+                    sum[xi + k] += v
+                    square[xi + k] += v * v
                 }
             }
         }
+        let sum = sums.sum(), sumSquares = squares.sum()
         let s = Double(samples)
         switch aggregation {
         case .smoothGrad: return sum.map { Float($0 / s) }

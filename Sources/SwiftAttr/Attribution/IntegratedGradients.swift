@@ -38,17 +38,18 @@ extension Network {
             for k in 0..<steps { points.append(PathPoint(example: i, reference: i, alpha: Float(alphas[k]), weight: Float(weights[k]))) }
         }
         // Σ_k w_k ∇_h f(h_k) per example at the prefix output, then Pᵀ once per example.
-        var summed = [Float](repeating: 0, count: rows * dp)
-        pathCotangents(prefix: p, zInput: zInput, zReference: zBase, points: points, targets: targets, chunk: chunk) { slice, g in
-            summed.withUnsafeMutableBufferPointer { s in
-                g.withUnsafeBufferPointer { gp in
-                    for (r, point) in slice.enumerated() {
-                        let dst = s.baseAddress! + point.example * dp, src = gp.baseAddress! + r * dp
-                        for k in 0..<dp { dst[k] += src[k] }
-                    }
+        let accumulators = WorkerAccumulators<Float>(count: rows * dp, workers: Parallel.workers(count: points.count, chunk: chunk))
+        defer { accumulators.release() }
+        pathCotangents(prefix: p, zInput: zInput, zReference: zBase, points: points, targets: targets, chunk: chunk) { slice, g, worker in
+            let acc = accumulators[worker]
+            g.withUnsafeBufferPointer { gp in
+                for (r, point) in slice.enumerated() {
+                    let dst = acc + point.example * dp, src = gp.baseAddress! + r * dp
+                    for k in 0..<dp { dst[k] += src[k] }
                 }
             }
         }
+        let summed = accumulators.sum()
         let gradients = pullbackAffine(summed, rows: rows, from: p, to: 0)
         var attributions = [Float](repeating: 0, count: rows * d)
         for j in 0..<(rows * d) { attributions[j] = (x[j] - base[j]) * gradients[j] }

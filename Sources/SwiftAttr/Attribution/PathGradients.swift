@@ -16,18 +16,20 @@ extension Network {
         return pullback(tape, cotangent: seed)
     }
 
-    /// Gradients `∇_x f_{targets[i]}(x_i)` for `rows` examples, chunked by `chunk` rows.
+    /// Gradients `∇_x f_{targets[i]}(x_i)` for `rows` examples, chunked by `chunk` rows (chunks in parallel).
     func targetGradients(_ x: [Float], rows: Int, targets: [Int], chunk: Int) -> [Float] {
         let p = affinePrefixLength
         let d = inputSize
-        var result = [Float]()
-        result.reserveCapacity(rows * d)
-        for begin in stride(from: 0, to: rows, by: chunk) {
-            let end = min(rows, begin + chunk), n = end - begin
-            let xs = Array(x[(begin * d)..<(end * d)])
-            let z = forward(xs, rows: n, from: 0, to: p)
-            let g = targetCotangents(at: p, z, rows: n, targets: Array(targets[begin..<end]))
-            result.append(contentsOf: pullbackAffine(g, rows: n, from: p, to: 0))
+        var result = [Float](repeating: 0, count: rows * d)
+        result.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+                let xs = Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
+                let z = forward(xs, rows: range.count, from: 0, to: p)
+                let g = targetCotangents(at: p, z, rows: range.count, targets: Array(targets[range]))
+                let grads = pullbackAffine(g, rows: range.count, from: p, to: 0)
+                (out + range.lowerBound * d).update(from: grads, count: grads.count)
+            }
         }
         return result
     }
@@ -43,14 +45,16 @@ extension Network {
 
     /// For each point, the weighted cotangent at the output of the affine prefix (layer `p` input):
     /// `weight · ∇_h f_t(h)` at h = (1 − α)·zReference[reference] + α·zInput[example]. Points are
-    /// processed in chunks of `chunk`; `consume(points, cotangents)` receives each chunk's result.
+    /// processed in chunks of `chunk`, chunks in parallel; `consume(points, cotangents, worker)` receives
+    /// each chunk's result on worker `worker` (0..<``Parallel/workers(count:chunk:)``), so callers
+    /// accumulate into per-worker buffers.
     func pathCotangents(
         prefix p: Int, zInput: [Float], zReference: [Float], points: [PathPoint], targets: [Int], chunk: Int,
-        consume: (ArraySlice<PathPoint>, [Float]) -> Void
+        consume: (ArraySlice<PathPoint>, [Float], Int) -> Void
     ) {
         let dp = size(at: p)
-        for begin in stride(from: 0, to: points.count, by: chunk) {
-            let slice = points[begin..<min(points.count, begin + chunk)]
+        Parallel.forEachChunk(count: points.count, chunk: chunk) { _, range, worker in
+            let slice = points[range]
             let n = slice.count
             let h = uninitializedFloats(n * dp) { hp in
                 zInput.withUnsafeBufferPointer { zi in
@@ -65,7 +69,38 @@ extension Network {
                 }
             }
             let g = targetCotangents(at: p, h, rows: n, targets: slice.map { targets[$0.example] }, weights: slice.map(\.weight))
-            consume(slice, g)
+            consume(slice, g, worker)
         }
     }
+
+}
+
+/// Zeroed accumulators, one block of `count` values per worker of a chunked pass, so workers add without
+/// sharing memory; ``sum()`` adds the blocks. The caller deallocates with ``release()``.
+struct WorkerAccumulators<Element: FloatingPoint> {
+    let count: Int
+    let workers: Int
+    let base: UnsafeMutablePointer<Element>
+
+    init(count: Int, workers: Int) {
+        self.count = count
+        self.workers = max(1, workers)
+        base = .allocate(capacity: count * self.workers)
+        base.initialize(repeating: 0, count: count * self.workers)
+    }
+
+    /// The block of worker `w`.
+    subscript(_ w: Int) -> UnsafeMutablePointer<Element> { base + w * count }
+
+    /// Element-wise sum over the workers' blocks.
+    func sum() -> [Element] {
+        var total = Array(UnsafeBufferPointer(start: base, count: count))
+        for w in 1..<workers {
+            let block = self[w]
+            for k in 0..<count { total[k] += block[k] }
+        }
+        return total
+    }
+
+    func release() { base.deallocate() }
 }

@@ -1,31 +1,70 @@
+import CBLAS
 import Dispatch
-
-/// Number of worker threads for elementwise and gather/scatter loops (GEMMs use OpenBLAS's own threads).
-let workerCount: Int = {
-    #if canImport(Glibc)
-    return max(1, min(8, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
-    #else
-    return 2
-    #endif
-}()
-
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Runs `body(i)` for i in 0..<count, split into contiguous blocks over the worker threads when the
-/// count makes it worthwhile. `body` must write disjoint memory for different i.
-@inline(__always)
-func parallelFor(_ count: Int, minimumPerThread: Int = 4, _ body: (Int) -> Void) {
-    let workers = min(workerCount, count / max(1, minimumPerThread))
-    if workers <= 1 {
-        for i in 0..<count { body(i) }
-        return
-    }
-    withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let start = count * w / workers, end = count * (w + 1) / workers
-            for i in start..<end { body(i) }
+/// Chunk-level parallelism.
+///
+/// Work is split into chunks of rows that are independent (path points, examples, references); chunks run
+/// on `workerCount` threads at once, each calling single-threaded GEMMs, so the elementwise, gather and
+/// scatter work between GEMMs runs in parallel too and no thread waits on another inside a layer. While
+/// such a region runs, OpenBLAS is set to one thread (and restored after); a call with a single chunk keeps
+/// OpenBLAS's own threading.
+enum Parallel {
+    /// Worker threads: the number of online processors (at most 16).
+    static let workerCount: Int = max(1, min(16, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+
+    private static var mutex: pthread_mutex_t = {
+        var m = pthread_mutex_t()
+        pthread_mutex_init(&m, nil)
+        return m
+    }()
+    nonisolated(unsafe) private static var activeRegions = 0
+    nonisolated(unsafe) private static var savedThreads: Int32 = 1
+
+    /// Runs `body(chunkIndex, rows, worker)` for the chunks `rows = chunk·c ..< min(count, chunk·(c+1))`;
+    /// `worker` in 0..<workers identifies the thread (for per-worker accumulators). Returns the number of
+    /// workers used, so callers can size accumulators with ``workers(count:chunk:)`` first.
+    static func forEachChunk(count: Int, chunk: Int, _ body: (Int, Range<Int>, Int) -> Void) {
+        let chunks = (count + chunk - 1) / chunk
+        let workers = Self.workers(count: count, chunk: chunk)
+        if workers <= 1 {
+            for c in 0..<chunks { body(c, (c * chunk)..<min(count, (c + 1) * chunk), 0) }
+            return
         }
+        enterSingleThreadedBLAS()
+        defer { leaveSingleThreadedBLAS() }
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var c = w
+                while c < chunks {
+                    body(c, (c * chunk)..<min(count, (c + 1) * chunk), w)
+                    c += workers
+                }
+            }
+        }
+    }
+
+    /// Number of workers ``forEachChunk(count:chunk:_:)`` uses for this split.
+    static func workers(count: Int, chunk: Int) -> Int {
+        min(workerCount, (count + chunk - 1) / max(1, chunk))
+    }
+
+    private static func enterSingleThreadedBLAS() {
+        pthread_mutex_lock(&mutex)
+        if activeRegions == 0 {
+            savedThreads = openblas_get_num_threads()
+            openblas_set_num_threads(1)
+        }
+        activeRegions += 1
+        pthread_mutex_unlock(&mutex)
+    }
+
+    private static func leaveSingleThreadedBLAS() {
+        pthread_mutex_lock(&mutex)
+        activeRegions -= 1
+        if activeRegions == 0 { openblas_set_num_threads(savedThreads) }
+        pthread_mutex_unlock(&mutex)
     }
 }

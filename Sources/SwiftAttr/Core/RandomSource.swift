@@ -16,6 +16,12 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         s = (splitMix(&z), splitMix(&z), splitMix(&z), splitMix(&z))
     }
 
+    /// Stream `stream` of `seed`: independent generators for parallel rows, reproducible whatever the
+    /// order in which rows are processed.
+    public init(seed: UInt64, stream: UInt64) {
+        self.init(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03 &+ 0x8CB9_2BA7_2F3D_8DD7))
+    }
+
     @inline(__always)
     private static func rotl(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
 

@@ -75,40 +75,21 @@ extension Network {
             return convolve(c, g, x, rows: rows)
         case .maxPool1d(let p), .maxPool2d(let p):
             let g = WindowGeometry(pooling: p, input: inShape)
-            let windows = g.windows()
             return uninitializedFloats(count) { y in
                 x.withUnsafeBufferPointer { xp in
-                    parallelFor(rows * g.channels) { nc in
-                        let xin = xp.baseAddress! + nc * g.inputPlane
-                        let yout = y + nc * g.outputPlane
-                        let channelOffset = Int32((nc % g.channels) * g.inputPlane)
-                        for (o, window) in windows.enumerated() {
-                            var best = window[0]
-                            var value = xin[Int(best)]
-                            for k in window.dropFirst() where xin[Int(k)] > value {
-                                value = xin[Int(k)]
-                                best = k
-                            }
-                            yout[o] = value
-                            argmax?[nc * g.outputPlane + o] = channelOffset + best
-                        }
+                    for nc in 0..<(rows * g.channels) {
+                        g.maxPool(xp.baseAddress! + nc * g.inputPlane, y + nc * g.outputPlane,
+                                  argmax: argmax.map { $0 + nc * g.outputPlane }, offset: Int32((nc % g.channels) * g.inputPlane))
                     }
                 }
             }
         case .avgPool1d(let p), .avgPool2d(let p):
             let g = WindowGeometry(pooling: p, input: inShape)
-            let windows = g.windows()
-            let divisor = Float(g.kh * g.kw)
+            let scale = 1 / Float(g.kh * g.kw)
             return uninitializedFloats(count) { y in
                 x.withUnsafeBufferPointer { xp in
-                    parallelFor(rows * g.channels) { nc in
-                        let xin = xp.baseAddress! + nc * g.inputPlane
-                        let yout = y + nc * g.outputPlane
-                        for (o, window) in windows.enumerated() {
-                            var sum: Float = 0
-                            for k in window { sum += xin[Int(k)] }
-                            yout[o] = sum / divisor
-                        }
+                    for nc in 0..<(rows * g.channels) {
+                        g.sumPool(xp.baseAddress! + nc * g.inputPlane, y + nc * g.outputPlane, scale: scale)
                     }
                 }
             }
@@ -166,29 +147,27 @@ extension Network {
         }
     }
 
-    /// Convolution as one GEMM over the whole chunk: (rows·P × CKK) · Wᵀ, then transposed to NCHW + bias.
+    /// Convolution as one GEMM over the whole chunk: `W (O×K) · cols (K × rows·P)`, then each output
+    /// channel's run of P values is copied to NCHW with the bias added.
     private func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
-        let P = g.outputPlane, K = g.patchSize, O = c.outChannels
-        var cols = [Float](unsafeUninitializedCapacity: rows * P * K) { _, n in n = rows * P * K }
-        cols.withUnsafeMutableBufferPointer { cp in
-            x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp.baseAddress!) }
+        let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
+        let cols = uninitializedFloats(K * columns) { cp in
+            x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }
         }
-        var transposed = [Float](unsafeUninitializedCapacity: rows * P * O) { _, n in n = rows * P * O }
-        cols.withUnsafeBufferPointer { cp in
-            c.weight.withUnsafeBufferPointer { w in
-                transposed.withUnsafeMutableBufferPointer { t in
-                    BLAS.sgemm(transB: true, m: rows * P, n: O, k: K, a: cp.baseAddress!, b: w.baseAddress!, c: t.baseAddress!)
+        let product = uninitializedFloats(O * columns) { t in
+            cols.withUnsafeBufferPointer { cp in
+                c.weight.withUnsafeBufferPointer { w in
+                    BLAS.sgemm(m: O, n: columns, k: K, a: w.baseAddress!, b: cp.baseAddress!, c: t)
                 }
             }
         }
         return uninitializedFloats(rows * O * P) { y in
-            transposed.withUnsafeBufferPointer { t in
-                parallelFor(rows) { n in
-                    let tn = t.baseAddress! + n * P * O, yn = y + n * O * P
-                    for o in 0..<O {
-                        let b = c.bias[o]
-                        let yo = yn + o * P
-                        for p in 0..<P { yo[p] = tn[p * O + o] + b }
+            product.withUnsafeBufferPointer { t in
+                for o in 0..<O {
+                    let b = c.bias[o]
+                    for n in 0..<rows {
+                        let src = t.baseAddress! + o * columns + n * P, dst = y + (n * O + o) * P
+                        for p in 0..<P { dst[p] = src[p] + b }
                     }
                 }
             }

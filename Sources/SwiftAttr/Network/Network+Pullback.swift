@@ -54,18 +54,12 @@ extension Network {
             return dx
         case .avgPool1d(let p), .avgPool2d(let p):
             let g = WindowGeometry(pooling: p, input: inShape)
-            let windows = g.windows()
-            let divisor = Float(g.kh * g.kw)
+            let scale = 1 / Float(g.kh * g.kw)
             var dx = [Float](repeating: 0, count: count)
             dx.withUnsafeMutableBufferPointer { dxp in
                 dy.withUnsafeBufferPointer { gp in
-                    parallelFor(rows * g.channels) { nc in
-                        let dxin = dxp.baseAddress! + nc * g.inputPlane
-                        let gout = gp.baseAddress! + nc * g.outputPlane
-                        for (o, window) in windows.enumerated() {
-                            let share = gout[o] / divisor
-                            for k in window { dxin[Int(k)] += share }
-                        }
+                    for nc in 0..<(rows * g.channels) {
+                        g.sumPoolAdjoint(gp.baseAddress! + nc * g.outputPlane, dxp.baseAddress! + nc * g.inputPlane, scale: scale)
                     }
                 }
             }
@@ -115,24 +109,22 @@ extension Network {
         }
     }
 
-    /// Adjoint of ``convolve``: transpose NCHW cotangents to (rows·P × O), one GEMM with W, then col2im.
+    /// Adjoint of ``convolve``: gather NCHW cotangents to (O × rows·P), one GEMM `Wᵀ · dY`, then col2im.
     private func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
-        let P = g.outputPlane, K = g.patchSize, O = c.outChannels
-        let transposed = uninitializedFloats(rows * P * O) { t in
+        let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
+        let gathered = uninitializedFloats(O * columns) { t in
             dy.withUnsafeBufferPointer { d in
-                parallelFor(rows) { n in
-                    let dn = d.baseAddress! + n * O * P, tn = t + n * P * O
+                for n in 0..<rows {
                     for o in 0..<O {
-                        let dyo = dn + o * P
-                        for p in 0..<P { tn[p * O + o] = dyo[p] }
+                        (t + o * columns + n * P).update(from: d.baseAddress! + (n * O + o) * P, count: P)
                     }
                 }
             }
         }
-        let cols = uninitializedFloats(rows * P * K) { cp in
-            transposed.withUnsafeBufferPointer { t in
+        let cols = uninitializedFloats(K * columns) { cp in
+            gathered.withUnsafeBufferPointer { t in
                 c.weight.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(m: rows * P, n: K, k: O, a: t.baseAddress!, b: w.baseAddress!, c: cp)
+                    BLAS.sgemm(transA: true, m: K, n: columns, k: O, a: w.baseAddress!, b: t.baseAddress!, c: cp)
                 }
             }
         }

@@ -38,92 +38,134 @@ struct WindowGeometry {
     /// Columns of the im2col matrix: C·kh·kw.
     var patchSize: Int { channels * kh * kw }
 
-    /// Writes, for `rows` examples, the patch matrix of shape (rows·outputPlane) × patchSize: row
-    /// (n, oh, ow) holds the input values under the window at (oh, ow), zero where it hangs over the padding.
-    func im2col(_ x: UnsafePointer<Float>, rows: Int, into cols: UnsafeMutablePointer<Float>) {
-        let P = outputPlane, K = patchSize
-        parallelFor(rows) { n in
-            let xn = x + n * inputSize
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth {
-                    var dst = cols + (n * P + oh * outWidth + ow) * K
-                    for c in 0..<channels {
-                        let xc = xn + c * inputPlane
-                        for i in 0..<kh {
-                            let ih = oh * sh - ph + i * dh
-                            if ih < 0 || ih >= height {
-                                dst.update(repeating: 0, count: kw)
-                                dst += kw
-                                continue
-                            }
-                            let row = xc + ih * width
-                            for j in 0..<kw {
-                                let iw = ow * sw - pw + j * dw
-                                dst.pointee = (iw >= 0 && iw < width) ? row[iw] : 0
-                                dst += 1
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of ``im2col``: scatters-adds the patch matrix back onto `rows` zero-initialised inputs.
-    func col2im(_ cols: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>) {
-        let P = outputPlane, K = patchSize
-        parallelFor(rows) { n in
-            let dxn = dx + n * inputSize
-            dxn.update(repeating: 0, count: inputSize)
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth {
-                    var src = cols + (n * P + oh * outWidth + ow) * K
-                    for c in 0..<channels {
-                        let dxc = dxn + c * inputPlane
-                        for i in 0..<kh {
-                            let ih = oh * sh - ph + i * dh
-                            if ih < 0 || ih >= height { src += kw; continue }
-                            let row = dxc + ih * width
-                            for j in 0..<kw {
-                                let iw = ow * sw - pw + j * dw
-                                if iw >= 0 && iw < width { row[iw] += src.pointee }
-                                src += 1
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Calls `body(outputIndex, inputIndices)` for every output position of one channel plane, with the
-    /// in-plane indices of the window's positions that lie inside the input (padding excluded).
+    /// Calls `body(k, c, i, j)` for each patch entry k = (c·kh + i)·kw + j.
     @inline(__always)
-    func forEachWindow(_ body: (Int, UnsafeBufferPointer<Int32>) -> Void) {
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: kh * kw) { buffer in
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth {
-                    var count = 0
-                    for i in 0..<kh {
-                        let ih = oh * sh - ph + i * dh
-                        guard ih >= 0 && ih < height else { continue }
-                        for j in 0..<kw {
-                            let iw = ow * sw - pw + j * dw
-                            guard iw >= 0 && iw < width else { continue }
-                            buffer[count] = Int32(ih * width + iw)
-                            count += 1
-                        }
+    private func forEachPatchEntry(_ body: (Int, Int, Int, Int) -> Void) {
+        var k = 0
+        for c in 0..<channels { for i in 0..<kh { for j in 0..<kw { body(k, c, i, j); k += 1 } } }
+    }
+
+    /// Range of output columns ow whose input column ow·sw − pw + j·dw lies inside [0, width).
+    @inline(__always)
+    private func validColumns(_ j: Int) -> Range<Int> {
+        let shift = j * dw - pw  // iw = ow·sw + shift
+        let first = shift >= 0 ? 0 : (-shift + sw - 1) / sw
+        let limit = width - shift  // need ow·sw < limit
+        let last = limit <= 0 ? 0 : min(outWidth, (limit + sw - 1) / sw)
+        return first..<max(first, last)
+    }
+
+    /// The patch matrix in "K × (rows·P)" layout: entry (k, n·P + p) is the input under patch position
+    /// k = (c, i, j) of output position p of example n (zero over the padding). Then the convolution of the
+    /// whole chunk is one GEMM `W (O×K) · cols`, and runs of output columns copy contiguously.
+    func im2col(_ x: UnsafePointer<Float>, rows: Int, into cols: UnsafeMutablePointer<Float>) {
+        let P = outputPlane, columns = rows * P
+        forEachPatchEntry { k, c, i, j in
+            let valid = validColumns(j)
+            let shift = j * dw - pw
+            for n in 0..<rows {
+                let xc = x + n * inputSize + c * inputPlane
+                for oh in 0..<outHeight {
+                    let dst = cols + k * columns + n * P + oh * outWidth
+                    let ih = oh * sh - ph + i * dh
+                    guard ih >= 0 && ih < height, !valid.isEmpty else {
+                        dst.update(repeating: 0, count: outWidth)
+                        continue
                     }
-                    body(oh * outWidth + ow, UnsafeBufferPointer(rebasing: buffer[0..<count]))
+                    let src = xc + ih * width + shift
+                    for ow in 0..<valid.lowerBound { dst[ow] = 0 }
+                    if sw == 1 {
+                        (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                    } else {
+                        for ow in valid { dst[ow] = src[ow * sw] }
+                    }
+                    for ow in valid.upperBound..<outWidth { dst[ow] = 0 }
                 }
             }
         }
     }
 
-    /// Window index lists for a whole plane, computed once: `windows[o]` are the input positions of output `o`.
-    func windows() -> [[Int32]] {
-        var result = [[Int32]](repeating: [], count: outputPlane)
-        forEachWindow { o, idx in result[o] = Array(idx) }
-        return result
+    /// The adjoint of ``im2col(_:rows:into:)``: adds every patch entry back onto `rows` inputs, which it
+    /// first sets to zero.
+    func col2im(_ cols: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>) {
+        let P = outputPlane, columns = rows * P
+        dx.update(repeating: 0, count: rows * inputSize)
+        forEachPatchEntry { k, c, i, j in
+            let valid = validColumns(j)
+            guard !valid.isEmpty else { return }
+            let shift = j * dw - pw
+            for n in 0..<rows {
+                let dxc = dx + n * inputSize + c * inputPlane
+                for oh in 0..<outHeight {
+                    let ih = oh * sh - ph + i * dh
+                    guard ih >= 0 && ih < height else { continue }
+                    let src = cols + k * columns + n * P + oh * outWidth
+                    let dst = dxc + ih * width + shift
+                    for ow in valid { dst[ow * sw] += src[ow] }
+                }
+            }
+        }
+    }
+
+    /// Max over each window of one channel plane (positions in the padding are skipped, i.e. −∞);
+    /// `argmax` (if given) receives the in-plane index of each window's first maximum.
+    @inline(__always)
+    func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, offset: Int32) {
+        for oh in 0..<outHeight {
+            for ow in 0..<outWidth {
+                var best = -Float.infinity, at = -1
+                for i in 0..<kh {
+                    let ih = oh * sh - ph + i * dh
+                    guard ih >= 0 && ih < height else { continue }
+                    for j in 0..<kw {
+                        let iw = ow * sw - pw + j * dw
+                        guard iw >= 0 && iw < width else { continue }
+                        let v = x[ih * width + iw]
+                        if at < 0 || v > best { best = v; at = ih * width + iw }
+                    }
+                }
+                y[oh * outWidth + ow] = best
+                argmax?[oh * outWidth + ow] = offset + Int32(at)
+            }
+        }
+    }
+
+    /// Sum over each window of one channel plane times `scale` (padding contributes zeros).
+    @inline(__always)
+    func sumPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, scale: Float) {
+        for oh in 0..<outHeight {
+            for ow in 0..<outWidth {
+                var sum: Float = 0
+                for i in 0..<kh {
+                    let ih = oh * sh - ph + i * dh
+                    guard ih >= 0 && ih < height else { continue }
+                    for j in 0..<kw {
+                        let iw = ow * sw - pw + j * dw
+                        guard iw >= 0 && iw < width else { continue }
+                        sum += x[ih * width + iw]
+                    }
+                }
+                y[oh * outWidth + ow] = sum * scale
+            }
+        }
+    }
+
+    /// Adjoint of ``sumPool(_:_:scale:)``: adds `scale·dy[o]` to every input position of window o.
+    @inline(__always)
+    func sumPoolAdjoint(_ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, scale: Float) {
+        for oh in 0..<outHeight {
+            for ow in 0..<outWidth {
+                let share = dy[oh * outWidth + ow] * scale
+                for i in 0..<kh {
+                    let ih = oh * sh - ph + i * dh
+                    guard ih >= 0 && ih < height else { continue }
+                    for j in 0..<kw {
+                        let iw = ow * sw - pw + j * dw
+                        guard iw >= 0 && iw < width else { continue }
+                        dx[ih * width + iw] += share
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,97 @@
+"""The benchmark networks of the issues, with the same random weights for swiftattr and for PyTorch."""
+from __future__ import annotations
+
+import numpy as np
+
+import swiftattr as sa
+
+
+def mlp_weights(seed: int = 0):
+    """MLP 784-512-256-10 (ReLU), PyTorch-style uniform(±1/√fan_in) initialisation."""
+    rng = np.random.default_rng(seed)
+    sizes = [784, 512, 256, 10]
+    params = []
+    for i, o in zip(sizes[:-1], sizes[1:]):
+        bound = 1 / np.sqrt(i)
+        params.append((rng.uniform(-bound, bound, (o, i)).astype(np.float32), rng.uniform(-bound, bound, o).astype(np.float32)))
+    return params
+
+
+def cnn_weights(seed: int = 0):
+    """CNN on 1×28×28: conv 1→16 k5, ReLU, maxpool 2, conv 16→32 k5, ReLU, maxpool 2, flatten, 512→128, ReLU, 128→10."""
+    rng = np.random.default_rng(seed)
+
+    def u(shape, fan_in):
+        b = 1 / np.sqrt(fan_in)
+        return rng.uniform(-b, b, shape).astype(np.float32)
+
+    return {
+        "c1": (u((16, 1, 5, 5), 25), u(16, 25)),
+        "c2": (u((32, 16, 5, 5), 400), u(32, 400)),
+        "d1": (u((128, 512), 512), u(128, 512)),
+        "d2": (u((10, 128), 128), u(10, 128)),
+    }
+
+
+def mlp_swiftattr(params):
+    layers = []
+    for k, (W, b) in enumerate(params):
+        layers.append(sa.Linear(W, b))
+        if k < len(params) - 1:
+            layers.append(sa.ReLU())
+    return sa.Sequential(layers)
+
+
+def cnn_swiftattr(p):
+    return sa.Sequential([
+        sa.Conv2d(*p["c1"]), sa.ReLU(), sa.MaxPool2d(2),
+        sa.Conv2d(*p["c2"]), sa.ReLU(), sa.MaxPool2d(2),
+        sa.Flatten(), sa.Linear(*p["d1"]), sa.ReLU(), sa.Linear(*p["d2"]),
+    ], input_shape=(1, 28, 28))
+
+
+def mlp_torch(params):
+    import torch
+    import torch.nn as nn
+
+    layers = []
+    for k, (W, b) in enumerate(params):
+        lin = nn.Linear(W.shape[1], W.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(W))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if k < len(params) - 1:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers).eval()
+
+
+def cnn_torch(p):
+    import torch
+    import torch.nn as nn
+
+    net = nn.Sequential(
+        nn.Conv2d(1, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(512, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+    with torch.no_grad():
+        for mod, key in zip([net[0], net[3], net[7], net[9]], ["c1", "c2", "d1", "d2"]):
+            mod.weight.copy_(torch.from_numpy(p[key][0]))
+            mod.bias.copy_(torch.from_numpy(p[key][1]))
+    return net.eval()
+
+
+def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """Single-precision GEMM rate of numpy's BLAS on this machine (a reference for 'peak')."""
+    import time
+
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.copy()
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
