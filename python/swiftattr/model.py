@@ -14,7 +14,9 @@ from ._ffi import SwiftAttrError, check, fptr, lib
 
 def _f32(a, name: str) -> np.ndarray:
     try:
-        arr = np.ascontiguousarray(a, dtype=np.float32)
+        arr = np.asarray(a, dtype=np.float32)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
     except (TypeError, ValueError) as e:
         raise SwiftAttrError(f"{name}: cannot convert to a float32 array ({e})") from None
     return arr

@@ -111,6 +111,25 @@ struct WindowGeometry {
     /// `argmax` (if given) receives the in-plane index of each window's first maximum.
     @inline(__always)
     func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, offset: Int32) {
+        if ph == 0 && pw == 0 {
+            // Every window lies inside the input: no bounds checks.
+            for oh in 0..<outHeight {
+                for ow in 0..<outWidth {
+                    let corner = oh * sh * width + ow * sw
+                    var best = x[corner], at = corner
+                    for i in 0..<kh {
+                        let row = corner + i * dh * width
+                        for j in 0..<kw where x[row + j * dw] > best {
+                            best = x[row + j * dw]
+                            at = row + j * dw
+                        }
+                    }
+                    y[oh * outWidth + ow] = best
+                    argmax?[oh * outWidth + ow] = offset + Int32(at)
+                }
+            }
+            return
+        }
         for oh in 0..<outHeight {
             for ow in 0..<outWidth {
                 var best = -Float.infinity, at = -1

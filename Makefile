@@ -1,0 +1,26 @@
+# swiftattr: `make demo` explains a real model on a real data set; `make test` runs every test.
+PYTHON ?= python3
+SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
+
+.PHONY: setup build install demo test test-swift test-c test-python bench
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	$(SWIFT) build -c release --product swiftattr
+
+install: setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check ./python
+
+demo: install
+	cd examples && $(PYTHON) digits_demo.py
+
+test: install
+	$(SWIFT) build -c release --product swiftattr
+	$(SWIFT) test
+	bash tests/c/run.sh
+	cd /tmp && $(PYTHON) -m pytest -q $(CURDIR)/python/tests
+
+bench: install
+	$(PYTHON) benchmarks/bench_gradients.py
