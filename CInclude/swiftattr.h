@@ -216,7 +216,49 @@ int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_
                   int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
                   float *out);
 
-/* @@DEEPLIFT@@ */
+/* ---------------------------------------------------------------------------------------------------
+ * DeepLIFT and DeepSHAP (Shrikumar, Greenside, Kundaje 2017)
+ *
+ * Contributions C of every input to the difference from reference of one output,
+ * delta_t = f_t(x) - f_t(x0), with sum(C) = delta_t (summation-to-delta). Multipliers m = C / (x - x0)
+ * propagate backwards by the chain rule: affine layers by the Linear rule (Dense, Conv, BatchNorm,
+ * average pooling; split into positive and negative parts where RevealCancel needs them),
+ * nonlinearities by Rescale (m = dy/dx, the derivative at the reference when |dx| < 1e-7) or
+ * RevealCancel, max-pooling by sa_maxpool_rule. A final Softmax is attributed at its logits, each
+ * contribution minus its mean over the classes (so sum(C) = dz_t - mean_j dz_j).
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Rules for the elementwise nonlinearities. */
+typedef enum sa_deeplift_rule {
+    SA_DEEPLIFT_RESCALE = 0,      /**< m = (f(x) - f(x0)) / (x - x0) (Captum's DeepLift) */
+    SA_DEEPLIFT_REVEALCANCEL = 1, /**< positive and negative parts of dx get separate multipliers */
+    SA_DEEPLIFT_GENOMICS = 2      /**< Rescale after convolutions, RevealCancel after dense layers */
+} sa_deeplift_rule;
+
+/** Rules for max-pooling. */
+typedef enum sa_maxpool_rule {
+    SA_MAXPOOL_GRADIENT = 0, /**< route to the argmax of the input (the authors' package; exact when the
+                                  references within each window are equal) */
+    SA_MAXPOOL_CROSSMAX = 1  /**< Captum's cross-max rule: exact summation-to-delta for any reference */
+} sa_maxpool_rule;
+
+/** DeepLIFT of output target for n examples x. baselines: n_baselines = 0 (zeros; pointer may be NULL),
+ *  1 (one example, shared) or n. target: n_target = 1 or n class indices. rule: an sa_deeplift_rule;
+ *  maxpool: an sa_maxpool_rule. multiply_by_inputs != 0 writes contributions m * (x - x0), 0 writes the
+ *  multipliers m (Captum's multiply_by_inputs=False). internal_batch_size: examples per chunk, <= 0 to
+ *  choose (memory bound). out: n * input_size floats. delta (may be NULL): n floats,
+ *  sum(contributions) - delta_t (computed from contributions whatever multiply_by_inputs). */
+int sa_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                int64_t n_baselines, const int64_t *target, int64_t n_target, int rule, int maxpool,
+                int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
+
+/** DeepSHAP: DeepLIFT averaged over the n_references >= 1 references (n_references * input_size
+ *  floats), phi(x) = mean_r C(x, r). (example, reference) pairs run in chunks of internal_batch_size pairs
+ *  (<= 0: chosen for a fixed memory budget), so memory does not grow with the number of references.
+ *  Other arguments as sa_deeplift; delta (may be NULL): n floats, sum(phi) - (f_t(x) - mean_r f_t(r)). */
+int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *references,
+                int64_t n_references, const int64_t *target, int64_t n_target, int rule, int maxpool,
+                int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 
 /* @@RATE@@ */
 

@@ -122,6 +122,13 @@ _sig("sa_smoothgrad",
 IG_METHODS = {"riemann_left": 0, "riemann_right": 1, "riemann_middle": 2, "riemann_trapezoid": 3, "gausslegendre": 4}
 NT_TYPES = {"smoothgrad": 0, "smoothgrad_sq": 1, "vargrad": 2}
 
-# @@DEEPLIFT@@
+# --- DeepLIFT and DeepSHAP ---------------------------------------------------------------------------
+_sig("sa_deeplift",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int32, c_int32, c_int32, c_int64, f32p, f32p])
+_sig("sa_deepshap",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int32, c_int32, c_int32, c_int64, f32p, f32p])
+
+DEEPLIFT_RULES = {"rescale": 0, "revealcancel": 1, "genomics": 2}
+MAXPOOL_RULES = {"gradient": 0, "crossmax": 1}
 
 # @@RATE@@

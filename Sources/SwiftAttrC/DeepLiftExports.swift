@@ -1,0 +1,64 @@
+import SwiftAttr
+
+// C exports of DeepLIFT and DeepSHAP (swiftattr.h, section "DeepLIFT").
+
+/// The rule for `rule` (an sa_deeplift_rule), or an unknown-enum error naming the argument.
+func deepLiftRule(_ rule: Int32) throws -> DeepLiftRule {
+    guard let r = DeepLiftRule(rawValue: rule) else {
+        throw SwiftAttrError(.unknownEnum, "rule: \(rule) is not an sa_deeplift_rule (0 rescale, 1 revealcancel, 2 genomics)")
+    }
+    return r
+}
+
+/// The max-pooling rule for `maxpool` (an sa_maxpool_rule), or an unknown-enum error naming the argument.
+func maxPoolRule(_ maxpool: Int32) throws -> MaxPoolRule {
+    guard let r = MaxPoolRule(rawValue: maxpool) else {
+        throw SwiftAttrError(.unknownEnum, "maxpool: \(maxpool) is not an sa_maxpool_rule (0 gradient, 1 crossmax)")
+    }
+    return r
+}
+
+@_cdecl("sa_deeplift")
+public func sa_deeplift(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ rule: Int32, _ maxpool: Int32, _ multiplyByInputs: Int32, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let (values, rows) = try batch(net, x, n)
+        let base = try baselineValues(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
+        let t = try targets(target, nTarget, rows: rows)
+        let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
+        _ = try nonNull(out, "out")
+        let result = try net.deepLift(values, rows: rows, baselines: base, targets: t, rule: r, maxPool: m,
+                                      multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
+        try write(result.attributions, to: out)
+        if let delta { try write(result.delta, to: delta, "delta") }
+    }
+}
+
+@_cdecl("sa_deepshap")
+public func sa_deepshap(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ references: UnsafePointer<Float>?, _ nReferences: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ rule: Int32, _ maxpool: Int32, _ multiplyByInputs: Int32, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let (values, rows) = try batch(net, x, n)
+        guard nReferences != 0 else { throw SwiftAttrError(.invalidArgument, "n_references: the reference set is empty (got 0)") }
+        let (refs, refRows) = try batch(net, references, nReferences, "references", countName: "n_references")
+        let t = try targets(target, nTarget, rows: rows)
+        let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
+        _ = try nonNull(out, "out")
+        let result = try net.deepShap(values, rows: rows, references: refs, referenceCount: refRows, targets: t, rule: r, maxPool: m,
+                                      multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
+        try write(result.attributions, to: out)
+        if let delta { try write(result.delta, to: delta, "delta") }
+    }
+}
