@@ -285,6 +285,44 @@ struct MaxPoolRouting {
     var secondWeight: [Float]
 }
 
+/// |W| of a Dense or Conv layer, for the Linear rule's positive/negative split: Δy⁺ − Δy⁻ = |W||Δx|.
+enum AbsoluteWeights {
+    case dense([Float], outFeatures: Int, inFeatures: Int)
+    case network(Network)
+
+    /// |W| v for `rows` rows.
+    func apply(_ v: [Float], rows: Int) -> [Float] {
+        switch self {
+        case .dense(let w, let out, let inp):
+            return uninitializedFloats(rows * out) { y in
+                v.withUnsafeBufferPointer { vp in
+                    w.withUnsafeBufferPointer { wp in
+                        BLAS.sgemm(transB: true, m: rows, n: out, k: inp, a: vp.baseAddress!, b: wp.baseAddress!, c: y)
+                    }
+                }
+            }
+        case .network(let net):
+            return net.apply(layer: 0, to: v, rows: rows, argmax: nil)
+        }
+    }
+
+    /// |W|ᵀ g for `rows` rows.
+    func pullback(_ g: [Float], rows: Int) -> [Float] {
+        switch self {
+        case .dense(let w, let out, let inp):
+            return uninitializedFloats(rows * inp) { y in
+                g.withUnsafeBufferPointer { gp in
+                    w.withUnsafeBufferPointer { wp in
+                        BLAS.sgemm(m: rows, n: inp, k: out, a: gp.baseAddress!, b: wp.baseAddress!, c: y)
+                    }
+                }
+            }
+        case .network(let net):
+            return net.pullback(layer: 0, g, rows: rows, input: [], output: [], argmax: [])
+        }
+    }
+}
+
 /// Everything a DeepLIFT pass decides once per call: the attributed layers, each nonlinearity's rule,
 /// where the positive/negative split is needed, and |W| for the layers that split.
 struct DeepLiftPlan {
@@ -296,8 +334,9 @@ struct DeepLiftPlan {
     let nonlinear: [NonlinearRule?]
     /// splitAt[k]: the pair Δ⁺ − Δ⁻ (written s) is needed at the input of layer k (k in 0...top).
     let splitAt: [Bool]
-    /// Per Dense/Conv layer whose output is split: a one-layer network with weights |W| and no bias.
-    let absolute: [Network?]
+    /// Per Dense/Conv layer whose output is split: |W| (Dense), or a one-layer network with weights |W|
+    /// and no bias (Conv).
+    let absolute: [AbsoluteWeights?]
     let lastRevealCancel: Int?
 
     init(_ net: Network, rule: DeepLiftRule, maxPool: MaxPoolRule) throws {
@@ -327,22 +366,24 @@ struct DeepLiftPlan {
         // s is needed at the input of an RC layer, and below it through every layer that propagates the
         // split (all but Dense/Conv, which recompute it from the total Δx of their input).
         var split = [Bool](repeating: false, count: top + 1)
-        var absolute = [Network?](repeating: nil, count: net.layers.count)
+        var absolute = [AbsoluteWeights?](repeating: nil, count: net.layers.count)
         var lastRC: Int? = nil
         for k in stride(from: top - 1, through: 0, by: -1) {
             let needOut = split[k + 1]
             switch net.layers[k] {
             case .dense(let l):
                 if needOut {
-                    let w = try Layer.Dense(weight: l.weight.map(abs), bias: nil, outFeatures: l.outFeatures, inFeatures: l.inFeatures)
-                    absolute[k] = try Network(inputShape: net.shapes[k], layers: [.dense(w)])
+                    let magnitudes = uninitializedFloats(l.weight.count) { w in
+                        l.weight.withUnsafeBufferPointer { for j in $0.indices { w[j] = abs($0[j]) } }
+                    }
+                    absolute[k] = .dense(magnitudes, outFeatures: l.outFeatures, inFeatures: l.inFeatures)
                 }
             case .conv1d(let c), .conv2d(let c):
                 if needOut {
                     let w = try Layer.Convolution(weight: c.weight.map(abs), bias: nil, outChannels: c.outChannels, inChannels: c.inChannels,
                                                   kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
                     let layer: Layer = c.kernel.count == 1 ? .conv1d(w) : .conv2d(w)
-                    absolute[k] = try Network(inputShape: net.shapes[k], layers: [layer])
+                    absolute[k] = .network(try Network(inputShape: net.shapes[k], layers: [layer]))
                 }
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
                 if rules[k] == .revealCancel {
@@ -360,7 +401,7 @@ struct DeepLiftPlan {
         lastRevealCancel = lastRC
     }
 
-    /// Pairs per chunk: `requested` when given; otherwise as many as fit a budget of 2²² floats (16 MB) per
+    /// Pairs per chunk: `requested` when given; otherwise as many as fit a budget of 2²¹ floats (8 MB, cache-sized) per
     /// worker (two tape rows per pair plus the backward's working set), and no more than an even share of
     /// `rows` pairs over the workers, so every worker has a chunk.
     func pairChunk(_ net: Network, requested: Int?, rows: Int) throws -> Int {
@@ -392,7 +433,7 @@ struct DeepLiftPlan {
         }
         var stored = 0
         for k in 0..<top where nonlinear[k] == .revealCancel { stored += 2 * net.size(at: k) }
-        return max(1, (1 << 22) / max(1, 2 * tape + work + stored))
+        return max(1, (1 << 21) / max(1, 2 * tape + work + stored))
     }
 
     // MARK: forward quantities per pair
@@ -519,7 +560,7 @@ struct DeepLiftPlan {
             switch net.layers[k] {
             case .dense, .conv1d, .conv2d:
                 let magnitude = differences(net, at: k, examples: examples, references: references, pairs: pairs, absolute: true)
-                s = absolute[k]!.apply(layer: 0, to: magnitude, rows: count, argmax: nil)
+                s = absolute[k]!.apply(magnitude, rows: count)
             case .batchNorm(let b):
                 let plane = n / b.channels, v = s!
                 s = uninitializedFloats(count * n) { out in
@@ -598,7 +639,7 @@ struct DeepLiftPlan {
                 if let m = minus {
                     let sum = zipMap(plus, m, +), difference = zipMap(plus, m, -)
                     let gSum = net.pullback(layer: k, sum, rows: count, input: [], output: [], argmax: [])
-                    let gDifference = absolute[k]!.pullback(layer: 0, difference, rows: count, input: [], output: [], argmax: [])
+                    let gDifference = absolute[k]!.pullback(difference, rows: count)
                     let dx = differences(net, at: k, examples: examples, references: references, pairs: pairs)
                     plus = uninitializedFloats(count * n) { r in
                         for q in 0..<(count * n) {
