@@ -148,7 +148,9 @@ extension Network {
         let plan = try DeepLiftPlan(self, rule: rule, maxPool: maxPool)
         let chunk = try plan.pairChunk(self, requested: internalBatchSize, rows: rows * referenceCount)
         let d = inputSize
-        let referenceBlock = min(referenceCount, chunk)
+        // Reference blocks of balanced size (each runs forward once); example blocks fill a chunk of pairs.
+        let referenceBlocks = (referenceCount + chunk - 1) / chunk
+        let referenceBlock = (referenceCount + referenceBlocks - 1) / referenceBlocks
         let exampleBlock = max(1, chunk / referenceBlock)
         let scale = 1 / Float(referenceCount)
         let targetsPerRow = targets
