@@ -95,6 +95,8 @@ def test_captum_deepliftshap_mlp(fx):
     assert_close_relative(phi, fx["mlp_deepshap"])
     small = sa.deepshap(net, fx["mlp_x"], fx["mlp_references"], target=fx["mlp_target"], internal_batch_size=4)
     np.testing.assert_allclose(small, phi, rtol=0, atol=1e-6)
+    m = sa.deepshap(net, fx["mlp_x"], fx["mlp_references"], target=fx["mlp_target"], multiply_by_inputs=False)
+    assert_close_relative(m, fx["mlp_deepshap_multipliers"])
 
 
 def test_captum_crossmax_pool_reading_the_input(fx):
