@@ -13,6 +13,7 @@ import numpy as np
 from . import _ffi
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .attribution import _baselines, _chunk, _network, _targets
+from .model import _f32
 
 
 def _enum(value, table: dict, name: str) -> int:
@@ -49,15 +50,17 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
 
 def deepshap(net, inputs, references, target=None, rule: str = "rescale", internal_batch_size: Optional[int] = None,
              maxpool: str = "crossmax", multiply_by_inputs: bool = True, return_convergence_delta: bool = False):
-    """DeepSHAP: DeepLIFT averaged over a set of ``references`` (an array of shape (R, *input_shape), R ≥ 1),
+    """DeepSHAP: DeepLIFT averaged over a set of ``references`` (an array of shape (R, *input_shape), R ≥ 1, or
+    one example),
     Captum's DeepLiftShap. ``internal_batch_size`` bounds the (example, reference) pairs computed at once, so
     memory stays bounded whatever the number of references (default: a fixed budget). With
     ``return_convergence_delta`` also returns Σφ − (f_t(x) − mean_r f_t(r)) per example."""
     net = _network(net)
     x = net._batch(inputs)
     n = x.shape[0]
-    refs = np.ascontiguousarray(references, dtype=np.float32) if not isinstance(references, np.ndarray) or \
-        references.dtype != np.float32 else np.ascontiguousarray(references)
+    refs = _f32(references, "references")
+    if refs.shape == net.input_shape:  # a single reference
+        refs = refs[None]
     if refs.ndim >= 1 and refs.shape[0] == 0:
         raise SwiftAttrError("references: the reference set is empty", -2)
     refs = net._batch(refs, "references")
