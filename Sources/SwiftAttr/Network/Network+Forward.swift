@@ -133,17 +133,17 @@ extension Network {
                 }
             }
         case .relu:
-            return x.map { max($0, 0) }
+            return mapFloats(x) { max($0, 0) }
         case .leakyReLU(let slope):
-            return x.map { $0 > 0 ? $0 : slope * $0 }
+            return mapFloats(x) { $0 > 0 ? $0 : slope * $0 }
         case .elu(let alpha):
-            return x.map { $0 > 0 ? $0 : alpha * _expm1($0) }
+            return mapFloats(x) { $0 > 0 ? $0 : alpha * _expm1($0) }
         case .softplus(let beta):
-            return x.map { Activation.softplus($0, beta: beta) }
+            return mapFloats(x) { Activation.softplus($0, beta: beta) }
         case .sigmoid:
-            return x.map { Activation.sigmoid($0) }
+            return mapFloats(x) { Activation.sigmoid($0) }
         case .tanh:
-            return x.map { _tanh($0) }
+            return mapFloats(x) { _tanh($0) }
         }
     }
 
@@ -186,6 +186,16 @@ enum Activation {
     @inline(__always)
     static func softplus(_ x: Float, beta: Float) -> Float {
         max(x, 0) + _log1p(_exp(-beta * abs(x))) / beta
+    }
+}
+
+/// Elementwise `f(x[i])` into a new array (a plain pointer loop the compiler vectorises).
+@inline(__always)
+func mapFloats(_ x: [Float], _ f: (Float) -> Float) -> [Float] {
+    uninitializedFloats(x.count) { out in
+        x.withUnsafeBufferPointer { xp in
+            for i in 0..<xp.count { out[i] = f(xp[i]) }
+        }
     }
 }
 
