@@ -14,12 +14,16 @@ extension Network {
         try Check.finite(cotangent, "cotangent")
         let chunk = try chunkRows(from: 0, requested: internalBatchSize)
         let d = inputSize, out = outputSize
-        var result = [Float]()
-        result.reserveCapacity(rows * d)
-        for begin in stride(from: 0, to: rows, by: chunk) {
-            let end = min(rows, begin + chunk)
-            let tape = record(Array(x[(begin * d)..<(end * d)]), rows: end - begin)
-            result.append(contentsOf: pullback(tape, cotangent: Array(cotangent[(begin * out)..<(end * out)])))
+        var result = [Float](repeating: 0, count: rows * d)
+        result.withUnsafeMutableBufferPointer { buffer in
+            let dst = buffer.baseAddress!
+            Parallel.singleThreadedBLAS {
+                Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+                    let tape = record(Array(x[(range.lowerBound * d)..<(range.upperBound * d)]), rows: range.count)
+                    let g = pullback(tape, cotangent: Array(cotangent[(range.lowerBound * out)..<(range.upperBound * out)]))
+                    (dst + range.lowerBound * d).update(from: g, count: g.count)
+                }
+            }
         }
         return result
     }

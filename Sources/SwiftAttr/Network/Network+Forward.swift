@@ -209,13 +209,15 @@ func uninitializedFloats(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> 
 }
 
 extension Network {
-    /// Activations at the input of layer `layer` (layer == layers.count: the output) for `rows` examples.
+    /// Activations at the input of layer `layer` (layer == layers.count: the output) for `rows` examples,
+    /// computed in chunks (bounded memory) on all cores.
     public func activations(_ x: [Float], rows: Int, atInputOf layer: Int) throws -> [Float] {
         try checkInputs(x, rows: rows)
         guard layer >= 0, layer <= layers.count else {
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(layers.count)")
         }
-        return forward(x, rows: rows, from: 0, to: layer)
+        let chunk = try chunkRows(from: 0, requested: nil)
+        return Parallel.singleThreadedBLAS { forwardRows(x, rows: rows, from: 0, to: layer, chunk: chunk) }
     }
 
     /// Output of the network for `rows` checked examples.
