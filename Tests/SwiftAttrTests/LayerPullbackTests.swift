@@ -130,7 +130,7 @@ final class LayerPullbackTests: XCTestCase {
     }
 
     func testELU() {
-        for (i, alpha) in [Float(1), 0.5, 2].enumerated() {
+        for (i, alpha) in [Float(1), 0.5, 2, -0.5, 0].enumerated() {
             var g = Gen(60 + UInt64(i))
             check(net([8], [.elu(alpha: alpha)]), g.awayFromZero(3 * 8, scale: 2), rows: 3, "ELU \(alpha)")
         }
