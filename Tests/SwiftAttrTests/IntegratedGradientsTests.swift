@@ -62,6 +62,19 @@ final class IntegratedGradientsTests: XCTestCase {
         XCTAssertEqual(Double(ig.delta[0]), 0, accuracy: 1e-6)  // f(x) = 1, f(0) = 0
     }
 
+    /// Networks without a nonlinearity at all (no layers; only affine layers): IG is exact for any rule.
+    func testEmptyAndPurelyAffineNetworks() throws {
+        let empty = net([3], [])
+        let ig = try empty.integratedGradients([1, 2, 3], rows: 1, baselines: [0.5, 0.5, 0.5], targets: [1], steps: 5, method: .riemannLeft)
+        assertClose(ig.attributions, [0, 1.5, 0], rel: 1e-6, "identity network")
+        var g = Gen(205)
+        let affine = net([2, 4], [g.conv(2, 2, kernel: [2]), g.batchNorm(2), .avgPool1d(pool([3])), .flatten, g.dense(2, 2)])
+        XCTAssertEqual(affine.affinePrefixLength, affine.layers.count)
+        let x = g.normals(2 * 8), base = g.normals(8)
+        let a = try affine.integratedGradients(x, rows: 2, baselines: base, targets: [1], steps: 3, method: .riemannRight)
+        for (r, delta) in a.delta.enumerated() { XCTAssertEqual(Double(delta), 0, accuracy: 1e-5, "affine network delta \(r)") }
+    }
+
     // MARK: Completeness
 
     func checkCompleteness(_ n: Network, _ g: inout Gen, _ what: String) throws {
