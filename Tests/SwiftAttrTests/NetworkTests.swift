@@ -254,4 +254,21 @@ final class NetworkTests: XCTestCase {
             }
         }
     }
+
+    /// GEMMs large enough for OpenBLAS to use its own threads, called from several threads at once.
+    func testConcurrentUseWithThreadedGEMM() throws {
+        var g = Gen(451)
+        let n = net([96], [g.dense(160, 96), .relu, g.dense(64, 160), .tanh, g.dense(10, 64)])
+        let rows = 16
+        let inputs = (0..<4).map { _ in g.normals(rows * 96) }
+        let serial = try inputs.map { try n.integratedGradients($0, rows: rows, targets: [3], steps: 50).attributions }
+        var results = [[Float]](repeating: [], count: 4)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 4) { i in
+            var r = [Float]()
+            for _ in 0..<3 { r = try! n.integratedGradients(inputs[i], rows: rows, targets: [3], steps: 50).attributions }
+            lock.lock(); results[i] = r; lock.unlock()
+        }
+        for i in 0..<4 { XCTAssertEqual(results[i], serial[i], "thread \(i): IG differs from the serial result") }
+    }
 }
