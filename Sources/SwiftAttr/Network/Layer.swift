@@ -54,7 +54,7 @@ public enum Layer: Sendable, Equatable {
         public init(weight: [Float], bias: [Float]?, outFeatures: Int, inFeatures: Int) throws {
             try Check.positive(outFeatures, "dense out_features")
             try Check.positive(inFeatures, "dense in_features")
-            guard weight.count == outFeatures * inFeatures else {
+            guard weight.count == (try Check.count([outFeatures, inFeatures], "dense weight")) else {
                 throw SwiftAttrError.shape("dense weight: expected \(outFeatures)×\(inFeatures) values, got \(weight.count)")
             }
             try Check.finite(weight, "dense weight")
@@ -94,7 +94,7 @@ public enum Layer: Sendable, Equatable {
             for s in stride { try Check.positive(s, "conv stride") }
             for p in padding { try Check.nonNegative(p, "conv padding") }
             for d in dilation { try Check.positive(d, "conv dilation") }
-            let expected = outChannels * inChannels * kernel.reduce(1, *)
+            let expected = try Check.count([outChannels, inChannels] + kernel, "conv weight")
             guard weight.count == expected else {
                 throw SwiftAttrError.shape("conv weight: expected \(([outChannels, inChannels] + kernel).map(String.init).joined(separator: "×")) = \(expected) values, got \(weight.count)")
             }
