@@ -76,16 +76,18 @@ extension Network {
                 points.append(PathPoint(example: i, reference: r, alpha: Float(rng.uniform()), weight: weight))
             }
         }
+        let rowChunk = try chunkRows(from: 0, requested: nil)
         return Parallel.singleThreadedBLAS {
-            expectedGradients(x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, points: points, chunk: chunk)
+            expectedGradients(
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, points: points,
+                chunk: chunk, rowChunk: rowChunk)
         }
     }
 
     private func expectedGradients(
-        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], points: [PathPoint], chunk: Int
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], points: [PathPoint], chunk: Int, rowChunk: Int
     ) -> [Float] {
         let p = affinePrefixLength, d = inputSize
-        let rowChunk = (try? chunkRows(from: 0, requested: nil)) ?? 1
         let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
         let zReference = forwardRows(references, rows: referenceCount, from: 0, to: p, chunk: rowChunk)
         let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: points.count, chunk: chunk))

@@ -32,17 +32,17 @@ extension Network {
         let (alphas, weights) = try method.rule(steps)
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
 
+        let rowChunk = try chunkRows(from: 0, requested: nil)
         return Parallel.singleThreadedBLAS {
-            integratedGradients(x, rows: rows, base: base, targets: targets, alphas: alphas, weights: weights, chunk: chunk)
+            integratedGradients(x, rows: rows, base: base, targets: targets, alphas: alphas, weights: weights, chunk: chunk, rowChunk: rowChunk)
         }
     }
 
     private func integratedGradients(
-        _ x: [Float], rows: Int, base: [Float], targets: [Int], alphas: [Double], weights: [Double], chunk: Int
+        _ x: [Float], rows: Int, base: [Float], targets: [Int], alphas: [Double], weights: [Double], chunk: Int, rowChunk: Int
     ) -> IntegratedGradients {
         let p = affinePrefixLength, steps = alphas.count
         let d = inputSize, dp = size(at: p)
-        let rowChunk = (try? chunkRows(from: 0, requested: nil)) ?? 1
         let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
         let zBase = forwardRows(base, rows: rows, from: 0, to: p, chunk: rowChunk)
         var points = [PathPoint]()

@@ -46,7 +46,10 @@ public struct Network: Sendable, Equatable {
         } catch let error as SwiftAttrError {
             throw SwiftAttrError(error.code, "layer \(index) (\(layer.name)): \(error.message)")
         }
-        _ = try Check.count(out, "layer \(index) (\(layer.name)) output")
+        let outCount = try Check.count(out, "layer \(index) (\(layer.name)) output")
+        guard outCount <= Network.maximumFloatsPerRow else {
+            throw SwiftAttrError(.outOfMemory, "layer \(index) (\(layer.name)): its output \(out) has \(outCount) values per example, more than the limit of \(Network.maximumFloatsPerRow)")
+        }
         layers.append(layer)
         shapes.append(out)
     }
