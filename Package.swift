@@ -6,7 +6,7 @@ import PackageDescription
 /// Products:
 /// - `swiftattr`: the dynamic library `libswiftattr.so` exporting the C interface of `CInclude/swiftattr.h`;
 /// - `SwiftAttr`: the numerics as a plain Swift library.
-let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]
+let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
 
 let package = Package(
     name: "swiftattr",

@@ -136,3 +136,13 @@ def test_load_errors(tmp_path):
     (tmp_path / "extra.sam").write_bytes(data + b"\0")
     with raises("trailing bytes"):
         sa.load(tmp_path / "extra.sam")
+
+
+def test_memory_limits():
+    with raises(r"layer 0 \(Conv2d\): its output \[4, 120002, 120002\] has 57601920016 values per example"):
+        sa.Sequential([sa.Conv2d(np.ones((4, 1, 3, 3)), padding=60000)], input_shape=(1, 4, 4))
+    net = sa.Sequential([sa.Conv2d(np.ones((4, 1, 3, 3)), padding=6000), sa.Flatten()], input_shape=(1, 4, 4))
+    with raises("model: one example needs .* of working memory"):
+        sa.saliency(net, np.ones((1, 1, 4, 4)), target=0)
+    with raises("conv padding must be at most 65536"):
+        sa.Sequential([sa.Conv2d(np.ones((4, 1, 3, 3)), padding=70000)], input_shape=(1, 4, 4))

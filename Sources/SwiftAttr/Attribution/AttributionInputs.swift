@@ -9,6 +9,7 @@ extension Network {
             throw SwiftAttrError.shape("\(name): expected \(rows) examples of shape \(inputShape) = \(expected) values, got \(x.count)")
         }
         try Check.finite(x, name)
+        try checkWorkingMemory()
     }
 
     /// Expands `targets` (one index for all, or one per example) to one per example, checking the range.
@@ -39,14 +40,11 @@ extension Network {
         return baselines
     }
 
-    /// Rows per chunk for passes that start at layer `start`: `requested` when given, otherwise as many
-    /// as fit a budget of 2²¹ floats (8 MB) of tape and patch matrices per worker — small enough to stay
-    /// in cache, large enough for efficient GEMMs.
-    func chunkRows(from start: Int, requested: Int?) throws -> Int {
-        if let requested {
-            try Check.positive(requested, "internal_batch_size")
-            return requested
-        }
+    /// Working floats one example may need (2³⁰ floats, 4 GiB) before a call fails with `.outOfMemory`.
+    static let maximumFloatsPerRow = 1 << 30
+
+    /// Floats of tape and patch matrices one row needs in a pass over layers `start...`.
+    func workingFloatsPerRow(from start: Int) -> Int {
         var perRow = 0
         for i in start...layers.count { perRow += size(at: i) }
         for i in start..<layers.count {
@@ -59,6 +57,25 @@ extension Network {
                 break
             }
         }
-        return max(1, (1 << 21) / max(1, perRow))
+        return perRow
+    }
+
+    /// Throws `.outOfMemory` when one example needs more working memory than ``maximumFloatsPerRow``.
+    func checkWorkingMemory() throws {
+        let perRow = workingFloatsPerRow(from: 0)
+        guard perRow <= Self.maximumFloatsPerRow else {
+            throw SwiftAttrError(.outOfMemory, "model: one example needs \(perRow) floats (\(perRow >> 28) GiB) of working memory, more than the \(Self.maximumFloatsPerRow >> 28) GiB limit")
+        }
+    }
+
+    /// Rows per chunk for passes that start at layer `start`: `requested` when given, otherwise as many
+    /// as fit a budget of 2²¹ floats (8 MB) of tape and patch matrices per worker — small enough to stay
+    /// in cache, large enough for efficient GEMMs.
+    func chunkRows(from start: Int, requested: Int?) throws -> Int {
+        if let requested {
+            try Check.positive(requested, "internal_batch_size")
+            return requested
+        }
+        return max(1, (1 << 21) / max(1, workingFloatsPerRow(from: start)))
     }
 }

@@ -4,6 +4,9 @@
 extension Network {
     /// `∇_x ⟨c, f(x)⟩` for a full output cotangent `c` (rows × outputSize): the vector–Jacobian product.
     public func gradient(_ x: [Float], rows: Int, cotangent: [Float], internalBatchSize: Int? = nil) throws -> [Float] {
+        if let equivalent = gradientEquivalent {
+            return try equivalent.gradient(x, rows: rows, cotangent: cotangent, internalBatchSize: internalBatchSize)
+        }
         try checkInputs(x, rows: rows)
         guard cotangent.count == rows * outputSize else {
             throw SwiftAttrError.shape("cotangent: expected \(rows)×\(outputSize) values, got \(cotangent.count)")
@@ -11,21 +14,29 @@ extension Network {
         try Check.finite(cotangent, "cotangent")
         let chunk = try chunkRows(from: 0, requested: internalBatchSize)
         let d = inputSize, out = outputSize
-        var result = [Float]()
-        result.reserveCapacity(rows * d)
-        for begin in stride(from: 0, to: rows, by: chunk) {
-            let end = min(rows, begin + chunk)
-            let tape = record(Array(x[(begin * d)..<(end * d)]), rows: end - begin)
-            result.append(contentsOf: pullback(tape, cotangent: Array(cotangent[(begin * out)..<(end * out)])))
+        var result = [Float](repeating: 0, count: rows * d)
+        result.withUnsafeMutableBufferPointer { buffer in
+            let dst = buffer.baseAddress!
+            Parallel.singleThreadedBLAS {
+                Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+                    let tape = record(Array(x[(range.lowerBound * d)..<(range.upperBound * d)]), rows: range.count)
+                    let g = pullback(tape, cotangent: Array(cotangent[(range.lowerBound * out)..<(range.upperBound * out)]))
+                    (dst + range.lowerBound * d).update(from: g, count: g.count)
+                }
+            }
         }
         return result
     }
 
     /// Saliency: `∂f_t/∂x` at x, or its absolute value when `absolute` (Captum's default).
     public func saliency(_ x: [Float], rows: Int, targets: [Int], absolute: Bool = true, internalBatchSize: Int? = nil) throws -> [Float] {
+        if let equivalent = gradientEquivalent {
+            return try equivalent.saliency(x, rows: rows, targets: targets, absolute: absolute, internalBatchSize: internalBatchSize)
+        }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
-        let g = targetGradients(x, rows: rows, targets: targets, chunk: try chunkRows(from: affinePrefixLength, requested: internalBatchSize))
+        let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
+        let g = Parallel.singleThreadedBLAS { targetGradients(x, rows: rows, targets: targets, chunk: chunk) }
         return absolute ? g.map(abs) : g
     }
 
@@ -42,6 +53,11 @@ extension Network {
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 200,
         seed: UInt64 = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        if let equivalent = gradientEquivalent {
+            return try equivalent.expectedGradients(
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
+                seed: seed, internalBatchSize: internalBatchSize)
+        }
         try checkInputs(x, rows: rows)
         try checkInputs(references, rows: referenceCount, name: "references")
         try Check.positive(samples, "n_samples")
@@ -60,8 +76,20 @@ extension Network {
                 points.append(PathPoint(example: i, reference: r, alpha: Float(rng.uniform()), weight: weight))
             }
         }
-        let zInput = forward(x, rows: rows, from: 0, to: p)
-        let zReference = forward(references, rows: referenceCount, from: 0, to: p)
+        let rowChunk = try chunkRows(from: 0, requested: nil)
+        return Parallel.singleThreadedBLAS {
+            expectedGradients(
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, points: points,
+                chunk: chunk, rowChunk: rowChunk)
+        }
+    }
+
+    private func expectedGradients(
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], points: [PathPoint], chunk: Int, rowChunk: Int
+    ) -> [Float] {
+        let p = affinePrefixLength, d = inputSize
+        let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
+        let zReference = forwardRows(references, rows: referenceCount, from: 0, to: p, chunk: rowChunk)
         let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: points.count, chunk: chunk))
         defer { accumulators.release() }
         pathCotangents(prefix: p, zInput: zInput, zReference: zReference, points: points, targets: targets, chunk: chunk) { slice, g, worker in
@@ -100,6 +128,11 @@ extension Network {
         _ x: [Float], rows: Int, targets: [Int], aggregation: NoiseAggregation = .smoothGrad, samples: Int = 5,
         stdev: Float = 1, seed: UInt64 = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        if let equivalent = gradientEquivalent {
+            return try equivalent.smoothGrad(
+                x, rows: rows, targets: targets, aggregation: aggregation, samples: samples, stdev: stdev, seed: seed,
+                internalBatchSize: internalBatchSize)
+        }
         try checkInputs(x, rows: rows)
         try Check.positive(samples, "n_samples")
         guard stdev.isFinite, stdev >= 0 else { throw SwiftAttrError.invalid("stdevs must be finite and non-negative (got \(stdev))") }
@@ -112,6 +145,7 @@ extension Network {
         let squares = WorkerAccumulators<Double>(count: rows * d, workers: workers)
         defer { sums.release(); squares.release() }
         let p = affinePrefixLength
+        Parallel.singleThreadedBLAS {
         Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
             let n = range.count
             // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
@@ -133,6 +167,7 @@ extension Network {
                     square[xi + k] += v * v
                 }
             }
+        }
         }
         let sum = sums.sum(), sumSquares = squares.sum()
         let s = Double(samples)

@@ -22,16 +22,29 @@ extension Network {
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], steps: Int = 50,
         method: PathQuadrature = .gaussLegendre, internalBatchSize: Int? = nil
     ) throws -> IntegratedGradients {
+        if let equivalent = gradientEquivalent {
+            return try equivalent.integratedGradients(
+                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, internalBatchSize: internalBatchSize)
+        }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
         let base = try expandBaselines(baselines, rows: rows)
         let (alphas, weights) = try method.rule(steps)
-        let p = affinePrefixLength
-        let chunk = try chunkRows(from: p, requested: internalBatchSize)
-        let d = inputSize, dp = size(at: p)
+        let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
 
-        let zInput = forward(x, rows: rows, from: 0, to: p)
-        let zBase = forward(base, rows: rows, from: 0, to: p)
+        let rowChunk = try chunkRows(from: 0, requested: nil)
+        return Parallel.singleThreadedBLAS {
+            integratedGradients(x, rows: rows, base: base, targets: targets, alphas: alphas, weights: weights, chunk: chunk, rowChunk: rowChunk)
+        }
+    }
+
+    private func integratedGradients(
+        _ x: [Float], rows: Int, base: [Float], targets: [Int], alphas: [Double], weights: [Double], chunk: Int, rowChunk: Int
+    ) -> IntegratedGradients {
+        let p = affinePrefixLength, steps = alphas.count
+        let d = inputSize, dp = size(at: p)
+        let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
+        let zBase = forwardRows(base, rows: rows, from: 0, to: p, chunk: rowChunk)
         var points = [PathPoint]()
         points.reserveCapacity(rows * steps)
         for i in 0..<rows {
@@ -50,12 +63,12 @@ extension Network {
             }
         }
         let summed = accumulators.sum()
-        let gradients = pullbackAffine(summed, rows: rows, from: p, to: 0)
+        let gradients = pullbackAffineRows(summed, rows: rows, from: p, to: 0, chunk: rowChunk)
         var attributions = [Float](repeating: 0, count: rows * d)
         for j in 0..<(rows * d) { attributions[j] = (x[j] - base[j]) * gradients[j] }
 
-        let fx = forward(zInput, rows: rows, from: p, to: layers.count)
-        let fb = forward(zBase, rows: rows, from: p, to: layers.count)
+        let fx = forwardRows(zInput, rows: rows, from: p, to: layers.count, chunk: rowChunk)
+        let fb = forwardRows(zBase, rows: rows, from: p, to: layers.count, chunk: rowChunk)
         let out = outputSize
         let delta = (0..<rows).map { i -> Float in
             var total: Double = 0

@@ -34,6 +34,36 @@ extension Network {
         return result
     }
 
+    /// Layers `start..<end` applied to `rows` rows, chunks of rows in parallel.
+    func forwardRows(_ x: [Float], rows: Int, from start: Int, to end: Int, chunk: Int) -> [Float] {
+        guard start < end else { return x }
+        let inSize = size(at: start), outSize = size(at: end)
+        var result = [Float](repeating: 0, count: rows * outSize)
+        result.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+                let y = forward(Array(x[(range.lowerBound * inSize)..<(range.upperBound * inSize)]), rows: range.count, from: start, to: end)
+                (out + range.lowerBound * outSize).update(from: y, count: y.count)
+            }
+        }
+        return result
+    }
+
+    /// ``pullbackAffine(_:rows:from:to:)`` with chunks of rows in parallel.
+    func pullbackAffineRows(_ cotangent: [Float], rows: Int, from end: Int, to start: Int, chunk: Int) -> [Float] {
+        guard start < end else { return cotangent }
+        let inSize = size(at: start), outSize = size(at: end)
+        var result = [Float](repeating: 0, count: rows * inSize)
+        result.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+                let g = pullbackAffine(Array(cotangent[(range.lowerBound * outSize)..<(range.upperBound * outSize)]), rows: range.count, from: end, to: start)
+                (out + range.lowerBound * inSize).update(from: g, count: g.count)
+            }
+        }
+        return result
+    }
+
     /// One point of a path batch: example `example`, on the segment from reference row `reference` of
     /// `zReference` to `zInput[example]` at position `alpha`, with quadrature weight `weight`.
     struct PathPoint {

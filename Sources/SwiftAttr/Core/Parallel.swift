@@ -23,24 +23,26 @@ enum Parallel {
     nonisolated(unsafe) private static var activeRegions = 0
     nonisolated(unsafe) private static var savedThreads: Int32 = 1
 
-    /// Runs `body(chunkIndex, rows, worker)` for the chunks `rows = chunk·c ..< min(count, chunk·(c+1))`;
-    /// `worker` in 0..<workers identifies the thread (for per-worker accumulators). Returns the number of
-    /// workers used, so callers can size accumulators with ``workers(count:chunk:)`` first.
+    /// Runs `body(chunkIndex, rows, worker)` over `count` rows split into equal chunks of at most `chunk`
+    /// rows, their number a multiple of the worker count so the threads finish together. `worker` in
+    /// 0..<``workers(count:chunk:)`` identifies the thread (for per-worker accumulators).
     static func forEachChunk(count: Int, chunk: Int, _ body: (Int, Range<Int>, Int) -> Void) {
-        let chunks = (count + chunk - 1) / chunk
+        guard count > 0 else { return }
+        let size = balancedChunk(count: count, chunk: chunk)
+        let chunks = (count + size - 1) / size
         let workers = Self.workers(count: count, chunk: chunk)
         if workers <= 1 {
-            for c in 0..<chunks { body(c, (c * chunk)..<min(count, (c + 1) * chunk), 0) }
+            for c in 0..<chunks { body(c, (c * size)..<min(count, (c + 1) * size), 0) }
             return
         }
-        enterSingleThreadedBLAS()
-        defer { leaveSingleThreadedBLAS() }
-        withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                var c = w
-                while c < chunks {
-                    body(c, (c * chunk)..<min(count, (c + 1) * chunk), w)
-                    c += workers
+        singleThreadedBLAS {
+            withoutActuallyEscaping(body) { body in
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    var c = w
+                    while c < chunks {
+                        body(c, (c * size)..<min(count, (c + 1) * size), w)
+                        c += workers
+                    }
                 }
             }
         }
@@ -48,7 +50,24 @@ enum Parallel {
 
     /// Number of workers ``forEachChunk(count:chunk:_:)`` uses for this split.
     static func workers(count: Int, chunk: Int) -> Int {
-        min(workerCount, (count + chunk - 1) / max(1, chunk))
+        min(workerCount, (count + max(1, chunk) - 1) / max(1, chunk), count)
+    }
+
+    /// The chunk size actually used: at most `chunk`, with a number of chunks that is a multiple of the
+    /// worker count (and at least one chunk per worker when `count` allows).
+    static func balancedChunk(count: Int, chunk: Int) -> Int {
+        let workers = max(1, min(workerCount, count))
+        var chunks = (count + max(1, chunk) - 1) / max(1, chunk)
+        chunks = ((chunks + workers - 1) / workers) * workers
+        return max(1, (count + chunks - 1) / chunks)
+    }
+
+    /// Runs `body` with OpenBLAS on one thread (restored afterwards; regions nest and may overlap across
+    /// threads): the library's own workers provide the parallelism, and OpenBLAS's threads are not woken.
+    static func singleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        enterSingleThreadedBLAS()
+        defer { leaveSingleThreadedBLAS() }
+        return try body()
     }
 
     private static func enterSingleThreadedBLAS() {

@@ -44,6 +44,14 @@ enum Check {
         guard value >= 0 else { throw SwiftAttrError.invalid("\(name) must be non-negative (got \(value))") }
     }
 
+    /// Largest kernel, stride, padding or dilation accepted (2¹⁶), so window loops stay bounded.
+    static let maximumWindow = 1 << 16
+
+    /// Throws unless `value <= maximumWindow`.
+    static func window(_ value: Int, _ name: String) throws {
+        guard value <= maximumWindow else { throw SwiftAttrError.invalid("\(name) must be at most \(maximumWindow) (got \(value))") }
+    }
+
     /// Product of dimensions, throwing on a non-positive dimension or on overflow.
     static func count(_ dims: [Int], _ name: String) throws -> Int {
         var total = 1

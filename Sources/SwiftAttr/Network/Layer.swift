@@ -54,7 +54,7 @@ public enum Layer: Sendable, Equatable {
         public init(weight: [Float], bias: [Float]?, outFeatures: Int, inFeatures: Int) throws {
             try Check.positive(outFeatures, "dense out_features")
             try Check.positive(inFeatures, "dense in_features")
-            guard weight.count == outFeatures * inFeatures else {
+            guard weight.count == (try Check.count([outFeatures, inFeatures], "dense weight")) else {
                 throw SwiftAttrError.shape("dense weight: expected \(outFeatures)×\(inFeatures) values, got \(weight.count)")
             }
             try Check.finite(weight, "dense weight")
@@ -90,11 +90,11 @@ public enum Layer: Sendable, Equatable {
             guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count, dilation.count == kernel.count else {
                 throw SwiftAttrError.invalid("conv: kernel, stride, padding and dilation must each have 1 (Conv1d) or 2 (Conv2d) entries")
             }
-            for k in kernel { try Check.positive(k, "conv kernel_size") }
-            for s in stride { try Check.positive(s, "conv stride") }
-            for p in padding { try Check.nonNegative(p, "conv padding") }
-            for d in dilation { try Check.positive(d, "conv dilation") }
-            let expected = outChannels * inChannels * kernel.reduce(1, *)
+            for k in kernel { try Check.positive(k, "conv kernel_size"); try Check.window(k, "conv kernel_size") }
+            for s in stride { try Check.positive(s, "conv stride"); try Check.window(s, "conv stride") }
+            for p in padding { try Check.nonNegative(p, "conv padding"); try Check.window(p, "conv padding") }
+            for d in dilation { try Check.positive(d, "conv dilation"); try Check.window(d, "conv dilation") }
+            let expected = try Check.count([outChannels, inChannels] + kernel, "conv weight")
             guard weight.count == expected else {
                 throw SwiftAttrError.shape("conv weight: expected \(([outChannels, inChannels] + kernel).map(String.init).joined(separator: "×")) = \(expected) values, got \(weight.count)")
             }
@@ -126,8 +126,8 @@ public enum Layer: Sendable, Equatable {
             guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count else {
                 throw SwiftAttrError.invalid("pool: kernel, stride and padding must each have 1 or 2 entries")
             }
-            for k in kernel { try Check.positive(k, "pool kernel_size") }
-            for s in stride { try Check.positive(s, "pool stride") }
+            for k in kernel { try Check.positive(k, "pool kernel_size"); try Check.window(k, "pool kernel_size") }
+            for s in stride { try Check.positive(s, "pool stride"); try Check.window(s, "pool stride") }
             for (p, k) in zip(padding, kernel) {
                 try Check.nonNegative(p, "pool padding")
                 guard 2 * p <= k else { throw SwiftAttrError.invalid("pool padding (\(p)) must be at most half the kernel size (\(k))") }

@@ -133,17 +133,17 @@ extension Network {
                 }
             }
         case .relu:
-            return x.map { max($0, 0) }
+            return mapFloats(x) { max($0, 0) }
         case .leakyReLU(let slope):
-            return x.map { $0 > 0 ? $0 : slope * $0 }
+            return mapFloats(x) { $0 > 0 ? $0 : slope * $0 }
         case .elu(let alpha):
-            return x.map { $0 > 0 ? $0 : alpha * _expm1($0) }
+            return mapFloats(x) { $0 > 0 ? $0 : alpha * _expm1($0) }
         case .softplus(let beta):
-            return x.map { Activation.softplus($0, beta: beta) }
+            return mapFloats(x) { Activation.softplus($0, beta: beta) }
         case .sigmoid:
-            return x.map { Activation.sigmoid($0) }
+            return mapFloats(x) { Activation.sigmoid($0) }
         case .tanh:
-            return x.map { _tanh($0) }
+            return mapFloats(x) { _tanh($0) }
         }
     }
 
@@ -189,6 +189,16 @@ enum Activation {
     }
 }
 
+/// Elementwise `f(x[i])` into a new array (a plain pointer loop the compiler vectorises).
+@inline(__always)
+func mapFloats(_ x: [Float], _ f: (Float) -> Float) -> [Float] {
+    uninitializedFloats(x.count) { out in
+        x.withUnsafeBufferPointer { xp in
+            for i in 0..<xp.count { out[i] = f(xp[i]) }
+        }
+    }
+}
+
 /// An array of `count` floats whose every element `body` writes.
 @inline(__always)
 func uninitializedFloats(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
@@ -199,13 +209,15 @@ func uninitializedFloats(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> 
 }
 
 extension Network {
-    /// Activations at the input of layer `layer` (layer == layers.count: the output) for `rows` examples.
+    /// Activations at the input of layer `layer` (layer == layers.count: the output) for `rows` examples,
+    /// computed in chunks (bounded memory) on all cores.
     public func activations(_ x: [Float], rows: Int, atInputOf layer: Int) throws -> [Float] {
         try checkInputs(x, rows: rows)
         guard layer >= 0, layer <= layers.count else {
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(layers.count)")
         }
-        return forward(x, rows: rows, from: 0, to: layer)
+        let chunk = try chunkRows(from: 0, requested: nil)
+        return Parallel.singleThreadedBLAS { forwardRows(x, rows: rows, from: 0, to: layer, chunk: chunk) }
     }
 
     /// Output of the network for `rows` checked examples.

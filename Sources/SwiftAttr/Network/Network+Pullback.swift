@@ -99,7 +99,17 @@ extension Network {
         case .leakyReLU(let slope):
             return zipMap(dy, x) { g, v in v > 0 ? g : slope * g }
         case .elu(let alpha):
-            return zipMap(dy, y) { g, out in out > 0 ? g : g * (out + alpha) }
+            // dy/dx = 1 for x > 0, α·eˣ = y + α otherwise. The branch must test the input: with α < 0
+            // the output is positive for negative x.
+            return uninitializedFloats(count) { dx in
+                dy.withUnsafeBufferPointer { g in
+                    x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeBufferPointer { yp in
+                            for k in 0..<count { dx[k] = xp[k] > 0 ? g[k] : g[k] * (yp[k] + alpha) }
+                        }
+                    }
+                }
+            }
         case .softplus(let beta):
             return zipMap(dy, x) { g, v in g * Activation.sigmoid(beta * v) }
         case .sigmoid:

@@ -131,8 +131,18 @@ extension Network {
         return bytes
     }
 
-    /// Parses a model file's bytes, validating every field.
+    /// Parses a model file's bytes, validating every field. Every failure, including a layer that the
+    /// file describes but that does not validate (bad sizes, NaN weights, shapes that do not fit), is a
+    /// `.format` error whose message starts with "model file".
     public init(serialized bytes: [UInt8]) throws {
+        do {
+            self = try Self.parse(bytes)
+        } catch let error as SwiftAttrError where error.code != .format {
+            throw SwiftAttrError(.format, "model file: \(error.message)")
+        }
+    }
+
+    private static func parse(_ bytes: [UInt8]) throws -> Network {
         var offset = 0
         func fail(_ what: String) -> SwiftAttrError { SwiftAttrError(.format, "model file: \(what) (at byte \(offset))") }
         func take(_ n: Int) throws -> ArraySlice<UInt8> {
@@ -182,7 +192,7 @@ extension Network {
             try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors))
         }
         guard offset == bytes.count else { throw fail("\(bytes.count - offset) trailing bytes") }
-        self = network
+        return network
     }
 
     /// Writes the model file to `path`.

@@ -46,7 +46,10 @@ public struct Network: Sendable, Equatable {
         } catch let error as SwiftAttrError {
             throw SwiftAttrError(error.code, "layer \(index) (\(layer.name)): \(error.message)")
         }
-        _ = try Check.count(out, "layer \(index) (\(layer.name)) output")
+        let outCount = try Check.count(out, "layer \(index) (\(layer.name)) output")
+        guard outCount <= Network.maximumFloatsPerRow else {
+            throw SwiftAttrError(.outOfMemory, "layer \(index) (\(layer.name)): its output \(out) has \(outCount) values per example, more than the limit of \(Network.maximumFloatsPerRow)")
+        }
         layers.append(layer)
         shapes.append(out)
     }
@@ -75,6 +78,33 @@ public struct Network: Sendable, Equatable {
     public var endsWithSoftmax: Bool {
         if case .softmax = layers.last { return true }
         return false
+    }
+
+    /// For gradient computations: the same function with every `ReLU`/`LeakyReLU` that feeds a max-pool
+    /// moved after it, or nil when there is no such pair. A monotone non-decreasing activation commutes with
+    /// a max (maxpool(σ(z)) = σ(maxpool(z))), and the gradients agree wherever they are defined, while the
+    /// activation then runs on the pooled, several times smaller tensor. Attribution rules that are not
+    /// gradients (DeepLIFT, CD) must use the network as built.
+    var gradientEquivalent: Network? {
+        var layers = self.layers, shapes = self.shapes
+        var changed = false
+        var i = 0
+        while i + 1 < layers.count {
+            switch (layers[i], layers[i + 1]) {
+            case (.relu, .maxPool1d), (.relu, .maxPool2d), (.leakyReLU, .maxPool1d), (.leakyReLU, .maxPool2d):
+                layers.swapAt(i, i + 1)
+                shapes[i + 1] = shapes[i + 2]
+                changed = true
+                i += 2
+            default:
+                i += 1
+            }
+        }
+        guard changed else { return nil }
+        var copy = self
+        copy.layers = layers
+        copy.shapes = shapes
+        return copy
     }
 
     /// Floats of activation stored per example when every layer's input is kept (the tape of a pullback).

@@ -111,6 +111,21 @@ struct WindowGeometry {
     /// `argmax` (if given) receives the in-plane index of each window's first maximum.
     @inline(__always)
     func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, offset: Int32) {
+        if ph == 0 && pw == 0 && kh == 2 && kw == 2 && dh == 1 && dw == 1 {
+            // The common 2×2 window, unrolled; ties keep the first position in row-major order.
+            for oh in 0..<outHeight {
+                for ow in 0..<outWidth {
+                    let a = oh * sh * width + ow * sw, b = a + 1, c = a + width, d = c + 1
+                    var best = x[a], at = a
+                    if x[b] > best { best = x[b]; at = b }
+                    if x[c] > best { best = x[c]; at = c }
+                    if x[d] > best { best = x[d]; at = d }
+                    y[oh * outWidth + ow] = best
+                    argmax?[oh * outWidth + ow] = offset + Int32(at)
+                }
+            }
+            return
+        }
         if ph == 0 && pw == 0 {
             // Every window lies inside the input: no bounds checks.
             for oh in 0..<outHeight {
