@@ -158,6 +158,8 @@ extension Network {
         var attributions = [Float](repeating: 0, count: rows * d)
         var contributionSums = [Double](repeating: 0, count: rows)
         var targetSums = [Double](repeating: 0, count: rows)
+        // One single-threaded-BLAS region for the whole call: the workers provide the parallelism.
+        Parallel.singleThreadedBLAS {
         for rBegin in stride(from: 0, to: referenceCount, by: referenceBlock) {
             let rEnd = min(referenceCount, rBegin + referenceBlock), nr = rEnd - rBegin
             // Each reference block runs forward once, for every example block.
@@ -207,6 +209,7 @@ extension Network {
                     }
                 }
             }
+        }
         }
         let delta = (0..<rows).map { Float((contributionSums[$0] - targetSums[$0]) / Double(referenceCount)) }
         return DeepLiftAttributions(attributions: attributions, delta: delta)
