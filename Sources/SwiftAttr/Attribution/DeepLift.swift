@@ -74,7 +74,7 @@ extension Network {
     /// - Parameters:
     ///   - baselines: empty (zeros), one example (shared by all, run forward once) or one per example.
     ///   - multiplyByInputs: false returns the multipliers m (Captum's `multiply_by_inputs=False`).
-    ///   - internalBatchSize: examples per chunk (memory bound); nil picks one for a 64 MB budget.
+    ///   - internalBatchSize: examples per chunk (memory bound); nil picks one for an 8 MB budget per worker.
     public func deepLift(
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], rule: DeepLiftRule = .rescale,
         maxPool: MaxPoolRule = .crossMax, multiplyByInputs: Bool = true, internalBatchSize: Int? = nil
@@ -134,9 +134,9 @@ extension Network {
     }
 
     /// DeepSHAP: DeepLIFT averaged over `referenceCount` references for each example,
-    /// φ = (1/R) Σ_r C(x, r). Pairs (example, reference) run in chunks of `internalBatchSize` (nil: a
-    /// 64 MB budget), so memory is bounded by the chunk whatever the number of references; each reference
-    /// block runs forward once for all examples.
+    /// φ = (1/R) Σ_r C(x, r). Pairs (example, reference) run in chunks of `internalBatchSize` (nil: an
+    /// 8 MB budget per worker), so memory is bounded by the chunk whatever the number of references; each
+    /// reference block runs forward once for all examples.
     public func deepShap(
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], rule: DeepLiftRule = .rescale,
         maxPool: MaxPoolRule = .crossMax, multiplyByInputs: Bool = true, internalBatchSize: Int? = nil
@@ -406,7 +406,7 @@ struct DeepLiftPlan {
         lastRevealCancel = lastRC
     }
 
-    /// Pairs per chunk: `requested` when given; otherwise as many as fit a budget of 2²¹ floats (8 MB, cache-sized) per
+    /// Pairs per chunk: `requested` when given; otherwise as many as fit a budget of 2²¹ floats (8 MB) per
     /// worker (two tape rows per pair plus the backward's working set), and no more than an even share of
     /// `rows` pairs over the workers, so every worker has a chunk.
     func pairChunk(_ net: Network, requested: Int?, rows: Int) throws -> Int {
