@@ -160,7 +160,28 @@ int sa_rate_last_layer(int64_t classes, int64_t n, int64_t p, int64_t h, const d
                        double *rate, double *kld, double *delta, double *ess, int64_t *info,
                        double *esa_mean);
 
-/* @@BLL@@ */
+/* Bayesian last layer: a Gaussian posterior over a trained network's final Dense layer f = H W + b, fitted
+ * on its penultimate features H (n × h), to feed sa_rate_last_layer. */
+
+/** Bayesian linear regression of each column of y (n × outputs) on H (n × h): y = H w + b + ε,
+ *  ε ∼ N(0, 1/β), w ∼ N(0, I/α), with α and β maximising the evidence (MacKay's fixed point; H and y are
+ *  centred, b = ȳ − H̄ m). Stops when α and β change by less than tol (relative) or fails with
+ *  SA_ERR_NUMERICAL after max_iter iterations. Outputs: W_mean (h × outputs), W_cov (outputs × h × h,
+ *  (αI + βHcᵀHc)⁻¹), b, noise_precision (β), prior_precision (α) (outputs each). n ≥ 3. */
+int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, const double *H, const double *y,
+                                      int64_t max_iter, double tol,
+                                      double *W_mean, double *W_cov, double *b,
+                                      double *noise_precision, double *prior_precision);
+
+/** Laplace approximation of softmax (multinomial logistic) regression of labels (n int64 in
+ *  0..classes−1, classes ≥ 2) on H (n × h): prior N(0, I/prior_precision) on the weights and
+ *  N(0, 1/(1e-4·prior_precision)) on the biases; the MAP by Newton's method (stops when the largest
+ *  gradient entry is below tol; SA_ERR_NUMERICAL after max_iter iterations); the covariance is the inverse
+ *  Hessian at the MAP. Outputs: W_mean (h × classes), W_cov (classes × h × h: the weight block of class c),
+ *  b (classes). A label out of range is SA_ERR_OUT_OF_RANGE. */
+int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,
+                                          const int64_t *labels, double prior_precision, int64_t max_iter,
+                                          double tol, double *W_mean, double *W_cov, double *b);
 
 #ifdef __cplusplus
 }

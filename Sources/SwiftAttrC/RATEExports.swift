@@ -206,3 +206,58 @@ public func sa_rate_last_layer(
                          ess: ess, info: info, esaMean: esaMean)
     }
 }
+
+@_cdecl("sa_bayesian_last_layer_regression")
+public func sa_bayesian_last_layer_regression(
+    _ n: Int64, _ h: Int64, _ outputs: Int64, _ H: UnsafePointer<Double>?, _ y: UnsafePointer<Double>?,
+    _ maxIter: Int64, _ tol: Double,
+    _ wMean: UnsafeMutablePointer<Double>?, _ wCov: UnsafeMutablePointer<Double>?, _ bias: UnsafeMutablePointer<Double>?,
+    _ noisePrecision: UnsafeMutablePointer<Double>?, _ priorPrecision: UnsafeMutablePointer<Double>?
+) -> Int32 {
+    guarded {
+        let nn = try checkCount(n, "n")
+        let hh = try checkCount(h, "h")
+        let k = try checkCount(outputs, "outputs")
+        let iterations = try checkCount(maxIter, "max_iter")
+        let features = try doubles(H, try checkedProduct(nn, hh, "H"), "H", finite: false)
+        let targets = try doubles(y, try checkedProduct(nn, k, "y"), "y", finite: false)
+        let meanOut = try output(wMean, try checkedProduct(hh, k, "W_mean"), "W_mean")
+        let covOut = try output(wCov, try checkedProduct(k, try checkedProduct(hh, hh, "W_cov"), "W_cov"), "W_cov")
+        let biasOut = try output(bias, k, "b")
+        let noiseOut = try output(noisePrecision, k, "noise_precision")
+        let priorOut = try output(priorPrecision, k, "prior_precision")
+        let post = try BayesianLastLayer.regression(features: features, examples: nn, hidden: hh, targets: targets, outputs: k,
+                                                    maxIterations: iterations, tolerance: tol)
+        for i in 0..<meanOut.count { meanOut[i] = post.weightMean[i] }
+        for i in 0..<covOut.count { covOut[i] = post.weightCovariance[i] }
+        for i in 0..<k {
+            biasOut[i] = post.bias[i]
+            noiseOut[i] = post.noisePrecision[i]
+            priorOut[i] = post.priorPrecision[i]
+        }
+    }
+}
+
+@_cdecl("sa_bayesian_last_layer_classification")
+public func sa_bayesian_last_layer_classification(
+    _ n: Int64, _ h: Int64, _ classes: Int64, _ H: UnsafePointer<Double>?, _ labels: UnsafePointer<Int64>?,
+    _ priorPrecision: Double, _ maxIter: Int64, _ tol: Double,
+    _ wMean: UnsafeMutablePointer<Double>?, _ wCov: UnsafeMutablePointer<Double>?, _ bias: UnsafeMutablePointer<Double>?
+) -> Int32 {
+    guarded {
+        let nn = try checkCount(n, "n")
+        let hh = try checkCount(h, "h")
+        let k = try checkCount(classes, "classes")
+        let iterations = try checkCount(maxIter, "max_iter")
+        let features = try doubles(H, try checkedProduct(nn, hh, "H"), "H", finite: false)
+        let y = UnsafeBufferPointer(start: try nonNull(labels, "labels"), count: nn)
+        let meanOut = try output(wMean, try checkedProduct(hh, k, "W_mean"), "W_mean")
+        let covOut = try output(wCov, try checkedProduct(k, try checkedProduct(hh, hh, "W_cov"), "W_cov"), "W_cov")
+        let biasOut = try output(bias, k, "b")
+        let post = try BayesianLastLayer.classification(features: features, examples: nn, hidden: hh, labels: y, classes: k,
+                                                        priorPrecision: priorPrecision, maxIterations: iterations, tolerance: tol)
+        for i in 0..<meanOut.count { meanOut[i] = post.weightMean[i] }
+        for i in 0..<covOut.count { covOut[i] = post.weightCovariance[i] }
+        for i in 0..<k { biasOut[i] = post.bias[i] }
+    }
+}

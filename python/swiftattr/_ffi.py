@@ -94,4 +94,7 @@ _sig("sa_rate_from_draws",
 _sig("sa_rate_last_layer",
      [c_int64, c_int64, c_int64, c_int64, f64p, f64p, f64p, f64p, f64p, c_int, c_int64]
      + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
-# @@BLL@@
+_sig("sa_bayesian_last_layer_regression",
+     [c_int64, c_int64, c_int64, f64p, f64p, c_int64, c_double, f64p, f64p, f64p, f64p, f64p])
+_sig("sa_bayesian_last_layer_classification",
+     [c_int64, c_int64, c_int64, f64p, i64p, c_double, c_int64, c_double, f64p, f64p, f64p])

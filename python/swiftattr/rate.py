@@ -251,7 +251,7 @@ def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exa
 
 
 def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regression",
-                        prior_precision: float = 1.0, max_iter: int = 100, tol: float = 1e-8) -> BayesianLastLayer:
+                        prior_precision: float = 1.0, max_iter: Optional[int] = None, tol: float = 1e-8) -> BayesianLastLayer:
     """Fits a Gaussian posterior over a trained network's last Dense layer from its penultimate features.
 
     H comes from ``net.penultimate(X)`` (the input of the final Dense layer, n×h), or is given directly
@@ -284,7 +284,7 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
         b = np.empty(outputs)
         noise = np.empty(outputs)
         prior = np.empty(outputs)
-        check(lib.sa_bayesian_last_layer_regression(n, hidden, outputs, dptr(h_arr), dptr(yy), int(max_iter),
+        check(lib.sa_bayesian_last_layer_regression(n, hidden, outputs, dptr(h_arr), dptr(yy), int(1000 if max_iter is None else max_iter),
                                                     float(tol), dptr(wm), dptr(wc), dptr(b), dptr(noise),
                                                     dptr(prior)))
         return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task, prior_precision=prior,
@@ -303,7 +303,7 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
         wc = np.empty((classes, hidden, hidden))
         b = np.empty(classes)
         check(lib.sa_bayesian_last_layer_classification(n, hidden, classes, dptr(h_arr), iptr(labels),
-                                                        float(prior_precision), int(max_iter), float(tol),
+                                                        float(prior_precision), int(100 if max_iter is None else max_iter), float(tol),
                                                         dptr(wm), dptr(wc), dptr(b)))
         return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task,
                                  prior_precision=np.full(classes, float(prior_precision)))
