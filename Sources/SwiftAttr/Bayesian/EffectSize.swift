@@ -146,7 +146,25 @@ extension RATE {
         case .gaussian(let meanF, let covF):
             var mean = [Double](repeating: 0, count: p)
             BLAS.dgemm(transA: true, m: p, n: 1, k: n, a: pt, b: meanF.baseAddress! + c * n, c: &mean)
-            // Σ = Pᵀᵀ (V_F Pᵀ).
+            // Σ = P V_F Pᵀ. When V_F = L Lᵀ is positive definite: Σ = WᵀW with W = Lᵀ Pᵀ
+            // (n³/3 + n²p + np² flops instead of 2n²p + 2np²).
+            var factor = Array(UnsafeBufferPointer(rebasing: covF[(c * n * n)..<((c + 1) * n * n)]))
+            if factor.withUnsafeMutableBufferPointer({ LAPACK.potrfLower($0.baseAddress!, n: n) }) == 0 {
+                // Column-major L is the row-major upper-triangular Lᵀ.
+                var w = pt
+                factor.withUnsafeBufferPointer { u in
+                    w.withUnsafeMutableBufferPointer { LAPACK.trmmUpperLeft(n: n, m: p, alpha: 1, u: u.baseAddress!, b: $0.baseAddress!) }
+                }
+                var sigma = [Double](repeating: 0, count: p * p)
+                w.withUnsafeBufferPointer { wp in
+                    sigma.withUnsafeMutableBufferPointer { s in
+                        LAPACK.syrkUpper(trans: true, n: p, k: n, a: wp.baseAddress!, lda: p, beta: 0, c: s.baseAddress!)
+                        LAPACK.symmetrizeFromUpper(s.baseAddress!, n: p)
+                    }
+                }
+                return (mean, try CovarianceFactor.dense(sigma, p: p, jitter: jitter))
+            }
+            factor = []
             var t = [Double](repeating: 0, count: n * p)
             BLAS.dgemm(m: n, n: p, k: n, a: covF.baseAddress! + c * n * n, b: pt, c: &t)
             var sigma = [Double](repeating: 0, count: p * p)

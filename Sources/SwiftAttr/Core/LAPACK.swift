@@ -78,6 +78,13 @@ enum LAPACK {
                     alpha, a, blasint(lda), beta, c, blasint(n))
     }
 
+    /// `B ← α·U·B` with U the n×n upper-triangular (non-unit) row-major matrix in `u` and B n×m row-major.
+    static func trmmUpperLeft(n: Int, m: Int, alpha: Double, u: UnsafePointer<Double>, b: UnsafeMutablePointer<Double>) {
+        guard n > 0, m > 0 else { return }
+        cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, blasint(n), blasint(m), alpha,
+                    u, blasint(n), b, blasint(m))
+    }
+
     /// Rank-one update `A ← A + α·x yᵀ` of the row-major m×n `a` with leading dimension `lda`.
     static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, y: UnsafePointer<Double>,
                     a: UnsafeMutablePointer<Double>, lda: Int) {
