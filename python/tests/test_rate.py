@@ -437,3 +437,40 @@ def test_plot_rate_smoke():
     S = np.stack([np.eye(6), 2 * np.eye(6)])
     axes = sa.plot.rate(sa.rate(esa_mean=mu, esa_cov=S))
     assert len(axes) == 2
+
+
+def test_c_interface_checks_pointers_and_options():
+    from swiftattr._ffi import dptr, iptr, lib
+
+    mu, S = MU.copy(), SIGMA.copy()
+    rate_out, kld_out, d, e = np.empty(3), np.empty(3), np.empty(1), np.empty(1)
+    info = np.empty(2, dtype=np.int64)
+
+    def call(**over):
+        args = dict(classes=1, p=3, mean=dptr(mu), cov=dptr(S), exact=0, nullify=None, ncount=0, members=None,
+                    offsets=None, gcount=0, jitter=0.0, rate=dptr(rate_out), kld=dptr(kld_out), delta=dptr(d),
+                    ess=dptr(e), info=iptr(info))
+        args.update(over)
+        return lib.sa_rate_from_esa(*args.values()), lib.sa_last_error().decode()
+
+    assert call() == (0, call()[1]) and info.tolist() == [3, 0]
+    np.testing.assert_allclose(rate_out, [0.759577, 0.231176, 0.009247], atol=1e-6)
+    assert call(mean=None) == (-1, "esa_mean is NULL")
+    assert call(rate=None) == (-1, "rate is NULL")
+    assert call(info=None)[0] == 0  # info is optional
+    assert call(p=0)[0] == -2 and "p" in call(p=0)[1]
+    assert call(classes=-4)[0] == -2
+    assert call(exact=2) == (-2, "exact_kld must be 0 or 1 (got 2)")
+    assert call(ncount=1) == (-1, "nullify is NULL")
+    assert call(ncount=-1)[0] == -2
+    assert call(jitter=float("nan"))[0] == -2
+    members = np.array([0, 1, 2], dtype=np.int64)
+    bad_start = np.array([1, 2, 3], dtype=np.int64)
+    assert call(members=iptr(members), offsets=iptr(bad_start), gcount=2)[0] == -2
+    decreasing = np.array([0, 2, 1], dtype=np.int64)
+    assert call(members=iptr(members), offsets=iptr(decreasing), gcount=2)[0] == -2
+    empty = np.array([0, 0, 3], dtype=np.int64)
+    assert call(members=iptr(members), offsets=iptr(empty), gcount=2) == (-2, "groups[0] is empty")
+    good = np.array([0, 2, 3], dtype=np.int64)
+    assert call(members=iptr(members), offsets=iptr(good), gcount=2, rate=dptr(np.empty(2)),
+                kld=dptr(np.empty(2)))[0] == 0

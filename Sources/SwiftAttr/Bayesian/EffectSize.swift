@@ -243,11 +243,22 @@ extension RATE {
     }
 
     static func symmetrizeAverage(_ a: inout [Double], _ p: Int) {
-        for i in 0..<p {
-            for j in (i + 1)..<max(i + 1, p) {
-                let v = 0.5 * (a[i * p + j] + a[j * p + i])
-                a[i * p + j] = v
-                a[j * p + i] = v
+        let tile = 64
+        a.withUnsafeMutableBufferPointer { b in
+            var i0 = 0
+            while i0 < p {
+                var j0 = i0
+                while j0 < p {
+                    for i in i0..<min(i0 + tile, p) {
+                        for j in max(j0, i + 1)..<max(max(j0, i + 1), min(j0 + tile, p)) {
+                            let v = 0.5 * (b[i * p + j] + b[j * p + i])
+                            b[i * p + j] = v
+                            b[j * p + i] = v
+                        }
+                    }
+                    j0 += tile
+                }
+                i0 += tile
             }
         }
     }

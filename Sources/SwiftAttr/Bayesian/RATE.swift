@@ -299,13 +299,23 @@ enum RATEValidation {
         var largest = 0.0
         for v in a { largest = max(largest, abs(v)) }
         let floor = 1e-12 * largest
-        for i in 0..<n {
-            for j in (i + 1)..<max(i + 1, n) {
-                let x = a[i * n + j], y = a[j * n + i]
-                if abs(x - y) > floor + 1e-8 * max(abs(x), abs(y)) {
-                    throw SwiftAttrError.invalid("\(name) is not symmetric: [\(i),\(j)] = \(x) but [\(j),\(i)] = \(y)")
+        // Tiles of 64×64 keep both the row and the column reads in cache.
+        let tile = 64
+        var i0 = 0
+        while i0 < n {
+            var j0 = i0
+            while j0 < n {
+                for i in i0..<min(i0 + tile, n) {
+                    for j in max(j0, i + 1)..<max(max(j0, i + 1), min(j0 + tile, n)) {
+                        let x = a[i * n + j], y = a[j * n + i]
+                        if abs(x - y) > floor + 1e-8 * max(abs(x), abs(y)) {
+                            throw SwiftAttrError.invalid("\(name) is not symmetric: [\(i),\(j)] = \(x) but [\(j),\(i)] = \(y)")
+                        }
+                    }
                 }
+                j0 += tile
             }
+            i0 += tile
         }
     }
 }

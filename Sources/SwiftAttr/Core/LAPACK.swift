@@ -94,8 +94,17 @@ enum LAPACK {
 
     /// Copies the upper triangle of the row-major n×n `c` into its lower triangle.
     static func symmetrizeFromUpper(_ c: UnsafeMutablePointer<Double>, n: Int) {
-        for i in 0..<n {
-            for j in 0..<i { c[i * n + j] = c[j * n + i] }
+        let tile = 64
+        var i0 = 0
+        while i0 < n {
+            var j0 = 0
+            while j0 <= i0 {
+                for i in i0..<min(i0 + tile, n) {
+                    for j in j0..<min(j0 + tile, i) { c[i * n + j] = c[j * n + i] }
+                }
+                j0 += tile
+            }
+            i0 += tile
         }
     }
 }
