@@ -37,8 +37,8 @@ public enum BayesianLastLayer {
         try Check.positive(maxIterations, "max_iter")
         guard tolerance > 0 && tolerance.isFinite else { throw SwiftAttrError.invalid("tol must be positive and finite (got \(tolerance))") }
         guard n >= 3 else { throw SwiftAttrError.invalid("H: regression needs at least 3 examples (got \(n))") }
-        guard features.count == n * h else { throw SwiftAttrError.shape("H: expected \(n)×\(h) values, got \(features.count)") }
-        guard targets.count == n * outputs else { throw SwiftAttrError.shape("y: expected \(n)×\(outputs) values, got \(targets.count)") }
+        guard try features.count == Check.count([n, h], "H") else { throw SwiftAttrError.shape("H: expected \(n)×\(h) values, got \(features.count)") }
+        guard try targets.count == Check.count([n, outputs], "y") else { throw SwiftAttrError.shape("y: expected \(n)×\(outputs) values, got \(targets.count)") }
         try Check.finite(features, "H")
         try Check.finite(targets, "y")
 
@@ -138,7 +138,7 @@ public enum BayesianLastLayer {
             throw SwiftAttrError.invalid("prior_precision must be positive and finite (got \(priorPrecision))")
         }
         guard tolerance > 0 && tolerance.isFinite else { throw SwiftAttrError.invalid("tol must be positive and finite (got \(tolerance))") }
-        guard features.count == n * h else { throw SwiftAttrError.shape("H: expected \(n)×\(h) values, got \(features.count)") }
+        guard try features.count == Check.count([n, h], "H") else { throw SwiftAttrError.shape("H: expected \(n)×\(h) values, got \(features.count)") }
         guard labels.count == n else { throw SwiftAttrError.shape("y: expected \(n) labels, got \(labels.count)") }
         try Check.finite(features, "H")
         for i in 0..<n where labels[i] < 0 || labels[i] >= Int64(classes) {

@@ -43,7 +43,7 @@ extension RATE {
         try Check.positive(n, "n")
         try Check.positive(p, "p")
         try Check.positive(classes, "classes")
-        guard X.count == n * p else { throw SwiftAttrError.shape("X: expected \(n)×\(p) = \(n * p) values, got \(X.count)") }
+        guard try X.count == Check.count([n, p], "X") else { throw SwiftAttrError.shape("X: expected \(n)×\(p) = \(n * p) values, got \(X.count)") }
         if projection == .covariance && n < 2 { throw SwiftAttrError.invalid("X: the covariance projection needs n ≥ 2 examples (got \(n))") }
         if let rank { guard rank >= 1 else { throw SwiftAttrError.invalid("rank must be positive (got \(rank))") } }
         guard options.jitter >= 0 && options.jitter.isFinite else {
@@ -76,8 +76,8 @@ extension RATE {
     static func validate(_ posterior: OutputPosterior, n: Int, classes: Int) throws {
         switch posterior {
         case .gaussian(let mean, let covariance):
-            guard mean.count == classes * n else { throw SwiftAttrError.shape("M_F: expected \(classes)×\(n) values, got \(mean.count)") }
-            guard covariance.count == classes * n * n else {
+            guard try mean.count == Check.count([classes, n], "M_F") else { throw SwiftAttrError.shape("M_F: expected \(classes)×\(n) values, got \(mean.count)") }
+            guard try covariance.count == Check.count([classes, n, n], "V_F") else {
                 throw SwiftAttrError.shape("V_F: expected \(classes)×\(n)×\(n) = \(classes * n * n) values, got \(covariance.count)")
             }
             try Check.finite(mean, "M_F")
@@ -88,17 +88,17 @@ extension RATE {
             }
         case .draws(let draws, let count):
             guard count >= 2 else { throw SwiftAttrError.invalid("f_draws: at least 2 draws are needed (got \(count))") }
-            guard draws.count == classes * count * n else {
+            guard try draws.count == Check.count([classes, count, n], "f_draws") else {
                 throw SwiftAttrError.shape("f_draws: expected \(classes)×\(count)×\(n) = \(classes * count * n) values, got \(draws.count)")
             }
             try Check.finite(draws, "f_draws")
         case .lastLayer(let features, let hidden, let weightMean, let weightCovariance, let bias):
             try Check.positive(hidden, "h")
-            guard features.count == n * hidden else { throw SwiftAttrError.shape("H: expected \(n)×\(hidden) values, got \(features.count)") }
-            guard weightMean.count == hidden * classes else {
+            guard try features.count == Check.count([n, hidden], "H") else { throw SwiftAttrError.shape("H: expected \(n)×\(hidden) values, got \(features.count)") }
+            guard try weightMean.count == Check.count([hidden, classes], "W_mean") else {
                 throw SwiftAttrError.shape("W_mean: expected \(hidden)×\(classes) values, got \(weightMean.count)")
             }
-            guard weightCovariance.count == classes * hidden * hidden else {
+            guard try weightCovariance.count == Check.count([classes, hidden, hidden], "W_cov") else {
                 throw SwiftAttrError.shape("W_cov: expected \(classes)×\(hidden)×\(hidden) values, got \(weightCovariance.count)")
             }
             try Check.finite(features, "H")

@@ -30,7 +30,7 @@ public enum RATE {
     ) throws -> RATEResult {
         try Check.positive(p, "p")
         guard mean.count == p else { throw SwiftAttrError.shape("\(meanName): expected \(p) values, got \(mean.count)") }
-        guard covariance.count == p * p else {
+        guard try covariance.count == Check.count([p, p], covarianceName) else {
             throw SwiftAttrError.shape("\(covarianceName): expected \(p)×\(p) = \(p * p) values, got \(covariance.count)")
         }
         try Check.finite(mean, meanName)
@@ -66,6 +66,9 @@ public enum RATE {
         }
         // Rounding can leave a KLD a hair below zero; KLDs are non-negative by definition.
         for i in kld.indices where kld[i] < 0 { kld[i] = 0 }
+        for i in kld.indices where !kld[i].isFinite {
+            throw SwiftAttrError(.numerical, "KLD of entry \(i) overflowed (\(kld[i])); rescale the outputs or the inputs")
+        }
         let (rate, delta, ess) = normalise(kld: kld, scored: plan.outputIndex)
         return RATEResult(rate: rate, kld: kld, delta: delta, ess: ess, effectSizeMean: mean,
                           rank: factor.rank, usedPseudoInverse: factor.usedPseudoInverse)
