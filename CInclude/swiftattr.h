@@ -104,12 +104,14 @@ int sa_version(void);
  *
  * Singular Σ: Cholesky first, then the Moore–Penrose pseudo-inverse from an eigendecomposition, with
  * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). A variable with zero posterior variance gets
- * KLD 0; when every KLD is 0, RATE is uniform and Δ = 0. No NaN is ever returned.
+ * KLD 0; when every KLD is 0, RATE is uniform and Δ = 0; a KLD that overflows is SA_ERR_NUMERICAL.
+ * No NaN is ever returned.
  *
  * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; a non-symmetric V_F, esa_cov or W_cov;
  * empty groups; a group containing a nullified variable; nullify listing every variable),
  * SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs), SA_ERR_OUT_OF_RANGE (a nullify or
- * group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK failure).
+ * group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK failure,
+ * overflow, X without variation).
  * ------------------------------------------------------------------------------------------------- */
 
 /** How the effect-size analogue β̃ is formed from the outputs f. */
