@@ -475,3 +475,26 @@ def test_c_interface_checks_pointers_and_options():
     good = np.array([0, 2, 3], dtype=np.int64)
     assert call(members=iptr(members), offsets=iptr(good), gcount=2, rate=dptr(np.empty(2)),
                 kld=dptr(np.empty(2)))[0] == 0
+
+
+def test_constant_columns_are_set_aside():
+    """A constant column has β̃_j ≡ 0: KLD 0, and every other score is that of X without the column."""
+    rng = np.random.default_rng(17)
+    n, p = 60, 12
+    X, M, V = gaussian_problem(rng, n, p)
+    Xc = np.insert(X, [3, 8], 0.7, axis=1)  # constant columns at positions 3 and 9
+    keep = np.setdiff1d(np.arange(p + 2), [3, 9])
+    ref = sa.rate(X, M_F=M, V_F=V)
+    got = sa.rate(Xc, M_F=M, V_F=V)
+    assert got.pseudo_inverse[0] and got.rank[0] == p
+    assert got.kld[0][3] == 0 and got.kld[0][9] == 0
+    np.testing.assert_allclose(got.kld[0][keep], ref.kld[0], rtol=1e-8)
+    # the constants are scored variables with RATE 0: Δ uses m = p + 2
+    rr = ref.rate[0]
+    np.testing.assert_allclose(got.delta[0], np.sum(rr * np.log((p + 2) * rr)), rtol=1e-8)
+    groups_full = [[0, 3, 4], [9], [10, 11, 12]]
+    groups_ref = [[0, 3], [8, 9, 10]]  # the same groups without the constants, in X's indexing
+    g = sa.rate(Xc, M_F=M, V_F=V, groups=groups_full, exact_kld=True)
+    gr = sa.rate(X, M_F=M, V_F=V, groups=groups_ref, exact_kld=True)
+    np.testing.assert_allclose(g.kld[0][[0, 2]], gr.kld[0], rtol=1e-8)
+    assert g.kld[0][1] == 0

@@ -10,6 +10,9 @@ final class CovarianceFactor {
     enum Form {
         case cholesky(buffer: [Double])
         case spectral(basisT: [Double], d: [Double])
+        /// Σ restricted to the variables with posterior variance (`active`, ascending), factored in
+        /// `inner`; the others have Σ_jj = 0 and KLD 0.
+        case embedded(inner: CovarianceFactor, active: [Int], position: [Int])
     }
 
     let p: Int
@@ -42,6 +45,32 @@ final class CovarianceFactor {
     /// jitter·mean(diag Σ) to the diagonal. Cholesky first; when it fails or the reciprocal condition
     /// number is below ``cutoff(_:)``, the eigendecomposition pseudo-inverse.
     static func dense(_ sigma: [Double], p: Int, jitter: Double) throws -> CovarianceFactor {
+        // Variables without posterior variance (a constant column of X, say) would make Σ singular and
+        // push every variable onto the slower pseudo-inverse path: set them aside first.
+        var largest = 0.0
+        for j in 0..<p { largest = max(largest, sigma[j * p + j]) }
+        let active = (0..<p).filter { sigma[$0 * p + $0] > largest * 1e-24 }
+        guard !active.isEmpty, active.count < p else { return try denseFactor(sigma, p: p, jitter: jitter) }
+        let m = active.count
+        var reduced = [Double](repeating: 0, count: m * m)
+        for (x, i) in active.enumerated() { for (y, j) in active.enumerated() { reduced[x * m + y] = sigma[i * p + j] } }
+        let inner = try denseFactor(reduced, p: m, jitter: jitter)
+        var position = [Int](repeating: -1, count: p)
+        var sigmaDiag = [Double](repeating: 0, count: p)
+        var lambdaDiag = [Double](repeating: 0, count: p)
+        var leverage = [Double](repeating: 0, count: p)
+        for (x, i) in active.enumerated() {
+            position[i] = x
+            sigmaDiag[i] = inner.sigmaDiag[x]
+            lambdaDiag[i] = inner.lambdaDiag[x]
+            leverage[i] = inner.leverage[x]
+        }
+        return CovarianceFactor(p: p, form: .embedded(inner: inner, active: active, position: position), sigmaDiag: sigmaDiag,
+                                lambdaDiag: lambdaDiag, leverage: leverage, rank: inner.rank, pinv: true)
+    }
+
+    /// ``dense(_:p:jitter:)`` without setting variables aside.
+    private static func denseFactor(_ sigma: [Double], p: Int, jitter: Double) throws -> CovarianceFactor {
         var a = sigma
         var diag = [Double](repeating: 0, count: p)
         var trace = 0.0
@@ -221,6 +250,20 @@ final class CovarianceFactor {
             for x in 0..<k {
                 for y in 0..<x {
                     s[x * k + y] = s[y * k + x]; l[x * k + y] = l[y * k + x]; e[x * k + y] = e[y * k + x]
+                }
+            }
+            return (s, l, e)
+        case .embedded(let inner, _, let position):
+            // Rows and columns of variables without variance stay zero (leverage 0: never in C).
+            let inside = (0..<k).filter { position[q[$0]] >= 0 }
+            let (si, li, ei) = inner.blocks(inside.map { position[q[$0]] })
+            let m = inside.count
+            var e = [Double](repeating: 0, count: k * k)
+            for (x, a) in inside.enumerated() {
+                for (y, b) in inside.enumerated() {
+                    s[a * k + b] = si[x * m + y]
+                    l[a * k + b] = li[x * m + y]
+                    e[a * k + b] = ei?[x * m + y] ?? (x == y ? 1 : 0)
                 }
             }
             return (s, l, e)
