@@ -498,3 +498,39 @@ def test_constant_columns_are_set_aside():
     gr = sa.rate(X, M_F=M, V_F=V, groups=groups_ref, exact_kld=True)
     np.testing.assert_allclose(g.kld[0][[0, 2]], gr.kld[0], rtol=1e-8)
     assert g.kld[0][1] == 0
+
+
+def authors_block_kld(mu, S, q):
+    """½ μ_qᵀ Λ_{q,−q} Λ_{−q,−q}⁺ Λ_{−q,q} μ_q with Λ = pinv(Σ) (the authors' lstsq convention)."""
+    Lam = np.linalg.pinv(S, rcond=1e-12)
+    rest = np.setdiff1d(np.arange(S.shape[0]), q)
+    lam = Lam[np.ix_(rest, q)]
+    alpha = lam.T @ np.linalg.lstsq(Lam[np.ix_(rest, rest)], lam, rcond=1e-12)[0]
+    return 0.5 * mu[q] @ alpha @ mu[q]
+
+
+def test_singular_nullify_and_groups_follow_the_authors_convention():
+    rng = np.random.default_rng(18)
+    p, k = 30, 14
+    A = rng.standard_normal((p, k))
+    S = A @ A.T
+    mu = A @ rng.standard_normal(k)
+    nullify = [2, 11]
+    r = sa.rate(esa_mean=mu, esa_cov=S, nullify=nullify)
+    assert r.pseudo_inverse[0] and r.rank[0] == k
+    want = np.array([0 if j in nullify else authors_block_kld(mu, S, sorted({j, *nullify})) for j in range(p)])
+    np.testing.assert_allclose(r.kld[0], want, rtol=1e-6, atol=1e-10 * want.max())
+    groups = [[0, 1, 5], [7], list(range(15, 25))]
+    g = sa.rate(esa_mean=mu, esa_cov=S, groups=groups)
+    np.testing.assert_allclose(g.kld[0], [authors_block_kld(mu, S, q) for q in groups], rtol=1e-6)
+
+
+def test_low_rank_nullify_and_groups_equal_dense_at_full_rank():
+    rng = np.random.default_rng(19)
+    n, p = 80, 25
+    X, M, V = gaussian_problem(rng, n, p)
+    for kw in (dict(nullify=[1, 20]), dict(groups=[[0, 4], [7, 8, 9], [24]]),
+               dict(groups=[[0, 4], [9]], nullify=[3], exact_kld=True)):
+        dense = sa.rate(X, M_F=M, V_F=V, **kw)
+        low = sa.rate(X, M_F=M, V_F=V, rank=p, **kw)
+        np.testing.assert_allclose(low.kld, dense.kld, rtol=1e-7, atol=1e-12 * dense.kld.max())
