@@ -103,9 +103,10 @@ int sa_version(void);
  *   esa_mean       NULL or classes × p doubles: the effect-size posterior mean μ (X-based functions).
  *
  * Singular Σ: Cholesky first, then the Moore–Penrose pseudo-inverse from an eigendecomposition, with
- * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). A variable with zero posterior variance gets
- * KLD 0; when every KLD is 0, RATE is uniform and Δ = 0; a KLD that overflows is SA_ERR_NUMERICAL.
- * No NaN is ever returned.
+ * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). Variables with zero posterior variance
+ * (Σ_jj ≤ 1e-24·max Σ_kk, e.g. a constant column of X) are set aside before factorising and get KLD 0
+ * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0, RATE is uniform and Δ = 0;
+ * a KLD that overflows is SA_ERR_NUMERICAL. No NaN is ever returned.
  *
  * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; a non-symmetric V_F, esa_cov or W_cov;
  * empty groups; a group containing a nullified variable; nullify listing every variable),

@@ -316,3 +316,53 @@ final class RATETests: XCTestCase {
         XCTAssertEqual(alpha * norm2, Double(h) - alpha * trace, accuracy: 1e-5 * Double(h))
     }
 }
+
+extension RATETests {
+    func testBayesianLastLayerClassificationIsAMAP() throws {
+        var rng = RandomSource(seed: 21)
+        let n = 150, h = 4, k = 3
+        let features = (0..<(n * h)).map { _ in rng.normal() }
+        let labels: [Int64] = (0..<n).map { i in
+            let score = (0..<k).map { c in features[i * h + c] * 2 + rng.normal() }
+            return Int64(score.indices.max { score[$0] < score[$1] }!)
+        }
+        let alpha = 0.5
+        let post = try features.withUnsafeBufferPointer { f in
+            try labels.withUnsafeBufferPointer { y in
+                try BayesianLastLayer.classification(features: f, examples: n, hidden: h, labels: y, classes: k, priorPrecision: alpha)
+            }
+        }
+        // ∇ = Hᵀ(P − Y) + αW = 0 at the MAP.
+        var grad = [Double](repeating: 0, count: h * k)
+        for i in 0..<n {
+            var z = (0..<k).map { c in post.bias[c] + (0..<h).reduce(0) { $0 + features[i * h + $1] * post.weightMean[$1 * k + c] } }
+            let top = z.max()!
+            z = z.map { exp($0 - top) }
+            let total = z.reduce(0, +)
+            for c in 0..<k {
+                let r = z[c] / total - (Int64(c) == labels[i] ? 1 : 0)
+                for j in 0..<h { grad[j * k + c] += features[i * h + j] * r }
+            }
+        }
+        for j in 0..<(h * k) { XCTAssertEqual(grad[j] + alpha * post.weightMean[j], 0, accuracy: 1e-6) }
+        // Each class's covariance block is symmetric positive definite.
+        for c in 0..<k {
+            for a in 0..<h {
+                XCTAssertGreaterThan(post.weightCovariance[c * h * h + a * h + a], 0)
+                for b in 0..<h {
+                    XCTAssertEqual(post.weightCovariance[c * h * h + a * h + b], post.weightCovariance[c * h * h + b * h + a], accuracy: 1e-12)
+                }
+            }
+        }
+        // A label outside 0..<k is out of range.
+        var bad = labels
+        bad[7] = 3
+        assertThrows(.outOfRange, "y[7]") {
+            _ = try features.withUnsafeBufferPointer { f in
+                try bad.withUnsafeBufferPointer { y in
+                    try BayesianLastLayer.classification(features: f, examples: n, hidden: h, labels: y, classes: k)
+                }
+            }
+        }
+    }
+}
