@@ -171,6 +171,8 @@ def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=Non
             raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", _INVALID)
         if rank is not None:
             raise SwiftAttrError("rank needs X: the low-rank path works from the SVD of X", _INVALID)
+        if X is not None:
+            raise SwiftAttrError("X is not used with esa_mean/esa_cov (the effect-size posterior is given)", _INVALID)
         mean = _batch(_f64(esa_mean, "esa_mean"), 2, "esa_mean")
         cov = _batch(_f64(esa_cov, "esa_cov"), 3, "esa_cov")
         classes, p = mean.shape

@@ -414,6 +414,7 @@ def test_bad_inputs_raise_with_named_argument():
     S_nan = SIGMA.copy(); S_nan[1, 1] = np.nan
     raises(-4, ["esa_cov"], sa.rate, esa_mean=MU, esa_cov=S_nan)
     raises(-2, ["one posterior"], sa.rate, X, M_F=M, V_F=V, f_draws=M)
+    raises(-2, ["X is not used"], sa.rate, X, esa_mean=MU, esa_cov=SIGMA)
     raises(-9, ["overflowed"], sa.rate, esa_mean=MU * 1e200, esa_cov=SIGMA)
     H = rng.standard_normal((n, 4))
     raises(-3, ["W_cov"], sa.rate_last_layer, X, H, np.ones(4), np.eye(3))
