@@ -89,6 +89,7 @@ public enum RATE {
     }
 
     /// KLD of a set q (sorted variable indices): ½ μ_qᵀ α_q μ_q, α_q = Λ_qq − C(CᵀΣ_qqC)⁻¹Cᵀ.
+    /// O(|q|³ + p|q|²): every product of the |q|×|q| blocks goes through GEMM.
     static func blockKLD(q: [Int], mean: [Double], factor: CovarianceFactor, exact: Bool) throws -> Double {
         let k = q.count
         if k == 1 {
@@ -98,70 +99,73 @@ public enum RATE {
         }
         let (sigma, lambda, leverage) = factor.blocks(q)
         var alpha = lambda
-        // Directions c of β̃_q with leverage 1: subtract C (CᵀΣ_qqC)⁻¹ Cᵀ.
-        var directions: [[Double]] = []
+        // C (k×c, row-major): the directions of β̃_q with leverage 1; I for a full-rank Σ.
+        var c = 0
+        var directions: [Double] = []
         if let leverage {
             let (values, vectors) = try SmallSymmetric.eigen(leverage, k: k)
-            for i in 0..<k where values[i] > leverageOne { directions.append(Array(vectors[(i * k)..<(i * k + k)])) }
+            let kept = (0..<k).filter { values[$0] > leverageOne }
+            c = kept.count
+            directions = [Double](repeating: 0, count: k * c)
+            for (col, i) in kept.enumerated() { for row in 0..<k { directions[row * c + col] = vectors[i * k + row] } }
         } else {
-            for i in 0..<k {
-                var e = [Double](repeating: 0, count: k)
-                e[i] = 1
-                directions.append(e)
-            }
+            c = k
+            directions = [Double](repeating: 0, count: k * k)
+            for i in 0..<k { directions[i * k + i] = 1 }
         }
-        let c = directions.count
         if c > 0 {
-            // M = CᵀΣ_qqC (c×c), then α −= C M⁻¹ Cᵀ through M's eigendecomposition.
-            var m = [Double](repeating: 0, count: c * c)
-            for a in 0..<c {
-                for b in 0..<c {
-                    var s = 0.0
-                    for i in 0..<k { for jj in 0..<k { s += directions[a][i] * sigma[i * k + jj] * directions[b][jj] } }
-                    m[a * c + b] = s
+            // M = CᵀΣ_qqC = V diag(w) Vᵀ; α −= (CV) diag(1/w) (CV)ᵀ over w > 0.
+            let sc = matmul(sigma, directions, k, k, c)
+            let m = matmul(directions, sc, c, k, c, transA: true)
+            let (w, v) = try SmallSymmetric.eigen(m, k: c)
+            let top = w.last ?? 0
+            let keep = (0..<c).filter { w[$0] > top * 1e-14 && w[$0] > 0 }
+            if !keep.isEmpty {
+                // V_kept scaled by w^{-1/2} (c×t), then U = C · that (k×t), α −= U Uᵀ.
+                let t = keep.count
+                var vs = [Double](repeating: 0, count: c * t)
+                for (col, e) in keep.enumerated() {
+                    let scale = 1 / w[e].squareRoot()
+                    for row in 0..<c { vs[row * t + col] = v[e * c + row] * scale }
                 }
-            }
-            let (values, vectors) = try SmallSymmetric.eigen(m, k: c)
-            let largest = values.last ?? 0
-            for e in 0..<c where values[e] > largest * 1e-14 && values[e] > 0 {
-                // w = C v_e: α −= w wᵀ / value_e.
-                var w = [Double](repeating: 0, count: k)
-                for a in 0..<c { let v = vectors[e * c + a]; for i in 0..<k { w[i] += directions[a][i] * v } }
-                for i in 0..<k { for jj in 0..<k { alpha[i * k + jj] -= w[i] * w[jj] / values[e] } }
+                let u = matmul(directions, vs, k, c, t)
+                let uu = matmul(u, u, k, t, k, transB: true)
+                for i in 0..<(k * k) { alpha[i] -= uu[i] }
             }
         }
+        let muq = q.map { mean[$0] }
+        let alphaMu = matmul(alpha, muq, k, k, 1)
         var kld = 0.0
-        for i in 0..<k {
-            var row = 0.0
-            for jj in 0..<k { row += alpha[i * k + jj] * mean[q[jj]] }
-            kld += mean[q[i]] * row
-        }
+        for i in 0..<k { kld += muq[i] * alphaMu[i] }
         kld *= 0.5
         if exact { kld += 0.5 * (try traceLogDetTerm(sigma: sigma, lambda: lambda, k: k)) }
         return kld
     }
 
+    /// Row-major product op(A)·op(B), op(A) m×k, op(B) k×n.
+    static func matmul(_ a: [Double], _ b: [Double], _ m: Int, _ k: Int, _ n: Int,
+                       transA: Bool = false, transB: Bool = false) -> [Double] {
+        var out = [Double](repeating: 0, count: m * n)
+        BLAS.dgemm(transA: transA, transB: transB, m: m, n: n, k: k, a: a, b: b, c: &out)
+        return out
+    }
+
     /// Σ_i (x_i − 1 − log x_i) over the positive eigenvalues x_i of Σ_qq Λ_qq, i.e.
     /// tr(Σ_qqΛ_qq) − |q| − log det(Σ_qqΛ_qq) when both are non-singular.
     static func traceLogDetTerm(sigma: [Double], lambda: [Double], k: Int) throws -> Double {
-        // Symmetric form: eigenvalues of R Λ_qq Rᵀ... with Σ_qq = W Ω Wᵀ, R = W Ω^{1/2}: x = eig(RᵀΛR).
+        // Symmetric form: with Σ_qq = W Ω Wᵀ and R = W Ω^{1/2} (positive Ω only), x = eig(RᵀΛ_qqR).
         let (omega, w) = try SmallSymmetric.eigen(sigma, k: k)
         let top = omega.last ?? 0
-        var cols: [[Double]] = []
-        for i in 0..<k where omega[i] > top * 1e-14 && omega[i] > 0 {
-            let s = omega[i].squareRoot()
-            cols.append((0..<k).map { w[i * k + $0] * s })
-        }
-        let r = cols.count
+        let keep = (0..<k).filter { omega[$0] > top * 1e-14 && omega[$0] > 0 }
+        let r = keep.count
         guard r > 0 else { return 0 }
-        var m = [Double](repeating: 0, count: r * r)
-        for a in 0..<r {
-            for b in 0..<r {
-                var s = 0.0
-                for i in 0..<k { for jj in 0..<k { s += cols[a][i] * lambda[i * k + jj] * cols[b][jj] } }
-                m[a * r + b] = s
-            }
+        var root = [Double](repeating: 0, count: k * r)
+        for (col, i) in keep.enumerated() {
+            let s = omega[i].squareRoot()
+            for row in 0..<k { root[row * r + col] = w[i * k + row] * s }
         }
+        let lr = matmul(lambda, root, k, k, r)
+        let m = matmul(root, lr, r, k, r, transA: true)
         let (x, _) = try SmallSymmetric.eigen(m, k: r)
         let xmax = x.last ?? 0
         var total = 0.0
