@@ -499,6 +499,10 @@ def test_constant_columns_are_set_aside():
     gr = sa.rate(X, M_F=M, V_F=V, groups=groups_ref, exact_kld=True)
     np.testing.assert_allclose(g.kld[0][[0, 2]], gr.kld[0], rtol=1e-8)
     assert g.kld[0][1] == 0
+    # nullify, including a constant: same as nullifying the rest in X
+    nl = sa.rate(Xc, M_F=M, V_F=V, nullify=[3, 5], exact_kld=True)
+    nr = sa.rate(X, M_F=M, V_F=V, nullify=[4], exact_kld=True)
+    np.testing.assert_allclose(np.delete(nl.kld[0], [3, 9]), nr.kld[0], rtol=1e-8)
 
 
 def authors_block_kld(mu, S, q):

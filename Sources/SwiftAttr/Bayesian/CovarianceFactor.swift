@@ -207,6 +207,62 @@ final class CovarianceFactor {
         return spectral(basisT: basisT, d: kept.map { values[$0] }, p: p, pinv: t < p)
     }
 
+    /// Rectangular blocks Σ_ab, Λ_ab (Λ⁺_ab) and (GGᵀ)_ab for index lists a and b (|a|×|b| row-major);
+    /// the leverage block is nil for the Cholesky form, where it is the identity ([a_x == b_y]).
+    func crossBlocks(_ a: [Int], _ b: [Int]) -> (sigma: [Double], lambda: [Double], leverage: [Double]?) {
+        let ka = a.count, kb = b.count
+        var s = [Double](repeating: 0, count: ka * kb)
+        var l = [Double](repeating: 0, count: ka * kb)
+        switch form {
+        case .cholesky(let buffer):
+            buffer.withUnsafeBufferPointer { buf in
+                for x in 0..<ka {
+                    for y in 0..<kb {
+                        let u = a[x], v = b[y]
+                        s[x * kb + y] = u == v ? sigmaDiag[u] : buf[max(u, v) * p + min(u, v)]
+                        let colU = buf.baseAddress! + u * p, colV = buf.baseAddress! + v * p
+                        var lv = 0.0
+                        for i in max(u, v)..<p { lv += colU[i] * colV[i] }
+                        l[x * kb + y] = lv
+                    }
+                }
+            }
+            return (s, l, nil)
+        case .spectral(let basisT, let d):
+            var e = [Double](repeating: 0, count: ka * kb)
+            basisT.withUnsafeBufferPointer { g in
+                for t in 0..<d.count {
+                    let row = g.baseAddress! + t * p
+                    for x in 0..<ka {
+                        let gx = row[a[x]]
+                        if gx == 0 { continue }
+                        for y in 0..<kb {
+                            let v = gx * row[b[y]]
+                            s[x * kb + y] += d[t] * v
+                            l[x * kb + y] += v / d[t]
+                            e[x * kb + y] += v
+                        }
+                    }
+                }
+            }
+            return (s, l, e)
+        case .embedded(let inner, _, let position):
+            let ia = (0..<ka).filter { position[a[$0]] >= 0 }
+            let ib = (0..<kb).filter { position[b[$0]] >= 0 }
+            let (si, li, ei) = inner.crossBlocks(ia.map { position[a[$0]] }, ib.map { position[b[$0]] })
+            let mb = ib.count
+            var e = [Double](repeating: 0, count: ka * kb)
+            for (x, u) in ia.enumerated() {
+                for (y, v) in ib.enumerated() {
+                    s[u * kb + v] = si[x * mb + y]
+                    l[u * kb + v] = li[x * mb + y]
+                    e[u * kb + v] = ei?[x * mb + y] ?? (a[u] == b[v] ? 1 : 0)
+                }
+            }
+            return (s, l, e)
+        }
+    }
+
     /// Σ_qq, Λ_qq (Λ⁺_qq) and the leverage block G_qG_qᵀ (nil for the Cholesky form, where it is I),
     /// each |q|×|q| row-major.
     func blocks(_ q: [Int]) -> (sigma: [Double], lambda: [Double], leverage: [Double]?) {

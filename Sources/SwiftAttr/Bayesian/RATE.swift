@@ -59,6 +59,35 @@ public enum RATE {
                 kld[j] = singleKLD(mu: mean[j], sigma: factor.sigmaDiag[j], lambda: factor.lambdaDiag[j],
                                    leverage: factor.leverage[j], exact: exactKLD)
             }
+        } else if let l = plan.nullifiedOnly {
+            // Conditional RATE: the l×l blocks are shared by every q = l ∪ {j}; only row j is new.
+            let shared = factor.blocks(l)
+            let m = l.count, k = m + 1
+            for j in plan.outputIndex {
+                let cross = factor.crossBlocks(l, [j])
+                var sigma = [Double](repeating: 0, count: k * k)
+                var lambda = [Double](repeating: 0, count: k * k)
+                let needLeverage = shared.leverage != nil || cross.leverage != nil
+                var leverage = [Double](repeating: 0, count: needLeverage ? k * k : 0)
+                for x in 0..<m {
+                    for y in 0..<m {
+                        sigma[x * k + y] = shared.sigma[x * m + y]
+                        lambda[x * k + y] = shared.lambda[x * m + y]
+                        if needLeverage { leverage[x * k + y] = shared.leverage?[x * m + y] ?? (x == y ? 1 : 0) }
+                    }
+                    sigma[x * k + m] = cross.sigma[x]; sigma[m * k + x] = cross.sigma[x]
+                    lambda[x * k + m] = cross.lambda[x]; lambda[m * k + x] = cross.lambda[x]
+                    if needLeverage {
+                        let e = cross.leverage?[x] ?? 0
+                        leverage[x * k + m] = e; leverage[m * k + x] = e
+                    }
+                }
+                sigma[m * k + m] = factor.sigmaDiag[j]
+                lambda[m * k + m] = factor.lambdaDiag[j]
+                if needLeverage { leverage[m * k + m] = factor.leverage[j] }
+                kld[j] = try kldFromBlocks(sigma: sigma, lambda: lambda, leverage: needLeverage ? leverage : nil,
+                                           mu: l.map { mean[$0] } + [mean[j]], exact: exactKLD)
+            }
         } else {
             for (item, q) in plan.sets.enumerated() {
                 kld[plan.outputIndex[item]] = try blockKLD(q: q, mean: mean, factor: factor, exact: exactKLD)
@@ -98,6 +127,12 @@ public enum RATE {
                              leverage: factor.leverage[j], exact: exact)
         }
         let (sigma, lambda, leverage) = factor.blocks(q)
+        return try kldFromBlocks(sigma: sigma, lambda: lambda, leverage: leverage, mu: q.map { mean[$0] }, exact: exact)
+    }
+
+    /// ½ μᵀ α μ (+ the exact terms) from the k×k blocks Σ_qq, Λ_qq and the leverage block (nil: I).
+    static func kldFromBlocks(sigma: [Double], lambda: [Double], leverage: [Double]?, mu muq: [Double], exact: Bool) throws -> Double {
+        let k = muq.count
         var alpha = lambda
         // C (k×c, row-major): the directions of β̃_q with leverage 1; I for a full-rank Σ.
         var c = 0
@@ -133,7 +168,6 @@ public enum RATE {
                 for i in 0..<(k * k) { alpha[i] -= uu[i] }
             }
         }
-        let muq = q.map { mean[$0] }
         let alphaMu = matmul(alpha, muq, k, k, 1)
         var kld = 0.0
         for i in 0..<k { kld += muq[i] * alphaMu[i] }
@@ -244,6 +278,8 @@ struct RATEPlan {
     let outputCount: Int
     /// True for plain RATE (every set is one variable, index = position): the vectorised path.
     let singleVariables: Bool
+    /// The nullified set l for conditional RATE without groups (sets are l ∪ {j}, j = outputIndex).
+    let nullifiedOnly: [Int]?
 
     init(p: Int, options: RATEOptions) throws {
         self.p = p
@@ -276,12 +312,14 @@ struct RATEPlan {
             outputIndex = Array(0..<groups.count)
             outputCount = groups.count
             singleVariables = false
+            nullifiedOnly = nil
         } else {
             guard l.count < p else { throw SwiftAttrError.invalid("nullify lists every variable (\(p)); nothing is left to rank") }
             if l.isEmpty {
                 sets = []
                 outputIndex = Array(0..<p)
                 singleVariables = true
+                nullifiedOnly = nil
             } else {
                 var s: [[Int]] = []
                 var o: [Int] = []
@@ -292,6 +330,7 @@ struct RATEPlan {
                 sets = s
                 outputIndex = o
                 singleVariables = false
+                nullifiedOnly = l
             }
             outputCount = p
         }
