@@ -4,7 +4,7 @@ import SwiftAttr
 // sizes, calls SwiftAttr, and maps errors to status codes through `guarded`.
 
 /// Reads the options shared by every RATE export.
-private func rateOptions(p: Int, exactKLD: Int32, nullify: UnsafePointer<Int64>?, nullifyCount: Int64,
+private func rateOptions(exactKLD: Int32, nullify: UnsafePointer<Int64>?, nullifyCount: Int64,
                          groupMembers: UnsafePointer<Int64>?, groupOffsets: UnsafePointer<Int64>?, groupCount: Int64,
                          jitter: Double) throws -> RATEOptions {
     guard exactKLD == 0 || exactKLD == 1 else { throw SwiftAttrError(.invalidArgument, "exact_kld must be 0 or 1 (got \(exactKLD))") }
@@ -36,7 +36,6 @@ private func rateOptions(p: Int, exactKLD: Int32, nullify: UnsafePointer<Int64>?
         }
         groups = list
     }
-    _ = p
     return RATEOptions(exactKLD: exactKLD == 1, nullify: nullified, groups: groups, jitter: jitter)
 }
 
@@ -96,7 +95,7 @@ public func sa_rate_from_esa(
         let covCount = try checkedProduct(c, try checkedProduct(pp, pp, "esa_cov"), "esa_cov")
         let mean = try doubles(esaMean, c * pp, "esa_mean", finite: false)
         let cov = try doubles(esaCov, covCount, "esa_cov", finite: false)
-        let options = try rateOptions(p: pp, exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
+        let options = try rateOptions(exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
                                       groupMembers: groupMembers, groupOffsets: groupOffsets, groupCount: groupCount, jitter: jitter)
         try requireOutputs(rate, kld, delta, ess)
         var results: [RATEResult] = []
@@ -131,7 +130,7 @@ public func sa_rate_from_gaussian(
         let v = try doubles(covF, try checkedProduct(c, try checkedProduct(nn, nn, "V_F"), "V_F"), "V_F", finite: false)
         let proj = try projectionValue(projection)
         let r = try checkCount(rank, "rank", allowZero: true)
-        let options = try rateOptions(p: pp, exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
+        let options = try rateOptions(exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
                                       groupMembers: groupMembers, groupOffsets: groupOffsets, groupCount: groupCount, jitter: jitter)
         try requireOutputs(rate, kld, delta, ess)
         let results = try RATE.fromOutputs(X: x, examples: nn, variables: pp, classes: c,
@@ -161,7 +160,7 @@ public func sa_rate_from_draws(
         let f = try doubles(fDraws, try checkedProduct(c, try checkedProduct(s, nn, "f_draws"), "f_draws"), "f_draws", finite: false)
         let proj = try projectionValue(projection)
         let r = try checkCount(rank, "rank", allowZero: true)
-        let options = try rateOptions(p: pp, exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
+        let options = try rateOptions(exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
                                       groupMembers: groupMembers, groupOffsets: groupOffsets, groupCount: groupCount, jitter: jitter)
         try requireOutputs(rate, kld, delta, ess)
         let results = try RATE.fromOutputs(X: x, examples: nn, variables: pp, classes: c,
@@ -195,7 +194,7 @@ public func sa_rate_last_layer(
         let b = bias.map { UnsafeBufferPointer(start: $0, count: c) }
         let proj = try projectionValue(projection)
         let r = try checkCount(rank, "rank", allowZero: true)
-        let options = try rateOptions(p: pp, exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
+        let options = try rateOptions(exactKLD: exactKLD, nullify: nullify, nullifyCount: nullifyCount,
                                       groupMembers: groupMembers, groupOffsets: groupOffsets, groupCount: groupCount, jitter: jitter)
         try requireOutputs(rate, kld, delta, ess)
         let results = try RATE.fromOutputs(X: x, examples: nn, variables: pp, classes: c,
