@@ -15,5 +15,7 @@ from .deeplift import deeplift, deepshap
 from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )
+from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
+from . import plot
 
 __version__ = "0.1.0"

@@ -131,4 +131,18 @@ _sig("sa_deepshap",
 DEEPLIFT_RULES = {"rescale": 0, "revealcancel": 1, "genomics": 2}
 MAXPOOL_RULES = {"gradient": 0, "crossmax": 1}
 
-# @@RATE@@
+# --- RATE (swiftattr.h, section RATE) ----------------------------------------------------------------
+_RATE_OPTIONS = [c_int, i64p, c_int64, i64p, i64p, c_int64, c_double]
+_RATE_OUTPUTS = [f64p, f64p, f64p, f64p, i64p]
+_sig("sa_rate_from_esa", [c_int64, c_int64, f64p, f64p] + _RATE_OPTIONS + _RATE_OUTPUTS)
+_sig("sa_rate_from_gaussian",
+     [c_int64, c_int64, c_int64, f64p, f64p, f64p, c_int, c_int64] + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
+_sig("sa_rate_from_draws",
+     [c_int64, c_int64, c_int64, c_int64, f64p, f64p, c_int, c_int64] + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
+_sig("sa_rate_last_layer",
+     [c_int64, c_int64, c_int64, c_int64, f64p, f64p, f64p, f64p, f64p, c_int, c_int64]
+     + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
+_sig("sa_bayesian_last_layer_regression",
+     [c_int64, c_int64, c_int64, f64p, f64p, c_int64, c_double, f64p, f64p, f64p, f64p, f64p])
+_sig("sa_bayesian_last_layer_classification",
+     [c_int64, c_int64, c_int64, f64p, i64p, c_double, c_int64, c_double, f64p, f64p, f64p])

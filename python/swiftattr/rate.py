@@ -1,0 +1,312 @@
+"""RATE: global variable importance for Bayesian models (Crawford et al. 2019; Ish-Horowicz et al. 2019).
+
+Every computation happens in libswiftattr (float64, LAPACK); this module only converts arrays, checks that
+their shapes fit together, and calls C.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from . import _ffi
+from ._ffi import SwiftAttrError, check, dptr, iptr, lib
+
+__all__ = ["rate", "rate_last_layer", "bayesian_last_layer", "RateResult", "BayesianLastLayer"]
+
+_PROJECTIONS = {"covariance": 0, "pseudoinverse": 1}
+_SHAPE = -3
+_INVALID = -2
+
+
+@dataclass
+class RateResult:
+    """RATE for each output class (arrays have one row per class).
+
+    rate, kld: (classes, m) with m = p, or the number of groups for group RATE; nullified variables have 0.
+    delta, ess: (classes,) — Δ = Σ RATE log(m·RATE) and ESS = 100/(1+Δ) percent.
+    esa_mean: (classes, p) posterior mean of the effect-size analogue.
+    rank: (classes,) dimension of the effect-size covariance's range that was used (p when full rank).
+    pseudo_inverse: (classes,) True where Σ was singular or ill-conditioned and the pseudo-inverse was used.
+    """
+
+    rate: np.ndarray
+    kld: np.ndarray
+    delta: np.ndarray
+    ess: np.ndarray
+    esa_mean: np.ndarray
+    rank: np.ndarray
+    pseudo_inverse: np.ndarray
+    groups: Optional[list] = None
+    nullify: Optional[np.ndarray] = None
+
+    @property
+    def classes(self) -> int:
+        return self.rate.shape[0]
+
+
+@dataclass
+class BayesianLastLayer:
+    """Gaussian posterior over a network's last Dense layer f = H W + b.
+
+    W_mean: (h, outputs); W_cov: (outputs, h, h), the posterior covariance of each column of W;
+    b: (outputs,) point estimate; H: the float64 features the posterior was fitted on;
+    noise_precision, prior_precision: (outputs,) evidence-maximised values (regression) or the prior
+    precision used (classification; noise_precision is None).
+    """
+
+    W_mean: np.ndarray
+    W_cov: np.ndarray
+    b: np.ndarray
+    H: np.ndarray
+    task: str
+    prior_precision: np.ndarray
+    noise_precision: Optional[np.ndarray] = None
+
+
+def _f64(a, name: str) -> np.ndarray:
+    try:
+        return np.ascontiguousarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise SwiftAttrError(f"{name}: cannot convert to float64 ({e})", _INVALID) from None
+
+
+def _shape_error(message: str) -> SwiftAttrError:
+    return SwiftAttrError(message, _SHAPE)
+
+
+def _batch(a: np.ndarray, ndim: int, name: str) -> np.ndarray:
+    """Adds the leading class axis when `a` has one dimension fewer than `ndim`."""
+    if a.ndim == ndim - 1:
+        return a[np.newaxis]
+    if a.ndim != ndim:
+        raise _shape_error(f"{name}: expected {ndim - 1} or {ndim} dimensions, got shape {a.shape}")
+    return a
+
+
+def _projection(projection) -> int:
+    if isinstance(projection, str):
+        if projection not in _PROJECTIONS:
+            raise SwiftAttrError(
+                f"projection: unknown value {projection!r} (expected 'covariance' or 'pseudoinverse')", -6)
+        return _PROJECTIONS[projection]
+    return int(projection)  # an integer is passed through, and checked by C
+
+
+def _options(exact_kld, nullify, groups, jitter):
+    """Marshals the shared options; returns (ctypes args, nullify array, group list, output count or None)."""
+    null = None if nullify is None else np.ascontiguousarray(np.atleast_1d(nullify), dtype=np.int64)
+    if null is not None and null.ndim != 1:
+        raise _shape_error(f"nullify: expected a list of indices, got shape {null.shape}")
+    if groups is None:
+        members = offsets = None
+        group_list = None
+        count = 0
+    else:
+        group_list = [np.ascontiguousarray(np.atleast_1d(g), dtype=np.int64).ravel() for g in groups]
+        count = len(group_list)
+        offsets = np.zeros(count + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(g) for g in group_list]) if count else []
+        members = np.concatenate(group_list) if count else np.zeros(0, dtype=np.int64)
+        if count == 0:
+            raise SwiftAttrError("groups: no groups given", _INVALID)
+    args = [1 if exact_kld else 0,
+            iptr(null) if null is not None and null.size else None, 0 if null is None else null.size,
+            iptr(members) if count else None, iptr(offsets) if count else None, count, float(jitter)]
+    keep = (null, members, offsets)
+    return args, keep, group_list
+
+
+def _rank(rank) -> int:
+    if rank is None:
+        return 0
+    if int(rank) < 1:
+        raise SwiftAttrError(f"rank must be positive (got {rank})", _INVALID)
+    return int(rank)
+
+
+def _run(fn, leading, classes: int, p: int, m: int, options, with_esa: bool, groups, nullify):
+    rate_out = np.empty((classes, m))
+    kld_out = np.empty((classes, m))
+    delta = np.empty(classes)
+    ess = np.empty(classes)
+    info = np.empty((classes, 2), dtype=np.int64)
+    outputs = [dptr(rate_out), dptr(kld_out), dptr(delta), dptr(ess), iptr(info)]
+    esa = np.empty((classes, p)) if with_esa else None
+    if with_esa:
+        outputs.append(dptr(esa))
+    check(fn(*leading, *options, *outputs))
+    return RateResult(rate=rate_out, kld=kld_out, delta=delta, ess=ess, esa_mean=esa,
+                      rank=info[:, 0].copy(), pseudo_inverse=info[:, 1].astype(bool),
+                      groups=groups, nullify=nullify)
+
+
+def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=None,
+         projection="covariance", exact_kld: bool = False, nullify: Optional[Sequence[int]] = None,
+         groups: Optional[Sequence[Sequence[int]]] = None, rank: Optional[int] = None,
+         jitter: float = 0.0) -> RateResult:
+    """RATE variable importance, one vector per output class.
+
+    Give exactly one posterior:
+      * ``f_draws``: posterior draws of the outputs, (classes, draws, n) or (draws, n), with ``X`` (n, p);
+      * ``M_F``, ``V_F``: Gaussian posterior of the outputs, (classes, n) and (classes, n, n), with ``X``;
+      * ``esa_mean``, ``esa_cov``: the effect-size posterior itself, (classes, p) and (classes, p, p).
+
+    projection: "covariance" (β̃ = X_cᵀ(f − f̄)/(n−1), default) or "pseudoinverse" (β̃ = X⁺f).
+    exact_kld: add the trace and log-determinant terms of the Gaussian KL divergence.
+    nullify: variables to condition on as well (conditional RATE); groups: lists of variable indices
+    (group RATE, one score per group). rank: force the low-rank path with at most this many singular
+    directions of X (the low-rank path is automatic when n < p). jitter: ridge added to Σ's diagonal,
+    relative to its mean diagonal.
+    """
+    opts, keep, group_list = _options(exact_kld, nullify, groups, jitter)
+    null = keep[0]
+    sources = [name for name, v in (("f_draws", f_draws), ("M_F", M_F), ("V_F", V_F),
+                                    ("esa_mean", esa_mean), ("esa_cov", esa_cov)) if v is not None]
+    if esa_mean is not None or esa_cov is not None:
+        if esa_mean is None or esa_cov is None:
+            raise SwiftAttrError("give both esa_mean and esa_cov", _INVALID)
+        if f_draws is not None or M_F is not None or V_F is not None:
+            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", _INVALID)
+        if rank is not None:
+            raise SwiftAttrError("rank needs X: the low-rank path works from the SVD of X", _INVALID)
+        if X is not None:
+            raise SwiftAttrError("X is not used with esa_mean/esa_cov (the effect-size posterior is given)", _INVALID)
+        mean = _batch(_f64(esa_mean, "esa_mean"), 2, "esa_mean")
+        cov = _batch(_f64(esa_cov, "esa_cov"), 3, "esa_cov")
+        classes, p = mean.shape
+        if cov.shape != (classes, p, p):
+            raise _shape_error(f"esa_cov: expected {classes}×{p}×{p} (from esa_mean), got {cov.shape}")
+        m = len(group_list) if group_list is not None else p
+        return _run(lib.sa_rate_from_esa, [classes, p, dptr(mean), dptr(cov)], classes, p, m, opts, False,
+                    group_list, null)
+    if X is None:
+        raise SwiftAttrError("X is required with f_draws or M_F/V_F", _INVALID)
+    x = _f64(X, "X")
+    if x.ndim != 2:
+        raise _shape_error(f"X: expected shape (n, p), got {x.shape}")
+    n, p = x.shape
+    proj = _projection(projection)
+    r = _rank(rank)
+    m = len(group_list) if group_list is not None else p
+    if f_draws is not None:
+        if M_F is not None or V_F is not None:
+            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", _INVALID)
+        f = _batch(_f64(f_draws, "f_draws"), 3, "f_draws")
+        classes, draws, nf = f.shape
+        if nf != n:
+            raise _shape_error(f"f_draws: expected n = {n} values per draw (rows of X), got {nf}")
+        return _run(lib.sa_rate_from_draws, [classes, draws, n, p, dptr(x), dptr(f), proj, r],
+                    classes, p, m, opts, True, group_list, null)
+    if M_F is None or V_F is None:
+        raise SwiftAttrError("give f_draws, or M_F and V_F, or esa_mean and esa_cov", _INVALID)
+    mean = _batch(_f64(M_F, "M_F"), 2, "M_F")
+    cov = _batch(_f64(V_F, "V_F"), 3, "V_F")
+    classes = mean.shape[0]
+    if mean.shape[1] != n:
+        raise _shape_error(f"M_F: expected n = {n} values per class (rows of X), got {mean.shape[1]}")
+    if cov.shape != (classes, n, n):
+        raise _shape_error(f"V_F: expected {classes}×{n}×{n}, got {cov.shape}")
+    return _run(lib.sa_rate_from_gaussian, [classes, n, p, dptr(x), dptr(mean), dptr(cov), proj, r],
+                classes, p, m, opts, True, group_list, null)
+
+
+def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exact_kld: bool = False,
+                    nullify=None, groups=None, rank: Optional[int] = None, jitter: float = 0.0) -> RateResult:
+    """RATE for a Gaussian posterior over a network's last Dense layer, f = H W + b.
+
+    X: (n, p) inputs; H: (n, h) penultimate features; W_mean: (h, classes) or (h,); W_cov: (classes, h, h)
+    or (h, h), the posterior covariance of each column of W; b: (classes,), a scalar, or None.
+    V_F = H Σ_W Hᵀ is never formed.
+    """
+    opts, keep, group_list = _options(exact_kld, nullify, groups, jitter)
+    x = _f64(X, "X")
+    if x.ndim != 2:
+        raise _shape_error(f"X: expected shape (n, p), got {x.shape}")
+    n, p = x.shape
+    h_arr = _f64(H, "H")
+    if h_arr.ndim != 2 or h_arr.shape[0] != n:
+        raise _shape_error(f"H: expected shape ({n}, h) (rows of X), got {h_arr.shape}")
+    hidden = h_arr.shape[1]
+    wm = _f64(W_mean, "W_mean")
+    if wm.ndim == 1:
+        wm = wm[:, np.newaxis]
+    if wm.ndim != 2 or wm.shape[0] != hidden:
+        raise _shape_error(f"W_mean: expected shape ({hidden}, classes), got {wm.shape}")
+    classes = wm.shape[1]
+    wm = np.ascontiguousarray(wm)
+    wc = _batch(_f64(W_cov, "W_cov"), 3, "W_cov")
+    if wc.shape != (classes, hidden, hidden):
+        raise _shape_error(f"W_cov: expected {classes}×{hidden}×{hidden}, got {wc.shape}")
+    bias = None
+    if b is not None:
+        bias = np.ascontiguousarray(np.broadcast_to(_f64(b, "b"), (classes,)) if np.ndim(b) == 0 else _f64(b, "b"))
+        if bias.shape != (classes,):
+            raise _shape_error(f"b: expected {classes} values, got shape {bias.shape}")
+    proj = _projection(projection)
+    r = _rank(rank)
+    m = len(group_list) if group_list is not None else p
+    return _run(lib.sa_rate_last_layer,
+                [classes, n, p, hidden, dptr(x), dptr(h_arr), dptr(wm), dptr(wc), dptr(bias), proj, r],
+                classes, p, m, opts, True, group_list, keep[0])
+
+
+def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regression",
+                        prior_precision: float = 1.0, max_iter: Optional[int] = None, tol: float = 1e-8) -> BayesianLastLayer:
+    """Fits a Gaussian posterior over a trained network's last Dense layer from its penultimate features.
+
+    H comes from ``net.penultimate(X)`` (the input of the final Dense layer, n×h), or is given directly
+    with ``H=``. ``task="regression"``: Bayesian linear regression of y (n,) or (n, outputs) on H with the
+    noise and prior precisions maximising the evidence (MacKay's updates), one pair per output.
+    ``task="classification"``: y holds integer labels 0..K−1; a Laplace approximation of multinomial
+    logistic regression on H (MAP by Newton's method, prior N(0, 1/prior_precision), covariance the inverse
+    Hessian at the MAP).
+    """
+    if H is None:
+        if net is None or X is None:
+            raise SwiftAttrError("give net and X (features from net.penultimate(X)), or H", _INVALID)
+        H = net.penultimate(X)
+    h_arr = _f64(H, "H")
+    if h_arr.ndim != 2:
+        raise _shape_error(f"H: expected shape (n, h), got {h_arr.shape}")
+    n, hidden = h_arr.shape
+    if y is None:
+        raise SwiftAttrError("y is required", _INVALID)
+    if task == "regression":
+        yy = _f64(y, "y")
+        if yy.ndim == 1:
+            yy = yy[:, np.newaxis]
+        if yy.ndim != 2 or yy.shape[0] != n:
+            raise _shape_error(f"y: expected {n} rows (rows of H), got shape {yy.shape}")
+        outputs = yy.shape[1]
+        yy = np.ascontiguousarray(yy)
+        wm = np.empty((hidden, outputs))
+        wc = np.empty((outputs, hidden, hidden))
+        b = np.empty(outputs)
+        noise = np.empty(outputs)
+        prior = np.empty(outputs)
+        check(lib.sa_bayesian_last_layer_regression(n, hidden, outputs, dptr(h_arr), dptr(yy), int(1000 if max_iter is None else max_iter),
+                                                    float(tol), dptr(wm), dptr(wc), dptr(b), dptr(noise),
+                                                    dptr(prior)))
+        return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task, prior_precision=prior,
+                                 noise_precision=noise)
+    if task == "classification":
+        labels = np.asarray(y)
+        if labels.ndim != 1 or labels.shape[0] != n:
+            raise _shape_error(f"y: expected {n} integer labels (rows of H), got shape {labels.shape}")
+        if labels.size and not np.issubdtype(labels.dtype, np.integer):
+            if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
+                raise SwiftAttrError("y: classification labels must be integers", _INVALID)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        classes = int(labels.max()) + 1 if labels.size else 0
+        classes = max(classes, 2)
+        wm = np.empty((hidden, classes))
+        wc = np.empty((classes, hidden, hidden))
+        b = np.empty(classes)
+        check(lib.sa_bayesian_last_layer_classification(n, hidden, classes, dptr(h_arr), iptr(labels),
+                                                        float(prior_precision), int(100 if max_iter is None else max_iter), float(tol),
+                                                        dptr(wm), dptr(wc), dptr(b)))
+        return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task,
+                                 prior_precision=np.full(classes, float(prior_precision)))
+    raise SwiftAttrError(f"task: unknown value {task!r} (expected 'regression' or 'classification')", -6)
