@@ -69,13 +69,13 @@ extension Network {
     }
 
     /// Rows per chunk for passes that start at layer `start`: `requested` when given, otherwise as many
-    /// as fit a budget of 2²¹ floats (8 MB) of tape and patch matrices per worker — small enough to stay
+    /// as fit a budget of 2²⁰ floats (4 MB) of tape and patch matrices per worker — small enough to stay
     /// in cache, large enough for efficient GEMMs.
     func chunkRows(from start: Int, requested: Int?) throws -> Int {
         if let requested {
             try Check.positive(requested, "internal_batch_size")
             return requested
         }
-        return max(1, (1 << 21) / max(1, workingFloatsPerRow(from: start)))
+        return max(1, (1 << 20) / max(1, workingFloatsPerRow(from: start)))
     }
 }

@@ -28,6 +28,7 @@ enum Parallel {
     /// 0..<``workers(count:chunk:)`` identifies the thread (for per-worker accumulators).
     static func forEachChunk(count: Int, chunk: Int, _ body: (Int, Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
+        _ = allocatorTuned
         let size = balancedChunk(count: count, chunk: chunk)
         let chunks = (count + size - 1) / size
         let workers = Self.workers(count: count, chunk: chunk)
@@ -47,6 +48,17 @@ enum Parallel {
             }
         }
     }
+
+    /// Chunked passes allocate and free buffers of a few MB per layer and chunk. glibc serves blocks above its
+    /// mmap threshold (128 kB at first) with fresh zeroed pages and returns them on free, so every chunk
+    /// would pay page faults; keeping blocks up to 32 MB in the heap (and not trimming below 128 MB) makes
+    /// them reusable. This is set once, on first use, for the whole process.
+    static let allocatorTuned: Void = {
+        #if os(Linux)
+        _ = glibcMallopt(-3 /* M_MMAP_THRESHOLD */, 32 << 20)
+        _ = glibcMallopt(-1 /* M_TRIM_THRESHOLD */, 128 << 20)
+        #endif
+    }()
 
     /// Number of workers ``forEachChunk(count:chunk:_:)`` uses for this split.
     static func workers(count: Int, chunk: Int) -> Int {
@@ -87,3 +99,9 @@ enum Parallel {
         pthread_mutex_unlock(&mutex)
     }
 }
+
+#if os(Linux)
+/// glibc's `int mallopt(int param, int value)` (declared in <malloc.h>, which Glibc's module map omits).
+@_silgen_name("mallopt")
+private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
+#endif
