@@ -14,18 +14,11 @@ extension Network {
         try Check.finite(cotangent, "cotangent")
         let chunk = try chunkRows(from: 0, requested: internalBatchSize)
         let d = inputSize, out = outputSize
-        var result = [Float](repeating: 0, count: rows * d)
-        result.withUnsafeMutableBufferPointer { buffer in
-            let dst = buffer.baseAddress!
-            Parallel.singleThreadedBLAS {
-                Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
-                    let tape = record(Array(x[(range.lowerBound * d)..<(range.upperBound * d)]), rows: range.count)
-                    let g = pullback(tape, cotangent: Array(cotangent[(range.lowerBound * out)..<(range.upperBound * out)]))
-                    (dst + range.lowerBound * d).update(from: g, count: g.count)
-                }
+        return Parallel.singleThreadedBLAS {
+            mapRowChunks(x, rows: rows, inSize: d, outSize: d, chunk: chunk) { xs, range in
+                pullback(record(xs, rows: range.count), cotangent: Array(cotangent[(range.lowerBound * out)..<(range.upperBound * out)]))
             }
         }
-        return result
     }
 
     /// Saliency: `∂f_t/∂x` at x, or its absolute value when `absolute` (Captum's default).

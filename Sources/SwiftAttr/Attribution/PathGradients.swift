@@ -16,52 +16,46 @@ extension Network {
         return pullback(tape, cotangent: seed)
     }
 
-    /// Gradients `∇_x f_{targets[i]}(x_i)` for `rows` examples, chunked by `chunk` rows (chunks in parallel).
-    func targetGradients(_ x: [Float], rows: Int, targets: [Int], chunk: Int) -> [Float] {
-        let p = affinePrefixLength
-        let d = inputSize
-        var result = [Float](repeating: 0, count: rows * d)
-        result.withUnsafeMutableBufferPointer { out in
-            let out = out.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
-                let xs = Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
-                let z = forward(xs, rows: range.count, from: 0, to: p)
-                let g = targetCotangents(at: p, z, rows: range.count, targets: Array(targets[range]))
-                let grads = pullbackAffine(g, rows: range.count, from: p, to: 0)
-                (out + range.lowerBound * d).update(from: grads, count: grads.count)
-            }
-        }
-        return result
-    }
-
-    /// Layers `start..<end` applied to `rows` rows, chunks of rows in parallel.
-    func forwardRows(_ x: [Float], rows: Int, from start: Int, to end: Int, chunk: Int) -> [Float] {
-        guard start < end else { return x }
-        let inSize = size(at: start), outSize = size(at: end)
+    /// Applies `transform(rowsOfInput, range)` to chunks of `rows` rows of `input` (`inSize` floats each) in
+    /// parallel, gathering the `outSize`-float results in row order.
+    func mapRowChunks(
+        _ input: [Float], rows: Int, inSize: Int, outSize: Int, chunk: Int, _ transform: ([Float], Range<Int>) -> [Float]
+    ) -> [Float] {
         var result = [Float](repeating: 0, count: rows * outSize)
         result.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
             Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
-                let y = forward(Array(x[(range.lowerBound * inSize)..<(range.upperBound * inSize)]), rows: range.count, from: start, to: end)
+                let y = transform(Array(input[(range.lowerBound * inSize)..<(range.upperBound * inSize)]), range)
                 (out + range.lowerBound * outSize).update(from: y, count: y.count)
             }
         }
         return result
     }
 
+    /// Gradients `∇_x f_{targets[i]}(x_i)` for `rows` examples, chunked by `chunk` rows (chunks in parallel).
+    func targetGradients(_ x: [Float], rows: Int, targets: [Int], chunk: Int) -> [Float] {
+        let p = affinePrefixLength
+        return mapRowChunks(x, rows: rows, inSize: inputSize, outSize: inputSize, chunk: chunk) { xs, range in
+            let z = forward(xs, rows: range.count, from: 0, to: p)
+            let g = targetCotangents(at: p, z, rows: range.count, targets: Array(targets[range]))
+            return pullbackAffine(g, rows: range.count, from: p, to: 0)
+        }
+    }
+
+    /// Layers `start..<end` applied to `rows` rows, chunks of rows in parallel.
+    func forwardRows(_ x: [Float], rows: Int, from start: Int, to end: Int, chunk: Int) -> [Float] {
+        guard start < end else { return x }
+        return mapRowChunks(x, rows: rows, inSize: size(at: start), outSize: size(at: end), chunk: chunk) { xs, range in
+            forward(xs, rows: range.count, from: start, to: end)
+        }
+    }
+
     /// ``pullbackAffine(_:rows:from:to:)`` with chunks of rows in parallel.
     func pullbackAffineRows(_ cotangent: [Float], rows: Int, from end: Int, to start: Int, chunk: Int) -> [Float] {
         guard start < end else { return cotangent }
-        let inSize = size(at: start), outSize = size(at: end)
-        var result = [Float](repeating: 0, count: rows * inSize)
-        result.withUnsafeMutableBufferPointer { out in
-            let out = out.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
-                let g = pullbackAffine(Array(cotangent[(range.lowerBound * outSize)..<(range.upperBound * outSize)]), rows: range.count, from: end, to: start)
-                (out + range.lowerBound * inSize).update(from: g, count: g.count)
-            }
+        return mapRowChunks(cotangent, rows: rows, inSize: size(at: end), outSize: size(at: start), chunk: chunk) { g, range in
+            pullbackAffine(g, rows: range.count, from: end, to: start)
         }
-        return result
     }
 
     /// One point of a path batch: example `example`, on the segment from reference row `reference` of
