@@ -133,3 +133,14 @@ def test_threads_give_serial_numbers(rng):
         parallel = list(pool.map(lambda x: sa.integrated_gradients(net, x, target=1, n_steps=16), xs))
     for s, p in zip(serial, parallel):
         np.testing.assert_array_equal(s, p)
+
+
+def test_image_attribution_figure(tmp_path, rng):
+    pytest.importorskip("matplotlib")
+    net = small_cnn(rng)
+    x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
+    phi = sa.integrated_gradients(net, x, target=0)
+    path = tmp_path / "maps.png"
+    fig = sa.plot.image_attributions(x, [phi, sa.saliency(net, x, target=0)], method_names=["IG", "saliency"], path=path)
+    assert path.stat().st_size > 1000
+    assert len(fig.axes) == 9
