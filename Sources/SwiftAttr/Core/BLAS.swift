@@ -44,7 +44,4 @@ enum BLAS {
             b, Int32(ldb ?? (transB ? k : n)),
             beta, c, Int32(ldc ?? n))
     }
-
-    /// Number of threads OpenBLAS uses.
-    static var threads: Int { Int(openblas_get_num_threads()) }
 }

@@ -211,14 +211,6 @@ extension Layer {
         }
     }
 
-    /// True for layers applied elementwise (output shape = input shape, y_i depends on x_i only).
-    public var isElementwise: Bool {
-        switch self {
-        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .dropout: true
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .softmax, .batchNorm: false
-        }
-    }
-
     /// The per-example output shape for a per-example input shape, or an error that says why they do not fit.
     public func outputShape(for input: [Int]) throws -> [Int] {
         func spatial(_ kind: String, _ kernel: [Int], _ stride: [Int], _ padding: [Int], _ dilation: [Int], channels: Int?) throws -> [Int] {

@@ -106,9 +106,4 @@ public struct Network: Sendable, Equatable {
         copy.shapes = shapes
         return copy
     }
-
-    /// Floats of activation stored per example when every layer's input is kept (the tape of a pullback).
-    var tapeFloatsPerExample: Int {
-        (0...layers.count).reduce(0) { $0 + size(at: $1) }
-    }
 }
