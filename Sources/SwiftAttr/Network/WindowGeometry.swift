@@ -75,7 +75,8 @@ struct WindowGeometry {
                     let src = xc + ih * width + shift
                     for ow in 0..<valid.lowerBound { dst[ow] = 0 }
                     if sw == 1 {
-                        (dst + valid.lowerBound).update(from: src + valid.lowerBound, count: valid.count)
+                        // Runs are short (an output row): a plain loop beats a memmove call.
+                        for ow in valid { dst[ow] = src[ow] }
                     } else {
                         for ow in valid { dst[ow] = src[ow * sw] }
                     }
@@ -101,7 +102,11 @@ struct WindowGeometry {
                     guard ih >= 0 && ih < height else { continue }
                     let src = cols + k * columns + n * P + oh * outWidth
                     let dst = dxc + ih * width + shift
-                    for ow in valid { dst[ow * sw] += src[ow] }
+                    if sw == 1 {
+                        for ow in valid { dst[ow] += src[ow] }
+                    } else {
+                        for ow in valid { dst[ow * sw] += src[ow] }
+                    }
                 }
             }
         }
