@@ -18,7 +18,7 @@
  *    shapes that do not fit the model, NaN or infinite values, out-of-range class indices and unknown
  *    enum values return an error.
  *  - Inputs are batch-first: a batch of n examples of the model's input shape (e.g. n×C×H×W) is
- *    n * sa_model_input_size() contiguous floats.
+ *    n * input_size contiguous floats, where sa_model_size_at(model, 0, &input_size).
  */
 #ifndef SWIFTATTR_H
 #define SWIFTATTR_H
