@@ -21,6 +21,19 @@ func targets(_ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws 
     }
 }
 
+/// The common arguments of a per-class attribution call, checked in order: the model (frozen for use), the
+/// batch `x` of `n` examples, the class targets, and the output buffer `out` (checked before any work).
+func attributionCall(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ out: UnsafeMutablePointer<Float>?
+) throws -> (net: Network, values: [Float], rows: Int, targets: [Int]) {
+    let net = try handle(model).use()
+    let (values, rows) = try batch(net, x, n)
+    let t = try targets(target, nTarget, rows: rows)
+    _ = try nonNull(out, "out")
+    return (net, values, rows, t)
+}
+
 /// nil for a non-positive internal batch size ("choose for me"), the value otherwise.
 func chunk(_ internalBatchSize: Int64) throws -> Int? {
     internalBatchSize <= 0 ? nil : try checkCount(internalBatchSize, "internal_batch_size")
@@ -72,10 +85,7 @@ public func sa_saliency(
     _ absolute: Int32, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let t = try targets(target, nTarget, rows: rows)
-        _ = try nonNull(out, "out")
+        let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
         try write(try net.saliency(values, rows: rows, targets: t, absolute: absolute != 0), to: out)
     }
 }
@@ -86,10 +96,7 @@ public func sa_input_x_gradient(
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let t = try targets(target, nTarget, rows: rows)
-        _ = try nonNull(out, "out")
+        let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
         try write(try net.inputXGradient(values, rows: rows, targets: t), to: out)
     }
 }
