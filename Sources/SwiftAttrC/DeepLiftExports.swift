@@ -35,8 +35,8 @@ public func sa_deeplift(
         _ = try nonNull(out, "out")
         let result = try net.deepLift(values, rows: rows, baselines: base, targets: t, rule: r, maxPool: m,
                                       multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out)
-        if let delta { try write(result.delta, to: delta, "delta") }
+        try write(result.attributions, to: out, count: rows * net.inputSize)
+        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
     }
 }
 
@@ -58,7 +58,7 @@ public func sa_deepshap(
         _ = try nonNull(out, "out")
         let result = try net.deepShap(values, rows: rows, references: refs, referenceCount: refRows, targets: t, rule: r, maxPool: m,
                                       multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out)
-        if let delta { try write(result.delta, to: delta, "delta") }
+        try write(result.attributions, to: out, count: rows * net.inputSize)
+        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
     }
 }

@@ -39,9 +39,17 @@ func chunk(_ internalBatchSize: Int64) throws -> Int? {
     internalBatchSize <= 0 ? nil : try checkCount(internalBatchSize, "internal_batch_size")
 }
 
-/// Copies `values` into the caller's buffer `out`.
-func write(_ values: [Float], to out: UnsafeMutablePointer<Float>?, _ name: String = "out") throws {
-    let buffer = try output(out, values.count, name)
+/// Copies `values` into the caller's buffer `out`, which the header documents as `count` floats. A
+/// non-finite value (the model's arithmetic overflowed float32) is an `SA_ERR_NUMERICAL` error, never
+/// returned silently; a count mismatch is a bug in the library and reported as such.
+func write(_ values: [Float], to out: UnsafeMutablePointer<Float>?, count: Int, _ name: String = "out") throws {
+    guard values.count == count else {
+        throw SwiftAttrError(.internal, "\(name): computed \(values.count) values for a buffer of \(count) (please report this bug)")
+    }
+    if let i = values.firstIndex(where: { !$0.isFinite }) {
+        throw SwiftAttrError(.numerical, "\(name): the result is not finite (\(values[i]) at flat index \(i)); the model's float32 arithmetic overflowed for these inputs")
+    }
+    let buffer = try output(out, count, name)
     _ = buffer.initialize(from: values)
 }
 
@@ -51,7 +59,7 @@ public func sa_forward(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n:
         let net = try handle(model).use()
         let (values, rows) = try batch(net, x, n)
         _ = try nonNull(out, "out")
-        try write(net.forward(values, rows: rows), to: out)
+        try write(net.forward(values, rows: rows), to: out, count: rows * net.outputSize)
     }
 }
 
@@ -64,7 +72,7 @@ public func sa_forward_to_layer(_ model: OpaquePointer?, _ x: UnsafePointer<Floa
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(net.layers.count)")
         }
         _ = try nonNull(out, "out")
-        try write(net.activations(values, rows: rows, atInputOf: Int(layer)), to: out)
+        try write(net.activations(values, rows: rows, atInputOf: Int(layer)), to: out, count: rows * net.size(at: Int(layer)))
     }
 }
 
@@ -75,7 +83,7 @@ public func sa_gradient(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n
         let (values, rows) = try batch(net, x, n)
         let c = Array(try floats(cotangent, try checkedProduct(rows, net.outputSize, "cotangent"), "cotangent"))
         _ = try nonNull(out, "out")
-        try write(try net.gradient(values, rows: rows, cotangent: c), to: out)
+        try write(try net.gradient(values, rows: rows, cotangent: c), to: out, count: rows * net.inputSize)
     }
 }
 
@@ -86,7 +94,7 @@ public func sa_saliency(
 ) -> Int32 {
     guarded {
         let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try write(try net.saliency(values, rows: rows, targets: t, absolute: absolute != 0), to: out)
+        try write(try net.saliency(values, rows: rows, targets: t, absolute: absolute != 0), to: out, count: rows * net.inputSize)
     }
 }
 
@@ -97,7 +105,7 @@ public func sa_input_x_gradient(
 ) -> Int32 {
     guarded {
         let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try write(try net.inputXGradient(values, rows: rows, targets: t), to: out)
+        try write(try net.inputXGradient(values, rows: rows, targets: t), to: out, count: rows * net.inputSize)
     }
 }
 
@@ -120,8 +128,8 @@ public func sa_integrated_gradients(
         let steps = try checkCount(nSteps, "n_steps")
         _ = try nonNull(out, "out")
         let result = try net.integratedGradients(values, rows: rows, baselines: base, targets: t, steps: steps, method: rule, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out)
-        if let delta { try write(result.delta, to: delta, "delta") }
+        try write(result.attributions, to: out, count: rows * net.inputSize)
+        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
     }
 }
 
@@ -148,7 +156,7 @@ public func sa_expected_gradients(
         let t = try targets(target, nTarget, rows: rows)
         let samples = try checkCount(nSamples, "n_samples")
         _ = try nonNull(out, "out")
-        try write(try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out)
+        try write(try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
     }
 }
 
@@ -168,6 +176,6 @@ public func sa_smoothgrad(
         }
         let samples = try checkCount(nSamples, "n_samples")
         _ = try nonNull(out, "out")
-        try write(try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out)
+        try write(try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
     }
 }

@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 
 from . import _ffi
+from ._args import INT64_MAX, as_choice, as_float, as_int
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .model import Network, _f32
 
@@ -26,15 +27,17 @@ def _targets(net: Network, target, n: int) -> np.ndarray:
         if net.output_size != 1:
             raise SwiftAttrError(f"target is required for a model with {net.output_size} outputs")
         target = 0
-    try:
-        t = np.asarray(target)
-    except Exception as e:  # pragma: no cover
-        raise SwiftAttrError(f"target: {e}") from None
-    if t.dtype.kind not in "iu" and not (t.dtype.kind == "b"):
-        if t.dtype.kind == "f" and np.all(np.isfinite(t)) and np.all(t == np.round(t)):
-            t = t.astype(np.int64)
-        else:
-            raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
+    if isinstance(target, (bool, np.bool_)):
+        raise SwiftAttrError(f"target: expected integer class indices, got {target!r}")
+    t = np.asarray(target)
+    if t.ndim > 1:
+        raise SwiftAttrError(f"target: expected one class index or one per example, got an array of shape {t.shape}")
+    if t.dtype.kind == "b" or t.dtype.kind not in "iuf":
+        raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
+    if t.dtype.kind == "f" and not (np.all(np.isfinite(t)) and np.all(t == np.round(t))):
+        raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
+    if t.size and (t.max() > INT64_MAX or t.min() < -INT64_MAX):
+        raise SwiftAttrError(f"target = {t.max() if t.max() > INT64_MAX else t.min()} is out of range")
     t = np.ascontiguousarray(t.astype(np.int64).ravel())
     if t.size not in (1, n):
         raise SwiftAttrError(f"target: expected one class index or {n} (one per example), got {t.size}")
@@ -58,18 +61,16 @@ def _baselines(net: Network, baselines, n: int, name: str = "baselines"):
 def _chunk(internal_batch_size) -> int:
     if internal_batch_size is None:
         return 0
-    if int(internal_batch_size) <= 0:
-        raise SwiftAttrError(f"internal_batch_size must be positive (got {internal_batch_size})")
-    return int(internal_batch_size)
+    return as_int(internal_batch_size, "internal_batch_size", 1, INT64_MAX)
 
 
 def _seed(seed) -> int:
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
-    seed = int(seed)
+    seed = as_int(seed, "seed", -(2**64), 2**64 - 1)
     if seed < 0:
         raise SwiftAttrError(f"seed must be non-negative (got {seed})")
-    return seed & 0xFFFFFFFFFFFFFFFF
+    return seed
 
 
 def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
@@ -116,12 +117,11 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
-    if method not in _ffi.IG_METHODS:
-        raise SwiftAttrError(f"method: unknown integration method {method!r}; expected one of {', '.join(_ffi.IG_METHODS)}")
+    method_code = as_choice(method, _ffi.IG_METHODS, "method")
     out = np.empty_like(x)
     delta = np.empty(n, dtype=np.float32)
-    check(lib.sa_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, int(n_steps),
-                                      _ffi.IG_METHODS[method], _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    check(lib.sa_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size,
+                                      as_int(n_steps, "n_steps"), method_code, _chunk(internal_batch_size), fptr(out), fptr(delta)))
     return (out, delta) if return_convergence_delta else out
 
 
@@ -135,7 +135,7 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
     check(lib.sa_expected_gradients(net._handle, fptr(x), x.shape[0], fptr(r), r.shape[0], iptr(t), t.size,
-                                    int(n_samples), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+                                    as_int(n_samples, "n_samples"), _seed(seed), _chunk(internal_batch_size), fptr(out)))
     return out
 
 
@@ -146,9 +146,8 @@ def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples:
     net = _network(net)
     x = net._batch(inputs)
     t = _targets(net, target, x.shape[0])
-    if nt_type not in _ffi.NT_TYPES:
-        raise SwiftAttrError(f"nt_type: unknown {nt_type!r}; expected one of {', '.join(_ffi.NT_TYPES)}")
+    nt_code = as_choice(nt_type, _ffi.NT_TYPES, "nt_type")
     out = np.empty_like(x)
-    check(lib.sa_smoothgrad(net._handle, fptr(x), x.shape[0], iptr(t), t.size, _ffi.NT_TYPES[nt_type],
-                            int(n_samples), float(stdevs), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+    check(lib.sa_smoothgrad(net._handle, fptr(x), x.shape[0], iptr(t), t.size, nt_code,
+                            as_int(n_samples, "n_samples"), as_float(stdevs, "stdevs"), _seed(seed), _chunk(internal_batch_size), fptr(out)))
     return out

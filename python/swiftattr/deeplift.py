@@ -11,15 +11,11 @@ from typing import Optional
 import numpy as np
 
 from . import _ffi
+from ._args import as_choice as _enum
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .attribution import _baselines, _chunk, _network, _targets
 from .model import _f32
 
-
-def _enum(value, table: dict, name: str) -> int:
-    if value not in table:
-        raise SwiftAttrError(f"{name}: unknown {value!r}; expected one of {', '.join(table)}", -6)
-    return table[value]
 
 
 def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import _ffi
+from ._args import INT64_MAX, as_float, as_int
 from ._ffi import SwiftAttrError, check, dptr, iptr, lib
 
 __all__ = ["rate", "rate_last_layer", "bayesian_last_layer", "RateResult", "BayesianLastLayer"]
@@ -91,12 +92,23 @@ def _projection(projection) -> int:
             raise SwiftAttrError(
                 f"projection: unknown value {projection!r} (expected 'covariance' or 'pseudoinverse')", -6)
         return _PROJECTIONS[projection]
-    return int(projection)  # an integer is passed through, and checked by C
+    return as_int(projection, "projection", -(2**31), 2**31 - 1)  # an integer code is checked by C
+
+
+def _indices(values, name: str) -> np.ndarray:
+    """Variable indices as int64, refusing fractional, boolean or non-numeric entries (C checks the range)."""
+    a = np.atleast_1d(np.asarray(values))
+    if a.size and (a.dtype.kind == "b" or a.dtype.kind not in "iuf"
+                   or (a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.round(a))))):
+        raise SwiftAttrError(f"{name}: expected integer variable indices, got {values!r}", _INVALID)
+    if a.size and (a.max() > INT64_MAX or a.min() < -INT64_MAX):
+        raise SwiftAttrError(f"{name}: index out of range", -5)
+    return np.ascontiguousarray(a, dtype=np.int64)
 
 
 def _options(exact_kld, nullify, groups, jitter):
     """Marshals the shared options; returns (ctypes args, nullify array, group list, output count or None)."""
-    null = None if nullify is None else np.ascontiguousarray(np.atleast_1d(nullify), dtype=np.int64)
+    null = None if nullify is None else _indices(nullify, "nullify")
     if null is not None and null.ndim != 1:
         raise _shape_error(f"nullify: expected a list of indices, got shape {null.shape}")
     if groups is None:
@@ -104,7 +116,7 @@ def _options(exact_kld, nullify, groups, jitter):
         group_list = None
         count = 0
     else:
-        group_list = [np.ascontiguousarray(np.atleast_1d(g), dtype=np.int64).ravel() for g in groups]
+        group_list = [_indices(g, f"groups[{k}]").ravel() for k, g in enumerate(groups)]
         count = len(group_list)
         offsets = np.zeros(count + 1, dtype=np.int64)
         offsets[1:] = np.cumsum([len(g) for g in group_list]) if count else []
@@ -113,7 +125,7 @@ def _options(exact_kld, nullify, groups, jitter):
             raise SwiftAttrError("groups: no groups given", _INVALID)
     args = [1 if exact_kld else 0,
             iptr(null) if null is not None and null.size else None, 0 if null is None else null.size,
-            iptr(members) if count else None, iptr(offsets) if count else None, count, float(jitter)]
+            iptr(members) if count else None, iptr(offsets) if count else None, count, as_float(jitter, "jitter")]
     keep = (null, members, offsets)
     return args, keep, group_list
 
@@ -121,9 +133,10 @@ def _options(exact_kld, nullify, groups, jitter):
 def _rank(rank) -> int:
     if rank is None:
         return 0
-    if int(rank) < 1:
+    rank = as_int(rank, "rank")
+    if rank < 1:
         raise SwiftAttrError(f"rank must be positive (got {rank})", _INVALID)
-    return int(rank)
+    return rank
 
 
 def _run(fn, leading, classes: int, p: int, m: int, options, with_esa: bool, groups, nullify):
@@ -299,6 +312,10 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
             if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
                 raise SwiftAttrError("y: classification labels must be integers", _INVALID)
         labels = np.ascontiguousarray(labels, dtype=np.int64)
+        if labels.size and labels.max() >= n:
+            i = int(labels.argmax())
+            raise SwiftAttrError(f"y[{i}] = {labels[i]} is out of range: labels are 0 ... classes−1, and there cannot be more "
+                                 f"classes than the {n} examples", -5)
         classes = int(labels.max()) + 1 if labels.size else 0
         classes = max(classes, 2)
         wm = np.empty((hidden, classes))

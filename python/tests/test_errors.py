@@ -55,13 +55,13 @@ def test_targets(net):
 
 
 def test_options(net):
-    with raises("method: unknown integration method 'simpson'"):
+    with raises("method: unknown 'simpson'; expected one of riemann_left"):
         sa.integrated_gradients(net, X, target=0, method="simpson")
     with raises("n_steps must be positive"):
         sa.integrated_gradients(net, X, target=0, n_steps=0)
     with raises("n_steps must be at least 2 for riemann_trapezoid"):
         sa.integrated_gradients(net, X, target=0, n_steps=1, method="riemann_trapezoid")
-    with raises("internal_batch_size must be positive"):
+    with raises(r"internal_batch_size must be in \[1, "):
         sa.integrated_gradients(net, X, target=0, internal_batch_size=-3)
     with raises("baselines: expected one example"):
         sa.integrated_gradients(net, X, np.zeros((3, 6)), target=0)
@@ -146,3 +146,55 @@ def test_memory_limits():
         sa.saliency(net, np.ones((1, 1, 4, 4)), target=0)
     with raises("conv padding must be at most 65536"):
         sa.Sequential([sa.Conv2d(np.ones((4, 1, 3, 3)), padding=70000)], input_shape=(1, 4, 4))
+
+
+def test_limits_found_by_fuzzing(net, tmp_path):
+    # Huge step and sample counts are refused before any allocation (they used to abort the process).
+    with raises(r"n_steps must be at most 1048576 \(got 68719476736\)"):
+        sa.integrated_gradients(net, X, target=0, n_steps=2**36, method="riemann_middle")
+    with raises("n_steps must be at most 4096 .* for gausslegendre"):
+        sa.integrated_gradients(net, X, target=0, n_steps=20000)
+    with raises("n_samples must be at most 1048576"):
+        sa.expected_gradients(net, X, X, target=0, n_samples=2**36)
+    with raises("n_samples must be at most 1048576"):
+        sa.smoothgrad(net, X, target=0, n_samples=10**9)
+    # A device or a directory is not a model file (reading /dev/zero used to never end).
+    with raises("is not a regular file"):
+        sa.load("/dev/zero")
+    with raises("is not a regular file"):
+        sa.load(tmp_path)
+    # Overflow inside the model is an error, not a silent inf/NaN.
+    big = sa.Sequential([sa.Linear(np.full((2, 4), 3e38)), sa.ReLU(), sa.Linear(np.full((2, 2), 3e38))])
+    for call in (lambda: big.forward(np.ones((1, 4))), lambda: sa.integrated_gradients(big, np.ones((1, 4)), target=0),
+                 lambda: sa.deeplift(big, np.ones((1, 4)), target=0)):
+        with pytest.raises(sa.SwiftAttrError, match="the result is not finite") as e:
+            call()
+        assert e.value.code == -9
+
+
+def test_python_integers_are_not_truncated(net):
+    with raises(r"n_steps must be in"):
+        sa.integrated_gradients(net, X, target=0, n_steps=2**64 + 50)
+    with raises("n_steps: expected an integer, got 2.9"):
+        sa.integrated_gradients(net, X, target=0, n_steps=2.9)
+    with raises("n_steps: expected an integer, got True"):
+        sa.integrated_gradients(net, X, target=0, n_steps=True)
+    with raises("internal_batch_size: expected an integer"):
+        sa.integrated_gradients(net, X, target=0, internal_batch_size=2.7)
+    with raises("seed must be in"):
+        sa.smoothgrad(net, X, target=0, seed=2**64 + 5)
+    with raises("target: expected integer class indices, got True"):
+        sa.saliency(net, X, target=True)
+    with raises("target: expected one class index or one per example, got an array of shape"):
+        sa.saliency(net, X, target=[[1], [1]])
+    with raises("target = 9223372036854775808 is out of range"):
+        sa.saliency(net, X, target=2**63)
+    for name, call in [("method", lambda: sa.integrated_gradients(net, X, target=0, method=["x"])),
+                       ("nt_type", lambda: sa.smoothgrad(net, X, target=0, nt_type=["x"])),
+                       ("rule", lambda: sa.deeplift(net, X, target=0, rule=["rescale"]))]:
+        with raises(f"{name}: unknown"):
+            call()
+    with raises("jitter: expected a number"):
+        sa.rate(esa_mean=np.ones((1, 3)), esa_cov=np.eye(3)[None], jitter="a")
+    with raises(r"nullify: expected integer variable indices"):
+        sa.rate(esa_mean=np.ones((1, 3)), esa_cov=np.eye(3)[None], nullify=[1.7])

@@ -54,38 +54,37 @@ extension Network {
         try checkInputs(x, rows: rows)
         try checkInputs(references, rows: referenceCount, name: "references")
         try Check.positive(samples, "n_samples")
+        try Check.atMost(samples, Check.maximumSteps, "n_samples")
         let targets = try expandTargets(targets, rows: rows)
         let p = affinePrefixLength
         let chunk = try chunkRows(from: p, requested: internalBatchSize)
         let d = inputSize
 
-        var rng = RandomSource(seed: seed)
+        // Each path point draws its reference and α from its own stream: reproducible whatever the chunking.
         let weight = 1 / Float(samples)
-        var points = [PathPoint]()
-        points.reserveCapacity(rows * samples)
-        for i in 0..<rows {
-            for _ in 0..<samples {
-                let r = rng.index(referenceCount)
-                points.append(PathPoint(example: i, reference: r, alpha: Float(rng.uniform()), weight: weight))
-            }
+        let point = { (j: Int) -> PathPoint in
+            var rng = RandomSource(seed: seed, stream: UInt64(j))
+            let r = rng.index(referenceCount)
+            return PathPoint(example: j / samples, reference: r, alpha: Float(rng.uniform()), weight: weight)
         }
         let rowChunk = try chunkRows(from: 0, requested: nil)
         return Parallel.singleThreadedBLAS {
             expectedGradients(
-                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, points: points,
-                chunk: chunk, rowChunk: rowChunk)
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
+                point: point, chunk: chunk, rowChunk: rowChunk)
         }
     }
 
     private func expectedGradients(
-        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], points: [PathPoint], chunk: Int, rowChunk: Int
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int,
+        point: (Int) -> PathPoint, chunk: Int, rowChunk: Int
     ) -> [Float] {
         let p = affinePrefixLength, d = inputSize
         let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
         let zReference = forwardRows(references, rows: referenceCount, from: 0, to: p, chunk: rowChunk)
-        let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: points.count, chunk: chunk))
+        let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: rows * samples, chunk: chunk))
         defer { accumulators.release() }
-        pathCotangents(prefix: p, zInput: zInput, zReference: zReference, points: points, targets: targets, chunk: chunk) { slice, g, worker in
+        pathCotangents(prefix: p, zInput: zInput, zReference: zReference, count: rows * samples, point: point, targets: targets, chunk: chunk) { slice, g, worker in
             let grads = pullbackAffine(g, rows: slice.count, from: p, to: 0)
             let acc = accumulators[worker]
             for (r, point) in slice.enumerated() {
@@ -128,6 +127,7 @@ extension Network {
         }
         try checkInputs(x, rows: rows)
         try Check.positive(samples, "n_samples")
+        try Check.atMost(samples, Check.maximumSteps, "n_samples")
         guard stdev.isFinite, stdev >= 0 else { throw SwiftAttrError.invalid("stdevs must be finite and non-negative (got \(stdev))") }
         let targets = try expandTargets(targets, rows: rows)
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)

@@ -45,15 +45,16 @@ extension Network {
         let d = inputSize, dp = size(at: p)
         let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
         let zBase = forwardRows(base, rows: rows, from: 0, to: p, chunk: rowChunk)
-        var points = [PathPoint]()
-        points.reserveCapacity(rows * steps)
-        for i in 0..<rows {
-            for k in 0..<steps { points.append(PathPoint(example: i, reference: i, alpha: Float(alphas[k]), weight: Float(weights[k]))) }
+        let alphas = alphas.map(Float.init), weights = weights.map(Float.init)
+        let count = rows * steps
+        let point = { (j: Int) -> PathPoint in
+            let i = j / steps, k = j % steps
+            return PathPoint(example: i, reference: i, alpha: alphas[k], weight: weights[k])
         }
         // Σ_k w_k ∇_h f(h_k) per example at the prefix output, then Pᵀ once per example.
-        let accumulators = WorkerAccumulators<Float>(count: rows * dp, workers: Parallel.workers(count: points.count, chunk: chunk))
+        let accumulators = WorkerAccumulators<Float>(count: rows * dp, workers: Parallel.workers(count: count, chunk: chunk))
         defer { accumulators.release() }
-        pathCotangents(prefix: p, zInput: zInput, zReference: zBase, points: points, targets: targets, chunk: chunk) { slice, g, worker in
+        pathCotangents(prefix: p, zInput: zInput, zReference: zBase, count: count, point: point, targets: targets, chunk: chunk) { slice, g, worker in
             let acc = accumulators[worker]
             g.withUnsafeBufferPointer { gp in
                 for (r, point) in slice.enumerated() {

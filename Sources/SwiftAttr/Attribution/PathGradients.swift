@@ -67,18 +67,18 @@ extension Network {
         var weight: Float
     }
 
-    /// For each point, the weighted cotangent at the output of the affine prefix (layer `p` input):
-    /// `weight · ∇_h f_t(h)` at h = (1 − α)·zReference[reference] + α·zInput[example]. Points are
-    /// processed in chunks of `chunk`, chunks in parallel; `consume(points, cotangents, worker)` receives
-    /// each chunk's result on worker `worker` (0..<``Parallel/workers(count:chunk:)``), so callers
-    /// accumulate into per-worker buffers.
+    /// For each of `count` path points `point(j)`, the weighted cotangent at the output of the affine prefix
+    /// (layer `p` input): `weight · ∇_h f_t(h)` at h = (1 − α)·zReference[reference] + α·zInput[example].
+    /// Points are made per chunk (memory stays bounded however many there are) and processed in chunks of
+    /// `chunk`, chunks in parallel; `consume(points, cotangents, worker)` receives each chunk's result on
+    /// worker `worker` (0..<``Parallel/workers(count:chunk:)``), so callers accumulate into per-worker buffers.
     func pathCotangents(
-        prefix p: Int, zInput: [Float], zReference: [Float], points: [PathPoint], targets: [Int], chunk: Int,
-        consume: (ArraySlice<PathPoint>, [Float], Int) -> Void
+        prefix p: Int, zInput: [Float], zReference: [Float], count: Int, point: (Int) -> PathPoint, targets: [Int], chunk: Int,
+        consume: ([PathPoint], [Float], Int) -> Void
     ) {
         let dp = size(at: p)
-        Parallel.forEachChunk(count: points.count, chunk: chunk) { _, range, worker in
-            let slice = points[range]
+        Parallel.forEachChunk(count: count, chunk: chunk) { _, range, worker in
+            let slice = range.map(point)
             let n = slice.count
             let h = uninitializedFloats(n * dp) { hp in
                 zInput.withUnsafeBufferPointer { zi in
@@ -96,7 +96,6 @@ extension Network {
             consume(slice, g, worker)
         }
     }
-
 }
 
 /// Zeroed accumulators, one block of `count` values per worker of a chunked pass, so workers add without

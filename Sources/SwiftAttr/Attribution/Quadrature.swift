@@ -26,6 +26,7 @@ public enum PathQuadrature: Int32, Sendable, CaseIterable {
     /// Nodes α_k and weights w_k of the `n`-point rule.
     public func rule(_ n: Int) throws -> (alphas: [Double], weights: [Double]) {
         try Check.positive(n, "n_steps")
+        try Check.atMost(n, Check.maximumSteps, "n_steps")
         let step = 1 / Double(n)
         switch self {
         case .riemannLeft:
@@ -42,6 +43,7 @@ public enum PathQuadrature: Int32, Sendable, CaseIterable {
             weights[n - 1] = h / 2
             return ((0..<n).map { Double($0) * h }, weights)
         case .gaussLegendre:
+            try Check.atMost(n, Check.maximumGaussLegendreSteps, "n_steps", " for gausslegendre; use a Riemann rule for more steps")
             let (x, w) = Self.gaussLegendreNodes(n)
             return (x.map { ($0 + 1) / 2 }, w.map { $0 / 2 })
         }

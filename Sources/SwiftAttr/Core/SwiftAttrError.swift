@@ -44,6 +44,16 @@ enum Check {
         guard value >= 0 else { throw SwiftAttrError.invalid("\(name) must be non-negative (got \(value))") }
     }
 
+    /// Throws unless `value <= limit`, saying what the limit is.
+    static func atMost(_ value: Int, _ limit: Int, _ name: String, _ hint: String = "") throws {
+        guard value <= limit else { throw SwiftAttrError.invalid("\(name) must be at most \(limit) (got \(value))\(hint)") }
+    }
+
+    /// Largest number of quadrature steps (Riemann rules) or of samples per example.
+    static let maximumSteps = 1 << 20
+    /// Largest Gauss–Legendre rule (its nodes cost O(n²) to compute).
+    static let maximumGaussLegendreSteps = 4096
+
     /// Largest kernel, stride, padding or dilation accepted (2¹⁶), so window loops stay bounded.
     static let maximumWindow = 1 << 16
 

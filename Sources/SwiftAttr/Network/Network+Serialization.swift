@@ -107,6 +107,8 @@ extension Layer {
 
 extension Network {
     static let fileMagic: [UInt8] = Array("SAMODEL1".utf8)
+    /// Largest model file accepted (16 GiB).
+    static let maximumFileSize = 1 << 34
 
     /// The model file's bytes.
     public func serialized() -> [UInt8] {
@@ -208,12 +210,21 @@ extension Network {
     public static func load(from path: String) throws -> Network {
         guard let file = fopen(path, "rb") else { throw SwiftAttrError(.io, "path: cannot open '\(path)' for reading (errno \(errno))") }
         defer { fclose(file) }
+        var info = stat()
+        guard fstat(fileno(file), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw SwiftAttrError(.io, "path: '\(path)' is not a regular file")
+        }
+        guard info.st_size <= Network.maximumFileSize else {
+            throw SwiftAttrError(.format, "model file: '\(path)' has \(info.st_size) bytes, more than the \(Network.maximumFileSize) a model may have")
+        }
         var bytes = [UInt8]()
+        bytes.reserveCapacity(Int(info.st_size))
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
             if n == 0 { break }
             bytes.append(contentsOf: buffer[0..<n])
+            guard bytes.count <= Network.maximumFileSize else { throw SwiftAttrError(.format, "model file: '\(path)' is larger than \(Network.maximumFileSize) bytes") }
         }
         guard ferror(file) == 0 else { throw SwiftAttrError(.io, "path: read error on '\(path)'") }
         return try Network(serialized: bytes)
