@@ -17,6 +17,12 @@
  *  - Nothing the caller passes crashes the process: NULL pointers, zero/negative/overflowing sizes,
  *    shapes that do not fit the model, NaN or infinite values, out-of-range class indices and unknown
  *    enum values return an error.
+ *  - Limits (each violation is an error, never a crash or an unbounded allocation): element counts up to
+ *    2^31 * 64; kernel, stride, padding and dilation up to 65536; a layer's output up to 2^30 values per
+ *    example; a computation needing more than 2^30 floats (4 GiB) of working memory for one example fails
+ *    with SA_ERR_OUT_OF_MEMORY; n_steps up to 2^20 (Riemann rules) or 4096 (Gauss-Legendre); n_samples up
+ *    to 2^20; model files must be regular files of at most 16 GiB. A result that is not finite because
+ *    the model's float32 arithmetic overflowed is reported as SA_ERR_NUMERICAL, never returned.
  *  - Inputs are batch-first: a batch of n examples of the model's input shape (e.g. n×C×H×W) is
  *    n * input_size contiguous floats, where sa_model_size_at(model, 0, &input_size).
  */
@@ -204,14 +210,15 @@ int sa_integrated_gradients(const sa_model *model, const float *x, int64_t n, co
                             int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
                             int method, int64_t internal_batch_size, float *out, float *delta);
 
-/** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows) and
- *  a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')), with n_samples draws per example. */
+/** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows of
+ *  `references`, n_references * input_size floats) and a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')),
+ *  with n_samples draws per example. */
 int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
                           int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
                           uint64_t seed, int64_t internal_batch_size, float *out);
 
 /** SmoothGrad (Smilkov et al. 2017): gradients at x + N(0, stdev^2) aggregated by nt_type (an sa_nt_type)
- *  over n_samples draws per example. */
+ *  over n_samples draws per example. stdev is the absolute noise scale (finite, >= 0). */
 int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
                   int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
                   float *out);

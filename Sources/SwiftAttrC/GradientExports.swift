@@ -14,7 +14,8 @@ func targets(_ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws 
     }
     let p = try nonNull(target, "target")
     return try (0..<Int(count)).map { i in
-        guard p[i] >= 0, p[i] <= Int64(Int32.max) else {
+        // The range against the model's outputs is checked (and reported with the range) by SwiftAttr.
+        guard p[i] >= Int64(Int32.min), p[i] <= Int64(Int32.max) else {
             throw SwiftAttrError(.outOfRange, "target\(count > 1 ? "[\(i)]" : "") = \(p[i]) is out of range")
         }
         return Int(p[i])

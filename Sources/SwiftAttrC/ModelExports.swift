@@ -120,15 +120,17 @@ public func sa_model_add_conv2d(
     }
 }
 
-/// Pool kinds of `sa_model_add_pool`.
-private func addPool(_ model: OpaquePointer?, max: Bool, kernel: [Int64], stride: [Int64], padding: [Int64]) -> Int32 {
+/// Appends a max or average pool; `names` are the C argument names (kernel, stride, padding per dimension).
+private func addPool(_ model: OpaquePointer?, max: Bool, kernel: [Int64], stride: [Int64], padding: [Int64], names: [String]) -> Int32 {
     guarded {
         let m = try handle(model)
+        let d = kernel.count
         let p = try Layer.Pooling(
-            kernel: try kernel.map { try int($0, "kernel_size") }, stride: try stride.map { try int($0, "stride") },
-            padding: try padding.map { try int($0, "padding") })
+            kernel: try kernel.enumerated().map { try int($1, names[$0]) },
+            stride: try stride.enumerated().map { try int($1, names[d + $0]) },
+            padding: try padding.enumerated().map { try int($1, names[2 * d + $0]) })
         try m.append {
-            switch (max, kernel.count) {
+            switch (max, d) {
             case (true, 1): .maxPool1d(p)
             case (true, _): .maxPool2d(p)
             case (false, 1): .avgPool1d(p)
@@ -138,24 +140,27 @@ private func addPool(_ model: OpaquePointer?, max: Bool, kernel: [Int64], stride
     }
 }
 
+private let poolNames1d = ["kernel_size", "stride", "padding"]
+private let poolNames2d = ["kernel_h", "kernel_w", "stride_h", "stride_w", "padding_h", "padding_w"]
+
 @_cdecl("sa_model_add_maxpool1d")
 public func sa_model_add_maxpool1d(_ model: OpaquePointer?, _ kernel: Int64, _ stride: Int64, _ padding: Int64) -> Int32 {
-    addPool(model, max: true, kernel: [kernel], stride: [stride], padding: [padding])
+    addPool(model, max: true, kernel: [kernel], stride: [stride], padding: [padding], names: poolNames1d)
 }
 
 @_cdecl("sa_model_add_maxpool2d")
 public func sa_model_add_maxpool2d(_ model: OpaquePointer?, _ kh: Int64, _ kw: Int64, _ sh: Int64, _ sw: Int64, _ ph: Int64, _ pw: Int64) -> Int32 {
-    addPool(model, max: true, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw])
+    addPool(model, max: true, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw], names: poolNames2d)
 }
 
 @_cdecl("sa_model_add_avgpool1d")
 public func sa_model_add_avgpool1d(_ model: OpaquePointer?, _ kernel: Int64, _ stride: Int64, _ padding: Int64) -> Int32 {
-    addPool(model, max: false, kernel: [kernel], stride: [stride], padding: [padding])
+    addPool(model, max: false, kernel: [kernel], stride: [stride], padding: [padding], names: poolNames1d)
 }
 
 @_cdecl("sa_model_add_avgpool2d")
 public func sa_model_add_avgpool2d(_ model: OpaquePointer?, _ kh: Int64, _ kw: Int64, _ sh: Int64, _ sw: Int64, _ ph: Int64, _ pw: Int64) -> Int32 {
-    addPool(model, max: false, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw])
+    addPool(model, max: false, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw], names: poolNames2d)
 }
 
 @_cdecl("sa_model_add_global_avgpool")

@@ -55,8 +55,9 @@ func nonNull<T>(_ pointer: T?, _ name: String) throws -> T {
 }
 
 /// Reads `count` int64 dimensions from `dims` (named `name`), checking the pointer and the values.
-func readDims(_ dims: UnsafePointer<Int64>?, _ count: Int64, _ name: String) throws -> [Int] {
-    guard count > 0, count <= 8 else { throw SwiftAttrError(.invalidArgument, "\(name): number of dimensions must be in 1...8 (got \(count))") }
+func readDims(_ dims: UnsafePointer<Int64>?, _ count: Int64, _ name: String, maxCount: Int64 = 3) throws -> [Int] {
+    guard count > 0 else { throw SwiftAttrError(.invalidArgument, "\(name): number of dimensions must be positive (got \(count))") }
+    guard count <= maxCount else { throw SwiftAttrError(.shapeMismatch, "\(name) must have 1 to \(maxCount) dimensions (got \(count))") }
     let p = try nonNull(dims, name)
     return try (0..<Int(count)).map { i in
         let d = p[i]
