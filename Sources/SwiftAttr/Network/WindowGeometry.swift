@@ -38,6 +38,9 @@ struct WindowGeometry {
     /// Columns of the im2col matrix: C·kh·kw.
     var patchSize: Int { channels * kh * kw }
 
+    /// Stride 1, no padding, no dilation: the common case im2col/col2im handle without bounds checks.
+    var isDenseWindow: Bool { sh == 1 && sw == 1 && ph == 0 && pw == 0 && dh == 1 && dw == 1 }
+
     /// Calls `body(k, c, i, j)` for each patch entry k = (c·kh + i)·kw + j.
     @inline(__always)
     private func forEachPatchEntry(_ body: (Int, Int, Int, Int) -> Void) {
@@ -60,6 +63,20 @@ struct WindowGeometry {
     /// whole chunk is one GEMM `W (O×K) · cols`, and runs of output columns copy contiguously.
     func im2col(_ x: UnsafePointer<Float>, rows: Int, into cols: UnsafeMutablePointer<Float>) {
         let P = outputPlane, columns = rows * P
+        if isDenseWindow {
+            // Stride 1, no padding, no dilation: every run is a whole output row read straight from the input.
+            forEachPatchEntry { k, c, i, j in
+                for n in 0..<rows {
+                    let src = x + n * inputSize + c * inputPlane + i * width + j
+                    let dst = cols + k * columns + n * P
+                    for oh in 0..<outHeight {
+                        let s = src + oh * width, d = dst + oh * outWidth
+                        for ow in 0..<outWidth { d[ow] = s[ow] }
+                    }
+                }
+            }
+            return
+        }
         forEachPatchEntry { k, c, i, j in
             let valid = validColumns(j)
             let shift = j * dw - pw
@@ -91,6 +108,19 @@ struct WindowGeometry {
     func col2im(_ cols: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>) {
         let P = outputPlane, columns = rows * P
         dx.update(repeating: 0, count: rows * inputSize)
+        if isDenseWindow {
+            forEachPatchEntry { k, c, i, j in
+                for n in 0..<rows {
+                    let dst = dx + n * inputSize + c * inputPlane + i * width + j
+                    let src = cols + k * columns + n * P
+                    for oh in 0..<outHeight {
+                        let d = dst + oh * width, s = src + oh * outWidth
+                        for ow in 0..<outWidth { d[ow] += s[ow] }
+                    }
+                }
+            }
+            return
+        }
         forEachPatchEntry { k, c, i, j in
             let valid = validColumns(j)
             guard !valid.isEmpty else { return }
