@@ -139,28 +139,28 @@ extension Network {
         defer { sums.release(); squares.release() }
         let p = affinePrefixLength
         Parallel.singleThreadedBLAS {
-        Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
-            let n = range.count
-            // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
-            let noisy = uninitializedFloats(n * d) { out in
+            Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
+                let n = range.count
+                // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
+                let noisy = uninitializedFloats(n * d) { out in
+                    for (r, row) in range.enumerated() {
+                        var rng = RandomSource(seed: seed, stream: UInt64(row))
+                        let xi = (row / samples) * d
+                        for k in 0..<d { out[r * d + k] = x[xi + k] + stdev * Float(rng.normal()) }
+                    }
+                }
+                let z = forward(noisy, rows: n, from: 0, to: p)
+                let g = pullbackAffine(targetCotangents(at: p, z, rows: n, targets: range.map { targets[$0 / samples] }), rows: n, from: p, to: 0)
+                let sum = sums[worker], square = squares[worker]
                 for (r, row) in range.enumerated() {
-                    var rng = RandomSource(seed: seed, stream: UInt64(row))
                     let xi = (row / samples) * d
-                    for k in 0..<d { out[r * d + k] = x[xi + k] + stdev * Float(rng.normal()) }
+                    for k in 0..<d {
+                        let v = Double(g[r * d + k])
+                        sum[xi + k] += v
+                        square[xi + k] += v * v
+                    }
                 }
             }
-            let z = forward(noisy, rows: n, from: 0, to: p)
-            let g = pullbackAffine(targetCotangents(at: p, z, rows: n, targets: range.map { targets[$0 / samples] }), rows: n, from: p, to: 0)
-            let sum = sums[worker], square = squares[worker]
-            for (r, row) in range.enumerated() {
-                let xi = (row / samples) * d
-                for k in 0..<d {
-                    let v = Double(g[r * d + k])
-                    sum[xi + k] += v
-                    square[xi + k] += v * v
-                }
-            }
-        }
         }
         let sum = sums.sum(), sumSquares = squares.sum()
         let s = Double(samples)
