@@ -58,7 +58,6 @@ extension Network {
         let targets = try expandTargets(targets, rows: rows)
         let p = affinePrefixLength
         let chunk = try chunkRows(from: p, requested: internalBatchSize)
-        let d = inputSize
 
         // Each path point draws its reference and α from its own stream: reproducible whatever the chunking.
         let weight = 1 / Float(samples)
