@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import swiftattr as sa  # noqa: E402
 from models import cnn_swiftattr, cnn_torch, cnn_weights, gemm_peak_gflops, mlp_swiftattr, mlp_torch, mlp_weights  # noqa: E402
+import models  # noqa: E402
 
 BATCH, REFERENCES, TARGET = 64, 20, 3
 
@@ -45,15 +46,7 @@ def flops(layers, forward_rows, pairs, rule, conv_layers=0):
 
 
 def best_time(fn, repeats):
-    time.sleep(0.5)  # let other libraries' BLAS/OpenMP worker threads stop spinning
-    for _ in range(3):  # warm up: thread pools, allocator, caches
-        fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return models.best_time(fn, repeats, warmup=3, settle=0.5)  # warm thread pools, allocator and caches
 
 
 def captum_rates(model, x, refs, repeats):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -19,19 +18,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import swiftattr as sa  # noqa: E402
-from models import cnn_swiftattr, cnn_torch, cnn_weights, gemm_peak_gflops, mlp_swiftattr, mlp_torch, mlp_weights  # noqa: E402
+from models import best_time, cnn_swiftattr, cnn_torch, cnn_weights, gemm_peak_gflops, mlp_swiftattr, mlp_torch, mlp_weights  # noqa: E402
 
 BATCH, STEPS, TARGET = 64, 50, 3
-
-
-def best_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def ig_flops_mlp():

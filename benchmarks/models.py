@@ -82,6 +82,22 @@ def cnn_torch(p):
     return net.eval()
 
 
+def best_time(fn, repeats: int, warmup: int = 1, settle: float = 0.0) -> float:
+    """Best wall time of ``repeats`` calls after ``warmup`` calls (and ``settle`` seconds of sleep first, so
+    other libraries' BLAS/OpenMP worker threads stop spinning)."""
+    import time
+
+    time.sleep(settle)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
 def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
     """Single-precision GEMM rate of numpy's BLAS on this machine (a reference for 'peak')."""
     import time

@@ -48,11 +48,13 @@ private func projectionValue(_ raw: Int32) throws -> EffectSizeProjection {
 
 /// Writes per-class results into the caller's buffers (rate, kld: classes×m; delta, ess: classes; info:
 /// 2·classes or NULL; esa_mean: classes×p or NULL).
-private func writeResults(_ results: [RATEResult], p: Int, outputCount m: Int,
+/// `options` gives the output length: p, or the number of groups for group RATE.
+private func writeResults(_ results: [RATEResult], p: Int, options: RATEOptions,
                           rate: UnsafeMutablePointer<Double>?, kld: UnsafeMutablePointer<Double>?,
                           delta: UnsafeMutablePointer<Double>?, ess: UnsafeMutablePointer<Double>?,
                           info: UnsafeMutablePointer<Int64>?, esaMean: UnsafeMutablePointer<Double>?) throws {
     let classes = results.count
+    let m = options.groups?.count ?? p
     let rateOut = try output(rate, classes * m, "rate")
     let kldOut = try output(kld, classes * m, "kld")
     let deltaOut = try output(delta, classes, "delta")
@@ -106,7 +108,7 @@ public func sa_rate_from_esa(
                 covariance: UnsafeBufferPointer(rebasing: cov[(k * pp * pp)..<((k + 1) * pp * pp)]),
                 variables: pp, options: options, meanName: "esa_mean" + name, covarianceName: "esa_cov" + name))
         }
-        try writeResults(results, p: pp, outputCount: options.groups?.count ?? pp, rate: rate, kld: kld, delta: delta,
+        try writeResults(results, p: pp, options: options, rate: rate, kld: kld, delta: delta,
                          ess: ess, info: info, esaMean: nil)
     }
 }
@@ -136,7 +138,7 @@ public func sa_rate_from_gaussian(
         let results = try RATE.fromOutputs(X: x, examples: nn, variables: pp, classes: c,
                                            posterior: .gaussian(mean: m, covariance: v), projection: proj,
                                            rank: r == 0 ? nil : r, options: options)
-        try writeResults(results, p: pp, outputCount: options.groups?.count ?? pp, rate: rate, kld: kld, delta: delta,
+        try writeResults(results, p: pp, options: options, rate: rate, kld: kld, delta: delta,
                          ess: ess, info: info, esaMean: esaMean)
     }
 }
@@ -166,7 +168,7 @@ public func sa_rate_from_draws(
         let results = try RATE.fromOutputs(X: x, examples: nn, variables: pp, classes: c,
                                            posterior: .draws(f, count: s), projection: proj,
                                            rank: r == 0 ? nil : r, options: options)
-        try writeResults(results, p: pp, outputCount: options.groups?.count ?? pp, rate: rate, kld: kld, delta: delta,
+        try writeResults(results, p: pp, options: options, rate: rate, kld: kld, delta: delta,
                          ess: ess, info: info, esaMean: esaMean)
     }
 }
@@ -201,7 +203,7 @@ public func sa_rate_last_layer(
                                            posterior: .lastLayer(features: features, hidden: hh, weightMean: mean,
                                                                  weightCovariance: cov, bias: b),
                                            projection: proj, rank: r == 0 ? nil : r, options: options)
-        try writeResults(results, p: pp, outputCount: options.groups?.count ?? pp, rate: rate, kld: kld, delta: delta,
+        try writeResults(results, p: pp, options: options, rate: rate, kld: kld, delta: delta,
                          ess: ess, info: info, esaMean: esaMean)
     }
 }
