@@ -2,7 +2,7 @@
 PYTHON ?= python3
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 
-.PHONY: setup build install demo test test-swift test-c test-python bench
+.PHONY: setup build install demo test test-second-kernel bench
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,12 @@ test: install
 	$(SWIFT) test
 	bash tests/c/run.sh
 	cd /tmp && $(PYTHON) -m pytest -q $(CURDIR)/python/tests
+	SWIFT=$(SWIFT) PYTHON=$(PYTHON) bash scripts/second_kernel.sh
+
+# The Swift and C suites once more on another OpenBLAS kernel (part of `make test`).
+test-second-kernel: install
+	SWIFT=$(SWIFT) PYTHON=$(PYTHON) bash scripts/second_kernel.sh
 
 bench: install
 	$(PYTHON) benchmarks/bench_gradients.py
+	$(PYTHON) benchmarks/bench_deeplift.py

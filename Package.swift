@@ -1,4 +1,5 @@
 // swift-tools-version:5.9
+import Foundation
 import PackageDescription
 
 /// swiftattr: attribution and interaction methods for trained neural networks.
@@ -6,7 +7,29 @@ import PackageDescription
 /// Products:
 /// - `swiftattr`: the dynamic library `libswiftattr.so` exporting the C interface of `CInclude/swiftattr.h`;
 /// - `SwiftAttr`: the numerics as a plain Swift library.
+///
+/// BLAS: by default the OpenBLAS that numpy and scipy ship (PyPI `scipy-openblas32`), which
+/// `scripts/setup.sh` copies into `.blas/lib` of this checkout; the library finds it there or beside
+/// itself (rpath `$ORIGIN`, as the Python package bundles it). `SWIFTATTR_BLAS=system swift build` links
+/// the distribution's libopenblas and liblapacke instead (Debian 12's 0.3.21 runs generic kernels on
+/// current Intel CPUs: see README).
 let optimise: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let systemBLAS = ProcessInfo.processInfo.environment["SWIFTATTR_BLAS"] == "system"
+let blasLibDir = Context.packageDirectory + "/.blas/lib"
+if !systemBLAS && !FileManager.default.fileExists(atPath: blasLibDir + "/libscipy_openblas.so") {
+    fatalError("""
+        swiftattr: \(blasLibDir)/libscipy_openblas.so is missing. Run `bash scripts/setup.sh` (or `make setup`) \
+        first: it installs PyPI's scipy-openblas32 and copies its library there. To link the system's \
+        OpenBLAS instead, build with SWIFTATTR_BLAS=system.
+        """)
+}
+
+let blasC: [CSetting] = systemBLAS ? [.define("SA_SYSTEM_BLAS")] : []
+let blasLink: [LinkerSetting] = systemBLAS
+    ? [.linkedLibrary("openblas"), .linkedLibrary("lapacke")]
+    : [.linkedLibrary("scipy_openblas"),
+       .unsafeFlags(["-L" + blasLibDir, "-Xlinker", "-rpath", "-Xlinker", "$ORIGIN", "-Xlinker", "-rpath", "-Xlinker", blasLibDir])]
 
 let package = Package(
     name: "swiftattr",
@@ -15,7 +38,7 @@ let package = Package(
         .library(name: "SwiftAttr", targets: ["SwiftAttr"]),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        .target(name: "CBLAS", cSettings: blasC, linkerSettings: blasLink),
         .target(name: "SwiftAttr", dependencies: ["CBLAS"], swiftSettings: optimise),
         .target(name: "SwiftAttrC", dependencies: ["SwiftAttr"], swiftSettings: optimise),
         .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr"]),

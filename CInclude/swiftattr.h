@@ -65,6 +65,31 @@ const char *sa_last_error(void);
 int sa_version(void);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Build information and threads
+ * ------------------------------------------------------------------------------------------------- */
+
+/** What this build runs on, as one JSON object: "version", "abi", "blas" ("scipy-openblas32" or
+ *  "system-openblas"), "blas_version", "blas_core" (the kernel OpenBLAS chose for this CPU, e.g.
+ *  "SkylakeX", "Haswell", "Zen"; "Prescott" when it does not know the CPU), "blas_config",
+ *  "blas_kernel_generic" (true when that kernel lacks AVX2 on a CPU that has it: GEMMs then run at a
+ *  third of the CPU's speed or less), "threads", "processors", "threads_env_ignored", "cpu",
+ *  "cpu_avx2", "arch". The string belongs to the library and stays valid until the calling thread's
+ *  next sa_build_info call; never NULL. Quote it with every benchmark figure. */
+const char *sa_build_info(void);
+
+/** Sets the library's thread count (1 to 256) for calls that start afterwards; a running call keeps the
+ *  count it started with. The default is the environment variable SWIFTATTR_NUM_THREADS when it is an
+ *  integer in 1..256, else the number of online processors. Chunked methods run that many workers, each
+ *  with single-threaded GEMMs; unchunked work (RATE's factorisations) runs OpenBLAS on that many threads.
+ *  The library's OpenBLAS is its own copy: no BLAS setting of the process is touched. Results do not
+ *  depend on the count beyond float32 rounding, and one count gives bit-identical results run to run.
+ *  Returns SA_ERR_INVALID_ARGUMENT outside 1..256. */
+int sa_set_num_threads(int n);
+
+/** The library's thread count (see sa_set_num_threads). */
+int sa_get_num_threads(void);
+
+/* ---------------------------------------------------------------------------------------------------
  * Models
  *
  * A model is a per-example input shape and a sequence of layers, each checked on addition to fit the

@@ -30,7 +30,33 @@ private let staticEmpty: UnsafeMutablePointer<CChar> = strdup("")
 
 /// `int sa_version(void)`: the library's interface version.
 @_cdecl("sa_version")
-public func sa_version() -> Int32 { 1 }
+public func sa_version() -> Int32 { Int32(BuildInfo.abiVersion) }
+
+/// Per-thread storage of the last `sa_build_info()` string.
+private let buildInfoKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { free($0) }
+    return key
+}()
+
+/// `const char *sa_build_info(void)`: ``BuildInfo/json``; valid until the thread's next call.
+@_cdecl("sa_build_info")
+public func sa_build_info() -> UnsafePointer<CChar> {
+    if let old = pthread_getspecific(buildInfoKey) { free(old) }
+    let copy = strdup(BuildInfo.json)
+    pthread_setspecific(buildInfoKey, copy)
+    return UnsafePointer(copy ?? staticEmpty)
+}
+
+/// `int sa_set_num_threads(int n)`: the library's thread count for calls that start afterwards.
+@_cdecl("sa_set_num_threads")
+public func sa_set_num_threads(_ n: Int32) -> Int32 {
+    guarded { try Parallel.setThreadCount(Int(n)) }
+}
+
+/// `int sa_get_num_threads(void)`: the library's thread count.
+@_cdecl("sa_get_num_threads")
+public func sa_get_num_threads() -> Int32 { Int32(Parallel.threadCount) }
 
 /// Runs `body`, mapping a thrown ``SwiftAttrError`` to its status code and recording its message.
 @inline(__always)

@@ -17,5 +17,9 @@ from .attribution import (
 )
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
 from . import plot
+from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
-__version__ = "0.1.0"
+_warn()
+del _warn
+
+__version__ = "0.2.0"

@@ -77,6 +77,11 @@ def iptr(a: np.ndarray):
 _sig("sa_last_error", [], c_char_p)
 _sig("sa_version", [])
 
+# --- build information and threads ------------------------------------------------------------------
+_sig("sa_build_info", [], c_char_p)          # const char *sa_build_info(void);
+_sig("sa_set_num_threads", [c_int])          # int sa_set_num_threads(int n);
+_sig("sa_get_num_threads", [])               # int sa_get_num_threads(void);
+
 # --- models -----------------------------------------------------------------------------------------
 _sig("sa_model_create", [i64p, c_int64, POINTER(model_p)])
 _sig("sa_model_free", [model_p], None)

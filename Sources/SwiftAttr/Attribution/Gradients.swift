@@ -132,12 +132,13 @@ extension Network {
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
         let d = inputSize
         let total = rows * samples
-        let workers = Parallel.workers(count: total, chunk: chunk)
-        let sums = WorkerAccumulators<Double>(count: rows * d, workers: workers)
-        let squares = WorkerAccumulators<Double>(count: rows * d, workers: workers)
-        defer { sums.release(); squares.release() }
         let p = affinePrefixLength
-        Parallel.singleThreadedBLAS {
+        return Parallel.singleThreadedBLAS {
+            // Inside the region: the worker count is fixed for the whole call.
+            let workers = Parallel.workers(count: total, chunk: chunk)
+            let sums = WorkerAccumulators<Double>(count: rows * d, workers: workers)
+            let squares = WorkerAccumulators<Double>(count: rows * d, workers: workers)
+            defer { sums.release(); squares.release() }
             Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
                 let n = range.count
                 // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
@@ -160,13 +161,13 @@ extension Network {
                     }
                 }
             }
-        }
-        let sum = sums.sum(), sumSquares = squares.sum()
-        let s = Double(samples)
-        switch aggregation {
-        case .smoothGrad: return sum.map { Float($0 / s) }
-        case .smoothGradSquared: return sumSquares.map { Float($0 / s) }
-        case .varGrad: return zip(sum, sumSquares).map { Float(max(0, $1 / s - ($0 / s) * ($0 / s))) }
+            let sum = sums.sum(), sumSquares = squares.sum()
+            let s = Double(samples)
+            switch aggregation {
+            case .smoothGrad: return sum.map { Float($0 / s) }
+            case .smoothGradSquared: return sumSquares.map { Float($0 / s) }
+            case .varGrad: return zip(sum, sumSquares).map { Float(max(0, $1 / s - ($0 / s) * ($0 / s))) }
+            }
         }
     }
 }

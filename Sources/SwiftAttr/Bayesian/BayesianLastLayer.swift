@@ -210,8 +210,10 @@ public enum BayesianLastLayer {
             var step = grad
             let info = factor.withUnsafeMutableBufferPointer { f in
                 step.withUnsafeMutableBufferPointer { s in
-                    LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), LapackInt(dim), 1, f.baseAddress!, LapackInt(dim),
-                                  s.baseAddress!, LapackInt(dim))
+                    Parallel.threadedBLAS {
+                        LAPACKE_dposv(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), LapackInt(dim), 1, f.baseAddress!, LapackInt(dim),
+                                      s.baseAddress!, LapackInt(dim))
+                    }
                 }
             }
             guard info == 0 else { throw SwiftAttrError(.numerical, "H: the Hessian of the softmax posterior is not positive definite") }
@@ -241,11 +243,11 @@ public enum BayesianLastLayer {
         // Laplace covariance: inverse Hessian at the MAP.
         let (_, hess) = derivatives(theta, prob)
         var inverse = hess
-        let info = inverse.withUnsafeMutableBufferPointer { f -> Int32 in
+        let info = inverse.withUnsafeMutableBufferPointer { f -> Int32 in Parallel.threadedBLAS {
             let a = LAPACKE_dpotrf(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), LapackInt(dim), f.baseAddress!, LapackInt(dim))
             if a != 0 { return a }
             return LAPACKE_dpotri(LAPACK_COL_MAJOR, CChar(UInt8(ascii: "L")), LapackInt(dim), f.baseAddress!, LapackInt(dim))
-        }
+        } }
         guard info == 0 else { throw SwiftAttrError(.numerical, "H: the Hessian at the softmax MAP is not invertible") }
         // Column-major lower triangle holds the inverse: element (i, j), i ≥ j, at j·dim + i.
         func inv(_ i: Int, _ j: Int) -> Double { i >= j ? inverse[j * dim + i] : inverse[i * dim + j] }

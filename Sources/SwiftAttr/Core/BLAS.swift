@@ -1,6 +1,7 @@
 import CBLAS
 
-/// Row-major GEMM wrappers over OpenBLAS.
+/// Row-major GEMM wrappers over OpenBLAS. Outside a chunked region a call runs on the library's thread
+/// count (``Parallel/threadedBLAS(_:)``); inside one, single-threaded.
 ///
 /// `C ← α·op(A)·op(B) + β·C` with `op(A)` of shape m×k and `op(B)` of shape k×n; leading dimensions
 /// default to the dense row-major ones.
@@ -17,12 +18,14 @@ enum BLAS {
             if beta == 0 { c.update(repeating: 0, count: m * (ldc ?? n)) }
             return
         }
+        Parallel.threadedBLAS {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha,
             a, Int32(lda ?? (transA ? m : k)),
             b, Int32(ldb ?? (transB ? k : n)),
             beta, c, Int32(ldc ?? n))
+        }
     }
 
     @inline(__always)
@@ -37,11 +40,13 @@ enum BLAS {
             if beta == 0 { c.update(repeating: 0, count: m * (ldc ?? n)) }
             return
         }
+        Parallel.threadedBLAS {
         cblas_dgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha,
             a, Int32(lda ?? (transA ? m : k)),
             b, Int32(ldb ?? (transB ? k : n)),
             beta, c, Int32(ldc ?? n))
+        }
     }
 }

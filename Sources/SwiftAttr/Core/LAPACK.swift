@@ -15,19 +15,19 @@ enum LAPACK {
     /// the strictly upper triangle is left untouched). Returns LAPACK's `info` (0: success, k > 0: the
     /// leading minor of order k is not positive definite).
     static func potrfLower(_ a: UnsafeMutablePointer<Double>, n: Int) -> Int {
-        Int(LAPACKE_dpotrf(LAPACK_COL_MAJOR, flag("L"), LapackInt(n), a, LapackInt(n)))
+        Parallel.threadedBLAS { Int(LAPACKE_dpotrf(LAPACK_COL_MAJOR, flag("L"), LapackInt(n), a, LapackInt(n))) }
     }
 
     /// Inverse of the lower-triangular non-unit n×n factor in `a`, in place (lower triangle only).
     static func trtriLower(_ a: UnsafeMutablePointer<Double>, n: Int) -> Int {
-        Int(LAPACKE_dtrtri(LAPACK_COL_MAJOR, flag("L"), flag("N"), LapackInt(n), a, LapackInt(n)))
+        Parallel.threadedBLAS { Int(LAPACKE_dtrtri(LAPACK_COL_MAJOR, flag("L"), flag("N"), LapackInt(n), a, LapackInt(n))) }
     }
 
     /// Reciprocal 1-norm condition number estimate of `A` from its Cholesky factor in `a`
     /// (`anorm` = ‖A‖₁ computed before factorising). Returns 0 when the estimate fails.
     static func poconLower(_ a: UnsafePointer<Double>, n: Int, anorm: Double) -> Double {
         var rcond = 0.0
-        let info = LAPACKE_dpocon(LAPACK_COL_MAJOR, flag("L"), LapackInt(n), a, LapackInt(n), anorm, &rcond)
+        let info = Parallel.threadedBLAS { LAPACKE_dpocon(LAPACK_COL_MAJOR, flag("L"), LapackInt(n), a, LapackInt(n), anorm, &rcond) }
         return info == 0 ? rcond : 0
     }
 
@@ -37,8 +37,8 @@ enum LAPACK {
     /// fails to converge.
     static func syevd(_ a: UnsafeMutablePointer<Double>, n: Int, what: String) throws -> [Double] {
         var w = [Double](repeating: 0, count: n)
-        let info = w.withUnsafeMutableBufferPointer {
-            LAPACKE_dsyevd(LAPACK_COL_MAJOR, flag("V"), flag("L"), LapackInt(n), a, LapackInt(n), $0.baseAddress!)
+        let info = w.withUnsafeMutableBufferPointer { w in
+            Parallel.threadedBLAS { LAPACKE_dsyevd(LAPACK_COL_MAJOR, flag("V"), flag("L"), LapackInt(n), a, LapackInt(n), w.baseAddress!) }
         }
         guard info == 0 else {
             throw SwiftAttrError(.numerical, "\(what): symmetric eigendecomposition failed (LAPACK info \(info))")
@@ -58,8 +58,10 @@ enum LAPACK {
         let info = u.withUnsafeMutableBufferPointer { up in
             s.withUnsafeMutableBufferPointer { sp in
                 vt.withUnsafeMutableBufferPointer { vp in
-                    LAPACKE_dgesdd(LAPACK_ROW_MAJOR, flag("S"), LapackInt(m), LapackInt(n), a, LapackInt(n),
-                                   sp.baseAddress!, up.baseAddress!, LapackInt(k), vp.baseAddress!, LapackInt(n))
+                    Parallel.threadedBLAS {
+                        LAPACKE_dgesdd(LAPACK_ROW_MAJOR, flag("S"), LapackInt(m), LapackInt(n), a, LapackInt(n),
+                                       sp.baseAddress!, up.baseAddress!, LapackInt(k), vp.baseAddress!, LapackInt(n))
+                    }
                 }
             }
         }
@@ -74,22 +76,26 @@ enum LAPACK {
     static func syrkUpper(trans: Bool, n: Int, k: Int, alpha: Double = 1, a: UnsafePointer<Double>, lda: Int,
                           beta: Double, c: UnsafeMutablePointer<Double>) {
         guard n > 0 else { return }
-        cblas_dsyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, blasint(n), blasint(k),
-                    alpha, a, blasint(lda), beta, c, blasint(n))
+        Parallel.threadedBLAS {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, trans ? CblasTrans : CblasNoTrans, blasint(n), blasint(k),
+                        alpha, a, blasint(lda), beta, c, blasint(n))
+        }
     }
 
     /// `B ← α·U·B` with U the n×n upper-triangular (non-unit) row-major matrix in `u` and B n×m row-major.
     static func trmmUpperLeft(n: Int, m: Int, alpha: Double, u: UnsafePointer<Double>, b: UnsafeMutablePointer<Double>) {
         guard n > 0, m > 0 else { return }
-        cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, blasint(n), blasint(m), alpha,
-                    u, blasint(n), b, blasint(m))
+        Parallel.threadedBLAS {
+            cblas_dtrmm(CblasRowMajor, CblasLeft, CblasUpper, CblasNoTrans, CblasNonUnit, blasint(n), blasint(m), alpha,
+                        u, blasint(n), b, blasint(m))
+        }
     }
 
     /// Rank-one update `A ← A + α·x yᵀ` of the row-major m×n `a` with leading dimension `lda`.
     static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, y: UnsafePointer<Double>,
                     a: UnsafeMutablePointer<Double>, lda: Int) {
         guard m > 0, n > 0 else { return }
-        cblas_dger(CblasRowMajor, blasint(m), blasint(n), alpha, x, 1, y, 1, a, blasint(lda))
+        Parallel.threadedBLAS { cblas_dger(CblasRowMajor, blasint(m), blasint(n), alpha, x, 1, y, 1, a, blasint(lda)) }
     }
 
     /// Copies the upper triangle of the row-major n×n `c` into its lower triangle.

@@ -4,41 +4,82 @@ import Dispatch
 import Glibc
 #endif
 
-/// Chunk-level parallelism.
+/// Chunk-level parallelism and the library's thread setting.
 ///
 /// Work is split into chunks of rows that are independent (path points, examples, references); chunks run
-/// on `workerCount` threads at once, each calling single-threaded GEMMs, so the elementwise, gather and
-/// scatter work between GEMMs runs in parallel too and no thread waits on another inside a layer. While
-/// such a region runs, OpenBLAS is set to one thread (and restored after); a call with a single chunk keeps
-/// OpenBLAS's own threading.
-enum Parallel {
-    /// Worker threads: the number of online processors (at most 16).
-    static let workerCount: Int = max(1, min(16, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+/// on ``workerCount`` threads at once, each calling single-threaded GEMMs, so the elementwise, gather and
+/// scatter work between GEMMs runs in parallel too and no thread waits on another inside a layer.
+///
+/// The thread count is the library's own setting (``threadCount``: `SWIFTATTR_NUM_THREADS`, else the
+/// online processors; changed by ``setThreadCount(_:)``). The BLAS this library links is its own copy
+/// (see `Sources/CBLAS`), whose thread count is switched only by ``BLASThreading``: one mode at a time,
+/// so a RATE factorisation running on BLAS threads never sees another thread's chunked region switch
+/// OpenBLAS to one thread under it. For a fixed thread count, every call is bit-for-bit repeatable.
+public enum Parallel {
+    /// The largest thread count accepted by ``setThreadCount(_:)`` (and `SWIFTATTR_NUM_THREADS`).
+    public static let maximumThreads = 256
 
-    private static var mutex: pthread_mutex_t = {
-        var m = pthread_mutex_t()
-        pthread_mutex_init(&m, nil)
-        return m
+    /// The number of online processors.
+    public static let processorCount: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
+    /// The default thread count: `SWIFTATTR_NUM_THREADS` when it is an integer in 1...256, else
+    /// ``processorCount``.
+    public static let defaultThreadCount: Int = {
+        if let text = getenv("SWIFTATTR_NUM_THREADS").map({ String(cString: $0) }),
+           let n = Int(text.trimmingWhitespace()), n >= 1, n <= maximumThreads {
+            return n
+        }
+        return processorCount
     }()
-    nonisolated(unsafe) private static var activeRegions = 0
-    nonisolated(unsafe) private static var savedThreads: Int32 = 1
+
+    /// Whether `SWIFTATTR_NUM_THREADS` is set but is not an integer in 1...256 (and so was ignored).
+    public static var threadEnvironmentIgnored: Bool {
+        guard let raw = getenv("SWIFTATTR_NUM_THREADS") else { return false }
+        let text = String(cString: raw).trimmingWhitespace()
+        guard let n = Int(text) else { return true }
+        return n < 1 || n > maximumThreads
+    }
+
+    private static let state = LockedState()
+
+    /// The library's thread count (chunk workers, and the BLAS threads of unchunked calls such as RATE).
+    public static var threadCount: Int { state.withLock { $0.threads } }
+
+    /// Sets the library's thread count (1...256) for calls that start afterwards; a call already running
+    /// keeps the count it started with.
+    public static func setThreadCount(_ n: Int) throws {
+        guard n >= 1, n <= maximumThreads else {
+            throw SwiftAttrError.invalid("n_threads must be in 1...\(maximumThreads) (got \(n))")
+        }
+        state.withLock { $0.threads = n }
+    }
+
+    /// Worker threads of the current call: the thread count the enclosing region started with (see
+    /// ``withRegion(_:)``), or ``threadCount`` outside one.
+    static var workerCount: Int { ThreadContext.current.pointee.threads ?? threadCount }
 
     /// Runs `body(chunkIndex, rows, worker)` over `count` rows split into equal chunks of at most `chunk`
     /// rows, their number a multiple of the worker count so the threads finish together. `worker` in
-    /// 0..<``workers(count:chunk:)`` identifies the thread (for per-worker accumulators).
+    /// 0..<``workers(count:chunk:)`` identifies the thread (for per-worker accumulators). Chunk `c` always
+    /// goes to worker `c mod workers`, so per-worker sums are repeatable for a fixed thread count.
     static func forEachChunk(count: Int, chunk: Int, _ body: (Int, Range<Int>, Int) -> Void) {
         guard count > 0 else { return }
         _ = allocatorTuned
-        let size = balancedChunk(count: count, chunk: chunk)
-        let chunks = (count + size - 1) / size
-        let workers = Self.workers(count: count, chunk: chunk)
-        if workers <= 1 {
-            for c in 0..<chunks { body(c, (c * size)..<min(count, (c + 1) * size), 0) }
-            return
-        }
         singleThreadedBLAS {
+            let size = balancedChunk(count: count, chunk: chunk)
+            let chunks = (count + size - 1) / size
+            let workers = Self.workers(count: count, chunk: chunk)
+            if workers <= 1 {
+                for c in 0..<chunks { body(c, (c * size)..<min(count, (c + 1) * size), 0) }
+                return
+            }
+            let threads = workerCount
             withoutActuallyEscaping(body) { body in
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    // A worker inherits the region: its BLAS calls run single-threaded, its thread count is the
+                    // caller's.
+                    ThreadContext.enter(threads: threads)
+                    defer { ThreadContext.leave() }
                     var c = w
                     while c < chunks {
                         body(c, (c * size)..<min(count, (c + 1) * size), w)
@@ -74,29 +115,154 @@ enum Parallel {
         return max(1, (count + chunks - 1) / chunks)
     }
 
-    /// Runs `body` with OpenBLAS on one thread (restored afterwards; regions nest and may overlap across
-    /// threads): the library's own workers provide the parallelism, and OpenBLAS's threads are not woken.
+    /// Runs `body` with OpenBLAS on one thread: the library's own workers provide the parallelism. The
+    /// thread count is fixed for everything `body` runs. Regions nest and may overlap across threads.
     static func singleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
-        enterSingleThreadedBLAS()
-        defer { leaveSingleThreadedBLAS() }
+        try BLASThreading.run(.single, body)
+    }
+
+    /// Runs `body` with OpenBLAS on ``threadCount`` threads (factorisations, large unchunked GEMMs).
+    static func threadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+        try BLASThreading.run(.threaded, body)
+    }
+
+    /// The mutable settings, behind one mutex.
+    private final class LockedState: @unchecked Sendable {
+        struct Values { var threads = Parallel.defaultThreadCount }
+        private var values = Values()
+        private var mutex = pthread_mutex_t()
+        init() { pthread_mutex_init(&mutex, nil) }
+        func withLock<T>(_ body: (inout Values) -> T) -> T {
+            pthread_mutex_lock(&mutex)
+            defer { pthread_mutex_unlock(&mutex) }
+            return body(&values)
+        }
+    }
+}
+
+/// What the library remembers per thread: how deep it is inside BLAS regions, and the thread count the
+/// outermost region started with.
+struct ThreadContext {
+    var depth = 0
+    var threads: Int?
+
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { $0.map { UnsafeMutableRawPointer($0).deallocate() } }
+        return key
+    }()
+
+    /// The calling thread's context (created on first use, freed when the thread exits).
+    static var current: UnsafeMutablePointer<ThreadContext> {
+        if let p = pthread_getspecific(key) { return p.assumingMemoryBound(to: ThreadContext.self) }
+        let p = UnsafeMutablePointer<ThreadContext>.allocate(capacity: 1)
+        p.initialize(to: ThreadContext())
+        pthread_setspecific(key, p)
+        return p
+    }
+
+    /// Enters a region on this thread; the outermost one fixes the thread count (`threads`, or the
+    /// library's current setting).
+    static func enter(threads: Int? = nil) {
+        let c = current
+        if c.pointee.depth == 0 { c.pointee.threads = threads ?? Parallel.threadCount }
+        c.pointee.depth += 1
+    }
+
+    static func leave() {
+        let c = current
+        c.pointee.depth -= 1
+        if c.pointee.depth == 0 { c.pointee.threads = nil }
+    }
+}
+
+/// The two ways the library runs OpenBLAS: on one thread inside chunked regions (the chunks are the
+/// parallelism), or on the library's thread count for unchunked work. OpenBLAS's thread count is global
+/// to the library's BLAS, so the two modes exclude each other: a call waits until the other mode's calls
+/// have finished (taking turns when both wait), and the count is switched only while nobody runs. Nested
+/// regions on one thread, and the workers of a region, run in the mode of the outermost region.
+enum BLASThreading {
+    enum Mode { case single, threaded }
+
+    nonisolated(unsafe) private static var mutex: pthread_mutex_t = {
+        var m = pthread_mutex_t()
+        pthread_mutex_init(&m, nil)
+        return m
+    }()
+    nonisolated(unsafe) private static var changed: pthread_cond_t = {
+        var c = pthread_cond_t()
+        pthread_cond_init(&c, nil)
+        return c
+    }()
+    nonisolated(unsafe) private static var holders = (single: 0, threaded: 0)
+    nonisolated(unsafe) private static var waiting = (single: 0, threaded: 0)
+    nonisolated(unsafe) private static var blasThreads: Int32 = -1
+
+    static func run<T>(_ mode: Mode, _ body: () throws -> T) rethrows -> T {
+        let context = ThreadContext.current
+        if context.pointee.depth > 0 {
+            ThreadContext.enter()
+            defer { ThreadContext.leave() }
+            return try body()
+        }
+        ThreadContext.enter()
+        defer { ThreadContext.leave() }
+        acquire(mode, threads: context.pointee.threads ?? 1)
+        defer { release(mode) }
         return try body()
     }
 
-    private static func enterSingleThreadedBLAS() {
+    private static func acquire(_ mode: Mode, threads: Int) {
         pthread_mutex_lock(&mutex)
-        if activeRegions == 0 {
-            savedThreads = openblas_get_num_threads()
-            openblas_set_num_threads(1)
+        defer { pthread_mutex_unlock(&mutex) }
+        let want: Int32 = mode == .single ? 1 : Int32(threads)
+        switch mode {
+        case .single:
+            waiting.single += 1
+            // Wait while the other mode runs, or while it waits and this mode already has its turn.
+            while holders.threaded > 0 || (waiting.threaded > 0 && holders.single > 0) {
+                pthread_cond_wait(&changed, &mutex)
+            }
+            waiting.single -= 1
+            if holders.single == 0 && blasThreads != want { openblas_set_num_threads(want); blasThreads = want }
+            holders.single += 1
+        case .threaded:
+            waiting.threaded += 1
+            // Threaded calls with different counts also exclude each other (the count is global).
+            while holders.single > 0 || (holders.threaded > 0 && blasThreads != want)
+                || (waiting.single > 0 && holders.threaded > 0) {
+                pthread_cond_wait(&changed, &mutex)
+            }
+            waiting.threaded -= 1
+            if holders.threaded == 0 && blasThreads != want { openblas_set_num_threads(want); blasThreads = want }
+            holders.threaded += 1
         }
-        activeRegions += 1
+    }
+
+    private static func release(_ mode: Mode) {
+        pthread_mutex_lock(&mutex)
+        switch mode {
+        case .single: holders.single -= 1
+        case .threaded: holders.threaded -= 1
+        }
+        pthread_cond_broadcast(&changed)
         pthread_mutex_unlock(&mutex)
     }
 
-    private static func leaveSingleThreadedBLAS() {
+    /// The BLAS thread count last set by the library (-1 before the first call).
+    static var currentBLASThreads: Int {
         pthread_mutex_lock(&mutex)
-        activeRegions -= 1
-        if activeRegions == 0 { openblas_set_num_threads(savedThreads) }
-        pthread_mutex_unlock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return Int(blasThreads)
+    }
+}
+
+extension String {
+    func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
     }
 }
 
