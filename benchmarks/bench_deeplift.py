@@ -106,6 +106,7 @@ def main():
                 rows[i] = rows[i][:3] + (theirs,) + rows[i][4:]
 
     time.sleep(0.5)
+    models.print_header(2)
     peak = gemm_peak_gflops()
     print(f"DeepLIFT, batch {BATCH}, target {TARGET}; DeepLiftShap with {REFERENCES} references; torch threads 2; "
           f"single-precision GEMM peak (numpy) {peak:.0f} GFLOP/s")

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import swiftattr as sa  # noqa: E402
-from models import best_time, cnn_swiftattr, cnn_torch, cnn_weights, gemm_peak_gflops, mlp_swiftattr, mlp_torch, mlp_weights  # noqa: E402
+from models import print_header, best_time, cnn_swiftattr, cnn_torch, cnn_weights, gemm_peak_gflops, mlp_swiftattr, mlp_torch, mlp_weights  # noqa: E402
 
 BATCH, STEPS, TARGET = 64, 50, 3
 
@@ -64,6 +64,7 @@ def main():
     except ImportError:
         have_captum = False
 
+    print_header(2)
     peak = gemm_peak_gflops()
     rows = []
     for name, weights, build, torch_build, shape, flops in [

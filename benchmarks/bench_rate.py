@@ -32,6 +32,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 import swiftattr as sa  # noqa: E402
 
+sys.path.insert(0, HERE)
+from models import print_header  # noqa: E402
+
 
 def best_of(fn, repeat):
     best, out = np.inf, None
@@ -134,6 +137,7 @@ def main():
                     help="largest p for the reference (its time grows as p³: ~5 min at p = 5000)")
     args = ap.parse_args()
     rng = np.random.default_rng(1)
+    print_header()
     peak = gemm_peak()
     ref_esa, ref_e2e, label = load_reference(args.reference)
     print(f"# dgemm peak (numpy, 4000³): {peak:.1f} GFLOP/s; reference: {label}")

@@ -111,3 +111,28 @@ def gemm_peak_gflops(n: int = 2048, repeats: int = 5) -> float:
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
+
+
+def print_header(torch_threads: int | None = None) -> None:
+    """The machine and builds every figure below was measured on: the CPU, swiftattr's build_info(),
+    numpy's BLAS (threadpoolctl, when installed) and torch's version and threads."""
+    info = sa.build_info()
+    print(f"# CPU: {info['cpu']} ({info['processors']} processors, {info['arch']})")
+    print(f"# swiftattr {info['version']}: blas={info['blas']} {info['blas_version']}, kernel {info['blas_core']}, "
+          f"threads {info['threads']}")
+    try:
+        from threadpoolctl import threadpool_info
+
+        for pool in threadpool_info():
+            if pool.get("user_api") == "blas" and "numpy" in pool.get("filepath", ""):
+                print(f"# numpy {np.__version__}: {pool.get('internal_api')} {pool.get('version')}, "
+                      f"kernel {pool.get('architecture')}, threads {pool.get('num_threads')}")
+                break
+    except ImportError:
+        print(f"# numpy {np.__version__}")
+    try:
+        import torch
+
+        print(f"# torch {torch.__version__}, threads {torch_threads or torch.get_num_threads()}")
+    except ImportError:
+        print("# torch not importable: no Captum comparison")

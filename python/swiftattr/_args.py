@@ -39,3 +39,27 @@ def as_choice(value, table: dict, name: str) -> int:
     if not isinstance(value, str) or value not in table:
         raise SwiftAttrError(f"{name}: unknown {value!r}; expected one of {', '.join(table)}", -6)
     return table[value]
+
+
+def as_bool(value, name: str) -> bool:
+    """``value`` as a bool: True/False (or numpy bools) only; strings, numbers and None are errors, so
+    ``exact_kld='no'`` cannot act as True."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise SwiftAttrError(f"{name}: expected True or False, got {value!r}")
+
+
+def as_path(value, name: str) -> bytes:
+    """A file path (str, bytes or os.PathLike) as bytes for C; an embedded NUL byte is an error (C would
+    cut the path there)."""
+    import os
+
+    try:
+        path = os.fsencode(value)
+    except TypeError:
+        raise SwiftAttrError(f"{name}: expected a file path, got {value!r}") from None
+    if b"\0" in path:
+        raise SwiftAttrError(f"{name}: the path contains a NUL byte: {value!r}")
+    if not path:
+        raise SwiftAttrError(f"{name}: the path is empty")
+    return path
