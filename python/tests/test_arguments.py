@@ -63,7 +63,7 @@ def test_batchnorm_parameter_shapes():
         sa.BatchNorm(np.zeros(3), np.ones(3), weight=np.ones(4))
     with raises(SHAPE, r"BatchNorm bias: expected shape \(3,\) .* got \(1,\)"):
         sa.BatchNorm(np.zeros(3), np.ones(3), bias=np.ones(1))
-    with raises(SHAPE, r"BatchNorm running_mean: expected a 1-D array of per-channel values, got shape \(3, 1\)"):
+    with raises(SHAPE, r"BatchNorm running_mean: expected a 1-D per-channel array, got shape \(3, 1\)"):
         sa.BatchNorm(np.zeros((3, 1)), np.ones(3))
 
 
@@ -192,7 +192,7 @@ def test_layer_integers_are_not_wrapped_or_truncated():
         sa.MaxPool1d(2**64 + 2)
     with raises(INVALID, "stride: expected an integer, got 1.5"):
         sa.AvgPool1d(2, stride=1.5)
-    with raises(INVALID, "padding: expected an integer, got 1.5"):
+    with raises(INVALID, r"padding\[0\]: expected an integer, got 1.5"):
         sa.AvgPool2d(2, padding=(1.5, 0))
     # numpy integers and tuples are fine.
     assert sa.Conv2d(w, stride=np.int64(2), padding=(np.int32(1), 0)).stride == (2, 2)
@@ -255,9 +255,9 @@ def test_choices(net):
 def test_network_integer_arguments(net):
     with raises(INVALID, "layer: expected an integer, got 1.5"):
         net.activations(X, 1.5)
-    with raises(INVALID, r"layer must be in \[0, 5\] \(got 18446744073709551617\)"):
+    with raises(INVALID, r"layer must be in \[.*\] \(got 18446744073709551617\)"):
         net.activations(X, 2**64 + 1)
-    with raises(INVALID, r"layer must be in \[0, 5\] \(got -1\)"):
+    with raises(OUT_OF_RANGE, r"layer = -1 is out of range 0...5"):  # as C says it
         net.activations(X, -1)
 
 
