@@ -7,12 +7,27 @@ saves it (the format from the file name).
 """
 from __future__ import annotations
 
+import io
 import os
 
 import numpy as np
 
 from ._args import INT64_MAX, SA_ERR_SHAPE, as_f32, as_int, as_path, as_shape
 from ._ffi import SwiftAttrError
+
+
+class Axes(list):
+    """The list of axes a plot drew on; ``.figure`` is their Figure, and a notebook displays it as the cell's
+    value (the figure is not registered with pyplot, so nothing else shows it)."""
+
+    @property
+    def figure(self):
+        return self[0].figure
+
+    def _repr_png_(self):
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=110)
+        return buf.getvalue()
 
 
 def _figure(figsize):
@@ -33,8 +48,8 @@ def rate(result, *, top=None, names=None, class_names=None, axes=None, path=None
 
     result: a RateResult; top: show only the `top` largest values; names: labels of the variables
     (or groups); class_names: one title per class; axes: a matplotlib Axes per class (a new Figure's when
-    None); path: save the figure there when given. Returns the list of axes (``axes[0].figure`` is the
-    Figure).
+    None); path: save the figure there when given. Returns the list of axes used (an :class:`Axes`, whose
+    ``.figure`` is the Figure).
     """
     values = np.asarray(result.rate)
     classes, m = values.shape
@@ -66,7 +81,7 @@ def rate(result, *, top=None, names=None, class_names=None, axes=None, path=None
     if created:
         axes[0].figure.tight_layout()
     _save(axes[0].figure, path)
-    return axes
+    return Axes(axes[:classes])
 
 
 def image_attributions(images, attributions, *, titles=None, shape=None, method_names=None, path=None):

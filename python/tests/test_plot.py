@@ -60,7 +60,8 @@ def test_rate_plot_keeps_the_backend(foreign_backend, tmp_path):
     axes = sa.plot.rate(rate_result(), top=4, path=tmp_path / "rate.png")
     assert matplotlib.get_backend() == BACKEND
     assert plt.get_fignums() == figures
-    assert len(axes) == 2 and isinstance(axes[0].figure, Figure)
+    assert len(axes) == 2 and isinstance(axes.figure, Figure) and axes[1].figure is axes.figure
+    assert axes._repr_png_().startswith(b"\x89PNG")  # a notebook displays the figure
     assert len(axes[0].patches) == 4  # top=4 bars
     assert (tmp_path / "rate.png").stat().st_size > 1000
     # Drawing into the caller's axes uses them and creates nothing else.
