@@ -1,14 +1,25 @@
-"""Argument conversion shared by the public functions: integers and choices are checked here, in Python,
-because ctypes would silently truncate an oversized or fractional value before C could see it."""
+"""Argument conversion shared by the public functions, in one place.
+
+Python converts types and checks shapes, the two things C cannot do: ctypes silently truncates or wraps an
+oversized or fractional integer, takes any object as a truthy flag, cuts a path at a NUL byte, and a raw
+buffer carries no length, so C would read past the end of a short array. Values (positive sizes, finite
+numbers, class indices in range) are Swift's to check, so each check lives once."""
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
 from ._ffi import SwiftAttrError
 
 INT64_MAX = 2**63 - 1
+
+# Status codes of swiftattr.h (sa_status) used here; defined locally until _ffi.py names them.
+SA_ERR_INVALID_ARGUMENT = -2
+SA_ERR_SHAPE = -3
+SA_ERR_OUT_OF_RANGE = -5
+SA_ERR_UNKNOWN_ENUM = -6
 
 
 def as_int(value, name: str, lo: int = -INT64_MAX, hi: int = INT64_MAX) -> int:
@@ -37,7 +48,7 @@ def as_float(value, name: str) -> float:
 def as_choice(value, table: dict, name: str) -> int:
     """The code of the option named ``value`` in ``table``."""
     if not isinstance(value, str) or value not in table:
-        raise SwiftAttrError(f"{name}: unknown {value!r}; expected one of {', '.join(table)}", -6)
+        raise SwiftAttrError(f"{name}: unknown {value!r}; expected one of {', '.join(table)}", SA_ERR_UNKNOWN_ENUM)
     return table[value]
 
 
@@ -52,8 +63,6 @@ def as_bool(value, name: str) -> bool:
 def as_path(value, name: str) -> bytes:
     """A file path (str, bytes or os.PathLike) as bytes for C; an embedded NUL byte is an error (C would
     cut the path there)."""
-    import os
-
     try:
         path = os.fsencode(value)
     except TypeError:
@@ -63,3 +72,50 @@ def as_path(value, name: str) -> bytes:
     if not path:
         raise SwiftAttrError(f"{name}: the path is empty")
     return path
+
+
+def as_ints(value, count: int, name: str) -> tuple:
+    """An int (repeated ``count`` times) or a sequence of ``count`` ints, each checked by :func:`as_int`
+    (``stride=2`` or ``stride=(1, 2)`` for a 2-D layer)."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        items = list(np.asarray(value, dtype=object).ravel()) if isinstance(value, np.ndarray) else list(value)
+        if len(items) != count:
+            raise SwiftAttrError(f"{name}: expected an int or a sequence of {count} ints, got {value!r}")
+        return tuple(as_int(v, f"{name}[{i}]" if count > 1 else name) for i, v in enumerate(items))
+    if isinstance(value, (str, bytes)):
+        raise SwiftAttrError(f"{name}: expected an int or a sequence of {count} ints, got {value!r}")
+    return (as_int(value, name),) * count
+
+
+def as_shape(value, name: str) -> tuple:
+    """A shape: an int or a sequence of ints (a string is not a sequence of digits: ``"12"`` is an error, not
+    (1, 2)). The dimensions' values (positive, at most 3 of them) are checked by C."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        return (as_int(value, name),)
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)):
+        raise SwiftAttrError(f"{name}: expected a sequence of integers, got {value!r}")
+    items = list(np.asarray(value, dtype=object).ravel()) if isinstance(value, np.ndarray) else list(value)
+    return tuple(as_int(d, f"{name}[{i}]") for i, d in enumerate(items))
+
+
+def as_f32(value, name: str) -> np.ndarray:
+    """``value`` as a float32 C-contiguous array (no copy when it already is one). Integer and floating arrays
+    convert; bool, complex, string and object arrays are errors (a bool mask or a complex spectrum is not a
+    real-valued input, and ``astype`` would silently drop the imaginary part)."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise SwiftAttrError(f"{name}: cannot convert to a float32 array ({e})") from None
+    if arr.dtype.kind not in "iuf":
+        raise SwiftAttrError(f"{name}: cannot convert an array of dtype {arr.dtype} to float32; "
+                             "expected real numbers (an integer or floating-point array)")
+    return np.asarray(arr, dtype=np.float32, order="C")
+
+
+def expect_shape(arr: np.ndarray, shape: tuple, name: str, what: str = "") -> np.ndarray:
+    """``arr`` unchanged when its shape is ``shape``, else SA_ERR_SHAPE naming both shapes (``what`` says
+    what the expected shape is, e.g. "one per output feature")."""
+    if arr.shape != tuple(shape):
+        because = f" ({what})" if what else ""
+        raise SwiftAttrError(f"{name}: expected shape {tuple(shape)}{because}, got {arr.shape}", SA_ERR_SHAPE)
+    return arr

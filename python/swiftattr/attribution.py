@@ -6,14 +6,16 @@ example.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 import numpy as np
 
 from . import _ffi
-from ._args import INT64_MAX, as_choice, as_float, as_int
+from ._args import (INT64_MAX, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float, as_int,
+                    expect_shape)
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
-from .model import Network, _f32
+from .model import Network
 
 
 def _network(net) -> Network:
@@ -23,39 +25,65 @@ def _network(net) -> Network:
 
 
 def _targets(net: Network, target, n: int) -> np.ndarray:
+    """``target`` (one class index, or one per example) as int64 for C. Types and the count are checked here
+    (SA_ERR_SHAPE for a wrong count, as C); an index that does not fit int64 is reported with its real value
+    (a float 2**63 must not wrap to -2**63 on the way); C checks the range against the model's outputs."""
     if target is None:
         if net.output_size != 1:
             raise SwiftAttrError(f"target is required for a model with {net.output_size} outputs")
         target = 0
     if isinstance(target, (bool, np.bool_)):
         raise SwiftAttrError(f"target: expected integer class indices, got {target!r}")
-    t = np.asarray(target)
+    try:
+        t = np.asarray(target)
+    except (TypeError, ValueError) as e:
+        raise SwiftAttrError(f"target: expected integer class indices ({e})") from None
     if t.ndim > 1:
-        raise SwiftAttrError(f"target: expected one class index or one per example, got an array of shape {t.shape}")
-    if t.dtype.kind == "b" or t.dtype.kind not in "iuf":
+        raise SwiftAttrError(f"target: expected one class index or one per example, got an array of shape {t.shape}",
+                             SA_ERR_SHAPE)
+    t = t.ravel()
+    kind = t.dtype.kind
+    if kind == "O":  # Python ints beyond 64 bits
+        if not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in t):
+            raise SwiftAttrError(f"target: expected integer class indices, got {target!r}")
+    elif kind == "f":
+        bad = ~(np.isfinite(t) & (t == np.round(t)))
+        if bad.any():
+            shown = target if t.size == 1 else f"{t[bad][0]!r} at target[{int(np.argmax(bad))}]"
+            raise SwiftAttrError(f"target: expected integer class indices, got {shown}")
+    elif kind not in "iu":
         raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
-    if t.dtype.kind == "f" and not (np.all(np.isfinite(t)) and np.all(t == np.round(t))):
-        raise SwiftAttrError(f"target: expected integer class indices, got dtype {t.dtype}")
-    if t.size and (t.max() > INT64_MAX or t.min() < -INT64_MAX):
-        raise SwiftAttrError(f"target = {t.max() if t.max() > INT64_MAX else t.min()} is out of range")
-    t = np.ascontiguousarray(t.astype(np.int64).ravel())
     if t.size not in (1, n):
-        raise SwiftAttrError(f"target: expected one class index or {n} (one per example), got {t.size}")
-    return t
+        raise SwiftAttrError(f"target: expected one class index or {n} (one per example), got {t.size}", SA_ERR_SHAPE)
+    if kind == "O":
+        outside = np.array([not -INT64_MAX - 1 <= int(v) <= INT64_MAX for v in t])
+    elif kind == "u":
+        outside = t > INT64_MAX
+    elif kind == "f":
+        outside = (t >= 2.0**63) | (t < -(2.0**63))
+    else:
+        outside = None
+    if outside is not None and outside.any():
+        i = int(np.argmax(outside))
+        where = f"[{i}]" if t.size > 1 else ""
+        raise SwiftAttrError(f"target{where} = {int(t[i])} is out of range for a model with {net.output_size} outputs",
+                             SA_ERR_OUT_OF_RANGE)  # int() of a float or a Python int is exact: the real value
+    return np.ascontiguousarray(t.astype(np.int64))
 
 
 def _baselines(net: Network, baselines, n: int, name: str = "baselines"):
     """(array or None, count): None → zeros; a scalar → filled; one example → broadcast; n examples."""
     if baselines is None:
         return None, 0
-    b = _f32(baselines, name)
+    b = as_f32(baselines, name)
     if b.ndim == 0:
         return np.full((1,) + net.input_shape, b, dtype=np.float32), 1
     if b.shape == net.input_shape:
         return np.ascontiguousarray(b[None]), 1
     if b.shape[1:] == net.input_shape and b.shape[0] in (1, n):
         return b, b.shape[0]
-    raise SwiftAttrError(f"{name}: expected one example of shape {net.input_shape} or {n} examples, got shape {b.shape}")
+    raise SwiftAttrError(f"{name}: expected one example of shape {net.input_shape} or {n} examples, got shape {b.shape}",
+                         SA_ERR_SHAPE)
 
 
 def _chunk(internal_batch_size) -> int:
@@ -78,8 +106,9 @@ def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
     net = _network(net)
     x = net._batch(inputs)
     t = _targets(net, target, x.shape[0])
+    absolute = as_bool(abs, "abs")
     out = np.empty_like(x)
-    check(lib.sa_saliency(net._handle, fptr(x), x.shape[0], iptr(t), t.size, int(bool(abs)), fptr(out)))
+    check(lib.sa_saliency(net._handle, fptr(x), x.shape[0], iptr(t), t.size, int(absolute), fptr(out)))
     return out
 
 
@@ -97,9 +126,8 @@ def gradient(net, inputs, grad_outputs) -> np.ndarray:
     """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs."""
     net = _network(net)
     x = net._batch(inputs)
-    c = _f32(grad_outputs, "grad_outputs")
-    if c.shape != (x.shape[0], net.output_size):
-        raise SwiftAttrError(f"grad_outputs: expected shape {(x.shape[0], net.output_size)}, got {c.shape}")
+    c = expect_shape(as_f32(grad_outputs, "grad_outputs"), (x.shape[0], net.output_size), "grad_outputs",
+                     "one row of output weights per example")
     out = np.empty_like(x)
     check(lib.sa_gradient(net._handle, fptr(x), x.shape[0], fptr(c), fptr(out)))
     return out
@@ -118,11 +146,12 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
     method_code = as_choice(method, _ffi.IG_METHODS, "method")
+    with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
     out = np.empty_like(x)
     delta = np.empty(n, dtype=np.float32)
     check(lib.sa_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size,
                                       as_int(n_steps, "n_steps"), method_code, _chunk(internal_batch_size), fptr(out), fptr(delta)))
-    return (out, delta) if return_convergence_delta else out
+    return (out, delta) if with_delta else out
 
 
 def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,

@@ -6,7 +6,10 @@ from typing import Optional, Sequence
 import numpy as np
 
 from . import model as m
+from ._args import as_choice
 from ._ffi import SwiftAttrError
+
+_SKLEARN_OUTPUTS = {"proba": True, "logits": False}  # output → ends with a Softmax
 
 
 def _np(t) -> Optional[np.ndarray]:
@@ -116,14 +119,14 @@ def from_sklearn(estimator, output: str = "proba") -> m.Network:
 
     ``output="proba"`` ends a classifier with a Softmax so the network computes ``predict_proba`` (a binary
     classifier becomes two logits [0, z], so both class probabilities are outputs); ``output="logits"``
-    stops before it. Regressors output ``predict`` unchanged."""
+    stops before it. Regressors output ``predict`` unchanged. DeepLIFT attributes a network ending in Softmax
+    at its logits, so its φ sums to the centred logit difference (see :func:`swiftattr.deeplift`)."""
     name = type(estimator).__name__
     if name not in ("MLPClassifier", "MLPRegressor"):
         raise SwiftAttrError(f"from_sklearn: expected MLPClassifier or MLPRegressor, got {name}")
     if not hasattr(estimator, "coefs_"):
         raise SwiftAttrError("from_sklearn: the estimator is not fitted")
-    if output not in ("proba", "logits"):
-        raise SwiftAttrError(f"output: expected 'proba' or 'logits', got {output!r}")
+    softmax = as_choice(output, _SKLEARN_OUTPUTS, "output")
     act = {"relu": m.ReLU, "tanh": m.Tanh, "logistic": m.Sigmoid, "identity": None}
     if estimator.activation not in act:
         raise SwiftAttrError(f"from_sklearn: activation {estimator.activation!r} is not supported")
@@ -141,6 +144,6 @@ def from_sklearn(estimator, output: str = "proba") -> m.Network:
         layers.append(m.Linear(W, b))
         if not last and act[estimator.activation] is not None:
             layers.append(act[estimator.activation]())
-    if name == "MLPClassifier" and output == "proba":
+    if name == "MLPClassifier" and softmax:
         layers.append(m.Softmax())
     return m.Sequential(layers)

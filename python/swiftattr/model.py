@@ -1,41 +1,30 @@
 """Networks: layer constructors named after PyTorch's modules, `Sequential`, save/load and converters."""
 from __future__ import annotations
 
+import copy
 import ctypes
 import os
-from dataclasses import dataclass, field
+import tempfile
 from typing import Optional, Sequence
 
 import numpy as np
 
 from . import _ffi
+from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_f32, as_float, as_int, as_ints, as_path, as_shape, expect_shape
 from ._ffi import SwiftAttrError, check, fptr, lib
 
 
-def _f32(a, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(a, dtype=np.float32)
-        if not arr.flags.c_contiguous:
-            arr = np.ascontiguousarray(arr)
-    except (TypeError, ValueError) as e:
-        raise SwiftAttrError(f"{name}: cannot convert to a float32 array ({e})") from None
-    return arr
+def _weight(value, ndim: int, name: str, layout: str) -> np.ndarray:
+    """A float32 weight array of ``ndim`` dimensions laid out as ``layout``."""
+    w = as_f32(value, name)
+    if w.ndim != ndim:
+        raise SwiftAttrError(f"{name}: expected a {ndim}-D {layout} array, got shape {w.shape}", SA_ERR_SHAPE)
+    return w
 
 
-def _pair(v, name: str) -> tuple:
-    if isinstance(v, (tuple, list)):
-        if len(v) != 2:
-            raise SwiftAttrError(f"{name}: expected an int or a pair, got {v!r}")
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def _single(v, name: str) -> int:
-    if isinstance(v, (tuple, list)):
-        if len(v) != 1:
-            raise SwiftAttrError(f"{name}: expected an int or a 1-tuple, got {v!r}")
-        return int(v[0])
-    return int(v)
+def _vector(value, size: int, name: str, what: str) -> Optional[np.ndarray]:
+    """None, or a float32 array of shape (size,): C reads exactly ``size`` floats from its pointer."""
+    return None if value is None else expect_shape(as_f32(value, name), (size,), name, what)
 
 
 class Layer:
@@ -56,11 +45,9 @@ class Linear(Layer):
     kind = "dense"
 
     def __init__(self, weight, bias=None):
-        self.weight = _f32(weight, "Linear weight")
-        if self.weight.ndim != 2:
-            raise SwiftAttrError(f"Linear weight: expected a 2-D (out_features, in_features) array, got shape {self.weight.shape}")
-        self.bias = None if bias is None else _f32(bias, "Linear bias")
+        self.weight = _weight(weight, 2, "Linear weight", "(out_features, in_features)")
         self.out_features, self.in_features = self.weight.shape
+        self.bias = _vector(bias, self.out_features, "Linear bias", "one per output feature")
 
     def _add(self, h):
         check(lib.sa_model_add_dense(h, fptr(self.weight), self.out_features, self.in_features, fptr(self.bias)))
@@ -78,11 +65,10 @@ class Conv1d(Layer):
     kind = "conv1d"
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1):
-        self.weight = _f32(weight, "Conv1d weight")
-        if self.weight.ndim != 3:
-            raise SwiftAttrError(f"Conv1d weight: expected (out, in, k), got shape {self.weight.shape}")
-        self.bias = None if bias is None else _f32(bias, "Conv1d bias")
-        self.stride, self.padding, self.dilation = (_single(stride, "stride"), _single(padding, "padding"), _single(dilation, "dilation"))
+        self.weight = _weight(weight, 3, "Conv1d weight", "(out_channels, in_channels, kernel_size)")
+        self.bias = _vector(bias, self.weight.shape[0], "Conv1d bias", "one per output channel")
+        (self.stride,), (self.padding,), (self.dilation,) = (as_ints(stride, 1, "stride"), as_ints(padding, 1, "padding"),
+                                                             as_ints(dilation, 1, "dilation"))
 
     def _add(self, h):
         o, i, k = self.weight.shape
@@ -99,11 +85,10 @@ class Conv2d(Layer):
     kind = "conv2d"
 
     def __init__(self, weight, bias=None, stride=1, padding=0, dilation=1):
-        self.weight = _f32(weight, "Conv2d weight")
-        if self.weight.ndim != 4:
-            raise SwiftAttrError(f"Conv2d weight: expected (out, in, kh, kw), got shape {self.weight.shape}")
-        self.bias = None if bias is None else _f32(bias, "Conv2d bias")
-        self.stride, self.padding, self.dilation = (_pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
+        self.weight = _weight(weight, 4, "Conv2d weight", "(out_channels, in_channels, kh, kw)")
+        self.bias = _vector(bias, self.weight.shape[0], "Conv2d bias", "one per output channel")
+        self.stride, self.padding, self.dilation = (as_ints(stride, 2, "stride"), as_ints(padding, 2, "padding"),
+                                                    as_ints(dilation, 2, "dilation"))
 
     def _add(self, h):
         o, i, kh, kw = self.weight.shape
@@ -118,9 +103,9 @@ class _Pool1d(Layer):
     _fn = ""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = _single(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _single(stride, "stride")
-        self.padding = _single(padding, "padding")
+        (self.kernel_size,) = as_ints(kernel_size, 1, "kernel_size")
+        self.stride = self.kernel_size if stride is None else as_ints(stride, 1, "stride")[0]
+        (self.padding,) = as_ints(padding, 1, "padding")
 
     def _add(self, h):
         check(getattr(lib, self._fn)(h, self.kernel_size, self.stride, self.padding))
@@ -133,9 +118,9 @@ class _Pool2d(Layer):
     _fn = ""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
+        self.kernel_size = as_ints(kernel_size, 2, "kernel_size")
+        self.stride = self.kernel_size if stride is None else as_ints(stride, 2, "stride")
+        self.padding = as_ints(padding, 2, "padding")
 
     def _add(self, h):
         check(getattr(lib, self._fn)(h, *self.kernel_size, *self.stride, *self.padding))
@@ -180,7 +165,7 @@ class _Activation(Layer):
     param = 0.0
 
     def _add(self, h):
-        check(lib.sa_model_add_activation(h, _ffi.LAYER_KIND[self.kind], float(self.param)))
+        check(lib.sa_model_add_activation(h, _ffi.LAYER_KIND[self.kind], self.param))
 
 
 class ReLU(_Activation):
@@ -191,7 +176,7 @@ class LeakyReLU(_Activation):
     kind = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01):
-        self.param = negative_slope
+        self.param = as_float(negative_slope, "LeakyReLU negative_slope")
 
     def __repr__(self):
         return f"LeakyReLU({self.param})"
@@ -201,7 +186,7 @@ class ELU(_Activation):
     kind = "elu"
 
     def __init__(self, alpha: float = 1.0):
-        self.param = alpha
+        self.param = as_float(alpha, "ELU alpha")
 
     def __repr__(self):
         return f"ELU({self.param})"
@@ -211,7 +196,7 @@ class Softplus(_Activation):
     kind = "softplus"
 
     def __init__(self, beta: float = 1.0):
-        self.param = beta
+        self.param = as_float(beta, "Softplus beta")
 
     def __repr__(self):
         return f"Softplus(beta={self.param})"
@@ -237,15 +222,12 @@ class BatchNorm(Layer):
     kind = "batchnorm"
 
     def __init__(self, running_mean, running_var, weight=None, bias=None, eps: float = 1e-5):
-        self.running_mean = _f32(running_mean, "BatchNorm running_mean").ravel()
-        self.running_var = _f32(running_var, "BatchNorm running_var").ravel()
-        self.weight = None if weight is None else _f32(weight, "BatchNorm weight").ravel()
-        self.bias = None if bias is None else _f32(bias, "BatchNorm bias").ravel()
-        self.eps = float(eps)
+        self.running_mean = _weight(running_mean, 1, "BatchNorm running_mean", "per-channel")
         c = self.running_mean.size
-        for name, a in (("running_var", self.running_var), ("weight", self.weight), ("bias", self.bias)):
-            if a is not None and a.size != c:
-                raise SwiftAttrError(f"BatchNorm {name}: expected {c} values, got {a.size}")
+        self.running_var = _vector(running_var, c, "BatchNorm running_var", "one per channel")
+        self.weight = _vector(weight, c, "BatchNorm weight", "one per channel")
+        self.bias = _vector(bias, c, "BatchNorm bias", "one per channel")
+        self.eps = as_float(eps, "BatchNorm eps")
 
     def _add(self, h):
         c = self.running_mean.size
@@ -265,7 +247,7 @@ class Dropout(Layer):
     kind = "dropout"
 
     def __init__(self, p: float = 0.5):
-        self.p = float(p)
+        self.p = as_float(p, "Dropout p")
 
     def _add(self, h):
         check(lib.sa_model_add_dropout(h, self.p))
@@ -274,12 +256,42 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
+class _Model:
+    """Owns one C handle and frees it exactly once, when the last Network holding it goes.
+
+    A built model is immutable and safe to use from any number of threads, so shallow copies of a Network
+    share one owner; nothing else ever frees the handle."""
+
+    __slots__ = ("handle",)
+
+    def __init__(self, handle: ctypes.c_void_p):
+        self.handle = handle
+
+    def __del__(self):
+        h, self.handle = self.handle, None
+        if h is not None and h.value:
+            lib.sa_model_free(h)
+
+    def __copy__(self):  # immutable: a copy is the same owner
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("a swiftattr model handle cannot be pickled; pickle the Network (it carries the model bytes)")
+
+
 class Network:
     """A network held by libswiftattr (an immutable `sa_model`). Build with :func:`Sequential`,
-    :func:`from_torch`, :func:`from_sklearn` or :func:`load`."""
+    :func:`from_torch`, :func:`from_sklearn` or :func:`load`.
+
+    A Network is a value: ``copy.copy`` shares the immutable model, ``copy.deepcopy`` makes a model of its
+    own, and a pickle carries the model bytes (the file :meth:`save` writes), so networks travel to process
+    pools, Dask and Ray. Unpickled networks have ``layers = None``, as after :func:`load`."""
 
     def __init__(self, handle, layers: Optional[list] = None):
-        self._handle = ctypes.c_void_p(handle) if not isinstance(handle, ctypes.c_void_p) else handle
+        self._model = _Model(handle if isinstance(handle, ctypes.c_void_p) else ctypes.c_void_p(handle))
         self.layers = layers
         shape = (ctypes.c_int64 * 3)()
         ndim = ctypes.c_int64()
@@ -301,25 +313,50 @@ class Network:
         self.input_size = self._sizes[0]
         self.output_size = self._sizes[-1]
 
-    def __del__(self):
-        h = getattr(self, "_handle", None)
-        if h is not None and h.value:
-            lib.sa_model_free(h)
-            self._handle = None
+    @property
+    def _handle(self) -> ctypes.c_void_p:
+        """The C handle, owned by ``self._model``: pass it to C, never keep it beyond the Network."""
+        return self._model.handle
 
     def __repr__(self):
         body = ", ".join(repr(l) for l in self.layers) if self.layers else ", ".join(self.layer_kinds)
         return f"Network(input_shape={self.input_shape}, [{body}])"
 
+    # -- copies and pickles ------------------------------------------------------------------------
+    def __copy__(self):
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)  # shares the owner of the (immutable) model
+        return other
+
+    def __deepcopy__(self, memo):
+        other = _network_from_model_bytes(self._model_bytes())
+        memo[id(self)] = other
+        for key, value in self.__dict__.items():
+            if key != "_model":
+                other.__dict__[key] = copy.deepcopy(value, memo)
+        return other
+
+    def __reduce__(self):
+        return _network_from_model_bytes, (self._model_bytes(),)
+
+    def _model_bytes(self) -> bytes:
+        """The model file :meth:`save` writes, as bytes (through a private temporary directory)."""
+        with tempfile.TemporaryDirectory(prefix="swiftattr-") as d:
+            path = os.path.join(d, "model.sam")
+            self.save(path)
+            with open(path, "rb") as f:
+                return f.read()
+
     # -- inputs ------------------------------------------------------------------------------------
     def _batch(self, x, name: str = "inputs") -> np.ndarray:
         """`x` as a float32 C-contiguous batch of the input shape (copied only when needed)."""
-        arr = _f32(x, name)
+        arr = as_f32(x, name)
         if arr.shape[1:] != self.input_shape:
             if arr.shape == self.input_shape:
                 raise SwiftAttrError(
-                    f"{name}: got one example of shape {arr.shape}; pass a batch of shape (n, {', '.join(map(str, self.input_shape))})")
-            raise SwiftAttrError(f"{name}: expected shape (n, {', '.join(map(str, self.input_shape))}), got {arr.shape}")
+                    f"{name}: got one example of shape {arr.shape}; pass a batch of shape (n, {', '.join(map(str, self.input_shape))})",
+                    SA_ERR_SHAPE)
+            raise SwiftAttrError(f"{name}: expected shape (n, {', '.join(map(str, self.input_shape))}), got {arr.shape}", SA_ERR_SHAPE)
         if arr.shape[0] == 0:
             raise SwiftAttrError(f"{name}: the batch is empty")
         return arr
@@ -336,8 +373,9 @@ class Network:
     def activations(self, x, layer: int) -> np.ndarray:
         """Values at the input of layer ``layer`` (``layer == num_layers``: the output), flattened per example."""
         x = self._batch(x)
-        if not 0 <= layer <= self.num_layers:
-            raise SwiftAttrError(f"layer = {layer} is out of range 0...{self.num_layers}")
+        layer = as_int(layer, "layer")
+        if not 0 <= layer <= self.num_layers:  # checked here too: the output buffer's size depends on it
+            raise SwiftAttrError(f"layer = {layer} is out of range 0...{self.num_layers}", SA_ERR_OUT_OF_RANGE)
         out = np.empty((x.shape[0], self._sizes[layer]), dtype=np.float32)
         check(lib.sa_forward_to_layer(self._handle, fptr(x), x.shape[0], layer, fptr(out)))
         return out
@@ -351,7 +389,18 @@ class Network:
 
     def save(self, path) -> None:
         """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
-        check(lib.sa_model_save(self._handle, os.fsencode(os.fspath(path))))
+        check(lib.sa_model_save(self._handle, as_path(path, "path")))
+
+
+def _network_from_model_bytes(data) -> Network:
+    """A Network from model-file bytes (what a pickle of a Network carries), validated as sa_model_load does."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SwiftAttrError(f"model bytes: expected bytes, got {type(data).__name__}")
+    with tempfile.TemporaryDirectory(prefix="swiftattr-") as d:
+        path = os.path.join(d, "model.sam")
+        with open(path, "wb") as f:
+            f.write(data)
+        return load(path)
 
 
 def Sequential(layers: Sequence[Layer], input_shape: Optional[Sequence[int]] = None) -> Network:
@@ -368,20 +417,18 @@ def Sequential(layers: Sequence[Layer], input_shape: Optional[Sequence[int]] = N
         else:
             raise SwiftAttrError("input_shape is required unless the first layer with parameters is Linear "
                                  "(e.g. Sequential([...], input_shape=(1, 28, 28)))")
-    shape = np.ascontiguousarray([int(d) for d in input_shape], dtype=np.int64)
+    shape = np.ascontiguousarray(as_shape(input_shape, "input_shape"), dtype=np.int64)
     handle = ctypes.c_void_p()
     check(lib.sa_model_create(_ffi.iptr(shape), shape.size, ctypes.byref(handle)))
-    try:
-        for layer in layers:
-            layer._add(handle)
-    except BaseException:
-        lib.sa_model_free(handle)
-        raise
+    owner = _Model(handle)  # frees the handle if a layer fails
+    for layer in layers:
+        layer._add(handle)
+    owner.handle = None
     return Network(handle, layers)
 
 
 def load(path) -> Network:
     """Reads a model file written by ``Network.save`` or ``sa_model_save``."""
     handle = ctypes.c_void_p()
-    check(lib.sa_model_load(os.fsencode(os.fspath(path)), ctypes.byref(handle)))
+    check(lib.sa_model_load(as_path(path, "path"), ctypes.byref(handle)))
     return Network(handle)

@@ -1,25 +1,68 @@
-"""Plot helpers (matplotlib is imported lazily, so it is needed only when plotting)."""
+"""Plot helpers (matplotlib is imported lazily, so it is needed only when plotting).
+
+Every plot draws on a ``matplotlib.figure.Figure`` of its own (or on the caller's axes) and never touches
+pyplot or the backend: after ``%matplotlib inline`` the session's backend stays what it was, and no figure
+is left registered with pyplot. A returned Figure displays in a notebook as the cell's value; ``path=``
+saves it (the format from the file name).
+"""
 from __future__ import annotations
+
+import io
+import os
 
 import numpy as np
 
+from ._args import INT64_MAX, SA_ERR_SHAPE, as_f32, as_int, as_path, as_shape
+from ._ffi import SwiftAttrError
 
-def rate(result, *, top=None, names=None, class_names=None, axes=None):
+
+class Axes(list):
+    """The list of axes a plot drew on; ``.figure`` is their Figure, and a notebook displays it as the cell's
+    value (the figure is not registered with pyplot, so nothing else shows it)."""
+
+    @property
+    def figure(self):
+        return self[0].figure
+
+    def _repr_png_(self):
+        buf = io.BytesIO()
+        self.figure.savefig(buf, format="png", dpi=110)
+        return buf.getvalue()
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure  # lazy: plotting is optional
+
+    return Figure(figsize=figsize)
+
+
+def _save(fig, path, dpi=110) -> None:
+    """Saves ``fig`` to ``path`` (a file path, checked as every path is, or a writable file object)."""
+    if path is None:
+        return
+    fig.savefig(path if hasattr(path, "write") else os.fsdecode(as_path(path, "path")), dpi=dpi)
+
+
+def rate(result, *, top=None, names=None, class_names=None, axes=None, path=None):
     """Sorted RATE bars for each output class, with the 1/m line of a uniform ranking.
 
     result: a RateResult; top: show only the `top` largest values; names: labels of the variables
-    (or groups); class_names: one title per class; axes: a matplotlib Axes per class (created if None).
-    Returns the list of axes.
+    (or groups); class_names: one title per class; axes: a matplotlib Axes per class (a new Figure's when
+    None); path: save the figure there when given. Returns the list of axes used (an :class:`Axes`, whose
+    ``.figure`` is the Figure).
     """
-    import matplotlib.pyplot as plt  # lazy: plotting is optional
-
     values = np.asarray(result.rate)
     classes, m = values.shape
+    if top is not None:
+        top = as_int(top, "top", 1, INT64_MAX)
     scored = m if result.nullify is None or result.groups is not None else m - len(np.unique(result.nullify))
-    if axes is None:
-        _, axes = plt.subplots(classes, 1, figsize=(8, 2.6 * classes), squeeze=False)
-        axes = list(axes[:, 0])
-    axes = list(np.atleast_1d(axes))
+    created = axes is None
+    if created:
+        fig = _figure((8, 2.6 * classes))
+        axes = list(fig.subplots(classes, 1, squeeze=False)[:, 0])
+    axes = list(np.asarray(axes, dtype=object).ravel())
+    if len(axes) < classes:
+        raise SwiftAttrError(f"axes: expected {classes} Axes (one per class), got {len(axes)}")
     for c in range(classes):
         ax = axes[c]
         order = np.argsort(values[c])[::-1]
@@ -35,7 +78,10 @@ def rate(result, *, top=None, names=None, class_names=None, axes=None):
         title = class_names[c] if class_names is not None else (f"class {c}" if classes > 1 else "RATE")
         ax.set_title(f"{title}  (Δ = {result.delta[c]:.3g}, ESS = {result.ess[c]:.1f}%)")
         ax.legend(loc="upper right", fontsize=8)
-    return axes
+    if created:
+        axes[0].figure.tight_layout()
+    _save(axes[0].figure, path)
+    return Axes(axes[:classes])
 
 
 def image_attributions(images, attributions, *, titles=None, shape=None, method_names=None, path=None):
@@ -47,15 +93,17 @@ def image_attributions(images, attributions, *, titles=None, shape=None, method_
     method_names: row labels; titles: one per column; path: save the figure there when given.
     Returns the matplotlib Figure.
     """
-    import matplotlib
-
-    if path is not None and matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = np.asarray(images)
-    maps = [np.asarray(attributions)] if not isinstance(attributions, (list, tuple)) else [np.asarray(a) for a in attributions]
+    images = as_f32(images, "images")
+    if isinstance(attributions, (list, tuple)):
+        maps = [as_f32(a, f"attributions[{i}]") for i, a in enumerate(attributions)]
+    else:
+        maps = [as_f32(attributions, "attributions")]
+    if shape is not None:
+        shape = as_shape(shape, "shape")
     k = images.shape[0]
+    for i, a in enumerate(maps):
+        if a.shape[0] != k:
+            raise SwiftAttrError(f"attributions[{i}]: expected {k} examples (one per image), got {a.shape[0]}", SA_ERR_SHAPE)
 
     def as_image(a):
         a = np.asarray(a, dtype=np.float64)
@@ -68,7 +116,8 @@ def image_attributions(images, attributions, *, titles=None, shape=None, method_
         side = int(round(np.sqrt(a.size)))
         return a.reshape(side, -1) if side * side == a.size else a.reshape(1, -1)
 
-    fig, axes = plt.subplots(1 + len(maps), k, figsize=(1.8 * k, 1.9 * (1 + len(maps))), squeeze=False)
+    fig = _figure((1.8 * k, 1.9 * (1 + len(maps))))
+    axes = fig.subplots(1 + len(maps), k, squeeze=False)
     for j in range(k):
         axes[0, j].imshow(as_image(images[j]), cmap="gray_r")
         if titles is not None:
@@ -83,6 +132,5 @@ def image_attributions(images, attributions, *, titles=None, shape=None, method_
             axes[r, j].set_xticks([])
             axes[r, j].set_yticks([])
     fig.tight_layout()
-    if path is not None:
-        fig.savefig(path, dpi=110)
+    _save(fig, path)
     return fig

@@ -108,7 +108,7 @@ def test_layer_construction_errors(rng):
         sa.Sequential([sa.Conv2d(np.zeros((2, 1, 3, 3)), stride=0)], input_shape=(1, 5, 5))
     with raises("pool padding"):
         sa.Sequential([sa.MaxPool2d(2, padding=2)], input_shape=(1, 5, 5))
-    with raises("BatchNorm running_var: expected 3 values"):
+    with raises(r"BatchNorm running_var: expected shape \(3,\) \(one per channel\), got \(2,\)"):
         sa.BatchNorm(np.zeros(3), np.ones(2))
     with raises("batchnorm running_var\\[0\\] \\+ eps must be positive"):
         sa.Sequential([sa.Linear(np.zeros((3, 4))), sa.BatchNorm(np.zeros(3), -np.ones(3))])
