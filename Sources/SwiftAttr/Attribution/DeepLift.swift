@@ -15,7 +15,8 @@
 /// - RevealCancel: Δy⁺ = ½[f(x⁰+Δx⁺) − f(x⁰)] + ½[f(x⁰+Δx⁻+Δx⁺) − f(x⁰+Δx⁻)], Δy⁻ symmetric,
 ///   m⁺ = Δy⁺/Δx⁺, m⁻ = Δy⁻/Δx⁻ (positive and negative parts keep separate multipliers).
 /// - Max-pooling: `.gradient` routes the multiplier to the argmax of the input (the authors' package;
-///   exact when the references in a window are equal); `.crossMax` (Captum's rule) splits
+///   exact when the references in a window are equal; what Captum's DeepLift computes after a ReLU);
+///   `.crossMax` (the rule of shap's DeepExplainer, and of Captum for a pool that reads the input) splits
 ///   Δy = (max(y, y⁰) − y⁰) + (y − max(y, y⁰)) between the argmax of the input and that of the reference,
 ///   exact for any reference.
 /// - A final Softmax (§3.6): attribute the logits and subtract from each contribution its mean over
@@ -43,9 +44,11 @@ public enum DeepLiftRule: Int32, Sendable, CaseIterable {
 
 /// How DeepLIFT propagates multipliers through max-pooling.
 public enum MaxPoolRule: Int32, Sendable, CaseIterable {
-    /// To the argmax of the input, as the gradient does (the authors' package).
+    /// To the argmax of the input, as the gradient does (the authors' package; Captum's DeepLift and
+    /// DeepLiftShap after a ReLU).
     case gradient = 0
-    /// Captum's cross-max rule: exact summation-to-delta for any reference.
+    /// The cross-max rule (shap's DeepExplainer; Captum's only for a pool reading the model input): exact
+    /// summation-to-delta for any reference.
     case crossMax = 1
 
     public var name: String {
