@@ -2,7 +2,8 @@ import CSwiftAttr
 import SwiftAttr
 
 // C exports of RATE and the Bayesian last layer (swiftattr.h, section "RATE"). Each checks its pointers and
-// sizes, calls SwiftAttr, and maps errors to status codes through `guarded`.
+// the sizes that define its buffers, reads sa_rate_options, calls SwiftAttr (which checks every value:
+// finiteness, symmetry, ranges, iteration limits), and maps errors to status codes through `guarded`.
 
 /// The options of one RATE call, read from the caller's `sa_rate_options` (the header's own struct).
 private struct RATECallOptions {
@@ -226,7 +227,6 @@ public func sa_bayesian_last_layer_regression(
         let nn = try checkCount(n, "n")
         let hh = try checkCount(h, "h")
         let k = try checkCount(outputs, "outputs")
-        let iterations = try checkCount(maxIter, "max_iter")
         let features = try doubles(H, try checkedProduct(nn, hh, "H"), "H")
         let targets = try doubles(y, try checkedProduct(nn, k, "y"), "y")
         let meanOut = try output(wMean, try checkedProduct(hh, k, "W_mean"), "W_mean")
@@ -235,7 +235,7 @@ public func sa_bayesian_last_layer_regression(
         let noiseOut = try output(noisePrecision, k, "noise_precision")
         let priorOut = try output(priorPrecision, k, "prior_precision")
         let post = try BayesianLastLayer.regression(features: features, examples: nn, hidden: hh, targets: targets, outputs: k,
-                                                    maxIterations: iterations, tolerance: tol)
+                                                    maxIterations: Int(maxIter), tolerance: tol)
         for i in 0..<meanOut.count { meanOut[i] = post.weightMean[i] }
         for i in 0..<covOut.count { covOut[i] = post.weightCovariance[i] }
         for i in 0..<k {
@@ -256,14 +256,13 @@ public func sa_bayesian_last_layer_classification(
         let nn = try checkCount(n, "n")
         let hh = try checkCount(h, "h")
         let k = try checkCount(classes, "classes")
-        let iterations = try checkCount(maxIter, "max_iter")
         let features = try doubles(H, try checkedProduct(nn, hh, "H"), "H")
         let y = UnsafeBufferPointer(start: try nonNull(labels, "labels"), count: nn)
         let meanOut = try output(wMean, try checkedProduct(hh, k, "W_mean"), "W_mean")
         let covOut = try output(wCov, try checkedProduct(k, try checkedProduct(hh, hh, "W_cov"), "W_cov"), "W_cov")
         let biasOut = try output(bias, k, "b")
         let post = try BayesianLastLayer.classification(features: features, examples: nn, hidden: hh, labels: y, classes: k,
-                                                        priorPrecision: priorPrecision, maxIterations: iterations, tolerance: tol)
+                                                        priorPrecision: priorPrecision, maxIterations: Int(maxIter), tolerance: tol)
         for i in 0..<meanOut.count { meanOut[i] = post.weightMean[i] }
         for i in 0..<covOut.count { covOut[i] = post.weightCovariance[i] }
         for i in 0..<k { biasOut[i] = post.bias[i] }
