@@ -4,7 +4,8 @@ import XCTest
 
 /// The numbers the C interface promises are the ones Swift uses: every `sa_status` of swiftattr.h is a
 /// ``SwiftAttrError/Code`` with the same value and back, every `sa_layer_kind` a ``Layer/Kind`` (the model
-/// file's codes), and `SA_VERSION` is ``BuildInfo/abiVersion`` (what `sa_version()` returns). The header
+/// file's codes), every method enum (projection, IG rule, SmoothGrad aggregation, DeepLIFT and max-pool
+/// rules) its Swift enum, and `SA_VERSION` is ``BuildInfo/abiVersion`` (what `sa_version()` returns). The header
 /// is read as text, found from this file's path, so a renumbering on either side fails here.
 final class ABINumberingTests: XCTestCase {
     private struct Missing: Error {}
@@ -109,11 +110,52 @@ final class ABINumberingTests: XCTestCase {
                        "sa_layer_kind entries without a Layer.Kind (or the reverse)")
     }
 
-    func testProjectionsMatchTheHeader() throws {
-        let header = try enumValues("sa_projection", in: try header())
-        XCTAssertEqual(header, ["SA_PROJECTION_COVARIANCE": Int(EffectSizeProjection.covariance.rawValue),
-                                "SA_PROJECTION_PSEUDOINVERSE": Int(EffectSizeProjection.pseudoinverse.rawValue)])
-        XCTAssertEqual(EffectSizeProjection.allCases.count, header.count)
+    /// Checks that the header's enum `name` holds exactly the cases of `E`, each under `headerName(case)`
+    /// with its raw value.
+    private func assertEnum<E: CaseIterable & RawRepresentable>(_ name: String, _: E.Type, _ headerName: (E) -> String,
+                                                                 file: StaticString = #filePath, line: UInt = #line) throws
+        where E.RawValue: BinaryInteger {
+        let header = try enumValues(name, in: try header())
+        let swift = Dictionary(uniqueKeysWithValues: E.allCases.map { (headerName($0), Int($0.rawValue)) })
+        XCTAssertEqual(header, swift, "\(name): header vs Swift's \(E.self)", file: file, line: line)
+    }
+
+    func testMethodEnumsMatchTheHeader() throws {
+        try assertEnum("sa_projection", EffectSizeProjection.self) {
+            switch $0 {
+            case .covariance: "SA_PROJECTION_COVARIANCE"
+            case .pseudoinverse: "SA_PROJECTION_PSEUDOINVERSE"
+            }
+        }
+        try assertEnum("sa_ig_method", PathQuadrature.self) {
+            switch $0 {
+            case .riemannLeft: "SA_IG_RIEMANN_LEFT"
+            case .riemannRight: "SA_IG_RIEMANN_RIGHT"
+            case .riemannMiddle: "SA_IG_RIEMANN_MIDDLE"
+            case .riemannTrapezoid: "SA_IG_RIEMANN_TRAPEZOID"
+            case .gaussLegendre: "SA_IG_GAUSS_LEGENDRE"
+            }
+        }
+        try assertEnum("sa_nt_type", Network.NoiseAggregation.self) {
+            switch $0 {
+            case .smoothGrad: "SA_NT_SMOOTHGRAD"
+            case .smoothGradSquared: "SA_NT_SMOOTHGRAD_SQ"
+            case .varGrad: "SA_NT_VARGRAD"
+            }
+        }
+        try assertEnum("sa_deeplift_rule", DeepLiftRule.self) {
+            switch $0 {
+            case .rescale: "SA_DEEPLIFT_RESCALE"
+            case .revealCancel: "SA_DEEPLIFT_REVEALCANCEL"
+            case .genomics: "SA_DEEPLIFT_GENOMICS"
+            }
+        }
+        try assertEnum("sa_maxpool_rule", MaxPoolRule.self) {
+            switch $0 {
+            case .gradient: "SA_MAXPOOL_GRADIENT"
+            case .crossMax: "SA_MAXPOOL_CROSSMAX"
+            }
+        }
     }
 
     func testVersionMatchesTheHeader() throws {
