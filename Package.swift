@@ -40,7 +40,9 @@ let package = Package(
     targets: [
         .target(name: "CBLAS", cSettings: blasC, linkerSettings: blasLink),
         .target(name: "SwiftAttr", dependencies: ["CBLAS"], swiftSettings: optimise),
-        .target(name: "SwiftAttrC", dependencies: ["SwiftAttr"], swiftSettings: optimise),
+        // CInclude/swiftattr.h as a module: the C layer takes its structs (sa_rate_options) from the header.
+        .systemLibrary(name: "CSwiftAttr", path: "Sources/CSwiftAttr"),
+        .target(name: "SwiftAttrC", dependencies: ["SwiftAttr", "CSwiftAttr"], swiftSettings: optimise),
         .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr"]),
     ]
 )

@@ -29,7 +29,34 @@
 #ifndef SWIFTATTR_H
 #define SWIFTATTR_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* SA_API marks every function of the interface (as SQLITE_API and LLAMA_API do): default visibility
+ * under GCC and Clang, so the symbols stay exported from a library built with -fvisibility=hidden;
+ * dllexport/dllimport on Windows (define SA_BUILD when building the DLL, SA_STATIC when linking a static
+ * library). Define SA_API before including this header to override it. */
+#ifndef SA_API
+#  if defined(_WIN32) || defined(__CYGWIN__)
+#    if defined(SA_STATIC)
+#      define SA_API
+#    elif defined(SA_BUILD)
+#      define SA_API __declspec(dllexport)
+#    else
+#      define SA_API __declspec(dllimport)
+#    endif
+#  elif defined(__GNUC__) || defined(__clang__)
+#    define SA_API __attribute__((visibility("default")))
+#  else
+#    define SA_API
+#  endif
+#endif
+
+/* The interface version this header declares; sa_version() returns the version the library implements.
+ * It is raised by every incompatible change of a declaration, an enum value or a struct layout, so a
+ * program checks `sa_version() == SA_VERSION` once at start-up (the Python package does on import).
+ * 2: the RATE functions take a `const sa_rate_options *`. */
+#define SA_VERSION 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,10 +86,10 @@ typedef enum sa_status {
 
 /** The calling thread's message for its last failed call ("" if none). Valid until the thread's next
  *  failing call; never NULL. */
-const char *sa_last_error(void);
+SA_API const char *sa_last_error(void);
 
-/** Interface version of this library (1). */
-int sa_version(void);
+/** The interface version the library implements: SA_VERSION of the header it was built with. */
+SA_API int sa_version(void);
 
 /* ---------------------------------------------------------------------------------------------------
  * Build information and threads
@@ -75,7 +102,7 @@ int sa_version(void);
  *  third of the CPU's speed or less), "threads", "processors", "threads_env_ignored", "cpu",
  *  "cpu_avx2", "arch". The string belongs to the library and stays valid until the calling thread's
  *  next sa_build_info call; never NULL. Quote it with every benchmark figure. */
-const char *sa_build_info(void);
+SA_API const char *sa_build_info(void);
 
 /** Sets the library's thread count (1 to 256) for calls that start afterwards; a running call keeps the
  *  count it started with. The default is the environment variable SWIFTATTR_NUM_THREADS when it is an
@@ -84,10 +111,10 @@ const char *sa_build_info(void);
  *  The library's OpenBLAS is its own copy: no BLAS setting of the process is touched. Results do not
  *  depend on the count beyond float32 rounding, and one count gives bit-identical results run to run.
  *  Returns SA_ERR_INVALID_ARGUMENT outside 1..256. */
-int sa_set_num_threads(int n);
+SA_API int sa_set_num_threads(int n);
 
 /** The library's thread count (see sa_set_num_threads). */
-int sa_get_num_threads(void);
+SA_API int sa_get_num_threads(void);
 
 /* ---------------------------------------------------------------------------------------------------
  * Models
@@ -116,74 +143,79 @@ typedef enum sa_layer_kind {
 
 /** Creates an empty model whose examples have shape input_shape[0..ndim) (ndim 1 to 3). Free it with
  *  sa_model_free. */
-int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **out_model);
+SA_API int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **out_model);
 
 /** Frees a model (NULL is ignored). Not to be called while another thread uses the model. */
-void sa_model_free(sa_model *model);
+SA_API void sa_model_free(sa_model *model);
 
 /** Appends y = W x + b. weight: out_features × in_features; bias: out_features floats, or NULL for none.
  *  The input must be flat ([F], add a Flatten after convolutions). */
-int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
-                       const float *bias);
+SA_API int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
+                              const float *bias);
 
 /** Appends a 1-D convolution over [C, L]. weight: out × in × kernel_size; bias: out floats or NULL. */
-int sa_model_add_conv1d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
-                        int64_t kernel_size, const float *bias, int64_t stride, int64_t padding,
-                        int64_t dilation);
+SA_API int sa_model_add_conv1d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+                               int64_t kernel_size, const float *bias, int64_t stride, int64_t padding,
+                               int64_t dilation);
 
 /** Appends a 2-D convolution over [C, H, W]. weight: out × in × kernel_h × kernel_w; bias: out or NULL. */
-int sa_model_add_conv2d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
-                        int64_t kernel_h, int64_t kernel_w, const float *bias,
-                        int64_t stride_h, int64_t stride_w, int64_t padding_h, int64_t padding_w,
-                        int64_t dilation_h, int64_t dilation_w);
+SA_API int sa_model_add_conv2d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+                               int64_t kernel_h, int64_t kernel_w, const float *bias,
+                               int64_t stride_h, int64_t stride_w, int64_t padding_h, int64_t padding_w,
+                               int64_t dilation_h, int64_t dilation_w);
 
-/** Appends max pooling (padding counts as -infinity, at most half the kernel, as in PyTorch). */
-int sa_model_add_maxpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
-int sa_model_add_maxpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
-                           int64_t stride_w, int64_t padding_h, int64_t padding_w);
+/** Appends max pooling over [C, L] (padding counts as -infinity, at most half the kernel, as in PyTorch). */
+SA_API int sa_model_add_maxpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
 
-/** Appends average pooling (zero padding counted in the divisor: PyTorch's count_include_pad=True). */
-int sa_model_add_avgpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
-int sa_model_add_avgpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
-                           int64_t stride_w, int64_t padding_h, int64_t padding_w);
+/** Appends max pooling over [C, H, W] (padding as sa_model_add_maxpool1d, per dimension). */
+SA_API int sa_model_add_maxpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                                  int64_t stride_w, int64_t padding_h, int64_t padding_w);
+
+/** Appends average pooling over [C, L] (zero padding counted in the divisor: PyTorch's
+ *  count_include_pad=True). */
+SA_API int sa_model_add_avgpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
+
+/** Appends average pooling over [C, H, W] (padding as sa_model_add_avgpool1d, per dimension). */
+SA_API int sa_model_add_avgpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+                                  int64_t stride_w, int64_t padding_h, int64_t padding_w);
 
 /** Appends a mean over every position of each channel: [C, ...] -> [C]. */
-int sa_model_add_global_avgpool(sa_model *model);
+SA_API int sa_model_add_global_avgpool(sa_model *model);
 
 /** Appends a reshape of each example to [F]. */
-int sa_model_add_flatten(sa_model *model);
+SA_API int sa_model_add_flatten(sa_model *model);
 
 /** Appends an activation: kind is one of SA_LAYER_RELU ... SA_LAYER_SOFTMAX; parameter is the
  *  LeakyReLU slope, the ELU alpha or the Softplus beta (ignored otherwise). */
-int sa_model_add_activation(sa_model *model, int kind, float parameter);
+SA_API int sa_model_add_activation(sa_model *model, int kind, float parameter);
 
 /** Appends batch normalisation with inference statistics: weight (gamma) * (x - mean)/sqrt(var + eps) + bias
  *  per channel (dimension 0 of the example). weight and bias may be NULL (1 and 0). */
-int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float *weight, const float *bias,
-                           const float *running_mean, const float *running_var, float eps);
+SA_API int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float *weight, const float *bias,
+                                  const float *running_mean, const float *running_var, float eps);
 
 /** Appends dropout: the identity at inference (p in [0, 1) is recorded only). */
-int sa_model_add_dropout(sa_model *model, float p);
+SA_API int sa_model_add_dropout(sa_model *model, float p);
 
 /** The per-example input shape: shape must hold 3 values; *ndim receives the number used. */
-int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
+SA_API int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
 
 /** Number of layers. */
-int sa_model_num_layers(const sa_model *model, int64_t *count);
+SA_API int sa_model_num_layers(const sa_model *model, int64_t *count);
 
 /** Floats per example at the input of layer `layer` (0 = the model input, num_layers = the output). */
-int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
+SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
 
 /** The sa_layer_kind of layer `layer` (0-based). */
-int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
+SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 
 /** Writes the model to `path` in the swiftattr model format: "SAMODEL1", then little-endian u32 ndim,
  *  ndim x i64 input shape, u32 layer count, and per layer: u32 kind, u32 n + n x i64 integers,
  *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts). */
-int sa_model_save(const sa_model *model, const char *path);
+SA_API int sa_model_save(const sa_model *model, const char *path);
 
 /** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. */
-int sa_model_load(const char *path, sa_model **out_model);
+SA_API int sa_model_load(const char *path, sa_model **out_model);
 
 /* ---------------------------------------------------------------------------------------------------
  * Forward pass and gradient attributions
@@ -212,41 +244,41 @@ typedef enum sa_nt_type {
 } sa_nt_type;
 
 /** Network outputs: out receives n * output_size floats (output_size = sa_model_size_at(model, num_layers)). */
-int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
+SA_API int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
 
 /** Values at the input of layer `layer` (0...num_layers): out receives n * sa_model_size_at(model, layer). */
-int sa_forward_to_layer(const sa_model *model, const float *x, int64_t n, int64_t layer, float *out);
+SA_API int sa_forward_to_layer(const sa_model *model, const float *x, int64_t n, int64_t layer, float *out);
 
 /** Vector-Jacobian product: out = d<cotangent, f(x)>/dx, cotangent of n * output_size floats. */
-int sa_gradient(const sa_model *model, const float *x, int64_t n, const float *cotangent, float *out);
+SA_API int sa_gradient(const sa_model *model, const float *x, int64_t n, const float *cotangent, float *out);
 
 /** Saliency: d f_target / dx, or its absolute value when absolute != 0. */
-int sa_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
-                int absolute, float *out);
+SA_API int sa_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                       int absolute, float *out);
 
 /** Input x gradient: x * d f_target / dx. */
-int sa_input_x_gradient(const sa_model *model, const float *x, int64_t n, const int64_t *target,
-                        int64_t n_target, float *out);
+SA_API int sa_input_x_gradient(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                               int64_t n_target, float *out);
 
 /** Integrated Gradients (Sundararajan et al. 2017): (x - x') * integral_0^1 grad f(x' + a (x - x')) da with
  *  n_steps nodes of `method` (an sa_ig_method). baselines: n_baselines = 0 (zeros; pointer may be NULL),
  *  1 (one example, broadcast) or n. delta (may be NULL) receives n floats: sum(phi) - (f(x) - f(x')). */
-int sa_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
-                            int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
-                            int method, int64_t internal_batch_size, float *out, float *delta);
+SA_API int sa_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                   int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+                                   int method, int64_t internal_batch_size, float *out, float *delta);
 
 /** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows of
  *  `references`, n_references * input_size floats) and a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')),
  *  with n_samples draws per example. */
-int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
-                          int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
-                          uint64_t seed, int64_t internal_batch_size, float *out);
+SA_API int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
+                                 int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
+                                 uint64_t seed, int64_t internal_batch_size, float *out);
 
 /** SmoothGrad (Smilkov et al. 2017): gradients at x + N(0, stdev^2) aggregated by nt_type (an sa_nt_type)
  *  over n_samples draws per example. stdev is the absolute noise scale (finite, >= 0). */
-int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
-                  int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
-                  float *out);
+SA_API int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                         int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
+                         float *out);
 
 /* ---------------------------------------------------------------------------------------------------
  * DeepLIFT and DeepSHAP (Shrikumar, Greenside, Kundaje 2017)
@@ -280,17 +312,17 @@ typedef enum sa_maxpool_rule {
  *  multipliers m (Captum's multiply_by_inputs=False). internal_batch_size: examples per chunk, <= 0 to
  *  choose (memory bound). out: n * input_size floats. delta (may be NULL): n floats,
  *  sum(contributions) - delta_t (computed from contributions whatever multiply_by_inputs). */
-int sa_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
-                int64_t n_baselines, const int64_t *target, int64_t n_target, int rule, int maxpool,
-                int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
+SA_API int sa_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                       int64_t n_baselines, const int64_t *target, int64_t n_target, int rule, int maxpool,
+                       int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 
 /** DeepSHAP: DeepLIFT averaged over the n_references >= 1 references (n_references * input_size
  *  floats), phi(x) = mean_r C(x, r). (example, reference) pairs run in chunks of internal_batch_size pairs
  *  (<= 0: chosen for a fixed memory budget), so memory does not grow with the number of references.
  *  Other arguments as sa_deeplift; delta (may be NULL): n floats, sum(phi) - (f_t(x) - mean_r f_t(r)). */
-int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *references,
-                int64_t n_references, const int64_t *target, int64_t n_target, int rule, int maxpool,
-                int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
+SA_API int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *references,
+                       int64_t n_references, const int64_t *target, int64_t n_target, int rule, int maxpool,
+                       int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 
 /* ---------------------------------------------------------------------------------------------------
  * RATE: global variable importance for Bayesian models
@@ -304,24 +336,10 @@ int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *r
  * Effect-size analogue (sa_projection): covariance β̃ = X_cᵀ(f − f̄)/(n−1) (X_c: X with centred columns),
  * or pseudoinverse β̃ = X⁺f. Every RATE computation is float64.
  *
- * Options shared by every sa_rate_* function:
- *   exact_kld      0 or 1.
- *   nullify        nullify_count variable indices (0..p−1; NULL when nullify_count is 0): conditional
- *                  RATE — condition on these effects being zero as well; their RATE and KLD are 0 and
- *                  m = p − (number of distinct nullified variables).
- *   groups         group RATE, one score per group, in CSR form: group g holds
- *                  group_members[group_offsets[g] .. group_offsets[g+1]−1]; group_offsets has
- *                  group_count+1 entries starting at 0 and strictly increasing (no empty group). A group
- *                  may not contain a nullified variable. group_count 0: per-variable RATE (both NULL).
- *                  KLD_g = ½ μ_gᵀ(Λ_gg − Σ_gg⁻¹)μ_g (with the nullified set added to g).
- *   jitter         ≥ 0: jitter·mean(diag Σ) is added to Σ's diagonal before factorising (dense path),
- *                  or to the r-dimensional core (low-rank path). 0 for none.
- *   projection     an sa_projection (X-based functions only).
- *   rank           0: automatic (dense path when n ≥ p; low-rank path at the numerical rank of X when
- *                  n < p); r > 0: low-rank path with at most r singular directions of X (truncated SVD;
- *                  O(p r²) time and O(p r) memory, no p×p matrix).
+ * Options (sa_rate_options; NULL for the defaults) are shared by every sa_rate_* function: exact KLD,
+ * conditional RATE (nullify), group RATE, jitter, and for the X-based functions the projection and rank.
  *
- * Outputs (caller-allocated; m = group_count when group_count > 0, p otherwise):
+ * Outputs (caller-allocated; m = options->group_count when it is > 0, p otherwise):
  *   rate, kld      classes × m doubles;
  *   delta, ess     classes doubles;
  *   info           NULL or 2·classes int64: info[2c] = rank of Σ used for class c (p when full rank),
@@ -336,11 +354,11 @@ int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *r
  * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0, RATE is uniform and Δ = 0;
  * a KLD that overflows is SA_ERR_NUMERICAL. No NaN is ever returned.
  *
- * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; a non-symmetric V_F, esa_cov or W_cov;
- * empty groups; a group containing a nullified variable; nullify listing every variable),
- * SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs), SA_ERR_OUT_OF_RANGE (a nullify or
- * group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK failure,
- * overflow, X without variation).
+ * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; options->struct_size; a non-symmetric
+ * V_F, esa_cov or W_cov; empty groups; a group containing a nullified variable; nullify listing every
+ * variable), SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs), SA_ERR_OUT_OF_RANGE (a
+ * nullify or group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK
+ * failure, overflow, X without variation).
  * ------------------------------------------------------------------------------------------------- */
 
 /** How the effect-size analogue β̃ is formed from the outputs f. */
@@ -349,47 +367,75 @@ typedef enum sa_projection {
     SA_PROJECTION_PSEUDOINVERSE = 1  /**< β̃ = X⁺ f (singular values below max(n,p)·ε·s₁ dropped) */
 } sa_projection;
 
+/** Options of the sa_rate_* functions. Start from sa_rate_default_options() and set the fields you need
+ *  (llama.cpp's convention); a NULL options pointer means the defaults. The arrays it points to are read
+ *  during the call only.
+ *
+ *  ABI: the layout is fixed for one SA_VERSION. struct_size must equal the library's
+ *  sizeof(sa_rate_options), which sa_rate_default_options() sets: a struct from another header than the
+ *  library's (or one not started from the defaults) is SA_ERR_INVALID_ARGUMENT, never misread. The struct
+ *  is not versioned to grow in place (SQLite's way): the defaults are returned by value, and a grown
+ *  struct could not be returned to a program built with the smaller one, so a new field raises
+ *  SA_VERSION instead. */
+typedef struct sa_rate_options {
+    size_t struct_size;           /**< sizeof(sa_rate_options), set by sa_rate_default_options() */
+    int exact_kld;                /**< 0 (default) or 1: add ½[Σ_jjΛ_jj − 1 − log(Σ_jjΛ_jj)] to each KLD */
+    int projection;               /**< an sa_projection (default SA_PROJECTION_COVARIANCE); used by the
+                                       X-based functions, checked and ignored by sa_rate_from_esa */
+    int64_t rank;                 /**< 0 (default): automatic (dense path when n ≥ p; low-rank path at the
+                                       numerical rank of X when n < p); r > 0: low-rank path with at most
+                                       r singular directions of X (truncated SVD; O(p r²) time, O(p r)
+                                       memory, no p×p matrix). X-based functions only: 0 for
+                                       sa_rate_from_esa */
+    double jitter;                /**< ≥ 0 (default 0): jitter·mean(diag Σ) is added to Σ's diagonal
+                                       before factorising (dense path), or to the r-dimensional core
+                                       (low-rank path) */
+    const int64_t *nullify;       /**< nullify_count variable indices (0..p−1), NULL when none: conditional
+                                       RATE — condition on these effects being zero as well; their RATE
+                                       and KLD are 0 and m = p − (number of distinct nullified variables) */
+    int64_t nullify_count;        /**< default 0 */
+    const int64_t *group_members; /**< group RATE, one score per group, in CSR form: group g holds
+                                       group_members[group_offsets[g] .. group_offsets[g+1]−1]. A group
+                                       may not contain a nullified variable. KLD_g = ½ μ_gᵀ(Λ_gg −
+                                       Σ_gg⁻¹)μ_g (with the nullified set added to g). */
+    const int64_t *group_offsets; /**< group_count+1 entries, starting at 0, strictly increasing (no
+                                       empty group) */
+    int64_t group_count;          /**< 0 (default, both pointers NULL): per-variable RATE */
+} sa_rate_options;
+
+/** The default RATE options (see sa_rate_options), with struct_size set. */
+SA_API sa_rate_options sa_rate_default_options(void);
+
 /** RATE from the effect-size posterior itself: esa_mean (classes × p) and esa_cov (classes × p × p,
- *  symmetric). */
-int sa_rate_from_esa(int64_t classes, int64_t p, const double *esa_mean, const double *esa_cov,
-                     int exact_kld, const int64_t *nullify, int64_t nullify_count,
-                     const int64_t *group_members, const int64_t *group_offsets, int64_t group_count,
-                     double jitter,
-                     double *rate, double *kld, double *delta, double *ess, int64_t *info);
+ *  symmetric). options may be NULL (the defaults). */
+SA_API int sa_rate_from_esa(int64_t classes, int64_t p, const double *esa_mean, const double *esa_cov,
+                            const sa_rate_options *options,
+                            double *rate, double *kld, double *delta, double *ess, int64_t *info);
 
 /** RATE from a Gaussian posterior over the outputs: X (n × p), M_F (classes × n), V_F (classes × n × n,
- *  symmetric). μ = P M_F, Σ = P V_F Pᵀ. */
-int sa_rate_from_gaussian(int64_t classes, int64_t n, int64_t p, const double *X, const double *M_F,
-                          const double *V_F, int projection, int64_t rank,
-                          int exact_kld, const int64_t *nullify, int64_t nullify_count,
-                          const int64_t *group_members, const int64_t *group_offsets, int64_t group_count,
-                          double jitter,
-                          double *rate, double *kld, double *delta, double *ess, int64_t *info,
-                          double *esa_mean);
+ *  symmetric). μ = P M_F, Σ = P V_F Pᵀ. options may be NULL (the defaults). */
+SA_API int sa_rate_from_gaussian(int64_t classes, int64_t n, int64_t p, const double *X, const double *M_F,
+                                 const double *V_F, const sa_rate_options *options,
+                                 double *rate, double *kld, double *delta, double *ess, int64_t *info,
+                                 double *esa_mean);
 
 /** RATE from posterior draws of the outputs: X (n × p), f_draws (classes × draws × n, draws ≥ 2).
  *  μ and Σ are the sample mean and covariance (denominator draws − 1) of β̃ = P f; with fewer draws than
- *  variables Σ is singular and the pseudo-inverse is used (info[2c+1] = 1). */
-int sa_rate_from_draws(int64_t classes, int64_t draws, int64_t n, int64_t p, const double *X,
-                       const double *f_draws, int projection, int64_t rank,
-                       int exact_kld, const int64_t *nullify, int64_t nullify_count,
-                       const int64_t *group_members, const int64_t *group_offsets, int64_t group_count,
-                       double jitter,
-                       double *rate, double *kld, double *delta, double *ess, int64_t *info,
-                       double *esa_mean);
+ *  variables Σ is singular and the pseudo-inverse is used (info[2c+1] = 1). options may be NULL. */
+SA_API int sa_rate_from_draws(int64_t classes, int64_t draws, int64_t n, int64_t p, const double *X,
+                              const double *f_draws, const sa_rate_options *options,
+                              double *rate, double *kld, double *delta, double *ess, int64_t *info,
+                              double *esa_mean);
 
 /** RATE for a Gaussian posterior over a network's last Dense layer, f_c = H w_c + b_c with
  *  w_c ∼ N(W_mean[:, c], W_cov[c]): X (n × p), H (n × h, the penultimate features), W_mean (h × classes),
  *  W_cov (classes × h × h, symmetric positive semi-definite), b (classes, or NULL for 0).
- *  V_F = H Σ_W Hᵀ is never formed: Σ = (PH) Σ_W (PH)ᵀ. */
-int sa_rate_last_layer(int64_t classes, int64_t n, int64_t p, int64_t h, const double *X, const double *H,
-                       const double *W_mean, const double *W_cov, const double *b,
-                       int projection, int64_t rank,
-                       int exact_kld, const int64_t *nullify, int64_t nullify_count,
-                       const int64_t *group_members, const int64_t *group_offsets, int64_t group_count,
-                       double jitter,
-                       double *rate, double *kld, double *delta, double *ess, int64_t *info,
-                       double *esa_mean);
+ *  V_F = H Σ_W Hᵀ is never formed: Σ = (PH) Σ_W (PH)ᵀ. options may be NULL (the defaults). */
+SA_API int sa_rate_last_layer(int64_t classes, int64_t n, int64_t p, int64_t h, const double *X, const double *H,
+                              const double *W_mean, const double *W_cov, const double *b,
+                              const sa_rate_options *options,
+                              double *rate, double *kld, double *delta, double *ess, int64_t *info,
+                              double *esa_mean);
 
 /* Bayesian last layer: a Gaussian posterior over a trained network's final Dense layer f = H W + b, fitted
  * on its penultimate features H (n × h), to feed sa_rate_last_layer. */
@@ -399,10 +445,10 @@ int sa_rate_last_layer(int64_t classes, int64_t n, int64_t p, int64_t h, const d
  *  centred, b = ȳ − H̄ m). Stops when α and β change by less than tol (relative) or fails with
  *  SA_ERR_NUMERICAL after max_iter iterations. Outputs: W_mean (h × outputs), W_cov (outputs × h × h,
  *  (αI + βHcᵀHc)⁻¹), b, noise_precision (β), prior_precision (α) (outputs each). n ≥ 3. */
-int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, const double *H, const double *y,
-                                      int64_t max_iter, double tol,
-                                      double *W_mean, double *W_cov, double *b,
-                                      double *noise_precision, double *prior_precision);
+SA_API int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, const double *H, const double *y,
+                                             int64_t max_iter, double tol,
+                                             double *W_mean, double *W_cov, double *b,
+                                             double *noise_precision, double *prior_precision);
 
 /** Laplace approximation of softmax (multinomial logistic) regression of labels (n int64 in
  *  0..classes−1, classes ≥ 2) on H (n × h): prior N(0, I/prior_precision) on the weights and
@@ -410,9 +456,9 @@ int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, con
  *  gradient entry is below tol; SA_ERR_NUMERICAL after max_iter iterations); the covariance is the inverse
  *  Hessian at the MAP. Outputs: W_mean (h × classes), W_cov (classes × h × h: the weight block of class c),
  *  b (classes). A label out of range is SA_ERR_OUT_OF_RANGE. */
-int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,
-                                          const int64_t *labels, double prior_precision, int64_t max_iter,
-                                          double tol, double *W_mean, double *W_cov, double *b);
+SA_API int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,
+                                                 const int64_t *labels, double prior_precision, int64_t max_iter,
+                                                 double tol, double *W_mean, double *W_cov, double *b);
 
 #ifdef __cplusplus
 }

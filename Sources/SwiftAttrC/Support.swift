@@ -28,7 +28,8 @@ public func sa_last_error() -> UnsafePointer<CChar> {
 }
 private let staticEmpty: UnsafeMutablePointer<CChar> = strdup("")
 
-/// `int sa_version(void)`: the library's interface version.
+/// `int sa_version(void)`: the library's interface version, `SA_VERSION` of swiftattr.h (checked by
+/// ABINumberingTests and the C tests).
 @_cdecl("sa_version")
 public func sa_version() -> Int32 { Int32(BuildInfo.abiVersion) }
 
@@ -119,15 +120,10 @@ func floats(_ p: UnsafePointer<Float>?, _ count: Int, _ name: String, finite: Bo
     return buffer
 }
 
-/// A buffer view over caller memory after checking the pointer (float64).
-func doubles(_ p: UnsafePointer<Double>?, _ count: Int, _ name: String, finite: Bool = true) throws -> UnsafeBufferPointer<Double> {
-    let buffer = UnsafeBufferPointer(start: try nonNull(p, name), count: count)
-    if finite {
-        for i in 0..<count where !buffer[i].isFinite {
-            throw SwiftAttrError(.nonFinite, "\(name) contains a non-finite value (\(buffer[i])) at flat index \(i)")
-        }
-    }
-    return buffer
+/// A buffer view over caller memory after checking the pointer (float64). Values are SwiftAttr's to check
+/// (finiteness, symmetry), once, where they are used.
+func doubles(_ p: UnsafePointer<Double>?, _ count: Int, _ name: String) throws -> UnsafeBufferPointer<Double> {
+    UnsafeBufferPointer(start: try nonNull(p, name), count: count)
 }
 
 /// An output buffer view over caller memory after checking the pointer.

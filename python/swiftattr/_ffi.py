@@ -1,21 +1,44 @@
-"""Every ctypes signature of libswiftattr.so, in one place.
+"""Every ctypes signature of libswiftattr.so, in one place, each under its C prototype as swiftattr.h
+declares it, and a named constant for every value of the header's enums and status codes.
 
 The rest of the package calls C only through the ``lib`` object defined here and the ``check`` helper,
 which turns a non-zero status into :class:`SwiftAttrError` carrying the library's message.
+python/tests/test_abi.py checks the prototypes, the argument types and the constants against the header.
 """
 from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_uint64, c_void_p
+from ctypes import POINTER, c_char_p, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint64, c_void_p
 
 import numpy as np
 
 
-class SwiftAttrError(ValueError):
-    """An error reported by libswiftattr; ``code`` is the C status, the message names the argument."""
+# The interface version these bindings are written for (SA_VERSION in swiftattr.h); checked on load.
+SA_VERSION = 2
 
-    def __init__(self, message: str, code: int = -2):
+# Status codes (enum sa_status).
+SA_OK = 0
+SA_ERR_NULL_POINTER = -1
+SA_ERR_INVALID_ARGUMENT = -2
+SA_ERR_SHAPE = -3
+SA_ERR_NON_FINITE = -4
+SA_ERR_OUT_OF_RANGE = -5
+SA_ERR_UNKNOWN_ENUM = -6
+SA_ERR_IO = -7
+SA_ERR_FORMAT = -8
+SA_ERR_NUMERICAL = -9
+SA_ERR_BUFFER_TOO_SMALL = -10
+SA_ERR_FROZEN = -11
+SA_ERR_OUT_OF_MEMORY = -12
+SA_ERR_INTERNAL = -99
+
+
+class SwiftAttrError(ValueError):
+    """An error reported by libswiftattr, or found in Python before calling it; ``code`` is the C status
+    for the same failure (an ``SA_ERR_*`` constant), the message names the argument."""
+
+    def __init__(self, message: str, code: int = SA_ERR_INVALID_ARGUMENT):
         super().__init__(message)
         self.code = code
 
@@ -39,6 +62,11 @@ def _find_library() -> str:
 
 
 lib = ctypes.CDLL(_find_library())
+lib.sa_version.restype = c_int
+lib.sa_version.argtypes = []
+if lib.sa_version() != SA_VERSION:
+    raise ImportError(f"{lib._name} implements swiftattr interface version {lib.sa_version()}, but this package's "
+                      f"bindings are for version {SA_VERSION}: rebuild the library from the same checkout")
 
 f32p = POINTER(c_float)
 f64p = POINTER(c_double)
@@ -48,7 +76,7 @@ model_p = c_void_p
 
 def check(status: int) -> None:
     """Raise SwiftAttrError with the thread's last message when ``status`` is not SA_OK."""
-    if status != 0:
+    if status != SA_OK:
         raise SwiftAttrError(lib.sa_last_error().decode("utf-8", "replace"), status)
 
 
@@ -74,80 +102,218 @@ def iptr(a: np.ndarray):
 
 
 # --- errors -----------------------------------------------------------------------------------------
+# SA_API const char *sa_last_error(void);
 _sig("sa_last_error", [], c_char_p)
+# SA_API int sa_version(void);
 _sig("sa_version", [])
 
 # --- build information and threads ------------------------------------------------------------------
-_sig("sa_build_info", [], c_char_p)          # const char *sa_build_info(void);
-_sig("sa_set_num_threads", [c_int])          # int sa_set_num_threads(int n);
-_sig("sa_get_num_threads", [])               # int sa_get_num_threads(void);
+# SA_API const char *sa_build_info(void);
+_sig("sa_build_info", [], c_char_p)
+# SA_API int sa_set_num_threads(int n);
+_sig("sa_set_num_threads", [c_int])
+# SA_API int sa_get_num_threads(void);
+_sig("sa_get_num_threads", [])
 
 # --- models -----------------------------------------------------------------------------------------
+# SA_API int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **out_model);
 _sig("sa_model_create", [i64p, c_int64, POINTER(model_p)])
+# SA_API void sa_model_free(sa_model *model);
 _sig("sa_model_free", [model_p], None)
+# SA_API int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
+#                               const float *bias);
 _sig("sa_model_add_dense", [model_p, f32p, c_int64, c_int64, f32p])
+# SA_API int sa_model_add_conv1d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+#                                int64_t kernel_size, const float *bias, int64_t stride, int64_t padding,
+#                                int64_t dilation);
 _sig("sa_model_add_conv1d", [model_p, f32p, c_int64, c_int64, c_int64, f32p, c_int64, c_int64, c_int64])
+# SA_API int sa_model_add_conv2d(sa_model *model, const float *weight, int64_t out_channels, int64_t in_channels,
+#                                int64_t kernel_h, int64_t kernel_w, const float *bias,
+#                                int64_t stride_h, int64_t stride_w, int64_t padding_h, int64_t padding_w,
+#                                int64_t dilation_h, int64_t dilation_w);
 _sig("sa_model_add_conv2d", [model_p, f32p, c_int64, c_int64, c_int64, c_int64, f32p] + [c_int64] * 6)
+# SA_API int sa_model_add_maxpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
 _sig("sa_model_add_maxpool1d", [model_p, c_int64, c_int64, c_int64])
+# SA_API int sa_model_add_maxpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+#                                   int64_t stride_w, int64_t padding_h, int64_t padding_w);
 _sig("sa_model_add_maxpool2d", [model_p] + [c_int64] * 6)
+# SA_API int sa_model_add_avgpool1d(sa_model *model, int64_t kernel_size, int64_t stride, int64_t padding);
 _sig("sa_model_add_avgpool1d", [model_p, c_int64, c_int64, c_int64])
+# SA_API int sa_model_add_avgpool2d(sa_model *model, int64_t kernel_h, int64_t kernel_w, int64_t stride_h,
+#                                   int64_t stride_w, int64_t padding_h, int64_t padding_w);
 _sig("sa_model_add_avgpool2d", [model_p] + [c_int64] * 6)
+# SA_API int sa_model_add_global_avgpool(sa_model *model);
 _sig("sa_model_add_global_avgpool", [model_p])
+# SA_API int sa_model_add_flatten(sa_model *model);
 _sig("sa_model_add_flatten", [model_p])
+# SA_API int sa_model_add_activation(sa_model *model, int kind, float parameter);
 _sig("sa_model_add_activation", [model_p, c_int32, c_float])
+# SA_API int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float *weight, const float *bias,
+#                                   const float *running_mean, const float *running_var, float eps);
 _sig("sa_model_add_batchnorm", [model_p, c_int64, f32p, f32p, f32p, f32p, c_float])
+# SA_API int sa_model_add_dropout(sa_model *model, float p);
 _sig("sa_model_add_dropout", [model_p, c_float])
+# SA_API int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
 _sig("sa_model_input_shape", [model_p, i64p, i64p])
+# SA_API int sa_model_num_layers(const sa_model *model, int64_t *count);
 _sig("sa_model_num_layers", [model_p, i64p])
+# SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
 _sig("sa_model_size_at", [model_p, c_int64, i64p])
+# SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 _sig("sa_model_layer_kind", [model_p, c_int64, POINTER(c_int32)])
+# SA_API int sa_model_save(const sa_model *model, const char *path);
 _sig("sa_model_save", [model_p, c_char_p])
+# SA_API int sa_model_load(const char *path, sa_model **out_model);
 _sig("sa_model_load", [c_char_p, POINTER(model_p)])
 
-# Layer kinds (sa_layer_kind).
-LAYER_KINDS = [
-    "dense", "conv1d", "conv2d", "maxpool1d", "maxpool2d", "avgpool1d", "avgpool2d", "global_avgpool",
-    "flatten", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "tanh", "softmax", "batchnorm", "dropout",
-]
-LAYER_KIND = {name: i for i, name in enumerate(LAYER_KINDS)}
+# Layer kinds (enum sa_layer_kind; also the codes in model files).
+SA_LAYER_DENSE = 0
+SA_LAYER_CONV1D = 1
+SA_LAYER_CONV2D = 2
+SA_LAYER_MAXPOOL1D = 3
+SA_LAYER_MAXPOOL2D = 4
+SA_LAYER_AVGPOOL1D = 5
+SA_LAYER_AVGPOOL2D = 6
+SA_LAYER_GLOBAL_AVGPOOL = 7
+SA_LAYER_FLATTEN = 8
+SA_LAYER_RELU = 9
+SA_LAYER_LEAKY_RELU = 10
+SA_LAYER_ELU = 11
+SA_LAYER_SOFTPLUS = 12
+SA_LAYER_SIGMOID = 13
+SA_LAYER_TANH = 14
+SA_LAYER_SOFTMAX = 15
+SA_LAYER_BATCHNORM = 16
+SA_LAYER_DROPOUT = 17
+
+# Layer kinds by the lower-case name of their constant, in code order.
+LAYER_KIND = {name[len("SA_LAYER_"):].lower(): code for name, code in globals().items() if name.startswith("SA_LAYER_")}
+LAYER_KINDS = sorted(LAYER_KIND, key=LAYER_KIND.get)
 
 # --- forward and gradients --------------------------------------------------------------------------
+# SA_API int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
 _sig("sa_forward", [model_p, f32p, c_int64, f32p])
+# SA_API int sa_forward_to_layer(const sa_model *model, const float *x, int64_t n, int64_t layer, float *out);
 _sig("sa_forward_to_layer", [model_p, f32p, c_int64, c_int64, f32p])
+# SA_API int sa_gradient(const sa_model *model, const float *x, int64_t n, const float *cotangent, float *out);
 _sig("sa_gradient", [model_p, f32p, c_int64, f32p, f32p])
+# SA_API int sa_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                        int absolute, float *out);
 _sig("sa_saliency", [model_p, f32p, c_int64, i64p, c_int64, c_int32, f32p])
+# SA_API int sa_input_x_gradient(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                                int64_t n_target, float *out);
 _sig("sa_input_x_gradient", [model_p, f32p, c_int64, i64p, c_int64, f32p])
+# SA_API int sa_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                    int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+#                                    int method, int64_t internal_batch_size, float *out, float *delta);
 _sig("sa_integrated_gradients",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
+#                                  int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
+#                                  uint64_t seed, int64_t internal_batch_size, float *out);
 _sig("sa_expected_gradients",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, f32p])
+# SA_API int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                          int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
+#                          float *out);
 _sig("sa_smoothgrad",
      [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, f32p])
 
-IG_METHODS = {"riemann_left": 0, "riemann_right": 1, "riemann_middle": 2, "riemann_trapezoid": 3, "gausslegendre": 4}
-NT_TYPES = {"smoothgrad": 0, "smoothgrad_sq": 1, "vargrad": 2}
+# Integration rules (enum sa_ig_method), and Python's names for them (Captum's).
+SA_IG_RIEMANN_LEFT = 0
+SA_IG_RIEMANN_RIGHT = 1
+SA_IG_RIEMANN_MIDDLE = 2
+SA_IG_RIEMANN_TRAPEZOID = 3
+SA_IG_GAUSS_LEGENDRE = 4
+IG_METHODS = {"riemann_left": SA_IG_RIEMANN_LEFT, "riemann_right": SA_IG_RIEMANN_RIGHT,
+              "riemann_middle": SA_IG_RIEMANN_MIDDLE, "riemann_trapezoid": SA_IG_RIEMANN_TRAPEZOID,
+              "gausslegendre": SA_IG_GAUSS_LEGENDRE}
+
+# SmoothGrad aggregations (enum sa_nt_type).
+SA_NT_SMOOTHGRAD = 0
+SA_NT_SMOOTHGRAD_SQ = 1
+SA_NT_VARGRAD = 2
+NT_TYPES = {"smoothgrad": SA_NT_SMOOTHGRAD, "smoothgrad_sq": SA_NT_SMOOTHGRAD_SQ, "vargrad": SA_NT_VARGRAD}
 
 # --- DeepLIFT and DeepSHAP ---------------------------------------------------------------------------
+# SA_API int sa_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                        int64_t n_baselines, const int64_t *target, int64_t n_target, int rule, int maxpool,
+#                        int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 _sig("sa_deeplift",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int32, c_int32, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *references,
+#                        int64_t n_references, const int64_t *target, int64_t n_target, int rule, int maxpool,
+#                        int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 _sig("sa_deepshap",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int32, c_int32, c_int32, c_int64, f32p, f32p])
 
-DEEPLIFT_RULES = {"rescale": 0, "revealcancel": 1, "genomics": 2}
-MAXPOOL_RULES = {"gradient": 0, "crossmax": 1}
+# DeepLIFT rules (enum sa_deeplift_rule) and max-pooling rules (enum sa_maxpool_rule).
+SA_DEEPLIFT_RESCALE = 0
+SA_DEEPLIFT_REVEALCANCEL = 1
+SA_DEEPLIFT_GENOMICS = 2
+DEEPLIFT_RULES = {"rescale": SA_DEEPLIFT_RESCALE, "revealcancel": SA_DEEPLIFT_REVEALCANCEL, "genomics": SA_DEEPLIFT_GENOMICS}
+SA_MAXPOOL_GRADIENT = 0
+SA_MAXPOOL_CROSSMAX = 1
+MAXPOOL_RULES = {"gradient": SA_MAXPOOL_GRADIENT, "crossmax": SA_MAXPOOL_CROSSMAX}
 
 # --- RATE (swiftattr.h, section RATE) ----------------------------------------------------------------
-_RATE_OPTIONS = [c_int, i64p, c_int64, i64p, i64p, c_int64, c_double]
-_RATE_OUTPUTS = [f64p, f64p, f64p, f64p, i64p]
-_sig("sa_rate_from_esa", [c_int64, c_int64, f64p, f64p] + _RATE_OPTIONS + _RATE_OUTPUTS)
-_sig("sa_rate_from_gaussian",
-     [c_int64, c_int64, c_int64, f64p, f64p, f64p, c_int, c_int64] + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
-_sig("sa_rate_from_draws",
-     [c_int64, c_int64, c_int64, c_int64, f64p, f64p, c_int, c_int64] + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
+# Effect-size projections (enum sa_projection).
+SA_PROJECTION_COVARIANCE = 0
+SA_PROJECTION_PSEUDOINVERSE = 1
+PROJECTIONS = {"covariance": SA_PROJECTION_COVARIANCE, "pseudoinverse": SA_PROJECTION_PSEUDOINVERSE}
+
+
+class RateOptions(ctypes.Structure):
+    """``sa_rate_options``, field for field (test_abi.py compares it with the header). Start from
+    ``lib.sa_rate_default_options()``, which sets ``struct_size`` to the library's size of the struct."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("exact_kld", c_int),
+        ("projection", c_int),
+        ("rank", c_int64),
+        ("jitter", c_double),
+        ("nullify", i64p),
+        ("nullify_count", c_int64),
+        ("group_members", i64p),
+        ("group_offsets", i64p),
+        ("group_count", c_int64),
+    ]
+
+
+rate_options_p = POINTER(RateOptions)
+_RATE_OUTPUTS = [f64p, f64p, f64p, f64p, i64p]  # rate, kld, delta, ess, info
+# SA_API sa_rate_options sa_rate_default_options(void);
+_sig("sa_rate_default_options", [], RateOptions)
+# SA_API int sa_rate_from_esa(int64_t classes, int64_t p, const double *esa_mean, const double *esa_cov,
+#                             const sa_rate_options *options,
+#                             double *rate, double *kld, double *delta, double *ess, int64_t *info);
+_sig("sa_rate_from_esa", [c_int64, c_int64, f64p, f64p, rate_options_p] + _RATE_OUTPUTS)
+# SA_API int sa_rate_from_gaussian(int64_t classes, int64_t n, int64_t p, const double *X, const double *M_F,
+#                                  const double *V_F, const sa_rate_options *options,
+#                                  double *rate, double *kld, double *delta, double *ess, int64_t *info,
+#                                  double *esa_mean);
+_sig("sa_rate_from_gaussian", [c_int64, c_int64, c_int64, f64p, f64p, f64p, rate_options_p] + _RATE_OUTPUTS + [f64p])
+# SA_API int sa_rate_from_draws(int64_t classes, int64_t draws, int64_t n, int64_t p, const double *X,
+#                               const double *f_draws, const sa_rate_options *options,
+#                               double *rate, double *kld, double *delta, double *ess, int64_t *info,
+#                               double *esa_mean);
+_sig("sa_rate_from_draws", [c_int64, c_int64, c_int64, c_int64, f64p, f64p, rate_options_p] + _RATE_OUTPUTS + [f64p])
+# SA_API int sa_rate_last_layer(int64_t classes, int64_t n, int64_t p, int64_t h, const double *X, const double *H,
+#                               const double *W_mean, const double *W_cov, const double *b,
+#                               const sa_rate_options *options,
+#                               double *rate, double *kld, double *delta, double *ess, int64_t *info,
+#                               double *esa_mean);
 _sig("sa_rate_last_layer",
-     [c_int64, c_int64, c_int64, c_int64, f64p, f64p, f64p, f64p, f64p, c_int, c_int64]
-     + _RATE_OPTIONS + _RATE_OUTPUTS + [f64p])
+     [c_int64, c_int64, c_int64, c_int64, f64p, f64p, f64p, f64p, f64p, rate_options_p] + _RATE_OUTPUTS + [f64p])
+# SA_API int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, const double *H, const double *y,
+#                                              int64_t max_iter, double tol,
+#                                              double *W_mean, double *W_cov, double *b,
+#                                              double *noise_precision, double *prior_precision);
 _sig("sa_bayesian_last_layer_regression",
      [c_int64, c_int64, c_int64, f64p, f64p, c_int64, c_double, f64p, f64p, f64p, f64p, f64p])
+# SA_API int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,
+#                                                  const int64_t *labels, double prior_precision, int64_t max_iter,
+#                                                  double tol, double *W_mean, double *W_cov, double *b);
 _sig("sa_bayesian_last_layer_classification",
      [c_int64, c_int64, c_int64, f64p, i64p, c_double, c_int64, c_double, f64p, f64p, f64p])

@@ -10,15 +10,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import _ffi
-from ._args import INT64_MAX, as_float, as_int
-from ._ffi import SwiftAttrError, check, dptr, iptr, lib
+import ctypes
+
+from ._args import INT64_MAX, as_bool, as_choice, as_float, as_int
+from ._ffi import (PROJECTIONS, SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check,
+                   dptr, iptr, lib)
 
 __all__ = ["rate", "rate_last_layer", "bayesian_last_layer", "RateResult", "BayesianLastLayer"]
 
-_PROJECTIONS = {"covariance": 0, "pseudoinverse": 1}
-_SHAPE = -3
-_INVALID = -2
+_TASKS = {"regression": 0, "classification": 1}
+# Iteration limits when max_iter is None: the evidence fixed point and Newton's method.
+_DEFAULT_MAX_ITER = {"regression": 1000, "classification": 100}
 
 
 @dataclass
@@ -67,14 +69,19 @@ class BayesianLastLayer:
 
 
 def _f64(a, name: str) -> np.ndarray:
+    """``a`` as a C-contiguous float64 array; boolean, complex and non-numeric arrays are errors (a cast
+    would turn True into 1.0 or drop an imaginary part without a word)."""
     try:
-        return np.ascontiguousarray(a, dtype=np.float64)
+        arr = np.asarray(a)
+        if arr.dtype.kind not in "iuf":
+            raise TypeError(f"an array of dtype {arr.dtype}, not real numbers")
+        return np.ascontiguousarray(arr, dtype=np.float64)
     except (TypeError, ValueError) as e:
-        raise SwiftAttrError(f"{name}: cannot convert to float64 ({e})", _INVALID) from None
+        raise SwiftAttrError(f"{name}: cannot convert to float64 ({e})", SA_ERR_INVALID_ARGUMENT) from None
 
 
 def _shape_error(message: str) -> SwiftAttrError:
-    return SwiftAttrError(message, _SHAPE)
+    return SwiftAttrError(message, SA_ERR_SHAPE)
 
 
 def _batch(a: np.ndarray, ndim: int, name: str) -> np.ndarray:
@@ -87,12 +94,10 @@ def _batch(a: np.ndarray, ndim: int, name: str) -> np.ndarray:
 
 
 def _projection(projection) -> int:
+    """A projection name, or an sa_projection code (any int; C says whether it is one)."""
     if isinstance(projection, str):
-        if projection not in _PROJECTIONS:
-            raise SwiftAttrError(
-                f"projection: unknown value {projection!r} (expected 'covariance' or 'pseudoinverse')", -6)
-        return _PROJECTIONS[projection]
-    return as_int(projection, "projection", -(2**31), 2**31 - 1)  # an integer code is checked by C
+        return as_choice(projection, PROJECTIONS, "projection")
+    return as_int(projection, "projection", -(2**31), 2**31 - 1)
 
 
 def _indices(values, name: str) -> np.ndarray:
@@ -100,46 +105,45 @@ def _indices(values, name: str) -> np.ndarray:
     a = np.atleast_1d(np.asarray(values))
     if a.size and (a.dtype.kind == "b" or a.dtype.kind not in "iuf"
                    or (a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.round(a))))):
-        raise SwiftAttrError(f"{name}: expected integer variable indices, got {values!r}", _INVALID)
+        raise SwiftAttrError(f"{name}: expected integer variable indices, got {values!r}", SA_ERR_INVALID_ARGUMENT)
     if a.size and (a.max() > INT64_MAX or a.min() < -INT64_MAX):
-        raise SwiftAttrError(f"{name}: index out of range", -5)
+        raise SwiftAttrError(f"{name}: index out of range", SA_ERR_OUT_OF_RANGE)
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def _options(exact_kld, nullify, groups, jitter):
-    """Marshals the shared options; returns (ctypes args, nullify array, group list, output count or None)."""
+def _options(exact_kld, nullify, groups, jitter, projection="covariance", rank=None):
+    """The sa_rate_options of one call, from lib.sa_rate_default_options(); returns (options, the arrays it
+    points to — keep them alive during the call —, the nullify array, the group list)."""
     null = None if nullify is None else _indices(nullify, "nullify")
     if null is not None and null.ndim != 1:
         raise _shape_error(f"nullify: expected a list of indices, got shape {null.shape}")
-    if groups is None:
-        members = offsets = None
-        group_list = None
-        count = 0
-    else:
+    options = lib.sa_rate_default_options()
+    options.exact_kld = as_bool(exact_kld, "exact_kld")
+    options.jitter = as_float(jitter, "jitter")
+    options.projection = _projection(projection)
+    options.rank = _rank(rank)
+    if null is not None and null.size:
+        options.nullify, options.nullify_count = iptr(null), null.size
+    group_list = members = offsets = None
+    if groups is not None:
         group_list = [_indices(g, f"groups[{k}]").ravel() for k, g in enumerate(groups)]
-        count = len(group_list)
-        offsets = np.zeros(count + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(g) for g in group_list]) if count else []
-        members = np.concatenate(group_list) if count else np.zeros(0, dtype=np.int64)
-        if count == 0:
-            raise SwiftAttrError("groups: no groups given", _INVALID)
-    args = [1 if exact_kld else 0,
-            iptr(null) if null is not None and null.size else None, 0 if null is None else null.size,
-            iptr(members) if count else None, iptr(offsets) if count else None, count, as_float(jitter, "jitter")]
-    keep = (null, members, offsets)
-    return args, keep, group_list
+        if not group_list:
+            raise SwiftAttrError("groups: no groups given", SA_ERR_INVALID_ARGUMENT)
+        offsets = np.zeros(len(group_list) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(g) for g in group_list])
+        members = np.concatenate(group_list)
+        options.group_members, options.group_offsets = iptr(members), iptr(offsets)
+        options.group_count = len(group_list)
+    return options, (null, members, offsets), null, group_list
 
 
 def _rank(rank) -> int:
-    if rank is None:
-        return 0
-    rank = as_int(rank, "rank")
-    if rank < 1:
-        raise SwiftAttrError(f"rank must be positive (got {rank})", _INVALID)
-    return rank
+    """None (automatic) as 0, else a positive rank."""
+    return 0 if rank is None else as_int(rank, "rank", lo=1)
 
 
-def _run(fn, leading, classes: int, p: int, m: int, options, with_esa: bool, groups, nullify):
+def _run(fn, leading, classes: int, p: int, options, with_esa: bool, groups, nullify):
+    m = len(groups) if groups is not None else p
     rate_out = np.empty((classes, m))
     kld_out = np.empty((classes, m))
     delta = np.empty(classes)
@@ -149,7 +153,7 @@ def _run(fn, leading, classes: int, p: int, m: int, options, with_esa: bool, gro
     esa = np.empty((classes, p)) if with_esa else None
     if with_esa:
         outputs.append(dptr(esa))
-    check(fn(*leading, *options, *outputs))
+    check(fn(*leading, ctypes.byref(options), *outputs))
     return RateResult(rate=rate_out, kld=kld_out, delta=delta, ess=ess, esa_mean=esa,
                       rank=info[:, 0].copy(), pseudo_inverse=info[:, 1].astype(bool),
                       groups=groups, nullify=nullify)
@@ -173,47 +177,41 @@ def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=Non
     directions of X (the low-rank path is automatic when n < p). jitter: ridge added to Σ's diagonal,
     relative to its mean diagonal.
     """
-    opts, keep, group_list = _options(exact_kld, nullify, groups, jitter)
-    null = keep[0]
+    opts, keep, null, group_list = _options(exact_kld, nullify, groups, jitter, projection, rank)
     sources = [name for name, v in (("f_draws", f_draws), ("M_F", M_F), ("V_F", V_F),
                                     ("esa_mean", esa_mean), ("esa_cov", esa_cov)) if v is not None]
     if esa_mean is not None or esa_cov is not None:
         if esa_mean is None or esa_cov is None:
-            raise SwiftAttrError("give both esa_mean and esa_cov", _INVALID)
+            raise SwiftAttrError("give both esa_mean and esa_cov", SA_ERR_INVALID_ARGUMENT)
         if f_draws is not None or M_F is not None or V_F is not None:
-            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", _INVALID)
-        if rank is not None:
-            raise SwiftAttrError("rank needs X: the low-rank path works from the SVD of X", _INVALID)
+            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", SA_ERR_INVALID_ARGUMENT)
         if X is not None:
-            raise SwiftAttrError("X is not used with esa_mean/esa_cov (the effect-size posterior is given)", _INVALID)
+            raise SwiftAttrError("X is not used with esa_mean/esa_cov (the effect-size posterior is given)",
+                                 SA_ERR_INVALID_ARGUMENT)
         mean = _batch(_f64(esa_mean, "esa_mean"), 2, "esa_mean")
         cov = _batch(_f64(esa_cov, "esa_cov"), 3, "esa_cov")
         classes, p = mean.shape
         if cov.shape != (classes, p, p):
             raise _shape_error(f"esa_cov: expected {classes}×{p}×{p} (from esa_mean), got {cov.shape}")
-        m = len(group_list) if group_list is not None else p
-        return _run(lib.sa_rate_from_esa, [classes, p, dptr(mean), dptr(cov)], classes, p, m, opts, False,
+        return _run(lib.sa_rate_from_esa, [classes, p, dptr(mean), dptr(cov)], classes, p, opts, False,
                     group_list, null)
     if X is None:
-        raise SwiftAttrError("X is required with f_draws or M_F/V_F", _INVALID)
+        raise SwiftAttrError("X is required with f_draws or M_F/V_F", SA_ERR_INVALID_ARGUMENT)
     x = _f64(X, "X")
     if x.ndim != 2:
         raise _shape_error(f"X: expected shape (n, p), got {x.shape}")
     n, p = x.shape
-    proj = _projection(projection)
-    r = _rank(rank)
-    m = len(group_list) if group_list is not None else p
     if f_draws is not None:
         if M_F is not None or V_F is not None:
-            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", _INVALID)
+            raise SwiftAttrError(f"give one posterior only (got {', '.join(sources)})", SA_ERR_INVALID_ARGUMENT)
         f = _batch(_f64(f_draws, "f_draws"), 3, "f_draws")
         classes, draws, nf = f.shape
         if nf != n:
             raise _shape_error(f"f_draws: expected n = {n} values per draw (rows of X), got {nf}")
-        return _run(lib.sa_rate_from_draws, [classes, draws, n, p, dptr(x), dptr(f), proj, r],
-                    classes, p, m, opts, True, group_list, null)
+        return _run(lib.sa_rate_from_draws, [classes, draws, n, p, dptr(x), dptr(f)],
+                    classes, p, opts, True, group_list, null)
     if M_F is None or V_F is None:
-        raise SwiftAttrError("give f_draws, or M_F and V_F, or esa_mean and esa_cov", _INVALID)
+        raise SwiftAttrError("give f_draws, or M_F and V_F, or esa_mean and esa_cov", SA_ERR_INVALID_ARGUMENT)
     mean = _batch(_f64(M_F, "M_F"), 2, "M_F")
     cov = _batch(_f64(V_F, "V_F"), 3, "V_F")
     classes = mean.shape[0]
@@ -221,8 +219,8 @@ def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=Non
         raise _shape_error(f"M_F: expected n = {n} values per class (rows of X), got {mean.shape[1]}")
     if cov.shape != (classes, n, n):
         raise _shape_error(f"V_F: expected {classes}×{n}×{n}, got {cov.shape}")
-    return _run(lib.sa_rate_from_gaussian, [classes, n, p, dptr(x), dptr(mean), dptr(cov), proj, r],
-                classes, p, m, opts, True, group_list, null)
+    return _run(lib.sa_rate_from_gaussian, [classes, n, p, dptr(x), dptr(mean), dptr(cov)],
+                classes, p, opts, True, group_list, null)
 
 
 def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exact_kld: bool = False,
@@ -233,7 +231,7 @@ def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exa
     or (h, h), the posterior covariance of each column of W; b: (classes,), a scalar, or None.
     V_F = H Σ_W Hᵀ is never formed.
     """
-    opts, keep, group_list = _options(exact_kld, nullify, groups, jitter)
+    opts, keep, null, group_list = _options(exact_kld, nullify, groups, jitter, projection, rank)
     x = _f64(X, "X")
     if x.ndim != 2:
         raise _shape_error(f"X: expected shape (n, p), got {x.shape}")
@@ -257,12 +255,9 @@ def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exa
         bias = np.ascontiguousarray(np.broadcast_to(_f64(b, "b"), (classes,)) if np.ndim(b) == 0 else _f64(b, "b"))
         if bias.shape != (classes,):
             raise _shape_error(f"b: expected {classes} values, got shape {bias.shape}")
-    proj = _projection(projection)
-    r = _rank(rank)
-    m = len(group_list) if group_list is not None else p
     return _run(lib.sa_rate_last_layer,
-                [classes, n, p, hidden, dptr(x), dptr(h_arr), dptr(wm), dptr(wc), dptr(bias), proj, r],
-                classes, p, m, opts, True, group_list, keep[0])
+                [classes, n, p, hidden, dptr(x), dptr(h_arr), dptr(wm), dptr(wc), dptr(bias)],
+                classes, p, opts, True, group_list, null)
 
 
 def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regression",
@@ -276,17 +271,20 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
     logistic regression on H (MAP by Newton's method, prior N(0, 1/prior_precision), covariance the inverse
     Hessian at the MAP).
     """
+    task_code = as_choice(task, _TASKS, "task")
+    iterations = as_int(_DEFAULT_MAX_ITER[task] if max_iter is None else max_iter, "max_iter", lo=1)
+    tolerance = as_float(tol, "tol")
     if H is None:
         if net is None or X is None:
-            raise SwiftAttrError("give net and X (features from net.penultimate(X)), or H", _INVALID)
+            raise SwiftAttrError("give net and X (features from net.penultimate(X)), or H", SA_ERR_INVALID_ARGUMENT)
         H = net.penultimate(X)
     h_arr = _f64(H, "H")
     if h_arr.ndim != 2:
         raise _shape_error(f"H: expected shape (n, h), got {h_arr.shape}")
     n, hidden = h_arr.shape
     if y is None:
-        raise SwiftAttrError("y is required", _INVALID)
-    if task == "regression":
+        raise SwiftAttrError("y is required", SA_ERR_INVALID_ARGUMENT)
+    if task_code == _TASKS["regression"]:
         yy = _f64(y, "y")
         if yy.ndim == 1:
             yy = yy[:, np.newaxis]
@@ -299,31 +297,27 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
         b = np.empty(outputs)
         noise = np.empty(outputs)
         prior = np.empty(outputs)
-        check(lib.sa_bayesian_last_layer_regression(n, hidden, outputs, dptr(h_arr), dptr(yy), int(1000 if max_iter is None else max_iter),
-                                                    float(tol), dptr(wm), dptr(wc), dptr(b), dptr(noise),
-                                                    dptr(prior)))
+        check(lib.sa_bayesian_last_layer_regression(n, hidden, outputs, dptr(h_arr), dptr(yy), iterations, tolerance,
+                                                    dptr(wm), dptr(wc), dptr(b), dptr(noise), dptr(prior)))
         return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task, prior_precision=prior,
                                  noise_precision=noise)
-    if task == "classification":
-        labels = np.asarray(y)
-        if labels.ndim != 1 or labels.shape[0] != n:
-            raise _shape_error(f"y: expected {n} integer labels (rows of H), got shape {labels.shape}")
-        if labels.size and not np.issubdtype(labels.dtype, np.integer):
-            if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
-                raise SwiftAttrError("y: classification labels must be integers", _INVALID)
-        labels = np.ascontiguousarray(labels, dtype=np.int64)
-        if labels.size and labels.max() >= n:
-            i = int(labels.argmax())
-            raise SwiftAttrError(f"y[{i}] = {labels[i]} is out of range: labels are 0 ... classes−1, and there cannot be more "
-                                 f"classes than the {n} examples", -5)
-        classes = int(labels.max()) + 1 if labels.size else 0
-        classes = max(classes, 2)
-        wm = np.empty((hidden, classes))
-        wc = np.empty((classes, hidden, hidden))
-        b = np.empty(classes)
-        check(lib.sa_bayesian_last_layer_classification(n, hidden, classes, dptr(h_arr), iptr(labels),
-                                                        float(prior_precision), int(100 if max_iter is None else max_iter), float(tol),
-                                                        dptr(wm), dptr(wc), dptr(b)))
-        return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task,
-                                 prior_precision=np.full(classes, float(prior_precision)))
-    raise SwiftAttrError(f"task: unknown value {task!r} (expected 'regression' or 'classification')", -6)
+    precision = as_float(prior_precision, "prior_precision")
+    labels = np.asarray(y)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise _shape_error(f"y: expected {n} integer labels (rows of H), got shape {labels.shape}")
+    if labels.size and (labels.dtype.kind not in "iuf" or (labels.dtype.kind == "f" and (
+            not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels))))):
+        raise SwiftAttrError("y: classification labels must be integers", SA_ERR_INVALID_ARGUMENT)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    if labels.size and labels.max() >= n:
+        i = int(labels.argmax())
+        raise SwiftAttrError(f"y[{i}] = {labels[i]} is out of range: labels are 0 ... classes−1, and there cannot be more "
+                             f"classes than the {n} examples", SA_ERR_OUT_OF_RANGE)
+    classes = max(int(labels.max()) + 1 if labels.size else 0, 2)
+    wm = np.empty((hidden, classes))
+    wc = np.empty((classes, hidden, hidden))
+    b = np.empty(classes)
+    check(lib.sa_bayesian_last_layer_classification(n, hidden, classes, dptr(h_arr), iptr(labels), precision,
+                                                    iterations, tolerance, dptr(wm), dptr(wc), dptr(b)))
+    return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task,
+                             prior_precision=np.full(classes, precision))

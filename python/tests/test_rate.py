@@ -442,18 +442,30 @@ def test_plot_rate_smoke():
 
 
 def test_c_interface_checks_pointers_and_options():
+    import ctypes
+
     from swiftattr._ffi import dptr, iptr, lib
 
     mu, S = MU.copy(), SIGMA.copy()
     rate_out, kld_out, d, e = np.empty(3), np.empty(3), np.empty(1), np.empty(1)
     info = np.empty(2, dtype=np.int64)
 
+    # The options travel in an sa_rate_options struct (fields named as in swiftattr.h).
+    option_fields = dict(exact="exact_kld", nullify="nullify", ncount="nullify_count", members="group_members",
+                         offsets="group_offsets", gcount="group_count", jitter="jitter")
+
     def call(**over):
-        args = dict(classes=1, p=3, mean=dptr(mu), cov=dptr(S), exact=0, nullify=None, ncount=0, members=None,
-                    offsets=None, gcount=0, jitter=0.0, rate=dptr(rate_out), kld=dptr(kld_out), delta=dptr(d),
+        args = dict(classes=1, p=3, mean=dptr(mu), cov=dptr(S), rate=dptr(rate_out), kld=dptr(kld_out), delta=dptr(d),
                     ess=dptr(e), info=iptr(info))
-        args.update(over)
-        return lib.sa_rate_from_esa(*args.values()), lib.sa_last_error().decode()
+        options = lib.sa_rate_default_options()
+        for key, value in over.items():
+            if key in option_fields:
+                setattr(options, option_fields[key], value)
+            else:
+                args[key] = value
+        return (lib.sa_rate_from_esa(args["classes"], args["p"], args["mean"], args["cov"], ctypes.byref(options),
+                                     args["rate"], args["kld"], args["delta"], args["ess"], args["info"]),
+                lib.sa_last_error().decode())
 
     assert call() == (0, call()[1]) and info.tolist() == [3, 0]
     np.testing.assert_allclose(rate_out, [0.759577, 0.231176, 0.009247], atol=1e-6)
@@ -539,3 +551,51 @@ def test_low_rank_nullify_and_groups_equal_dense_at_full_rank():
         dense = sa.rate(X, M_F=M, V_F=V, **kw)
         low = sa.rate(X, M_F=M, V_F=V, rank=p, **kw)
         np.testing.assert_allclose(low.kld, dense.kld, rtol=1e-7, atol=1e-12 * dense.kld.max())
+
+
+def test_arguments_are_converted_once_and_checked():
+    """Integers, booleans and choices go through swiftattr._args: nothing wraps through ctypes (2**64 + 3
+    would reach C as 3) and no string or number acts as a boolean; arrays must hold real numbers."""
+    rng = np.random.default_rng(17)
+    n, hidden = 30, 3
+    H = rng.standard_normal((n, hidden))
+    y = H @ np.array([1.0, -2.0, 0.5]) + 0.1 * rng.standard_normal(n)
+    labels = (H[:, 0] > 0).astype(np.int64)
+
+    def raises(code, words, fn, *a, **k):
+        with pytest.raises(SwiftAttrError) as e:
+            fn(*a, **k)
+        assert e.value.code == code, (e.value.code, str(e.value))
+        for w in words:
+            assert w in str(e.value), str(e.value)
+
+    for task, yy in (("regression", y), ("classification", labels)):
+        raises(-2, ["max_iter"], sa.bayesian_last_layer, H=H, y=yy, task=task, max_iter=2**64 + 3)
+        raises(-2, ["max_iter"], sa.bayesian_last_layer, H=H, y=yy, task=task, max_iter=2.5)
+        raises(-2, ["max_iter"], sa.bayesian_last_layer, H=H, y=yy, task=task, max_iter=True)
+        raises(-2, ["tol"], sa.bayesian_last_layer, H=H, y=yy, task=task, tol="1e-8")
+    raises(-2, ["prior_precision"], sa.bayesian_last_layer, H=H, y=labels, task="classification", prior_precision="1")
+    raises(-6, ["task"], sa.bayesian_last_layer, H=H, y=y, task=1)
+    raises(-2, ["y"], sa.bayesian_last_layer, H=H, y=labels.astype(bool), task="classification")
+    # An integral float is the integer it names: same posterior as the int.
+    a = sa.bayesian_last_layer(H=H, y=y, max_iter=500.0)
+    b = sa.bayesian_last_layer(H=H, y=y, max_iter=500)
+    np.testing.assert_array_equal(a.W_mean, b.W_mean)
+
+    for bad in ("no", "yes", 1, 0, None, np.array([True])):
+        raises(-2, ["exact_kld"], sa.rate, esa_mean=MU, esa_cov=SIGMA, exact_kld=bad)
+    assert sa.rate(esa_mean=MU, esa_cov=SIGMA, exact_kld=np.True_).rate[0][0] == \
+        sa.rate(esa_mean=MU, esa_cov=SIGMA, exact_kld=True).rate[0][0]
+    X = rng.standard_normal((n, 3))
+    M, V = rng.standard_normal(n), np.eye(n)
+    raises(-2, ["rank"], sa.rate, X, M_F=M, V_F=V, rank=2**64 + 1)
+    raises(-2, ["rank"], sa.rate, X, M_F=M, V_F=V, rank=1.5)
+    raises(-2, ["rank"], sa.rate, X, M_F=M, V_F=V, rank=True)
+    raises(-2, ["rank needs X"], sa.rate, esa_mean=MU, esa_cov=SIGMA, rank=2)  # checked by C
+    raises(-2, ["projection"], sa.rate, X, M_F=M, V_F=V, projection=2**40)
+    raises(-6, ["projection"], sa.rate, esa_mean=MU, esa_cov=SIGMA, projection="ridge")
+    raises(-2, ["jitter"], sa.rate, esa_mean=MU, esa_cov=SIGMA, jitter="0")
+    raises(-2, ["jitter"], sa.rate, esa_mean=MU, esa_cov=SIGMA, jitter=float("nan"))  # checked by Swift
+    raises(-2, ["esa_mean"], sa.rate, esa_mean=MU.astype(complex), esa_cov=SIGMA)
+    raises(-2, ["esa_cov"], sa.rate, esa_mean=MU, esa_cov=SIGMA > 0.4)
+    raises(-2, ["X"], sa.rate, X.astype(complex) + 1j, M_F=M, V_F=V)

@@ -10,6 +10,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 
 #include "swiftattr.h"
+#include "check.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -17,38 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int passed = 0, failed = 0;
-
-#define CHECK(cond, ...)                                                  \
-    do {                                                                  \
-        if (cond) {                                                       \
-            passed++;                                                     \
-        } else {                                                          \
-            failed++;                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);          \
-            fprintf(stderr, __VA_ARGS__);                                 \
-            fprintf(stderr, "\n");                                        \
-        }                                                                 \
-    } while (0)
-
-/* A call must fail with `code` and a message containing `mention`. */
-static void expect_error(int rc, int code, const char *mention, const char *call, int line) {
-    const char *msg = sa_last_error();
-    if (rc == code && msg != NULL && strstr(msg, mention) != NULL) {
-        passed++;
-    } else {
-        failed++;
-        fprintf(stderr, "FAIL line %d: %s\n    returned %d (want %d), message '%s' (want it to mention '%s')\n", line, call,
-                rc, code, msg ? msg : "(null)", mention);
-    }
-}
-#define EXPECT_ERROR(call, code, mention) expect_error((call), (code), (mention), #call, __LINE__)
-#define EXPECT_OK(call)                                                                         \
-    do {                                                                                        \
-        int rc_ = (call);                                                                       \
-        CHECK(rc_ == SA_OK, "%s returned %d: %s", #call, rc_, sa_last_error());                 \
-    } while (0)
 
 /* Deterministic data: a 64-bit LCG mapped to [-1, 1). */
 static uint64_t lcg_state = 12345;
@@ -113,7 +82,7 @@ static void test_mlp(void) {
     CHECK(ndim == 1 && shape[0] == 4, "input shape");
     EXPECT_OK(sa_model_layer_kind(m, 1, &kind));
     CHECK(kind == SA_LAYER_RELU, "layer kind %d", kind);
-    CHECK(sa_version() == 1, "version");
+    CHECK(sa_version() == SA_VERSION, "sa_version() = %d, SA_VERSION = %d", sa_version(), SA_VERSION);
 
     enum { N = 5 };
     float x[N * 4], y[N * 3];
@@ -445,7 +414,7 @@ static void test_errors(void) {
 
     /* The message is per thread and survives successful calls. */
     EXPECT_ERROR(sa_forward(NULL, x, N, y), SA_ERR_NULL_POINTER, "model");
-    CHECK(sa_version() == 1 && strstr(sa_last_error(), "model") != NULL, "last error kept after a successful call");
+    CHECK(sa_version() == SA_VERSION && strstr(sa_last_error(), "model") != NULL, "last error kept after a successful call");
 }
 
 /* ------------------------------------------------------------------------------------------------ */

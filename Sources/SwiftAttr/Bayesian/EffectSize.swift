@@ -46,9 +46,6 @@ extension RATE {
         guard try X.count == Check.count([n, p], "X") else { throw SwiftAttrError.shape("X: expected \(n)×\(p) = \(n * p) values, got \(X.count)") }
         if projection == .covariance && n < 2 { throw SwiftAttrError.invalid("X: the covariance projection needs n ≥ 2 examples (got \(n))") }
         if let rank { guard rank >= 1 else { throw SwiftAttrError.invalid("rank must be positive (got \(rank))") } }
-        guard options.jitter >= 0 && options.jitter.isFinite else {
-            throw SwiftAttrError.invalid("jitter must be finite and non-negative (got \(options.jitter))")
-        }
         try Check.finite(X, "X")
         try validate(posterior, n: n, classes: classes)
         let plan = try RATEPlan(p: p, options: options)

@@ -283,6 +283,9 @@ struct RATEPlan {
 
     init(p: Int, options: RATEOptions) throws {
         self.p = p
+        guard options.jitter >= 0 && options.jitter.isFinite else {
+            throw SwiftAttrError.invalid("jitter must be finite and non-negative (got \(options.jitter))")
+        }
         var nullified = Set<Int>()
         for (i, j) in options.nullify.enumerated() {
             guard j >= 0 && j < p else {

@@ -86,8 +86,9 @@ public enum BuildInfo {
         return "{" + fields.map { "\(quoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
     }
 
-    /// The C interface's version (`SA_VERSION` in swiftattr.h).
-    public static let abiVersion = 1
+    /// The C interface's version: `SA_VERSION` in swiftattr.h, raised by every incompatible change of a
+    /// declaration or a struct layout (2: the RATE functions take `sa_rate_options`).
+    public static let abiVersion = 2
 
     private static func cpuInfoField(_ names: [String]) -> String? {
         guard let file = fopen("/proc/cpuinfo", "r") else { return nil }
