@@ -11,15 +11,9 @@ import os
 
 import numpy as np
 
-from ._ffi import SwiftAttrError
+from ._ffi import SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, SwiftAttrError
 
 INT64_MAX = 2**63 - 1
-
-# Status codes of swiftattr.h (sa_status) used here; defined locally until _ffi.py names them.
-SA_ERR_INVALID_ARGUMENT = -2
-SA_ERR_SHAPE = -3
-SA_ERR_OUT_OF_RANGE = -5
-SA_ERR_UNKNOWN_ENUM = -6
 
 
 def as_int(value, name: str, lo: int = -INT64_MAX, hi: int = INT64_MAX) -> int:
