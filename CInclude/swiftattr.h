@@ -333,11 +333,15 @@ int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *r
  * Singular Σ: Cholesky first, then the Moore–Penrose pseudo-inverse from an eigendecomposition, with
  * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). Variables with zero posterior variance
  * (Σ_jj ≤ 1e-24·max Σ_kk, e.g. a constant column of X) are set aside before factorising and get KLD 0
- * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0, RATE is uniform and Δ = 0;
- * a KLD that overflows is SA_ERR_NUMERICAL. No NaN is ever returned.
+ * (info reports the pseudo-inverse, as Σ is singular). When Σ = 0 altogether (no variable has posterior
+ * variance: W_cov = 0, V_F = 0, identical draws) RATE is undefined and the call fails with
+ * SA_ERR_NUMERICAL. When every KLD is 0 (μ = 0), RATE is uniform and Δ = 0. A covariance (esa_cov, V_F,
+ * W_cov, as seen through Σ) with an eigenvalue below −1e-8·max|eigenvalue| is not positive
+ * semi-definite: SA_ERR_INVALID_ARGUMENT naming it. Every output is checked: a result that overflows
+ * (μ, Σ, a KLD) is SA_ERR_NUMERICAL, so no NaN or Inf is ever returned with status 0.
  *
- * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; a non-symmetric V_F, esa_cov or W_cov;
- * empty groups; a group containing a nullified variable; nullify listing every variable),
+ * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; a non-symmetric or indefinite V_F,
+ * esa_cov or W_cov; empty groups; a group containing a nullified variable; nullify listing every variable),
  * SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs), SA_ERR_OUT_OF_RANGE (a nullify or
  * group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK failure,
  * overflow, X without variation).
@@ -406,8 +410,10 @@ int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outputs, con
 
 /** Laplace approximation of softmax (multinomial logistic) regression of labels (n int64 in
  *  0..classes−1, classes ≥ 2) on H (n × h): prior N(0, I/prior_precision) on the weights and
- *  N(0, 1/(1e-4·prior_precision)) on the biases; the MAP by Newton's method (stops when the largest
- *  gradient entry is below tol; SA_ERR_NUMERICAL after max_iter iterations); the covariance is the inverse
+ *  N(0, 1/(1e-4·prior_precision)) on the biases; the MAP by Newton's method (stops when the Newton
+ *  decrement λ² = gᵀH⁻¹g satisfies λ²/2 ≤ tol·(1 + |loss|), loss the negative log posterior — λ²/2
+ *  estimates the distance to the optimal loss; SA_ERR_NUMERICAL after max_iter iterations, or when
+ *  no step decreases the loss); the covariance is the inverse
  *  Hessian at the MAP. Outputs: W_mean (h × classes), W_cov (classes × h × h: the weight block of class c),
  *  b (classes). A label out of range is SA_ERR_OUT_OF_RANGE. */
 int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,

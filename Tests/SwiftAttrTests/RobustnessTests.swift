@@ -66,4 +66,151 @@ final class RobustnessTests: XCTestCase {
         }
         XCTAssert(failures.isEmpty, "\(failures.count) of 300 problems failed:\n" + failures.prefix(10).joined(separator: "\n"))
     }
+
+    // MARK: RATE at the edge of semi-definiteness
+
+    /// RATE from a last layer on n×p inputs with the given W_cov (h×h, one class).
+    private func lastLayerRATE(x: [Double], n: Int, p: Int, features: [Double], h: Int, wMean: [Double], wCov: [Double],
+                               rank: Int? = nil) throws -> [RATEResult] {
+        try x.withUnsafeBufferPointer { xp in
+            try features.withUnsafeBufferPointer { hp in
+                try wMean.withUnsafeBufferPointer { mp in
+                    try wCov.withUnsafeBufferPointer { cp in
+                        try RATE.fromOutputs(X: xp, examples: n, variables: p, classes: 1,
+                                             posterior: .lastLayer(features: hp, hidden: h, weightMean: mp, weightCovariance: cp, bias: nil),
+                                             rank: rank)
+                    }
+                }
+            }
+        }
+    }
+
+    /// LAPACK's dsyevd rejects lda = 0 (info −6, and its xerbla prints to stderr): an empty problem is
+    /// answered without calling it.
+    func testEmptyEigenproblemDoesNotCallLAPACK() throws {
+        var empty: [Double] = [0]
+        let values = try empty.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: 0, what: "empty") }
+        XCTAssertEqual(values, [])
+    }
+
+    /// W_cov = 0 is positive semi-definite: the posterior of f has no variance, so no variable has posterior
+    /// variance and RATE (a ratio of KL divergences between degenerate Gaussians) is undefined. That is a
+    /// numerical error saying so — not a LAPACK failure, and not a uniform RATE.
+    func testZeroWeightCovarianceIsUndefinedRATE() throws {
+        var rng = RandomSource(seed: 71)
+        let n = 12, p = 3, h = 2
+        let x = (0..<(n * p)).map { _ in rng.normal() }
+        let features = (0..<(n * h)).map { _ in rng.normal() }
+        let zero = [Double](repeating: 0, count: h * h)
+        for rank in [nil, 2] as [Int?] {
+            assertError(.numerical, mentioning: "RATE is undefined") {
+                try self.lastLayerRATE(x: x, n: n, p: p, features: features, h: h, wMean: [1, -1], wCov: zero, rank: rank)
+            }
+        }
+        // The same for a zero effect-size covariance given directly.
+        assertError(.numerical, mentioning: "RATE is undefined") {
+            try RATE.fromEffectSizePosterior(mean: [1, 2], covariance: [0, 0, 0, 0])
+        }
+        // A semi-definite W_cov of rank 1 is valid and gives a finite RATE that sums to 1.
+        let r = try lastLayerRATE(x: x, n: n, p: p, features: features, h: h, wMean: [1, -1], wCov: [1, 0, 0, 0])
+        XCTAssertEqual(r[0].rate.reduce(0, +), 1, accuracy: 1e-12)
+        XCTAssert(r[0].rate.allSatisfy(\.isFinite))
+    }
+
+    /// A variable with zero posterior variance (a semi-definite Σ with a zero row) carries no information:
+    /// its KLD and RATE are 0 and the others are ranked as if it were absent.
+    func testVariableWithoutVarianceGetsZeroRATE() throws {
+        let full = try RATE.fromEffectSizePosterior(mean: [1, 0.5], covariance: [1, 0.5, 0.5, 1])
+        let padded = try RATE.fromEffectSizePosterior(mean: [1, 3, 0.5], covariance: [1, 0, 0.5, 0, 0, 0, 0.5, 0, 1])
+        XCTAssertEqual(padded.rate[1], 0)
+        XCTAssertEqual(padded.rate[0], full.rate[0], accuracy: 1e-12)
+        XCTAssertEqual(padded.rate[2], full.rate[1], accuracy: 1e-12)
+    }
+
+    /// Covariances with an eigenvalue below −1e-8·max|eigenvalue| are not covariances: rejected, naming the
+    /// argument (they used to give RATE [0.5, 0.5]).
+    func testIndefiniteCovarianceIsRejected() throws {
+        for cov: [Double] in [[-1, 0, 0, -1], [1, 0, 0, -1], [1, 2, 2, 1], [1, 0.5, 0.5, 0]] {
+            assertError(.invalidArgument, mentioning: "esa_cov is not positive semi-definite") {
+                try RATE.fromEffectSizePosterior(mean: [1, 2], covariance: cov)
+            }
+        }
+        var rng = RandomSource(seed: 72)
+        let n = 12, p = 3, h = 2
+        let x = (0..<(n * p)).map { _ in rng.normal() }
+        let features = (0..<(n * h)).map { _ in rng.normal() }
+        assertError(.invalidArgument, mentioning: "W_cov is not positive semi-definite") {
+            try self.lastLayerRATE(x: x, n: n, p: p, features: features, h: h, wMean: [1, -1], wCov: [-1, 0, 0, -1])
+        }
+        // V_F indefinite (dense and low-rank paths).
+        let m = (0..<n).map { _ in rng.normal() }
+        var v = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { v[i * n + i] = -1 }
+        for rank in [nil, 2] as [Int?] {
+            assertError(.invalidArgument, mentioning: "V_F is not positive semi-definite") {
+                try x.withUnsafeBufferPointer { xp in
+                    try m.withUnsafeBufferPointer { mp in
+                        try v.withUnsafeBufferPointer { vp in
+                            try RATE.fromOutputs(X: xp, examples: n, variables: p, classes: 1, posterior: .gaussian(mean: mp, covariance: vp), rank: rank)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: Results are finite or an error
+
+    /// X ~ 1e160 overflows the effect-size mean (cov(x, f) ~ 1e320): a numerical error, never NaN/Inf with
+    /// success. The same for identical draws of ~1e300 (their sample mean overflows on the way).
+    func testOverflowingRATEIsANumericalError() throws {
+        var rng = RandomSource(seed: 73)
+        let n = 6, p = 3
+        let x = (0..<(n * p)).map { _ in 1e160 * rng.normal() }
+        let m = (0..<n).map { _ in 1e160 * rng.normal() }
+        var v = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { v[i * n + i] = 1 }
+        for vf in [v, [Double](repeating: 0, count: n * n)] {
+            assertNumerical {
+                try x.withUnsafeBufferPointer { xp in
+                    try m.withUnsafeBufferPointer { mp in
+                        try vf.withUnsafeBufferPointer { vp in
+                            try RATE.fromOutputs(X: xp, examples: n, variables: p, classes: 1, posterior: .gaussian(mean: mp, covariance: vp))
+                        }
+                    }
+                }
+            }
+        }
+        let xs = (0..<(n * p)).map { _ in rng.normal() }
+        for value in [1e300, 1.7e308] {
+            let draws = [Double](repeating: value, count: 4 * n)
+            assertNumerical {
+                try xs.withUnsafeBufferPointer { xp in
+                    try draws.withUnsafeBufferPointer { dp in
+                        try RATE.fromOutputs(X: xp, examples: n, variables: p, classes: 1, posterior: .draws(dp, count: 4))
+                    }
+                }
+            }
+        }
+        // Identical draws have zero covariance: RATE is undefined (whatever the mean).
+        let same = [Double](repeating: 1e300, count: 4 * n)
+        assertError(.numerical, mentioning: "RATE is undefined") {
+            try xs.withUnsafeBufferPointer { xp in
+                try same.withUnsafeBufferPointer { dp in
+                    try RATE.fromOutputs(X: xp, examples: n, variables: p, classes: 1, posterior: .draws(dp, count: 4), rank: 2)
+                }
+            }
+        }
+    }
+
+    /// A `.numerical` error whose message says why: RATE undefined or an overflow.
+    private func assertNumerical<T>(file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T) {
+        do {
+            _ = try body()
+            XCTFail("expected a numerical error, got success", file: file, line: line)
+        } catch let e as SwiftAttrError {
+            XCTAssertEqual(e.code, .numerical, e.message, file: file, line: line)
+            XCTAssert(e.message.contains("RATE is undefined") || e.message.contains("overflowed"), e.message, file: file, line: line)
+        } catch { XCTFail("\(error)", file: file, line: line) }
+    }
 }

@@ -25,6 +25,16 @@ public enum BayesianLastLayer {
         public var noisePrecision: [Double]
         /// Prior precision α per output (evidence-maximised for regression; as given for classification).
         public var priorPrecision: [Double]
+
+        /// A posterior whose every value is finite (`.numerical` otherwise: the fit overflowed).
+        static func checked(_ weightMean: [Double], _ weightCovariance: [Double], _ bias: [Double], _ noise: [Double], _ prior: [Double]) throws -> Posterior {
+            try Check.finiteResult(weightMean, "W_mean", hint: "; rescale H or y")
+            try Check.finiteResult(weightCovariance, "W_cov", hint: "; rescale H or y")
+            try Check.finiteResult(bias, "b", hint: "; rescale H or y")
+            try Check.finiteResult(noise, "noise_precision", hint: "; rescale H or y")
+            try Check.finiteResult(prior, "prior_precision", hint: "; rescale H or y")
+            return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias, noisePrecision: noise, priorPrecision: prior)
+        }
     }
 
     /// Bayesian linear regression of each column of `targets` (n×outputs) on `features` (n×h).
@@ -122,8 +132,7 @@ public enum BayesianLastLayer {
             noise[o] = beta
             prior[o] = alpha
         }
-        return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias,
-                         noisePrecision: noise, priorPrecision: prior)
+        return try Posterior.checked(weightMean, weightCovariance, bias, noise, prior)
     }
 
     /// Laplace approximation of softmax regression of `labels` (n, values in 0..<classes) on `features`.
@@ -261,7 +270,6 @@ public enum BayesianLastLayer {
             bias[c] = theta[h * k + c]
             for r in 0..<h { for s in 0..<h { weightCovariance[c * h * h + r * h + s] = inv(c * d + r, c * d + s) } }
         }
-        return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias, noisePrecision: [],
-                         priorPrecision: [Double](repeating: priorPrecision, count: k))
+        return try Posterior.checked(weightMean, weightCovariance, bias, [], [Double](repeating: priorPrecision, count: k))
     }
 }

@@ -37,7 +37,7 @@ public enum RATE {
         try Check.finite(covariance, covarianceName)
         try RATEValidation.symmetric(covariance, n: p, covarianceName)
         let plan = try RATEPlan(p: p, options: options)
-        let factor = try CovarianceFactor.dense(Array(covariance), p: p, jitter: options.jitter)
+        let factor = try CovarianceFactor.dense(Array(covariance), p: p, jitter: options.jitter, name: covarianceName)
         return try compute(mean: Array(mean), factor: factor, plan: plan, exactKLD: options.exactKLD)
     }
 
@@ -51,8 +51,15 @@ public enum RATE {
     }
 
     /// RATE from a factored posterior; shared by every input kind.
+    /// Σ = 0 (no variable has posterior variance: W_cov = 0, V_F = 0 or identical draws) leaves RATE
+    /// undefined — every KLD compares degenerate Gaussians — and is an `.numerical` error; a variable
+    /// without variance among others carries no information and gets KLD 0. Every result is checked finite.
     static func compute(mean: [Double], factor: CovarianceFactor, plan: RATEPlan, exactKLD: Bool) throws -> RATEResult {
         let p = plan.p
+        try Check.finiteResult(mean, "the effect-size mean", hint: "; rescale X or the outputs")
+        guard factor.rank > 0 else {
+            throw SwiftAttrError(.numerical, "RATE is undefined: the effect-size covariance is zero (no variable has posterior variance, as with W_cov = 0, V_F = 0 or identical draws)")
+        }
         var kld = [Double](repeating: 0, count: plan.outputCount)
         if plan.singleVariables {
             for j in 0..<p {
@@ -99,6 +106,8 @@ public enum RATE {
             throw SwiftAttrError(.numerical, "KLD of entry \(i) overflowed (\(kld[i])); rescale the outputs or the inputs")
         }
         let (rate, delta, ess) = normalise(kld: kld, scored: plan.outputIndex)
+        try Check.finiteResult(rate, "RATE")
+        try Check.finiteResult([delta, ess], "delta and ESS")
         return RATEResult(rate: rate, kld: kld, delta: delta, ess: ess, effectSizeMean: mean,
                           rank: factor.rank, usedPseudoInverse: factor.usedPseudoInverse)
     }

@@ -96,4 +96,12 @@ enum Check {
     static func finite(_ values: [Double], _ name: String) throws {
         try values.withUnsafeBufferPointer { try finite($0, name) }
     }
+
+    /// Throws `.numerical` when a computed result (`name`) is NaN or infinite: results are never returned
+    /// non-finite with success. `hint` is appended to the message.
+    static func finiteResult<T: BinaryFloatingPoint>(_ values: [T], _ name: String, hint: String = "") throws {
+        if let i = values.firstIndex(where: { !$0.isFinite }) {
+            throw SwiftAttrError(.numerical, "\(name) is not finite (\(values[i]) at flat index \(i)); the arithmetic overflowed\(hint)")
+        }
+    }
 }
