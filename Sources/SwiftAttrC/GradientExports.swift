@@ -102,10 +102,10 @@ struct CallerTargets {
     }
 }
 
-/// Rows per chunk when an export walks the caller's buffers: about 2²² floats (16 MiB) of the widest
-/// per-row buffer, and enough rows for every thread.
+/// Rows per chunk when an export walks the caller's buffers: about 2²⁰ floats (4 MiB) of the widest
+/// per-row buffer — a method holds a few such arrays at once — and enough rows for every thread.
 func rowsPerChunk(width: Int) -> Int {
-    max(1, (1 << 22) / max(1, width), 4 * Parallel.threadCount)
+    max(1, (1 << 20) / max(1, width), 4 * Parallel.threadCount)
 }
 
 /// Calls `body` for consecutive row ranges covering 0..<rows (see ``rowsPerChunk(width:)``). When

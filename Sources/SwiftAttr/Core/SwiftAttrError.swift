@@ -138,10 +138,18 @@ public enum Allocation {
     /// Throws `.outOfMemory` naming `name` unless `count` elements of `T` can be allocated now.
     public static func reserve<T>(_ count: Int, of _: T.Type, _ name: String) throws {
         let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
-        guard !overflow, let probe = malloc(max(bytes, 1)) else {
+        guard !overflow, canAllocate(bytes) else {
             throw SwiftAttrError(.outOfMemory, "\(name): cannot allocate \(count) values (\(describe(bytes: overflow ? Int.max : bytes)))")
         }
+    }
+
+    /// Whether malloc grants `bytes` now. Not optimised: LLVM would otherwise elide the unused malloc/free
+    /// pair and the probe would always succeed.
+    @_optimize(none)
+    static func canAllocate(_ bytes: Int) -> Bool {
+        guard let probe = malloc(max(bytes, 1)) else { return false }
         free(probe)
+        return true
     }
 
     /// A copy of `source` in a new array, or `.outOfMemory` naming `name`.
