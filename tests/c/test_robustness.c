@@ -126,7 +126,7 @@ static sa_model *small_mlp(int one_output) {
 /* ------------------------------------------------------------------------------------------------ */
 /* Memory: bounded chunks under an address-space limit, SA_ERR_OUT_OF_MEMORY instead of an abort.     */
 
-#define BIG_N ((int64_t)1 << 23) /* 8 Mi rows x 4 floats = 128 MiB of input */
+#define BIG_N ((int64_t)1 << 24) /* 16 Mi rows x 4 floats = 256 MiB of input */
 
 static int forward_under_limit(void) {
     sa_model *m = small_mlp(0);
@@ -142,7 +142,7 @@ static int forward_under_limit(void) {
     float small[8] = {0}, so[8];
     sa_forward(m, small, 2, so);
     sa_saliency(m, small, 2, &target, 1, 1, so);
-    limit_address_space((size_t)96 << 20); /* less than one copy of x */
+    limit_address_space((size_t)160 << 20); /* less than one copy of x */
     int ok = 1;
     ok &= child_expect(sa_forward(m, x, BIG_N, out), SA_OK, NULL, "sa_forward");
     ok &= child_expect(sa_forward_to_layer(m, x, BIG_N, 1, out), SA_OK, NULL, "sa_forward_to_layer");
