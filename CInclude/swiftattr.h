@@ -333,9 +333,9 @@ int sa_deepshap(const sa_model *model, const float *x, int64_t n, const float *r
  * Singular Σ: Cholesky first, then the Moore–Penrose pseudo-inverse from an eigendecomposition, with
  * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). Variables with zero posterior variance
  * (Σ_jj ≤ 1e-24·max Σ_kk, e.g. a constant column of X) are set aside before factorising and get KLD 0
- * (info reports the pseudo-inverse, as Σ is singular). When Σ = 0 altogether (no variable has posterior
- * variance: W_cov = 0, V_F = 0, identical draws) RATE is undefined and the call fails with
- * SA_ERR_NUMERICAL. When every KLD is 0 (μ = 0), RATE is uniform and Δ = 0. A covariance (esa_cov, V_F,
+ * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0 — μ = 0, or Σ = 0 altogether
+ * (W_cov = 0, V_F = 0, identical draws: no variable has posterior variance, info[2c] = 0) — RATE is
+ * uniform, Δ = 0 and ESS = 100. A covariance (esa_cov, V_F,
  * W_cov, as seen through Σ) with an eigenvalue below −1e-8·max|eigenvalue| is not positive
  * semi-definite: SA_ERR_INVALID_ARGUMENT naming it. Every output is checked: a result that overflows
  * (μ, Σ, a KLD) is SA_ERR_NUMERICAL, so no NaN or Inf is ever returned with status 0.

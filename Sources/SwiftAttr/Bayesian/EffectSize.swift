@@ -324,6 +324,7 @@ struct LowRankProjection {
                 }
             }
         }
+        try Check.finiteResult(gram, "the Gram matrix of X", hint: "; rescale X")
         let values = try gram.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: small, what: "X") }
         let top = values.last ?? 0
         var kept: [Int] = []

@@ -51,15 +51,12 @@ public enum RATE {
     }
 
     /// RATE from a factored posterior; shared by every input kind.
-    /// Σ = 0 (no variable has posterior variance: W_cov = 0, V_F = 0 or identical draws) leaves RATE
-    /// undefined — every KLD compares degenerate Gaussians — and is an `.numerical` error; a variable
-    /// without variance among others carries no information and gets KLD 0. Every result is checked finite.
+    /// A variable without posterior variance carries no information and gets KLD 0; so when Σ = 0
+    /// altogether (W_cov = 0, V_F = 0, identical draws) every KLD is 0, RATE is uniform and the result's
+    /// rank is 0. Every result is checked finite (`.numerical` otherwise).
     static func compute(mean: [Double], factor: CovarianceFactor, plan: RATEPlan, exactKLD: Bool) throws -> RATEResult {
         let p = plan.p
         try Check.finiteResult(mean, "the effect-size mean", hint: "; rescale X or the outputs")
-        guard factor.rank > 0 else {
-            throw SwiftAttrError(.numerical, "RATE is undefined: the effect-size covariance is zero (no variable has posterior variance, as with W_cov = 0, V_F = 0 or identical draws)")
-        }
         var kld = [Double](repeating: 0, count: plan.outputCount)
         if plan.singleVariables {
             for j in 0..<p {
