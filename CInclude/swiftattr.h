@@ -122,7 +122,8 @@ int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **out_mod
 void sa_model_free(sa_model *model);
 
 /** Appends y = W x + b. weight: out_features × in_features; bias: out_features floats, or NULL for none.
- *  The input must be flat ([F], add a Flatten after convolutions). */
+ *  The input must be flat ([F], add a Flatten after convolutions). The model keeps a copy of the weights
+ *  (as every sa_model_add_* does); when it cannot be allocated the call returns SA_ERR_OUT_OF_MEMORY. */
 int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
                        const float *bias);
 
@@ -179,10 +180,18 @@ int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 
 /** Writes the model to `path` in the swiftattr model format: "SAMODEL1", then little-endian u32 ndim,
  *  ndim x i64 input shape, u32 layer count, and per layer: u32 kind, u32 n + n x i64 integers,
- *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts). */
+ *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts).
+ *  A regular file is replaced atomically: the model is written to a temporary file in the same
+ *  directory (every write, the fsync and the close checked) and renamed over `path`, so on failure (disk
+ *  full, a file-size limit) the old file is left intact, no temporary remains, and the call returns
+ *  SA_ERR_IO naming the path. A symbolic link is written through; a device or FIFO (e.g. /dev/null) is
+ *  written in place, every write checked. */
 int sa_model_save(const sa_model *model, const char *path);
 
-/** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. */
+/** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. The path
+ *  is opened without blocking and must be a regular file (a FIFO or device is SA_ERR_IO at once); the
+ *  file is parsed as it is read, so a file that is not a model fails at its first 8 bytes (SA_ERR_FORMAT),
+ *  and a tensor that cannot be allocated is SA_ERR_OUT_OF_MEMORY. */
 int sa_model_load(const char *path, sa_model **out_model);
 
 /* ---------------------------------------------------------------------------------------------------
@@ -193,6 +202,13 @@ int sa_model_load(const char *path, sa_model **out_model);
  * example) or n (one per example), each in [0, output_size). internal_batch_size bounds how many rows
  * (example x step) are evaluated at once; <= 0 picks a size for a 64 MB working set. Stochastic methods
  * take a seed: the same seed gives the same numbers.
+ *
+ * Memory: the per-example functions (sa_forward, sa_forward_to_layer, sa_gradient, sa_saliency,
+ * sa_input_x_gradient, sa_integrated_gradients, sa_deeplift, sa_deepshap) read the caller's buffers in
+ * chunks of rows and write each chunk's results straight into `out`, so their memory is bounded
+ * whatever n; sa_expected_gradients and sa_smoothgrad copy x whole. An allocation that fails is
+ * SA_ERR_OUT_OF_MEMORY naming the argument, never an abort. A NaN or Inf in an input is reported with
+ * the argument's name and its flat index in the caller's array; values are scanned once.
  * ------------------------------------------------------------------------------------------------- */
 
 /** Integration rules of sa_integrated_gradients (Captum's names). */
