@@ -204,4 +204,65 @@ final class RobustnessTests: XCTestCase {
             }
         }
     }
+
+    // MARK: Allocation, model files, messages
+
+    /// An allocation no machine grants is `.outOfMemory` naming the argument, not a trap.
+    func testFailedAllocationIsAnError() {
+        assertError(.outOfMemory, mentioning: "weight: cannot allocate") { try Allocation.zeros(1 << 60, of: Float.self, "weight") }
+        assertError(.outOfMemory, mentioning: "x") { try Allocation.reserve(Int.max / 2, of: Double.self, "x") }
+    }
+
+    /// The file and byte parsers check the magic before anything else and a tensor's size against the
+    /// rest of the file before allocating it.
+    func testModelBytesAreCheckedBeforeAllocating() throws {
+        let n = net([4], [.dense(try .init(weight: [Float](repeating: 0.5, count: 8), bias: nil, outFeatures: 2, inFeatures: 4))])
+        var bytes = n.serialized()
+        XCTAssertEqual(try Network(serialized: bytes).serialized(), bytes)
+        var junk = bytes
+        junk[0] = UInt8(ascii: "X")
+        assertError(.format, mentioning: "bad magic") { try Network(serialized: junk) }
+        assertError(.format, mentioning: "shorter than the magic") { try Network(serialized: Array(bytes.prefix(5))) }
+        // Claim a 2^40-float weight: rejected as larger than the file, without trying to allocate it.
+        let countOffset = 8 + 4 + 8 + 4 + 4 + 4 + 16 + 4 + 4
+        XCTAssertEqual(bytes[countOffset], 8)
+        bytes.replaceSubrange(countOffset..<(countOffset + 8), with: withUnsafeBytes(of: (UInt64(1) << 40).littleEndian, Array.init))
+        assertError(.format, mentioning: "truncated: tensor 0 of layer 0 declares 1099511627776 floats") { try Network(serialized: bytes) }
+        assertError(.format, mentioning: "truncated") { try Network(serialized: Array(n.serialized().dropLast(3))) }
+    }
+
+    /// Saving replaces the file atomically; a failed save (a missing directory) leaves nothing behind and
+    /// names the path; a FIFO is refused at once when loading.
+    func testSaveIsAtomicAndLoadRefusesNonRegularFiles() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sa-robust-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("m.sam").path
+        let a = net([3], [.dense(try .init(weight: [1, 2, 3], bias: [4], outFeatures: 1, inFeatures: 3))])
+        let b = net([2], [.relu])
+        try a.save(to: path)
+        try b.save(to: path)
+        XCTAssertEqual(try Network.load(from: path).serialized(), b.serialized())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["m.sam"])
+        assertError(.io, mentioning: dir.path + "/nope/m.sam") { try a.save(to: dir.path + "/nope/m.sam") }
+        assertError(.io, mentioning: "/dev/full") { try a.save(to: "/dev/full") }
+        let fifo = dir.appendingPathComponent("fifo").path
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        assertError(.io, mentioning: "not a regular file") { try Network.load(from: fifo) }
+    }
+
+    /// Window parameters are named as the C and Python arguments are (stride_w, not "conv stride").
+    func testWindowMessagesNameTheArgument() {
+        assertError(.invalidArgument, mentioning: "conv stride must be positive (stride_w = -3)") {
+            try Layer.Convolution(weight: [Float](repeating: 0, count: 9), bias: nil, outChannels: 1, inChannels: 1, kernel: [3, 3],
+                                  stride: [1, -3], padding: [0, 0], dilation: [1, 1])
+        }
+        assertError(.invalidArgument, mentioning: "conv kernel_size must be at most 65536 (kernel_size = 70000)") {
+            try Layer.Convolution(weight: [], bias: nil, outChannels: 1, inChannels: 1, kernel: [70000], stride: [1], padding: [0], dilation: [1])
+        }
+        assertError(.invalidArgument, mentioning: "pool padding must be non-negative (padding_h = -1)") {
+            try Layer.Pooling(kernel: [2, 2], stride: [2, 2], padding: [-1, 0])
+        }
+        assertError(.invalidArgument, mentioning: "more than the 137438953408") { try Check.count([1 << 36, 4], "x") }
+    }
 }

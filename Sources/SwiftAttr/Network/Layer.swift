@@ -128,8 +128,8 @@ public enum Layer: Sendable, Equatable {
             }
             for (i, k) in kernel.enumerated() { try Check.windowEntry(k, "pool kernel_size", "kernel", i, of: kernel.count, minimum: 1) }
             for (i, s) in stride.enumerated() { try Check.windowEntry(s, "pool stride", "stride", i, of: stride.count, minimum: 1) }
-            for (p, k) in zip(padding, kernel) {
-                try Check.nonNegative(p, "pool padding")
+            for (i, (p, k)) in zip(padding, kernel).enumerated() {
+                try Check.windowEntry(p, "pool padding", "padding", i, of: padding.count, minimum: 0)
                 guard 2 * p <= k else { throw SwiftAttrError.invalid("pool padding (\(p)) must be at most half the kernel size (\(k))") }
             }
             self.kernel = kernel

@@ -166,14 +166,12 @@ extension Network {
     /// argument; `parse` never asks past `size`). The magic is checked first, and each tensor's size
     /// against what is left of the file before anything is allocated for it.
     private static func parse(size: Int, read: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Network {
-        do {
-            return try parseFields(size: size, read: read)
-        } catch let error as SwiftAttrError where error.code != .format && error.code != .outOfMemory && error.code != .io {
-            throw SwiftAttrError(.format, "model file: \(error.message)")
+        /// A layer or shape the file describes that does not validate is a format error of the file.
+        func validated<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch let error as SwiftAttrError where error.code != .format {
+                throw SwiftAttrError(.format, "model file: \(error.message)")
+            }
         }
-    }
-
-    private static func parseFields(size: Int, read: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Network {
         var offset = 0
         func fail(_ what: String) -> SwiftAttrError { SwiftAttrError(.format, "model file: \(what) (at byte \(offset))") }
         func take(_ target: UnsafeMutableRawBufferPointer) throws {
@@ -212,7 +210,7 @@ extension Network {
         let ndim = try u32()
         guard (1...3).contains(ndim) else { throw fail("input ndim \(ndim) not in 1...3") }
         let shape = try (0..<ndim).map { _ in try i64() }
-        var network = try Network(inputShape: shape)
+        var network = try validated { try Network(inputShape: shape) }
         let count = try u32()
         for index in 0..<count {
             guard let kind = Layer.Kind(rawValue: UInt32(try u32())) else { throw fail("unknown layer kind in layer \(index)") }
@@ -226,10 +224,12 @@ extension Network {
             guard nt <= 16 else { throw fail("too many tensors in layer \(index)") }
             let tensors = try (0..<nt).map { t -> [Float] in
                 let n = try u64()
-                guard n <= UInt64(size - offset) / 4 else { throw fail("tensor \(t) of layer \(index) (\(n) floats) is larger than the rest of the file") }
+                guard n <= UInt64(size - offset) / 4 else {
+                    throw fail("truncated: tensor \(t) of layer \(index) declares \(n) floats, more than the \(size - offset) bytes left")
+                }
                 return try f32s(Int(n), "layer \(index) tensor \(t)")
             }
-            try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors))
+            try validated { try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors)) }
         }
         guard offset == size else { throw fail("\(size - offset) trailing bytes") }
         return network
