@@ -3,9 +3,9 @@ import SwiftAttr
 // The C layer walks the caller's buffers in row chunks: a per-example method (forward, gradients,
 // saliency, input×gradient, IG, DeepLIFT) is run on a bounded copy of a few rows at a time and its result
 // written straight into the caller's output, so memory stays bounded whatever n. SwiftAttr checks the
-// values (NaN/Inf, target range) once, chunk by chunk; when it rejects one, `locatingRejectedValue` finds
-// it in the caller's whole buffer, so the message names the C argument and the index an unchunked call
-// would report.
+// values (NaN/Inf) once, chunk by chunk; when it rejects one, `locatingRejectedValue` finds it in the
+// caller's whole buffer, so the message names the C argument and the index an unchunked call would
+// report. Class indices are range-checked as they are read (int64 → Int), with SwiftAttr's message.
 
 /// A caller's row-major float32 buffer of `rows` rows × `width` floats, named after its C argument.
 struct CallerRows {
