@@ -149,7 +149,8 @@ SA_API int sa_model_create(const int64_t *input_shape, int64_t ndim, sa_model **
 SA_API void sa_model_free(sa_model *model);
 
 /** Appends y = W x + b. weight: out_features × in_features; bias: out_features floats, or NULL for none.
- *  The input must be flat ([F], add a Flatten after convolutions). */
+ *  The input must be flat ([F], add a Flatten after convolutions). The model keeps a copy of the weights
+ *  (as every sa_model_add_* does); when it cannot be allocated the call returns SA_ERR_OUT_OF_MEMORY. */
 SA_API int sa_model_add_dense(sa_model *model, const float *weight, int64_t out_features, int64_t in_features,
                               const float *bias);
 
@@ -211,10 +212,18 @@ SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 
 /** Writes the model to `path` in the swiftattr model format: "SAMODEL1", then little-endian u32 ndim,
  *  ndim x i64 input shape, u32 layer count, and per layer: u32 kind, u32 n + n x i64 integers,
- *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts). */
+ *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts).
+ *  A regular file is replaced atomically: the model is written to a temporary file in the same
+ *  directory (every write, the fsync and the close checked) and renamed over `path`, so on failure (disk
+ *  full, a file-size limit) the old file is left intact, no temporary remains, and the call returns
+ *  SA_ERR_IO naming the path. A symbolic link is written through; a device or FIFO (e.g. /dev/null) is
+ *  written in place, every write checked. */
 SA_API int sa_model_save(const sa_model *model, const char *path);
 
-/** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. */
+/** Reads a model written by sa_model_save (or Python's Network.save); every field is validated. The path
+ *  is opened without blocking and must be a regular file (a FIFO or device is SA_ERR_IO at once); the
+ *  file is parsed as it is read, so a file that is not a model fails at its first 8 bytes (SA_ERR_FORMAT),
+ *  and a tensor that cannot be allocated is SA_ERR_OUT_OF_MEMORY. */
 SA_API int sa_model_load(const char *path, sa_model **out_model);
 
 /* ---------------------------------------------------------------------------------------------------
@@ -225,6 +234,13 @@ SA_API int sa_model_load(const char *path, sa_model **out_model);
  * example) or n (one per example), each in [0, output_size). internal_batch_size bounds how many rows
  * (example x step) are evaluated at once; <= 0 picks a size for a 64 MB working set. Stochastic methods
  * take a seed: the same seed gives the same numbers.
+ *
+ * Memory: the per-example functions (sa_forward, sa_forward_to_layer, sa_gradient, sa_saliency,
+ * sa_input_x_gradient, sa_integrated_gradients, sa_deeplift, sa_deepshap) read the caller's buffers in
+ * chunks of rows and write each chunk's results straight into `out`, so their memory is bounded
+ * whatever n; sa_expected_gradients and sa_smoothgrad copy x whole. An allocation that fails is
+ * SA_ERR_OUT_OF_MEMORY naming the argument, never an abort. A NaN or Inf in an input is reported with
+ * the argument's name and its flat index in the caller's array; values are scanned once.
  * ------------------------------------------------------------------------------------------------- */
 
 /** Integration rules of sa_integrated_gradients (Captum's names). */
@@ -351,14 +367,18 @@ SA_API int sa_deepshap(const sa_model *model, const float *x, int64_t n, const f
  * Singular Σ: Cholesky first, then the Moore–Penrose pseudo-inverse from an eigendecomposition, with
  * α_q = Λ_{q,−q}Λ_{−q,−q}⁺Λ_{−q,q} (the authors' convention). Variables with zero posterior variance
  * (Σ_jj ≤ 1e-24·max Σ_kk, e.g. a constant column of X) are set aside before factorising and get KLD 0
- * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0, RATE is uniform and Δ = 0;
- * a KLD that overflows is SA_ERR_NUMERICAL. No NaN is ever returned.
+ * (info reports the pseudo-inverse, as Σ is singular). When every KLD is 0 — μ = 0, or Σ = 0 altogether
+ * (W_cov = 0, V_F = 0, identical draws: no variable has posterior variance, info[2c] = 0) — RATE is
+ * uniform, Δ = 0 and ESS = 100. A covariance (esa_cov, V_F,
+ * W_cov, as seen through Σ) with an eigenvalue below −1e-8·max|eigenvalue| is not positive
+ * semi-definite: SA_ERR_INVALID_ARGUMENT naming it. Every output is checked: a result that overflows
+ * (μ, Σ, a KLD) is SA_ERR_NUMERICAL, so no NaN or Inf is ever returned with status 0.
  *
  * Errors: SA_ERR_NULL_POINTER, SA_ERR_INVALID_ARGUMENT (sizes; options->struct_size; a non-symmetric
- * V_F, esa_cov or W_cov; empty groups; a group containing a nullified variable; nullify listing every
- * variable), SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs), SA_ERR_OUT_OF_RANGE (a
- * nullify or group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection), SA_ERR_NUMERICAL (LAPACK
- * failure, overflow, X without variation).
+ * or indefinite V_F, esa_cov or W_cov; empty groups; a group containing a nullified variable; nullify
+ * listing every variable), SA_ERR_SHAPE, SA_ERR_NON_FINITE (NaN/Inf anywhere in the inputs),
+ * SA_ERR_OUT_OF_RANGE (a nullify or group index outside 0..p−1), SA_ERR_UNKNOWN_ENUM (projection),
+ * SA_ERR_NUMERICAL (LAPACK failure, overflow, X without variation).
  * ------------------------------------------------------------------------------------------------- */
 
 /** How the effect-size analogue β̃ is formed from the outputs f. */
@@ -452,8 +472,10 @@ SA_API int sa_bayesian_last_layer_regression(int64_t n, int64_t h, int64_t outpu
 
 /** Laplace approximation of softmax (multinomial logistic) regression of labels (n int64 in
  *  0..classes−1, classes ≥ 2) on H (n × h): prior N(0, I/prior_precision) on the weights and
- *  N(0, 1/(1e-4·prior_precision)) on the biases; the MAP by Newton's method (stops when the largest
- *  gradient entry is below tol; SA_ERR_NUMERICAL after max_iter iterations); the covariance is the inverse
+ *  N(0, 1/(1e-4·prior_precision)) on the biases; the MAP by Newton's method (stops when the Newton
+ *  decrement λ² = gᵀH⁻¹g satisfies λ²/2 ≤ tol·(1 + |loss|), loss the negative log posterior — λ²/2
+ *  estimates the distance to the optimal loss; SA_ERR_NUMERICAL after max_iter iterations, or when
+ *  no step decreases the loss); the covariance is the inverse
  *  Hessian at the MAP. Outputs: W_mean (h × classes), W_cov (classes × h × h: the weight block of class c),
  *  b (classes). A label out of range is SA_ERR_OUT_OF_RANGE. */
 SA_API int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t classes, const double *H,

@@ -28,15 +28,18 @@ public func sa_deeplift(
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let base = try baselineValues(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
-        let t = try targets(target, nTarget, rows: rows)
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
         let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
+        let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let result = try net.deepLift(values, rows: rows, baselines: base, targets: t, rule: r, maxPool: m,
-                                      multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out, count: rows * net.inputSize)
-        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
+        try perExampleWithDelta(net, xs, baselines: base, out: out, delta: delta) { values, rows, base, range in
+            let result = try net.deepLift(values, rows: rows, baselines: base, targets: try t.slice(range), rule: r, maxPool: m,
+                                          multiplyByInputs: multiplyByInputs != 0, internalBatchSize: batchSize)
+            return (result.attributions, result.delta)
+        }
     }
 }
 
@@ -50,15 +53,24 @@ public func sa_deepshap(
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         guard nReferences != 0 else { throw SwiftAttrError(.invalidArgument, "n_references: the reference set is empty (got 0)") }
-        let (refs, refRows) = try batch(net, references, nReferences, "references", countName: "n_references")
-        let t = try targets(target, nTarget, rows: rows)
+        let refRows = try checkCount(nReferences, "n_references")
+        let rs = try CallerRows(references, rows: refRows, width: net.inputSize, "references", countName: "n_references")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
         let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
+        let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let result = try net.deepShap(values, rows: rows, references: refs, referenceCount: refRows, targets: t, rule: r, maxPool: m,
-                                      multiplyByInputs: multiplyByInputs != 0, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out, count: rows * net.inputSize)
-        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
+        // The references are shared by every example (one copy); the examples are walked in chunks.
+        let refs = try rs.copyAll()
+        let d = net.inputSize
+        try forEachRowChunk(rows: rows, width: d, inputs: [xs, rs]) { range in
+            let result = try net.deepShap(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
+                                          targets: try t.slice(range), rule: r, maxPool: m,
+                                          multiplyByInputs: multiplyByInputs != 0, internalBatchSize: batchSize)
+            try write(result.attributions, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
+            if let delta { try write(result.delta, to: delta + range.lowerBound, at: range.lowerBound, count: range.count, "delta") }
+        }
     }
 }

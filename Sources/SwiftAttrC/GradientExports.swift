@@ -1,38 +1,142 @@
 import SwiftAttr
 
-/// Reads a batch of `n` inputs for `net` from caller memory, naming the argument `name`.
-func batch(_ net: Network, _ x: UnsafePointer<Float>?, _ n: Int64, _ name: String = "x", countName: String = "n") throws -> (values: [Float], rows: Int) {
-    let rows = try checkCount(n, countName)
-    let values = Array(try floats(x, try checkedProduct(rows, net.inputSize, name), name))
-    return (values, rows)
+// The C layer walks the caller's buffers in row chunks: a per-example method (forward, gradients,
+// saliency, input×gradient, IG, DeepLIFT) is run on a bounded copy of a few rows at a time and its result
+// written straight into the caller's output, so memory stays bounded whatever n. SwiftAttr checks the
+// values (NaN/Inf) once, chunk by chunk; when it rejects one, `locatingRejectedValue` finds it in the
+// caller's whole buffer, so the message names the C argument and the index an unchunked call would
+// report. Class indices are range-checked as they are read (int64 → Int), with SwiftAttr's message.
+
+/// A caller's row-major float32 buffer of `rows` rows × `width` floats, named after its C argument.
+struct CallerRows {
+    let base: UnsafePointer<Float>
+    let rows: Int
+    let width: Int
+    let name: String
+
+    /// Checks the pointer and that rows × width fits one array (`countName` names the row count).
+    init(_ pointer: UnsafePointer<Float>?, rows: Int, width: Int, _ name: String, countName: String, widthName: String = "input_size") throws {
+        _ = try checkedProduct(rows, width, name, factors: [countName, widthName])
+        base = try nonNull(pointer, name)
+        self.rows = rows
+        self.width = width
+        self.name = name
+    }
+
+    /// Rows `range` in a new array (failable allocation).
+    func copy(_ range: Range<Int>) throws -> [Float] {
+        try Allocation.copy(UnsafeBufferPointer(start: base + range.lowerBound * width, count: range.count * width), name)
+    }
+
+    /// Every row in a new array (failable allocation).
+    func copyAll() throws -> [Float] { try copy(0..<rows) }
+
+    /// Throws the first non-finite value, with its flat index in the caller's buffer.
+    func checkFinite() throws { try Check.finite(UnsafeBufferPointer(start: base, count: rows * width), name) }
 }
 
-/// Reads `count` class indices (1 or one per example).
-func targets(_ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws -> [Int] {
-    guard count == 1 || count == Int64(rows) else {
-        throw SwiftAttrError(.shapeMismatch, "n_target: expected 1 or \(rows) class indices (one per example), got \(count)")
-    }
-    let p = try nonNull(target, "target")
-    return try (0..<Int(count)).map { i in
-        // The range against the model's outputs is checked (and reported with the range) by SwiftAttr.
-        guard p[i] >= Int64(Int32.min), p[i] <= Int64(Int32.max) else {
-            throw SwiftAttrError(.outOfRange, "target\(count > 1 ? "[\(i)]" : "") = \(p[i]) is out of range")
+/// Baselines of a path or DeepLIFT method: none (zeros), one broadcast example, or one per example.
+enum CallerBaselines {
+    case zeros
+    case broadcast([Float])
+    case perRow(CallerRows)
+
+    /// `count` 0 (zeros, the pointer may be NULL), 1 (broadcast) or `rows`.
+    init(_ net: Network, _ p: UnsafePointer<Float>?, _ count: Int64, rows: Int, name: String, countName: String) throws {
+        guard count == 0 || count == 1 || count == Int64(rows) else {
+            throw SwiftAttrError(.shapeMismatch, "\(countName): expected 0 (zeros), 1 (broadcast) or \(rows) (one per example), got \(count)")
         }
-        return Int(p[i])
+        switch count {
+        case 0: self = .zeros
+        case 1: self = .broadcast(try CallerRows(p, rows: 1, width: net.inputSize, name, countName: countName).copyAll())
+        default: self = .perRow(try CallerRows(p, rows: rows, width: net.inputSize, name, countName: countName))
+        }
+    }
+
+    /// The baselines for the examples `range`, as SwiftAttr takes them.
+    func slice(_ range: Range<Int>) throws -> [Float] {
+        switch self {
+        case .zeros: []
+        case .broadcast(let values): values
+        case .perRow(let rows): try rows.copy(range)
+        }
+    }
+
+    var callerRows: CallerRows? {
+        switch self {
+        case .zeros, .broadcast: nil
+        case .perRow(let rows): rows
+        }
     }
 }
 
-/// The common arguments of a per-class attribution call, checked in order: the model (frozen for use), the
-/// batch `x` of `n` examples, the class targets, and the output buffer `out` (checked before any work).
-func attributionCall(
-    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ out: UnsafeMutablePointer<Float>?
-) throws -> (net: Network, values: [Float], rows: Int, targets: [Int]) {
-    let net = try handle(model).use()
-    let (values, rows) = try batch(net, x, n)
-    let t = try targets(target, nTarget, rows: rows)
-    _ = try nonNull(out, "out")
-    return (net, values, rows, t)
+/// The caller's class indices: 1 (for every example) or one per example, read chunk by chunk and checked
+/// against the model's outputs with their index in the caller's array.
+struct CallerTargets {
+    let base: UnsafePointer<Int64>
+    let count: Int
+    let outputs: Int
+    let net: Network
+
+    init(_ net: Network, _ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws {
+        guard count == 1 || count == Int64(rows) else {
+            throw SwiftAttrError(.shapeMismatch, "n_target: expected 1 or \(rows) class indices (one per example), got \(count)")
+        }
+        base = try nonNull(target, "target")
+        self.count = Int(count)
+        outputs = net.outputSize
+        self.net = net
+        if count == 1 { _ = try slice(0..<1) }
+    }
+
+    /// The targets of the examples `range` (one index for all when the caller gave one).
+    func slice(_ range: Range<Int>) throws -> [Int] {
+        if count == 1 { return [try value(0)] }
+        return try range.map(value)
+    }
+
+    private func value(_ i: Int) throws -> Int {
+        let t = base[i]
+        guard t >= 0, t < Int64(outputs) else { throw net.targetOutOfRange(t, at: count > 1 ? i : nil) }
+        return Int(t)
+    }
+}
+
+/// Rows per chunk when an export walks the caller's buffers: about 2²⁰ floats (4 MiB) of the widest
+/// per-row buffer — a method holds a few such arrays at once — and enough rows for every thread.
+func rowsPerChunk(width: Int) -> Int {
+    max(1, (1 << 20) / max(1, width), 4 * Parallel.threadCount)
+}
+
+/// Calls `body` for consecutive row ranges covering 0..<rows (see ``rowsPerChunk(width:)``). When
+/// SwiftAttr rejects a value, the caller's whole buffers `inputs` (in the order SwiftAttr checks them) are
+/// scanned so the error names the argument and the caller's index.
+func forEachRowChunk(rows: Int, width: Int, inputs: [CallerRows], _ body: (Range<Int>) throws -> Void) throws {
+    let step = rowsPerChunk(width: width)
+    var start = 0
+    while start < rows {
+        let range = start..<min(rows, start + step)
+        try locatingRejectedValue(inputs) { try body(range) }
+        start = range.upperBound
+    }
+}
+
+/// Runs `body`; when SwiftAttr rejects a non-finite value, scans the caller's buffers `inputs` (in the
+/// order SwiftAttr checks them) so the error names the C argument and the index in the caller's array.
+/// Only the error path scans: on success each input is scanned once, by SwiftAttr.
+func locatingRejectedValue<T>(_ inputs: [CallerRows], _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as SwiftAttrError where error.code == .nonFinite {
+        for buffer in inputs { try buffer.checkFinite() }
+        throw error
+    }
+}
+
+/// Reads `count` class indices (1 or one per example) whole, checking them against the model.
+func targets(_ net: Network, _ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws -> [Int] {
+    let t = try CallerTargets(net, target, count, rows: rows)
+    return try t.slice(0..<(t.count == 1 ? 1 : rows))
 }
 
 /// nil for a non-positive internal batch size ("choose for me"), the value otherwise.
@@ -40,27 +144,54 @@ func chunk(_ internalBatchSize: Int64) throws -> Int? {
     internalBatchSize <= 0 ? nil : try checkCount(internalBatchSize, "internal_batch_size")
 }
 
-/// Copies `values` into the caller's buffer `out`, which the header documents as `count` floats. A
-/// non-finite value (the model's arithmetic overflowed float32) is an `SA_ERR_NUMERICAL` error, never
-/// returned silently; a count mismatch is a bug in the library and reported as such.
-func write(_ values: [Float], to out: UnsafeMutablePointer<Float>?, count: Int, _ name: String = "out") throws {
+/// Copies `values` into the caller's buffer `out` at element `offset` (`count` floats are expected). A
+/// non-finite value (the model's arithmetic overflowed float32) is an `SA_ERR_NUMERICAL` error, reported
+/// with its index in the caller's buffer, never returned silently; a count mismatch is a library bug.
+func write(_ values: [Float], to out: UnsafeMutablePointer<Float>?, at offset: Int = 0, count: Int, _ name: String = "out") throws {
     guard values.count == count else {
         throw SwiftAttrError(.internal, "\(name): computed \(values.count) values for a buffer of \(count) (please report this bug)")
     }
     if let i = values.firstIndex(where: { !$0.isFinite }) {
-        throw SwiftAttrError(.numerical, "\(name): the result is not finite (\(values[i]) at flat index \(i)); the model's float32 arithmetic overflowed for these inputs")
+        throw SwiftAttrError(.numerical, "\(name): the result is not finite (\(values[i]) at flat index \(offset + i)); the model's float32 arithmetic overflowed for these inputs")
     }
-    let buffer = try output(out, count, name)
-    _ = buffer.initialize(from: values)
+    _ = try output(out, count, name).initialize(from: values)
+}
+
+/// `out + offset`, for chunk writes (the pointer has been checked non-NULL).
+@inline(__always)
+func advanced<T>(_ p: UnsafeMutablePointer<T>?, _ offset: Int) -> UnsafeMutablePointer<T>? { p.map { $0 + offset } }
+
+/// The common arguments of a per-class attribution call, checked in order: the model (frozen for use), the
+/// batch `x` of `n` examples, the class targets, and the output buffer `out` (checked before any work).
+func attributionCall(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ out: UnsafeMutablePointer<Float>?
+) throws -> (net: Network, x: CallerRows, targets: CallerTargets) {
+    let net = try handle(model).use()
+    let rows = try checkCount(n, "n")
+    let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+    let t = try CallerTargets(net, target, nTarget, rows: rows)
+    _ = try nonNull(out, "out")
+    return (net, xs, t)
+}
+
+/// Runs a per-example method chunk by chunk: `method(x, rows, range)` returns rows × `width` floats for
+/// the examples `range`, written to `out` in place.
+func perExample(_ x: CallerRows, width: Int, inputs: [CallerRows]? = nil, out: UnsafeMutablePointer<Float>?,
+                _ method: ([Float], Int, Range<Int>) throws -> [Float]) throws {
+    try forEachRowChunk(rows: x.rows, width: max(x.width, width), inputs: inputs ?? [x]) { range in
+        let values = try method(try x.copy(range), range.count, range)
+        try write(values, to: advanced(out, range.lowerBound * width), at: range.lowerBound * width, count: range.count * width)
+    }
 }
 
 @_cdecl("sa_forward")
 public func sa_forward(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
+        let xs = try CallerRows(x, rows: try checkCount(n, "n"), width: net.inputSize, "x", countName: "n")
         _ = try nonNull(out, "out")
-        try write(net.forward(values, rows: rows), to: out, count: rows * net.outputSize)
+        try perExample(xs, width: net.outputSize, out: out) { values, rows, _ in try net.predict(values, rows: rows) }
     }
 }
 
@@ -68,12 +199,14 @@ public func sa_forward(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n:
 public func sa_forward_to_layer(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ layer: Int64, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
+        let xs = try CallerRows(x, rows: try checkCount(n, "n"), width: net.inputSize, "x", countName: "n")
         guard layer >= 0, layer <= Int64(net.layers.count) else {
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(net.layers.count)")
         }
         _ = try nonNull(out, "out")
-        try write(net.activations(values, rows: rows, atInputOf: Int(layer)), to: out, count: rows * net.size(at: Int(layer)))
+        try perExample(xs, width: net.size(at: Int(layer)), out: out) { values, rows, _ in
+            try net.activations(values, rows: rows, atInputOf: Int(layer))
+        }
     }
 }
 
@@ -81,10 +214,13 @@ public func sa_forward_to_layer(_ model: OpaquePointer?, _ x: UnsafePointer<Floa
 public func sa_gradient(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ cotangent: UnsafePointer<Float>?, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let c = Array(try floats(cotangent, try checkedProduct(rows, net.outputSize, "cotangent"), "cotangent"))
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let c = try CallerRows(cotangent, rows: rows, width: net.outputSize, "cotangent", countName: "n", widthName: "output_size")
         _ = try nonNull(out, "out")
-        try write(try net.gradient(values, rows: rows, cotangent: c), to: out, count: rows * net.inputSize)
+        try perExample(xs, width: net.inputSize, inputs: [xs, c], out: out) { values, rows, range in
+            try net.gradient(values, rows: rows, cotangent: try c.copy(range))
+        }
     }
 }
 
@@ -94,8 +230,10 @@ public func sa_saliency(
     _ absolute: Int32, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try write(try net.saliency(values, rows: rows, targets: t, absolute: absolute != 0), to: out, count: rows * net.inputSize)
+        let (net, xs, t) = try attributionCall(model, x, n, target, nTarget, out)
+        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+            try net.saliency(values, rows: rows, targets: try t.slice(range), absolute: absolute != 0)
+        }
     }
 }
 
@@ -105,8 +243,31 @@ public func sa_input_x_gradient(
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let (net, values, rows, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try write(try net.inputXGradient(values, rows: rows, targets: t), to: out, count: rows * net.inputSize)
+        let (net, xs, t) = try attributionCall(model, x, n, target, nTarget, out)
+        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+            try net.inputXGradient(values, rows: rows, targets: try t.slice(range))
+        }
+    }
+}
+
+/// The rule for `method` (an sa_ig_method), or an unknown-enum error naming the argument.
+func quadrature(_ method: Int32) throws -> PathQuadrature {
+    guard let rule = PathQuadrature(rawValue: method) else {
+        throw SwiftAttrError(.unknownEnum, "method: \(method) is not an sa_ig_method (0…\(PathQuadrature.allCases.count - 1))")
+    }
+    return rule
+}
+
+/// Runs a per-example method that also returns one delta per example, chunk by chunk, writing the
+/// attributions to `out` and (when `delta` is not NULL) the deltas to `delta`.
+func perExampleWithDelta(_ net: Network, _ x: CallerRows, baselines: CallerBaselines,
+                         out: UnsafeMutablePointer<Float>?, delta: UnsafeMutablePointer<Float>?,
+                         _ method: ([Float], Int, [Float], Range<Int>) throws -> (attributions: [Float], delta: [Float])) throws {
+    let d = net.inputSize
+    try forEachRowChunk(rows: x.rows, width: d, inputs: [x] + (baselines.callerRows.map { [$0] } ?? [])) { range in
+        let result = try method(try x.copy(range), range.count, try baselines.slice(range), range)
+        try write(result.attributions, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
+        if let delta { try write(result.delta, to: delta + range.lowerBound, at: range.lowerBound, count: range.count, "delta") }
     }
 }
 
@@ -120,27 +281,20 @@ public func sa_integrated_gradients(
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let base = try baselineValues(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
-        let t = try targets(target, nTarget, rows: rows)
-        guard let rule = PathQuadrature(rawValue: method) else {
-            throw SwiftAttrError(.unknownEnum, "method: \(method) is not an sa_ig_method (0…\(PathQuadrature.allCases.count - 1))")
-        }
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let rule = try quadrature(method)
         let steps = try checkCount(nSteps, "n_steps")
+        let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let result = try net.integratedGradients(values, rows: rows, baselines: base, targets: t, steps: steps, method: rule, internalBatchSize: try chunk(internalBatchSize))
-        try write(result.attributions, to: out, count: rows * net.inputSize)
-        if let delta { try write(result.delta, to: delta, count: rows, "delta") }
+        try perExampleWithDelta(net, xs, baselines: base, out: out, delta: delta) { values, rows, base, range in
+            let r = try net.integratedGradients(values, rows: rows, baselines: base, targets: try t.slice(range), steps: steps,
+                                                method: rule, internalBatchSize: batchSize)
+            return (r.attributions, r.delta)
+        }
     }
-}
-
-/// Baselines: `count` 0 (zeros, pointer may be NULL), 1 (broadcast) or `rows`.
-func baselineValues(_ net: Network, _ p: UnsafePointer<Float>?, _ count: Int64, rows: Int, name: String, countName: String) throws -> [Float] {
-    guard count == 0 || count == 1 || count == Int64(rows) else {
-        throw SwiftAttrError(.shapeMismatch, "\(countName): expected 0 (zeros), 1 (broadcast) or \(rows) (one per example), got \(count)")
-    }
-    if count == 0 { return [] }
-    return Array(try floats(p, try checkedProduct(Int(count), net.inputSize, name), name))
 }
 
 @_cdecl("sa_expected_gradients")
@@ -152,12 +306,19 @@ public func sa_expected_gradients(
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let (refs, refRows) = try batch(net, references, nReferences, "references", countName: "n_references")
-        let t = try targets(target, nTarget, rows: rows)
+        let rows = try checkCount(n, "n"), refRows = try checkCount(nReferences, "n_references")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let rs = try CallerRows(references, rows: refRows, width: net.inputSize, "references", countName: "n_references")
+        let t = try targets(net, target, nTarget, rows: rows)
         let samples = try checkCount(nSamples, "n_samples")
+        let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        try write(try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
+        let values = try xs.copyAll(), refs = try rs.copyAll()
+        let result = try locatingRejectedValue([xs, rs]) {
+            try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples,
+                                      seed: seed, internalBatchSize: batchSize)
+        }
+        try write(result, to: out, count: rows * net.inputSize)
     }
 }
 
@@ -170,13 +331,20 @@ public func sa_smoothgrad(
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
-        let (values, rows) = try batch(net, x, n)
-        let t = try targets(target, nTarget, rows: rows)
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let t = try targets(net, target, nTarget, rows: rows)
         guard let kind = Network.NoiseAggregation(rawValue: ntType) else {
             throw SwiftAttrError(.unknownEnum, "nt_type: \(ntType) is not an sa_nt_type (0 smoothgrad, 1 smoothgrad_sq, 2 vargrad)")
         }
         let samples = try checkCount(nSamples, "n_samples")
+        let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        try write(try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
+        let values = try xs.copyAll()
+        let result = try locatingRejectedValue([xs]) {
+            try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed,
+                               internalBatchSize: batchSize)
+        }
+        try write(result, to: out, count: rows * net.inputSize)
     }
 }

@@ -75,8 +75,8 @@ public func sa_model_add_dense(_ model: OpaquePointer?, _ weight: UnsafePointer<
     guarded {
         let m = try handle(model)
         let o = try checkCount(outFeatures, "out_features"), i = try checkCount(inFeatures, "in_features")
-        let w = Array(try floats(weight, try checkedProduct(o, i, "weight"), "weight"))
-        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        let w = try Allocation.copy(try floats(weight, try checkedProduct(o, i, "weight", factors: ["out_features", "in_features"]), "weight", finite: false), "weight")
+        let b = try bias.map { try Allocation.copy(try floats($0, o, "bias", finite: false), "bias") }
         try m.append { .dense(try .init(weight: w, bias: b, outFeatures: o, inFeatures: i)) }
     }
 }
@@ -89,8 +89,8 @@ public func sa_model_add_conv1d(
     guarded {
         let m = try handle(model)
         let o = try checkCount(outChannels, "out_channels"), i = try checkCount(inChannels, "in_channels"), k = try checkCount(kernel, "kernel_size")
-        let w = Array(try floats(weight, try checkedProduct(try checkedProduct(o, i, "weight"), k, "weight"), "weight"))
-        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        let w = try Allocation.copy(try floats(weight, try checkedProduct(try checkedProduct(o, i, "weight"), k, "weight"), "weight", finite: false), "weight")
+        let b = try bias.map { try Allocation.copy(try floats($0, o, "bias", finite: false), "bias") }
         let conv = try Layer.Convolution(
             weight: w, bias: b, outChannels: o, inChannels: i, kernel: [k],
             stride: [try int(stride, "stride")], padding: [try int(padding, "padding")], dilation: [try int(dilation, "dilation")])
@@ -109,8 +109,8 @@ public func sa_model_add_conv2d(
         let o = try checkCount(outChannels, "out_channels"), i = try checkCount(inChannels, "in_channels")
         let kh = try checkCount(kernelH, "kernel_h"), kw = try checkCount(kernelW, "kernel_w")
         let n = try checkedProduct(try checkedProduct(o, i, "weight"), try checkedProduct(kh, kw, "weight"), "weight")
-        let w = Array(try floats(weight, n, "weight"))
-        let b = try bias.map { Array(try floats($0, o, "bias")) }
+        let w = try Allocation.copy(try floats(weight, n, "weight", finite: false), "weight")
+        let b = try bias.map { try Allocation.copy(try floats($0, o, "bias", finite: false), "bias") }
         let conv = try Layer.Convolution(
             weight: w, bias: b, outChannels: o, inChannels: i, kernel: [kh, kw],
             stride: [try int(strideH, "stride_h"), try int(strideW, "stride_w")],
@@ -201,10 +201,10 @@ public func sa_model_add_batchnorm(
     guarded {
         let m = try handle(model)
         let c = try checkCount(channels, "channels")
-        let g = try weight.map { Array(try floats($0, c, "weight")) }
-        let b = try bias.map { Array(try floats($0, c, "bias")) }
-        let mean = Array(try floats(runningMean, c, "running_mean"))
-        let variance = Array(try floats(runningVar, c, "running_var"))
+        let g = try weight.map { try Allocation.copy(try floats($0, c, "weight", finite: false), "weight") }
+        let b = try bias.map { try Allocation.copy(try floats($0, c, "bias", finite: false), "bias") }
+        let mean = try Allocation.copy(try floats(runningMean, c, "running_mean", finite: false), "running_mean")
+        let variance = try Allocation.copy(try floats(runningVar, c, "running_var", finite: false), "running_var")
         let layer = Layer.batchNorm(try .init(gamma: g, beta: b, runningMean: mean, runningVar: variance, eps: eps))
         try m.append { layer }
     }

@@ -98,14 +98,16 @@ func checkCount(_ n: Int64, _ name: String, allowZero: Bool = false) throws -> I
     if allowZero ? n < 0 : n <= 0 {
         throw SwiftAttrError(.invalidArgument, "\(name) must be \(allowZero ? "non-negative" : "positive") (got \(n))")
     }
-    guard n <= Int64(Int32.max) * 64 else { throw SwiftAttrError(.invalidArgument, "\(name) is too large (got \(n))") }
+    guard n <= Int64(Check.maximumElements) else {
+        throw SwiftAttrError(.invalidArgument, "\(name) = \(n) is more than the \(Check.maximumElements) (2^37 − 64) elements one array may hold")
+    }
     return Int(n)
 }
 
-/// Product of counts with an overflow check, for buffer sizes.
-func checkedProduct(_ a: Int, _ b: Int, _ name: String) throws -> Int {
+/// Product of counts with an overflow check, for buffer sizes; `factors` names a and b for the message.
+func checkedProduct(_ a: Int, _ b: Int, _ name: String, factors: [String]? = nil) throws -> Int {
     let (p, o) = a.multipliedReportingOverflow(by: b)
-    guard !o, p <= Int(Int32.max) * 64 else { throw SwiftAttrError(.invalidArgument, "\(name): size overflows") }
+    guard !o, p <= Check.maximumElements else { throw Check.tooLarge(name, [a, b], dimensionNames: factors) }
     return p
 }
 

@@ -18,9 +18,14 @@ extension Network {
             throw SwiftAttrError.shape("target: expected 1 or \(rows) class indices (one per example), got \(targets.count)")
         }
         for (i, t) in targets.enumerated() where t < 0 || t >= outputSize {
-            throw SwiftAttrError(.outOfRange, "target\(targets.count > 1 ? "[\(i)]" : "") = \(t) is out of range for a model with \(outputSize) outputs")
+            throw targetOutOfRange(Int64(t), at: targets.count > 1 ? i : nil)
         }
         return targets.count == 1 ? Array(repeating: targets[0], count: rows) : targets
+    }
+
+    /// The error for class index `value` (at `index` of a per-example list; nil: one target for all).
+    public func targetOutOfRange(_ value: Int64, at index: Int?) -> SwiftAttrError {
+        SwiftAttrError(.outOfRange, "target\(index.map { "[\($0)]" } ?? "") = \(value) is out of range for a model with \(outputSize) outputs (0..<\(outputSize))")
     }
 
     /// Expands baselines to one per example: empty → zeros, one example → broadcast, `rows` examples → as is.

@@ -25,6 +25,16 @@ public enum BayesianLastLayer {
         public var noisePrecision: [Double]
         /// Prior precision α per output (evidence-maximised for regression; as given for classification).
         public var priorPrecision: [Double]
+
+        /// A posterior whose every value is finite (`.numerical` otherwise: the fit overflowed).
+        static func checked(_ weightMean: [Double], _ weightCovariance: [Double], _ bias: [Double], _ noise: [Double], _ prior: [Double]) throws -> Posterior {
+            try Check.finiteResult(weightMean, "W_mean", hint: "; rescale H or y")
+            try Check.finiteResult(weightCovariance, "W_cov", hint: "; rescale H or y")
+            try Check.finiteResult(bias, "b", hint: "; rescale H or y")
+            try Check.finiteResult(noise, "noise_precision", hint: "; rescale H or y")
+            try Check.finiteResult(prior, "prior_precision", hint: "; rescale H or y")
+            return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias, noisePrecision: noise, priorPrecision: prior)
+        }
     }
 
     /// Bayesian linear regression of each column of `targets` (n×outputs) on `features` (n×h).
@@ -122,11 +132,11 @@ public enum BayesianLastLayer {
             noise[o] = beta
             prior[o] = alpha
         }
-        return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias,
-                         noisePrecision: noise, priorPrecision: prior)
+        return try Posterior.checked(weightMean, weightCovariance, bias, noise, prior)
     }
 
     /// Laplace approximation of softmax regression of `labels` (n, values in 0..<classes) on `features`.
+    /// Newton's method stops when the Newton decrement satisfies λ²/2 ≤ `tolerance`·(1 + |loss|), λ² = gᵀH⁻¹g.
     public static func classification(features: UnsafeBufferPointer<Double>, examples n: Int, hidden h: Int,
                                       labels: UnsafeBufferPointer<Int64>, classes: Int, priorPrecision: Double = 1,
                                       maxIterations: Int = 100, tolerance: Double = 1e-8) throws -> Posterior {
@@ -202,9 +212,6 @@ public enum BayesianLastLayer {
         var converged = false
         for _ in 0..<maxIterations {
             let (grad, hess) = derivatives(theta, prob)
-            var gmax = 0.0
-            for v in grad { gmax = max(gmax, abs(v)) }
-            if gmax < tolerance { converged = true; break }
             // Newton step: solve Hess·Δ = grad by Cholesky.
             var factor = hess
             var step = grad
@@ -217,25 +224,29 @@ public enum BayesianLastLayer {
                 }
             }
             guard info == 0 else { throw SwiftAttrError(.numerical, "H: the Hessian of the softmax posterior is not positive definite") }
+            // The Newton decrement λ² = gᵀH⁻¹g: λ²/2 estimates loss − min loss (Boyd & Vandenberghe §9.5),
+            // independent of the scaling of H. The stopping test is relative to the objective's size, which
+            // float64 can meet; an absolute gradient test cannot be met once Σ_i over n examples rounds.
             var decrease = 0.0
             for i in 0..<dim { decrease += grad[i] * step[i] }
+            let small = 0.5 * decrease <= tolerance * (1 + abs(loss))
             var t = 1.0
             var accepted = false
             for _ in 0..<60 {
                 var trial = theta
                 for c in 0..<k { for r in 0..<d { trial[r * k + c] -= t * step[c * d + r] } }
                 let (p2, l2) = probabilities(trial)
-                if l2 <= loss - 1e-4 * t * decrease || (l2 <= loss && t < 1e-6) {
+                if l2 <= loss - 1e-4 * t * decrease || (l2 <= loss && (small || t < 1e-6)) {
                     theta = trial; prob = p2; loss = l2; accepted = true
                     break
                 }
+                if small { break }  // already at the optimum to working precision: keep θ
                 t *= 0.5
             }
-            if !accepted {
-                // No decrease is possible at working precision: the gradient is as small as it gets.
-                converged = gmax < max(tolerance, 1e-6 * Double(n))
-                break
-            }
+            // Near the optimum the (accepted) full step squares the remaining error, so stop after it.
+            if small { converged = true; break }
+            // No decrease is possible at working precision yet the decrement is not small: give up.
+            if !accepted { break }
         }
         guard converged else {
             throw SwiftAttrError(.numerical, "y: Newton's method for the softmax MAP did not converge in \(maxIterations) iterations")
@@ -259,7 +270,6 @@ public enum BayesianLastLayer {
             bias[c] = theta[h * k + c]
             for r in 0..<h { for s in 0..<h { weightCovariance[c * h * h + r * h + s] = inv(c * d + r, c * d + s) } }
         }
-        return Posterior(weightMean: weightMean, weightCovariance: weightCovariance, bias: bias, noisePrecision: [],
-                         priorPrecision: [Double](repeating: priorPrecision, count: k))
+        return try Posterior.checked(weightMean, weightCovariance, bias, [], [Double](repeating: priorPrecision, count: k))
     }
 }

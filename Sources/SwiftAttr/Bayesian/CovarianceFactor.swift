@@ -41,20 +41,45 @@ final class CovarianceFactor {
     /// a successful Cholesky factorisation is still not trusted: 10·dim·ε.
     static func cutoff(_ dim: Int) -> Double { 10 * Double(max(dim, 1)) * Double.ulpOfOne }
 
+    /// Relative tolerance of the semi-definiteness test: an eigenvalue below −1e-8·max|eigenvalue| is a
+    /// covariance error, not rounding (rounding leaves O(dim·ε) relative).
+    static let definiteTolerance = 1e-8
+
+    /// Throws `.invalidArgument` naming `name` when the eigenvalues `values` (ascending) of a symmetric
+    /// matrix show it is not positive semi-definite.
+    static func checkSemiDefinite(_ values: [Double], _ name: String) throws {
+        guard let low = values.first, let high = values.last else { return }
+        let scale = max(abs(low), abs(high))
+        if low < -definiteTolerance * scale {
+            throw SwiftAttrError.invalid("\(name) is not positive semi-definite (eigenvalue \(low), largest magnitude \(scale))")
+        }
+    }
+
     /// Factors the symmetric p×p matrix `sigma` (either layout; consumed). `jitter` adds
     /// jitter·mean(diag Σ) to the diagonal. Cholesky first; when it fails or the reciprocal condition
-    /// number is below ``cutoff(_:)``, the eigendecomposition pseudo-inverse.
-    static func dense(_ sigma: [Double], p: Int, jitter: Double) throws -> CovarianceFactor {
+    /// number is below ``cutoff(_:)``, the eigendecomposition pseudo-inverse. Throws `.invalidArgument`
+    /// naming `name` (the caller's argument Σ comes from) when Σ is not positive semi-definite.
+    static func dense(_ sigma: [Double], p: Int, jitter: Double, name: String) throws -> CovarianceFactor {
         // Variables without posterior variance (a constant column of X, say) would make Σ singular and
-        // push every variable onto the slower pseudo-inverse path: set them aside first.
+        // push every variable onto the slower pseudo-inverse path: set them aside first. A semi-definite
+        // Σ has a non-negative diagonal and zero rows where the diagonal is zero (|Σ_ij|² ≤ Σ_ii Σ_jj).
+        try Check.finiteResult(sigma, "the effect-size covariance from \(name)", hint: "; rescale X or the outputs")
         var largest = 0.0
-        for j in 0..<p { largest = max(largest, sigma[j * p + j]) }
+        for j in 0..<p { largest = max(largest, abs(sigma[j * p + j])) }
+        for j in 0..<p where sigma[j * p + j] < -definiteTolerance * largest {
+            throw SwiftAttrError.invalid("\(name) is not positive semi-definite (diagonal entry \(j) of the effect-size covariance is \(sigma[j * p + j]))")
+        }
         let active = (0..<p).filter { sigma[$0 * p + $0] > largest * 1e-24 }
-        guard !active.isEmpty, active.count < p else { return try denseFactor(sigma, p: p, jitter: jitter) }
+        for j in 0..<p where sigma[j * p + j] <= largest * 1e-24 {
+            for i in 0..<p where abs(sigma[i * p + j]) > definiteTolerance * largest {
+                throw SwiftAttrError.invalid("\(name) is not positive semi-definite (effect-size variance \(j) is 0 but its covariance with \(i) is \(sigma[i * p + j]))")
+            }
+        }
+        guard !active.isEmpty, active.count < p else { return try denseFactor(sigma, p: p, jitter: jitter, name: name) }
         let m = active.count
         var reduced = [Double](repeating: 0, count: m * m)
         for (x, i) in active.enumerated() { for (y, j) in active.enumerated() { reduced[x * m + y] = sigma[i * p + j] } }
-        let inner = try denseFactor(reduced, p: m, jitter: jitter)
+        let inner = try denseFactor(reduced, p: m, jitter: jitter, name: name)
         var position = [Int](repeating: -1, count: p)
         var sigmaDiag = [Double](repeating: 0, count: p)
         var lambdaDiag = [Double](repeating: 0, count: p)
@@ -70,7 +95,7 @@ final class CovarianceFactor {
     }
 
     /// ``dense(_:p:jitter:)`` without setting variables aside.
-    private static func denseFactor(_ sigma: [Double], p: Int, jitter: Double) throws -> CovarianceFactor {
+    private static func denseFactor(_ sigma: [Double], p: Int, jitter: Double, name: String) throws -> CovarianceFactor {
         var a = sigma
         var diag = [Double](repeating: 0, count: p)
         var trace = 0.0
@@ -113,6 +138,7 @@ final class CovarianceFactor {
             for i in (j + 1)..<max(j + 1, p) { a[j * p + i] = a[i * p + j] }
         }
         let values = try a.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: p, what: "effect-size covariance") }
+        try checkSemiDefinite(values, name)
         // Eigenvector k is the contiguous column k of `a`.
         let top = values.last ?? 0
         var kept: [Int] = []
@@ -148,7 +174,7 @@ final class CovarianceFactor {
 
     /// Σ = BᵀB from the k×p row-major `b` (consumed): dense when k ≥ p, otherwise the spectral form from
     /// the k×k Gram matrix BBᵀ = U diag(d) Uᵀ, g_k = Bᵀu_k/√d_k. Never forms p×p when k < p.
-    static func thin(_ b: [Double], k: Int, p: Int, jitter: Double) throws -> CovarianceFactor {
+    static func thin(_ b: [Double], k: Int, p: Int, jitter: Double, name: String) throws -> CovarianceFactor {
         if k >= p {
             var sigma = [Double](repeating: 0, count: p * p)
             b.withUnsafeBufferPointer { bp in
@@ -157,7 +183,7 @@ final class CovarianceFactor {
                     LAPACK.symmetrizeFromUpper(s.baseAddress!, n: p)
                 }
             }
-            return try dense(sigma, p: p, jitter: jitter)
+            return try dense(sigma, p: p, jitter: jitter, name: name)
         }
         var gram = [Double](repeating: 0, count: k * k)
         b.withUnsafeBufferPointer { bp in
@@ -166,7 +192,7 @@ final class CovarianceFactor {
                 LAPACK.symmetrizeFromUpper(g.baseAddress!, n: k)
             }
         }
-        return try fromCore(gram, r: k, p: p, jitter: jitter, basis: { coefficients, t in
+        return try fromCore(gram, r: k, p: p, jitter: jitter, name: name, basis: { coefficients, t in
             // g = Bᵀ u / √d: rows of basisT = (U diag(d^{-1/2}))ᵀ B, with the scaling folded into the
             // coefficients by the caller below.
             var out = [Double](repeating: 0, count: t * p)
@@ -184,8 +210,9 @@ final class CovarianceFactor {
     /// Σ = V K Vᵀ with the r×r symmetric core K (consumed) and a basis map: `basis(Q, t)` returns the t×p
     /// rows (V Q)ᵀ for the r×t row-major coefficients Q. With `gramCore`, K is instead the Gram matrix
     /// BBᵀ of a thin factor and the rows are Bᵀu/√d (the map receives U diag(d^{-1/2})).
-    static func fromCore(_ core: [Double], r: Int, p: Int, jitter: Double,
+    static func fromCore(_ core: [Double], r: Int, p: Int, jitter: Double, name: String,
                          basis: ([Double], Int) -> [Double], gramCore: Bool = false) throws -> CovarianceFactor {
+        try Check.finiteResult(core, "the effect-size covariance from \(name)", hint: "; rescale X or the outputs")
         var k = core
         if jitter > 0 {
             var trace = 0.0
@@ -193,6 +220,7 @@ final class CovarianceFactor {
             for i in 0..<r { k[i * r + i] += jitter * trace / Double(r) }
         }
         let values = try k.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: r, what: "effect-size covariance core") }
+        try checkSemiDefinite(values, name)
         let top = values.last ?? 0
         var kept: [Int] = []
         if top > 0 { for i in stride(from: r - 1, through: 0, by: -1) where values[i] > top * cutoff(max(r, p)) { kept.append(i) } }

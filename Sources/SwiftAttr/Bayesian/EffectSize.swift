@@ -56,7 +56,8 @@ extension RATE {
             for c in 0..<classes {
                 let (m, core) = lr.core(posterior, n: n, classIndex: c, classes: classes)
                 let mean = lr.rightBasis(m, 1)
-                let factor = try CovarianceFactor.fromCore(core, r: lr.r, p: p, jitter: options.jitter, basis: lr.rightBasis)
+                let factor = try CovarianceFactor.fromCore(core, r: lr.r, p: p, jitter: options.jitter,
+                                                           name: covarianceName(posterior, classIndex: c, classes: classes), basis: lr.rightBasis)
                 results.append(try compute(mean: mean, factor: factor, plan: plan, exactKLD: options.exactKLD))
             }
         } else {
@@ -67,6 +68,16 @@ extension RATE {
             }
         }
         return results
+    }
+
+    /// The caller's name of the argument class c's effect-size covariance comes from, for messages.
+    static func covarianceName(_ posterior: OutputPosterior, classIndex c: Int, classes: Int) -> String {
+        let suffix = classes > 1 ? "[\(c)]" : ""
+        switch posterior {
+        case .gaussian: return "V_F" + suffix
+        case .draws: return "f_draws" + suffix
+        case .lastLayer: return "W_cov" + suffix
+        }
     }
 
     /// Shape, finiteness and symmetry checks of a posterior over f.
@@ -139,6 +150,7 @@ extension RATE {
     /// μ and the factored Σ of one class on the dense path.
     static func denseClass(_ posterior: OutputPosterior, pt: [Double], n: Int, p: Int, classIndex c: Int, classes: Int,
                            jitter: Double) throws -> ([Double], CovarianceFactor) {
+        let name = covarianceName(posterior, classIndex: c, classes: classes)
         switch posterior {
         case .gaussian(let meanF, let covF):
             var mean = [Double](repeating: 0, count: p)
@@ -159,7 +171,7 @@ extension RATE {
                         LAPACK.symmetrizeFromUpper(s.baseAddress!, n: p)
                     }
                 }
-                return (mean, try CovarianceFactor.dense(sigma, p: p, jitter: jitter))
+                return (mean, try CovarianceFactor.dense(sigma, p: p, jitter: jitter, name: name))
             }
             factor = []
             var t = [Double](repeating: 0, count: n * p)
@@ -167,14 +179,14 @@ extension RATE {
             var sigma = [Double](repeating: 0, count: p * p)
             BLAS.dgemm(transA: true, m: p, n: p, k: n, a: pt, b: t, c: &sigma)
             symmetrizeAverage(&sigma, p)
-            return (mean, try CovarianceFactor.dense(sigma, p: p, jitter: jitter))
+            return (mean, try CovarianceFactor.dense(sigma, p: p, jitter: jitter, name: name))
         case .draws(let draws, let s):
             let (centred, fbar) = centreDraws(draws, s: s, n: n, classIndex: c)
             var mean = [Double](repeating: 0, count: p)
             BLAS.dgemm(transA: true, m: p, n: 1, k: n, a: pt, b: fbar, c: &mean)
             var b = [Double](repeating: 0, count: s * p)
             BLAS.dgemm(m: s, n: p, k: n, alpha: 1 / Double(s - 1).squareRoot(), a: centred, b: pt, c: &b)
-            return (mean, try CovarianceFactor.thin(b, k: s, p: p, jitter: jitter))
+            return (mean, try CovarianceFactor.thin(b, k: s, p: p, jitter: jitter, name: name))
         case .lastLayer(let h, let hidden, let wMean, let wCov, let bias):
             let f = lastLayerMean(h, hidden: hidden, weightMean: wMean, bias: bias, n: n, classIndex: c, classes: classes)
             var mean = [Double](repeating: 0, count: p)
@@ -182,11 +194,10 @@ extension RATE {
             // Aᵀ = Hᵀ Pᵀ (h×p); Σ = A Σ_W Aᵀ = BᵀB with B = Rᵀ Aᵀ, Σ_W = R Rᵀ.
             var at = [Double](repeating: 0, count: hidden * p)
             BLAS.dgemm(transA: true, m: hidden, n: p, k: n, a: h.baseAddress!, b: pt, c: &at)
-            let (rt, rows) = try squareRootTransposed(wCov.baseAddress! + c * hidden * hidden, hidden: hidden,
-                                                      name: classes > 1 ? "W_cov[\(c)]" : "W_cov")
+            let (rt, rows) = try squareRootTransposed(wCov.baseAddress! + c * hidden * hidden, hidden: hidden, name: name)
             var b = [Double](repeating: 0, count: rows * p)
             BLAS.dgemm(m: rows, n: p, k: hidden, a: rt, b: at, c: &b)
-            return (mean, try CovarianceFactor.thin(b, k: rows, p: p, jitter: jitter))
+            return (mean, try CovarianceFactor.thin(b, k: rows, p: p, jitter: jitter, name: name))
         }
     }
 
@@ -195,10 +206,8 @@ extension RATE {
     static func squareRootTransposed(_ cov: UnsafePointer<Double>, hidden h: Int, name: String) throws -> ([Double], Int) {
         var a = Array(UnsafeBufferPointer(start: cov, count: h * h))
         let values = try a.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: h, what: name) }
+        try CovarianceFactor.checkSemiDefinite(values, name)
         let top = max(values.last ?? 0, 0)
-        if let low = values.first, low < -1e-8 * top - Double.leastNormalMagnitude {
-            throw SwiftAttrError.invalid("\(name) is not positive semi-definite (eigenvalue \(low))")
-        }
         var rows: [Int] = []
         for i in 0..<h where values[i] > top * CovarianceFactor.cutoff(h) { rows.append(i) }
         var rt = [Double](repeating: 0, count: rows.count * h)
@@ -224,9 +233,9 @@ extension RATE {
     /// Draws of class c centred over draws (S×n) and their mean (n).
     static func centreDraws(_ draws: UnsafeBufferPointer<Double>, s: Int, n: Int, classIndex c: Int) -> ([Double], [Double]) {
         let base = c * s * n
+        // Running mean (m += (x − m)/(d+1)): a sum of S draws near the float64 limit would overflow.
         var mean = [Double](repeating: 0, count: n)
-        for d in 0..<s { for i in 0..<n { mean[i] += draws[base + d * n + i] } }
-        for i in 0..<n { mean[i] /= Double(s) }
+        for d in 0..<s { for i in 0..<n { mean[i] += (draws[base + d * n + i] - mean[i]) / Double(d + 1) } }
         var centred = [Double](repeating: 0, count: s * n)
         for d in 0..<s { for i in 0..<n { centred[d * n + i] = draws[base + d * n + i] - mean[i] } }
         return (centred, mean)
@@ -312,6 +321,7 @@ struct LowRankProjection {
                 }
             }
         }
+        try Check.finiteResult(gram, "the Gram matrix of X", hint: "; rescale X")
         let values = try gram.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: small, what: "X") }
         let top = values.last ?? 0
         var kept: [Int] = []

@@ -37,7 +37,7 @@ public enum RATE {
         try Check.finite(covariance, covarianceName)
         try RATEValidation.symmetric(covariance, n: p, covarianceName)
         let plan = try RATEPlan(p: p, options: options)
-        let factor = try CovarianceFactor.dense(Array(covariance), p: p, jitter: options.jitter)
+        let factor = try CovarianceFactor.dense(Array(covariance), p: p, jitter: options.jitter, name: covarianceName)
         return try compute(mean: Array(mean), factor: factor, plan: plan, exactKLD: options.exactKLD)
     }
 
@@ -51,8 +51,12 @@ public enum RATE {
     }
 
     /// RATE from a factored posterior; shared by every input kind.
+    /// A variable without posterior variance carries no information and gets KLD 0; so when Σ = 0
+    /// altogether (W_cov = 0, V_F = 0, identical draws) every KLD is 0, RATE is uniform and the result's
+    /// rank is 0. Every result is checked finite (`.numerical` otherwise).
     static func compute(mean: [Double], factor: CovarianceFactor, plan: RATEPlan, exactKLD: Bool) throws -> RATEResult {
         let p = plan.p
+        try Check.finiteResult(mean, "the effect-size mean", hint: "; rescale X or the outputs")
         var kld = [Double](repeating: 0, count: plan.outputCount)
         if plan.singleVariables {
             for j in 0..<p {
@@ -99,6 +103,8 @@ public enum RATE {
             throw SwiftAttrError(.numerical, "KLD of entry \(i) overflowed (\(kld[i])); rescale the outputs or the inputs")
         }
         let (rate, delta, ess) = normalise(kld: kld, scored: plan.outputIndex)
+        try Check.finiteResult(rate, "RATE")
+        try Check.finiteResult([delta, ess], "delta and ESS")
         return RATEResult(rate: rate, kld: kld, delta: delta, ess: ess, effectSizeMean: mean,
                           rank: factor.rank, usedPseudoInverse: factor.usedPseudoInverse)
     }

@@ -36,6 +36,8 @@ enum LAPACK {
     /// `a + k·n`) and the result holds the eigenvalues in ascending order. Throws `.numerical` when LAPACK
     /// fails to converge.
     static func syevd(_ a: UnsafeMutablePointer<Double>, n: Int, what: String) throws -> [Double] {
+        // An empty problem has no eigenvalues; LAPACK would reject its lda = 0 (info −6, printed by xerbla).
+        guard n > 0 else { return [] }
         var w = [Double](repeating: 0, count: n)
         let info = w.withUnsafeMutableBufferPointer { w in
             Parallel.threadedBLAS { LAPACKE_dsyevd(LAPACK_COL_MAJOR, flag("V"), flag("L"), LapackInt(n), a, LapackInt(n), w.baseAddress!) }

@@ -90,10 +90,10 @@ public enum Layer: Sendable, Equatable {
             guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count, dilation.count == kernel.count else {
                 throw SwiftAttrError.invalid("conv: kernel, stride, padding and dilation must each have 1 (Conv1d) or 2 (Conv2d) entries")
             }
-            for k in kernel { try Check.positive(k, "conv kernel_size"); try Check.window(k, "conv kernel_size") }
-            for s in stride { try Check.positive(s, "conv stride"); try Check.window(s, "conv stride") }
-            for p in padding { try Check.nonNegative(p, "conv padding"); try Check.window(p, "conv padding") }
-            for d in dilation { try Check.positive(d, "conv dilation"); try Check.window(d, "conv dilation") }
+            for (i, k) in kernel.enumerated() { try Check.windowEntry(k, "conv kernel_size", "kernel", i, of: kernel.count, minimum: 1) }
+            for (i, s) in stride.enumerated() { try Check.windowEntry(s, "conv stride", "stride", i, of: stride.count, minimum: 1) }
+            for (i, p) in padding.enumerated() { try Check.windowEntry(p, "conv padding", "padding", i, of: padding.count, minimum: 0) }
+            for (i, d) in dilation.enumerated() { try Check.windowEntry(d, "conv dilation", "dilation", i, of: dilation.count, minimum: 1) }
             let expected = try Check.count([outChannels, inChannels] + kernel, "conv weight")
             guard weight.count == expected else {
                 throw SwiftAttrError.shape("conv weight: expected \(([outChannels, inChannels] + kernel).map(String.init).joined(separator: "×")) = \(expected) values, got \(weight.count)")
@@ -126,10 +126,10 @@ public enum Layer: Sendable, Equatable {
             guard !kernel.isEmpty, kernel.count <= 2, stride.count == kernel.count, padding.count == kernel.count else {
                 throw SwiftAttrError.invalid("pool: kernel, stride and padding must each have 1 or 2 entries")
             }
-            for k in kernel { try Check.positive(k, "pool kernel_size"); try Check.window(k, "pool kernel_size") }
-            for s in stride { try Check.positive(s, "pool stride"); try Check.window(s, "pool stride") }
-            for (p, k) in zip(padding, kernel) {
-                try Check.nonNegative(p, "pool padding")
+            for (i, k) in kernel.enumerated() { try Check.windowEntry(k, "pool kernel_size", "kernel", i, of: kernel.count, minimum: 1) }
+            for (i, s) in stride.enumerated() { try Check.windowEntry(s, "pool stride", "stride", i, of: stride.count, minimum: 1) }
+            for (i, (p, k)) in zip(padding, kernel).enumerated() {
+                try Check.windowEntry(p, "pool padding", "padding", i, of: padding.count, minimum: 0)
                 guard 2 * p <= k else { throw SwiftAttrError.invalid("pool padding (\(p)) must be at most half the kernel size (\(k))") }
             }
             self.kernel = kernel

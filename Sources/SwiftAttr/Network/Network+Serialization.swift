@@ -110,71 +110,107 @@ extension Network {
     /// Largest model file accepted (16 GiB).
     static let maximumFileSize = 1 << 34
 
-    /// The model file's bytes.
-    public func serialized() -> [UInt8] {
-        var bytes = Self.fileMagic
-        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { bytes.append(contentsOf: $0) } }
-        func i64(_ v: Int) { withUnsafeBytes(of: Int64(v).littleEndian) { bytes.append(contentsOf: $0) } }
-        func f32s(_ v: [Float]) { for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } } }
-        u32(inputShape.count)
-        inputShape.forEach(i64)
-        u32(layers.count)
+    /// Emits the model file, field by field, to `sink` (tensors as one chunk each, without a copy on a
+    /// little-endian machine).
+    private func encode(to sink: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        func u32(_ v: Int) throws { try withUnsafeBytes(of: UInt32(v).littleEndian, sink) }
+        func i64(_ v: Int) throws { try withUnsafeBytes(of: Int64(v).littleEndian, sink) }
+        func f32s(_ v: [Float]) throws {
+            #if _endian(little)
+            try v.withUnsafeBytes(sink)
+            #else
+            for x in v { try withUnsafeBytes(of: x.bitPattern.littleEndian, sink) }
+            #endif
+        }
+        try Self.fileMagic.withUnsafeBytes(sink)
+        try u32(inputShape.count)
+        for d in inputShape { try i64(d) }
+        try u32(layers.count)
         for layer in layers {
             let r = layer.record
-            u32(Int(layer.kind.rawValue))
-            u32(r.ints.count); r.ints.forEach(i64)
-            u32(r.scalars.count); f32s(r.scalars)
-            u32(r.tensors.count)
+            try u32(Int(layer.kind.rawValue))
+            try u32(r.ints.count)
+            for v in r.ints { try i64(v) }
+            try u32(r.scalars.count)
+            try f32s(r.scalars)
+            try u32(r.tensors.count)
             for t in r.tensors {
-                withUnsafeBytes(of: UInt64(t.count).littleEndian) { bytes.append(contentsOf: $0) }
-                f32s(t)
+                try withUnsafeBytes(of: UInt64(t.count).littleEndian, sink)
+                try f32s(t)
             }
         }
+    }
+
+    /// The model file's bytes.
+    public func serialized() -> [UInt8] {
+        var bytes: [UInt8] = []
+        encode { bytes.append(contentsOf: $0) }
         return bytes
     }
 
     /// Parses a model file's bytes, validating every field. Every failure, including a layer that the
     /// file describes but that does not validate (bad sizes, NaN weights, shapes that do not fit), is a
-    /// `.format` error whose message starts with "model file".
+    /// `.format` error whose message starts with "model file" (`.outOfMemory` when a tensor the file
+    /// declares cannot be allocated).
     public init(serialized bytes: [UInt8]) throws {
-        do {
-            self = try Self.parse(bytes)
-        } catch let error as SwiftAttrError where error.code != .format {
-            throw SwiftAttrError(.format, "model file: \(error.message)")
+        var offset = 0
+        self = try bytes.withUnsafeBytes { all in
+            try Self.parse(size: all.count) { target in
+                target.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[offset..<(offset + target.count)]))
+                offset += target.count
+            }
         }
     }
 
-    private static func parse(_ bytes: [UInt8]) throws -> Network {
+    /// Parses a model file of `size` bytes whose bytes `read` delivers in order (it fills its whole
+    /// argument; `parse` never asks past `size`). The magic is checked first, and each tensor's size
+    /// against what is left of the file before anything is allocated for it.
+    private static func parse(size: Int, read: (UnsafeMutableRawBufferPointer) throws -> Void) throws -> Network {
+        /// A layer or shape the file describes that does not validate is a format error of the file.
+        func validated<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch let error as SwiftAttrError where error.code != .format {
+                throw SwiftAttrError(.format, "model file: \(error.message)")
+            }
+        }
         var offset = 0
         func fail(_ what: String) -> SwiftAttrError { SwiftAttrError(.format, "model file: \(what) (at byte \(offset))") }
-        func take(_ n: Int) throws -> ArraySlice<UInt8> {
-            guard n >= 0, offset + n <= bytes.count else { throw fail("truncated") }
-            defer { offset += n }
-            return bytes[offset..<(offset + n)]
+        func take(_ target: UnsafeMutableRawBufferPointer) throws {
+            guard target.count <= size - offset else { throw fail("truncated") }
+            try read(target)
+            offset += target.count
         }
-        func u32() throws -> Int { Int(try take(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) }
-        func u64() throws -> UInt64 { try take(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        func u32() throws -> Int {
+            var v: UInt32 = 0
+            try withUnsafeMutableBytes(of: &v) { try take($0) }
+            return Int(UInt32(littleEndian: v))
+        }
+        func u64() throws -> UInt64 {
+            var v: UInt64 = 0
+            try withUnsafeMutableBytes(of: &v) { try take($0) }
+            return UInt64(littleEndian: v)
+        }
         func i64() throws -> Int {
             let v = Int64(bitPattern: try u64())
             guard v >= Int64(Int32.min), v <= Int64(Int32.max) else { throw fail("integer \(v) out of range") }
             return Int(v)
         }
-        func f32s(_ n: Int) throws -> [Float] {
-            guard n <= (bytes.count - offset) / 4 else { throw fail("truncated") }
-            let raw = try take(4 * n)
-            var out = [Float](repeating: 0, count: n)
-            var i = raw.startIndex
-            for k in 0..<n {
-                out[k] = Float(bitPattern: UInt32(raw[i]) | UInt32(raw[i + 1]) << 8 | UInt32(raw[i + 2]) << 16 | UInt32(raw[i + 3]) << 24)
-                i += 4
-            }
+        func f32s(_ n: Int, _ what: String) throws -> [Float] {
+            guard n <= (size - offset) / 4 else { throw fail("truncated") }
+            var out = try Allocation.zeros(n, of: Float.self, "model file: \(what)")
+            try out.withUnsafeMutableBytes { try take($0) }
+            #if !_endian(little)
+            for k in 0..<n { out[k] = Float(bitPattern: UInt32(littleEndian: out[k].bitPattern)) }
+            #endif
             return out
         }
-        guard Array(try take(8)) == Self.fileMagic else { throw SwiftAttrError(.format, "model file: not a swiftattr model (bad magic)") }
+        var magic = [UInt8](repeating: 0, count: 8)
+        guard size >= 8 else { throw SwiftAttrError(.format, "model file: not a swiftattr model (\(size) bytes, shorter than the magic)") }
+        try magic.withUnsafeMutableBytes { try take($0) }
+        guard magic == Self.fileMagic else { throw SwiftAttrError(.format, "model file: not a swiftattr model (bad magic)") }
         let ndim = try u32()
         guard (1...3).contains(ndim) else { throw fail("input ndim \(ndim) not in 1...3") }
         let shape = try (0..<ndim).map { _ in try i64() }
-        var network = try Network(inputShape: shape)
+        var network = try validated { try Network(inputShape: shape) }
         let count = try u32()
         for index in 0..<count {
             guard let kind = Layer.Kind(rawValue: UInt32(try u32())) else { throw fail("unknown layer kind in layer \(index)") }
@@ -183,50 +219,152 @@ extension Network {
             let ints = try (0..<ni).map { _ in try i64() }
             let ns = try u32()
             guard ns <= 64 else { throw fail("too many scalars in layer \(index)") }
-            let scalars = try f32s(ns)
+            let scalars = try f32s(ns, "layer \(index) scalars")
             let nt = try u32()
             guard nt <= 16 else { throw fail("too many tensors in layer \(index)") }
-            let tensors = try (0..<nt).map { _ -> [Float] in
+            let tensors = try (0..<nt).map { t -> [Float] in
                 let n = try u64()
-                guard n <= UInt64(bytes.count) else { throw fail("tensor larger than the file") }
-                return try f32s(Int(n))
+                guard n <= UInt64(size - offset) / 4 else {
+                    throw fail("truncated: tensor \(t) of layer \(index) declares \(n) floats, more than the \(size - offset) bytes left")
+                }
+                return try f32s(Int(n), "layer \(index) tensor \(t)")
             }
-            try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors))
+            try validated { try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors)) }
         }
-        guard offset == bytes.count else { throw fail("\(bytes.count - offset) trailing bytes") }
+        guard offset == size else { throw fail("\(size - offset) trailing bytes") }
         return network
     }
 
-    /// Writes the model file to `path`.
+    /// Writes the model file to `path`. A regular file (or a new one) is replaced atomically: the bytes go
+    /// to a temporary file in the same directory, which is checked (every write, fsync, close) and then
+    /// renamed over `path`, so a failure (disk full, a file-size limit) leaves the old file intact and
+    /// throws `.io` naming the path. Anything else (a device such as /dev/null, a FIFO) is written in
+    /// place, every write checked.
     public func save(to path: String) throws {
-        let bytes = serialized()
-        guard let file = fopen(path, "wb") else { throw SwiftAttrError(.io, "path: cannot open '\(path)' for writing (errno \(errno))") }
-        defer { fclose(file) }
-        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-        guard written == bytes.count else { throw SwiftAttrError(.io, "path: short write to '\(path)'") }
+        func failure(_ what: String, _ code: Int32 = errno) -> SwiftAttrError {
+            SwiftAttrError(.io, "path: cannot \(what) '\(path)': \(String(cString: strerror(code)))")
+        }
+        var target = path
+        var info = stat()
+        if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFLNK {
+            // Write through a symbolic link, as fopen would, rather than replacing the link.
+            guard let resolved = realpath(path, nil) else { throw failure("resolve") }
+            target = String(cString: resolved)
+            free(resolved)
+        }
+        let exists = stat(target, &info) == 0
+        if exists && (info.st_mode & S_IFMT) != S_IFREG {
+            let fd = open(target, O_WRONLY | O_CLOEXEC | O_NONBLOCK)
+            guard fd >= 0 else { throw failure("open for writing") }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            do { try writeAll(fd, failure) } catch { close(fd); throw error }
+            guard close(fd) == 0 else { throw failure("write") }
+            return
+        }
+        var fd: Int32 = -1
+        var temporary = ""
+        for attempt in 0..<100 {
+            temporary = "\(target).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))-\(attempt)"
+            fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            if fd >= 0 || errno != EEXIST { break }
+        }
+        guard fd >= 0 else { throw failure("create a temporary file beside") }
+        do {
+            if exists { _ = fchmod(fd, info.st_mode & 0o7777) }
+            try writeAll(fd, failure)
+            guard fsync(fd) == 0 else { throw failure("write") }
+            let closed = close(fd)
+            fd = -1
+            guard closed == 0 else { throw failure("write") }
+            guard rename(temporary, target) == 0 else { throw failure("replace") }
+        } catch {
+            if fd >= 0 { close(fd) }
+            unlink(temporary)
+            throw error
+        }
     }
 
-    /// Reads a model file from `path`.
+    /// Writes the model file to the open descriptor `fd` through a 1 MiB buffer, checking every write.
+    private func writeAll(_ fd: Int32, _ failure: (String, Int32) -> SwiftAttrError) throws {
+        let capacity = 1 << 20
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var used = 0
+        func flush(_ bytes: UnsafeRawBufferPointer) throws {
+            var done = 0
+            while done < bytes.count {
+                let n = Glibc.write(fd, bytes.baseAddress! + done, bytes.count - done)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw failure("write", errno)
+                }
+                if n == 0 { throw failure("write", EIO) }
+                done += n
+            }
+        }
+        try encode { chunk in
+            if used + chunk.count > capacity {
+                try flush(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+                used = 0
+            }
+            if chunk.count > capacity {
+                try flush(chunk)
+            } else if chunk.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + chunk.count)]).copyMemory(from: chunk)
+                used += chunk.count
+            }
+        }
+        try flush(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+    }
+
+    /// Reads a model file from `path`. The file is opened without blocking (a FIFO or device would
+    /// otherwise wait forever), must be a regular file of at most 16 GiB, and is parsed as it is read:
+    /// a file that is not a model fails at its first 8 bytes, and a tensor is read straight into its
+    /// array, allocated failably (`.outOfMemory`) after its size was checked against the file.
     public static func load(from path: String) throws -> Network {
-        guard let file = fopen(path, "rb") else { throw SwiftAttrError(.io, "path: cannot open '\(path)' for reading (errno \(errno))") }
-        defer { fclose(file) }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)
+        guard fd >= 0 else { throw SwiftAttrError(.io, "path: cannot open '\(path)' for reading: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
         var info = stat()
-        guard fstat(fileno(file), &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+        guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
             throw SwiftAttrError(.io, "path: '\(path)' is not a regular file")
         }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         guard info.st_size <= Network.maximumFileSize else {
             throw SwiftAttrError(.format, "model file: '\(path)' has \(info.st_size) bytes, more than the \(Network.maximumFileSize) a model may have")
         }
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(Int(info.st_size))
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if n == 0 { break }
-            bytes.append(contentsOf: buffer[0..<n])
-            guard bytes.count <= Network.maximumFileSize else { throw SwiftAttrError(.format, "model file: '\(path)' is larger than \(Network.maximumFileSize) bytes") }
+        // Small fields come through a 64 KiB buffer; large reads (tensors) go straight to their array.
+        let capacity = 1 << 16
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var start = 0, end = 0
+        func readSome(_ target: UnsafeMutableRawBufferPointer) throws -> Int {
+            while true {
+                let n = read(fd, target.baseAddress!, target.count)
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw SwiftAttrError(.io, "path: read error on '\(path)': \(String(cString: strerror(errno)))") }
+                guard n > 0 else { throw SwiftAttrError(.format, "model file: '\(path)' is truncated (it shrank while being read)") }
+                return n
+            }
         }
-        guard ferror(file) == 0 else { throw SwiftAttrError(.io, "path: read error on '\(path)'") }
-        return try Network(serialized: bytes)
+        return try parse(size: Int(info.st_size)) { target in
+            var filled = 0
+            while filled < target.count {
+                if start == end {
+                    let rest = UnsafeMutableRawBufferPointer(rebasing: target[filled...])
+                    if rest.count >= capacity {
+                        filled += try readSome(rest)
+                        continue
+                    }
+                    start = 0
+                    end = try readSome(buffer)
+                }
+                let n = min(end - start, target.count - filled)
+                UnsafeMutableRawBufferPointer(rebasing: target[filled..<(filled + n)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer[start..<(start + n)]))
+                start += n
+                filled += n
+            }
+        }
     }
 }
