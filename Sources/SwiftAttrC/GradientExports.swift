@@ -148,7 +148,7 @@ public func sa_expected_gradients(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
     _ references: UnsafePointer<Float>?, _ nReferences: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ nSamples: Int64, _ seed: UInt64, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
+    _ nSamples: Int64, _ seed: UInt64, _ firstExample: Int64, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
@@ -157,7 +157,7 @@ public func sa_expected_gradients(
         let t = try targets(target, nTarget, rows: rows)
         let samples = try checkCount(nSamples, "n_samples")
         _ = try nonNull(out, "out")
-        try write(try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
+        try write(try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples, seed: seed, exampleOffset: Int(firstExample), internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
     }
 }
 
@@ -165,7 +165,7 @@ public func sa_expected_gradients(
 public func sa_smoothgrad(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ ntType: Int32, _ nSamples: Int64, _ stdev: Float, _ seed: UInt64, _ internalBatchSize: Int64,
+    _ ntType: Int32, _ nSamples: Int64, _ stdev: Float, _ seed: UInt64, _ firstExample: Int64, _ internalBatchSize: Int64,
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
@@ -177,6 +177,6 @@ public func sa_smoothgrad(
         }
         let samples = try checkCount(nSamples, "n_samples")
         _ = try nonNull(out, "out")
-        try write(try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed, internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
+        try write(try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed, exampleOffset: Int(firstExample), internalBatchSize: try chunk(internalBatchSize)), to: out, count: rows * net.inputSize)
     }
 }

@@ -151,4 +151,153 @@ final class ForkAndSeedTests: XCTestCase {
         XCTAssertEqual(result.hung, 0, "forked children hung")
         XCTAssertEqual(result.failed, 0, "forked children computed wrong chunks")
     }
+
+    // MARK: Seeded draws
+
+    /// Random123's known-answer vectors for philox4x32 with 10 rounds (counter, key → output).
+    func testPhiloxKnownAnswers() {
+        let cases: [((UInt32, UInt32, UInt32, UInt32), (UInt32, UInt32), (UInt32, UInt32, UInt32, UInt32))] = [
+            ((0, 0, 0, 0), (0, 0), (0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8)),
+            ((.max, .max, .max, .max), (.max, .max), (0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD)),
+            ((0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), (0xA409_3822, 0x299F_31D0),
+             (0xD16C_FE09, 0x94FD_CCEB, 0x5001_E420, 0x2412_6EA1)),
+        ]
+        for (counter, key, expected) in cases {
+            let out = CounterRandom.philox(counter: counter, key: key)
+            XCTAssert(out == expected, "philox(\(counter), \(key)) = \(out), expected \(expected)")
+        }
+        // The key is the seed (low word first), the counter (example low, example high, sample, block).
+        let b = CounterRandom.block(seed: 0x299F_31D0_A409_3822, example: 0x85A3_08D3_243F_6A88, sample: 0x1319_8A2E, block: 0x0370_7344)
+        XCTAssert(b == cases[2].2, "block() packs seed and counter as documented")
+    }
+
+    /// Uniforms lie in [0, 1); the normals of 20,000 blocks have mean 0 and variance 1 within 5 standard
+    /// errors (√(1/n) and √(2/n)), and their two halves are uncorrelated.
+    func testCounterDrawsAreUniformAndNormal() {
+        var sum = 0.0, squares = 0.0, cross = 0.0, n = 0.0
+        for e in 0..<100 {
+            for s in 0..<100 {
+                for b in 0..<2 {
+                    let (u, v) = CounterRandom.uniforms(seed: 9, example: UInt64(e), sample: UInt32(s), block: UInt32(b))
+                    XCTAssert(u >= 0 && u < 1 && v >= 0 && v < 1)
+                    let (z0, z1) = CounterRandom.normals(seed: 9, example: UInt64(e), sample: UInt32(s), block: UInt32(b))
+                    sum += z0 + z1
+                    squares += z0 * z0 + z1 * z1
+                    cross += z0 * z1
+                    n += 2
+                }
+            }
+        }
+        XCTAssertEqual(sum / n, 0, accuracy: 5 / n.squareRoot())
+        XCTAssertEqual(squares / n, 1, accuracy: 5 * (2 / n).squareRoot())
+        XCTAssertEqual(cross / (n / 2), 0, accuracy: 5 / (n / 2).squareRoot())
+    }
+
+    private func seededNet(_ g: inout Gen) -> Network {
+        net([6], [g.dense(12, 6), .relu, g.dense(10, 12), .tanh, g.dense(3, 10)])
+    }
+
+    /// Largest difference of `a` from `b` relative to max|b| over each example's row (`width` values).
+    private func worstPerExample(_ a: [Float], _ b: [Float], width: Int) -> Double {
+        var worst = 0.0
+        for start in stride(from: 0, to: b.count, by: width) {
+            let scale = max(b[start..<(start + width)].map { Double(abs($0)) }.max()!, 1e-30)
+            for k in start..<(start + width) { worst = max(worst, Double(abs(a[k] - b[k])) / scale) }
+        }
+        return worst
+    }
+
+    /// Tolerance of the comparisons below that change chunk shapes: each sample's gradient comes from
+    /// GEMMs of depth K ≤ 12 whose rounding depends on the GEMM shape (≤ K·u·Σ|w||h| per product, u = 6e-8,
+    /// so ≤ 1e-6 of the gradient's scale through three layers); the per-example mean over samples keeps that
+    /// bound, and the Double accumulators add nothing at float32 precision. 1e-5 of the example's max|φ|
+    /// leaves a margin of 10 for the scale of intermediate sums. A seed change moves φ by Monte Carlo error,
+    /// far above it (asserted > 1e-2).
+    private let roundingTolerance = 1e-5
+
+    /// 64 rows in one call equal four calls of 16 with exampleOffset 0, 16, 32, 48 (before: the streams were
+    /// keyed by the row's index in the call, and the pieces differed by 26 % relative); the offset matters;
+    /// seeds still matter.
+    func testSplitBatchesReproduceOneCall() throws {
+        var g = Gen(801)
+        let n = seededNet(&g)
+        let rows = 64, d = 6
+        let x = g.normals(rows * d), refs = g.normals(9 * d)
+        let targets = (0..<rows).map { $0 % 3 }
+        func eg(_ r: Range<Int>, offset: Int, seed: UInt64 = 5) throws -> [Float] {
+            try n.expectedGradients(Array(x[(r.lowerBound * d)..<(r.upperBound * d)]), rows: r.count, references: refs, referenceCount: 9,
+                                    targets: Array(targets[r]), samples: 40, seed: seed, exampleOffset: offset)
+        }
+        func sg(_ r: Range<Int>, offset: Int, aggregation: Network.NoiseAggregation, seed: UInt64 = 5) throws -> [Float] {
+            try n.smoothGrad(Array(x[(r.lowerBound * d)..<(r.upperBound * d)]), rows: r.count, targets: Array(targets[r]),
+                             aggregation: aggregation, samples: 30, stdev: 0.4, seed: seed, exampleOffset: offset)
+        }
+        let pieces = [0..<16, 16..<32, 32..<48, 48..<64]
+        let whole = try eg(0..<64, offset: 0)
+        let split = try pieces.flatMap { try eg($0, offset: $0.lowerBound) }
+        XCTAssertLessThan(worstPerExample(split, whole, width: d), roundingTolerance, "EG: four calls of 16 vs one call of 64")
+        let unshifted = try pieces.flatMap { try eg($0, offset: 0) }
+        XCTAssertGreaterThan(worstPerExample(unshifted, whole, width: d), 1e-2, "EG: the example offset selects the streams")
+        XCTAssertGreaterThan(worstPerExample(try eg(0..<64, offset: 0, seed: 6), whole, width: d), 1e-2, "EG: seeds matter")
+        for aggregation in Network.NoiseAggregation.allCases {
+            let whole = try sg(0..<64, offset: 0, aggregation: aggregation)
+            let split = try pieces.flatMap { try sg($0, offset: $0.lowerBound, aggregation: aggregation) }
+            XCTAssertLessThan(worstPerExample(split, whole, width: d), roundingTolerance, "\(aggregation.name): four calls of 16 vs one call of 64")
+            let unshifted = try pieces.flatMap { try sg($0, offset: 0, aggregation: aggregation) }
+            XCTAssertGreaterThan(worstPerExample(unshifted, whole, width: d), 1e-2, "\(aggregation.name): the example offset selects the streams")
+            XCTAssertGreaterThan(worstPerExample(try sg(0..<64, offset: 0, aggregation: aggregation, seed: 6), whole, width: d), 1e-2,
+                                 "\(aggregation.name): seeds matter")
+        }
+        assertError(.invalidArgument, mentioning: "first_example") { try eg(0..<4, offset: -1) }
+        assertError(.invalidArgument, mentioning: "first_example") { try eg(0..<4, offset: Int.max - 2) }
+    }
+
+    /// internal_batch_size and the thread count change nothing but rounding (tolerance as above), and one
+    /// setting repeats bit for bit.
+    func testChunkingAndThreadsChangeOnlyRounding() throws {
+        var g = Gen(802)
+        let n = seededNet(&g)
+        let rows = 10, d = 6
+        let x = g.normals(rows * d), refs = g.normals(7 * d)
+        try Parallel.setThreadCount(1)
+        let eg0 = try n.expectedGradients(x, rows: rows, references: refs, referenceCount: 7, targets: [2], samples: 33, seed: 3)
+        let sg0 = try n.smoothGrad(x, rows: rows, targets: [1], aggregation: .varGrad, samples: 21, stdev: 0.5, seed: 3)
+        for threads in [1, 2, 3] {
+            try Parallel.setThreadCount(threads)
+            for chunk in [nil, 1, 7, 64, 1000] {
+                let eg = try n.expectedGradients(x, rows: rows, references: refs, referenceCount: 7, targets: [2], samples: 33, seed: 3, internalBatchSize: chunk)
+                let sg = try n.smoothGrad(x, rows: rows, targets: [1], aggregation: .varGrad, samples: 21, stdev: 0.5, seed: 3, internalBatchSize: chunk)
+                XCTAssertLessThan(worstPerExample(eg, eg0, width: d), roundingTolerance, "EG, \(threads) threads, chunk \(String(describing: chunk))")
+                XCTAssertLessThan(worstPerExample(sg, sg0, width: d), roundingTolerance, "vargrad, \(threads) threads, chunk \(String(describing: chunk))")
+                XCTAssertEqual(eg, try n.expectedGradients(x, rows: rows, references: refs, referenceCount: 7, targets: [2], samples: 33, seed: 3, internalBatchSize: chunk),
+                               "EG repeats bit for bit")
+            }
+        }
+    }
+
+    /// Path sums do not depend on the chunking. On a linear model every term is exact (IG: the quadrature
+    /// weight w_k in the target's slot; EG with one Dense layer: (x − x')_j · w_tj / S, one float32 product),
+    /// so only the order of the additions could differ; the accumulators add in Double, which is exact here
+    /// (terms within 2^12 of each other: 24 + 12 + log2(50) < 53 bits), so every chunking and thread count
+    /// must give the same floats. Before, float32 accumulators rounded differently per chunking.
+    func testPathSumsDoNotDependOnChunking() throws {
+        var g = Gen(803)
+        let d = 5, rows = 4
+        let w = g.awayFromZero(3 * d, gap: 0.5)
+        let n = net([d], [.dense(try .init(weight: w, bias: [0.1, 0.2, 0.3], outFeatures: 3, inFeatures: d))])
+        let x = g.awayFromZero(rows * d, gap: 1, scale: 1), base = g.normals(rows * d, scale: 0.1)
+        let refs = g.normals(6 * d, scale: 0.1)
+        try Parallel.setThreadCount(1)
+        let ig0 = try n.integratedGradients(x, rows: rows, baselines: base, targets: [0, 1, 2, 1], steps: 50).attributions
+        let eg0 = try n.expectedGradients(x, rows: rows, references: refs, referenceCount: 6, targets: [2], samples: 50, seed: 1)
+        for threads in [1, 2, 3] {
+            try Parallel.setThreadCount(threads)
+            for chunk in [1, 2, 3, 7, 13, 64] {
+                let ig = try n.integratedGradients(x, rows: rows, baselines: base, targets: [0, 1, 2, 1], steps: 50, internalBatchSize: chunk).attributions
+                XCTAssertEqual(ig, ig0, "IG of a linear model, \(threads) threads, chunk \(chunk)")
+                let eg = try n.expectedGradients(x, rows: rows, references: refs, referenceCount: 6, targets: [2], samples: 50, seed: 1, internalBatchSize: chunk)
+                XCTAssertEqual(eg, eg0, "EG of a linear model, \(threads) threads, chunk \(chunk)")
+            }
+        }
+    }
 }

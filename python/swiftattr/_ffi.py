@@ -120,9 +120,9 @@ _sig("sa_input_x_gradient", [model_p, f32p, c_int64, i64p, c_int64, f32p])
 _sig("sa_integrated_gradients",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
 _sig("sa_expected_gradients",
-     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, f32p])
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, c_int64, f32p])
 _sig("sa_smoothgrad",
-     [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, f32p])
+     [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, c_int64, f32p])
 
 IG_METHODS = {"riemann_left": 0, "riemann_right": 1, "riemann_middle": 2, "riemann_trapezoid": 3, "gausslegendre": 4}
 NT_TYPES = {"smoothgrad": 0, "smoothgrad_sq": 1, "vargrad": 2}

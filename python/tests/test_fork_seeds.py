@@ -135,5 +135,82 @@ def test_forked_workers_do_not_hang():
         assert r["differ"] == 0, f"{phase}: {r}"
 
 
+# --- seeded draws ----------------------------------------------------------------------------------------
+
+# Comparisons that change GEMM shapes (pieces of a batch, chunk sizes, thread counts) allow float32 rounding
+# only: each sample's gradient comes from GEMMs of depth K ≤ 16 rounding at ≤ K·u·Σ|w||h| (u = 6e-8), so
+# ≤ 1e-6 of the gradient's scale through three layers; the mean over samples keeps that bound and the
+# Double accumulators add nothing. 1e-5 of each example's max |φ| leaves a margin; a change of seed or of
+# the example offset moves φ by Monte Carlo error, asserted > 1e-2.
+ROUNDING = 1e-5
+
+
+def _worst_per_example(a, b):
+    a = a.reshape(a.shape[0], -1).astype(np.float64)
+    b = b.reshape(b.shape[0], -1).astype(np.float64)
+    return float((np.abs(a - b).max(1) / np.maximum(np.abs(b).max(1), 1e-30)).max())
+
+
+def _seed_problem():
+    rng = np.random.default_rng(12)
+    net = smooth_mlp(rng)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    refs = rng.standard_normal((9, 6)).astype(np.float32)
+    return net, x, refs, np.arange(64) % 3
+
+
+@pytest.mark.parametrize("method", ["expected_gradients", "smoothgrad", "vargrad"])
+def test_split_batch_reproduces_one_call(method):
+    net, x, refs, t = _seed_problem()
+
+    def run(rows, first_example, seed=5):
+        if method == "expected_gradients":
+            return sa.expected_gradients(net, x[rows], refs, target=t[rows], n_samples=40, seed=seed,
+                                         first_example=first_example)
+        nt = "vargrad" if method == "vargrad" else "smoothgrad"
+        return sa.smoothgrad(net, x[rows], target=t[rows], nt_type=nt, n_samples=30, stdevs=0.4, seed=seed,
+                             first_example=first_example)
+
+    whole = run(slice(0, 64), 0)
+    pieces = [slice(a, a + 16) for a in (0, 16, 32, 48)]
+    split = np.concatenate([run(p, p.start) for p in pieces])
+    assert _worst_per_example(split, whole) < ROUNDING
+    # Without the offsets each piece repeats the first piece's streams (the old behaviour: 26 % off).
+    unshifted = np.concatenate([run(p, 0) for p in pieces])
+    assert _worst_per_example(unshifted, whole) > 1e-2
+    assert _worst_per_example(run(slice(0, 64), 0, seed=6), whole) > 1e-2
+
+
+def test_chunking_and_threads_change_only_rounding():
+    net, x, refs, t = _seed_problem()
+    x, t = x[:10], t[:10]
+    saved = sa.get_num_threads()
+    try:
+        sa.set_num_threads(1)
+        eg0 = sa.expected_gradients(net, x, refs, target=t, n_samples=33, seed=3)
+        sg0 = sa.smoothgrad(net, x, target=t, nt_type="vargrad", n_samples=21, stdevs=0.5, seed=3)
+        for threads in (1, 2, 3):
+            sa.set_num_threads(threads)
+            for chunk in (None, 1, 7, 64):
+                eg = sa.expected_gradients(net, x, refs, target=t, n_samples=33, seed=3, internal_batch_size=chunk)
+                sg = sa.smoothgrad(net, x, target=t, nt_type="vargrad", n_samples=21, stdevs=0.5, seed=3,
+                                   internal_batch_size=chunk)
+                assert _worst_per_example(eg, eg0) < ROUNDING, (threads, chunk)
+                assert _worst_per_example(sg, sg0) < ROUNDING, (threads, chunk)
+    finally:
+        sa.set_num_threads(saved)
+
+
+def test_first_example_is_checked():
+    net, x, refs, t = _seed_problem()
+    for bad, message in [(-1, "first_example"), (2**63 - 2, "first_example"), (1.5, "first_example"),
+                         ("3", "first_example"), (True, "first_example")]:
+        with pytest.raises(sa.SwiftAttrError, match=message) as e:
+            sa.expected_gradients(net, x[:4], refs, target=0, n_samples=4, seed=1, first_example=bad)
+        assert e.value.code == -2
+        with pytest.raises(sa.SwiftAttrError, match=message):
+            sa.smoothgrad(net, x[:4], target=0, n_samples=4, seed=1, first_example=bad)
+
+
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "fork":
     print(json.dumps(_fork_scenario(int(sys.argv[2]))))

@@ -13,6 +13,9 @@
  * memory and compared with the parent's bit for bit (the same computation on the same thread count
  * repeats exactly).
  *
+ * Also: seeded draws keyed by the example's index in the whole batch (first_example), so a batch computed
+ * in four calls equals one call up to float32 rounding.
+ *
  * Build and run: tests/c/run.sh. Prints "N passed, M failed" last; exits non-zero on any failure.
  */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS, usleep */
@@ -20,6 +23,7 @@
 #include "swiftattr.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -88,8 +92,8 @@ static int compute(float *out) {
     if (rc == SA_OK)
         rc = sa_deepshap(model, X, N, REFS, R, TARGET, N, SA_DEEPLIFT_RESCALE, SA_MAXPOOL_GRADIENT, 1, 6, out + OUT,
                          NULL);
-    if (rc == SA_OK) rc = sa_expected_gradients(model, X, N, REFS, R, TARGET, N, SAMPLES, 7, 8, out + 2 * OUT);
-    if (rc == SA_OK) rc = sa_smoothgrad(model, X, N, TARGET, N, 2, SAMPLES, 0.3f, 11, 8, out + 3 * OUT);
+    if (rc == SA_OK) rc = sa_expected_gradients(model, X, N, REFS, R, TARGET, N, SAMPLES, 7, 0, 8, out + 2 * OUT);
+    if (rc == SA_OK) rc = sa_smoothgrad(model, X, N, TARGET, N, 2, SAMPLES, 0.3f, 11, 0, 8, out + 3 * OUT);
     return rc;
 }
 
@@ -198,6 +202,62 @@ static int run_children(const char *phase, int count, const float *ref) {
     return hung;
 }
 
+/* Largest |a - b| over each example's row of D values, relative to that row's max |b|. */
+static double worst_per_example(const float *a, const float *b, int rows) {
+    double worst = 0;
+    for (int r = 0; r < rows; r++) {
+        double scale = 1e-30;
+        for (int k = 0; k < D; k++) scale = fmax(scale, fabs((double)b[r * D + k]));
+        for (int k = 0; k < D; k++) worst = fmax(worst, fabs((double)a[r * D + k] - (double)b[r * D + k]) / scale);
+    }
+    return worst;
+}
+
+/* 64 rows in one call vs four calls of 16 with first_example 0, 16, 32, 48. The pieces' GEMMs have other
+ * shapes, so only float32 rounding may differ: K <= 48 products per layer at u = 6e-8 give <= 3e-6 of
+ * the scale through three layers; 1e-5 of the example's max |phi| leaves a margin. Without the offsets,
+ * or with another seed, the Monte Carlo draws differ (far above 1e-2). */
+static void test_split_batches(void) {
+    enum { ROWS = 64, PIECE = 16 };
+    static float x[ROWS * D], whole[ROWS * D], split[ROWS * D], unshifted[ROWS * D], reseeded[ROWS * D];
+    static int64_t target[ROWS];
+    fill(x, ROWS * D, 1.0f);
+    for (int i = 0; i < ROWS; i++) target[i] = i % C;
+    for (int method = 0; method < 2; method++) {
+        const char *name = method == 0 ? "expected gradients" : "smoothgrad";
+        int ok = 1;
+        for (int pass = 0; pass < 4 && ok; pass++) {
+            for (int p = 0; p < (pass < 2 ? ROWS / PIECE : 1); p++) {
+                /* pass 0: pieces without offsets; 1: pieces with offsets; 2: one call; 3: one call, another seed */
+                int64_t first = pass < 2 ? (int64_t)p * PIECE : 0, n = pass < 2 ? PIECE : ROWS;
+                int64_t offset = pass == 1 ? first : 0;
+                uint64_t seed = pass == 3 ? 8 : 7;
+                float *out = (pass == 0 ? unshifted : pass == 1 ? split : pass == 2 ? whole : reseeded) + first * D;
+                int rc = method == 0
+                    ? sa_expected_gradients(model, x + first * D, n, REFS, R, target + first, n, 40, seed, offset, 0, out)
+                    : sa_smoothgrad(model, x + first * D, n, target + first, n, 0, 30, 0.4f, seed, offset, 0, out);
+                if (rc != SA_OK) {
+                    CHECK(0, "%s: %s", name, sa_last_error());
+                    ok = 0;
+                    break;
+                }
+            }
+        }
+        if (!ok) continue;
+        double split_diff = worst_per_example(split, whole, ROWS);
+        CHECK(split_diff < 1e-5, "%s: four calls of 16 differ from one call of 64 by %g", name, split_diff);
+        CHECK(worst_per_example(unshifted, whole, ROWS) > 1e-2, "%s: first_example selects the streams", name);
+        CHECK(worst_per_example(reseeded, whole, ROWS) > 1e-2, "%s: seeds matter", name);
+    }
+    float out[D];
+    int rc = sa_expected_gradients(model, X, 1, REFS, R, TARGET, 1, 4, 1, -1, 0, out);
+    CHECK(rc == SA_ERR_INVALID_ARGUMENT && strstr(sa_last_error(), "first_example") != NULL,
+          "first_example = -1: %d '%s'", rc, sa_last_error());
+    rc = sa_smoothgrad(model, X, 2, TARGET, 2, 0, 4, 0.1f, 1, INT64_MAX - 1, 0, out);
+    CHECK(rc == SA_ERR_INVALID_ARGUMENT && strstr(sa_last_error(), "first_example") != NULL,
+          "first_example + n overflowing: %d '%s'", rc, sa_last_error());
+}
+
 int main(void) {
     const char *env = getenv("SA_FORK_CHILDREN");
     int count = env ? atoi(env) : 400;
@@ -233,6 +293,7 @@ int main(void) {
     keep_running = 0;
     pthread_join(thread, NULL);
 
+    test_split_batches();
     sa_model_free(model);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
