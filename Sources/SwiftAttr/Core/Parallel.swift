@@ -166,7 +166,9 @@ public enum Parallel {
 /// the child's unlock fails with EPERM, which the runtime retries forever: a hang, with the lock "owned" by
 /// a thread that is not in the child. `DispatchQueue.concurrentPerform` ran chunks on the calling thread and
 /// on pool threads at once, so the first call after fork hung whenever the calling thread took such a lock
-/// first and a worker arrived while it held it (1 in 400 children here, more on a busy machine).
+/// first and a worker arrived while it held it (gdb: the child's thread spinning on FUTEX_UNLOCK_PI, a
+/// worker in FUTEX_LOCK_PI on `_DictionaryStorage`'s token, the lock word holding the parent's thread id;
+/// 1 in 400 to 2,000 forked children on an idle machine, up to 30 % on a busy one).
 ///
 /// So a region's chunks run only on pool threads, which a fork child creates afresh (with their own ids),
 /// while the calling thread waits on a condition: inside the library no thread ever contends with a thread
@@ -213,14 +215,16 @@ enum WorkerPool {
     }
 
     /// Runs `body(w)` for w in 0..<workers on pool threads and returns when all have finished. The calling
-    /// thread only waits, unless it is a pool thread itself (a nested region), which then claims units too.
+    /// thread only waits, unless it is a pool thread itself (a nested region) or no pool thread could be
+    /// started (then nothing runs beside it); it then claims units too.
     static func run(workers: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             var job = Job(run: body, end: workers, unfinished: workers)
             withUnsafeMutablePointer(to: &job) { job in
-                let helps = ThreadContext.current.pointee.poolThread
+                let poolThread = ThreadContext.current.pointee.poolThread
                 pthread_mutex_lock(&mutex)
                 enqueue(job)
+                let helps = poolThread || threads == 0
                 if workers > 1 { pthread_cond_broadcast(&work) } else { pthread_cond_signal(&work) }
                 if helps {
                     while job.pointee.next < job.pointee.end {
