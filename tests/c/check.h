@@ -24,7 +24,7 @@ static int passed = 0, failed = 0;
     } while (0)
 
 /* A call must fail with `code` and a message containing `mention`. */
-static void expect_error(int rc, int code, const char *mention, const char *call, int line) {
+static inline void expect_error(int rc, int code, const char *mention, const char *call, int line) {
     const char *msg = sa_last_error();
     if (rc == code && msg != NULL && strstr(msg, mention) != NULL) {
         passed++;
