@@ -232,49 +232,8 @@ enum NonlinearRule {
     case revealCancel
 }
 
-/// An elementwise nonlinearity as scalar functions: its value and its derivative at a point.
-struct Pointwise {
-    let layer: Layer
-
-    init?(_ layer: Layer) {
-        switch layer {
-        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh: self.layer = layer
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return nil
-        }
-    }
-
-    /// f(v), computed exactly as the forward pass does.
-    @inline(__always)
-    func value(_ v: Float) -> Float {
-        switch layer {
-        case .relu: return max(v, 0)
-        case .leakyReLU(let slope): return v > 0 ? v : slope * v
-        case .elu(let alpha): return v > 0 ? v : alpha * _expm1(v)
-        case .softplus(let beta): return Activation.softplus(v, beta: beta)
-        case .sigmoid: return Activation.sigmoid(v)
-        case .tanh: return _tanh(v)
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return v
-        }
-    }
-
-    /// f'(v) given y = f(v).
-    @inline(__always)
-    func derivative(at v: Float, output y: Float) -> Float {
-        switch layer {
-        case .relu: return v > 0 ? 1 : 0
-        case .leakyReLU(let slope): return v > 0 ? 1 : slope
-        case .elu(let alpha): return v > 0 ? 1 : y + alpha
-        case .softplus(let beta): return Activation.sigmoid(beta * v)
-        case .sigmoid: return y * (1 - y)
-        case .tanh: return 1 - y * y
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return 1
-        }
-    }
-
-    /// Rescale multiplier Δy/Δx, or f'(x⁰) when |Δx| < 1e-7.
+extension Activation {
+    /// DeepLIFT's Rescale multiplier Δy/Δx, or f'(x⁰) when |Δx| < 1e-7.
     @inline(__always)
     func rescale(input x: Float, reference x0: Float, output y: Float, referenceOutput y0: Float) -> Float {
         let dx = x - x0
@@ -347,12 +306,17 @@ struct DeepLiftPlan {
     let absolute: [AbsoluteWeights?]
     let lastRevealCancel: Int?
 
+    static let chainOnly = "DeepLIFT plans are made for chains only (checked in init)"
+
     init(_ net: Network, rule: DeepLiftRule, maxPool: MaxPoolRule) throws {
+        guard net.isChain else {
+            throw SwiftAttrError.invalid("model: DeepLIFT does not yet support networks with add or concat nodes")
+        }
         softmax = net.endsWithSoftmax
         top = softmax ? net.layers.count - 1 : net.layers.count
         self.maxPool = maxPool
         var rules = [NonlinearRule?](repeating: nil, count: net.layers.count)
-        for (k, layer) in net.layers.enumerated() where Pointwise(layer) != nil {
+        for (k, layer) in net.layers.enumerated() where Activation(layer) != nil {
             switch rule {
             case .rescale: rules[k] = .rescale
             case .revealCancel: rules[k] = .revealCancel
@@ -365,6 +329,7 @@ struct DeepLiftPlan {
                     case .conv1d, .conv2d: decided = .rescale; break search
                     case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU,
                          .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: j -= 1
+                    case .add, .concat: preconditionFailure(Self.chainOnly)
                     }
                 }
                 rules[k] = decided
@@ -400,6 +365,8 @@ struct DeepLiftPlan {
                 } else {
                     split[k] = needOut
                 }
+            case .add, .concat:
+                preconditionFailure(Self.chainOnly)
             case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .softmax:
                 split[k] = needOut
             }
@@ -434,7 +401,7 @@ struct DeepLiftPlan {
             case .maxPool1d, .maxPool2d:
                 w += 4 * net.size(at: k + 1)
             case .dense, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu, .softplus, .sigmoid,
-                 .tanh, .softmax, .batchNorm, .dropout:
+                 .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
             }
             work = max(work, w)
@@ -587,7 +554,7 @@ struct DeepLiftPlan {
                 let r = routing(net, layer: k, examples: examples, references: references, pairs: pairs)
                 s = route(r, s!, pairs: count, inSize: n, outSize: o)
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-                let f = Pointwise(net.layers[k])!
+                let f = Activation(net.layers[k])!
                 let xs = examples.values[k], rs = references.values[k], ys = examples.values[k + 1], y0s = references.values[k + 1]
                 let sIn = s!
                 var next = [Float](repeating: 0, count: needOut ? count * n : 0)
@@ -620,6 +587,8 @@ struct DeepLiftPlan {
                 }
                 if rc { result[k] = (plus, minus) }
                 s = needOut ? next : nil
+            case .add, .concat:
+                preconditionFailure(DeepLiftPlan.chainOnly)
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
             }
@@ -695,7 +664,7 @@ struct DeepLiftPlan {
                     minus = zipMap(m, mMinus, *)
                     plus = zipMap(plus, mPlus, *)
                 } else {
-                    let f = Pointwise(net.layers[k])!
+                    let f = Activation(net.layers[k])!
                     let xs = examples.values[k], rs = references.values[k], ys = examples.values[k + 1], y0s = references.values[k + 1]
                     let factors = uninitializedFloats(count * n) { r in
                         xs.withUnsafeBufferPointer { xp in
@@ -716,6 +685,8 @@ struct DeepLiftPlan {
                     plus = zipMap(plus, factors, *)
                     minus = minus.map { zipMap($0, factors, *) }
                 }
+            case .add, .concat:
+                preconditionFailure(DeepLiftPlan.chainOnly)
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
             }
