@@ -6,7 +6,7 @@
 """
 from ._ffi import SwiftAttrError
 from .model import (
-    ELU, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dense, Dropout, Flatten,
+    ELU, Add, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dense, Dropout, Flatten, Graph,
     GlobalAvgPool, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Sequential, Sigmoid, Softmax, Softplus,
     Tanh, load,
 )

@@ -256,6 +256,26 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
+class Add(Layer):
+    """Elementwise sum of two or more values of one shape (a residual connection). Graph only: give its
+    inputs to :meth:`Graph.add`."""
+
+    kind = "add"
+
+    def _add(self, h):
+        raise SwiftAttrError("Add reads several values: add it to a sa.Graph with its inputs")
+
+
+class Concat(Layer):
+    """Concatenation of two or more values along the first per-example axis (features of (F,) values,
+    channels of (C, L) and (C, H, W) values). Graph only: give its inputs to :meth:`Graph.add`."""
+
+    kind = "concat"
+
+    def _add(self, h):
+        raise SwiftAttrError("Concat reads several values: add it to a sa.Graph with its inputs")
+
+
 class _Model:
     """Owns one C handle and frees it exactly once, when the last Network holding it goes.
 
@@ -312,6 +332,12 @@ class Network:
             self._sizes.append(s.value)
         self.input_size = self._sizes[0]
         self.output_size = self._sizes[-1]
+        self.node_inputs = []
+        for i in range(self.num_layers):
+            reads = (ctypes.c_int64 * 65536)() if self.layer_kinds[i] in ("add", "concat") else (ctypes.c_int64 * 1)()
+            n = ctypes.c_int64()
+            check(lib.sa_model_node_inputs(self._handle, i, reads, len(reads), ctypes.byref(n)))
+            self.node_inputs.append(tuple(reads[k] for k in range(n.value)))
 
     @property
     def _handle(self) -> ctypes.c_void_p:
@@ -371,7 +397,8 @@ class Network:
     __call__ = forward
 
     def activations(self, x, layer: int) -> np.ndarray:
-        """Values at the input of layer ``layer`` (``layer == num_layers``: the output), flattened per example."""
+        """Value ``layer`` (0: the input, ``j + 1``: the output of node ``j``, ``num_layers``: the output; in a
+        chain, the input of layer ``layer``), flattened per example."""
         x = self._batch(x)
         layer = as_int(layer, "layer")
         if not 0 <= layer <= self.num_layers:  # checked here too: the output buffer's size depends on it
@@ -385,7 +412,7 @@ class Network:
         dense = [i for i, k in enumerate(self.layer_kinds) if k == "dense"]
         if not dense:
             raise SwiftAttrError("model: penultimate features need a final Linear layer, and this model has none")
-        return self.activations(x, dense[-1])
+        return self.activations(x, self.node_inputs[dense[-1]][0])
 
     def save(self, path) -> None:
         """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
@@ -425,6 +452,74 @@ def Sequential(layers: Sequence[Layer], input_shape: Optional[Sequence[int]] = N
         layer._add(handle)
     owner.handle = None
     return Network(handle, layers)
+
+
+class Graph:
+    """Builds a graph network node by node: residual connections (:class:`Add`), concatenations
+    (:class:`Concat`) and fan-out (a value read by several nodes).
+
+    Values are numbered: ``0`` is the input, and :meth:`add` returns the number of the value the new node
+    produces. The network's output is the last value.
+
+    >>> import numpy as np, swiftattr as sa
+    >>> g = sa.Graph(input_shape=(4,))
+    >>> h = g.add(sa.Linear(np.eye(4)))            # reads the last value (the input)
+    >>> r = g.add(sa.ReLU(), h)
+    >>> s = g.add(sa.Add(), [r, g.input])           # a residual connection
+    >>> net = g.add(sa.Linear(np.ones((2, 4))), s) and g.build()
+    >>> net.forward(np.ones((1, 4))).tolist()
+    [[8.0, 8.0]]
+    """
+
+    input = 0
+
+    def __init__(self, input_shape: Sequence[int]):
+        self.input_shape = as_shape(input_shape, "input_shape")
+        self._nodes = []  # (layer, inputs)
+
+    @property
+    def last(self) -> int:
+        """The value the last node produces (0 before any node)."""
+        return len(self._nodes)
+
+    def add(self, layer: Layer, inputs=None) -> int:
+        """Appends ``layer`` reading ``inputs`` (a value number, or a list of them for Add and Concat; default:
+        the last value) and returns the number of the value it produces."""
+        if not isinstance(layer, Layer):
+            raise SwiftAttrError(f"layer: expected a swiftattr layer (sa.Linear, sa.Add, ...), got {type(layer).__name__}")
+        multi = isinstance(layer, (Add, Concat))
+        if inputs is None:
+            if multi:
+                raise SwiftAttrError(f"inputs: {type(layer).__name__} needs the list of values it adds or joins")
+            inputs = [self.last]
+        elif isinstance(inputs, (list, tuple)):
+            inputs = [as_int(v, f"inputs[{k}]", 0, self.last) for k, v in enumerate(inputs)]
+        else:
+            inputs = [as_int(inputs, "inputs", 0, self.last)]
+        if multi and len(inputs) < 2:
+            raise SwiftAttrError(f"inputs: {type(layer).__name__} needs at least two values (got {len(inputs)})")
+        if not multi and len(inputs) != 1:
+            raise SwiftAttrError(f"inputs: {type(layer).__name__} reads exactly one value (got {len(inputs)})")
+        self._nodes.append((layer, inputs))
+        return self.last
+
+    def build(self) -> Network:
+        """The network (checked node by node in C: shape errors name the node)."""
+        shape = np.ascontiguousarray(self.input_shape, dtype=np.int64)
+        handle = ctypes.c_void_p()
+        check(lib.sa_model_create(_ffi.iptr(shape), shape.size, ctypes.byref(handle)))
+        owner = _Model(handle)  # frees the handle if a node fails
+        for index, (layer, inputs) in enumerate(self._nodes):
+            if isinstance(layer, (Add, Concat)):
+                reads = np.ascontiguousarray(inputs, dtype=np.int64)
+                adder = lib.sa_model_add_add if isinstance(layer, Add) else lib.sa_model_add_concat
+                check(adder(handle, _ffi.iptr(reads), reads.size))
+            else:
+                if inputs[0] != index:
+                    check(lib.sa_model_set_input(handle, inputs[0]))
+                layer._add(handle)
+        owner.handle = None
+        return Network(handle, [layer for layer, _ in self._nodes])
 
 
 def load(path) -> Network:
