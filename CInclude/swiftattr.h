@@ -321,16 +321,21 @@ SA_API int sa_integrated_gradients(const sa_model *model, const float *x, int64_
 
 /** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows of
  *  `references`, n_references * input_size floats) and a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')),
- *  with n_samples draws per example. */
+ *  with n_samples draws per example.
+ *  Seeded draws: the stream of example i (row i of x) is keyed by (seed, first_example + i, sample index)
+ *  through a counter-based generator (Philox4x32-10), and by nothing else: not by internal_batch_size or
+ *  the thread count. first_example (>= 0) is the index of row 0 in the whole batch, so a batch split into
+ *  calls of rows [a, b) with first_example = a gives the one-call numbers up to float32 rounding. */
 SA_API int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
                                  int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
-                                 uint64_t seed, int64_t internal_batch_size, float *out);
+                                 uint64_t seed, int64_t first_example, int64_t internal_batch_size, float *out);
 
 /** SmoothGrad (Smilkov et al. 2017): gradients at x + N(0, stdev^2) aggregated by nt_type (an sa_nt_type)
- *  over n_samples draws per example. stdev is the absolute noise scale (finite, >= 0). */
+ *  over n_samples draws per example. stdev is the absolute noise scale (finite, >= 0). Seeded draws: as
+ *  sa_expected_gradients, keyed by (seed, first_example + i, sample index). */
 SA_API int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
-                         int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
-                         float *out);
+                         int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t first_example,
+                         int64_t internal_batch_size, float *out);
 
 /* ---------------------------------------------------------------------------------------------------
  * DeepLIFT and DeepSHAP (Shrikumar, Greenside, Kundaje 2017)

@@ -133,10 +133,13 @@ func locatingRejectedValue<T>(_ inputs: [CallerRows], _ body: () throws -> T) th
     }
 }
 
-/// Reads `count` class indices (1 or one per example) whole, checking them against the model.
-func targets(_ net: Network, _ target: UnsafePointer<Int64>?, _ count: Int64, rows: Int) throws -> [Int] {
-    let t = try CallerTargets(net, target, count, rows: rows)
-    return try t.slice(0..<(t.count == 1 ? 1 : rows))
+/// `first_example` checked: non-negative, and first_example + n representable.
+func exampleOffset(_ firstExample: Int64, rows: Int) throws -> Int {
+    guard firstExample >= 0 else { throw SwiftAttrError(.invalidArgument, "first_example must be non-negative (got \(firstExample))") }
+    guard firstExample <= Int64.max - Int64(rows) else {
+        throw SwiftAttrError(.invalidArgument, "first_example + n overflows (first_example = \(firstExample), n = \(rows))")
+    }
+    return Int(firstExample)
 }
 
 /// nil for a non-positive internal batch size ("choose for me"), the value otherwise.
@@ -302,23 +305,28 @@ public func sa_expected_gradients(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
     _ references: UnsafePointer<Float>?, _ nReferences: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ nSamples: Int64, _ seed: UInt64, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
+    _ nSamples: Int64, _ seed: UInt64, _ firstExample: Int64, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
         let rows = try checkCount(n, "n"), refRows = try checkCount(nReferences, "n_references")
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         let rs = try CallerRows(references, rows: refRows, width: net.inputSize, "references", countName: "n_references")
-        let t = try targets(net, target, nTarget, rows: rows)
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
         let samples = try checkCount(nSamples, "n_samples")
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let values = try xs.copyAll(), refs = try rs.copyAll()
-        let result = try locatingRejectedValue([xs, rs]) {
-            try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: t, samples: samples,
-                                      seed: seed, internalBatchSize: batchSize)
+        // The stream of example i is keyed by first_example + i, so chunks of the caller's rows with their own
+        // offsets give the one-call numbers (bounded memory whatever n).
+        let refs = try rs.copyAll()
+        let offset = try exampleOffset(firstExample, rows: rows)
+        let d = net.inputSize
+        try forEachRowChunk(rows: rows, width: d, inputs: [xs, rs]) { range in
+            let r = try net.expectedGradients(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
+                                              targets: try t.slice(range), samples: samples, seed: seed,
+                                              exampleOffset: offset + range.lowerBound, internalBatchSize: batchSize)
+            try write(r, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
         }
-        try write(result, to: out, count: rows * net.inputSize)
     }
 }
 
@@ -326,25 +334,27 @@ public func sa_expected_gradients(
 public func sa_smoothgrad(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ ntType: Int32, _ nSamples: Int64, _ stdev: Float, _ seed: UInt64, _ internalBatchSize: Int64,
+    _ ntType: Int32, _ nSamples: Int64, _ stdev: Float, _ seed: UInt64, _ firstExample: Int64, _ internalBatchSize: Int64,
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
         let rows = try checkCount(n, "n")
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
-        let t = try targets(net, target, nTarget, rows: rows)
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
         guard let kind = Network.NoiseAggregation(rawValue: ntType) else {
             throw SwiftAttrError(.unknownEnum, "nt_type: \(ntType) is not an sa_nt_type (0 smoothgrad, 1 smoothgrad_sq, 2 vargrad)")
         }
         let samples = try checkCount(nSamples, "n_samples")
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let values = try xs.copyAll()
-        let result = try locatingRejectedValue([xs]) {
-            try net.smoothGrad(values, rows: rows, targets: t, aggregation: kind, samples: samples, stdev: stdev, seed: seed,
-                               internalBatchSize: batchSize)
+        let offset = try exampleOffset(firstExample, rows: rows)
+        let d = net.inputSize
+        try forEachRowChunk(rows: rows, width: d, inputs: [xs]) { range in
+            let r = try net.smoothGrad(try xs.copy(range), rows: range.count, targets: try t.slice(range), aggregation: kind,
+                                       samples: samples, stdev: stdev, seed: seed, exampleOffset: offset + range.lowerBound,
+                                       internalBatchSize: batchSize)
+            try write(r, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
         }
-        try write(result, to: out, count: rows * net.inputSize)
     }
 }

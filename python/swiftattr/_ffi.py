@@ -220,14 +220,14 @@ _sig("sa_integrated_gradients",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
 # SA_API int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
 #                                  int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
-#                                  uint64_t seed, int64_t internal_batch_size, float *out);
+#                                  uint64_t seed, int64_t first_example, int64_t internal_batch_size, float *out);
 _sig("sa_expected_gradients",
-     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, f32p])
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, c_int64, f32p])
 # SA_API int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
-#                          int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t internal_batch_size,
-#                          float *out);
+#                          int nt_type, int64_t n_samples, float stdev, uint64_t seed, int64_t first_example,
+#                          int64_t internal_batch_size, float *out);
 _sig("sa_smoothgrad",
-     [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, f32p])
+     [model_p, f32p, c_int64, i64p, c_int64, c_int32, c_int64, c_float, c_uint64, c_int64, c_int64, f32p])
 
 # Integration rules (enum sa_ig_method), and Python's names for them (Captum's).
 SA_IG_RIEMANN_LEFT = 0

@@ -155,28 +155,35 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
 
 
 def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
-                       internal_batch_size: Optional[int] = None) -> np.ndarray:
+                       internal_batch_size: Optional[int] = None, first_example: int = 0) -> np.ndarray:
     """Expected Gradients (Erion et al.): E over references x' and α∼U(0,1) of (x − x') ⊙ ∇f(x' + α(x − x')),
-    from ``n_samples`` draws per example. The same ``seed`` gives the same numbers."""
+    from ``n_samples`` draws per example. The same ``seed`` gives the same numbers: example i draws from a
+    stream keyed by (seed, first_example + i, sample), whatever ``internal_batch_size`` or the thread count.
+    ``first_example`` is the index of the first row in the whole batch, so a batch computed in pieces
+    (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding."""
     net = _network(net)
     x = net._batch(inputs)
     r = net._batch(references, "references")
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
     check(lib.sa_expected_gradients(net._handle, fptr(x), x.shape[0], fptr(r), r.shape[0], iptr(t), t.size,
-                                    as_int(n_samples, "n_samples"), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+                                    as_int(n_samples, "n_samples"), _seed(seed), as_int(first_example, "first_example"),
+                                    _chunk(internal_batch_size), fptr(out)))
     return out
 
 
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
-               seed: Optional[int] = None, internal_batch_size: Optional[int] = None) -> np.ndarray:
+               seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
+               first_example: int = 0) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
-    "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers."""
+    "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
+    draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`."""
     net = _network(net)
     x = net._batch(inputs)
     t = _targets(net, target, x.shape[0])
     nt_code = as_choice(nt_type, _ffi.NT_TYPES, "nt_type")
     out = np.empty_like(x)
     check(lib.sa_smoothgrad(net._handle, fptr(x), x.shape[0], iptr(t), t.size, nt_code,
-                            as_int(n_samples, "n_samples"), as_float(stdevs, "stdevs"), _seed(seed), _chunk(internal_batch_size), fptr(out)))
+                            as_int(n_samples, "n_samples"), as_float(stdevs, "stdevs"), _seed(seed),
+                            as_int(first_example, "first_example"), _chunk(internal_batch_size), fptr(out)))
     return out

@@ -157,14 +157,14 @@ static void test_mlp(void) {
     /* Expected Gradients and SmoothGrad: seeded. */
     float refs[3 * 4], eg1[N * 4], eg2[N * 4], eg3[N * 4], sg1[N * 4], sg2[N * 4];
     fill(refs, 12, 1.0f);
-    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 42, 0, eg1));
-    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 42, 13, eg2));
-    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 43, 0, eg3));
+    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 42, 0, 0, eg1));
+    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 42, 0, 13, eg2));
+    EXPECT_OK(sa_expected_gradients(m, x, N, refs, 3, target, N, 50, 43, 0, 0, eg3));
     CHECK(max_abs_diff(eg1, eg2, N * 4) < 1e-6, "EG same seed, other chunk: same numbers");
     CHECK(max_abs_diff(eg1, eg3, N * 4) > 1e-5, "EG different seeds differ");
     for (int nt = SA_NT_SMOOTHGRAD; nt <= SA_NT_VARGRAD; nt++) {
-        EXPECT_OK(sa_smoothgrad(m, x, N, target, N, nt, 20, 0.3f, 7, 0, sg1));
-        EXPECT_OK(sa_smoothgrad(m, x, N, target, N, nt, 20, 0.3f, 7, 0, sg2));
+        EXPECT_OK(sa_smoothgrad(m, x, N, target, N, nt, 20, 0.3f, 7, 0, 0, sg1));
+        EXPECT_OK(sa_smoothgrad(m, x, N, target, N, nt, 20, 0.3f, 7, 0, 0, sg2));
         CHECK(memcmp(sg1, sg2, sizeof sg1) == 0, "smoothgrad nt_type %d: same seed, same numbers", nt);
     }
     sa_model_free(m);
@@ -386,16 +386,16 @@ static void test_errors(void) {
     EXPECT_ERROR(sa_integrated_gradients(m, x, N, x, -1, t1, 1, 10, 4, 0, out, delta), SA_ERR_SHAPE, "n_baselines");
 
     /* Expected Gradients and SmoothGrad arguments. */
-    EXPECT_ERROR(sa_expected_gradients(m, x, N, NULL, 2, t1, 1, 10, 1, 0, out), SA_ERR_NULL_POINTER, "references");
-    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 0, t1, 1, 10, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "n_references");
-    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 2, t1, 1, 0, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
-    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 2, t_bad, 3, 10, 1, 0, out), SA_ERR_OUT_OF_RANGE, "target");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 3, 10, 0.1f, 1, 0, out), SA_ERR_UNKNOWN_ENUM, "nt_type");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, -1, 10, 0.1f, 1, 0, out), SA_ERR_UNKNOWN_ENUM, "nt_type");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 0, 0.1f, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 10, -0.1f, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "stdevs");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 10, NAN, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "stdevs");
-    EXPECT_ERROR(sa_smoothgrad(m, x, N, NULL, 1, 0, 10, 0.1f, 1, 0, out), SA_ERR_NULL_POINTER, "target");
+    EXPECT_ERROR(sa_expected_gradients(m, x, N, NULL, 2, t1, 1, 10, 1, 0, 0, out), SA_ERR_NULL_POINTER, "references");
+    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 0, t1, 1, 10, 1, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "n_references");
+    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 2, t1, 1, 0, 1, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
+    EXPECT_ERROR(sa_expected_gradients(m, x, N, refs, 2, t_bad, 3, 10, 1, 0, 0, out), SA_ERR_OUT_OF_RANGE, "target");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 3, 10, 0.1f, 1, 0, 0, out), SA_ERR_UNKNOWN_ENUM, "nt_type");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, -1, 10, 0.1f, 1, 0, 0, out), SA_ERR_UNKNOWN_ENUM, "nt_type");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 0, 0.1f, 1, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 10, -0.1f, 1, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "stdevs");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, t1, 1, 0, 10, NAN, 1, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "stdevs");
+    EXPECT_ERROR(sa_smoothgrad(m, x, N, NULL, 1, 0, 10, 0.1f, 1, 0, 0, out), SA_ERR_NULL_POINTER, "target");
 
     /* Inspection. */
     int64_t v = 0;

@@ -41,30 +41,34 @@ extension Network {
 
     /// Expected Gradients: φ = E_{x'∼D, α∼U(0,1)} [(x − x') ⊙ ∇f_t(x' + α(x − x'))], estimated with
     /// `samples` draws per example of a reference (uniform over the `referenceCount` rows of
-    /// `references`) and of α. Deterministic for a given `seed`.
+    /// `references`) and of α.
+    ///
+    /// Sample s of example i draws both from block 0 of ``CounterRandom`` at (seed, exampleOffset + i, s),
+    /// so the draws depend on nothing else: not on chunking or threads, and a batch split into calls with
+    /// `exampleOffset` set to each piece's first row reproduces the one-call numbers up to rounding.
     public func expectedGradients(
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 200,
-        seed: UInt64 = 0, internalBatchSize: Int? = nil
+        seed: UInt64 = 0, exampleOffset: Int = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
         if let equivalent = gradientEquivalent {
             return try equivalent.expectedGradients(
                 x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
-                seed: seed, internalBatchSize: internalBatchSize)
+                seed: seed, exampleOffset: exampleOffset, internalBatchSize: internalBatchSize)
         }
         try checkInputs(x, rows: rows)
         try checkInputs(references, rows: referenceCount, name: "references")
         try Check.positive(samples, "n_samples")
         try Check.atMost(samples, Check.maximumSteps, "n_samples")
+        try checkExampleOffset(exampleOffset, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
         let p = affinePrefixLength
         let chunk = try chunkRows(from: p, requested: internalBatchSize)
 
-        // Each path point draws its reference and α from its own stream: reproducible whatever the chunking.
         let weight = 1 / Float(samples)
         let point = { (j: Int) -> PathPoint in
-            var rng = RandomSource(seed: seed, stream: UInt64(j))
-            let r = rng.index(referenceCount)
-            return PathPoint(example: j / samples, reference: r, alpha: Float(rng.uniform()), weight: weight)
+            let i = j / samples
+            let (u, v) = CounterRandom.uniforms(seed: seed, example: UInt64(exampleOffset + i), sample: UInt32(j % samples), block: 0)
+            return PathPoint(example: i, reference: CounterRandom.index(u, referenceCount), alpha: Float(v), weight: weight)
         }
         let rowChunk = try chunkRows(from: 0, requested: nil)
         return Parallel.singleThreadedBLAS {
@@ -81,18 +85,26 @@ extension Network {
         let p = affinePrefixLength, d = inputSize
         let zInput = forwardRows(x, rows: rows, from: 0, to: p, chunk: rowChunk)
         let zReference = forwardRows(references, rows: referenceCount, from: 0, to: p, chunk: rowChunk)
-        let accumulators = WorkerAccumulators<Float>(count: rows * d, workers: Parallel.workers(count: rows * samples, chunk: chunk))
+        let accumulators = WorkerAccumulators<Double>(count: rows * d, workers: Parallel.workers(count: rows * samples, chunk: chunk))
         defer { accumulators.release() }
         pathCotangents(prefix: p, zInput: zInput, zReference: zReference, count: rows * samples, point: point, targets: targets, chunk: chunk) { slice, g, worker in
             let grads = pullbackAffine(g, rows: slice.count, from: p, to: 0)
             let acc = accumulators[worker]
             for (r, point) in slice.enumerated() {
                 let xi = point.example * d, xr = point.reference * d, gr = r * d
-                for k in 0..<d { acc[xi + k] += (x[xi + k] - references[xr + k]) * grads[gr + k] }
+                for k in 0..<d { acc[xi + k] += Double((x[xi + k] - references[xr + k]) * grads[gr + k]) }
             }
         }
-        let attributions = accumulators.sum()
-        return attributions
+        return accumulators.floatSum()
+    }
+
+    /// `first_example` (the index in the whole batch of this call's first row) must be non-negative, and the
+    /// last row's index must fit in 64 bits.
+    private func checkExampleOffset(_ offset: Int, rows: Int) throws {
+        try Check.nonNegative(offset, "first_example")
+        guard offset <= Int.max - rows else {
+            throw SwiftAttrError.invalid("first_example + n overflows (first_example = \(offset), n = \(rows))")
+        }
     }
 
     /// How SmoothGrad aggregates the gradients at noisy copies of the input.
@@ -114,19 +126,24 @@ extension Network {
     }
 
     /// SmoothGrad: aggregates `∇f_t(x + ε)`, ε ∼ N(0, stdev² I), over `samples` draws per example.
-    /// Deterministic for a given `seed`.
+    ///
+    /// The noise of sample s of example i, features 2b and 2b + 1, is the pair of normals of block b of
+    /// ``CounterRandom`` at (seed, exampleOffset + i, s): the draws depend on nothing else (not on chunking
+    /// or threads), and a batch split into calls with `exampleOffset` set to each piece's first row
+    /// reproduces the one-call numbers up to rounding.
     public func smoothGrad(
         _ x: [Float], rows: Int, targets: [Int], aggregation: NoiseAggregation = .smoothGrad, samples: Int = 5,
-        stdev: Float = 1, seed: UInt64 = 0, internalBatchSize: Int? = nil
+        stdev: Float = 1, seed: UInt64 = 0, exampleOffset: Int = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
         if let equivalent = gradientEquivalent {
             return try equivalent.smoothGrad(
                 x, rows: rows, targets: targets, aggregation: aggregation, samples: samples, stdev: stdev, seed: seed,
-                internalBatchSize: internalBatchSize)
+                exampleOffset: exampleOffset, internalBatchSize: internalBatchSize)
         }
         try checkInputs(x, rows: rows)
         try Check.positive(samples, "n_samples")
         try Check.atMost(samples, Check.maximumSteps, "n_samples")
+        try checkExampleOffset(exampleOffset, rows: rows)
         guard stdev.isFinite, stdev >= 0 else { throw SwiftAttrError.invalid("stdevs must be finite and non-negative (got \(stdev))") }
         let targets = try expandTargets(targets, rows: rows)
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
@@ -141,12 +158,15 @@ extension Network {
             defer { sums.release(); squares.release() }
             Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
                 let n = range.count
-                // Each (example, sample) row draws from its own stream, so results do not depend on chunking.
                 let noisy = uninitializedFloats(n * d) { out in
                     for (r, row) in range.enumerated() {
-                        var rng = RandomSource(seed: seed, stream: UInt64(row))
-                        let xi = (row / samples) * d
-                        for k in 0..<d { out[r * d + k] = x[xi + k] + stdev * Float(rng.normal()) }
+                        let i = row / samples, example = UInt64(exampleOffset + i), sample = UInt32(row % samples)
+                        let xi = i * d, o = r * d
+                        for k in stride(from: 0, to: d, by: 2) {
+                            let (z0, z1) = CounterRandom.normals(seed: seed, example: example, sample: sample, block: UInt32(k / 2))
+                            out[o + k] = x[xi + k] + stdev * Float(z0)
+                            if k + 1 < d { out[o + k + 1] = x[xi + k + 1] + stdev * Float(z1) }
+                        }
                     }
                 }
                 let z = forward(noisy, rows: n, from: 0, to: p)

@@ -52,18 +52,18 @@ extension Network {
             return PathPoint(example: i, reference: i, alpha: alphas[k], weight: weights[k])
         }
         // Σ_k w_k ∇_h f(h_k) per example at the prefix output, then Pᵀ once per example.
-        let accumulators = WorkerAccumulators<Float>(count: rows * dp, workers: Parallel.workers(count: count, chunk: chunk))
+        let accumulators = WorkerAccumulators<Double>(count: rows * dp, workers: Parallel.workers(count: count, chunk: chunk))
         defer { accumulators.release() }
         pathCotangents(prefix: p, zInput: zInput, zReference: zBase, count: count, point: point, targets: targets, chunk: chunk) { slice, g, worker in
             let acc = accumulators[worker]
             g.withUnsafeBufferPointer { gp in
                 for (r, point) in slice.enumerated() {
                     let dst = acc + point.example * dp, src = gp.baseAddress! + r * dp
-                    for k in 0..<dp { dst[k] += src[k] }
+                    for k in 0..<dp { dst[k] += Double(src[k]) }
                 }
             }
         }
-        let summed = accumulators.sum()
+        let summed = accumulators.floatSum()
         let gradients = pullbackAffineRows(summed, rows: rows, from: p, to: 0, chunk: rowChunk)
         var attributions = [Float](repeating: 0, count: rows * d)
         for j in 0..<(rows * d) { attributions[j] = (x[j] - base[j]) * gradients[j] }

@@ -1,5 +1,4 @@
 import CBLAS
-import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,6 +14,9 @@ import Glibc
 /// (see `Sources/CBLAS`), whose thread count is switched only by ``BLASThreading``: one mode at a time,
 /// so a RATE factorisation running on BLAS threads never sees another thread's chunked region switch
 /// OpenBLAS to one thread under it. For a fixed thread count, every call is bit-for-bit repeatable.
+///
+/// Chunks run on the library's own threads (``WorkerPool``), never on the thread that calls, and the pool
+/// is fork-safe: see ``WorkerPool`` for why.
 public enum Parallel {
     /// The largest thread count accepted by ``setThreadCount(_:)`` (and `SWIFTATTR_NUM_THREADS`).
     public static let maximumThreads = 256
@@ -74,17 +76,15 @@ public enum Parallel {
                 return
             }
             let threads = workerCount
-            withoutActuallyEscaping(body) { body in
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    // A worker inherits the region: its BLAS calls run single-threaded, its thread count is the
-                    // caller's.
-                    ThreadContext.enter(threads: threads)
-                    defer { ThreadContext.leave() }
-                    var c = w
-                    while c < chunks {
-                        body(c, (c * size)..<min(count, (c + 1) * size), w)
-                        c += workers
-                    }
+            WorkerPool.run(workers: workers) { w in
+                // A worker inherits the region: its BLAS calls run single-threaded, its thread count is the
+                // caller's.
+                ThreadContext.enter(threads: threads)
+                defer { ThreadContext.leave() }
+                var c = w
+                while c < chunks {
+                    body(c, (c * size)..<min(count, (c + 1) * size), w)
+                    c += workers
                 }
             }
         }
@@ -137,14 +137,194 @@ public enum Parallel {
             defer { pthread_mutex_unlock(&mutex) }
             return body(&values)
         }
+        func lock() { pthread_mutex_lock(&mutex) }
+        func unlock() { pthread_mutex_unlock(&mutex) }
+        /// In a fork child: only the forking thread exists and it holds the mutex (taken by the prepare handler).
+        func reinitialize() { pthread_mutex_init(&mutex, nil) }
+    }
+
+    /// `pthread_atfork` handlers, installed before the first region runs (so before any pool thread exists).
+    /// Prepare waits until no region runs anywhere and then holds every library lock, so the child copies
+    /// them free and no pool thread mid-chunk; the parent releases them; the child re-initialises them and
+    /// empties the pool (its threads did not survive fork; the next region creates new ones).
+    static let forkHandlers: Void = {
+        pthread_atfork(
+            { BLASThreading.prepareForFork(); WorkerPool.prepareForFork(); Parallel.state.lock() },
+            { Parallel.state.unlock(); WorkerPool.parentAfterFork(); BLASThreading.parentAfterFork() },
+            { Parallel.state.reinitialize(); WorkerPool.childAfterFork(); BLASThreading.childAfterFork() })
+    }()
+}
+
+/// The library's worker threads: they run every chunk of every parallel region.
+///
+/// Why not libdispatch, and why the calling thread only waits (fork safety). The Swift runtime's `once`
+/// lock (lazy globals, prespecialized generic metadata: `swift_once`, reached for example from
+/// `swift_getCanonicalPrespecializedGenericMetadata` when DeepLIFT first builds its dictionaries) is a
+/// priority-inheritance futex that holds its owner's thread id, and the runtime caches that id per thread.
+/// After `fork()` the child's one thread keeps its parent's cached id. When it takes such a lock and another
+/// thread contends, the kernel queues the waiter behind the parent's thread (the id in the lock word) and
+/// the child's unlock fails with EPERM, which the runtime retries forever: a hang, with the lock "owned" by
+/// a thread that is not in the child. `DispatchQueue.concurrentPerform` ran chunks on the calling thread and
+/// on pool threads at once, so the first call after fork hung whenever the calling thread took such a lock
+/// first and a worker arrived while it held it (gdb: the child's thread spinning on FUTEX_UNLOCK_PI, a
+/// worker in FUTEX_LOCK_PI on `_DictionaryStorage`'s token, the lock word holding the parent's thread id;
+/// 1 in 400 to 2,000 forked children on an idle machine, up to 30 % on a busy one).
+///
+/// So a region's chunks run only on pool threads, which a fork child creates afresh (with their own ids),
+/// while the calling thread waits on a condition: inside the library no thread ever contends with a thread
+/// that survived fork. `pthread_atfork` handlers (``Parallel/forkHandlers``) keep the pool consistent across
+/// fork. A pool thread that opens a nested region runs units of it itself while it waits (so nesting
+/// cannot exhaust the pool). Worker index `w` of a region is a unit of work, run by whichever pool thread
+/// claims it; chunk `c` always belongs to unit `c mod workers`, so per-worker accumulators are repeatable.
+enum WorkerPool {
+    /// One region: units `0..<end`, run by `run(w)`; lives on the stack of the thread that waits for it.
+    struct Job {
+        let run: (Int) -> Void
+        var next = 0
+        let end: Int
+        var unfinished: Int
+        var link: UnsafeMutablePointer<Job>?
+    }
+
+    /// Threads beyond this wait for a free one (progress is guaranteed: units never wait on queued units).
+    static let maximumPoolThreads = 4 * Parallel.maximumThreads
+
+    nonisolated(unsafe) private static var mutex = newMutex()
+    /// Signalled when units are queued.
+    nonisolated(unsafe) private static var work = newCondition()
+    /// Broadcast when a job's last unit finishes.
+    nonisolated(unsafe) private static var finished = newCondition()
+    nonisolated(unsafe) private static var head: UnsafeMutablePointer<Job>?
+    nonisolated(unsafe) private static var tail: UnsafeMutablePointer<Job>?
+    /// Units queued and not yet claimed.
+    nonisolated(unsafe) private static var queued = 0
+    nonisolated(unsafe) private static var threads = 0
+    /// Pool threads running a unit.
+    nonisolated(unsafe) private static var busy = 0
+
+    private static func newMutex() -> pthread_mutex_t {
+        var m = pthread_mutex_t()
+        pthread_mutex_init(&m, nil)
+        return m
+    }
+
+    private static func newCondition() -> pthread_cond_t {
+        var c = pthread_cond_t()
+        pthread_cond_init(&c, nil)
+        return c
+    }
+
+    /// Runs `body(w)` for w in 0..<workers on pool threads and returns when all have finished. The calling
+    /// thread only waits, unless it is a pool thread itself (a nested region) or no pool thread could be
+    /// started (then nothing runs beside it); it then claims units too.
+    static func run(workers: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { body in
+            var job = Job(run: body, end: workers, unfinished: workers)
+            withUnsafeMutablePointer(to: &job) { job in
+                let poolThread = ThreadContext.current.pointee.poolThread
+                pthread_mutex_lock(&mutex)
+                enqueue(job)
+                let helps = poolThread || threads == 0
+                if workers > 1 { pthread_cond_broadcast(&work) } else { pthread_cond_signal(&work) }
+                if helps {
+                    while job.pointee.next < job.pointee.end {
+                        let w = claim(job)
+                        pthread_mutex_unlock(&mutex)
+                        job.pointee.run(w)
+                        pthread_mutex_lock(&mutex)
+                        job.pointee.unfinished -= 1
+                    }
+                }
+                while job.pointee.unfinished > 0 { pthread_cond_wait(&finished, &mutex) }
+                pthread_mutex_unlock(&mutex)
+            }
+        }
+    }
+
+    /// Appends `job` and starts threads until every queued unit has a thread that is not busy. Under `mutex`.
+    private static func enqueue(_ job: UnsafeMutablePointer<Job>) {
+        if let last = tail { last.pointee.link = job } else { head = job }
+        tail = job
+        queued += job.pointee.end
+        while threads - busy < queued && threads < maximumPoolThreads && startThread() { threads += 1 }
+    }
+
+    /// Takes the next unit of `job`, unlinking the job once all its units are taken. Under `mutex`.
+    private static func claim(_ job: UnsafeMutablePointer<Job>) -> Int {
+        let w = job.pointee.next
+        job.pointee.next += 1
+        queued -= 1
+        if job.pointee.next == job.pointee.end {
+            var previous: UnsafeMutablePointer<Job>? = nil
+            var p = head
+            while let q = p, q != job { previous = q; p = q.pointee.link }
+            if let previous { previous.pointee.link = job.pointee.link } else { head = job.pointee.link }
+            if tail == job { tail = previous }
+            job.pointee.link = nil
+        }
+        return w
+    }
+
+    /// Starts one detached pool thread with every asynchronous signal blocked (signals go to the caller's
+    /// threads, as with libdispatch's workers).
+    private static func startThread() -> Bool {
+        var all = sigset_t(), saved = sigset_t()
+        sigfillset(&all)
+        for s in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP] { sigdelset(&all, s) }
+        pthread_sigmask(SIG_SETMASK, &all, &saved)
+        defer { pthread_sigmask(SIG_SETMASK, &saved, nil) }
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        return pthread_create(&thread, &attributes, { _ in WorkerPool.serve() }, nil) == 0
+    }
+
+    /// A pool thread's life: claim a unit, run it, report it finished.
+    private static func serve() -> Never {
+        ThreadContext.current.pointee.poolThread = true
+        pthread_mutex_lock(&mutex)
+        while true {
+            while head == nil { pthread_cond_wait(&work, &mutex) }
+            let job = head!
+            let w = claim(job)
+            busy += 1
+            pthread_mutex_unlock(&mutex)
+            job.pointee.run(w)
+            pthread_mutex_lock(&mutex)
+            busy -= 1
+            job.pointee.unfinished -= 1
+            // The job may be gone once its owner wakes: it is not touched after this.
+            if job.pointee.unfinished == 0 { pthread_cond_broadcast(&finished) }
+        }
+    }
+
+    /// Fork, prepare (after ``BLASThreading/prepareForFork()``: no region runs, so every pool thread waits on
+    /// `work`): hold the pool's mutex across fork.
+    static func prepareForFork() { pthread_mutex_lock(&mutex) }
+
+    static func parentAfterFork() { pthread_mutex_unlock(&mutex) }
+
+    /// Fork, child: no pool thread exists here; the pool starts empty and grows again on demand.
+    static func childAfterFork() {
+        mutex = newMutex()
+        work = newCondition()
+        finished = newCondition()
+        head = nil
+        tail = nil
+        queued = 0
+        threads = 0
+        busy = 0
     }
 }
 
-/// What the library remembers per thread: how deep it is inside BLAS regions, and the thread count the
-/// outermost region started with.
+/// What the library remembers per thread: how deep it is inside BLAS regions, the thread count the
+/// outermost region started with, and whether the thread is one of the ``WorkerPool``'s.
 struct ThreadContext {
     var depth = 0
     var threads: Int?
+    var poolThread = false
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()
@@ -180,7 +360,8 @@ struct ThreadContext {
 /// parallelism), or on the library's thread count for unchunked work. OpenBLAS's thread count is global
 /// to the library's BLAS, so the two modes exclude each other: a call waits until the other mode's calls
 /// have finished (taking turns when both wait), and the count is switched only while nobody runs. Nested
-/// regions on one thread, and the workers of a region, run in the mode of the outermost region.
+/// regions on one thread, and the workers of a region, run in the mode of the outermost region. While a
+/// thread forks, no region starts (see ``prepareForFork()``).
 enum BLASThreading {
     enum Mode { case single, threaded }
 
@@ -197,6 +378,8 @@ enum BLASThreading {
     nonisolated(unsafe) private static var holders = (single: 0, threaded: 0)
     nonisolated(unsafe) private static var waiting = (single: 0, threaded: 0)
     nonisolated(unsafe) private static var blasThreads: Int32 = -1
+    /// A thread is forking: regions wait to start until it has.
+    nonisolated(unsafe) private static var forking = false
 
     static func run<T>(_ mode: Mode, _ body: () throws -> T) rethrows -> T {
         let context = ThreadContext.current
@@ -205,6 +388,7 @@ enum BLASThreading {
             defer { ThreadContext.leave() }
             return try body()
         }
+        _ = Parallel.forkHandlers
         ThreadContext.enter()
         defer { ThreadContext.leave() }
         acquire(mode, threads: context.pointee.threads ?? 1)
@@ -220,7 +404,7 @@ enum BLASThreading {
         case .single:
             waiting.single += 1
             // Wait while the other mode runs, or while it waits and this mode already has its turn.
-            while holders.threaded > 0 || (waiting.threaded > 0 && holders.single > 0) {
+            while forking || holders.threaded > 0 || (waiting.threaded > 0 && holders.single > 0) {
                 pthread_cond_wait(&changed, &mutex)
             }
             waiting.single -= 1
@@ -229,7 +413,7 @@ enum BLASThreading {
         case .threaded:
             waiting.threaded += 1
             // Threaded calls with different counts also exclude each other (the count is global).
-            while holders.single > 0 || (holders.threaded > 0 && blasThreads != want)
+            while forking || holders.single > 0 || (holders.threaded > 0 && blasThreads != want)
                 || (waiting.single > 0 && holders.threaded > 0) {
                 pthread_cond_wait(&changed, &mutex)
             }
@@ -247,6 +431,29 @@ enum BLASThreading {
         }
         pthread_cond_broadcast(&changed)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// Fork, prepare: wait until no region runs (so no library thread is inside the Swift runtime or a
+    /// chunk when the address space is copied), then keep the mutex until the parent or child handler.
+    static func prepareForFork() {
+        pthread_mutex_lock(&mutex)
+        forking = true
+        while holders.single > 0 || holders.threaded > 0 { pthread_cond_wait(&changed, &mutex) }
+    }
+
+    static func parentAfterFork() {
+        forking = false
+        pthread_cond_broadcast(&changed)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    /// Fork, child: the threads that waited for a turn did not survive fork. OpenBLAS keeps its thread count.
+    static func childAfterFork() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&changed, nil)
+        forking = false
+        holders = (0, 0)
+        waiting = (0, 0)
     }
 
     /// The BLAS thread count last set by the library (-1 before the first call).

@@ -1,6 +1,15 @@
-/// A seeded pseudo-random generator (xoshiro256**, Blackman & Vigna 2018) seeded through SplitMix64.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A sequential seeded generator (xoshiro256**, Blackman & Vigna 2018; its state is four SplitMix64
+/// outputs of the seed), for data and tests that draw one stream in order.
 ///
-/// Every stochastic method takes a seed; the same seed gives the same numbers on every platform.
+/// It is not counter-based: draw k is reachable only by drawing the k before it. The stochastic methods
+/// (Expected Gradients, SmoothGrad) draw through ``CounterRandom`` instead, so that an example's draws
+/// depend on (seed, example, sample) and on nothing else.
 public struct RandomSource: RandomNumberGenerator, Sendable {
     private var s: (UInt64, UInt64, UInt64, UInt64)
 
@@ -14,12 +23,6 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
             return x ^ (x >> 31)
         }
         s = (splitMix(&z), splitMix(&z), splitMix(&z), splitMix(&z))
-    }
-
-    /// Stream `stream` of `seed`: independent generators for parallel rows, reproducible whatever the
-    /// order in which rows are processed.
-    public init(seed: UInt64, stream: UInt64) {
-        self.init(seed: seed ^ (stream &* 0xD1B5_4A32_D192_ED03 &+ 0x8CB9_2BA7_2F3D_8DD7))
     }
 
     @inline(__always)
@@ -55,4 +58,64 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
         let v = uniform()
         return (-2 * _log(u)).squareRoot() * _cos(2 * Double.pi * v)
     }
+}
+
+/// The counter-based generator of the stochastic methods: Philox4x32-10 (Salmon, Moraes, Dror, Shaw,
+/// "Parallel random numbers: as easy as 1, 2, 3", SC 2011; Random123's reference constants).
+///
+/// Construction: the 64-bit key is the seed (low word first); the 128-bit counter is (example: 64 bits,
+/// low word first; sample: 32 bits; block: 32 bits). Ten rounds of Philox, each a pair of 32×32→64-bit
+/// multiplications with the key added by a Weyl sequence between rounds, form a bijection of the counter
+/// for each key, so distinct (example, sample, block) under one seed never share a block. Block `b` of
+/// (seed, example, sample) yields four 32-bit words, used as two uniforms on [0, 1) of 53 bits each
+/// (``uniforms(seed:example:sample:block:)``) or two standard normals (``normals(seed:example:sample:block:)``).
+///
+/// A draw is a pure function of its counter: it does not depend on which thread computes it, in which
+/// order, how the path points are chunked, or how the caller split a batch into calls (a call passes
+/// each example's index in the whole batch). Known-answer test: Random123's `kat_vectors` for
+/// philox4x32 with 10 rounds.
+public enum CounterRandom {
+    /// Philox4x32-10 of `counter` under `key`.
+    @inline(__always)
+    public static func philox(
+        counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32)
+    ) -> (UInt32, UInt32, UInt32, UInt32) {
+        var c = counter, k = key
+        for round in 0..<10 {
+            if round > 0 { k = (k.0 &+ 0x9E37_79B9, k.1 &+ 0xBB67_AE85) }
+            let p0 = UInt64(0xD251_1F53) &* UInt64(c.0), p1 = UInt64(0xCD9E_8D57) &* UInt64(c.2)
+            c = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
+                 UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0))
+        }
+        return c
+    }
+
+    /// Block `block` of (seed, example, sample).
+    @inline(__always)
+    public static func block(seed: UInt64, example: UInt64, sample: UInt32, block: UInt32) -> (UInt32, UInt32, UInt32, UInt32) {
+        philox(
+            counter: (UInt32(truncatingIfNeeded: example), UInt32(truncatingIfNeeded: example >> 32), sample, block),
+            key: (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
+    }
+
+    /// Two uniforms on [0, 1), 53 bits each, from block `block` of (seed, example, sample).
+    @inline(__always)
+    public static func uniforms(seed: UInt64, example: UInt64, sample: UInt32, block: UInt32) -> (Double, Double) {
+        let w = Self.block(seed: seed, example: example, sample: sample, block: block)
+        func unit(_ hi: UInt32, _ lo: UInt32) -> Double { Double((UInt64(hi) << 32 | UInt64(lo)) >> 11) * 0x1.0p-53 }
+        return (unit(w.0, w.1), unit(w.2, w.3))
+    }
+
+    /// Two independent standard normals from block `block` of (seed, example, sample): Box–Muller on its
+    /// two uniforms, (r cos θ, r sin θ) with r = √(−2 ln(1 − u₀)), θ = 2π u₁.
+    @inline(__always)
+    public static func normals(seed: UInt64, example: UInt64, sample: UInt32, block: UInt32) -> (Double, Double) {
+        let (u0, u1) = uniforms(seed: seed, example: example, sample: sample, block: block)
+        let r = (-2 * _log(1 - u0)).squareRoot(), theta = 2 * Double.pi * u1
+        return (r * cos(theta), r * sin(theta))
+    }
+
+    /// A uniform index in 0..<n from a uniform `u` on [0, 1).
+    @inline(__always)
+    public static func index(_ u: Double, _ n: Int) -> Int { min(Int(u * Double(n)), n - 1) }
 }
