@@ -122,6 +122,21 @@ final class GraphTests: XCTestCase {
                     try n.saliency(x, rows: rows, targets: [1], absolute: false), rel: 1e-5, "saliency chunked")
     }
 
+    /// A final Dense is pulled back by a row of W instead of a skinny GEMM; with a Dropout (the identity)
+    /// after it the GEMM path runs instead. The one-hot seed makes the GEMM add only zeros to the single
+    /// product, so both are bit-identical.
+    func testFinalDenseShortcutIsBitIdentical() throws {
+        var g = Gen(905)
+        let chain = IntegratedGradientsTests.smoothMLP(&g)
+        let padded = try chain.appending(.dropout(p: 0))
+        let rows = 5
+        let x = g.normals(rows * chain.inputSize)
+        XCTAssertEqual(try chain.saliency(x, rows: rows, targets: [0, 1, 2, 1, 0], absolute: false),
+                       try padded.saliency(x, rows: rows, targets: [0, 1, 2, 1, 0], absolute: false))
+        XCTAssertEqual(try chain.integratedGradients(x, rows: rows, targets: [2], steps: 20).attributions,
+                       try padded.integratedGradients(x, rows: rows, targets: [2], steps: 20).attributions)
+    }
+
     func testGraphErrors() throws {
         var n = try Network(inputShape: [4])
         try n.append(.dense(try .init(weight: [Float](repeating: 1, count: 12), bias: nil, outFeatures: 3, inFeatures: 4)))
