@@ -22,6 +22,8 @@ SUPPORTED_OPS = ("Gemm", "MatMul", "Conv", "Relu", "LeakyRelu", "Elu", "Softplus
                  "Concat", "Dropout", "Identity", "Constant", "Cast (to float32)",
                  "Shape, Gather, Unsqueeze and Concat computing a Reshape's (N, -1)")
 
+_POOLED = ("it reads a GlobalAveragePool output (held flat, as (C,)) where a spatial value is needed; only Flatten, "
+           "Reshape, elementwise ops, BatchNormalization, Add and Concat of such outputs are supported")
 _BATCH = "N"  # the batch size in a shape computed by Shape/Gather/Unsqueeze/Concat (dynamic-batch exports)
 
 _ACTIVATIONS = {
@@ -89,6 +91,7 @@ class _Importer:
         self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
         self.consts = {t.name: self._array(t) for t in self.graph.initializer}
         self.values = {}
+        self.origin = []  # the ONNX node of each Graph node, to name it in the errors of the C checks
         self.softmax = []  # Softmax nodes, each of which must give the graph output
         self.shapes = {}  # name -> a shape computed from a value's Shape: a list of ints and _BATCH
         self.done = set()  # nodes folded into an earlier one (the Add of a MatMul's bias)
@@ -176,6 +179,7 @@ class _Importer:
 
     def _set(self, node, layer, inputs, shape, sa_shape=None) -> None:
         index = self.g.add(layer, inputs)
+        self.origin.append(node)
         self.values[node.output[0]] = _Value(index, shape, sa_shape)
 
     def _alias(self, node, value: _Value) -> None:
@@ -227,7 +231,9 @@ class _Importer:
 
     def _windowed_input(self, node, dims_ok=(1, 2)) -> _Value:
         x = self._value(node, 0)
-        if x.shape != x.sa_shape or len(x.shape) - 1 not in dims_ok:
+        if x.shape != x.sa_shape:
+            raise self._unsupported(node, _POOLED)
+        if len(x.shape) - 1 not in dims_ok:
             raise self._unsupported(node, f"input of per-example shape {x.shape}; expected (C, L) or (C, H, W)")
         return x
 
@@ -249,7 +255,9 @@ class _Importer:
         return add, np.broadcast_to(c.astype(np.float32).reshape(-1), (out,))
 
     def _dense(self, node, x: _Value, w: np.ndarray, b: Optional[np.ndarray]) -> None:
-        if x.sa_shape != x.shape or len(x.shape) != 1:
+        if x.sa_shape != x.shape:
+            raise self._unsupported(node, _POOLED)
+        if len(x.shape) != 1:
             raise self._unsupported(node, f"input of per-example shape {x.shape}; a {node.op_type} reads (N, features)")
         out = w.shape[0]
         fused = self._linear_bias(node, out)
@@ -366,7 +374,7 @@ class _Importer:
     def op_Reshape(self, node, a):
         x = self._value(node, 0)
         if node.input[1] in self.shapes:
-            target = self.shapes[node.input[1]]
+            target = self._shape_operand(node, 1)
         else:
             target = [int(t) for t in self._const(node, 1, "shape").reshape(-1)]
         size = int(np.prod(x.shape))
@@ -385,6 +393,8 @@ class _Importer:
         x, y = self._value(node, 0), self._value(node, 1)
         if x.shape != y.shape:
             raise self._unsupported(node, f"shapes {x.shape} and {y.shape} differ (broadcasting is not supported)")
+        if x.sa_shape != y.sa_shape:
+            raise self._unsupported(node, _POOLED)
         self._set(node, m.Add(), [x.index, y.index], x.shape, x.sa_shape)
 
     def op_Concat(self, node, a):
@@ -399,6 +409,8 @@ class _Importer:
             return self._alias(node, xs[0])
         if any(len(v.shape) != len(xs[0].shape) or v.shape[1:] != xs[0].shape[1:] for v in xs):
             raise self._unsupported(node, f"inputs of shapes {[v.shape for v in xs]} differ beyond axis 1")
+        if any(v.sa_shape[1:] != xs[0].sa_shape[1:] for v in xs):
+            raise self._unsupported(node, _POOLED)
         shape = (sum(v.shape[0] for v in xs),) + xs[0].shape[1:]
         self._set(node, m.Concat(), [v.index for v in xs], shape, (shape[0],) + xs[0].sa_shape[1:])
 
@@ -460,7 +472,8 @@ class _Importer:
     def _shape_operand(self, node, k: int) -> list:
         name = node.input[k]
         if name in self.shapes:
-            return self.shapes[name]
+            v = self.shapes[name]
+            return v if isinstance(v, list) else [v]
         if name in self.consts and np.issubdtype(self.consts[name].dtype, np.integer):
             return [int(v) for v in self.consts[name].reshape(-1)]
         raise self._unsupported(node, f"input {k} ('{name}') is neither a constant nor a shape computed by Shape; "
@@ -485,9 +498,9 @@ class _Importer:
             axes = a.get("axes") if "axes" in a else self._shape_operand(node, 1) if len(node.input) > 1 else None
             if src is None or list(axes or []) != [0]:
                 raise self._unsupported(node, "only Unsqueeze along axis 0 of a shape computed by Shape is supported")
-            out = src if isinstance(src, list) else [src]
             if isinstance(src, list):
                 raise self._unsupported(node, "an Unsqueeze that makes a shape 2-D")
+            out = [src]
         self.shapes[node.output[0]] = out
 
     def _activation(self, node, a):
@@ -519,7 +532,24 @@ class _Importer:
                 raise self._unsupported(node, "Softmax is supported as the final op only")
         if out.index != self.g.last:  # every kept node is an ancestor of the output, so this cannot happen
             raise SwiftAttrError(f"from_onnx: the graph output '{self.output}' is not its last value")
-        return self.g.build()
+        try:
+            return self.g.build()
+        except SwiftAttrError as e:
+            raise SwiftAttrError(f"from_onnx: {self._failing_node()}: {e}", e.code) from None
+
+    def _failing_node(self) -> str:
+        """The ONNX node whose layer C rejected: the first prefix of the graph that does not build (only on
+        the error path; the C message numbers nodes, and users know their ONNX names)."""
+        for k in range(1, len(self.origin) + 1):
+            prefix = m.Graph(self.g.input_shape)
+            for layer, inputs in self.g._nodes[:k]:
+                prefix.add(layer, inputs)
+            try:
+                prefix.build()
+            except SwiftAttrError:
+                node = self.origin[k - 1]
+                return f"{node.op_type} {self._label(node)}"
+        return "the graph"
 
 
 def from_onnx(model, input_shape: Optional[Sequence[int]] = None, output: Optional[str] = None) -> m.Network:

@@ -264,3 +264,21 @@ def test_static_batch_reshape_and_batchnorm_after_global_pool():
     net = sa.from_onnx(make(nodes, ("x", [1, 3, 4, 4]), ("y", [1, 3]), inits))
     x = rand(5, 3, 4, 4)  # any batch size: the reshape's 1 is the batch axis
     close_to(net.forward(x), (x.mean(axis=(2, 3)) - mean) / np.sqrt(var + 1e-3) * scale + bias)
+
+
+def test_errors_found_by_the_c_checks_name_the_onnx_node():
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="act"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv_in_3")]
+    msg = unsupported(nodes, ("x", [None, 2, 5]), ("y", [None, 4, 5]), [("w", rand(4, 3, 1))], match="3 input channels")
+    assert "Conv node 'conv_in_3'" in msg
+    nodes = [helper.make_node("MaxPool", ["x"], ["y"], name="wide_pad", kernel_shape=[2], pads=[2, 2])]
+    msg = unsupported(nodes, ("x", [None, 2, 5]), ("y", [None, 2, 8]), match="at most half the kernel")
+    assert "MaxPool node 'wide_pad'" in msg
+
+
+def test_a_global_pool_output_read_as_an_image_is_an_error():
+    nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]),
+             helper.make_node("Conv", ["p", "w"], ["y"], name="se_conv")]
+    msg = unsupported(nodes, ("x", [None, 2, 4, 4]), ("y", [None, 3, 1, 1]), [("w", rand(3, 2, 1, 1))],
+                      match="GlobalAveragePool output")
+    assert "Conv node 'se_conv'" in msg
