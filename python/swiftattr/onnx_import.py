@@ -559,8 +559,9 @@ def from_onnx(model, input_shape: Optional[Sequence[int]] = None, output: Option
     Supported ops: Gemm, MatMul (with the Add of a constant bias after it), Conv (1-D and 2-D, symmetric
     padding, group 1), Relu, LeakyRelu, Elu, Softplus, Sigmoid, Tanh, Softmax (final, over the features),
     MaxPool, AveragePool (count_include_pad=1 or no padding), GlobalAveragePool, BatchNormalization
-    (inference), Flatten (axis 1), Reshape to (N, -1), Add of two computed values, Concat (axis 1), Dropout,
-    Identity, Constant. ``input_shape`` (per example, without the batch) is needed only when the model leaves
+    (inference), Flatten (axis 1), Reshape to (N, -1) (its shape a constant or computed by Shape, Gather,
+    Unsqueeze and Concat, as dynamic-batch exports do), Add of two computed values, Concat (axis 1), Dropout,
+    Identity, Constant, Cast to float32. Opsets 11 to 20 are tested. ``input_shape`` (per example, without the batch) is needed only when the model leaves
     a size unknown; it must agree with the sizes the model fixes. ``output`` names the graph output to
     convert when there are several (skl2onnx's classifiers give ``"label"`` and ``"probabilities"``); only the
     nodes it depends on are read."""
