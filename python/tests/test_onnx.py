@@ -282,3 +282,14 @@ def test_a_global_pool_output_read_as_an_image_is_an_error():
     msg = unsupported(nodes, ("x", [None, 2, 4, 4]), ("y", [None, 3, 1, 1]), [("w", rand(3, 2, 1, 1))],
                       match="GlobalAveragePool output")
     assert "Conv node 'se_conv'" in msg
+
+
+def test_auto_pad_same_is_symmetric_padding_or_an_error():
+    w = rand(3, 2, 3)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], auto_pad="SAME_UPPER", dilations=[2])]
+    net = sa.from_onnx(make(nodes, ("x", [None, 2, 7]), ("y", [None, 3, 7]), [("w", w)]))
+    ref = sa.Sequential([sa.Conv1d(w, padding=2, dilation=2)], input_shape=(2, 7))
+    x = rand(2, 2, 7)
+    close_to(net.forward(x), ref.forward(x))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["y"], name="even", auto_pad="SAME_LOWER")]
+    unsupported(nodes, ("x", [None, 2, 7]), ("y", [None, 3, 7]), [("w", rand(3, 2, 2))], match="Conv node 'even'.*asymmetric")
