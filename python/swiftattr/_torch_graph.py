@@ -152,6 +152,7 @@ def convert(module) -> TorchRecipe:
     import torch
     import torch.fx as fx
     import torch.nn as nn
+    import torch.nn.functional as F
 
     from .convert import _convert_torch_module
 
@@ -174,7 +175,16 @@ def convert(module) -> TorchRecipe:
         steps.append(_Step(layer, list(inputs), _where(node, op), flat_size))
         env[node] = len(steps)
 
-    def from_module(node, op, mod, src):
+    def in_place(node, op):
+        """An in-place op is its out-of-place twin unless other ops read the value it overwrites (the traced
+        graph does not see the mutation)."""
+        arg = node.args[0] if node.args else None
+        if isinstance(arg, fx.Node) and len(arg.users) > 1:
+            raise _unsupported(node, op, "in place on a value that other ops also read")
+
+    def from_module(node, op, mod, src, inplace=False):
+        if inplace or getattr(mod, "inplace", False):
+            in_place(node, op)
         layer = _convert_torch_module(_where(node, op), mod)
         if layer is None:
             env[node] = src
@@ -212,22 +222,27 @@ def convert(module) -> TorchRecipe:
             elif fn in modules:
                 cls, names = modules[fn]
                 kw = _normalized(node, gm)
-                if not kw:
-                    raise _unsupported(node, op, "its arguments could not be read")
+                if not kw:  # torch.* builtins with several schemas: the table's names are in signature order
+                    if not node.args or len(node.args) > 1 + len(names):
+                        raise _unsupported(node, op, "its arguments could not be read")
+                    kw = {"input": node.args[0], **dict(zip(names, node.args[1:])), **node.kwargs}
                 src = value(node, kw.pop("input"), op)
                 if cls is nn.Softmax and kw.get("dim") is None:
                     raise _unsupported(node, op, "give dim=1 or dim=-1")
-                for unused in ("inplace", "_stacklevel", "dtype"):
-                    if kw.pop(unused, None) not in (None, False):
-                        raise _unsupported(node, op, f"{unused} is not supported")
+                inplace = bool(kw.pop("inplace", False)) or fn in (F.relu_, torch.relu_)
+                kw.pop("_stacklevel", None)
+                if kw.pop("dtype", None) is not None:
+                    raise _unsupported(node, op, "dtype is not supported")
                 extra = set(kw) - set(names)
                 if extra:
                     raise _unsupported(node, op, f"arguments {sorted(extra)} are not supported")
-                from_module(node, op, cls(**kw), src)
+                from_module(node, op, cls(**kw), src, inplace)
             elif fn in (operator.add, torch.add, operator.iadd):
                 alpha = node.kwargs.get("alpha", 1)
                 if alpha != 1 or len(node.args) != 2 or set(node.kwargs) - {"alpha"}:
                     raise _unsupported(node, op, "only a + b of two tensors (alpha=1)")
+                if fn is operator.iadd:
+                    in_place(node, op)
                 emit(node, m.Add(), [value(node, a, op) for a in node.args], op)
             elif fn in (torch.cat, torch.concat, torch.concatenate):
                 tensors = node.args[0] if node.args else node.kwargs.get("tensors")
@@ -267,7 +282,7 @@ def convert(module) -> TorchRecipe:
                         raise _unsupported(node, op, "give dim=1 or dim=-1")
                 elif rest or kw:
                     raise _unsupported(node, op, "arguments are not supported")
-                from_module(node, op, cls(**kw), src)
+                from_module(node, op, cls(**kw), src, name.endswith("_"))
             elif name in ("contiguous", "clone", "detach", "float"):
                 env[node] = src
             elif name == "size":
@@ -289,6 +304,8 @@ def convert(module) -> TorchRecipe:
             elif name in ("add", "add_", "__add__"):
                 if len(rest) != 1 or kw.get("alpha", 1) != 1:
                     raise _unsupported(node, op, "only a.add(b) of two tensors (alpha=1)")
+                if name == "add_":
+                    in_place(node, op)
                 emit(node, m.Add(), [src, value(node, rest[0], op)], op)
             else:
                 raise _unsupported(node, op)
