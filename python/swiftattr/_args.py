@@ -93,11 +93,12 @@ def as_shape(value, name: str) -> tuple:
 
 
 def from_torch_tensor(value):
-    """A torch tensor as a numpy array (detached, on the CPU, floating types as float32: numpy has no bfloat16);
-    anything else unchanged. torch is never imported here: a tensor is recognised by its type's module."""
+    """A torch tensor as a numpy array of its dtype (detached, on the CPU; bfloat16, which numpy lacks, as
+    float32); anything else unchanged. torch is never imported here: a tensor is recognised by its type's
+    module."""
     if type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
         t = value.detach().cpu()
-        if t.is_floating_point():
+        if str(t.dtype) == "torch.bfloat16":
             t = t.float()
         return t.resolve_conj().numpy() if t.is_complex() else t.numpy()
     return value

@@ -124,10 +124,13 @@ def input_x_gradient(net, inputs, target=None) -> np.ndarray:
 
 
 def gradient(net, inputs, grad_outputs) -> np.ndarray:
-    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs."""
+    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs.
+    ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size)."""
     net, x = _network(net, inputs)
-    c = expect_shape(as_f32(grad_outputs, "grad_outputs"), (x.shape[0], net.output_size), "grad_outputs",
-                     "one row of output weights per example")
+    c = as_f32(grad_outputs, "grad_outputs")
+    if c.shape == (x.shape[0],) + net.output_shape:
+        c = c.reshape(x.shape[0], net.output_size)
+    c = expect_shape(c, (x.shape[0], net.output_size), "grad_outputs", "one row of output weights per example")
     out = np.empty_like(x)
     check(lib.sa_gradient(net._handle, fptr(x), x.shape[0], fptr(c), fptr(out)))
     return out

@@ -100,6 +100,8 @@ def test_forward_keeps_the_output_shape():
     out = net.forward(x)
     assert out.shape == (6, 3, 5, 4) and net.output_shape == (3, 5, 4)
     np.testing.assert_array_equal(out.reshape(6, -1), net.activations(x, net.num_layers))
+    weights = rng.standard_normal(out.shape).astype(np.float32)
+    np.testing.assert_array_equal(sa.gradient(net, x, weights), sa.gradient(net, x, weights.reshape(6, -1)))
     assert _net("resnet").forward(FIXTURE["resnet_x"]).shape == (5, 3)
 
 
@@ -312,6 +314,7 @@ def test_torch_tensors_everywhere():
         lambda X, B, T: sa.expected_gradients(net, X, B, target=T, n_samples=3, seed=1),
         lambda X, B, T: sa.smoothgrad(net, X, target=T, n_samples=3, seed=1),
         lambda X, B, T: net.penultimate(X),
+        lambda X, B, T: sa.gradient(net, X, np.ones((5, 3)) if isinstance(B, np.ndarray) else torch.ones(5, 3)),
     ]
     for call in calls:
         expected = call(x, b, t)
@@ -323,5 +326,8 @@ def test_torch_tensors_everywhere():
     np.testing.assert_array_equal(sa.deeplift(chain, xs, baselines=torch.zeros(4), target=torch.tensor(1)),
                                   sa.deeplift(chain, xs.detach().numpy(), baselines=np.zeros(4), target=1))
     np.testing.assert_array_equal(sa.deepshap(chain, xs, torch.randn(5, 4).numpy(), target=0).shape, (3, 4))
+    H = torch.from_numpy(net.penultimate(x)).double().requires_grad_(True)
+    fit = sa.bayesian_last_layer(H=H, y=torch.arange(5.0, dtype=torch.float64))
+    np.testing.assert_array_equal(fit.W_mean, sa.bayesian_last_layer(H=H.detach().numpy(), y=np.arange(5.0)).W_mean)
     with pytest.raises(sa.SwiftAttrError, match="dtype bool"):
         net.forward(torch.zeros(1, 3, 8, 8, dtype=torch.bool))
