@@ -241,6 +241,11 @@ SA_API int sa_model_num_layers(const sa_model *model, int64_t *count);
  *  the output; in a chain, the input of layer `layer`). */
 SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
 
+/** The per-example shape of value `value` (numbered as in sa_model_size_at; num_layers = the output,
+ *  whose shape is what sa_forward writes per example): shape must hold 3 values; *ndim receives the
+ *  number used. */
+SA_API int sa_model_shape_at(const sa_model *model, int64_t value, int64_t *shape, int64_t *ndim);
+
 /** The sa_layer_kind of layer `layer` (0-based). */
 SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 

@@ -309,6 +309,25 @@ public func sa_model_size_at(_ model: OpaquePointer?, _ layer: Int64, _ size: Un
     }
 }
 
+/// Per-example shape of value `value` (0 = the model input, j + 1 = the output of node j, num_layers = the
+/// output): what `sa_forward` writes per example is the output's shape, e.g. [C, H, W] for an image.
+@_cdecl("sa_model_shape_at")
+public func sa_model_shape_at(
+    _ model: OpaquePointer?, _ value: Int64, _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        guard value >= 0, value <= Int64(net.layers.count) else {
+            throw SwiftAttrError(.outOfRange, "value = \(value) is out of range 0...\(net.layers.count)")
+        }
+        let shapeOut = try output(shape, 3, "shape")
+        let ndimOut = try nonNull(ndim, "ndim")
+        let s = net.shapes[Int(value)]
+        ndimOut.pointee = Int64(s.count)
+        for (i, d) in s.enumerated() { shapeOut[i] = Int64(d) }
+    }
+}
+
 @_cdecl("sa_model_layer_kind")
 public func sa_model_layer_kind(_ model: OpaquePointer?, _ layer: Int64, _ kind: UnsafeMutablePointer<Int32>?) -> Int32 {
     guarded {

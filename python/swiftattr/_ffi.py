@@ -167,6 +167,8 @@ _sig("sa_model_input_shape", [model_p, i64p, i64p])
 _sig("sa_model_num_layers", [model_p, i64p])
 # SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
 _sig("sa_model_size_at", [model_p, c_int64, i64p])
+# SA_API int sa_model_shape_at(const sa_model *model, int64_t value, int64_t *shape, int64_t *ndim);
+_sig("sa_model_shape_at", [model_p, c_int64, i64p, i64p])
 # SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 _sig("sa_model_layer_kind", [model_p, c_int64, POINTER(c_int32)])
 # SA_API int sa_model_save(const sa_model *model, const char *path);

@@ -5,6 +5,7 @@ import copy
 import ctypes
 import os
 import tempfile
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -332,6 +333,8 @@ class Network:
             self._sizes.append(s.value)
         self.input_size = self._sizes[0]
         self.output_size = self._sizes[-1]
+        check(lib.sa_model_shape_at(self._handle, self.num_layers, shape, ctypes.byref(ndim)))
+        self.output_shape = tuple(shape[i] for i in range(ndim.value))
         self.node_inputs = []
         for i in range(self.num_layers):
             reads = (ctypes.c_int64 * 65536)() if self.layer_kinds[i] in ("add", "concat") else (ctypes.c_int64 * 1)()
@@ -375,7 +378,8 @@ class Network:
 
     # -- inputs ------------------------------------------------------------------------------------
     def _batch(self, x, name: str = "inputs") -> np.ndarray:
-        """`x` as a float32 C-contiguous batch of the input shape (copied only when needed)."""
+        """`x` (an array-like or a torch tensor) as a float32 C-contiguous batch of the input shape (copied only
+        when needed)."""
         arr = as_f32(x, name)
         if arr.shape[1:] != self.input_shape:
             if arr.shape == self.input_shape:
@@ -388,9 +392,10 @@ class Network:
         return arr
 
     def forward(self, x) -> np.ndarray:
-        """Outputs for a batch: shape (n, output_size)."""
+        """Outputs for a batch (a numpy array, array-like or torch tensor): a numpy array of shape
+        (n, *output_shape), e.g. (n, classes), or (n, C, H, W) for a network whose output is an image."""
         x = self._batch(x)
-        out = np.empty((x.shape[0], self.output_size), dtype=np.float32)
+        out = np.empty((x.shape[0],) + self.output_shape, dtype=np.float32)
         check(lib.sa_forward(self._handle, fptr(x), x.shape[0], fptr(out)))
         return out
 
@@ -520,6 +525,92 @@ class Graph:
                 layer._add(handle)
         owner.handle = None
         return Network(handle, [layer for layer, _ in self._nodes])
+
+
+class LazyNetwork:
+    """A network whose per-example input shape comes from its first input: what :func:`from_torch` returns for
+    a model given no ``input_shape`` (a convolutional module accepts any image size, and so does this).
+
+    It holds a shape-free conversion and builds from it, on first use of each per-example shape, a
+    :class:`Network` for that shape, which it keeps: one plan per input shape. Every function that takes a
+    Network takes a LazyNetwork and uses the plan for the shape of its ``inputs``; :meth:`for_shape` gives
+    the plan itself (to save it, or to inspect ``layer_kinds`` and ``output_shape``). Copies and pickles
+    carry the conversion (and the plans made so far); plans are immutable, so threads may share them."""
+
+    input_shape = None  # per call: the shape of the inputs
+
+    def __init__(self, build, layers: Optional[list] = None, name: str = "network"):
+        self._build = build  # per-example shape → Network (picklable)
+        self.layers = layers
+        self.name = name
+        self._plans = {}
+        self._lock = threading.Lock()
+
+    def for_shape(self, input_shape) -> Network:
+        """The network for per-example ``input_shape`` (built on first use, then kept)."""
+        shape = tuple(as_shape(input_shape, "input_shape"))
+        plan = self._plans.get(shape)
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get(shape)
+                if plan is None:
+                    plan = self._plans[shape] = self._build(shape)
+        return plan
+
+    @property
+    def plans(self) -> dict:
+        """{per-example input shape: Network} built so far."""
+        return dict(self._plans)
+
+    def _plan(self, x, name: str = "inputs") -> Network:
+        shape = as_f32(x, name).shape
+        if len(shape) < 2:
+            raise SwiftAttrError(f"{name}: expected a batch (n, *per-example shape), got shape {shape}", SA_ERR_SHAPE)
+        return self.for_shape(shape[1:])
+
+    def forward(self, x) -> np.ndarray:
+        """Outputs for a batch: shape (n, *output_shape) of the plan for the batch's per-example shape."""
+        return self._plan(x).forward(x)
+
+    __call__ = forward
+
+    def activations(self, x, layer: int) -> np.ndarray:
+        """:meth:`Network.activations` of the plan for the shape of ``x``."""
+        return self._plan(x).activations(x, layer)
+
+    def penultimate(self, x) -> np.ndarray:
+        """:meth:`Network.penultimate` of the plan for the shape of ``x``."""
+        return self._plan(x).penultimate(x)
+
+    def save(self, path) -> None:
+        raise SwiftAttrError("a LazyNetwork has one network per input shape: save net.for_shape(input_shape)")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __copy__(self):
+        other = type(self).__new__(type(self))
+        other.__setstate__(self.__getstate__())
+        other._plans = dict(self._plans)
+        return other
+
+    def __repr__(self):
+        return f"LazyNetwork({self.name}, plans for {sorted(self._plans)})"
+
+
+def network_for(net, inputs) -> Network:
+    """``net`` itself when it is a Network; the plan of a LazyNetwork for the per-example shape of ``inputs``."""
+    if isinstance(net, Network):
+        return net
+    if isinstance(net, LazyNetwork):
+        return net._plan(inputs)
+    raise SwiftAttrError(f"net: expected a swiftattr Network, got {type(net).__name__}")
 
 
 def load(path) -> Network:

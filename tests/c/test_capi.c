@@ -239,6 +239,9 @@ static void test_cnn(void) {
     CHECK(size == 2 * 6 * 6, "conv output size %lld", (long long)size);
     EXPECT_OK(sa_model_size_at(m, 3, &size));
     CHECK(size == 2 * 3 * 3, "pool output size %lld", (long long)size);
+    int64_t vshape[3] = {0, 0, 0}, vndim = 0;
+    EXPECT_OK(sa_model_shape_at(m, 3, vshape, &vndim));
+    CHECK(vndim == 3 && vshape[0] == 2 && vshape[1] == 3 && vshape[2] == 3, "pool output shape");
     enum { N = 3 };
     float x[N * 36], y[N * 3], ig[N * 36], delta[N];
     fill(x, N * 36, 1.0f);
@@ -402,6 +405,10 @@ static void test_errors(void) {
     int kind = 0;
     EXPECT_ERROR(sa_model_size_at(m, 4, &v), SA_ERR_OUT_OF_RANGE, "layer");
     EXPECT_ERROR(sa_model_size_at(m, 0, NULL), SA_ERR_NULL_POINTER, "size");
+    int64_t sh[3];
+    EXPECT_ERROR(sa_model_shape_at(m, 4, sh, &v), SA_ERR_OUT_OF_RANGE, "value");
+    EXPECT_ERROR(sa_model_shape_at(m, 0, NULL, &v), SA_ERR_NULL_POINTER, "shape");
+    EXPECT_ERROR(sa_model_shape_at(m, 0, sh, NULL), SA_ERR_NULL_POINTER, "ndim");
     EXPECT_ERROR(sa_model_layer_kind(m, 3, &kind), SA_ERR_OUT_OF_RANGE, "layer");
     EXPECT_ERROR(sa_model_num_layers(NULL, &v), SA_ERR_NULL_POINTER, "model");
     EXPECT_ERROR(sa_model_input_shape(m, NULL, &v), SA_ERR_NULL_POINTER, "shape");
