@@ -288,10 +288,11 @@ class _Model:
     def __init__(self, handle: ctypes.c_void_p):
         self.handle = handle
 
-    def __del__(self):
+    def __del__(self, _free=lib.sa_model_free):
+        # `_free` is bound at class creation: at interpreter exit the module's globals may already be gone.
         h, self.handle = self.handle, None
         if h is not None and h.value:
-            lib.sa_model_free(h)
+            _free(h)
 
     def __copy__(self):  # immutable: a copy is the same owner
         return self
