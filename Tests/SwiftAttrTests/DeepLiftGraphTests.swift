@@ -216,4 +216,79 @@ final class DeepLiftGraphTests: XCTestCase {
         // The same products in another order (Rescale multiplies y/x, the gradient 1{x>0}): float32 rounding.
         assertClose(dl.attributions, ixg, rel: 1e-5, "Rescale DeepLIFT = input×gradient")
     }
+
+    // MARK: float64 brute force
+
+    /// Rescale DeepLIFT on a ReLU graph of dense, add, concat and fan-out, against a float64 reference
+    /// written from the definition with plain loops (no GEMM, no propagation driver): forward x and x⁰,
+    /// each ReLU's multiplier Δy/Δx, multipliers summed backwards over every path, φ = m·Δx.
+    func testRescaleEqualsFloat64BruteForceOnReLUGraph() throws {
+        var g = Gen(1906)
+        var n = net([6], [])
+        try n.append(g.dense(8, 6), inputs: [0])     // v1
+        try n.append(.relu, inputs: [1])             // v2
+        try n.append(g.dense(5, 6), inputs: [0])     // v3
+        try n.append(.relu, inputs: [3])             // v4
+        try n.append(.concat, inputs: [2, 4])        // v5: [13]
+        try n.append(g.dense(6, 13), inputs: [5])    // v6
+        try n.append(g.dense(6, 8), inputs: [2])     // v7: fan-out of v2
+        try n.append(.add, inputs: [6, 7])           // v8
+        try n.append(.relu, inputs: [8])             // v9
+        try n.append(.add, inputs: [9, 7])           // v10: fan-out of v7
+        try n.append(g.dense(3, 6), inputs: [10])    // v11
+        func forward(_ x: [Double]) -> [[Double]] {
+            var values = [x]
+            for i in n.layers.indices {
+                let reads = n.inputs[i].map { values[$0] }
+                switch n.layers[i] {
+                case .dense(let d):
+                    values.append((0..<d.outFeatures).map { o in
+                        (0..<d.inFeatures).reduce(Double(d.bias[o])) { $0 + Double(d.weight[o * d.inFeatures + $1]) * reads[0][$1] }
+                    })
+                case .relu: values.append(reads[0].map { max($0, 0) })
+                case .add: values.append(reads[0].indices.map { k in reads.reduce(0) { $0 + $1[k] } })
+                case .concat: values.append(reads.flatMap { $0 })
+                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .leakyReLU, .elu,
+                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
+                }
+            }
+            return values
+        }
+        let rows = 6, d = n.inputSize
+        let x = g.normals(rows * d), b = g.normals(rows * d)
+        let targets = [0, 1, 2, 0, 1, 2]
+        let engine = try n.deepLift(x, rows: rows, baselines: b, targets: targets, rule: .rescale)
+        var expected = [Double]()
+        for r in 0..<rows {
+            let xs = forward(x[(r * d)..<((r + 1) * d)].map(Double.init)), bs = forward(b[(r * d)..<((r + 1) * d)].map(Double.init))
+            var m = n.shapes.indices.map { [Double](repeating: 0, count: n.size(at: $0)) }
+            m[n.layers.count][targets[r]] = 1
+            for i in n.layers.indices.reversed() {
+                let out = m[i + 1]
+                switch n.layers[i] {
+                case .dense(let l):
+                    for o in 0..<l.outFeatures { for j in 0..<l.inFeatures { m[n.inputs[i][0]][j] += Double(l.weight[o * l.inFeatures + j]) * out[o] } }
+                case .relu:
+                    let v = n.inputs[i][0]
+                    for j in out.indices {
+                        let dx = xs[v][j] - bs[v][j]
+                        let slope = abs(dx) >= 1e-7 ? (xs[i + 1][j] - bs[i + 1][j]) / dx : (bs[v][j] > 0 ? 1 : 0)
+                        m[v][j] += slope * out[j]
+                    }
+                case .add:
+                    for v in n.inputs[i] { for j in out.indices { m[v][j] += out[j] } }
+                case .concat:
+                    var offset = 0
+                    for v in n.inputs[i] { for j in m[v].indices { m[v][j] += out[offset + j] }; offset += m[v].count }
+                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .leakyReLU, .elu,
+                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
+                }
+            }
+            expected += (0..<d).map { m[0][$0] * (xs[0][$0] - bs[0][$0]) }
+        }
+        // float32 against float64: each activation rounds at K·u·Σ|w||x| (K ≤ 13, u = 6e-8: ≤ 1e-6 of the
+        // scale); Rescale turns an error of Δy into one of m·Δx of the same size, so 1e-5 of max|φ| bounds
+        // the three nonlinear layers with room for the elementwise rounding.
+        assertClose(engine.attributions, expected, rel: 1e-5, "Rescale vs float64 brute force")
+    }
 }

@@ -4,7 +4,7 @@
 /// Every neuron's difference from reference Δy = y − y⁰ is explained by contributions C that sum to it
 /// (summation-to-delta). Multipliers m = C/Δx propagate backwards by the chain rule
 /// m_{x,t} = Σ_y m_{x,y} m_{y,t}, so one backward pass of multipliers gives every input's contribution
-/// C = m·Δx to the target. This file holds the rule of every layer kind (§3.5 of the paper):
+/// C = m·Δx to the target. This file holds the rule of every node kind (§3.5 of the paper):
 ///
 /// - Linear rule (Dense, Conv, BatchNorm, pooling by averages, Flatten, Dropout): m = the weight. When a
 ///   RevealCancel nonlinearity needs it, the layer's Δy is split into Δy⁺ = W⁺Δx⁺ + W⁻Δx⁻ and
@@ -19,9 +19,17 @@
 ///   `.crossMax` (the rule of shap's DeepExplainer, and of Captum for a pool that reads the input) splits
 ///   Δy = (max(y, y⁰) − y⁰) + (y − max(y, y⁰)) between the argmax of the input and that of the reference,
 ///   exact for any reference.
+/// - Add and concat (graphs): linear with weights 0 or 1, so summation-to-delta stays exact. Backwards, add
+///   passes (m⁺, m⁻) to every input and concat gives each input its slice; forwards, the split
+///   s = Δ⁺ − Δ⁻ of an add is the sum of its inputs' (the layer [I I] over already-split inputs), that of
+///   a concat their concatenation. A value read by several nodes has one s, and its multipliers are the
+///   sum of its readers' (m⁻ ?? m⁺ where only some carry a separate m⁻).
 /// - A final Softmax (§3.6): attribute the logits and subtract from each contribution its mean over
 ///   the classes, i.e. seed the logits with e_t − 1/n.
 ///
+/// Every pass walks the network through the propagation driver (``Network/walkForward`` for the plan's
+/// genomics rule and the split pass, ``Network/walkBackward`` for the plan's split needs and the
+/// multipliers); on a chain that is the straight walk over the layers, with the same GEMMs in the same order.
 /// Everything is batched: the inputs and their references run forward stacked (one GEMM per layer), and
 /// the multipliers of a chunk of (example, reference) pairs run backward as one GEMM per layer.
 public enum DeepLiftRule: Int32, Sendable, CaseIterable {
@@ -30,7 +38,8 @@ public enum DeepLiftRule: Int32, Sendable, CaseIterable {
     /// RevealCancel after every nonlinearity.
     case revealCancel = 1
     /// The authors' genomics default: Rescale after convolutions, RevealCancel after dense layers (the
-    /// nearest preceding Dense or Conv decides; a nonlinearity with neither before it uses Rescale).
+    /// nearest Dense or Conv upstream decides, followed along the first input of every add or concat;
+    /// a nonlinearity with neither before it uses Rescale).
     case genomics = 2
 
     public var name: String {
