@@ -42,6 +42,48 @@ enum GraphFixtures {
         add(g.dense(3, 8), [9])            // v10
         return n
     }
+
+    /// DenseNet-style: [2, 8, 8] → conv → ReLU (v2) → conv → ReLU (v4) → concat [v2, v4] (v5) → 1×1 conv →
+    /// ReLU (v7) → concat [v5, v7] (v8, 10 channels) → max-pool → ELU → conv → flatten → dense. Values v2 and
+    /// v5 fan out (each read by a conv and a concat). With `bias: false` every value is 0 at a zero input
+    /// (so a zero reference is equal within every pooling window).
+    static func denseNetConcat(_ g: inout Gen, bias: Bool = true) -> Network {
+        var n = net([2, 8, 8], [])
+        func add(_ layer: Layer, _ inputs: [Int]) { do { try n.append(layer, inputs: inputs) } catch { fatalError("\(error)") } }
+        add(g.conv(4, 2, kernel: [3, 3], padding: [1, 1], bias: bias), [0])   // v1
+        add(.relu, [1])                                                        // v2
+        add(g.conv(3, 4, kernel: [3, 3], padding: [1, 1], bias: bias), [2])   // v3
+        add(.relu, [3])                                                        // v4
+        add(.concat, [2, 4])                                                   // v5: [7, 8, 8]
+        add(g.conv(3, 7, kernel: [1, 1], bias: bias), [5])                     // v6
+        add(.relu, [6])                                                        // v7
+        add(.concat, [5, 7])                                                   // v8: [10, 8, 8]
+        add(.maxPool2d(pool([2, 2])), [8])                                     // v9: [10, 4, 4]
+        add(.elu(alpha: 1), [9])                                               // v10
+        add(g.conv(4, 10, kernel: [3, 3], stride: [2, 2], bias: bias), [10])  // v11: [4, 1, 1]
+        add(.flatten, [11])                                                    // v12
+        add(g.dense(3, 4, bias: bias), [12])                                   // v13
+        return n
+    }
+
+    /// Two branches of a vector input ending in Softmax: [6] → dense → ReLU (v2, read twice) and dense →
+    /// sigmoid (v4) → concat → dense (v6), plus dense of v2 (v7) → add → LeakyReLU → dense → Softmax.
+    static func twoBranchSoftmax(_ g: inout Gen) -> Network {
+        var n = net([6], [])
+        func add(_ layer: Layer, _ inputs: [Int]) { do { try n.append(layer, inputs: inputs) } catch { fatalError("\(error)") } }
+        add(g.dense(8, 6), [0])            // v1
+        add(.relu, [1])                    // v2
+        add(g.dense(5, 6), [0])            // v3
+        add(.sigmoid, [3])                 // v4
+        add(.concat, [2, 4])               // v5: [13]
+        add(g.dense(4, 13), [5])           // v6
+        add(g.dense(4, 8), [2])            // v7: fan-out of v2
+        add(.add, [6, 7])                  // v8
+        add(.leakyReLU(slope: 0.1), [8])   // v9
+        add(g.dense(3, 4), [9])            // v10
+        add(.softmax, [10])                // v11
+        return n
+    }
 }
 
 final class GraphTests: XCTestCase {
