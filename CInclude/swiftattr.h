@@ -119,9 +119,22 @@ SA_API int sa_get_num_threads(void);
 /* ---------------------------------------------------------------------------------------------------
  * Models
  *
- * A model is a per-example input shape and a sequence of layers, each checked on addition to fit the
- * output of the one before (shape errors name the layer). Weights use PyTorch's layouts, so tensors
- * copy over from torch.nn unchanged. Per-example shapes: [F] features, [C, L] sequences, [C, H, W] images.
+ * A model is a per-example input shape and a directed acyclic graph of nodes (layers), each checked on
+ * addition to fit the values it reads (shape errors name the node). Values are numbered: value 0 is the
+ * model input and value j + 1 the output of node j (0-based); the model's output is the last value.
+ * Every sa_model_add_* call appends one node; a single-input node reads the last value unless
+ * sa_model_set_input chose another one just before, and add/concat nodes name the values they read. A
+ * chain (each node reading the one before) is the common case: call sa_model_add_* in order. Weights use
+ * PyTorch's layouts, so tensors copy over from torch.nn unchanged. Per-example shapes: [F] features,
+ * [C, L] sequences, [C, H, W] images.
+ *
+ * A residual block, x → conv → bn → relu → conv → bn → (+ x) → relu, with x the value v:
+ *     sa_model_add_conv2d(m, ...);            node j     (reads v when v is the last value, else
+ *                                                         sa_model_set_input(m, v) first)
+ *     sa_model_add_batchnorm(m, ...); sa_model_add_activation(m, SA_LAYER_RELU, 0);
+ *     sa_model_add_conv2d(m, ...); sa_model_add_batchnorm(m, ...);   the last value is now b
+ *     int64_t reads[2] = {b, v}; sa_model_add_add(m, reads, 2);
+ *     sa_model_add_activation(m, SA_LAYER_RELU, 0);
  * ------------------------------------------------------------------------------------------------- */
 
 /** Opaque model handle. */
@@ -138,7 +151,9 @@ typedef enum sa_layer_kind {
     SA_LAYER_SOFTPLUS = 12,   /**< parameter: beta > 0; log(1 + exp(beta x)) / beta */
     SA_LAYER_SIGMOID = 13, SA_LAYER_TANH = 14,
     SA_LAYER_SOFTMAX = 15,    /**< over the example's values; final layer only */
-    SA_LAYER_BATCHNORM = 16, SA_LAYER_DROPOUT = 17
+    SA_LAYER_BATCHNORM = 16, SA_LAYER_DROPOUT = 17,
+    SA_LAYER_ADD = 18,        /**< elementwise sum of two or more values of one shape */
+    SA_LAYER_CONCAT = 19      /**< concatenation along the first per-example axis (features, channels) */
 } sa_layer_kind;
 
 /** Creates an empty model whose examples have shape input_shape[0..ndim) (ndim 1 to 3). Free it with
@@ -198,20 +213,45 @@ SA_API int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float
 /** Appends dropout: the identity at inference (p in [0, 1) is recorded only). */
 SA_API int sa_model_add_dropout(sa_model *model, float p);
 
+/** Makes the next single-input node (the next sa_model_add_* call other than add/concat) read value
+ *  `value` (0 = the model input, j + 1 = the output of node j) instead of the last value. A value may be
+ *  read by any number of nodes (fan-out). SA_ERR_OUT_OF_RANGE for a value that does not exist yet. */
+SA_API int sa_model_set_input(sa_model *model, int64_t value);
+
+/** Appends an elementwise sum of the n_inputs (≥ 2) values inputs[0..n_inputs), which must have one
+ *  shape: a residual connection. */
+SA_API int sa_model_add_add(sa_model *model, const int64_t *inputs, int64_t n_inputs);
+
+/** Appends the concatenation of the n_inputs (≥ 2) values inputs[0..n_inputs) along their first
+ *  per-example axis (the features of [F] values, the channels of [C, L] and [C, H, W] values); the other
+ *  axes must agree. */
+SA_API int sa_model_add_concat(sa_model *model, const int64_t *inputs, int64_t n_inputs);
+
+/** The values node `node` (0-based) reads: *count receives their number, out[0..*count) the values when
+ *  capacity is large enough (else SA_ERR_BUFFER_TOO_SMALL, with *count set). */
+SA_API int sa_model_node_inputs(const sa_model *model, int64_t node, int64_t *out, int64_t capacity, int64_t *count);
+
 /** The per-example input shape: shape must hold 3 values; *ndim receives the number used. */
 SA_API int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
 
 /** Number of layers. */
 SA_API int sa_model_num_layers(const sa_model *model, int64_t *count);
 
-/** Floats per example at the input of layer `layer` (0 = the model input, num_layers = the output). */
+/** Floats per example of value `layer` (0 = the model input, j + 1 = the output of node j, num_layers =
+ *  the output; in a chain, the input of layer `layer`). */
 SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
+
+/** The per-example shape of value `value` (numbered as in sa_model_size_at; num_layers = the output,
+ *  whose shape is what sa_forward writes per example): shape must hold 3 values; *ndim receives the
+ *  number used. */
+SA_API int sa_model_shape_at(const sa_model *model, int64_t value, int64_t *shape, int64_t *ndim);
 
 /** The sa_layer_kind of layer `layer` (0-based). */
 SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 
-/** Writes the model to `path` in the swiftattr model format: "SAMODEL1", then little-endian u32 ndim,
- *  ndim x i64 input shape, u32 layer count, and per layer: u32 kind, u32 n + n x i64 integers,
+/** Writes the model to `path` in the swiftattr model format: "SAMODEL1" (a chain) or "SAMODEL2" (a
+ *  graph), then little-endian u32 ndim, ndim x i64 input shape, u32 node count, and per node: (SAMODEL2
+ *  only) u32 n + n x i64 the values it reads, u32 kind, u32 n + n x i64 integers,
  *  u32 n + n x f32 scalars, u32 n tensors each as u64 count + count x f32 (PyTorch layouts).
  *  A regular file is replaced atomically: the model is written to a temporary file in the same
  *  directory (every write, the fsync and the close checked) and renamed over `path`, so on failure (disk
@@ -262,7 +302,8 @@ typedef enum sa_nt_type {
 /** Network outputs: out receives n * output_size floats (output_size = sa_model_size_at(model, num_layers)). */
 SA_API int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
 
-/** Values at the input of layer `layer` (0...num_layers): out receives n * sa_model_size_at(model, layer). */
+/** Value `layer` (0...num_layers; in a chain, the input of layer `layer`): out receives
+ *  n * sa_model_size_at(model, layer) floats. */
 SA_API int sa_forward_to_layer(const sa_model *model, const float *x, int64_t n, int64_t layer, float *out);
 
 /** Vector-Jacobian product: out = d<cotangent, f(x)>/dx, cotangent of n * output_size floats. */

@@ -82,6 +82,81 @@ def cnn_torch(p):
     return net.eval()
 
 
+def _resnet_classes():
+    """The ResNet modules (defined on first use, so this file imports without torch). Every ReLU is its own
+    module, used once: Captum's DeepLift finds nonlinearities by their modules."""
+    import torch.nn as nn
+
+    class BasicBlock(nn.Module):
+        """conv3×3 (stride) → BN → ReLU → conv3×3 → BN, plus the shortcut (a strided 1×1 conv + BN when the
+        shape changes), then ReLU."""
+
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu1 = nn.ReLU()
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                               if stride != 1 or cin != cout else nn.Identity())
+            self.relu2 = nn.ReLU()
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+            return self.relu2(out + self.downsample(x))
+
+    class ResNet(nn.Module):
+        def __init__(self, widths, blocks, in_channels, classes, stem_pool):
+            super().__init__()
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]),
+                                      nn.ReLU(), *([nn.MaxPool2d(2)] if stem_pool else []))
+            layers, cin = [], widths[0]
+            for k, w in enumerate(widths):
+                for b in range(blocks):
+                    layers.append(BasicBlock(cin, w, 2 if k > 0 and b == 0 else 1))
+                    cin = w
+            self.layers = nn.Sequential(*layers)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(cin, classes)
+
+        def forward(self, x):
+            return self.fc(self.pool(self.layers(self.stem(x))).flatten(1))
+
+    return ResNet
+
+
+def randomize_batchnorm(model, generator) -> None:
+    """Non-trivial inference statistics and affine parameters for every BatchNorm of ``model`` (a freshly
+    initialised one has mean 0, variance 1, weight 1, bias 0, which would hide a wrong formula)."""
+    import torch
+    import torch.nn as nn
+
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                c = mod.num_features
+                mod.running_mean.copy_(torch.rand(c, generator=generator) - 0.5)
+                mod.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=generator))
+                mod.weight.copy_(0.5 + torch.rand(c, generator=generator))
+                mod.bias.copy_(0.6 * torch.rand(c, generator=generator) - 0.3)
+
+
+def resnet_torch(seed: int = 0, widths=(16, 32, 64), blocks: int = 1, in_channels: int = 3, classes: int = 10,
+                 stem_pool: bool = False):
+    """The issue-9 benchmark ResNet (in eval mode), CIFAR-sized by default: input 3×32×32, a 3×3 stem, stages
+    of 16, 32 and 64 channels of ``blocks`` basic blocks each (the first block of stages 2 and 3 strided, with
+    a 1×1 conv + BatchNorm downsample), global average pooling, Linear to 10. Weights come from ``seed``
+    (torch's default initialisation under torch.manual_seed), BatchNorm statistics from
+    :func:`randomize_batchnorm`. Small ``widths`` give the test fixtures' ResNet from the same code."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = _resnet_classes()(tuple(widths), blocks, in_channels, classes, stem_pool)
+    randomize_batchnorm(model, torch.Generator().manual_seed(seed + 1))
+    return model.eval()
+
+
 def best_time(fn, repeats: int, warmup: int = 1, settle: float = 0.0) -> float:
     """Best wall time of ``repeats`` calls after ``warmup`` calls (and ``settle`` seconds of sleep first, so
     other libraries' BLAS/OpenMP worker threads stop spinning)."""

@@ -7,6 +7,8 @@ import Glibc
 final class ModelHandle {
     private var network: Network
     private var frozen = false
+    /// The value the next single-input node reads (`sa_model_set_input`); nil: the last one.
+    private var nextInput: Int?
     private var mutex = pthread_mutex_t()
 
     init(_ network: Network, frozen: Bool = false) {
@@ -17,12 +19,26 @@ final class ModelHandle {
 
     deinit { pthread_mutex_destroy(&mutex) }
 
-    /// Appends a layer unless the model is frozen.
-    func append(_ layer: () throws -> Layer) throws {
+    /// Appends a node unless the model is frozen. It reads `inputs` when given (add, concat), else the value
+    /// chosen by ``select(input:)``, else the last value.
+    func append(inputs: [Int]? = nil, _ layer: () throws -> Layer) throws {
         pthread_mutex_lock(&mutex)
         defer { pthread_mutex_unlock(&mutex) }
         guard !frozen else { throw SwiftAttrError(.frozen, "model: it has been used for a computation and can no longer be changed") }
-        try network.append(try layer())
+        let reads = inputs ?? [nextInput ?? network.layers.count]
+        nextInput = nil
+        try network.append(try layer(), inputs: reads)
+    }
+
+    /// Makes the next single-input node read value `value` (0: the input, j + 1: the output of node j).
+    func select(input value: Int) throws {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard !frozen else { throw SwiftAttrError(.frozen, "model: it has been used for a computation and can no longer be changed") }
+        guard value >= 0, value <= network.layers.count else {
+            throw SwiftAttrError(.outOfRange, "value: \(value) does not exist (values 0...\(network.layers.count): 0 is the input, j + 1 the output of node j)")
+        }
+        nextInput = value
     }
 
     /// The network for a computation; freezes the model.
@@ -186,7 +202,8 @@ public func sa_model_add_activation(_ model: OpaquePointer?, _ kind: Int32, _ pa
         case .sigmoid: layer = .sigmoid
         case .tanh: layer = .tanh
         case .softmax: layer = .softmax
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, nil:
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout,
+             .add, .concat, nil:
             throw SwiftAttrError(.unknownEnum, "kind: \(kind) is not an activation (SA_LAYER_RELU … SA_LAYER_SOFTMAX)")
         }
         try m.append { layer }
@@ -207,6 +224,55 @@ public func sa_model_add_batchnorm(
         let variance = try Allocation.copy(try floats(runningVar, c, "running_var", finite: false), "running_var")
         let layer = Layer.batchNorm(try .init(gamma: g, beta: b, runningMean: mean, runningVar: variance, eps: eps))
         try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_set_input")
+public func sa_model_set_input(_ model: OpaquePointer?, _ value: Int64) -> Int32 {
+    guarded { try handle(model).select(input: try int(value, "value")) }
+}
+
+/// The value indices of `values[0..<count]` for a multi-input node.
+private func readValues(_ values: UnsafePointer<Int64>?, _ count: Int64) throws -> [Int] {
+    guard count >= 2 else { throw SwiftAttrError(.invalidArgument, "n_inputs must be at least 2 (got \(count))") }
+    guard count <= 1 << 16 else { throw SwiftAttrError(.invalidArgument, "n_inputs must be at most 65536 (got \(count))") }
+    let p = try nonNull(values, "inputs")
+    return try (0..<Int(count)).map { try int(p[$0], "inputs[\($0)]") }
+}
+
+@_cdecl("sa_model_add_add")
+public func sa_model_add_add(_ model: OpaquePointer?, _ values: UnsafePointer<Int64>?, _ count: Int64) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        try m.append(inputs: try readValues(values, count)) { .add }
+    }
+}
+
+@_cdecl("sa_model_add_concat")
+public func sa_model_add_concat(_ model: OpaquePointer?, _ values: UnsafePointer<Int64>?, _ count: Int64) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        try m.append(inputs: try readValues(values, count)) { .concat }
+    }
+}
+
+@_cdecl("sa_model_node_inputs")
+public func sa_model_node_inputs(
+    _ model: OpaquePointer?, _ node: Int64, _ out: UnsafeMutablePointer<Int64>?, _ capacity: Int64, _ count: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        guard node >= 0, node < Int64(net.layers.count) else {
+            throw SwiftAttrError(.outOfRange, "node = \(node) is out of range 0..<\(net.layers.count)")
+        }
+        let reads = net.inputs[Int(node)]
+        let countOut = try nonNull(count, "count")
+        countOut.pointee = Int64(reads.count)
+        guard capacity >= Int64(reads.count) else {
+            throw SwiftAttrError(.bufferTooSmall, "capacity: node \(node) reads \(reads.count) values, capacity is \(capacity)")
+        }
+        let o = try nonNull(out, "out")
+        for (k, v) in reads.enumerated() { o[k] = Int64(v) }
     }
 }
 
@@ -240,6 +306,25 @@ public func sa_model_size_at(_ model: OpaquePointer?, _ layer: Int64, _ size: Un
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(net.layers.count)")
         }
         try nonNull(size, "size").pointee = Int64(net.size(at: Int(layer)))
+    }
+}
+
+/// Per-example shape of value `value` (0 = the model input, j + 1 = the output of node j, num_layers = the
+/// output): what `sa_forward` writes per example is the output's shape, e.g. [C, H, W] for an image.
+@_cdecl("sa_model_shape_at")
+public func sa_model_shape_at(
+    _ model: OpaquePointer?, _ value: Int64, _ shape: UnsafeMutablePointer<Int64>?, _ ndim: UnsafeMutablePointer<Int64>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).peek()
+        guard value >= 0, value <= Int64(net.layers.count) else {
+            throw SwiftAttrError(.outOfRange, "value = \(value) is out of range 0...\(net.layers.count)")
+        }
+        let shapeOut = try output(shape, 3, "shape")
+        let ndimOut = try nonNull(ndim, "ndim")
+        let s = net.shapes[Int(value)]
+        ndimOut.pointee = Int64(s.count)
+        for (i, d) in s.enumerated() { shapeOut[i] = Int64(d) }
     }
 }
 

@@ -61,16 +61,19 @@ public func sa_get_num_threads() -> Int32 { Int32(Parallel.threadCount) }
 
 /// Runs `body`, mapping a thrown ``SwiftAttrError`` to its status code and recording its message.
 @inline(__always)
+/// The whole call runs inside ``CallGate``, so a fork waits until it is done (fork safety).
 func guarded(_ body: () throws -> Void) -> Int32 {
-    do {
-        try body()
-        return 0
-    } catch let error as SwiftAttrError {
-        setLastError(error.message)
-        return error.code.rawValue
-    } catch {
-        setLastError("internal error: \(error)")
-        return SwiftAttrError.Code.internal.rawValue
+    CallGate.run {
+        do {
+            try body()
+            return 0
+        } catch let error as SwiftAttrError {
+            setLastError(error.message)
+            return error.code.rawValue
+        } catch {
+            setLastError("internal error: \(error)")
+            return SwiftAttrError.Code.internal.rawValue
+        }
     }
 }
 

@@ -82,6 +82,8 @@ final class ABINumberingTests: XCTestCase {
         case .softmax: "SA_LAYER_SOFTMAX"
         case .batchNorm: "SA_LAYER_BATCHNORM"
         case .dropout: "SA_LAYER_DROPOUT"
+        case .add: "SA_LAYER_ADD"
+        case .concat: "SA_LAYER_CONCAT"
         }
     }
 

@@ -78,6 +78,7 @@ final class NetworkTests: XCTestCase {
                           g.batchNorm(3), .globalAvgPool, g.dense(2, 3)]),
             net([1, 7, 7], [g.conv(2, 1, kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], bias: false), .maxPool2d(pool([2, 2], stride: [1, 1], padding: [1, 1])),
                             .avgPool2d(pool([2, 2])), .flatten, g.dense(3, 2 * 2 * 3)]),
+            GraphFixtures.residualConcat(&g),
         ]
     }
 
@@ -91,7 +92,7 @@ final class NetworkTests: XCTestCase {
             n.layers.forEach { kinds.insert($0.kind.rawValue) }
             let x = g.normals(3 * n.inputSize)
             let bytes = n.serialized()
-            XCTAssertEqual(Array(bytes.prefix(8)), Array("SAMODEL1".utf8))
+            XCTAssertEqual(Array(bytes.prefix(8)), Array((n.isChain ? "SAMODEL1" : "SAMODEL2").utf8))
             let back = try Network(serialized: bytes)
             XCTAssertEqual(back, n)
             XCTAssertEqual(back.forward(x, rows: 3), n.forward(x, rows: 3))
@@ -139,7 +140,7 @@ final class NetworkTests: XCTestCase {
             }
             XCTAssertGreaterThan(failures, bytes.count / 10)
         }
-        assertError(.format, mentioning: "bad magic") { try Network(serialized: Array("SAMODEL2".utf8) + [1, 0, 0, 0]) }
+        assertError(.format, mentioning: "bad magic") { try Network(serialized: Array("SAMODEL9".utf8) + [1, 0, 0, 0]) }
     }
 
     /// Hand-written records with hostile integers: huge dimensions must be errors, not overflow traps.

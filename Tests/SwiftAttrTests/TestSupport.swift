@@ -75,13 +75,28 @@ struct Reference {
     }
 
     mutating func forward(_ x: [Double]) -> [Double] {
-        var v = x
-        var shape = net.inputShape
+        var values = [x]
         for (i, layer) in net.layers.enumerated() {
-            (v, shape) = apply(layer, v, shape)
-            precondition(shape == net.shapes[i + 1], "reference shape \(shape) != engine shape \(net.shapes[i + 1]) at layer \(i)")
+            let reads = net.inputs[i]
+            var v: [Double], shape: [Int]
+            switch layer {
+            case .add:
+                v = values[reads[0]]
+                for r in reads.dropFirst() { for k in v.indices { v[k] += values[r][k] } }
+                shape = net.shapes[reads[0]]
+            case .concat:
+                // Per-example layouts are channel-first, so joining along the first axis joins the flat values.
+                v = reads.flatMap { values[$0] }
+                shape = net.shapes[reads[0]]
+                shape[0] = reads.reduce(0) { $0 + net.shapes[$1][0] }
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+                 .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+                (v, shape) = apply(layer, values[reads[0]], net.shapes[reads[0]])
+            }
+            precondition(shape == net.shapes[i + 1], "reference shape \(shape) != engine shape \(net.shapes[i + 1]) at node \(i)")
+            values.append(v)
         }
-        return v
+        return values[values.count - 1]
     }
 
     private mutating func apply(_ layer: Layer, _ x: [Double], _ shape: [Int]) -> ([Double], [Int]) {
@@ -194,6 +209,8 @@ struct Reference {
             return (x, [x.count])
         case .dropout:
             return (x, shape)
+        case .add, .concat:
+            preconditionFailure("multi-input nodes are evaluated in forward(_:)")
         case .relu:
             return (x.map { v in trackKink(v); return v > 0 ? v : 0 }, shape)
         case .leakyReLU(let slope):

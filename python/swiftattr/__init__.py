@@ -6,11 +6,12 @@
 """
 from ._ffi import SwiftAttrError
 from .model import (
-    ELU, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Conv1d, Conv2d, Dense, Dropout, Flatten,
-    GlobalAvgPool, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Sequential, Sigmoid, Softmax, Softplus,
+    ELU, Add, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dense, Dropout, Flatten, Graph,
+    GlobalAvgPool, LazyNetwork, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Sequential, Sigmoid, Softmax, Softplus,
     Tanh, load,
 )
 from .convert import from_sklearn, from_torch
+from .onnx_import import from_onnx
 from .deeplift import deeplift, deepshap
 from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,

@@ -92,12 +92,24 @@ def as_shape(value, name: str) -> tuple:
     return tuple(as_int(d, f"{name}[{i}]") for i, d in enumerate(items))
 
 
+def from_torch_tensor(value):
+    """A torch tensor as a numpy array of its dtype (detached, on the CPU; bfloat16, which numpy lacks, as
+    float32); anything else unchanged. torch is never imported here: a tensor is recognised by its type's
+    module."""
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
+        t = value.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.resolve_conj().numpy() if t.is_complex() else t.numpy()
+    return value
+
+
 def as_f32(value, name: str) -> np.ndarray:
-    """``value`` as a float32 C-contiguous array (no copy when it already is one). Integer and floating arrays
-    convert; bool, complex, string and object arrays are errors (a bool mask or a complex spectrum is not a
+    """``value`` (an array-like or a torch tensor) as a float32 C-contiguous array (no copy when it already is
+    one). Integer and floating arrays convert; bool, complex, string and object arrays are errors (a bool mask or a complex spectrum is not a
     real-valued input, and ``astype`` would silently drop the imaginary part)."""
     try:
-        arr = np.asarray(value)
+        arr = np.asarray(from_torch_tensor(value))
     except (TypeError, ValueError) as e:
         raise SwiftAttrError(f"{name}: cannot convert to a float32 array ({e})") from None
     if arr.dtype.kind not in "iuf":

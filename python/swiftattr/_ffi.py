@@ -153,12 +153,22 @@ _sig("sa_model_add_activation", [model_p, c_int32, c_float])
 _sig("sa_model_add_batchnorm", [model_p, c_int64, f32p, f32p, f32p, f32p, c_float])
 # SA_API int sa_model_add_dropout(sa_model *model, float p);
 _sig("sa_model_add_dropout", [model_p, c_float])
+# SA_API int sa_model_set_input(sa_model *model, int64_t value);
+_sig("sa_model_set_input", [model_p, c_int64])
+# SA_API int sa_model_add_add(sa_model *model, const int64_t *inputs, int64_t n_inputs);
+_sig("sa_model_add_add", [model_p, i64p, c_int64])
+# SA_API int sa_model_add_concat(sa_model *model, const int64_t *inputs, int64_t n_inputs);
+_sig("sa_model_add_concat", [model_p, i64p, c_int64])
+# SA_API int sa_model_node_inputs(const sa_model *model, int64_t node, int64_t *out, int64_t capacity, int64_t *count);
+_sig("sa_model_node_inputs", [model_p, c_int64, i64p, c_int64, i64p])
 # SA_API int sa_model_input_shape(const sa_model *model, int64_t *shape, int64_t *ndim);
 _sig("sa_model_input_shape", [model_p, i64p, i64p])
 # SA_API int sa_model_num_layers(const sa_model *model, int64_t *count);
 _sig("sa_model_num_layers", [model_p, i64p])
 # SA_API int sa_model_size_at(const sa_model *model, int64_t layer, int64_t *size);
 _sig("sa_model_size_at", [model_p, c_int64, i64p])
+# SA_API int sa_model_shape_at(const sa_model *model, int64_t value, int64_t *shape, int64_t *ndim);
+_sig("sa_model_shape_at", [model_p, c_int64, i64p, i64p])
 # SA_API int sa_model_layer_kind(const sa_model *model, int64_t layer, int *kind);
 _sig("sa_model_layer_kind", [model_p, c_int64, POINTER(c_int32)])
 # SA_API int sa_model_save(const sa_model *model, const char *path);
@@ -185,6 +195,8 @@ SA_LAYER_TANH = 14
 SA_LAYER_SOFTMAX = 15
 SA_LAYER_BATCHNORM = 16
 SA_LAYER_DROPOUT = 17
+SA_LAYER_ADD = 18
+SA_LAYER_CONCAT = 19
 
 # Layer kinds by the lower-case name of their constant, in code order.
 LAYER_KIND = {name[len("SA_LAYER_"):].lower(): code for name, code in globals().items() if name.startswith("SA_LAYER_")}

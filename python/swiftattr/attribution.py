@@ -1,8 +1,10 @@
 """Gradient attributions: saliency, input×gradient, Integrated Gradients, Expected Gradients, SmoothGrad.
 
 Argument names follow Captum where the concept is the same. Every function takes a batch ``inputs`` of
-the network's input shape and returns an array of that shape; ``target`` is one class index or one per
-example.
+the network's input shape (a numpy array, an array-like or a torch tensor, on any device, with or without
+grad: it is read as float32) and returns a numpy array of that shape; ``target`` is one class index or one
+per example (ints, a numpy array or a torch tensor). ``net`` is a :class:`~swiftattr.Network` or a
+:class:`~swiftattr.LazyNetwork` (planned for the shape of ``inputs``).
 """
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ import numpy as np
 
 from . import _ffi
 from ._args import (INT64_MAX, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float, as_int,
-                    expect_shape)
+                    expect_shape, from_torch_tensor)
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
-from .model import Network
+from .model import network_for
 
 
-def _network(net) -> Network:
-    if not isinstance(net, Network):
-        raise SwiftAttrError(f"net: expected a swiftattr Network, got {type(net).__name__}")
-    return net
+def _network(net, inputs):
+    """``net`` (a Network, or the Network a LazyNetwork plans for the shape of ``inputs``) and ``inputs`` as a
+    float32 batch of its input shape."""
+    net = network_for(net, inputs)
+    return net, net._batch(inputs)
 
 
 def _targets(net: Network, target, n: int) -> np.ndarray:
@@ -35,7 +38,7 @@ def _targets(net: Network, target, n: int) -> np.ndarray:
     if isinstance(target, (bool, np.bool_)):
         raise SwiftAttrError(f"target: expected integer class indices, got {target!r}")
     try:
-        t = np.asarray(target)
+        t = np.asarray(from_torch_tensor(target))
     except (TypeError, ValueError) as e:
         raise SwiftAttrError(f"target: expected integer class indices ({e})") from None
     if t.ndim > 1:
@@ -103,8 +106,7 @@ def _seed(seed) -> int:
 
 def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
     """Gradient of the target output with respect to the inputs (its absolute value when ``abs``)."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     t = _targets(net, target, x.shape[0])
     absolute = as_bool(abs, "abs")
     out = np.empty_like(x)
@@ -114,8 +116,7 @@ def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
 
 def input_x_gradient(net, inputs, target=None) -> np.ndarray:
     """Inputs times the gradient of the target output."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
     check(lib.sa_input_x_gradient(net._handle, fptr(x), x.shape[0], iptr(t), t.size, fptr(out)))
@@ -123,11 +124,13 @@ def input_x_gradient(net, inputs, target=None) -> np.ndarray:
 
 
 def gradient(net, inputs, grad_outputs) -> np.ndarray:
-    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs."""
-    net = _network(net)
-    x = net._batch(inputs)
-    c = expect_shape(as_f32(grad_outputs, "grad_outputs"), (x.shape[0], net.output_size), "grad_outputs",
-                     "one row of output weights per example")
+    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs.
+    ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size)."""
+    net, x = _network(net, inputs)
+    c = as_f32(grad_outputs, "grad_outputs")
+    if c.shape == (x.shape[0],) + net.output_shape:
+        c = c.reshape(x.shape[0], net.output_size)
+    c = expect_shape(c, (x.shape[0], net.output_size), "grad_outputs", "one row of output weights per example")
     out = np.empty_like(x)
     check(lib.sa_gradient(net._handle, fptr(x), x.shape[0], fptr(c), fptr(out)))
     return out
@@ -140,8 +143,7 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
     ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
     ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
@@ -161,8 +163,7 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
     stream keyed by (seed, first_example + i, sample), whatever ``internal_batch_size`` or the thread count.
     ``first_example`` is the index of the first row in the whole batch, so a batch computed in pieces
     (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     r = net._batch(references, "references")
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
@@ -178,8 +179,7 @@ def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples:
     """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
     "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
     draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     t = _targets(net, target, x.shape[0])
     nt_code = as_choice(nt_type, _ffi.NT_TYPES, "nt_type")
     out = np.empty_like(x)

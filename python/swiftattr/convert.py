@@ -16,22 +16,13 @@ def _np(t) -> Optional[np.ndarray]:
     return None if t is None else t.detach().cpu().numpy().astype(np.float32)
 
 
-def _torch_layers(module, prefix=""):
-    """Yields (path, leaf module) of an nn.Sequential, flattening nested Sequentials."""
-    import torch.nn as nn
-
-    if isinstance(module, nn.Sequential):
-        for name, child in module.named_children():
-            yield from _torch_layers(child, f"{prefix}{name}.")
-    else:
-        yield prefix.rstrip("."), module
-
-
-def _convert_torch_module(path: str, mod):
+def _convert_torch_module(where: str, mod):
+    """The swiftattr layer computing leaf module ``mod`` (None for an identity); ``where`` names it in errors
+    ("Conv3d at 'features.0' (node features_0)")."""
     import torch.nn as nn
 
     def unsupported(why: str):
-        return SwiftAttrError(f"from_torch: module '{path}' ({type(mod).__name__}) is not supported: {why}")
+        return SwiftAttrError(f"from_torch: unsupported operation {where}: {why}")
 
     if isinstance(mod, nn.Linear):
         return m.Linear(_np(mod.weight), _np(mod.bias))
@@ -101,17 +92,36 @@ def _convert_torch_module(path: str, mod):
     raise unsupported("no swiftattr layer corresponds to it")
 
 
-def from_torch(module, input_shape: Optional[Sequence[int]] = None) -> m.Network:
-    """Converts a ``torch.nn.Sequential`` (nested Sequentials allowed) of supported modules.
+def from_torch(module, input_shape: Optional[Sequence[int]] = None):
+    """Converts any ``torch.nn.Module`` that ``torch.fx`` can trace, built from the supported layers and ops.
 
-    ``input_shape`` is the per-example shape, e.g. ``(1, 28, 28)``; it may be omitted when the first
-    layer is Linear. Raises SwiftAttrError naming the first unsupported module."""
-    import torch.nn as nn
+    Supported: the modules nn.Linear, Conv1d/2d, MaxPool1d/2d, AvgPool1d/2d, AdaptiveAvgPool1d/2d(1) (global
+    average pooling: its output is (C,), which is what a following flatten gives), BatchNorm1d/2d, Dropout,
+    ReLU, LeakyReLU, ELU, Softplus, Sigmoid, Tanh, Softmax (final, dim=1 or -1), Flatten, Identity and any
+    nesting of containers and custom modules; their functional forms (F.relu, torch.relu, x.relu(),
+    F.leaky_relu, F.elu, F.softplus, torch.sigmoid, torch.tanh, F.softmax, F.max_pool2d, F.avg_pool2d,
+    F.adaptive_avg_pool2d, F.dropout, ...); ``a + b`` / torch.add / a.add(b) of two values of one shape
+    (residual connections; broadcasting adds are not supported); torch.cat(..., dim=1) (channels of images,
+    features of vectors); torch.flatten(x, 1), x.flatten(1), x.view(x.size(0), -1), x.reshape(N, -1) and
+    x.view(-1, K). BatchNorm always converts with its running statistics (eval semantics) and Dropout is
+    the identity, whatever ``module.training`` says. Any other op raises SwiftAttrError naming the op, the
+    path of the module where it occurs and the traced node, e.g. ``unsupported operation torch.mul at
+    'layer1.0' (node mul_1)``.
 
-    if not isinstance(module, nn.Sequential):
-        raise SwiftAttrError(f"from_torch: expected a torch.nn.Sequential, got {type(module).__name__}")
-    layers = [l for l in (_convert_torch_module(p, mod) for p, mod in _torch_layers(module)) if l is not None]
-    return m.Sequential(layers, input_shape=input_shape)
+    ``input_shape`` is the per-example shape, e.g. ``(3, 32, 32)``; given (or when every op reading the input
+    is a Linear, whose width is the shape), the result is a :class:`Network` for that shape. Without it, the
+    result is a :class:`LazyNetwork`: the conversion is done now, and the network for a per-example shape is
+    built from it on first use and kept (one plan per input shape, as a PyTorch module accepts any image
+    size). Every function taking a Network takes either."""
+    from ._torch_graph import convert
+
+    recipe = convert(module)
+    if input_shape is None:
+        width = recipe.first_linear_inputs()
+        if width is None:
+            return m.LazyNetwork(recipe.build, recipe.layers, name=recipe.name)
+        input_shape = (width,)
+    return recipe.build(input_shape)
 
 
 def from_sklearn(estimator, output: str = "proba") -> m.Network:

@@ -2,7 +2,9 @@
 
 Contributions of every input to the difference of one output from its value at a reference that sum to it
 exactly (summation-to-delta): f_t(x) − f_t(x⁰), or, for a network ending in Softmax, the centred logit
-difference. Argument names follow Captum's DeepLift and DeepLiftShap.
+difference. Argument names follow Captum's DeepLift and DeepLiftShap. Inputs, baselines and references may be
+numpy arrays, array-likes or torch tensors; results are numpy arrays of the input's shape; ``net`` may be a
+LazyNetwork (planned for the shape of ``inputs``).
 """
 from __future__ import annotations
 
@@ -46,8 +48,7 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
     ``return_convergence_delta`` also returns, per example, delta = Σφ − (what φ sums to): Σφ − (f_t(x) −
     f_t(x⁰)), or Σφ − the centred logit difference after a Softmax; always from the contributions m·(x − x⁰),
     so only float32 rounding (about 1e-7 relative) remains."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
@@ -73,8 +74,7 @@ def deepshap(net, inputs, references, target=None, rule: str = "rescale", intern
     What φ sums to: f_t(x) − mean_r f_t(r); after a final Softmax, the mean over references of the centred
     logit difference (see :func:`deeplift`). With ``return_convergence_delta`` also returns, per example,
     delta = Σφ − (what φ sums to), from the contributions."""
-    net = _network(net)
-    x = net._batch(inputs)
+    net, x = _network(net, inputs)
     n = x.shape[0]
     refs = as_f32(references, "references")
     if refs.shape == net.input_shape:  # a single reference

@@ -5,6 +5,7 @@ import copy
 import ctypes
 import os
 import tempfile
+import threading
 from typing import Optional, Sequence
 
 import numpy as np
@@ -256,6 +257,26 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
+class Add(Layer):
+    """Elementwise sum of two or more values of one shape (a residual connection). Graph only: give its
+    inputs to :meth:`Graph.add`."""
+
+    kind = "add"
+
+    def _add(self, h):
+        raise SwiftAttrError("Add reads several values: add it to a sa.Graph with its inputs")
+
+
+class Concat(Layer):
+    """Concatenation of two or more values along the first per-example axis (features of (F,) values,
+    channels of (C, L) and (C, H, W) values). Graph only: give its inputs to :meth:`Graph.add`."""
+
+    kind = "concat"
+
+    def _add(self, h):
+        raise SwiftAttrError("Concat reads several values: add it to a sa.Graph with its inputs")
+
+
 class _Model:
     """Owns one C handle and frees it exactly once, when the last Network holding it goes.
 
@@ -267,10 +288,11 @@ class _Model:
     def __init__(self, handle: ctypes.c_void_p):
         self.handle = handle
 
-    def __del__(self):
+    def __del__(self, _free=lib.sa_model_free):
+        # `_free` is bound at class creation: at interpreter exit the module's globals may already be gone.
         h, self.handle = self.handle, None
         if h is not None and h.value:
-            lib.sa_model_free(h)
+            _free(h)
 
     def __copy__(self):  # immutable: a copy is the same owner
         return self
@@ -312,6 +334,14 @@ class Network:
             self._sizes.append(s.value)
         self.input_size = self._sizes[0]
         self.output_size = self._sizes[-1]
+        check(lib.sa_model_shape_at(self._handle, self.num_layers, shape, ctypes.byref(ndim)))
+        self.output_shape = tuple(shape[i] for i in range(ndim.value))
+        self.node_inputs = []
+        for i in range(self.num_layers):
+            reads = (ctypes.c_int64 * 65536)() if self.layer_kinds[i] in ("add", "concat") else (ctypes.c_int64 * 1)()
+            n = ctypes.c_int64()
+            check(lib.sa_model_node_inputs(self._handle, i, reads, len(reads), ctypes.byref(n)))
+            self.node_inputs.append(tuple(reads[k] for k in range(n.value)))
 
     @property
     def _handle(self) -> ctypes.c_void_p:
@@ -349,7 +379,8 @@ class Network:
 
     # -- inputs ------------------------------------------------------------------------------------
     def _batch(self, x, name: str = "inputs") -> np.ndarray:
-        """`x` as a float32 C-contiguous batch of the input shape (copied only when needed)."""
+        """`x` (an array-like or a torch tensor) as a float32 C-contiguous batch of the input shape (copied only
+        when needed)."""
         arr = as_f32(x, name)
         if arr.shape[1:] != self.input_shape:
             if arr.shape == self.input_shape:
@@ -362,16 +393,18 @@ class Network:
         return arr
 
     def forward(self, x) -> np.ndarray:
-        """Outputs for a batch: shape (n, output_size)."""
+        """Outputs for a batch (a numpy array, array-like or torch tensor): a numpy array of shape
+        (n, *output_shape), e.g. (n, classes), or (n, C, H, W) for a network whose output is an image."""
         x = self._batch(x)
-        out = np.empty((x.shape[0], self.output_size), dtype=np.float32)
+        out = np.empty((x.shape[0],) + self.output_shape, dtype=np.float32)
         check(lib.sa_forward(self._handle, fptr(x), x.shape[0], fptr(out)))
         return out
 
     __call__ = forward
 
     def activations(self, x, layer: int) -> np.ndarray:
-        """Values at the input of layer ``layer`` (``layer == num_layers``: the output), flattened per example."""
+        """Value ``layer`` (0: the input, ``j + 1``: the output of node ``j``, ``num_layers``: the output; in a
+        chain, the input of layer ``layer``), flattened per example."""
         x = self._batch(x)
         layer = as_int(layer, "layer")
         if not 0 <= layer <= self.num_layers:  # checked here too: the output buffer's size depends on it
@@ -385,7 +418,7 @@ class Network:
         dense = [i for i, k in enumerate(self.layer_kinds) if k == "dense"]
         if not dense:
             raise SwiftAttrError("model: penultimate features need a final Linear layer, and this model has none")
-        return self.activations(x, dense[-1])
+        return self.activations(x, self.node_inputs[dense[-1]][0])
 
     def save(self, path) -> None:
         """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
@@ -425,6 +458,160 @@ def Sequential(layers: Sequence[Layer], input_shape: Optional[Sequence[int]] = N
         layer._add(handle)
     owner.handle = None
     return Network(handle, layers)
+
+
+class Graph:
+    """Builds a graph network node by node: residual connections (:class:`Add`), concatenations
+    (:class:`Concat`) and fan-out (a value read by several nodes).
+
+    Values are numbered: ``0`` is the input, and :meth:`add` returns the number of the value the new node
+    produces. The network's output is the last value.
+
+    >>> import numpy as np, swiftattr as sa
+    >>> g = sa.Graph(input_shape=(4,))
+    >>> h = g.add(sa.Linear(np.eye(4)))            # reads the last value (the input)
+    >>> r = g.add(sa.ReLU(), h)
+    >>> s = g.add(sa.Add(), [r, g.input])           # a residual connection
+    >>> net = g.add(sa.Linear(np.ones((2, 4))), s) and g.build()
+    >>> net.forward(np.ones((1, 4))).tolist()
+    [[8.0, 8.0]]
+    """
+
+    input = 0
+
+    def __init__(self, input_shape: Sequence[int]):
+        self.input_shape = as_shape(input_shape, "input_shape")
+        self._nodes = []  # (layer, inputs)
+
+    @property
+    def last(self) -> int:
+        """The value the last node produces (0 before any node)."""
+        return len(self._nodes)
+
+    def add(self, layer: Layer, inputs=None) -> int:
+        """Appends ``layer`` reading ``inputs`` (a value number, or a list of them for Add and Concat; default:
+        the last value) and returns the number of the value it produces."""
+        if not isinstance(layer, Layer):
+            raise SwiftAttrError(f"layer: expected a swiftattr layer (sa.Linear, sa.Add, ...), got {type(layer).__name__}")
+        multi = isinstance(layer, (Add, Concat))
+        if inputs is None:
+            if multi:
+                raise SwiftAttrError(f"inputs: {type(layer).__name__} needs the list of values it adds or joins")
+            inputs = [self.last]
+        elif isinstance(inputs, (list, tuple)):
+            inputs = [as_int(v, f"inputs[{k}]", 0, self.last) for k, v in enumerate(inputs)]
+        else:
+            inputs = [as_int(inputs, "inputs", 0, self.last)]
+        if multi and len(inputs) < 2:
+            raise SwiftAttrError(f"inputs: {type(layer).__name__} needs at least two values (got {len(inputs)})")
+        if not multi and len(inputs) != 1:
+            raise SwiftAttrError(f"inputs: {type(layer).__name__} reads exactly one value (got {len(inputs)})")
+        self._nodes.append((layer, inputs))
+        return self.last
+
+    def build(self) -> Network:
+        """The network (checked node by node in C: shape errors name the node)."""
+        shape = np.ascontiguousarray(self.input_shape, dtype=np.int64)
+        handle = ctypes.c_void_p()
+        check(lib.sa_model_create(_ffi.iptr(shape), shape.size, ctypes.byref(handle)))
+        owner = _Model(handle)  # frees the handle if a node fails
+        for index, (layer, inputs) in enumerate(self._nodes):
+            if isinstance(layer, (Add, Concat)):
+                reads = np.ascontiguousarray(inputs, dtype=np.int64)
+                adder = lib.sa_model_add_add if isinstance(layer, Add) else lib.sa_model_add_concat
+                check(adder(handle, _ffi.iptr(reads), reads.size))
+            else:
+                if inputs[0] != index:
+                    check(lib.sa_model_set_input(handle, inputs[0]))
+                layer._add(handle)
+        owner.handle = None
+        return Network(handle, [layer for layer, _ in self._nodes])
+
+
+class LazyNetwork:
+    """A network whose per-example input shape comes from its first input: what :func:`from_torch` returns for
+    a model given no ``input_shape`` (a convolutional module accepts any image size, and so does this).
+
+    It holds a shape-free conversion and builds from it, on first use of each per-example shape, a
+    :class:`Network` for that shape, which it keeps: one plan per input shape. Every function that takes a
+    Network takes a LazyNetwork and uses the plan for the shape of its ``inputs``; :meth:`for_shape` gives
+    the plan itself (to save it, or to inspect ``layer_kinds`` and ``output_shape``). Copies and pickles
+    carry the conversion (and the plans made so far); plans are immutable, so threads may share them."""
+
+    input_shape = None  # per call: the shape of the inputs
+
+    def __init__(self, build, layers: Optional[list] = None, name: str = "network"):
+        self._build = build  # per-example shape → Network (picklable)
+        self.layers = layers
+        self.name = name
+        self._plans = {}
+        self._lock = threading.Lock()
+
+    def for_shape(self, input_shape) -> Network:
+        """The network for per-example ``input_shape`` (built on first use, then kept)."""
+        shape = tuple(as_shape(input_shape, "input_shape"))
+        plan = self._plans.get(shape)
+        if plan is None:
+            with self._lock:
+                plan = self._plans.get(shape)
+                if plan is None:
+                    plan = self._plans[shape] = self._build(shape)
+        return plan
+
+    @property
+    def plans(self) -> dict:
+        """{per-example input shape: Network} built so far."""
+        return dict(self._plans)
+
+    def _plan(self, x, name: str = "inputs") -> Network:
+        shape = as_f32(x, name).shape
+        if len(shape) < 2:
+            raise SwiftAttrError(f"{name}: expected a batch (n, *per-example shape), got shape {shape}", SA_ERR_SHAPE)
+        return self.for_shape(shape[1:])
+
+    def forward(self, x) -> np.ndarray:
+        """Outputs for a batch: shape (n, *output_shape) of the plan for the batch's per-example shape."""
+        return self._plan(x).forward(x)
+
+    __call__ = forward
+
+    def activations(self, x, layer: int) -> np.ndarray:
+        """:meth:`Network.activations` of the plan for the shape of ``x``."""
+        return self._plan(x).activations(x, layer)
+
+    def penultimate(self, x) -> np.ndarray:
+        """:meth:`Network.penultimate` of the plan for the shape of ``x``."""
+        return self._plan(x).penultimate(x)
+
+    def save(self, path) -> None:
+        raise SwiftAttrError("a LazyNetwork has one network per input shape: save net.for_shape(input_shape)")
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __copy__(self):
+        other = type(self).__new__(type(self))
+        other.__setstate__(self.__getstate__())
+        other._plans = dict(self._plans)
+        return other
+
+    def __repr__(self):
+        return f"LazyNetwork({self.name}, plans for {sorted(self._plans)})"
+
+
+def network_for(net, inputs) -> Network:
+    """``net`` itself when it is a Network; the plan of a LazyNetwork for the per-example shape of ``inputs``."""
+    if isinstance(net, Network):
+        return net
+    if isinstance(net, LazyNetwork):
+        return net._plan(inputs)
+    raise SwiftAttrError(f"net: expected a swiftattr Network, got {type(net).__name__}")
 
 
 def load(path) -> Network:

@@ -12,7 +12,7 @@ import numpy as np
 
 import ctypes
 
-from ._args import INT64_MAX, as_bool, as_choice, as_float, as_int
+from ._args import INT64_MAX, as_bool, as_choice, as_float, as_int, from_torch_tensor
 from ._ffi import (PROJECTIONS, SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check,
                    dptr, iptr, lib)
 
@@ -72,7 +72,7 @@ def _f64(a, name: str) -> np.ndarray:
     """``a`` as a C-contiguous float64 array; boolean, complex and non-numeric arrays are errors (a cast
     would turn True into 1.0 or drop an imaginary part without a word)."""
     try:
-        arr = np.asarray(a)
+        arr = np.asarray(from_torch_tensor(a))
         if arr.dtype.kind not in "iuf":
             raise TypeError(f"an array of dtype {arr.dtype}, not real numbers")
         return np.ascontiguousarray(arr, dtype=np.float64)

@@ -4,7 +4,7 @@
 /// Every neuron's difference from reference Δy = y − y⁰ is explained by contributions C that sum to it
 /// (summation-to-delta). Multipliers m = C/Δx propagate backwards by the chain rule
 /// m_{x,t} = Σ_y m_{x,y} m_{y,t}, so one backward pass of multipliers gives every input's contribution
-/// C = m·Δx to the target. This file holds the rule of every layer kind (§3.5 of the paper):
+/// C = m·Δx to the target. This file holds the rule of every node kind (§3.5 of the paper):
 ///
 /// - Linear rule (Dense, Conv, BatchNorm, pooling by averages, Flatten, Dropout): m = the weight. When a
 ///   RevealCancel nonlinearity needs it, the layer's Δy is split into Δy⁺ = W⁺Δx⁺ + W⁻Δx⁻ and
@@ -19,9 +19,17 @@
 ///   `.crossMax` (the rule of shap's DeepExplainer, and of Captum for a pool that reads the input) splits
 ///   Δy = (max(y, y⁰) − y⁰) + (y − max(y, y⁰)) between the argmax of the input and that of the reference,
 ///   exact for any reference.
+/// - Add and concat (graphs): linear with weights 0 or 1, so summation-to-delta stays exact. Backwards, add
+///   passes (m⁺, m⁻) to every input and concat gives each input its slice; forwards, the split
+///   s = Δ⁺ − Δ⁻ of an add is the sum of its inputs' (the layer [I I] over already-split inputs), that of
+///   a concat their concatenation. A value read by several nodes has one s, and its multipliers are the
+///   sum of its readers' (m⁻ ?? m⁺ where only some carry a separate m⁻).
 /// - A final Softmax (§3.6): attribute the logits and subtract from each contribution its mean over
 ///   the classes, i.e. seed the logits with e_t − 1/n.
 ///
+/// Every pass walks the network through the propagation driver (``Network/walkForward`` for the plan's
+/// genomics rule and the split pass, ``Network/walkBackward`` for the plan's split needs and the
+/// multipliers); on a chain that is the straight walk over the layers, with the same GEMMs in the same order.
 /// Everything is batched: the inputs and their references run forward stacked (one GEMM per layer), and
 /// the multipliers of a chunk of (example, reference) pairs run backward as one GEMM per layer.
 public enum DeepLiftRule: Int32, Sendable, CaseIterable {
@@ -30,7 +38,8 @@ public enum DeepLiftRule: Int32, Sendable, CaseIterable {
     /// RevealCancel after every nonlinearity.
     case revealCancel = 1
     /// The authors' genomics default: Rescale after convolutions, RevealCancel after dense layers (the
-    /// nearest preceding Dense or Conv decides; a nonlinearity with neither before it uses Rescale).
+    /// nearest Dense or Conv upstream decides, followed along the first input of every add or concat;
+    /// a nonlinearity with neither before it uses Rescale).
     case genomics = 2
 
     public var name: String {
@@ -232,49 +241,8 @@ enum NonlinearRule {
     case revealCancel
 }
 
-/// An elementwise nonlinearity as scalar functions: its value and its derivative at a point.
-struct Pointwise {
-    let layer: Layer
-
-    init?(_ layer: Layer) {
-        switch layer {
-        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh: self.layer = layer
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return nil
-        }
-    }
-
-    /// f(v), computed exactly as the forward pass does.
-    @inline(__always)
-    func value(_ v: Float) -> Float {
-        switch layer {
-        case .relu: return max(v, 0)
-        case .leakyReLU(let slope): return v > 0 ? v : slope * v
-        case .elu(let alpha): return v > 0 ? v : alpha * _expm1(v)
-        case .softplus(let beta): return Activation.softplus(v, beta: beta)
-        case .sigmoid: return Activation.sigmoid(v)
-        case .tanh: return _tanh(v)
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return v
-        }
-    }
-
-    /// f'(v) given y = f(v).
-    @inline(__always)
-    func derivative(at v: Float, output y: Float) -> Float {
-        switch layer {
-        case .relu: return v > 0 ? 1 : 0
-        case .leakyReLU(let slope): return v > 0 ? 1 : slope
-        case .elu(let alpha): return v > 0 ? 1 : y + alpha
-        case .softplus(let beta): return Activation.sigmoid(beta * v)
-        case .sigmoid: return y * (1 - y)
-        case .tanh: return 1 - y * y
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-             .softmax, .batchNorm, .dropout: return 1
-        }
-    }
-
-    /// Rescale multiplier Δy/Δx, or f'(x⁰) when |Δx| < 1e-7.
+extension Activation {
+    /// DeepLIFT's Rescale multiplier Δy/Δx, or f'(x⁰) when |Δx| < 1e-7.
     @inline(__always)
     func rescale(input x: Float, reference x0: Float, output y: Float, referenceOutput y0: Float) -> Float {
         let dx = x - x0
@@ -331,79 +299,97 @@ enum AbsoluteWeights {
     }
 }
 
-/// Everything a DeepLIFT pass decides once per call: the attributed layers, each nonlinearity's rule,
-/// where the positive/negative split is needed, and |W| for the layers that split.
+/// Everything a DeepLIFT pass decides once per call: the attributed value, each nonlinearity's rule,
+/// where the positive/negative split is needed, and |W| for the layers that split. Decided by walks of
+/// the propagation driver, so a graph is planned exactly as a chain.
 struct DeepLiftPlan {
-    /// Layers 0..<top are attributed; top is the index of a final Softmax, or layers.count.
+    /// The attributed value: the logits a final Softmax reads, else the output. Nodes 0..<top are recorded
+    /// (in a chain: layers 0..<top).
     let top: Int
     let softmax: Bool
     let maxPool: MaxPoolRule
-    /// Per layer: the rule of an elementwise nonlinearity (nil for other kinds).
+    /// Per node: the rule of an elementwise nonlinearity on a path to `top` (nil for other kinds and for
+    /// nodes nothing attributed reads).
     let nonlinear: [NonlinearRule?]
-    /// splitAt[k]: the pair Δ⁺ − Δ⁻ (written s) is needed at the input of layer k (k in 0...top).
+    /// splitAt[v]: the pair Δ⁺ − Δ⁻ (written s) is needed at value v (v in 0...top). A value read by several
+    /// nodes has one s.
     let splitAt: [Bool]
-    /// Per Dense/Conv layer whose output is split: |W| (Dense), or a one-layer network with weights |W|
+    /// Per Dense/Conv node whose output is split: |W| (Dense), or a one-layer network with weights |W|
     /// and no bias (Conv).
     let absolute: [AbsoluteWeights?]
+    /// The last RevealCancel node: the split pass runs nodes 0...lastRevealCancel.
     let lastRevealCancel: Int?
 
     init(_ net: Network, rule: DeepLiftRule, maxPool: MaxPoolRule) throws {
         softmax = net.endsWithSoftmax
-        top = softmax ? net.layers.count - 1 : net.layers.count
+        top = softmax ? net.input(of: net.layers.count - 1) : net.layers.count
         self.maxPool = maxPool
-        var rules = [NonlinearRule?](repeating: nil, count: net.layers.count)
-        for (k, layer) in net.layers.enumerated() where Pointwise(layer) != nil {
-            switch rule {
-            case .rescale: rules[k] = .rescale
-            case .revealCancel: rules[k] = .revealCancel
-            case .genomics:
-                var j = k - 1
-                var decided: NonlinearRule = .rescale
-                search: while j >= 0 {
-                    switch net.layers[j] {
-                    case .dense: decided = .revealCancel; break search
-                    case .conv1d, .conv2d: decided = .rescale; break search
-                    case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU,
-                         .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: j -= 1
-                    }
+        // Genomics: every value carries the rule its nearest Dense (RevealCancel) or Conv (Rescale) upstream
+        // decides, followed along the first input of each node. For add and concat that is the first input
+        // — the residual body (not the skip connection) when written `add(body, skip)` as in torch's
+        // `out = block(x) + x`; for concat, the first part. Nothing upstream: Rescale.
+        let nearest: [NonlinearRule??]
+        switch rule {
+        case .rescale, .revealCancel:
+            nearest = []
+        case .genomics:
+            nearest = net.walkForward(NonlinearRule?.none, from: 0, to: top, keep: true) { i, reads -> NonlinearRule? in
+                switch net.layers[i] {
+                case .dense: .revealCancel
+                case .conv1d, .conv2d: .rescale
+                case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu,
+                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat: reads[0]
                 }
-                rules[k] = decided
             }
         }
-        nonlinear = rules
-        // s is needed at the input of an RC layer, and below it through every layer that propagates the
-        // split (all but Dense/Conv, which recompute it from the total Δx of their input).
+        // Backwards from the attributed value: s is needed at the input of an RC node, and below it through
+        // every node that propagates the split (all but Dense/Conv, which recompute it from the total Δx of
+        // their input); add and concat need it at every input. Fan-out: needed by any reader.
+        var rules = [NonlinearRule?](repeating: nil, count: net.layers.count)
         var split = [Bool](repeating: false, count: top + 1)
         var absolute = [AbsoluteWeights?](repeating: nil, count: net.layers.count)
         var lastRC: Int? = nil
-        for k in stride(from: top - 1, through: 0, by: -1) {
-            let needOut = split[k + 1]
-            switch net.layers[k] {
+        var failure: Error? = nil
+        let atInput = net.walkBackward(from: top, to: 0, seed: false, node: { i, needOut -> [Bool] in
+            split[i + 1] = needOut
+            switch net.layers[i] {
             case .dense(let l):
                 if needOut {
                     let magnitudes = uninitializedFloats(l.weight.count) { w in
                         l.weight.withUnsafeBufferPointer { for j in $0.indices { w[j] = abs($0[j]) } }
                     }
-                    absolute[k] = .dense(magnitudes, outFeatures: l.outFeatures, inFeatures: l.inFeatures)
+                    absolute[i] = .dense(magnitudes, outFeatures: l.outFeatures, inFeatures: l.inFeatures)
                 }
+                return [false]
             case .conv1d(let c), .conv2d(let c):
                 if needOut {
-                    let w = try Layer.Convolution(weight: c.weight.map(abs), bias: nil, outChannels: c.outChannels, inChannels: c.inChannels,
-                                                  kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
-                    let layer: Layer = c.kernel.count == 1 ? .conv1d(w) : .conv2d(w)
-                    absolute[k] = .network(try Network(inputShape: net.shapes[k], layers: [layer]))
+                    do {
+                        let w = try Layer.Convolution(weight: c.weight.map(abs), bias: nil, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                      kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+                        let layer: Layer = c.kernel.count == 1 ? .conv1d(w) : .conv2d(w)
+                        absolute[i] = .network(try Network(inputShape: net.shapes[net.input(of: i)], layers: [layer]))
+                    } catch { failure = error }
                 }
+                return [false]
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-                if rules[k] == .revealCancel {
-                    split[k] = true
-                    if lastRC == nil { lastRC = k }
-                } else {
-                    split[k] = needOut
+                let decided: NonlinearRule = switch rule {
+                case .rescale: .rescale
+                case .revealCancel: .revealCancel
+                case .genomics: nearest[net.input(of: i)]! ?? .rescale
                 }
+                rules[i] = decided
+                guard decided == .revealCancel else { return [needOut] }
+                if lastRC == nil { lastRC = i }
+                return [true]
+            case .add, .concat:
+                return net.inputs[i].map { _ in needOut }
             case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .softmax:
-                split[k] = needOut
+                return [needOut]
             }
-        }
+        }, accumulate: { $0 = $0 || $1 })
+        if let failure { throw failure }
+        split[0] = atInput ?? false
+        nonlinear = rules
         splitAt = split
         self.absolute = absolute
         lastRevealCancel = lastRC
@@ -423,24 +409,24 @@ struct DeepLiftPlan {
 
     private func budgetChunk(_ net: Network) -> Int {
         var tape = 0
-        for k in 0...top { tape += net.size(at: k) }
+        for v in 0...top { tape += net.size(at: v) }
         var work = 0
-        for k in 0..<top {
-            var w = 4 * (net.size(at: k) + net.size(at: k + 1))
-            switch net.layers[k] {
+        for i in 0..<top {
+            var w = 4 * (net.inputs[i].reduce(0) { $0 + net.size(at: $1) } + net.size(at: i + 1))
+            switch net.layers[i] {
             case .conv1d(let c), .conv2d(let c):
-                let g = WindowGeometry(convolution: c, input: net.shapes[k])
+                let g = WindowGeometry(convolution: c, input: net.shapes[net.input(of: i)])
                 w += 2 * g.outputPlane * g.patchSize
             case .maxPool1d, .maxPool2d:
-                w += 4 * net.size(at: k + 1)
+                w += 4 * net.size(at: i + 1)
             case .dense, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu, .softplus, .sigmoid,
-                 .tanh, .softmax, .batchNorm, .dropout:
+                 .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
             }
             work = max(work, w)
         }
         var stored = 0
-        for k in 0..<top where nonlinear[k] == .revealCancel { stored += 2 * net.size(at: k) }
+        for i in 0..<top where nonlinear[i] == .revealCancel { stored += 2 * net.size(at: net.input(of: i)) }
         return max(1, (1 << 21) / max(1, 2 * tape + work + stored))
     }
 
@@ -462,10 +448,10 @@ struct DeepLiftPlan {
         }
     }
 
-    /// Δx at the input of layer k for every pair (pairs × size(at: k)).
-    func differences(_ net: Network, at k: Int, examples: Network.Tape, references: Network.Tape, pairs: PairRows, absolute: Bool = false) -> [Float] {
-        let n = net.size(at: k)
-        let xs = examples.values[k], rs = references.values[k]
+    /// Δx (or |Δx|) at value v for every pair (pairs × size(at: v)).
+    func differences(_ net: Network, at v: Int, examples: Network.Tape, references: Network.Tape, pairs: PairRows, absolute: Bool = false) -> [Float] {
+        let n = net.size(at: v)
+        let xs = examples.values[v], rs = references.values[v]
         return uninitializedFloats(pairs.count * n) { out in
             xs.withUnsafeBufferPointer { xp in
                 rs.withUnsafeBufferPointer { rp in
@@ -483,14 +469,15 @@ struct DeepLiftPlan {
         }
     }
 
-    /// The max-pooling routing of layer k for every pair (see ``MaxPoolRouting``).
-    func routing(_ net: Network, layer k: Int, examples: Network.Tape, references: Network.Tape, pairs: PairRows) -> MaxPoolRouting {
-        let n = net.size(at: k), o = net.size(at: k + 1), count = pairs.count * o
+    /// The max-pooling routing of node i for every pair (see ``MaxPoolRouting``).
+    func routing(_ net: Network, node i: Int, examples: Network.Tape, references: Network.Tape, pairs: PairRows) -> MaxPoolRouting {
+        let v = net.input(of: i)
+        let n = net.size(at: v), o = net.size(at: i + 1), count = pairs.count * o
         var r = MaxPoolRouting(first: [Int32](repeating: 0, count: count), firstWeight: [Float](repeating: 1, count: count),
                                second: [Int32](repeating: 0, count: count), secondWeight: [Float](repeating: 0, count: count))
-        let xs = examples.values[k], rs = references.values[k]
-        let ys = examples.values[k + 1], y0s = references.values[k + 1]
-        let xArg = examples.argmax[k], rArg = references.argmax[k]
+        let xs = examples.values[v], rs = references.values[v]
+        let ys = examples.values[i + 1], y0s = references.values[i + 1]
+        let xArg = examples.argmax[i], rArg = references.argmax[i]
         let crossMax = maxPool == .crossMax
         r.first.withUnsafeMutableBufferPointer { f in
             r.firstWeight.withUnsafeMutableBufferPointer { fw in
@@ -552,26 +539,26 @@ struct DeepLiftPlan {
         return result
     }
 
-    /// The positive/negative split pass (Linear rule with the split, then RevealCancel): per pair, for every
-    /// RevealCancel layer k, its multipliers (m⁺, m⁻) = (Δy⁺/Δx⁺, Δy⁻/Δx⁻).
+    /// The positive/negative split pass (Linear rule with the split, then RevealCancel), a forward walk of
+    /// s = Δ⁺ − Δ⁻ per value (nil where not needed): per pair, for every RevealCancel node i, its
+    /// multipliers (m⁺, m⁻) = (Δy⁺/Δx⁺, Δy⁻/Δx⁻). Add is the linear layer [I I] over already-split inputs,
+    /// so its s is the sum of theirs; concat's s is theirs concatenated.
     func revealCancelMultipliers(_ net: Network, examples: Network.Tape, references: Network.Tape, pairs: PairRows) -> [Int: (plus: [Float], minus: [Float])] {
         guard let last = lastRevealCancel else { return [:] }
         var result = [Int: (plus: [Float], minus: [Float])]()
         let count = pairs.count
-        // s = Δ⁺ − Δ⁻ at the input of layer k (nil where not needed).
-        var s: [Float]? = splitAt[0] ? differences(net, at: 0, examples: examples, references: references, pairs: pairs, absolute: true) : nil
-        for k in 0...last {
-            let n = net.size(at: k), o = net.size(at: k + 1)
-            let needOut = splitAt[k + 1]
-            let rc = nonlinear[k] == .revealCancel
-            guard needOut || rc else { s = nil; continue }
-            switch net.layers[k] {
+        let atInput: [Float]? = splitAt[0] ? differences(net, at: 0, examples: examples, references: references, pairs: pairs, absolute: true) : nil
+        _ = net.walkForward(atInput, from: 0, to: last + 1, keep: false) { i, reads -> [Float]? in
+            let needOut = splitAt[i + 1]
+            let rc = nonlinear[i] == .revealCancel
+            guard needOut || rc else { return nil }
+            switch net.layers[i] {
             case .dense, .conv1d, .conv2d:
-                let magnitude = differences(net, at: k, examples: examples, references: references, pairs: pairs, absolute: true)
-                s = absolute[k]!.apply(magnitude, rows: count)
+                let magnitude = differences(net, at: net.input(of: i), examples: examples, references: references, pairs: pairs, absolute: true)
+                return absolute[i]!.apply(magnitude, rows: count)
             case .batchNorm(let b):
-                let plane = n / b.channels, v = s!
-                s = uninitializedFloats(count * n) { out in
+                let n = net.size(at: net.input(of: i)), plane = n / b.channels, v = reads[0]!
+                return uninitializedFloats(count * n) { out in
                     for p in 0..<count {
                         for c in 0..<b.channels {
                             let a = abs(b.scale[c]), off = p * n + c * plane
@@ -580,16 +567,19 @@ struct DeepLiftPlan {
                     }
                 }
             case .avgPool1d, .avgPool2d, .globalAvgPool:
-                s = net.apply(layer: k, to: s!, rows: count, argmax: nil)
+                return net.apply(layer: i, to: reads[0]!, rows: count, argmax: nil)
             case .flatten, .dropout:
-                break
+                return reads[0]
+            case .add, .concat:
+                return net.applyNode(i, reads.map { $0! }, rows: count, argmax: nil)
             case .maxPool1d, .maxPool2d:
-                let r = routing(net, layer: k, examples: examples, references: references, pairs: pairs)
-                s = route(r, s!, pairs: count, inSize: n, outSize: o)
+                let r = routing(net, node: i, examples: examples, references: references, pairs: pairs)
+                return route(r, reads[0]!, pairs: count, inSize: net.size(at: net.input(of: i)), outSize: net.size(at: i + 1))
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-                let f = Pointwise(net.layers[k])!
-                let xs = examples.values[k], rs = references.values[k], ys = examples.values[k + 1], y0s = references.values[k + 1]
-                let sIn = s!
+                let f = Activation(net.layers[i])!
+                let v = net.input(of: i), n = net.size(at: v)
+                let xs = examples.values[v], rs = references.values[v], ys = examples.values[i + 1], y0s = references.values[i + 1]
+                let sIn = reads[0]!
                 var next = [Float](repeating: 0, count: needOut ? count * n : 0)
                 var plus = [Float](repeating: 0, count: rc ? count * n : 0)
                 var minus = [Float](repeating: 0, count: rc ? count * n : 0)
@@ -618,8 +608,8 @@ struct DeepLiftPlan {
                         }
                     }
                 }
-                if rc { result[k] = (plus, minus) }
-                s = needOut ? next : nil
+                if rc { result[i] = (plus, minus) }
+                return needOut ? next : nil
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
             }
@@ -629,26 +619,36 @@ struct DeepLiftPlan {
 
     // MARK: backward pass of multipliers
 
+    /// The multipliers at one value: m⁺ for Δx⁺ and m⁻ for Δx⁻ (nil: m⁻ = m⁺, as everywhere except
+    /// between a RevealCancel node and the Dense/Conv nodes below it).
+    typealias Multipliers = (plus: [Float], minus: [Float]?)
+
     /// Input multipliers (pairs × inputSize) of output `targets[p]` for every pair: the chain rule over the
-    /// rules of every layer, from the seed at the attributed output down to the input.
+    /// rules of every node, a backward walk from the seed at the attributed value down to the input.
+    /// Add passes (m⁺, m⁻) to every input and concat gives each input its slice (both linear with weights
+    /// 0 or 1, so the positive and negative parts keep their multipliers); where a value fans out, its
+    /// readers' multipliers are summed (m⁻ ?? m⁺ where only some readers carry a separate m⁻).
     func inputMultipliers(_ net: Network, examples: Network.Tape, references: Network.Tape, pairs: PairRows, targets: [Int]) -> [Float] {
         let count = pairs.count
         let revealCancel = revealCancelMultipliers(net, examples: examples, references: references, pairs: pairs)
         let out = net.size(at: top)
         // Seed: e_t, or e_t − 1/n for a final Softmax (contributions minus their mean over classes).
-        var plus = [Float](repeating: softmax ? -1 / Float(out) : 0, count: count * out)
-        for p in 0..<count { plus[p * out + targets[p]] += 1 }
-        // m⁻ differs from m⁺ only between a RevealCancel layer and the Dense/Conv below it.
-        var minus: [Float]? = nil
-        for k in stride(from: top - 1, through: 0, by: -1) {
-            let n = net.size(at: k), o = net.size(at: k + 1)
-            switch net.layers[k] {
+        var seed = [Float](repeating: softmax ? -1 / Float(out) : 0, count: count * out)
+        for p in 0..<count { seed[p * out + targets[p]] += 1 }
+        let atInput = net.walkBackward(from: top, to: 0, seed: Multipliers(seed, nil), node: { i, signal -> [Multipliers] in
+            var (plus, minus) = signal
+            switch net.layers[i] {
+            case .add, .concat:
+                let p = net.pullbackNode(i, plus, rows: count, reads: [], output: [], argmax: [])
+                let m = minus.map { net.pullbackNode(i, $0, rows: count, reads: [], output: [], argmax: []) }
+                return p.indices.map { (p[$0], m?[$0]) }
             case .dense, .conv1d, .conv2d:
                 if let m = minus {
+                    let n = net.size(at: net.input(of: i))
                     let sum = zipMap(plus, m, +), difference = zipMap(plus, m, -)
-                    let gSum = net.pullback(layer: k, sum, rows: count, input: [], output: [], argmax: [])
-                    let gDifference = absolute[k]!.pullback(difference, rows: count)
-                    let dx = differences(net, at: k, examples: examples, references: references, pairs: pairs)
+                    let gSum = net.pullback(layer: i, sum, rows: count, input: [], output: [], argmax: [])
+                    let gDifference = absolute[i]!.pullback(difference, rows: count)
+                    let dx = differences(net, at: net.input(of: i), examples: examples, references: references, pairs: pairs)
                     plus = uninitializedFloats(count * n) { r in
                         for q in 0..<(count * n) {
                             let sign: Float = dx[q] > 0 ? 1 : (dx[q] < 0 ? -1 : 0)
@@ -657,11 +657,11 @@ struct DeepLiftPlan {
                     }
                     minus = nil
                 } else {
-                    plus = net.pullback(layer: k, plus, rows: count, input: [], output: [], argmax: [])
+                    plus = net.pullback(layer: i, plus, rows: count, input: [], output: [], argmax: [])
                 }
             case .batchNorm(let b):
                 if let m = minus {
-                    let plane = n / b.channels
+                    let n = net.size(at: net.input(of: i)), plane = n / b.channels
                     var newPlus = [Float](repeating: 0, count: count * n), newMinus = newPlus
                     for p in 0..<count {
                         for c in 0..<b.channels {
@@ -680,23 +680,25 @@ struct DeepLiftPlan {
                     plus = newPlus
                     minus = newMinus
                 } else {
-                    plus = net.pullback(layer: k, plus, rows: count, input: [], output: [], argmax: [])
+                    plus = net.pullback(layer: i, plus, rows: count, input: [], output: [], argmax: [])
                 }
             case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .dropout:
-                plus = net.pullback(layer: k, plus, rows: count, input: [], output: [], argmax: [])
-                minus = minus.map { net.pullback(layer: k, $0, rows: count, input: [], output: [], argmax: []) }
+                plus = net.pullback(layer: i, plus, rows: count, input: [], output: [], argmax: [])
+                minus = minus.map { net.pullback(layer: i, $0, rows: count, input: [], output: [], argmax: []) }
             case .maxPool1d, .maxPool2d:
-                let r = routing(net, layer: k, examples: examples, references: references, pairs: pairs)
+                let r = routing(net, node: i, examples: examples, references: references, pairs: pairs)
+                let n = net.size(at: net.input(of: i)), o = net.size(at: i + 1)
                 plus = routeBack(r, plus, pairs: count, inSize: n, outSize: o)
                 minus = minus.map { routeBack(r, $0, pairs: count, inSize: n, outSize: o) }
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-                if let (mPlus, mMinus) = revealCancel[k] {
+                if let (mPlus, mMinus) = revealCancel[i] {
                     let m = minus ?? plus
                     minus = zipMap(m, mMinus, *)
                     plus = zipMap(plus, mPlus, *)
                 } else {
-                    let f = Pointwise(net.layers[k])!
-                    let xs = examples.values[k], rs = references.values[k], ys = examples.values[k + 1], y0s = references.values[k + 1]
+                    let f = Activation(net.layers[i])!
+                    let v = net.input(of: i), n = net.size(at: v)
+                    let xs = examples.values[v], rs = references.values[v], ys = examples.values[i + 1], y0s = references.values[i + 1]
                     let factors = uninitializedFloats(count * n) { r in
                         xs.withUnsafeBufferPointer { xp in
                             rs.withUnsafeBufferPointer { rp in
@@ -719,7 +721,16 @@ struct DeepLiftPlan {
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
             }
-        }
+            return [(plus, minus)]
+        }, accumulate: { a, b in
+            if a.minus != nil || b.minus != nil {
+                var m = a.minus ?? a.plus
+                addInPlace(&m, b.minus ?? b.plus)
+                a.minus = m
+            }
+            addInPlace(&a.plus, b.plus)
+        })
+        guard let (plus, minus) = atInput else { return [Float](repeating: 0, count: count * net.inputSize) }
         // At the input, Δx⁺ and Δx⁻ are the parts of Δx: each input takes the multiplier of its sign.
         guard let m = minus else { return plus }
         let dx = differences(net, at: 0, examples: examples, references: references, pairs: pairs)

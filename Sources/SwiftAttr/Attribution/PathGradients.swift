@@ -8,7 +8,26 @@
 extension Network {
     /// Cotangents at the input of layer `start` for `rows` activation rows `h` (rows × size(at: start)):
     /// row r receives `weights[r] · ∇_h f_{targets[r]}(h_r)` (weights default to 1).
+    ///
+    /// When the network ends in a Dense layer reading the value before it, the one-hot seed's pullback
+    /// through it is `weight · W[t, :]`, a row of W: the layer is neither run forward nor pulled back by a
+    /// GEMM (both are skinny, K or N = the class count). The result is bit-identical: the GEMM would add
+    /// zeros to the one product.
     func targetCotangents(at start: Int, _ h: [Float], rows: Int, targets: [Int], weights: [Float]? = nil) -> [Float] {
+        let last = layers.count - 1
+        if last >= start, inputs[last] == [last], case .dense(let d) = layers[last] {
+            let tape = record(h, rows: rows, from: start, to: last)
+            let width = d.inFeatures
+            let seed = uninitializedFloats(rows * width) { s in
+                d.weight.withUnsafeBufferPointer { w in
+                    for r in 0..<rows {
+                        let scale = weights?[r] ?? 1, row = w.baseAddress! + targets[r] * width, dst = s + r * width
+                        for k in 0..<width { dst[k] = scale * row[k] }
+                    }
+                }
+            }
+            return pullback(tape, cotangent: seed)
+        }
         let tape = record(h, rows: rows, from: start)
         let out = outputSize
         var seed = [Float](repeating: 0, count: rows * out)

@@ -149,10 +149,64 @@ public enum Parallel {
     /// empties the pool (its threads did not survive fork; the next region creates new ones).
     static let forkHandlers: Void = {
         pthread_atfork(
-            { BLASThreading.prepareForFork(); WorkerPool.prepareForFork(); Parallel.state.lock() },
-            { Parallel.state.unlock(); WorkerPool.parentAfterFork(); BLASThreading.parentAfterFork() },
-            { Parallel.state.reinitialize(); WorkerPool.childAfterFork(); BLASThreading.childAfterFork() })
+            { CallGate.prepareForFork(); BLASThreading.prepareForFork(); WorkerPool.prepareForFork(); Parallel.state.lock() },
+            { Parallel.state.unlock(); WorkerPool.parentAfterFork(); BLASThreading.parentAfterFork(); CallGate.parentAfterFork() },
+            { Parallel.state.reinitialize(); WorkerPool.childAfterFork(); BLASThreading.childAfterFork(); CallGate.childAfterFork() })
     }()
+}
+
+/// Library calls in flight. Every C export runs inside ``run(_:)``; a fork waits until none is in flight
+/// (and new ones wait until it is done), so no thread of the parent is inside the library — holding a
+/// Swift runtime lock while it checks arguments or allocates outside a parallel region — when the address
+/// space is copied. (Swift callers of SwiftAttr may use it the same way; the C interface always does.)
+public enum CallGate {
+    nonisolated(unsafe) private static var mutex: pthread_mutex_t = {
+        var m = pthread_mutex_t()
+        pthread_mutex_init(&m, nil)
+        return m
+    }()
+    nonisolated(unsafe) private static var changed: pthread_cond_t = {
+        var c = pthread_cond_t()
+        pthread_cond_init(&c, nil)
+        return c
+    }()
+    nonisolated(unsafe) private static var active = 0
+    nonisolated(unsafe) private static var forking = false
+
+    /// Runs one library call (not re-entrant across a fork: a call must not fork).
+    public static func run<T>(_ body: () throws -> T) rethrows -> T {
+        _ = Parallel.forkHandlers
+        pthread_mutex_lock(&mutex)
+        while forking { pthread_cond_wait(&changed, &mutex) }
+        active += 1
+        pthread_mutex_unlock(&mutex)
+        defer {
+            pthread_mutex_lock(&mutex)
+            active -= 1
+            pthread_cond_broadcast(&changed)
+            pthread_mutex_unlock(&mutex)
+        }
+        return try body()
+    }
+
+    static func prepareForFork() {
+        pthread_mutex_lock(&mutex)
+        forking = true
+        while active > 0 { pthread_cond_wait(&changed, &mutex) }
+    }
+
+    static func parentAfterFork() {
+        forking = false
+        pthread_cond_broadcast(&changed)
+        pthread_mutex_unlock(&mutex)
+    }
+
+    static func childAfterFork() {
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&changed, nil)
+        forking = false
+        active = 0
+    }
 }
 
 /// The library's worker threads: they run every chunk of every parallel region.

@@ -43,6 +43,11 @@ public enum Layer: Sendable, Equatable {
     case batchNorm(BatchNorm)
     /// Identity at inference (`p` is kept for the record only).
     case dropout(p: Float)
+    /// Elementwise sum of two or more values of one shape (a residual connection).
+    case add
+    /// Concatenation of two or more values along the first per-example axis: the features of `[F]`
+    /// values, the channels of `[C, L]` and `[C, H, W]` values (the other axes must agree).
+    case concat
 
     /// Dense layer parameters.
     public struct Dense: Sendable, Equatable {
@@ -200,14 +205,51 @@ extension Layer {
         case .softmax: "Softmax"
         case .batchNorm: "BatchNorm"
         case .dropout: "Dropout"
+        case .add: "Add"
+        case .concat: "Concat"
+        }
+    }
+
+    /// How many values the node reads: `nil` for any number from two on (add, concat), else one.
+    public var arity: Int? {
+        switch self {
+        case .add, .concat: nil
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: 1
         }
     }
 
     /// True when the layer is an affine map of its input (so a path x' + αΔx maps to a straight path).
     public var isAffine: Bool {
         switch self {
-        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout: true
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add,
+             .concat: true
         case .maxPool1d, .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax: false
+        }
+    }
+
+    /// The per-example output shape for the per-example shapes of the values the node reads, or an error
+    /// that says why they do not fit.
+    public func outputShape(for inputs: [[Int]]) throws -> [Int] {
+        switch self {
+        case .add:
+            guard inputs.count >= 2 else { throw SwiftAttrError.invalid("Add needs at least two inputs (got \(inputs.count))") }
+            for (k, shape) in inputs.enumerated() where shape != inputs[0] {
+                throw SwiftAttrError.shape("Add needs inputs of one shape: input 0 has shape \(inputs[0]), input \(k) has \(shape)")
+            }
+            return inputs[0]
+        case .concat:
+            guard inputs.count >= 2 else { throw SwiftAttrError.invalid("Concat needs at least two inputs (got \(inputs.count))") }
+            for (k, shape) in inputs.enumerated() where shape.count != inputs[0].count || shape.dropFirst() != inputs[0].dropFirst() {
+                throw SwiftAttrError.shape("Concat joins along the first axis, so the other axes must agree: input 0 has shape \(inputs[0]), input \(k) has \(shape)")
+            }
+            var out = inputs[0]
+            out[0] = inputs.reduce(0) { $0 + $1[0] }
+            return out
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+            guard inputs.count == 1 else { throw SwiftAttrError.invalid("\(name) reads exactly one input (got \(inputs.count))") }
+            return try outputShape(for: inputs[0])
         }
     }
 
@@ -251,7 +293,7 @@ extension Layer {
         case .batchNorm(let b):
             guard input[0] == b.channels else { throw SwiftAttrError.shape("BatchNorm expects \(b.channels) channels, got \(input[0]) (input shape \(input))") }
             return input
-        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .dropout:
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
             return input
         }
     }

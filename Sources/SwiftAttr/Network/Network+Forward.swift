@@ -1,17 +1,19 @@
-/// Batched forward evaluation, layer by layer, as GEMMs (im2col for convolutions).
+/// Batched forward evaluation, node by node, as GEMMs (im2col for convolutions).
 extension Network {
-    /// The activations of layers `start..<end` for one chunk of `rows` examples, kept for a pullback.
+    /// The values of nodes `start..<end` for one chunk of `rows` examples, kept for a pullback.
     struct Tape {
         let start: Int
         let end: Int
         let rows: Int
-        /// `values[k]`: input of layer `start + k`; `values[end - start]`: output of layer `end − 1`.
+        /// `values[v − start]`: value v (in a chain, the input of layer v); `values[end − start]`: the output.
         var values: [[Float]]
-        /// Per recorded layer: for max-pooling, the flat in-example index of each output's argmax.
+        /// Per recorded node (index `i − start`): for max-pooling, the flat in-example index of each
+        /// output's argmax.
         var argmax: [[Int32]]
 
         var output: [Float] { values[values.count - 1] }
-        func input(ofLayer i: Int) -> [Float] { values[i - start] }
+        /// Value `v`.
+        func value(_ v: Int) -> [Float] { values[v - start] }
     }
 
     /// Output of the network for `rows` examples (`x`: rows × inputSize).
@@ -19,43 +21,62 @@ extension Network {
         forward(x, rows: rows, from: 0, to: layers.count)
     }
 
-    /// Runs layers `start..<end` on `x` (rows × size(at: start)).
+    /// Runs nodes `start..<end` on `x` (rows × size(at: start), value `start`, a cut) and returns value
+    /// `end`, releasing every other value once nothing more reads it.
     func forward(_ x: [Float], rows: Int, from start: Int, to end: Int) -> [Float] {
-        var current = x
-        for i in start..<end {
-            current = apply(layer: i, to: current, rows: rows, argmax: nil)
-        }
-        return current
+        walkForward(x, from: start, to: end, keep: false) { i, reads in
+            applyNode(i, reads, rows: rows, argmax: nil)
+        }[end - start]!
     }
 
-    /// Runs layers `start..<end` keeping every intermediate value for ``pullback(_:cotangent:to:)``.
+    /// Runs nodes `start..<end` keeping every value for ``pullback(_:cotangent:)``.
     func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil) -> Tape {
         let end = end ?? layers.count
-        var values = [x]
-        var argmax = [[Int32]]()
-        values.reserveCapacity(end - start + 1)
-        for i in start..<end {
-            var positions = [Int32]()
+        var argmax = [[Int32]](repeating: [], count: end - start)
+        let values = walkForward(x, from: start, to: end, keep: true) { i, reads -> [Float] in
             switch layers[i] {
             case .maxPool1d, .maxPool2d:
-                positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
+                var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
+                let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
+                argmax[i - start] = positions
+                return y
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu,
-                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
-                break
+                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+                return applyNode(i, reads, rows: rows, argmax: nil)
             }
-            let y = positions.isEmpty
-                ? apply(layer: i, to: values[values.count - 1], rows: rows, argmax: nil)
-                : positions.withUnsafeMutableBufferPointer { apply(layer: i, to: values[values.count - 1], rows: rows, argmax: $0.baseAddress) }
-            values.append(y)
-            argmax.append(positions)
         }
-        return Tape(start: start, end: end, rows: rows, values: values, argmax: argmax)
+        return Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax)
     }
 
-    /// Layer `i` applied to `rows` examples; for max-pooling, `argmax` (if given) receives the winners.
+    /// Node `i` applied to the values it reads (`reads`, in the order of ``inputs``).
+    func applyNode(_ i: Int, _ reads: [[Float]], rows: Int, argmax: UnsafeMutablePointer<Int32>?) -> [Float] {
+        switch layers[i] {
+        case .add:
+            var sum = reads[0]
+            for r in reads.dropFirst() { addInPlace(&sum, r) }
+            return sum
+        case .concat:
+            let parts = inputs[i].map { size(at: $0) }, total = size(at: i + 1)
+            return uninitializedFloats(rows * total) { y in
+                for n in 0..<rows {
+                    var offset = n * total
+                    for (part, r) in zip(parts, reads) {
+                        r.withUnsafeBufferPointer { (y + offset).update(from: $0.baseAddress! + n * part, count: part) }
+                        offset += part
+                    }
+                }
+            }
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+            return apply(layer: i, to: reads[0], rows: rows, argmax: argmax)
+        }
+    }
+
+    /// Single-input node `i` applied to `rows` examples of the value it reads; for max-pooling, `argmax`
+    /// (if given) receives the winners. Multi-input nodes go through ``applyNode(_:_:rows:argmax:)``.
     func apply(layer i: Int, to x: [Float], rows: Int, argmax: UnsafeMutablePointer<Int32>?) -> [Float] {
-        let inShape = shapes[i]
-        let inSize = size(at: i), outSize = size(at: i + 1)
+        let inShape = shapes[input(of: i)]
+        let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
         let count = rows * outSize
         switch layers[i] {
         case .flatten, .dropout:
@@ -132,18 +153,10 @@ extension Network {
                     }
                 }
             }
-        case .relu:
-            return mapFloats(x) { max($0, 0) }
-        case .leakyReLU(let slope):
-            return mapFloats(x) { $0 > 0 ? $0 : slope * $0 }
-        case .elu(let alpha):
-            return mapFloats(x) { $0 > 0 ? $0 : alpha * _expm1($0) }
-        case .softplus(let beta):
-            return mapFloats(x) { Activation.softplus($0, beta: beta) }
-        case .sigmoid:
-            return mapFloats(x) { Activation.sigmoid($0) }
-        case .tanh:
-            return mapFloats(x) { _tanh($0) }
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+            return Activation(layers[i])!.apply(x)
+        case .add, .concat:
+            preconditionFailure("\(layers[i].name) reads several values: applyNode applies it")
         }
     }
 
@@ -172,20 +185,6 @@ extension Network {
                 }
             }
         }
-    }
-}
-
-/// Scalar activation functions shared by the forward pass and the attribution rules.
-enum Activation {
-    @inline(__always)
-    static func sigmoid(_ x: Float) -> Float {
-        x >= 0 ? 1 / (1 + _exp(-x)) : { let e = _exp(x); return e / (1 + e) }()
-    }
-
-    /// `log(1 + e^{βx})/β`, computed without overflow as `max(x, 0) + log1p(e^{−β|x|})/β`.
-    @inline(__always)
-    static func softplus(_ x: Float, beta: Float) -> Float {
-        max(x, 0) + _log1p(_exp(-beta * abs(x))) / beta
     }
 }
 

@@ -1,31 +1,51 @@
-/// Vector–Jacobian products: the pullback of a cotangent at a layer's output to its input.
+/// Vector–Jacobian products: the pullback of a cotangent at a node's output to the values it reads,
+/// walked by the propagation driver (fan-out cotangents are summed).
 extension Network {
-    /// Pulls `cotangent` (rows × size(at: tape.end)) back through the recorded layers, returning the
-    /// cotangent at the input of layer `tape.start`.
+    /// Pulls `cotangent` (rows × size(at: tape.end)) back through the recorded nodes, returning the
+    /// cotangent at value `tape.start` (zeros when the output does not depend on it).
     func pullback(_ tape: Tape, cotangent: [Float]) -> [Float] {
-        var dy = cotangent
-        for i in stride(from: tape.end - 1, through: tape.start, by: -1) {
-            let k = i - tape.start
-            dy = pullback(layer: i, dy, rows: tape.rows, input: tape.values[k], output: tape.values[k + 1], argmax: tape.argmax[k])
-        }
-        return dy
+        walkBackward(from: tape.end, to: tape.start, seed: cotangent, node: { i, dy in
+            pullbackNode(i, dy, rows: tape.rows, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1),
+                         argmax: tape.argmax[i - tape.start])
+        }, accumulate: addInPlace) ?? [Float](repeating: 0, count: tape.rows * size(at: tape.start))
     }
 
-    /// Pulls a cotangent back through layers `start..<end` that are all affine (their Jacobian does not
+    /// Pulls a cotangent back through nodes `start..<end` that are all affine (their Jacobian does not
     /// depend on the input, so no tape is needed).
     func pullbackAffine(_ cotangent: [Float], rows: Int, from end: Int, to start: Int) -> [Float] {
-        var dy = cotangent
-        for i in stride(from: end - 1, through: start, by: -1) {
+        walkBackward(from: end, to: start, seed: cotangent, node: { i, dy in
             precondition(layers[i].isAffine)
-            dy = pullback(layer: i, dy, rows: rows, input: [], output: [], argmax: [])
-        }
-        return dy
+            return pullbackNode(i, dy, rows: rows, reads: [], output: [], argmax: [])
+        }, accumulate: addInPlace) ?? [Float](repeating: 0, count: rows * size(at: start))
     }
 
-    /// `dx = J_iᵀ dy` for layer `i` at the recorded `input`/`output` (unused by affine layers).
+    /// The cotangents of the values node `i` reads, from `dy` at its output (`reads`/`output`: the recorded
+    /// values, unused by affine nodes).
+    func pullbackNode(_ i: Int, _ dy: [Float], rows: Int, reads: [[Float]], output: [Float], argmax: [Int32]) -> [[Float]] {
+        switch layers[i] {
+        case .add:
+            return inputs[i].map { _ in dy }
+        case .concat:
+            let parts = inputs[i].map { size(at: $0) }, total = size(at: i + 1)
+            var offset = 0
+            return parts.map { part in
+                defer { offset += part }
+                return uninitializedFloats(rows * part) { dx in
+                    dy.withUnsafeBufferPointer { g in
+                        for n in 0..<rows { (dx + n * part).update(from: g.baseAddress! + n * total + offset, count: part) }
+                    }
+                }
+            }
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+            return [pullback(layer: i, dy, rows: rows, input: reads.first ?? [], output: output, argmax: argmax)]
+        }
+    }
+
+    /// `dx = J_iᵀ dy` for single-input node `i` at the recorded `input`/`output` (unused by affine layers).
     func pullback(layer i: Int, _ dy: [Float], rows: Int, input x: [Float], output y: [Float], argmax: [Int32]) -> [Float] {
-        let inShape = shapes[i]
-        let inSize = size(at: i), outSize = size(at: i + 1)
+        let inShape = shapes[input(of: i)]
+        let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
         let count = rows * inSize
         switch layers[i] {
         case .flatten, .dropout:
@@ -94,28 +114,10 @@ extension Network {
                     for k in 0..<inSize { dx[off + k] = y[off + k] * (dy[off + k] - dot) }
                 }
             }
-        case .relu:
-            return zipMap(dy, x) { g, v in v > 0 ? g : 0 }
-        case .leakyReLU(let slope):
-            return zipMap(dy, x) { g, v in v > 0 ? g : slope * g }
-        case .elu(let alpha):
-            // dy/dx = 1 for x > 0, α·eˣ = y + α otherwise. The branch must test the input: with α < 0
-            // the output is positive for negative x.
-            return uninitializedFloats(count) { dx in
-                dy.withUnsafeBufferPointer { g in
-                    x.withUnsafeBufferPointer { xp in
-                        y.withUnsafeBufferPointer { yp in
-                            for k in 0..<count { dx[k] = xp[k] > 0 ? g[k] : g[k] * (yp[k] + alpha) }
-                        }
-                    }
-                }
-            }
-        case .softplus(let beta):
-            return zipMap(dy, x) { g, v in g * Activation.sigmoid(beta * v) }
-        case .sigmoid:
-            return zipMap(dy, y) { g, s in g * s * (1 - s) }
-        case .tanh:
-            return zipMap(dy, y) { g, t in g * (1 - t * t) }
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+            return Activation(layers[i])!.pullback(dy, input: x, output: y)
+        case .add, .concat:
+            preconditionFailure("\(layers[i].name) reads several values: pullbackNode pulls it back")
         }
     }
 

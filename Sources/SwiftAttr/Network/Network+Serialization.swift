@@ -4,21 +4,24 @@ import Glibc
 
 /// The model file (`.sam`): one self-describing little-endian binary file.
 ///
-///     magic      8 bytes  "SAMODEL1"
+///     magic      8 bytes  "SAMODEL1" (a chain) or "SAMODEL2" (a graph)
 ///     ndim       u32      input dimensions (1…3), then ndim × i64 input shape
-///     layers     u32      layer count, then per layer:
+///     layers     u32      node count, then per node:
+///       inputs   u32 n, then n × i64   the values the node reads (SAMODEL2 only; SAMODEL1: the value before)
 ///       kind     u32      `Layer.Kind` raw value (the C enum `sa_layer_kind`)
 ///       ints     u32 n, then n × i64   (e.g. Dense: out, in; Conv2d: out, in, kh, kw, sh, sw, ph, pw, dh, dw)
 ///       scalars  u32 n, then n × f32   (e.g. LeakyReLU slope, BatchNorm eps)
 ///       tensors  u32 n, then per tensor u64 count and count × f32 (e.g. Dense: W, b)
 ///
 /// Loading re-validates every layer through the same checks as building, so a corrupt file is an error,
-/// never a crash.
+/// never a crash. A chain is written as SAMODEL1, so files of chains stay readable by every version; both
+/// versions load.
 extension Layer {
     /// Layer kind codes shared with the C interface (`sa_layer_kind`) and the model file.
     public enum Kind: UInt32, Sendable, CaseIterable {
         case dense = 0, conv1d, conv2d, maxPool1d, maxPool2d, avgPool1d, avgPool2d, globalAvgPool, flatten
         case relu, leakyReLU, elu, softplus, sigmoid, tanh, softmax, batchNorm, dropout
+        case add, concat
     }
 
     public var kind: Kind {
@@ -41,6 +44,8 @@ extension Layer {
         case .softmax: .softmax
         case .batchNorm: .batchNorm
         case .dropout: .dropout
+        case .add: .add
+        case .concat: .concat
         }
     }
 
@@ -50,7 +55,7 @@ extension Layer {
         case .dense(let d): ([d.outFeatures, d.inFeatures], [], [d.weight, d.bias])
         case .conv1d(let c), .conv2d(let c): ([c.outChannels, c.inChannels] + c.kernel + c.stride + c.padding + c.dilation, [], [c.weight, c.bias])
         case .maxPool1d(let p), .maxPool2d(let p), .avgPool1d(let p), .avgPool2d(let p): (p.kernel + p.stride + p.padding, [], [])
-        case .globalAvgPool, .flatten, .relu, .sigmoid, .tanh, .softmax: ([], [], [])
+        case .globalAvgPool, .flatten, .relu, .sigmoid, .tanh, .softmax, .add, .concat: ([], [], [])
         case .leakyReLU(let slope): ([], [slope], [])
         case .elu(let alpha): ([], [alpha], [])
         case .softplus(let beta): ([], [beta], [])
@@ -94,6 +99,8 @@ extension Layer {
         case .sigmoid: try need(0, 0, 0); self = .sigmoid
         case .tanh: try need(0, 0, 0); self = .tanh
         case .softmax: try need(0, 0, 0); self = .softmax
+        case .add: try need(0, 0, 0); self = .add
+        case .concat: try need(0, 0, 0); self = .concat
         case .leakyReLU: try need(0, 1, 0); self = .leakyReLU(slope: scalars[0])
         case .elu: try need(0, 1, 0); self = .elu(alpha: scalars[0])
         case .softplus: try need(0, 1, 0); self = .softplus(beta: scalars[0])
@@ -107,6 +114,7 @@ extension Layer {
 
 extension Network {
     static let fileMagic: [UInt8] = Array("SAMODEL1".utf8)
+    static let graphFileMagic: [UInt8] = Array("SAMODEL2".utf8)
     /// Largest model file accepted (16 GiB).
     static let maximumFileSize = 1 << 34
 
@@ -122,11 +130,16 @@ extension Network {
             for x in v { try withUnsafeBytes(of: x.bitPattern.littleEndian, sink) }
             #endif
         }
-        try Self.fileMagic.withUnsafeBytes(sink)
+        let graph = !isChain
+        try (graph ? Self.graphFileMagic : Self.fileMagic).withUnsafeBytes(sink)
         try u32(inputShape.count)
         for d in inputShape { try i64(d) }
         try u32(layers.count)
-        for layer in layers {
+        for (i, layer) in layers.enumerated() {
+            if graph {
+                try u32(inputs[i].count)
+                for v in inputs[i] { try i64(v) }
+            }
             let r = layer.record
             try u32(Int(layer.kind.rawValue))
             try u32(r.ints.count)
@@ -206,13 +219,22 @@ extension Network {
         var magic = [UInt8](repeating: 0, count: 8)
         guard size >= 8 else { throw SwiftAttrError(.format, "model file: not a swiftattr model (\(size) bytes, shorter than the magic)") }
         try magic.withUnsafeMutableBytes { try take($0) }
-        guard magic == Self.fileMagic else { throw SwiftAttrError(.format, "model file: not a swiftattr model (bad magic)") }
+        guard magic == Self.fileMagic || magic == Self.graphFileMagic else {
+            throw SwiftAttrError(.format, "model file: not a swiftattr model (bad magic)")
+        }
+        let graph = magic == Self.graphFileMagic
         let ndim = try u32()
         guard (1...3).contains(ndim) else { throw fail("input ndim \(ndim) not in 1...3") }
         let shape = try (0..<ndim).map { _ in try i64() }
         var network = try validated { try Network(inputShape: shape) }
         let count = try u32()
         for index in 0..<count {
+            var reads = [index]
+            if graph {
+                let n = try u32()
+                guard n >= 1, n <= 1 << 16 else { throw fail("node \(index) reads \(n) values") }
+                reads = try (0..<n).map { _ in try i64() }
+            }
             guard let kind = Layer.Kind(rawValue: UInt32(try u32())) else { throw fail("unknown layer kind in layer \(index)") }
             let ni = try u32()
             guard ni <= 64 else { throw fail("too many integers in layer \(index)") }
@@ -229,7 +251,7 @@ extension Network {
                 }
                 return try f32s(Int(n), "layer \(index) tensor \(t)")
             }
-            try validated { try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors)) }
+            try validated { try network.append(try Layer(kind: kind, ints: ints, scalars: scalars, tensors: tensors), inputs: reads) }
         }
         guard offset == size else { throw fail("\(size - offset) trailing bytes") }
         return network
