@@ -241,14 +241,14 @@ final class HessianTests: XCTestCase {
         var g = Gen(40)
         let n = Self.analyticMLP(&g)
         let x = g.normals(15), refs = g.normals(20)
-        let a = try n.expectedHessians(x, rows: 3, references: refs, referenceRows: 4, targets: [0], samples: 16, seed: 7)
-        let b = try n.expectedHessians(x, rows: 3, references: refs, referenceRows: 4, targets: [0], samples: 16, seed: 7)
+        let a = try n.expectedHessians(x, rows: 3, references: refs, referenceCount: 4, targets: [0], samples: 16, seed: 7)
+        let b = try n.expectedHessians(x, rows: 3, references: refs, referenceCount: 4, targets: [0], samples: 16, seed: 7)
         XCTAssertEqual(a, b)
-        let c = try n.expectedHessians(x, rows: 3, references: refs, referenceRows: 4, targets: [0], samples: 16, seed: 8)
+        let c = try n.expectedHessians(x, rows: 3, references: refs, referenceCount: 4, targets: [0], samples: 16, seed: 8)
         XCTAssertNotEqual(a, c)
         // The last example alone, called with its index in the batch, draws the same samples.
-        let last = try n.expectedHessians(Array(x[10...]), rows: 1, references: refs, referenceRows: 4, targets: [0], samples: 16,
-                                          seed: 7, firstExample: 2)
+        let last = try n.expectedHessians(Array(x[10...]), rows: 1, references: refs, referenceCount: 4, targets: [0], samples: 16,
+                                          seed: 7, exampleOffset: 2)
         XCTAssertEqual(last, Array(a[50...]))
     }
 
@@ -260,7 +260,7 @@ final class HessianTests: XCTestCase {
         let n = net([3], [g.dense(5, 3), .softplus(beta: 1), g.dense(4, 5), .tanh, g.dense(1, 4)])
         let x = g.normals(3), ref = g.normals(3)
         let samples = 2000
-        let eh = try n.expectedHessians(x, rows: 1, references: ref, referenceRows: 1, targets: [0], samples: samples, seed: 3)
+        let eh = try n.expectedHessians(x, rows: 1, references: ref, referenceCount: 1, targets: [0], samples: samples, seed: 3)
         var mean = [Double](repeating: 0, count: 9), square = [Double](repeating: 0, count: 9)
         let delta = zip(x, ref).map { Double($0 - $1) }
         for k in 0..<samples {

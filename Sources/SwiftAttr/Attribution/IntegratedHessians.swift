@@ -16,13 +16,13 @@
 /// (completeness error 2.5e-2 at 32 nodes on the test MLP, 1e-4 only at 128).
 public enum HessianQuadrature: Int32, Sendable, CaseIterable {
     /// Gauss–Legendre in v on [0, 1] after t = v² (weight 4v(−ln v) folded into the weights).
-    case gaussLegendre = 2
+    case gaussLegendre = 0
     /// Generalised Gauss–Laguerre (weight u e^(−u)) after t = e^(−u); exact for h(t) a polynomial in ln t of
     /// degree < 2n. One node set serves both terms.
-    case gaussLaguerre = 0
+    case gaussLaguerre = 1
     /// path_explain's grid: s = ⌈√n⌉ points linspace(0, 1, s) for α and β, the s² products flattened, n of
     /// them kept at indices round(linspace(0, s² − 1, n)) (round half to even, as numpy), each weighted 1/n.
-    case grid = 1
+    case grid = 2
 
     public var name: String {
         switch self {
@@ -204,25 +204,25 @@ extension Network {
     }
 
     /// Expected Hessians: the same sum with x' drawn uniformly from `references` (refRows rows) and α, β ~ U(0, 1),
-    /// averaged over `samples` draws. Draw k of example i is keyed by (seed, firstExample + i, k): block 0 gives
+    /// averaged over `samples` draws. Draw k of example i is keyed by (seed, exampleOffset + i, k): block 0 gives
     /// (α, β), block 1 the reference index, so the result does not depend on chunking or batch splits.
     public func expectedHessians(
-        _ x: [Float], rows: Int, references: [Float], referenceRows: Int, targets: [Int], samples: Int = 64,
-        seed: UInt64 = 0, firstExample: Int = 0, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 64,
+        seed: UInt64 = 0, exampleOffset: Int = 0, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
         internalBatchSize: Int? = nil
     ) throws -> [Float] {
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).expectedHessians(
-                x, rows: rows, references: references, referenceRows: referenceRows, targets: targets, samples: samples,
-                seed: seed, firstExample: firstExample, interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
+                seed: seed, exampleOffset: exampleOffset, interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
         }
         try checkInputs(x, rows: rows)
-        try checkInputs(references, rows: referenceRows, name: "references")
+        try checkInputs(references, rows: referenceCount, name: "references")
         let targets = try expandTargets(targets, rows: rows)
         try checkInteractionIndex(interactionIndex)
         try Check.positive(samples, "n_samples")
         try Check.atMost(samples, Check.maximumSteps, "n_samples")
-        try Check.nonNegative(firstExample, "first_example")
+        try Check.nonNegative(exampleOffset, "first_example")
         let p = inputSize, width = interactionIndex == nil ? p * p : p
         let chunk = try hessianChunk(directions: interactionIndex == nil ? p : 1, requested: internalBatchSize)
         try Allocation.reserve(rows * width, of: Float.self, "expected Hessians result")
@@ -236,10 +236,10 @@ extension Network {
                     for i in range {
                         let xi = Array(x[(i * p)..<((i + 1) * p)])
                         let gamma = interactionSum(count: samples, point: { k in
-                            let example = UInt64(firstExample + i)
+                            let example = UInt64(exampleOffset + i)
                             let (a, b) = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 0)
                             let u = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 1).0
-                            let r = CounterRandom.index(u, referenceRows)
+                            let r = CounterRandom.index(u, referenceCount)
                             let ref = references[(r * p)..<((r + 1) * p)]
                             let delta = zip(xi, ref).map { $0 - $1 }
                             let t = a * b, tf = Float(t)
