@@ -141,12 +141,12 @@ extension Network {
     }
 
     /// Points per chunk of the second-order pass with k directions: `requested`, or a 2²² float budget.
-    private func hessianChunk(directions k: Int, requested: Int?) throws -> Int {
+    private func hessianChunk(directions k: Int, requested: Int?, from start: Int = 0) throws -> Int {
         if let requested {
             try Check.positive(requested, "internal_batch_size")
             return requested
         }
-        return max(1, (1 << 22) / max(1, (k + 1) * workingFloatsPerRow(from: 0)))
+        return max(1, (1 << 22) / max(1, (k + 1) * workingFloatsPerRow(from: start)))
     }
 
     private func checkInteractionIndex(_ index: Int?) throws {
@@ -178,29 +178,89 @@ extension Network {
         let base = try expandBaselines(baselines, rows: rows)
         try checkInteractionIndex(interactionIndex)
         let (t, wg, wh) = try method.rule(steps)
-        let p = inputSize, width = interactionIndex == nil ? p * p : p
-        let chunk = try hessianChunk(directions: interactionIndex == nil ? p : 1, requested: internalBatchSize)
+        let d = inputSize, width = interactionIndex == nil ? d * d : d, k = interactionIndex == nil ? d : 1
+        let prefix = affinePrefixLength
+        let chunk = try hessianChunk(directions: k, requested: internalBatchSize, from: prefix)
         try Allocation.reserve(rows * width, of: Float.self, "integrated Hessians result")
         let linear = linearPart
+        let rowChunk = try chunkRows(from: 0, requested: nil)
         var result = [Float](repeating: 0, count: rows * width)
         Parallel.singleThreadedBLAS {
+            let zInput = forwardRows(x, rows: rows, from: 0, to: prefix, chunk: rowChunk)
+            let zBase = forwardRows(base, rows: rows, from: 0, to: prefix, chunk: rowChunk)
             result.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
                 Parallel.forEachChunk(count: rows, chunk: 1) { _, range, _ in
                     for i in range {
-                        let xi = Array(x[(i * p)..<((i + 1) * p)]), bi = Array(base[(i * p)..<((i + 1) * p)])
-                        let delta = zip(xi, bi).map { $0 - $1 }
-                        let gamma = interactionSum(count: t.count, point: { k in
-                            let tk = Float(t[k])
-                            return HessianPoint(h: zip(bi, delta).map { $0 + tk * $1 }, delta: delta,
-                                                gradientWeight: wg[k], hessianWeight: wh[k])
-                        }, target: targets[i], row: interactionIndex, chunk: chunk, linear: linear)
+                        let delta = (0..<d).map { x[i * d + $0] - base[i * d + $0] }
+                        let gamma = integratedHessiansOfExample(
+                            delta: delta, zInput: Array(zInput[(i * size(at: prefix))..<((i + 1) * size(at: prefix))]),
+                            zBase: Array(zBase[(i * size(at: prefix))..<((i + 1) * size(at: prefix))]), prefix: prefix,
+                            rule: (t, wg, wh), target: targets[i], row: interactionIndex, chunk: chunk, linear: linear)
                         (out + i * width).update(from: gamma, count: width)
                     }
                 }
             }
         }
         return result
+    }
+
+    /// One example's Γ (or row `row`), using the affine prefix P (DESIGN.md, "Speed comes from structure"): the
+    /// path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are the same for every
+    /// point, and since Pᵀ is linear the weighted sums of gradients and Hessian–direction products are formed
+    /// at P's output and pulled back through P once per example.
+    private func integratedHessiansOfExample(
+        delta: [Float], zInput: [Float], zBase: [Float], prefix: Int,
+        rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
+        target: Int, row: Int?, chunk: Int, linear: Network
+    ) -> [Float] {
+        let d = inputSize, dp = size(at: prefix), k = row == nil ? d : 1
+        var directions = [Float](repeating: 0, count: k * d)
+        if let row { directions[row] = delta[row] } else { for j in 0..<d { directions[j * d + j] = delta[j] } }
+        let tangents = linear.forward(directions, rows: k, from: 0, to: prefix)
+        var gradientSum = [Double](repeating: 0, count: dp), hvSum = [Double](repeating: 0, count: k * dp)
+        var begin = 0
+        let count = rule.t.count
+        while begin < count {
+            let end = min(count, begin + chunk), n = end - begin
+            var h = [Float](), repeated = [Float]()
+            h.reserveCapacity(n * dp)
+            repeated.reserveCapacity(n * k * dp)
+            for q in begin..<end {
+                let tq = Float(rule.t[q]), sq = 1 - tq
+                for m in 0..<dp { h.append(sq * zBase[m] + tq * zInput[m]) }
+                repeated.append(contentsOf: tangents)
+            }
+            let (g, hv) = secondOrder(h, rows: n, directions: repeated, k: k, targets: [Int](repeating: target, count: n),
+                                      linear: linear, from: prefix)
+            for (r, q) in (begin..<end).enumerated() {
+                let wg = rule.gradientWeights[q], wh = rule.hessianWeights[q]
+                for m in 0..<dp { gradientSum[m] += wg * Double(g[r * dp + m]) }
+                let base = r * k * dp
+                for m in 0..<(k * dp) { hvSum[m] += wh * Double(hv[base + m]) }
+            }
+            begin = end
+        }
+        let gradient = pullbackAffine(gradientSum.map(Float.init), rows: 1, from: prefix, to: 0)
+        let hv = pullbackAffine(hvSum.map(Float.init), rows: k, from: prefix, to: 0)
+        if let row {
+            // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
+            var out = (0..<d).map { delta[$0] * hv[$0] }
+            out[row] += delta[row] * gradient[row]
+            return out
+        }
+        // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric; the
+        // two float32 evaluations differ by roundings only).
+        var out = [Float](repeating: 0, count: d * d)
+        for i in 0..<d {
+            for j in i..<d {
+                let v = (Double(delta[i]) * Double(hv[j * d + i]) + Double(delta[j]) * Double(hv[i * d + j])) / 2
+                out[i * d + j] = Float(v)
+                out[j * d + i] = Float(v)
+            }
+            out[i * d + i] += delta[i] * gradient[i]
+        }
+        return out
     }
 
     /// Expected Hessians: the same sum with x' drawn uniformly from `references` (refRows rows) and α, β ~ U(0, 1),

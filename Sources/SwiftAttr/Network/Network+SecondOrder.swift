@@ -55,15 +55,16 @@ extension Network {
         return copy
     }
 
-    /// Gradient and Hessian–direction products of output `targets[r]` at `rows` points `h` (rows × inputSize).
-    /// `directions`: rows × k × inputSize (k directions per point). Returns `gradient` (rows × inputSize) and
-    /// `hv` (rows × k × inputSize, entry (r, d) = H(h_r) v_{r,d}). `linear` must be ``linearPart``.
+    /// Gradient and Hessian–direction products of output `targets[r]` at `rows` points `h` of value `start` (a
+    /// cut; rows × size(at: start)), with respect to that value. `directions`: rows × k × size(at: start) (k
+    /// directions per point). Returns `gradient` (rows × size) and `hv` (rows × k × size, entry (r, d) =
+    /// H(h_r) v_{r,d}). `linear` must be ``linearPart``.
     func secondOrder(
-        _ h: [Float], rows: Int, directions: [Float], k: Int, targets: [Int], linear: Network
+        _ h: [Float], rows: Int, directions: [Float], k: Int, targets: [Int], linear: Network, from start: Int = 0
     ) -> (gradient: [Float], hv: [Float]) {
-        let tape = record(h, rows: rows)
+        let tape = record(h, rows: rows, from: start)
         let end = layers.count
-        let tangents = walkForward(directions, from: 0, to: end, keep: true) { i, reads -> [Float] in
+        let tangents = walkForward(directions, from: start, to: end, keep: true) { i, reads -> [Float] in
             tangentNode(i, reads, tape: tape, k: k, linear: linear)
         }.map { $0 ?? [] }
 
@@ -71,11 +72,11 @@ extension Network {
         let out = outputSize
         var seed = [Float](repeating: 0, count: rows * out)
         for r in 0..<rows { seed[r * out + targets[r]] = 1 }
-        let start: Signal = (seed, [Float](repeating: 0, count: rows * k * out))
-        let result = walkBackward(from: end, to: 0, seed: start, node: { i, signal -> [Signal] in
+        let seed0: Signal = (seed, [Float](repeating: 0, count: rows * k * out))
+        let result = walkBackward(from: end, to: start, seed: seed0, node: { i, signal -> [Signal] in
             backwardNode(i, signal.g, signal.gd, tape: tape, tangents: tangents, k: k)
         }, accumulate: { a, b in addInPlace(&a.g, b.g); addInPlace(&a.gd, b.gd) })
-        let p = inputSize
+        let p = size(at: start)
         return result.map { ($0.g, $0.gd) }
             ?? ([Float](repeating: 0, count: rows * p), [Float](repeating: 0, count: rows * k * p))
     }
@@ -98,7 +99,7 @@ extension Network {
                 }
             }
         case .maxPool1d, .maxPool2d:
-            let inSize = size(at: input(of: i)), argmax = tape.argmax[i], t = reads[0]
+            let inSize = size(at: input(of: i)), argmax = tape.argmax[i - tape.start], t = reads[0]
             return uninitializedFloats(rows * k * outSize) { out in
                 for r in 0..<rows {
                     for d in 0..<k {
@@ -126,14 +127,14 @@ extension Network {
     private func backwardNode(_ i: Int, _ g: [Float], _ gd: [Float], tape: Tape, tangents: [[Float]], k: Int) -> [(g: [Float], gd: [Float])] {
         let rows = tape.rows, outSize = size(at: i + 1)
         let reads = inputs[i].map { tape.value($0) }
-        let gIn = pullbackNode(i, g, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i])
+        let gIn = pullbackNode(i, g, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i - tape.start])
         switch layers[i] {
         case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
             let gdIn = pullbackNode(i, gd, rows: rows * k, reads: [], output: [], argmax: [])
             return zip(gIn, gdIn).map { ($0, $1) }
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             let f = Activation(layers[i])!
-            let z = reads[0], y = tape.value(i + 1), t = tangents[input(of: i)]
+            let z = reads[0], y = tape.value(i + 1), t = tangents[input(of: i) - tape.start]
             let gdIn = uninitializedFloats(rows * k * outSize) { out in
                 for r in 0..<rows {
                     for m in 0..<outSize {
@@ -146,7 +147,7 @@ extension Network {
             }
             return [(gIn[0], gdIn)]
         case .maxPool1d, .maxPool2d:
-            let inSize = size(at: input(of: i)), argmax = tape.argmax[i]
+            let inSize = size(at: input(of: i)), argmax = tape.argmax[i - tape.start]
             var gdIn = [Float](repeating: 0, count: rows * k * inSize)
             for r in 0..<rows {
                 for d in 0..<k {
@@ -156,7 +157,7 @@ extension Network {
             }
             return [(gIn[0], gdIn)]
         case .softmax:
-            let s = tape.value(i + 1), t = tangents[input(of: i)]
+            let s = tape.value(i + 1), t = tangents[input(of: i) - tape.start]
             var gdIn = [Float](repeating: 0, count: rows * k * outSize)
             var a = [Float](repeating: 0, count: outSize)
             for r in 0..<rows {
