@@ -164,3 +164,23 @@ def test_grid_equals_path_explain_fixture():
     exact = sa.integrated_hessians(net, f["x"], f["baseline"][0], target=f["target"])
     assert np.abs(exact.sum(-1) - ig).max() <= 1e-4 * np.abs(ig).max()
     assert np.abs(got.sum(-1) - ig).max() > 1e-2 * np.abs(ig).max()
+
+
+def test_plot_interactions(tmp_path, rng):
+    pytest.importorskip("matplotlib")
+    net = smooth_mlp(rng)
+    gamma = sa.integrated_hessians(net, rng.standard_normal((1, 6)).astype(np.float32), target=0)[0]
+    axes = sa.plot.interactions(gamma, feature_names=list("abcdef"), top=4, path=tmp_path / "g.png")
+    assert (tmp_path / "g.png").stat().st_size > 0
+    heat, bars = axes
+    lo, hi = heat.images[0].get_clim()
+    assert lo == -hi and hi == pytest.approx(np.abs(gamma).max())  # zero-centred
+    assert len(bars.patches) == 4
+    iu = np.triu_indices(6, 1)
+    # the largest pair is drawn first, at the top
+    assert bars.patches[0].get_width() == pytest.approx(gamma[iu][np.argmax(np.abs(gamma[iu]))])
+    assert bars.patches[0].get_y() > bars.patches[-1].get_y()
+    with pytest.raises(sa.SwiftAttrError, match="gamma"):
+        sa.plot.interactions(gamma[0])
+    with pytest.raises(sa.SwiftAttrError, match="feature_names"):
+        sa.plot.interactions(gamma, feature_names=["a"])
