@@ -188,77 +188,95 @@ extension Network {
         Parallel.singleThreadedBLAS {
             let zInput = forwardRows(x, rows: rows, from: 0, to: prefix, chunk: rowChunk)
             let zBase = forwardRows(base, rows: rows, from: 0, to: prefix, chunk: rowChunk)
+            // Groups of examples share each second-order pass (its GEMMs run over examples × points × k rows),
+            // as many as fill a chunk of points, and at least one group per worker.
+            let dp = size(at: prefix)
+            let group = Parallel.balancedChunk(count: rows, chunk: max(1, chunk / max(1, t.count)))
             result.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
-                Parallel.forEachChunk(count: rows, chunk: 1) { _, range, _ in
-                    for i in range {
-                        let delta = (0..<d).map { x[i * d + $0] - base[i * d + $0] }
-                        let gamma = integratedHessiansOfExample(
-                            delta: delta, zInput: Array(zInput[(i * size(at: prefix))..<((i + 1) * size(at: prefix))]),
-                            zBase: Array(zBase[(i * size(at: prefix))..<((i + 1) * size(at: prefix))]), prefix: prefix,
-                            rule: (t, wg, wh), target: targets[i], row: interactionIndex, chunk: chunk, linear: linear)
-                        (out + i * width).update(from: gamma, count: width)
-                    }
+                Parallel.forEachChunk(count: rows, chunk: group) { _, range, _ in
+                    let gamma = integratedHessiansOfExamples(
+                        delta: (range.lowerBound * d..<range.upperBound * d).map { x[$0] - base[$0] },
+                        zInput: Array(zInput[(range.lowerBound * dp)..<(range.upperBound * dp)]),
+                        zBase: Array(zBase[(range.lowerBound * dp)..<(range.upperBound * dp)]), prefix: prefix,
+                        rule: (t, wg, wh), targets: Array(targets[range]), row: interactionIndex, chunk: chunk, linear: linear)
+                    (out + range.lowerBound * width).update(from: gamma, count: range.count * width)
                 }
             }
         }
         return result
     }
 
-    /// One example's Γ (or row `row`), using the affine prefix P (DESIGN.md, "Speed comes from structure"): the
-    /// path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are the same for every
-    /// point, and since Pᵀ is linear the weighted sums of gradients and Hessian–direction products are formed
-    /// at P's output and pulled back through P once per example.
-    private func integratedHessiansOfExample(
+    /// Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
+    /// structure"): the path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are
+    /// the same for every point of an example, and since Pᵀ is linear the weighted sums of gradients and
+    /// Hessian–direction products are formed at P's output and pulled back through P once per example.
+    /// Pairs (example, node) are evaluated `chunk` at a time; sums are in Double.
+    private func integratedHessiansOfExamples(
         delta: [Float], zInput: [Float], zBase: [Float], prefix: Int,
         rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
-        target: Int, row: Int?, chunk: Int, linear: Network
+        targets: [Int], row: Int?, chunk: Int, linear: Network
     ) -> [Float] {
-        let d = inputSize, dp = size(at: prefix), k = row == nil ? d : 1
-        var directions = [Float](repeating: 0, count: k * d)
-        if let row { directions[row] = delta[row] } else { for j in 0..<d { directions[j * d + j] = delta[j] } }
-        let tangents = linear.forward(directions, rows: k, from: 0, to: prefix)
-        var gradientSum = [Double](repeating: 0, count: dp), hvSum = [Double](repeating: 0, count: k * dp)
+        let examples = targets.count, d = inputSize, dp = size(at: prefix), k = row == nil ? d : 1
+        var directions = [Float](repeating: 0, count: examples * k * d)
+        for e in 0..<examples {
+            if let row {
+                directions[e * d + row] = delta[e * d + row]
+            } else {
+                for j in 0..<d { directions[(e * d + j) * d + j] = delta[e * d + j] }
+            }
+        }
+        let tangents = linear.forward(directions, rows: examples * k, from: 0, to: prefix)
+        var gradientSum = [Double](repeating: 0, count: examples * dp), hvSum = [Double](repeating: 0, count: examples * k * dp)
+        let steps = rule.t.count, count = examples * steps
         var begin = 0
-        let count = rule.t.count
         while begin < count {
             let end = min(count, begin + chunk), n = end - begin
             var h = [Float](), repeated = [Float]()
             h.reserveCapacity(n * dp)
             repeated.reserveCapacity(n * k * dp)
-            for q in begin..<end {
-                let tq = Float(rule.t[q]), sq = 1 - tq
-                for m in 0..<dp { h.append(sq * zBase[m] + tq * zInput[m]) }
-                repeated.append(contentsOf: tangents)
+            for j in begin..<end {
+                let e = j / steps, tq = Float(rule.t[j % steps]), sq = 1 - tq
+                for m in 0..<dp { h.append(sq * zBase[e * dp + m] + tq * zInput[e * dp + m]) }
+                repeated.append(contentsOf: tangents[(e * k * dp)..<((e + 1) * k * dp)])
             }
-            let (g, hv) = secondOrder(h, rows: n, directions: repeated, k: k, targets: [Int](repeating: target, count: n),
+            let (g, hv) = secondOrder(h, rows: n, directions: repeated, k: k, targets: (begin..<end).map { targets[$0 / steps] },
                                       linear: linear, from: prefix)
-            for (r, q) in (begin..<end).enumerated() {
-                let wg = rule.gradientWeights[q], wh = rule.hessianWeights[q]
-                for m in 0..<dp { gradientSum[m] += wg * Double(g[r * dp + m]) }
-                let base = r * k * dp
-                for m in 0..<(k * dp) { hvSum[m] += wh * Double(hv[base + m]) }
+            gradientSum.withUnsafeMutableBufferPointer { gs in
+                hvSum.withUnsafeMutableBufferPointer { hs in
+                    for (r, j) in (begin..<end).enumerated() {
+                        let e = j / steps, q = j % steps
+                        let wg = rule.gradientWeights[q], wh = rule.hessianWeights[q]
+                        for m in 0..<dp { gs[e * dp + m] += wg * Double(g[r * dp + m]) }
+                        let src = r * k * dp, dst = e * k * dp
+                        for m in 0..<(k * dp) { hs[dst + m] += wh * Double(hv[src + m]) }
+                    }
+                }
             }
             begin = end
         }
-        let gradient = pullbackAffine(gradientSum.map(Float.init), rows: 1, from: prefix, to: 0)
-        let hv = pullbackAffine(hvSum.map(Float.init), rows: k, from: prefix, to: 0)
-        if let row {
-            // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
-            var out = (0..<d).map { delta[$0] * hv[$0] }
-            out[row] += delta[row] * gradient[row]
-            return out
-        }
-        // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric; the
-        // two float32 evaluations differ by roundings only).
-        var out = [Float](repeating: 0, count: d * d)
-        for i in 0..<d {
-            for j in i..<d {
-                let v = (Double(delta[i]) * Double(hv[j * d + i]) + Double(delta[j]) * Double(hv[i * d + j])) / 2
-                out[i * d + j] = Float(v)
-                out[j * d + i] = Float(v)
+        let gradient = pullbackAffine(gradientSum.map(Float.init), rows: examples, from: prefix, to: 0)
+        let hv = pullbackAffine(hvSum.map(Float.init), rows: examples * k, from: prefix, to: 0)
+        let width = row == nil ? d * d : d
+        var out = [Float](repeating: 0, count: examples * width)
+        for e in 0..<examples {
+            let dx = e * d, o = e * width, hb = e * k * d
+            if let row {
+                // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
+                for j in 0..<d { out[o + j] = delta[dx + j] * hv[hb + j] }
+                out[o + row] += delta[dx + row] * gradient[dx + row]
+                continue
             }
-            out[i * d + i] += delta[i] * gradient[i]
+            // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric;
+            // the two float32 evaluations differ by roundings only).
+            for i in 0..<d {
+                for j in i..<d {
+                    let v = (Double(delta[dx + i]) * Double(hv[hb + j * d + i]) + Double(delta[dx + j]) * Double(hv[hb + i * d + j])) / 2
+                    out[o + i * d + j] = Float(v)
+                    out[o + j * d + i] = Float(v)
+                }
+                out[o + i * d + i] += delta[dx + i] * gradient[dx + i]
+            }
         }
         return out
     }
