@@ -223,6 +223,10 @@ final class HessianTests: XCTestCase {
         let chunked = try n.integratedHessians(x, rows: 2, targets: [1], internalBatchSize: 3)
         // Chunks change GEMM shapes only: float32 roundings of each term (Double sums).
         assertClose(chunked, whole, rel: 1e-5, "chunked vs whole")
+        // Directions in blocks of 2 (5 = 2 + 2 + 1): the same passes on fewer tangent rows.
+        let blocked = try n.integratedHessians(x, rows: 2, baselines: [], targets: [1], steps: 32, method: .gaussLegendre,
+                                               softplusBeta: nil, interactionIndex: nil, internalBatchSize: 5, directionBlock: 2)
+        assertClose(blocked, whole, rel: 1e-5, "direction blocks vs whole")
         // Grid: many samples approach the exact value slowly (path_explain's error is first order in 1/√n:
         // measured 2.9e-2 of max|Γ| at 400 samples here), so only a gross error fails at 6e-2.
         let grid = try n.integratedHessians(x, rows: 2, targets: [1], steps: 400, method: .grid)
@@ -250,6 +254,21 @@ final class HessianTests: XCTestCase {
         let last = try n.expectedHessians(Array(x[10...]), rows: 1, references: refs, referenceCount: 4, targets: [0], samples: 16,
                                           seed: 7, exampleOffset: 2)
         XCTAssertEqual(last, Array(a[50...]))
+    }
+
+    /// A wide hidden layer makes one point's tangents exceed the 2²² float budget, so the full matrix is built
+    /// from direction blocks (here 69 + 31 of 100); its rows must equal the unblocked one-row computation
+    /// (same draws; different GEMM shapes only, so 1e-4 of the row's scale).
+    func testExpectedHessiansDirectionBlocksMatchRows() throws {
+        var g = Gen(42)
+        let n = net([100], [g.dense(30000, 100), .softplus(beta: 1), g.dense(1, 30000)])
+        let x = g.normals(100), refs = g.normals(200)
+        let full = try n.expectedHessians(x, rows: 1, references: refs, referenceCount: 2, targets: [0], samples: 2, seed: 9)
+        for index in [0, 68, 69, 99] {
+            let row = try n.expectedHessians(x, rows: 1, references: refs, referenceCount: 2, targets: [0], samples: 2, seed: 9,
+                                             interactionIndex: index)
+            assertClose(Array(full[(index * 100)..<((index + 1) * 100)]), row, rel: 1e-4, "row \(index)")
+        }
     }
 
     /// Brute force with the same draws: per sample, the exact Hessian and the gradient at the drawn point.

@@ -97,41 +97,46 @@ extension Network {
     /// the p×p matrix (row-major, symmetrised), or row `row` alone (p values, one Hessian–vector product per
     /// point). Points are evaluated `chunk` at a time; sums are in Double.
     private func interactionSum(
-        count: Int, point: (Int) -> HessianPoint, target: Int, row: Int?, chunk: Int, linear: Network
+        count: Int, point: (Int) -> HessianPoint, target: Int, row: Int?, chunk: Int, directionBlock: Int, linear: Network
     ) -> [Float] {
-        let p = inputSize, k = row == nil ? p : 1
+        let p = inputSize
         var acc = [Double](repeating: 0, count: row == nil ? p * p : p)
-        var begin = 0
-        while begin < count {
-            let end = min(count, begin + chunk), n = end - begin
-            let points = (begin..<end).map(point)
-            var h = [Float](), directions = [Float](repeating: 0, count: n * k * p)
-            h.reserveCapacity(n * p)
-            for (r, q) in points.enumerated() {
-                h.append(contentsOf: q.h)
-                if let row {
-                    directions[r * p + row] = q.delta[row]
-                } else {
-                    for d in 0..<p { directions[(r * p + d) * p + d] = q.delta[d] }
+        // Columns (directions e_j Δx_j) in blocks, so one point's tangents stay bounded; points are re-evaluated
+        // per block (cheap beside the tangents).
+        let columnBlocks: [Range<Int>] = row.map { [$0..<($0 + 1)] }
+            ?? stride(from: 0, to: p, by: directionBlock).map { $0..<min(p, $0 + directionBlock) }
+        for columns in columnBlocks {
+            let k = columns.count
+            var begin = 0
+            while begin < count {
+                let end = min(count, begin + chunk), n = end - begin
+                let points = (begin..<end).map(point)
+                var h = [Float](), directions = [Float](repeating: 0, count: n * k * p)
+                h.reserveCapacity(n * p)
+                for (r, q) in points.enumerated() {
+                    h.append(contentsOf: q.h)
+                    for (c, j) in columns.enumerated() { directions[(r * k + c) * p + j] = q.delta[j] }
                 }
-            }
-            let (g, hv) = secondOrder(h, rows: n, directions: directions, k: k, targets: [Int](repeating: target, count: n), linear: linear)
-            for (r, q) in points.enumerated() {
-                let wg = q.gradientWeight, wh = q.hessianWeight
-                if let row {
-                    // hv_j = H_{j,row} Δx_row: Γ_{row,j} += wh Δx_j hv_j.
-                    for j in 0..<p { acc[j] += wh * Double(q.delta[j]) * Double(hv[r * p + j]) }
-                    acc[row] += wg * Double(q.delta[row]) * Double(g[r * p + row])
-                } else {
-                    // hv[d][i] = H_{i,d} Δx_d: Γ_{i,d} += wh Δx_i hv[d][i].
-                    for d in 0..<p {
-                        let base = (r * p + d) * p
-                        for i in 0..<p { acc[i * p + d] += wh * Double(q.delta[i]) * Double(hv[base + i]) }
+                let (g, hv) = secondOrder(h, rows: n, directions: directions, k: k, targets: [Int](repeating: target, count: n), linear: linear)
+                for (r, q) in points.enumerated() {
+                    let wg = q.gradientWeight, wh = q.hessianWeight
+                    if let row {
+                        // hv_j = H_{j,row} Δx_row: Γ_{row,j} += wh Δx_j hv_j.
+                        for j in 0..<p { acc[j] += wh * Double(q.delta[j]) * Double(hv[r * p + j]) }
+                        acc[row] += wg * Double(q.delta[row]) * Double(g[r * p + row])
+                    } else {
+                        // hv[c][i] = H_{i,j} Δx_j (j = columns[c]): Γ_{i,j} += wh Δx_i hv[c][i].
+                        for (c, j) in columns.enumerated() {
+                            let base = (r * k + c) * p
+                            for i in 0..<p { acc[i * p + j] += wh * Double(q.delta[i]) * Double(hv[base + i]) }
+                        }
+                        if columns.lowerBound == 0 {
+                            for i in 0..<p { acc[i * p + i] += wg * Double(q.delta[i]) * Double(g[r * p + i]) }
+                        }
                     }
-                    for i in 0..<p { acc[i * p + i] += wg * Double(q.delta[i]) * Double(g[r * p + i]) }
                 }
+                begin = end
             }
-            begin = end
         }
         guard row == nil else { return acc.map(Float.init) }
         // Exact Hessians are symmetric; the two float32 evaluations of H_ij and H_ji differ by roundings only.
@@ -147,6 +152,11 @@ extension Network {
             return requested
         }
         return max(1, (1 << 22) / max(1, (k + 1) * workingFloatsPerRow(from: start)))
+    }
+
+    /// Directions per second-order pass: as many as keep one point's tangents within 2²² floats (16 MiB).
+    private func directionBlock(from start: Int) -> Int {
+        max(1, min(inputSize, (1 << 22) / max(1, workingFloatsPerRow(from: start))))
     }
 
     private func checkInteractionIndex(_ index: Int?) throws {
@@ -168,19 +178,31 @@ extension Network {
         method: HessianQuadrature = .gaussLegendre, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
         internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        try integratedHessians(x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method,
+                               softplusBeta: softplusBeta, interactionIndex: interactionIndex,
+                               internalBatchSize: internalBatchSize, directionBlock: nil)
+    }
+
+    /// ``integratedHessians(_:rows:baselines:targets:steps:method:softplusBeta:interactionIndex:internalBatchSize:)``
+    /// with `directionBlock` directions per second-order pass (nil: a 16 MiB budget; tests force small blocks).
+    func integratedHessians(
+        _ x: [Float], rows: Int, baselines: [Float], targets: [Int], steps: Int, method: HessianQuadrature,
+        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?
+    ) throws -> [Float] {
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).integratedHessians(
-                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method,
-                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
+                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, softplusBeta: nil,
+                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock)
         }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
         let base = try expandBaselines(baselines, rows: rows)
         try checkInteractionIndex(interactionIndex)
         let (t, wg, wh) = try method.rule(steps)
-        let d = inputSize, width = interactionIndex == nil ? d * d : d, k = interactionIndex == nil ? d : 1
+        let d = inputSize, width = interactionIndex == nil ? d * d : d
         let prefix = affinePrefixLength
-        let chunk = try hessianChunk(directions: k, requested: internalBatchSize, from: prefix)
+        let block = interactionIndex == nil ? (requestedBlock ?? directionBlock(from: prefix)) : 1
+        let chunk = try hessianChunk(directions: block, requested: internalBatchSize, from: prefix)
         try Allocation.reserve(rows * width, of: Float.self, "integrated Hessians result")
         let linear = linearPart
         let rowChunk = try chunkRows(from: 0, requested: nil)
@@ -199,7 +221,8 @@ extension Network {
                         delta: (range.lowerBound * d..<range.upperBound * d).map { x[$0] - base[$0] },
                         zInput: Array(zInput[(range.lowerBound * dp)..<(range.upperBound * dp)]),
                         zBase: Array(zBase[(range.lowerBound * dp)..<(range.upperBound * dp)]), prefix: prefix,
-                        rule: (t, wg, wh), targets: Array(targets[range]), row: interactionIndex, chunk: chunk, linear: linear)
+                        rule: (t, wg, wh), targets: Array(targets[range]), row: interactionIndex, chunk: chunk,
+                        directionBlock: block, linear: linear)
                     (out + range.lowerBound * width).update(from: gamma, count: range.count * width)
                 }
             }
@@ -215,16 +238,64 @@ extension Network {
     private func integratedHessiansOfExamples(
         delta: [Float], zInput: [Float], zBase: [Float], prefix: Int,
         rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
-        targets: [Int], row: Int?, chunk: Int, linear: Network
+        targets: [Int], row: Int?, chunk: Int, directionBlock: Int, linear: Network
     ) -> [Float] {
-        let examples = targets.count, d = inputSize, dp = size(at: prefix), k = row == nil ? d : 1
+        let examples = targets.count, d = inputSize
+        // Directions e_j Δx_j in blocks (memory: the tangents of a block at every value), hv assembled per example.
+        var gradient = [Float](), hv: [Float]
+        if let row {
+            (gradient, hv) = pathSecondOrder(delta: delta, columns: row..<(row + 1), zInput: zInput, zBase: zBase, prefix: prefix,
+                                             rule: rule, targets: targets, chunk: chunk, linear: linear)
+        } else {
+            hv = [Float](repeating: 0, count: examples * d * d)
+            var j0 = 0
+            while j0 < d {
+                let j1 = min(d, j0 + directionBlock), kb = j1 - j0
+                let (g, block) = pathSecondOrder(delta: delta, columns: j0..<j1, zInput: zInput, zBase: zBase, prefix: prefix,
+                                                 rule: rule, targets: targets, chunk: chunk, linear: linear)
+                if j0 == 0 { gradient = g }
+                for e in 0..<examples {
+                    for c in 0..<kb { for i in 0..<d { hv[(e * d + j0 + c) * d + i] = block[(e * kb + c) * d + i] } }
+                }
+                j0 = j1
+            }
+        }
+        let width = row == nil ? d * d : d, k = row == nil ? d : 1
+        var out = [Float](repeating: 0, count: examples * width)
+        for e in 0..<examples {
+            let dx = e * d, o = e * width, hb = e * k * d
+            if let row {
+                // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
+                for j in 0..<d { out[o + j] = delta[dx + j] * hv[hb + j] }
+                out[o + row] += delta[dx + row] * gradient[dx + row]
+                continue
+            }
+            // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric;
+            // the two float32 evaluations differ by roundings only).
+            for i in 0..<d {
+                for j in i..<d {
+                    let v = (Double(delta[dx + i]) * Double(hv[hb + j * d + i]) + Double(delta[dx + j]) * Double(hv[hb + i * d + j])) / 2
+                    out[o + i * d + j] = Float(v)
+                    out[o + j * d + i] = Float(v)
+                }
+                out[o + i * d + i] += delta[dx + i] * gradient[dx + i]
+            }
+        }
+        return out
+    }
+
+    /// For the directions e_j Δx_j, j ∈ `columns`, of each example: the rule-weighted sums over its path of the
+    /// gradient (examples × d) and of the Hessian–direction products H e_j Δx_j (examples × |columns| × d), both
+    /// formed at the prefix output and pulled back through it once.
+    private func pathSecondOrder(
+        delta: [Float], columns: Range<Int>, zInput: [Float], zBase: [Float], prefix: Int,
+        rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
+        targets: [Int], chunk: Int, linear: Network
+    ) -> (gradient: [Float], hv: [Float]) {
+        let examples = targets.count, d = inputSize, dp = size(at: prefix), k = columns.count
         var directions = [Float](repeating: 0, count: examples * k * d)
         for e in 0..<examples {
-            if let row {
-                directions[e * d + row] = delta[e * d + row]
-            } else {
-                for j in 0..<d { directions[(e * d + j) * d + j] = delta[e * d + j] }
-            }
+            for (c, j) in columns.enumerated() { directions[(e * k + c) * d + j] = delta[e * d + j] }
         }
         let tangents = linear.forward(directions, rows: examples * k, from: 0, to: prefix)
         var gradientSum = [Double](repeating: 0, count: examples * dp), hvSum = [Double](repeating: 0, count: examples * k * dp)
@@ -255,30 +326,8 @@ extension Network {
             }
             begin = end
         }
-        let gradient = pullbackAffine(gradientSum.map(Float.init), rows: examples, from: prefix, to: 0)
-        let hv = pullbackAffine(hvSum.map(Float.init), rows: examples * k, from: prefix, to: 0)
-        let width = row == nil ? d * d : d
-        var out = [Float](repeating: 0, count: examples * width)
-        for e in 0..<examples {
-            let dx = e * d, o = e * width, hb = e * k * d
-            if let row {
-                // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
-                for j in 0..<d { out[o + j] = delta[dx + j] * hv[hb + j] }
-                out[o + row] += delta[dx + row] * gradient[dx + row]
-                continue
-            }
-            // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric;
-            // the two float32 evaluations differ by roundings only).
-            for i in 0..<d {
-                for j in i..<d {
-                    let v = (Double(delta[dx + i]) * Double(hv[hb + j * d + i]) + Double(delta[dx + j]) * Double(hv[hb + i * d + j])) / 2
-                    out[o + i * d + j] = Float(v)
-                    out[o + j * d + i] = Float(v)
-                }
-                out[o + i * d + i] += delta[dx + i] * gradient[dx + i]
-            }
-        }
-        return out
+        return (pullbackAffine(gradientSum.map(Float.init), rows: examples, from: prefix, to: 0),
+                pullbackAffine(hvSum.map(Float.init), rows: examples * k, from: prefix, to: 0))
     }
 
     /// Expected Hessians: the same sum with x' drawn uniformly from `references` (refRows rows) and α, β ~ U(0, 1),
@@ -302,7 +351,8 @@ extension Network {
         try Check.atMost(samples, Check.maximumSteps, "n_samples")
         try Check.nonNegative(exampleOffset, "first_example")
         let p = inputSize, width = interactionIndex == nil ? p * p : p
-        let chunk = try hessianChunk(directions: interactionIndex == nil ? p : 1, requested: internalBatchSize)
+        let block = interactionIndex == nil ? directionBlock(from: 0) : 1
+        let chunk = try hessianChunk(directions: block, requested: internalBatchSize)
         try Allocation.reserve(rows * width, of: Float.self, "expected Hessians result")
         let linear = linearPart
         let weight = 1 / Double(samples)
@@ -323,7 +373,7 @@ extension Network {
                             let t = a * b, tf = Float(t)
                             return HessianPoint(h: zip(ref, delta).map { $0 + tf * $1 }, delta: delta,
                                                 gradientWeight: weight, hessianWeight: weight * t)
-                        }, target: targets[i], row: interactionIndex, chunk: chunk, linear: linear)
+                        }, target: targets[i], row: interactionIndex, chunk: chunk, directionBlock: block, linear: linear)
                         (out + i * width).update(from: gamma, count: width)
                     }
                 }
@@ -332,7 +382,8 @@ extension Network {
         return result
     }
 
-    /// Exact Hessians ∂²f_t/∂x∂x (rows × p × p over the flattened input) at `rows` examples.
+    /// Exact Hessians ∂²f_t/∂x∂x (rows × p × p over the flattened input) at `rows` examples (one example's p
+    /// directions are propagated at once: for checks and small inputs).
     public func hessians(_ x: [Float], rows: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> [Float] {
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
