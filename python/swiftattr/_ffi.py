@@ -329,3 +329,25 @@ _sig("sa_bayesian_last_layer_regression",
 #                                                  double tol, double *W_mean, double *W_cov, double *b);
 _sig("sa_bayesian_last_layer_classification",
      [c_int64, c_int64, c_int64, f64p, i64p, c_double, c_int64, c_double, f64p, f64p, f64p])
+
+# --- Integrated Hessians and Expected Hessians --------------------------------------------------------
+# SA_API int sa_integrated_hessians(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                   int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+#                                   int method, float softplus_beta, int64_t interaction_index,
+#                                   int64_t internal_batch_size, float *out);
+_sig("sa_integrated_hessians",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_float, c_int64, c_int64, f32p])
+# SA_API int sa_expected_hessians(const sa_model *model, const float *x, int64_t n, const float *references,
+#                                 int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
+#                                 uint64_t seed, int64_t first_example, float softplus_beta, int64_t interaction_index,
+#                                 int64_t internal_batch_size, float *out);
+_sig("sa_expected_hessians",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, c_float, c_int64, c_int64, f32p])
+# SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **out_model);
+_sig("sa_model_with_softplus", [model_p, c_float, POINTER(model_p)])
+
+# Quadrature rules of Integrated Hessians (enum sa_ih_method).
+SA_IH_GAUSS_LEGENDRE = 0
+SA_IH_GAUSS_LAGUERRE = 1
+SA_IH_GRID = 2
+IH_METHODS = {"gausslegendre": SA_IH_GAUSS_LEGENDRE, "gausslaguerre": SA_IH_GAUSS_LAGUERRE, "grid": SA_IH_GRID}

@@ -413,6 +413,11 @@ class Network:
         check(lib.sa_forward_to_layer(self._handle, fptr(x), x.shape[0], layer, fptr(out)))
         return out
 
+    def with_softplus(self, beta: float = 10.0) -> "Network":
+        """This network with every ReLU replaced by Softplus(β) (for Integrated Hessians; see hessians.py)."""
+        from .hessians import with_softplus
+        return with_softplus(self, beta)
+
     def penultimate(self, x) -> np.ndarray:
         """The input of the network's final Linear layer (n × h): the features a Bayesian last layer uses."""
         dense = [i for i, k in enumerate(self.layer_kinds) if k == "dense"]

@@ -134,3 +134,48 @@ def image_attributions(images, attributions, *, titles=None, shape=None, method_
     fig.tight_layout()
     _save(fig, path)
     return fig
+
+
+def interactions(gamma, feature_names=None, *, top=10, path=None):
+    """One example's interaction matrix Γ (p × p, e.g. ``sa.integrated_hessians(...)[i]``) as a heatmap on a
+    diverging colour map centred at zero (with a colour bar), beside a bar chart of the ``top`` off-diagonal
+    pairs of largest |Γ_ij| (each unordered pair once, since Γ is symmetric).
+
+    feature_names: p labels (default "0"…"p−1"); path: save the figure there when given. Returns the two
+    axes used (an :class:`Axes`, whose ``.figure`` is the Figure).
+    """
+    g = as_f32(gamma, "gamma")
+    if g.ndim != 2 or g.shape[0] != g.shape[1]:
+        raise SwiftAttrError(f"gamma: expected one example's p × p interaction matrix, got shape {g.shape}", SA_ERR_SHAPE)
+    p = g.shape[0]
+    top = as_int(top, "top", 1, INT64_MAX)
+    if feature_names is None:
+        names = [str(i) for i in range(p)]
+    else:
+        names = [str(v) for v in feature_names]
+        if len(names) != p:
+            raise SwiftAttrError(f"feature_names: expected {p} names, got {len(names)}", SA_ERR_SHAPE)
+    fig = _figure((11, 4.6))
+    heat, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
+    scale = float(np.abs(g).max()) or 1.0
+    image = heat.imshow(g, cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
+    fig.colorbar(image, ax=heat, fraction=0.046, pad=0.04, label="Γ")
+    if p <= 30:
+        heat.set_xticks(np.arange(p))
+        heat.set_yticks(np.arange(p))
+        heat.set_xticklabels(names, rotation=90, fontsize=7)
+        heat.set_yticklabels(names, fontsize=7)
+    heat.set_title("interactions")
+    rows, cols = np.triu_indices(p, k=1)
+    values = g[rows, cols]
+    order = np.argsort(-np.abs(values))[:top]
+    labels = [f"{names[rows[k]]} × {names[cols[k]]}" for k in order]
+    colours = ["#c0392b" if values[k] > 0 else "#2e6da4" for k in order]
+    bars.barh(np.arange(order.size)[::-1], values[order], color=colours)
+    bars.set_yticks(np.arange(order.size)[::-1])
+    bars.set_yticklabels(labels, fontsize=8)
+    bars.axvline(0, color="black", linewidth=0.8)
+    bars.set_title(f"top {order.size} pairs by |Γ|")
+    fig.tight_layout()
+    _save(fig, path)
+    return Axes([heat, bars])

@@ -1,0 +1,423 @@
+/// Integrated Hessians and Expected Hessians (Janizek, Sturmfels, Lee 2020):
+///
+///     Γ_ij = Δx_i Δx_j ∫₀¹∫₀¹ αβ ∂²_ij f(x' + αβΔx) dα dβ + δ_ij Δx_i ∫₀¹∫₀¹ ∂_i f(x' + αβΔx) dα dβ,
+///
+/// so Σ_j Γ_ij = IG_i. The product t = αβ of two uniforms has density −ln t, so both double integrals are
+/// ∫₀¹ h(t)(−ln t) dt; with t = e^(−u) they are Gauss–Laguerre integrals of weight u e^(−u) (DESIGN.md).
+/// Every point's gradient and Hessian come from the exact second-order pass (``Network/secondOrder``).
+
+/// Quadrature rules for ∫₀¹∫₀¹ h(αβ) dα dβ = ∫₀¹ h(t)(−ln t) dt: nodes t_k with weights for the gradient
+/// term (Σ w h(t_k)) and for the Hessian term (Σ w t_k H(t_k)).
+///
+/// The default is Gauss–Legendre after t = v²: ∫₀¹ h(v²)·4v(−ln v) dv, whose nodes cluster at both ends of
+/// the path. Measured on sharp integrands (h = σ(β(t − c)) and its derivative, β = 10, c ∈ {0.3, 0.6, 0.9}),
+/// 32 nodes give relative errors below 1e-7 where Gauss–Laguerre (t = e^(−u)) gives 2e-3 to 1.4e-2: its
+/// nodes crowd near t = 0 (only ~3 of 32 in t > ½), so a softplus(β = 10) network's curvature is missed
+/// (completeness error 2.5e-2 at 32 nodes on the test MLP, 1e-4 only at 128).
+public enum HessianQuadrature: Int32, Sendable, CaseIterable {
+    /// Gauss–Legendre in v on [0, 1] after t = v² (weight 4v(−ln v) folded into the weights).
+    case gaussLegendre = 0
+    /// Generalised Gauss–Laguerre (weight u e^(−u)) after t = e^(−u); exact for h(t) a polynomial in ln t of
+    /// degree < 2n. One node set serves both terms.
+    case gaussLaguerre = 1
+    /// path_explain's grid: s = ⌈√n⌉ points linspace(0, 1, s) for α and β, the s² products flattened, n of
+    /// them kept at indices round(linspace(0, s² − 1, n)) (round half to even, as numpy), each weighted 1/n.
+    case grid = 2
+
+    public var name: String {
+        switch self {
+        case .gaussLegendre: "gausslegendre"
+        case .gaussLaguerre: "gausslaguerre"
+        case .grid: "grid"
+        }
+    }
+
+    /// Nodes t_k and weights of the `n`-point rule (gradient weights w_k; Hessian weights w_k t_k).
+    public func rule(_ n: Int) throws -> (t: [Double], gradientWeights: [Double], hessianWeights: [Double]) {
+        try Check.positive(n, "n_steps")
+        try Check.atMost(n, Check.maximumSteps, "n_steps")
+        switch self {
+        case .gaussLegendre:
+            try Check.atMost(n, Check.maximumGaussLegendreSteps, "n_steps", " for gausslegendre")
+            let (x, w) = PathQuadrature.gaussLegendreNodes(n)
+            let v = x.map { ($0 + 1) / 2 }
+            let weights = zip(v, w).map { v, w in (w / 2) * 4 * v * -_log(v) }
+            let t = v.map { $0 * $0 }
+            return (t, weights, zip(weights, t).map { $0 * $1 })
+        case .gaussLaguerre:
+            try Check.atMost(n, 256, "n_steps", " for gausslaguerre")
+            let (u, w) = try Self.laguerreNodes(n)
+            let t = u.map { _exp(-$0) }
+            return (t, w, zip(w, t).map { $0 * $1 })
+        case .grid:
+            var s = Int(Double(n).squareRoot().rounded(.up))
+            while s * s < n { s += 1 }
+            let points = s == 1 ? [1.0] : (0..<s).map { Double($0) / Double(s - 1) }
+            var products = [Double]()
+            for a in points { for b in points { products.append(a * b) } }
+            let last = Double(s * s - 1)
+            let t = (0..<n).map { k -> Double in
+                let position = n == 1 ? 0 : Double(k) * last / Double(n - 1)
+                return products[Int(position.rounded(.toNearestOrEven))]
+            }
+            let w = [Double](repeating: 1 / Double(n), count: n)
+            return (t, w, t.map { $0 / Double(n) })
+        }
+    }
+
+    /// Nodes (ascending) and weights of the n-point Gauss rule for ∫₀^∞ g(u) u e^(−u) du (generalised
+    /// Laguerre, α = 1) by Golub–Welsch: the eigenvalues of the Jacobi matrix (diagonal 2j + 2,
+    /// off-diagonal √(j(j + 1))) are the nodes, Γ(2) = 1 times the squared first eigenvector entries the weights.
+    static func laguerreNodes(_ n: Int) throws -> ([Double], [Double]) {
+        var a = [Double](repeating: 0, count: n * n)
+        for j in 0..<n {
+            a[j * n + j] = 2 * Double(j) + 2
+            if j + 1 < n {
+                let b = (Double(j + 1) * Double(j + 2)).squareRoot()
+                a[j * n + j + 1] = b
+                a[(j + 1) * n + j] = b
+            }
+        }
+        let nodes = try a.withUnsafeMutableBufferPointer { try LAPACK.syevd($0.baseAddress!, n: n, what: "Gauss–Laguerre nodes") }
+        let weights = (0..<n).map { a[$0 * n] * a[$0 * n] }
+        return (nodes, weights)
+    }
+}
+
+extension Network {
+    /// One point of a Hessian path: the network is evaluated at `h`; `delta` is Δx of its segment.
+    private struct HessianPoint {
+        var h: [Float]
+        var delta: [Float]
+        var gradientWeight: Double
+        var hessianWeight: Double
+    }
+
+    /// Σ over `count` points `point(j)` of one example of `gradientWeight·δ_ij Δx_i ∂_i f + hessianWeight·Δx_i Δx_j ∂²_ij f`:
+    /// the p×p matrix (row-major, symmetrised), or row `row` alone (p values, one Hessian–vector product per
+    /// point). Points are evaluated `chunk` at a time; sums are in Double.
+    private func interactionSum(
+        count: Int, point: (Int) -> HessianPoint, target: Int, row: Int?, chunk: Int, directionBlock: Int, linear: Network
+    ) -> [Float] {
+        let p = inputSize
+        var acc = [Double](repeating: 0, count: row == nil ? p * p : p)
+        // Columns (directions e_j Δx_j) in blocks, so one point's tangents stay bounded; points are re-evaluated
+        // per block (cheap beside the tangents).
+        let columnBlocks: [Range<Int>] = row.map { [$0..<($0 + 1)] }
+            ?? stride(from: 0, to: p, by: directionBlock).map { $0..<min(p, $0 + directionBlock) }
+        for columns in columnBlocks {
+            let k = columns.count
+            var begin = 0
+            while begin < count {
+                let end = min(count, begin + chunk), n = end - begin
+                let points = (begin..<end).map(point)
+                var h = [Float](), directions = [Float](repeating: 0, count: n * k * p)
+                h.reserveCapacity(n * p)
+                for (r, q) in points.enumerated() {
+                    h.append(contentsOf: q.h)
+                    for (c, j) in columns.enumerated() { directions[(r * k + c) * p + j] = q.delta[j] }
+                }
+                let (g, hv) = secondOrder(h, rows: n, directions: directions, k: k, targets: [Int](repeating: target, count: n), linear: linear)
+                for (r, q) in points.enumerated() {
+                    let wg = q.gradientWeight, wh = q.hessianWeight
+                    if let row {
+                        // hv_j = H_{j,row} Δx_row: Γ_{row,j} += wh Δx_j hv_j.
+                        for j in 0..<p { acc[j] += wh * Double(q.delta[j]) * Double(hv[r * p + j]) }
+                        acc[row] += wg * Double(q.delta[row]) * Double(g[r * p + row])
+                    } else {
+                        // hv[c][i] = H_{i,j} Δx_j (j = columns[c]): Γ_{i,j} += wh Δx_i hv[c][i].
+                        for (c, j) in columns.enumerated() {
+                            let base = (r * k + c) * p
+                            for i in 0..<p { acc[i * p + j] += wh * Double(q.delta[i]) * Double(hv[base + i]) }
+                        }
+                        if columns.lowerBound == 0 {
+                            for i in 0..<p { acc[i * p + i] += wg * Double(q.delta[i]) * Double(g[r * p + i]) }
+                        }
+                    }
+                }
+                begin = end
+            }
+        }
+        guard row == nil else { return acc.map(Float.init) }
+        // Exact Hessians are symmetric; the two float32 evaluations of H_ij and H_ji differ by roundings only.
+        var out = [Float](repeating: 0, count: p * p)
+        for i in 0..<p { for j in 0..<p { out[i * p + j] = Float((acc[i * p + j] + acc[j * p + i]) / 2) } }
+        return out
+    }
+
+    /// Points per chunk of the second-order pass with k directions: `requested`, or a 2²² float budget.
+    private func hessianChunk(directions k: Int, requested: Int?, from start: Int = 0) throws -> Int {
+        if let requested {
+            try Check.positive(requested, "internal_batch_size")
+            return requested
+        }
+        return max(1, (1 << 22) / max(1, (k + 1) * workingFloatsPerRow(from: start)))
+    }
+
+    /// Directions per second-order pass: as many as keep one point's tangents within 2²² floats (16 MiB).
+    private func directionBlock(from start: Int) -> Int {
+        max(1, min(inputSize, (1 << 22) / max(1, workingFloatsPerRow(from: start))))
+    }
+
+    private func checkInteractionIndex(_ index: Int?) throws {
+        if let index, index < 0 || index >= inputSize {
+            throw SwiftAttrError(.outOfRange, "interaction_index = \(index) is out of range for an input of \(inputSize) features (0..<\(inputSize))")
+        }
+    }
+
+    /// Integrated Hessians of output `targets` for `rows` examples: rows × p × p over the flattened input (p =
+    /// inputSize), or rows × p (row `interactionIndex` of each Γ) when an index is given.
+    ///
+    /// - Parameters:
+    ///   - baselines: empty (zeros), one example (broadcast), or one per example.
+    ///   - steps: quadrature nodes (default 32 nodes of the default rule: completeness error below 1e-4 relative on softplus(β = 10) networks).
+    ///   - softplusBeta: compute with every ReLU replaced by Softplus(β).
+    ///   - internalBatchSize: path points per second-order pass (memory bound).
+    public func integratedHessians(
+        _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], steps: Int = 32,
+        method: HessianQuadrature = .gaussLegendre, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
+        internalBatchSize: Int? = nil
+    ) throws -> [Float] {
+        try integratedHessians(x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method,
+                               softplusBeta: softplusBeta, interactionIndex: interactionIndex,
+                               internalBatchSize: internalBatchSize, directionBlock: nil)
+    }
+
+    /// ``integratedHessians(_:rows:baselines:targets:steps:method:softplusBeta:interactionIndex:internalBatchSize:)``
+    /// with `directionBlock` directions per second-order pass (nil: a 16 MiB budget; tests force small blocks).
+    func integratedHessians(
+        _ x: [Float], rows: Int, baselines: [Float], targets: [Int], steps: Int, method: HessianQuadrature,
+        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?
+    ) throws -> [Float] {
+        if let softplusBeta {
+            return try withSoftplus(beta: softplusBeta).integratedHessians(
+                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, softplusBeta: nil,
+                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock)
+        }
+        try checkInputs(x, rows: rows)
+        let targets = try expandTargets(targets, rows: rows)
+        let base = try expandBaselines(baselines, rows: rows)
+        try checkInteractionIndex(interactionIndex)
+        let (t, wg, wh) = try method.rule(steps)
+        let d = inputSize, width = interactionIndex == nil ? d * d : d
+        let prefix = affinePrefixLength
+        let block = interactionIndex == nil ? (requestedBlock ?? directionBlock(from: prefix)) : 1
+        let chunk = try hessianChunk(directions: block, requested: internalBatchSize, from: prefix)
+        try Allocation.reserve(rows * width, of: Float.self, "integrated Hessians result")
+        let linear = linearPart
+        let rowChunk = try chunkRows(from: 0, requested: nil)
+        var result = [Float](repeating: 0, count: rows * width)
+        Parallel.singleThreadedBLAS {
+            let zInput = forwardRows(x, rows: rows, from: 0, to: prefix, chunk: rowChunk)
+            let zBase = forwardRows(base, rows: rows, from: 0, to: prefix, chunk: rowChunk)
+            // Groups of examples share each second-order pass (its GEMMs run over examples × points × k rows),
+            // as many as fill a chunk of points, and at least one group per worker.
+            let dp = size(at: prefix)
+            let group = Parallel.balancedChunk(count: rows, chunk: max(1, chunk / max(1, t.count)))
+            result.withUnsafeMutableBufferPointer { out in
+                let out = out.baseAddress!
+                Parallel.forEachChunk(count: rows, chunk: group) { _, range, _ in
+                    let gamma = integratedHessiansOfExamples(
+                        delta: (range.lowerBound * d..<range.upperBound * d).map { x[$0] - base[$0] },
+                        zInput: Array(zInput[(range.lowerBound * dp)..<(range.upperBound * dp)]),
+                        zBase: Array(zBase[(range.lowerBound * dp)..<(range.upperBound * dp)]), prefix: prefix,
+                        rule: (t, wg, wh), targets: Array(targets[range]), row: interactionIndex, chunk: chunk,
+                        directionBlock: block, linear: linear)
+                    (out + range.lowerBound * width).update(from: gamma, count: range.count * width)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
+    /// structure"): the path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are
+    /// the same for every point of an example, and since Pᵀ is linear the weighted sums of gradients and
+    /// Hessian–direction products are formed at P's output and pulled back through P once per example.
+    /// Pairs (example, node) are evaluated `chunk` at a time; sums are in Double.
+    private func integratedHessiansOfExamples(
+        delta: [Float], zInput: [Float], zBase: [Float], prefix: Int,
+        rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
+        targets: [Int], row: Int?, chunk: Int, directionBlock: Int, linear: Network
+    ) -> [Float] {
+        let examples = targets.count, d = inputSize
+        // Directions e_j Δx_j in blocks (memory: the tangents of a block at every value), hv assembled per example.
+        var gradient = [Float](), hv: [Float]
+        if let row {
+            (gradient, hv) = pathSecondOrder(delta: delta, columns: row..<(row + 1), zInput: zInput, zBase: zBase, prefix: prefix,
+                                             rule: rule, targets: targets, chunk: chunk, linear: linear)
+        } else {
+            hv = [Float](repeating: 0, count: examples * d * d)
+            var j0 = 0
+            while j0 < d {
+                let j1 = min(d, j0 + directionBlock), kb = j1 - j0
+                let (g, block) = pathSecondOrder(delta: delta, columns: j0..<j1, zInput: zInput, zBase: zBase, prefix: prefix,
+                                                 rule: rule, targets: targets, chunk: chunk, linear: linear)
+                if j0 == 0 { gradient = g }
+                for e in 0..<examples {
+                    for c in 0..<kb { for i in 0..<d { hv[(e * d + j0 + c) * d + i] = block[(e * kb + c) * d + i] } }
+                }
+                j0 = j1
+            }
+        }
+        let width = row == nil ? d * d : d, k = row == nil ? d : 1
+        var out = [Float](repeating: 0, count: examples * width)
+        for e in 0..<examples {
+            let dx = e * d, o = e * width, hb = e * k * d
+            if let row {
+                // hv_j = Σ w t H_{j,row} Δx_row: Γ_{row,j} = Δx_j hv_j.
+                for j in 0..<d { out[o + j] = delta[dx + j] * hv[hb + j] }
+                out[o + row] += delta[dx + row] * gradient[dx + row]
+                continue
+            }
+            // hv[j][i] = Σ w t H_{i,j} Δx_j: Γ_{i,j} = Δx_i hv[j][i], symmetrised (exact Hessians are symmetric;
+            // the two float32 evaluations differ by roundings only).
+            for i in 0..<d {
+                for j in i..<d {
+                    let v = (Double(delta[dx + i]) * Double(hv[hb + j * d + i]) + Double(delta[dx + j]) * Double(hv[hb + i * d + j])) / 2
+                    out[o + i * d + j] = Float(v)
+                    out[o + j * d + i] = Float(v)
+                }
+                out[o + i * d + i] += delta[dx + i] * gradient[dx + i]
+            }
+        }
+        return out
+    }
+
+    /// For the directions e_j Δx_j, j ∈ `columns`, of each example: the rule-weighted sums over its path of the
+    /// gradient (examples × d) and of the Hessian–direction products H e_j Δx_j (examples × |columns| × d), both
+    /// formed at the prefix output and pulled back through it once.
+    private func pathSecondOrder(
+        delta: [Float], columns: Range<Int>, zInput: [Float], zBase: [Float], prefix: Int,
+        rule: (t: [Double], gradientWeights: [Double], hessianWeights: [Double]),
+        targets: [Int], chunk: Int, linear: Network
+    ) -> (gradient: [Float], hv: [Float]) {
+        let examples = targets.count, d = inputSize, dp = size(at: prefix), k = columns.count
+        var directions = [Float](repeating: 0, count: examples * k * d)
+        for e in 0..<examples {
+            for (c, j) in columns.enumerated() { directions[(e * k + c) * d + j] = delta[e * d + j] }
+        }
+        let tangents = linear.forward(directions, rows: examples * k, from: 0, to: prefix)
+        var gradientSum = [Double](repeating: 0, count: examples * dp), hvSum = [Double](repeating: 0, count: examples * k * dp)
+        let steps = rule.t.count, count = examples * steps
+        var begin = 0
+        while begin < count {
+            let end = min(count, begin + chunk), n = end - begin
+            var h = [Float](), repeated = [Float]()
+            h.reserveCapacity(n * dp)
+            repeated.reserveCapacity(n * k * dp)
+            for j in begin..<end {
+                let e = j / steps, tq = Float(rule.t[j % steps]), sq = 1 - tq
+                for m in 0..<dp { h.append(sq * zBase[e * dp + m] + tq * zInput[e * dp + m]) }
+                repeated.append(contentsOf: tangents[(e * k * dp)..<((e + 1) * k * dp)])
+            }
+            let (g, hv) = secondOrder(h, rows: n, directions: repeated, k: k, targets: (begin..<end).map { targets[$0 / steps] },
+                                      linear: linear, from: prefix)
+            gradientSum.withUnsafeMutableBufferPointer { gs in
+                hvSum.withUnsafeMutableBufferPointer { hs in
+                    for (r, j) in (begin..<end).enumerated() {
+                        let e = j / steps, q = j % steps
+                        let wg = rule.gradientWeights[q], wh = rule.hessianWeights[q]
+                        for m in 0..<dp { gs[e * dp + m] += wg * Double(g[r * dp + m]) }
+                        let src = r * k * dp, dst = e * k * dp
+                        for m in 0..<(k * dp) { hs[dst + m] += wh * Double(hv[src + m]) }
+                    }
+                }
+            }
+            begin = end
+        }
+        return (pullbackAffine(gradientSum.map(Float.init), rows: examples, from: prefix, to: 0),
+                pullbackAffine(hvSum.map(Float.init), rows: examples * k, from: prefix, to: 0))
+    }
+
+    /// Expected Hessians: the same sum with x' drawn uniformly from `references` (refRows rows) and α, β ~ U(0, 1),
+    /// averaged over `samples` draws. Draw k of example i is keyed by (seed, exampleOffset + i, k): block 0 gives
+    /// (α, β), block 1 the reference index, so the result does not depend on chunking or batch splits.
+    public func expectedHessians(
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 64,
+        seed: UInt64 = 0, exampleOffset: Int = 0, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
+        internalBatchSize: Int? = nil
+    ) throws -> [Float] {
+        if let softplusBeta {
+            return try withSoftplus(beta: softplusBeta).expectedHessians(
+                x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
+                seed: seed, exampleOffset: exampleOffset, interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
+        }
+        try checkInputs(x, rows: rows)
+        try checkInputs(references, rows: referenceCount, name: "references")
+        let targets = try expandTargets(targets, rows: rows)
+        try checkInteractionIndex(interactionIndex)
+        try Check.positive(samples, "n_samples")
+        try Check.atMost(samples, Check.maximumSteps, "n_samples")
+        try Check.nonNegative(exampleOffset, "first_example")
+        let p = inputSize, width = interactionIndex == nil ? p * p : p
+        let block = interactionIndex == nil ? directionBlock(from: 0) : 1
+        let chunk = try hessianChunk(directions: block, requested: internalBatchSize)
+        try Allocation.reserve(rows * width, of: Float.self, "expected Hessians result")
+        let linear = linearPart
+        let weight = 1 / Double(samples)
+        var result = [Float](repeating: 0, count: rows * width)
+        Parallel.singleThreadedBLAS {
+            result.withUnsafeMutableBufferPointer { out in
+                let out = out.baseAddress!
+                Parallel.forEachChunk(count: rows, chunk: 1) { _, range, _ in
+                    for i in range {
+                        let xi = Array(x[(i * p)..<((i + 1) * p)])
+                        let gamma = interactionSum(count: samples, point: { k in
+                            let example = UInt64(exampleOffset + i)
+                            let (a, b) = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 0)
+                            let u = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 1).0
+                            let r = CounterRandom.index(u, referenceCount)
+                            let ref = references[(r * p)..<((r + 1) * p)]
+                            let delta = zip(xi, ref).map { $0 - $1 }
+                            let t = a * b, tf = Float(t)
+                            return HessianPoint(h: zip(ref, delta).map { $0 + tf * $1 }, delta: delta,
+                                                gradientWeight: weight, hessianWeight: weight * t)
+                        }, target: targets[i], row: interactionIndex, chunk: chunk, directionBlock: block, linear: linear)
+                        (out + i * width).update(from: gamma, count: width)
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// Exact Hessians ∂²f_t/∂x∂x (rows × p × p over the flattened input) at `rows` examples (one example's p
+    /// directions are propagated at once: for checks and small inputs).
+    public func hessians(_ x: [Float], rows: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> [Float] {
+        try checkInputs(x, rows: rows)
+        let targets = try expandTargets(targets, rows: rows)
+        let p = inputSize
+        let chunk = try hessianChunk(directions: p, requested: internalBatchSize)
+        try Allocation.reserve(rows * p * p, of: Float.self, "Hessians result")
+        let linear = linearPart
+        var identity = [Float](repeating: 0, count: p * p)
+        for d in 0..<p { identity[d * p + d] = 1 }
+        var result = [Float]()
+        result.reserveCapacity(rows * p * p)
+        try Parallel.singleThreadedBLAS {
+            var begin = 0
+            while begin < rows {
+                let end = min(rows, begin + chunk), n = end - begin
+                var directions = [Float]()
+                for _ in 0..<n { directions.append(contentsOf: identity) }
+                let hv = secondOrder(Array(x[(begin * p)..<(end * p)]), rows: n, directions: directions, k: p,
+                                     targets: Array(targets[begin..<end]), linear: linear).hv
+                try Check.finiteResult(hv, "Hessians")
+                result.append(contentsOf: hv)
+                begin = end
+            }
+        }
+        return result
+    }
+
+    /// Hessian–vector products H(x_r) v_r (rows × p) at `rows` examples (`v`: rows × p).
+    public func hessianVectorProducts(_ x: [Float], rows: Int, vectors v: [Float], targets: [Int]) throws -> [Float] {
+        try checkInputs(x, rows: rows)
+        try checkInputs(v, rows: rows, name: "vectors")
+        let targets = try expandTargets(targets, rows: rows)
+        return Parallel.singleThreadedBLAS {
+            secondOrder(x, rows: rows, directions: v, k: 1, targets: targets, linear: linearPart).hv
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import SwiftAttr
+
+// Integrated and Expected Hessians: per-example methods, run on chunks of the caller's rows (each chunk's
+// p×p or p results written straight into `out`), like the gradient exports.
+
+/// The checked sa_ih_method.
+private func hessianQuadrature(_ method: Int32) throws -> HessianQuadrature {
+    guard let rule = HessianQuadrature(rawValue: method) else {
+        throw SwiftAttrError(.unknownEnum, "method: \(method) is not an sa_ih_method (0 gausslegendre, 1 gausslaguerre, 2 grid)")
+    }
+    return rule
+}
+
+/// softplus_beta: 0 for none, otherwise positive and finite.
+private func softplusOption(_ beta: Float) throws -> Float? {
+    if beta == 0 { return nil }
+    guard beta.isFinite, beta > 0 else {
+        throw SwiftAttrError(.invalidArgument, "softplus_beta must be 0 (no substitution) or positive and finite (got \(beta))")
+    }
+    return beta
+}
+
+/// interaction_index: −1 for the whole matrix, otherwise 0..<input_size (checked by SwiftAttr).
+private func interactionOption(_ index: Int64, _ net: Network) throws -> Int? {
+    if index == -1 { return nil }
+    guard index >= 0, index < Int64(net.inputSize) else {
+        throw SwiftAttrError(.outOfRange, "interaction_index = \(index) is out of range for an input of \(net.inputSize) features (-1 for the whole matrix, or 0..<\(net.inputSize))")
+    }
+    return Int(index)
+}
+
+/// Runs `method` on chunks of rows and writes its `width` floats per row into `out`.
+private func perExampleInteractions(
+    _ net: Network, _ xs: CallerRows, inputs: [CallerRows], width: Int, out: UnsafeMutablePointer<Float>?,
+    _ method: (Range<Int>) throws -> [Float]
+) throws {
+    _ = try checkedProduct(xs.rows, width, "out", factors: ["n", "interaction width"])
+    try forEachRowChunk(rows: xs.rows, width: width, inputs: inputs) { range in
+        let r = try method(range)
+        try write(r, to: advanced(out, range.lowerBound * width), at: range.lowerBound * width, count: range.count * width)
+    }
+}
+
+@_cdecl("sa_integrated_hessians")
+public func sa_integrated_hessians(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ nSteps: Int64, _ method: Int32, _ softplusBeta: Float, _ interactionIndex: Int64, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let steps = try checkCount(nSteps, "n_steps")
+        let rule = try hessianQuadrature(method)
+        let beta = try softplusOption(softplusBeta)
+        let index = try interactionOption(interactionIndex, net)
+        let batchSize = try chunk(internalBatchSize)
+        _ = try nonNull(out, "out")
+        let p = net.inputSize, width = index == nil ? try checkedProduct(p, p, "out", factors: ["input_size", "input_size"]) : p
+        try perExampleInteractions(net, xs, inputs: [xs] + (base.callerRows.map { [$0] } ?? []), width: width, out: out) { range in
+            try net.integratedHessians(try xs.copy(range), rows: range.count, baselines: try base.slice(range), targets: try t.slice(range),
+                                       steps: steps, method: rule, softplusBeta: beta, interactionIndex: index,
+                                       internalBatchSize: batchSize)
+        }
+    }
+}
+
+@_cdecl("sa_expected_hessians")
+public func sa_expected_hessians(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ references: UnsafePointer<Float>?, _ nReferences: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ nSamples: Int64, _ seed: UInt64, _ firstExample: Int64, _ softplusBeta: Float, _ interactionIndex: Int64,
+    _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let rows = try checkCount(n, "n"), refRows = try checkCount(nReferences, "n_references")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let rs = try CallerRows(references, rows: refRows, width: net.inputSize, "references", countName: "n_references")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let samples = try checkCount(nSamples, "n_samples")
+        let offset = try exampleOffset(firstExample, rows: rows)
+        let beta = try softplusOption(softplusBeta)
+        let index = try interactionOption(interactionIndex, net)
+        let batchSize = try chunk(internalBatchSize)
+        _ = try nonNull(out, "out")
+        let refs = try rs.copyAll()
+        let p = net.inputSize, width = index == nil ? try checkedProduct(p, p, "out", factors: ["input_size", "input_size"]) : p
+        // Example i's draws are keyed by first_example + i, so row chunks give the one-call numbers.
+        try perExampleInteractions(net, xs, inputs: [xs, rs], width: width, out: out) { range in
+            try net.expectedHessians(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
+                                     targets: try t.slice(range), samples: samples, seed: seed,
+                                     exampleOffset: offset + range.lowerBound, softplusBeta: beta, interactionIndex: index,
+                                     internalBatchSize: batchSize)
+        }
+    }
+}
+
+@_cdecl("sa_model_with_softplus")
+public func sa_model_with_softplus(_ model: OpaquePointer?, _ beta: Float, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        _ = try nonNull(out, "out_model")
+        try publish(try net.withSoftplus(beta: beta), to: out)
+    }
+}
