@@ -79,6 +79,6 @@ int main(void) {
 
     sa_model_free(soft);
     sa_model_free(m);
-    printf("  %d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
