@@ -176,6 +176,9 @@ def interactions(gamma, feature_names=None, *, top=10, path=None):
     bars.set_yticklabels(labels, fontsize=8)
     bars.axvline(0, color="black", linewidth=0.8)
     bars.set_title(f"top {order.size} pairs by |Γ|")
+    from matplotlib.ticker import MaxNLocator
+
+    bars.xaxis.set_major_locator(MaxNLocator(5))  # few enough ticks that their labels never overlap
     fig.tight_layout()
     _save(fig, path)
     return Axes([heat, bars])
