@@ -32,6 +32,10 @@ struct WindowGeometry {
         self.init(shape: shape, kernel: p.kernel, stride: p.stride, padding: p.padding, dilation: p.kernel.map { _ in 1 })
     }
 
+    /// Output planes of at least this many positions make convolutions run one GEMM per example, writing
+    /// NCHW directly (see `Network.convolve`); below it one GEMM over the whole chunk plus a copy is cheaper.
+    static let perExampleGEMMPlane = 64
+
     var inputPlane: Int { height * width }
     var outputPlane: Int { outHeight * outWidth }
     var inputSize: Int { channels * inputPlane }
