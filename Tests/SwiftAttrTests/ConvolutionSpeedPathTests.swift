@@ -15,6 +15,8 @@ final class ConvolutionSpeedPathTests: XCTestCase {
         ([1, 2, 2], [3, 3], [1, 1], [3, 3], [1, 1]),   // whole taps in the padding
         ([2, 6, 6], [5, 5], [1, 1], [2, 2], [1, 1]),
         ([2, 7, 5], [3, 3], [1, 1], [1, 2], [2, 1]),   // dilated, padded, stride 1
+        ([2, 5, 6], [3, 3], [1, 1], [2, 2], [2, 2]),   // dilated "same": output as wide as the input
+        ([2, 3, 1], [3, 3], [1, 1], [1, 1], [1, 1]),   // 1-column "same": the first patch entry reads no input
         ([2, 3, 8], [3, 1], [1, 1], [0, 1], [1, 1]),   // padding in one direction only
         ([2, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),   // strided (general path)
         ([2, 6, 5], [1, 1], [1, 1], [0, 0], [1, 1]),   // dense 1×1
@@ -67,9 +69,11 @@ final class ConvolutionSpeedPathTests: XCTestCase {
                 x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: out) }
             }
             XCTAssertEqual(cols, expected, "\(what): im2col")
-            // col2im must overwrite whatever the buffer held.
-            var dx = [Float](repeating: .nan, count: rows * g.inputSize)
-            dx.withUnsafeMutableBufferPointer { d in c.withUnsafeBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: d.baseAddress!) } }
+            // col2im must overwrite whatever the buffer held (and may scribble on its scratch copy of c).
+            var dx = [Float](repeating: .nan, count: rows * g.inputSize), scratch = c
+            dx.withUnsafeMutableBufferPointer { d in
+                scratch.withUnsafeMutableBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: d.baseAddress!) }
+            }
             assertClose(dx, adjoint, rel: 1e-5, floor: 1, "\(what): col2im")
         }
     }

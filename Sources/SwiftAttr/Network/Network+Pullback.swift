@@ -123,10 +123,11 @@ extension Network {
 
     /// Adjoint of ``convolve``: `cols (K × rows·P) = Wᵀ · dY`, then col2im. With large output planes one GEMM
     /// per example reads its NCHW block of `dy` in place and writes its P columns (ldc = rows·P); with small
-    /// planes the cotangents are first gathered to (O × rows·P) for one GEMM over the whole chunk.
+    /// planes the cotangents are first gathered to (O × rows·P) for one GEMM over the whole chunk. `cols` is
+    /// col2im's scratch.
     private func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
-        let cols: [Float]
+        var cols: [Float]
         if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
             cols = uninitializedFloats(K * columns) { cp in
                 dy.withUnsafeBufferPointer { d in
@@ -157,7 +158,7 @@ extension Network {
             }
         }
         return uninitializedFloats(rows * g.inputSize) { dx in
-            cols.withUnsafeBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: dx) }
+            cols.withUnsafeMutableBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: dx) }
         }
     }
 }
