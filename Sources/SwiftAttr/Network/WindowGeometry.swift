@@ -79,16 +79,24 @@ struct WindowGeometry {
         Self.valid(shift: i * dh - ph, stride: sh, extent: height, count: outHeight)
     }
 
-    /// Sets to zero the entries of one patch row (P values of one example) outside `rowsIn` × `columnsIn`.
+    /// For a same-width stride-1 patch entry with valid `rowsIn` × `columnsIn` (both non-empty): the run
+    /// `first..<last` of the flattened output plane between its first and last valid entries.
     @inline(__always)
-    private func zeroOutside(_ dst: UnsafeMutablePointer<Float>, rows rowsIn: Range<Int>, columns columnsIn: Range<Int>) {
-        guard !rowsIn.isEmpty, !columnsIn.isEmpty else { dst.update(repeating: 0, count: outputPlane); return }
-        dst.update(repeating: 0, count: rowsIn.lowerBound * outWidth)
-        (dst + rowsIn.upperBound * outWidth).update(repeating: 0, count: (outHeight - rowsIn.upperBound) * outWidth)
-        for oh in rowsIn {
-            let row = dst + oh * outWidth
-            for ow in 0..<columnsIn.lowerBound { row[ow] = 0 }
-            for ow in columnsIn.upperBound..<outWidth { row[ow] = 0 }
+    private func run(rows rowsIn: Range<Int>, columns columnsIn: Range<Int>) -> Range<Int> {
+        (rowsIn.lowerBound * outWidth + columnsIn.lowerBound)..<((rowsIn.upperBound - 1) * outWidth + columnsIn.upperBound)
+    }
+
+    /// Sets to zero the wrapped entries inside the run of a same-width patch entry: between row oh's last
+    /// valid column and row oh + 1's first lie `outWidth − columnsIn.count` entries (usually one: a loop the
+    /// compiler does not turn into a memset call per row).
+    @inline(__always)
+    private func zeroWrapped(_ dst: UnsafeMutablePointer<Float>, rows rowsIn: Range<Int>, columns columnsIn: Range<Int>) {
+        let gap = outWidth - columnsIn.count
+        guard gap > 0 else { return }
+        var at = rowsIn.lowerBound * outWidth + columnsIn.upperBound
+        for _ in rowsIn.dropLast() {
+            if gap == 1 { dst[at] = 0 } else { (dst + at).update(repeating: 0, count: gap) }
+            at += outWidth
         }
     }
 
@@ -122,11 +130,12 @@ struct WindowGeometry {
                 if sameWidth {
                     // One run from the first valid entry of the first valid row to the last valid entry of the
                     // last one (input offset shiftH·width + shiftW throughout), then the wrapped columns zeroed.
-                    let first = validH.lowerBound * outWidth + validW.lowerBound
-                    let count = (validH.upperBound - 1) * outWidth + validW.upperBound - first
-                    let d = dst + first, s = xc + (first + shiftH * width + shiftW)
-                    for p in 0..<count { d[p] = s[p] }
-                    zeroOutside(dst, rows: validH, columns: validW)
+                    let r = run(rows: validH, columns: validW)
+                    let d = dst + r.lowerBound, s = xc + (r.lowerBound + shiftH * width + shiftW)
+                    for p in 0..<r.count { d[p] = s[p] }
+                    zeroWrapped(dst, rows: validH, columns: validW)
+                    dst.update(repeating: 0, count: r.lowerBound)
+                    (dst + r.upperBound).update(repeating: 0, count: P - r.upperBound)
                     continue
                 }
                 dst.update(repeating: 0, count: validH.lowerBound * outWidth)
@@ -167,17 +176,16 @@ struct WindowGeometry {
                         if isFirst { dxc.update(repeating: 0, count: inputPlane) }
                         continue
                     }
-                    zeroOutside(src, rows: validH, columns: validW)
-                    let first = validH.lowerBound * outWidth + validW.lowerBound
-                    let count = (validH.upperBound - 1) * outWidth + validW.upperBound - first
-                    let s = src + first, d = dxc + (first + offset)
+                    zeroWrapped(src, rows: validH, columns: validW)
+                    let r = run(rows: validH, columns: validW)
+                    let s = src + r.lowerBound, d = dxc + (r.lowerBound + offset)
                     if isFirst {
-                        dxc.update(repeating: 0, count: first + offset)
-                        for p in 0..<count { d[p] = s[p] }
-                        let end = first + offset + count
+                        dxc.update(repeating: 0, count: r.lowerBound + offset)
+                        for p in 0..<r.count { d[p] = s[p] }
+                        let end = r.upperBound + offset
                         (dxc + end).update(repeating: 0, count: inputPlane - end)
                     } else {
-                        for p in 0..<count { d[p] += s[p] }
+                        for p in 0..<r.count { d[p] += s[p] }
                     }
                 }
             }
