@@ -33,7 +33,9 @@ struct WindowGeometry {
     }
 
     /// Output planes of at least this many positions make convolutions run one GEMM per example, writing
-    /// NCHW directly (see `Network.convolve`); below it one GEMM over the whole chunk plus a copy is cheaper.
+    /// NCHW directly (see `Network.convolve`). Per-example calls repack W each time, an overhead that grows
+    /// as 1/P, so smaller planes keep one GEMM over the whole chunk plus a copy (per-example GEMMs measured
+    /// no more instructions at P = 64, the CIFAR ResNet's smallest plane; smaller P was not measured).
     static let perExampleGEMMPlane = 64
 
     var inputPlane: Int { height * width }
