@@ -160,12 +160,28 @@ extension Network {
         }
     }
 
-    /// Convolution as one GEMM over the whole chunk: `W (O×K) · cols (K × rows·P)`, then each output
-    /// channel's run of P values is copied to NCHW with the bias added.
+    /// Convolution as GEMMs on the im2col matrix `cols (K × rows·P)`. With large output planes, one GEMM per
+    /// example `W (O×K) · cols[:, nP..<(n+1)P]` writes straight into that example's NCHW block, onto the bias
+    /// already stored there (beta = 1): no product buffer, no copy pass. With small planes, where per-call
+    /// overhead and repacking W would dominate, one GEMM over the whole chunk and a copy to NCHW with the bias.
     private func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
         let cols = uninitializedFloats(K * columns) { cp in
             x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }
+        }
+        if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
+            return uninitializedFloats(rows * O * P) { y in
+                cols.withUnsafeBufferPointer { cp in
+                    c.weight.withUnsafeBufferPointer { w in
+                        for n in 0..<rows {
+                            let yn = y + n * O * P
+                            for o in 0..<O { (yn + o * P).update(repeating: c.bias[o], count: P) }
+                            BLAS.sgemm(m: O, n: P, k: K, a: w.baseAddress!, b: cp.baseAddress! + n * P, ldb: columns,
+                                       beta: 1, c: yn)
+                        }
+                    }
+                }
+            }
         }
         let product = uninitializedFloats(O * columns) { t in
             cols.withUnsafeBufferPointer { cp in

@@ -121,27 +121,44 @@ extension Network {
         }
     }
 
-    /// Adjoint of ``convolve``: gather NCHW cotangents to (O × rows·P), one GEMM `Wᵀ · dY`, then col2im.
+    /// Adjoint of ``convolve``: `cols (K × rows·P) = Wᵀ · dY`, then col2im. With large output planes one GEMM
+    /// per example reads its NCHW block of `dy` in place and writes its P columns (ldc = rows·P); with small
+    /// planes the cotangents are first gathered to (O × rows·P) for one GEMM over the whole chunk. `cols` is
+    /// col2im's scratch.
     private func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
-        let gathered = uninitializedFloats(O * columns) { t in
-            dy.withUnsafeBufferPointer { d in
-                for n in 0..<rows {
-                    for o in 0..<O {
-                        (t + o * columns + n * P).update(from: d.baseAddress! + (n * O + o) * P, count: P)
+        var cols: [Float]
+        if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
+            cols = uninitializedFloats(K * columns) { cp in
+                dy.withUnsafeBufferPointer { d in
+                    c.weight.withUnsafeBufferPointer { w in
+                        for n in 0..<rows {
+                            BLAS.sgemm(transA: true, m: K, n: P, k: O, a: w.baseAddress!, b: d.baseAddress! + n * O * P,
+                                       c: cp + n * P, ldc: columns)
+                        }
+                    }
+                }
+            }
+        } else {
+            let gathered = uninitializedFloats(O * columns) { t in
+                dy.withUnsafeBufferPointer { d in
+                    for n in 0..<rows {
+                        for o in 0..<O {
+                            (t + o * columns + n * P).update(from: d.baseAddress! + (n * O + o) * P, count: P)
+                        }
+                    }
+                }
+            }
+            cols = uninitializedFloats(K * columns) { cp in
+                gathered.withUnsafeBufferPointer { t in
+                    c.weight.withUnsafeBufferPointer { w in
+                        BLAS.sgemm(transA: true, m: K, n: columns, k: O, a: w.baseAddress!, b: t.baseAddress!, c: cp)
                     }
                 }
             }
         }
-        let cols = uninitializedFloats(K * columns) { cp in
-            gathered.withUnsafeBufferPointer { t in
-                c.weight.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(transA: true, m: K, n: columns, k: O, a: w.baseAddress!, b: t.baseAddress!, c: cp)
-                }
-            }
-        }
         return uninitializedFloats(rows * g.inputSize) { dx in
-            cols.withUnsafeBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: dx) }
+            cols.withUnsafeMutableBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: dx) }
         }
     }
 }

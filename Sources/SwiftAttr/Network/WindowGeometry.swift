@@ -32,6 +32,12 @@ struct WindowGeometry {
         self.init(shape: shape, kernel: p.kernel, stride: p.stride, padding: p.padding, dilation: p.kernel.map { _ in 1 })
     }
 
+    /// Output planes of at least this many positions make convolutions run one GEMM per example, writing
+    /// NCHW directly (see `Network.convolve`). Per-example calls repack W each time, an overhead that grows
+    /// as 1/P, so smaller planes keep one GEMM over the whole chunk plus a copy (per-example GEMMs measured
+    /// no more instructions at P = 64, the CIFAR ResNet's smallest plane; smaller P was not measured).
+    static let perExampleGEMMPlane = 64
+
     var inputPlane: Int { height * width }
     var outputPlane: Int { outHeight * outWidth }
     var inputSize: Int { channels * inputPlane }
@@ -48,14 +54,52 @@ struct WindowGeometry {
         for c in 0..<channels { for i in 0..<kh { for j in 0..<kw { body(k, c, i, j); k += 1 } } }
     }
 
+    /// Stride 1 and an output row as wide as the input row (padding `dw·(kw − 1) / 2` on each side, the
+    /// "same" convolution): a patch entry then shifts the whole plane by one offset, so its valid part is one
+    /// contiguous run in both the input and the patch row, except for the columns that wrap into a
+    /// neighbouring row, which im2col and col2im set to zero.
+    var isSameWidthStrideOne: Bool { sh == 1 && sw == 1 && outWidth == width }
+
+    /// Outputs o (of `count`) whose input position o·stride + shift lies inside [0, extent).
+    @inline(__always)
+    private static func valid(shift: Int, stride: Int, extent: Int, count: Int) -> Range<Int> {
+        let first = shift >= 0 ? 0 : (-shift + stride - 1) / stride
+        let limit = extent - shift  // need o·stride < limit
+        let last = limit <= 0 ? 0 : min(count, (limit + stride - 1) / stride)
+        return first..<max(first, last)
+    }
+
     /// Range of output columns ow whose input column ow·sw − pw + j·dw lies inside [0, width).
     @inline(__always)
     private func validColumns(_ j: Int) -> Range<Int> {
-        let shift = j * dw - pw  // iw = ow·sw + shift
-        let first = shift >= 0 ? 0 : (-shift + sw - 1) / sw
-        let limit = width - shift  // need ow·sw < limit
-        let last = limit <= 0 ? 0 : min(outWidth, (limit + sw - 1) / sw)
-        return first..<max(first, last)
+        Self.valid(shift: j * dw - pw, stride: sw, extent: width, count: outWidth)
+    }
+
+    /// Range of output rows oh whose input row oh·sh − ph + i·dh lies inside [0, height).
+    @inline(__always)
+    private func validRows(_ i: Int) -> Range<Int> {
+        Self.valid(shift: i * dh - ph, stride: sh, extent: height, count: outHeight)
+    }
+
+    /// For a same-width stride-1 patch entry with valid `rowsIn` × `columnsIn` (both non-empty): the run
+    /// `first..<last` of the flattened output plane between its first and last valid entries.
+    @inline(__always)
+    private func run(rows rowsIn: Range<Int>, columns columnsIn: Range<Int>) -> Range<Int> {
+        (rowsIn.lowerBound * outWidth + columnsIn.lowerBound)..<((rowsIn.upperBound - 1) * outWidth + columnsIn.upperBound)
+    }
+
+    /// Sets to zero the wrapped entries inside the run of a same-width patch entry: between row oh's last
+    /// valid column and row oh + 1's first lie `outWidth − columnsIn.count` entries (usually one: a loop the
+    /// compiler does not turn into a memset call per row).
+    @inline(__always)
+    private func zeroWrapped(_ dst: UnsafeMutablePointer<Float>, rows rowsIn: Range<Int>, columns columnsIn: Range<Int>) {
+        let gap = outWidth - columnsIn.count
+        guard gap > 0 else { return }
+        var at = rowsIn.lowerBound * outWidth + columnsIn.upperBound
+        for _ in rowsIn.dropLast() {
+            if gap == 1 { dst[at] = 0 } else { (dst + at).update(repeating: 0, count: gap) }
+            at += outWidth
+        }
     }
 
     /// The patch matrix in "K × (rows·P)" layout: entry (k, n·P + p) is the input under patch position
@@ -77,36 +121,78 @@ struct WindowGeometry {
             }
             return
         }
+        let sameWidth = isSameWidthStrideOne
         forEachPatchEntry { k, c, i, j in
-            let valid = validColumns(j)
-            let shift = j * dw - pw
+            let validW = validColumns(j), validH = validRows(i)
+            let shiftW = j * dw - pw, shiftH = i * dh - ph
             for n in 0..<rows {
                 let xc = x + n * inputSize + c * inputPlane
-                for oh in 0..<outHeight {
-                    let dst = cols + k * columns + n * P + oh * outWidth
-                    let ih = oh * sh - ph + i * dh
-                    guard ih >= 0 && ih < height, !valid.isEmpty else {
-                        dst.update(repeating: 0, count: outWidth)
-                        continue
-                    }
-                    let src = xc + ih * width + shift
-                    for ow in 0..<valid.lowerBound { dst[ow] = 0 }
+                let dst = cols + k * columns + n * P
+                guard !validW.isEmpty, !validH.isEmpty else { dst.update(repeating: 0, count: P); continue }
+                if sameWidth {
+                    // One run from the first valid entry of the first valid row to the last valid entry of the
+                    // last one (input offset shiftH·width + shiftW throughout), then the wrapped columns zeroed.
+                    let r = run(rows: validH, columns: validW)
+                    let d = dst + r.lowerBound, s = xc + (r.lowerBound + shiftH * width + shiftW)
+                    for p in 0..<r.count { d[p] = s[p] }
+                    zeroWrapped(dst, rows: validH, columns: validW)
+                    dst.update(repeating: 0, count: r.lowerBound)
+                    (dst + r.upperBound).update(repeating: 0, count: P - r.upperBound)
+                    continue
+                }
+                dst.update(repeating: 0, count: validH.lowerBound * outWidth)
+                (dst + validH.upperBound * outWidth).update(repeating: 0, count: (outHeight - validH.upperBound) * outWidth)
+                for oh in validH {
+                    let d = dst + oh * outWidth
+                    let src = xc + (oh * sh + shiftH) * width + shiftW
+                    for ow in 0..<validW.lowerBound { d[ow] = 0 }
                     if sw == 1 {
                         // Runs are short (an output row): a plain loop beats a memmove call.
-                        for ow in valid { dst[ow] = src[ow] }
+                        for ow in validW { d[ow] = src[ow] }
                     } else {
-                        for ow in valid { dst[ow] = src[ow * sw] }
+                        for ow in validW { d[ow] = src[ow * sw] }
                     }
-                    for ow in valid.upperBound..<outWidth { dst[ow] = 0 }
+                    for ow in validW.upperBound..<outWidth { d[ow] = 0 }
                 }
             }
         }
     }
 
-    /// The adjoint of ``im2col(_:rows:into:)``: adds every patch entry back onto `rows` inputs, which it
-    /// first sets to zero.
-    func col2im(_ cols: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>) {
+    /// The adjoint of ``im2col(_:rows:into:)``: sums every patch entry back onto `rows` inputs, overwriting
+    /// `dx`. `cols` is scratch: the same-width stride-1 path zeroes its entries over the padding (which
+    /// contribute nothing) so that each patch entry adds as one contiguous run.
+    func col2im(_ cols: UnsafeMutablePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>) {
         let P = outputPlane, columns = rows * P
+        if isSameWidthStrideOne {
+            // Each plane's first patch entry (i = j = 0) writes instead of adding: the run covers its valid
+            // inputs, the zeroed wrapped entries write the inputs it does not reach inside the run, and the
+            // rest of the plane is zeroed. The order of the sums is that of zero-fill-then-add.
+            forEachPatchEntry { k, c, i, j in
+                let validW = validColumns(j), validH = validRows(i)
+                let offset = (i * dh - ph) * width + (j * dw - pw)
+                let isFirst = i == 0 && j == 0
+                for n in 0..<rows {
+                    let dxc = dx + n * inputSize + c * inputPlane
+                    let src = cols + k * columns + n * P
+                    guard !validW.isEmpty, !validH.isEmpty else {
+                        if isFirst { dxc.update(repeating: 0, count: inputPlane) }
+                        continue
+                    }
+                    zeroWrapped(src, rows: validH, columns: validW)
+                    let r = run(rows: validH, columns: validW)
+                    let s = src + r.lowerBound, d = dxc + (r.lowerBound + offset)
+                    if isFirst {
+                        dxc.update(repeating: 0, count: r.lowerBound + offset)
+                        for p in 0..<r.count { d[p] = s[p] }
+                        let end = r.upperBound + offset
+                        (dxc + end).update(repeating: 0, count: inputPlane - end)
+                    } else {
+                        for p in 0..<r.count { d[p] += s[p] }
+                    }
+                }
+            }
+            return
+        }
         dx.update(repeating: 0, count: rows * inputSize)
         if isDenseWindow {
             forEachPatchEntry { k, c, i, j in
@@ -122,20 +208,18 @@ struct WindowGeometry {
             return
         }
         forEachPatchEntry { k, c, i, j in
-            let valid = validColumns(j)
-            guard !valid.isEmpty else { return }
-            let shift = j * dw - pw
+            let validW = validColumns(j), validH = validRows(i)
+            guard !validW.isEmpty else { return }
+            let shiftW = j * dw - pw, shiftH = i * dh - ph
             for n in 0..<rows {
                 let dxc = dx + n * inputSize + c * inputPlane
-                for oh in 0..<outHeight {
-                    let ih = oh * sh - ph + i * dh
-                    guard ih >= 0 && ih < height else { continue }
+                for oh in validH {
                     let src = cols + k * columns + n * P + oh * outWidth
-                    let dst = dxc + ih * width + shift
+                    let dst = dxc + (oh * sh + shiftH) * width + shiftW
                     if sw == 1 {
-                        for ow in valid { dst[ow] += src[ow] }
+                        for ow in validW { dst[ow] += src[ow] }
                     } else {
-                        for ow in valid { dst[ow * sw] += src[ow] }
+                        for ow in validW { dst[ow * sw] += src[ow] }
                     }
                 }
             }
