@@ -320,12 +320,10 @@ public func sa_expected_gradients(
         // offsets give the one-call numbers (bounded memory whatever n).
         let refs = try rs.copyAll()
         let offset = try exampleOffset(firstExample, rows: rows)
-        let d = net.inputSize
-        try forEachRowChunk(rows: rows, width: d, inputs: [xs, rs]) { range in
-            let r = try net.expectedGradients(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
-                                              targets: try t.slice(range), samples: samples, seed: seed,
-                                              exampleOffset: offset + range.lowerBound, internalBatchSize: batchSize)
-            try write(r, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
+        try perExample(xs, width: net.inputSize, inputs: [xs, rs], out: out) { values, rows, range in
+            try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: try t.slice(range),
+                                      samples: samples, seed: seed, exampleOffset: offset + range.lowerBound,
+                                      internalBatchSize: batchSize)
         }
     }
 }
@@ -349,12 +347,9 @@ public func sa_smoothgrad(
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
         let offset = try exampleOffset(firstExample, rows: rows)
-        let d = net.inputSize
-        try forEachRowChunk(rows: rows, width: d, inputs: [xs]) { range in
-            let r = try net.smoothGrad(try xs.copy(range), rows: range.count, targets: try t.slice(range), aggregation: kind,
-                                       samples: samples, stdev: stdev, seed: seed, exampleOffset: offset + range.lowerBound,
-                                       internalBatchSize: batchSize)
-            try write(r, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
+        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+            try net.smoothGrad(values, rows: rows, targets: try t.slice(range), aggregation: kind, samples: samples, stdev: stdev,
+                               seed: seed, exampleOffset: offset + range.lowerBound, internalBatchSize: batchSize)
         }
     }
 }

@@ -20,6 +20,15 @@ private func softplusOption(_ beta: Float) throws -> Float? {
     return beta
 }
 
+/// Floats per example of an interaction result: p² for the whole matrix, p for one row (`out` must hold
+/// n times that, which must not overflow).
+private func interactionWidth(_ net: Network, rows: Int, index: Int?) throws -> Int {
+    let p = net.inputSize
+    let width = index == nil ? try checkedProduct(p, p, "out", factors: ["input_size", "input_size"]) : p
+    _ = try checkedProduct(rows, width, "out", factors: ["n", "interaction width"])
+    return width
+}
+
 /// interaction_index: −1 for the whole matrix, otherwise 0..<input_size (checked by SwiftAttr).
 private func interactionOption(_ index: Int64, _ net: Network) throws -> Int? {
     if index == -1 { return nil }
@@ -27,18 +36,6 @@ private func interactionOption(_ index: Int64, _ net: Network) throws -> Int? {
         throw SwiftAttrError(.outOfRange, "interaction_index = \(index) is out of range for an input of \(net.inputSize) features (-1 for the whole matrix, or 0..<\(net.inputSize))")
     }
     return Int(index)
-}
-
-/// Runs `method` on chunks of rows and writes its `width` floats per row into `out`.
-private func perExampleInteractions(
-    _ net: Network, _ xs: CallerRows, inputs: [CallerRows], width: Int, out: UnsafeMutablePointer<Float>?,
-    _ method: (Range<Int>) throws -> [Float]
-) throws {
-    _ = try checkedProduct(xs.rows, width, "out", factors: ["n", "interaction width"])
-    try forEachRowChunk(rows: xs.rows, width: width, inputs: inputs) { range in
-        let r = try method(range)
-        try write(r, to: advanced(out, range.lowerBound * width), at: range.lowerBound * width, count: range.count * width)
-    }
 }
 
 @_cdecl("sa_integrated_hessians")
@@ -61,9 +58,9 @@ public func sa_integrated_hessians(
         let index = try interactionOption(interactionIndex, net)
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        let p = net.inputSize, width = index == nil ? try checkedProduct(p, p, "out", factors: ["input_size", "input_size"]) : p
-        try perExampleInteractions(net, xs, inputs: [xs] + (base.callerRows.map { [$0] } ?? []), width: width, out: out) { range in
-            try net.integratedHessians(try xs.copy(range), rows: range.count, baselines: try base.slice(range), targets: try t.slice(range),
+        let width = try interactionWidth(net, rows: rows, index: index)
+        try perExample(xs, width: width, inputs: [xs] + (base.callerRows.map { [$0] } ?? []), out: out) { values, rows, range in
+            try net.integratedHessians(values, rows: rows, baselines: try base.slice(range), targets: try t.slice(range),
                                        steps: steps, method: rule, softplusBeta: beta, interactionIndex: index,
                                        internalBatchSize: batchSize)
         }
@@ -91,10 +88,10 @@ public func sa_expected_hessians(
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
         let refs = try rs.copyAll()
-        let p = net.inputSize, width = index == nil ? try checkedProduct(p, p, "out", factors: ["input_size", "input_size"]) : p
+        let width = try interactionWidth(net, rows: rows, index: index)
         // Example i's draws are keyed by first_example + i, so row chunks give the one-call numbers.
-        try perExampleInteractions(net, xs, inputs: [xs, rs], width: width, out: out) { range in
-            try net.expectedHessians(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
+        try perExample(xs, width: width, inputs: [xs, rs], out: out) { values, rows, range in
+            try net.expectedHessians(values, rows: rows, references: refs, referenceCount: refRows,
                                      targets: try t.slice(range), samples: samples, seed: seed,
                                      exampleOffset: offset + range.lowerBound, softplusBeta: beta, interactionIndex: index,
                                      internalBatchSize: batchSize)
