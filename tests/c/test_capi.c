@@ -19,15 +19,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Deterministic data: a 64-bit LCG mapped to [-1, 1). */
-static uint64_t lcg_state = 12345;
-static float rnd(void) {
-    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(lcg_state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-static void fill(float *v, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) v[i] = scale * rnd();
-}
 
 static double max_abs_diff(const float *a, const float *b, size_t n) {
     double m = 0;

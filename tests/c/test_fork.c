@@ -40,14 +40,6 @@
 enum { THREADS = 8, SPINNERS = 4 };
 enum { D = 24, H = 48, C = 4, N = 16, R = 6, SAMPLES = 8, OUT = N * D, METHODS = 5, MAX_ALIVE = 8 };
 
-static uint64_t lcg_state = 2024;
-static float rnd(void) {
-    lcg_state = lcg_state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(lcg_state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0);
-}
-static void fill(float *v, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) v[i] = scale * rnd();
-}
 
 static float W1[H * D], B1[H], W2[H * H], B2[H], W3[C * H], B3[C];
 static float X[N * D], REFS[R * D];
@@ -250,6 +242,7 @@ int main(void) {
     const char *env = getenv("SA_FORK_CHILDREN");
     int count = env ? atoi(env) : 400;
     if (count < 1) count = 400;
+    seed_rnd(2024);
     fill(W1, H * D, 0.4f); fill(B1, H, 0.2f); fill(W2, H * H, 0.3f); fill(B2, H, 0.2f);
     fill(W3, C * H, 0.4f); fill(B3, C, 0.1f);
     fill(X, N * D, 1.0f); fill(REFS, R * D, 1.0f);

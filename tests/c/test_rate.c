@@ -26,11 +26,6 @@ static double max_rel_diff(const double *a, const double *b, size_t n, double fl
     return worst;
 }
 
-static uint64_t state = 99;
-static double rnd(void) {
-    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(state >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
-}
 
 static const double MU[3] = {1.0, 0.5, -0.2};
 static const double SIGMA[9] = {1, .5, .2, .5, 1, .3, .2, .3, 1};
@@ -156,8 +151,8 @@ static void test_option_errors(void) {
 static void test_paths_agree(void) {
     enum { N = 8, P = 3, H = 2, S = 5 };
     double X[N * P], Hf[N * H], Wm[H], Wc[H * H] = {0.7, 0.2, 0.2, 0.4}, b[1] = {0.3};
-    for (int i = 0; i < N * P; i++) X[i] = rnd();
-    for (int i = 0; i < N * H; i++) Hf[i] = rnd();
+    for (int i = 0; i < N * P; i++) X[i] = rnd_double();
+    for (int i = 0; i < N * H; i++) Hf[i] = rnd_double();
     Wm[0] = 1.2; Wm[1] = -0.6;
     /* Output posterior of the last layer: M_F = H w + b, V_F = H Σ_W Hᵀ. */
     double MF[N], VF[N * N];
@@ -211,7 +206,7 @@ static void test_paths_agree(void) {
 
     /* Draws: RATE of the sample moments of β̃ = P f. */
     double F[S * N], beta[S * P], dm[P] = {0, 0, 0}, dc[P * P];
-    for (int i = 0; i < S * N; i++) F[i] = rnd();
+    for (int i = 0; i < S * N; i++) F[i] = rnd_double();
     for (int s = 0; s < S; s++)
         for (int j = 0; j < P; j++) {
             beta[s * P + j] = 0;
@@ -252,12 +247,12 @@ static void test_bayesian_last_layer(void) {
     enum { N = 12, H = 2, P = 3 };
     double X[N * P], Hf[N * H], y[N], Wm[H], Wc[H * H], b[1], noise[1], prior[1];
     int64_t labels[N];
-    for (int i = 0; i < N * P; i++) X[i] = rnd();
+    for (int i = 0; i < N * P; i++) X[i] = rnd_double();
     for (int i = 0; i < N; i++) {
-        Hf[i * H] = rnd();
-        Hf[i * H + 1] = rnd();
-        y[i] = 2 * Hf[i * H] - Hf[i * H + 1] + 0.1 * rnd();
-        labels[i] = Hf[i * H] + 0.3 * rnd() > 0 ? 1 : 0;
+        Hf[i * H] = rnd_double();
+        Hf[i * H + 1] = rnd_double();
+        y[i] = 2 * Hf[i * H] - Hf[i * H + 1] + 0.1 * rnd_double();
+        labels[i] = Hf[i * H] + 0.3 * rnd_double() > 0 ? 1 : 0;
     }
     EXPECT_OK(sa_bayesian_last_layer_regression(N, H, 1, Hf, y, 1000, 1e-8, Wm, Wc, b, noise, prior));
     CHECK(fabs(Wm[0] - 2) < 0.5 && fabs(Wm[1] + 1) < 0.5 && noise[0] > 0 && prior[0] > 0, "regression fit %g %g", Wm[0], Wm[1]);
@@ -271,6 +266,7 @@ static void test_bayesian_last_layer(void) {
 }
 
 int main(void) {
+    seed_rnd(99);
     test_version_and_defaults();
     test_design_vector();
     test_nullify_and_groups();
