@@ -337,10 +337,14 @@ class Network:
         check(lib.sa_model_shape_at(self._handle, self.num_layers, shape, ctypes.byref(ndim)))
         self.output_shape = tuple(shape[i] for i in range(ndim.value))
         self.node_inputs = []
+        reads = (ctypes.c_int64 * 8)()
         for i in range(self.num_layers):
-            reads = (ctypes.c_int64 * 65536)() if self.layer_kinds[i] in ("add", "concat") else (ctypes.c_int64 * 1)()
             n = ctypes.c_int64()
-            check(lib.sa_model_node_inputs(self._handle, i, reads, len(reads), ctypes.byref(n)))
+            status = lib.sa_model_node_inputs(self._handle, i, reads, len(reads), ctypes.byref(n))
+            if status == _ffi.SA_ERR_BUFFER_TOO_SMALL:  # n holds the count; nodes reading more than 8 values are rare
+                reads = (ctypes.c_int64 * n.value)()
+                status = lib.sa_model_node_inputs(self._handle, i, reads, len(reads), ctypes.byref(n))
+            check(status)
             self.node_inputs.append(tuple(reads[k] for k in range(n.value)))
 
     @property
