@@ -510,12 +510,6 @@ enum BLASThreading {
         waiting = (0, 0)
     }
 
-    /// The BLAS thread count last set by the library (-1 before the first call).
-    static var currentBLASThreads: Int {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return Int(blasThreads)
-    }
 }
 
 extension String {
