@@ -15,7 +15,6 @@ import swiftattr as sa
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = np.load(os.path.join(HERE, "fixtures", "graph_captum.npz"))
 CASES = ["resnet", "densenet", "twobranch"]
-DEEPLIFT_PENDING = "does not yet support networks with add or concat nodes"
 
 
 def _net(name):
@@ -78,16 +77,9 @@ def test_integrated_gradients_equal_captum(name):
 @pytest.mark.parametrize("name", CASES)
 def test_deeplift_equals_captum(name):
     # Captum's DeepLift (Rescale); with torch 2.x it routes a max-pool after a ReLU by the gradient, so
-    # maxpool="gradient". Tolerance as for IG (one forward and one backward pass in float32). Until DeepLIFT
-    # on graphs lands this xfails, on exactly that error; once it lands the test is a real one.
+    # maxpool="gradient". Tolerance as for IG (one forward and one backward pass in float32).
     x, b, t = _case(name)
-    try:
-        phi, delta = sa.deeplift(_net(name), x, baselines=b, target=t, maxpool="gradient",
-                                 return_convergence_delta=True)
-    except sa.SwiftAttrError as e:
-        if DEEPLIFT_PENDING in str(e):
-            pytest.xfail("DeepLIFT on graphs lands separately")
-        raise
+    phi, delta = sa.deeplift(_net(name), x, baselines=b, target=t, maxpool="gradient", return_convergence_delta=True)
     _within(phi, FIXTURE[f"{name}_dl"], 1e-4)
 
 
