@@ -350,8 +350,10 @@ SA_API int sa_smoothgrad(const sa_model *model, const float *x, int64_t n, const
  * propagate backwards by the chain rule: affine layers by the Linear rule (Dense, Conv, BatchNorm,
  * average pooling; split into positive and negative parts where RevealCancel needs them),
  * nonlinearities by Rescale (m = dy/dx, the derivative at the reference when |dx| < 1e-7) or
- * RevealCancel, max-pooling by sa_maxpool_rule. A final Softmax is attributed at its logits, each
- * contribution minus its mean over the classes (so sum(C) = dz_t - mean_j dz_j).
+ * RevealCancel, max-pooling by sa_maxpool_rule. Add and concat nodes are linear: their multipliers pass
+ * unchanged to each input (concat: each its slice), and a value read by several nodes sums its readers'
+ * multipliers, so summation-to-delta holds on every graph. A final Softmax is attributed at its logits,
+ * each contribution minus its mean over the classes (so sum(C) = dz_t - mean_j dz_j).
  * ------------------------------------------------------------------------------------------------- */
 
 /** Rules for the elementwise nonlinearities. */
