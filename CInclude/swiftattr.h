@@ -153,7 +153,8 @@ typedef enum sa_layer_kind {
     SA_LAYER_SOFTMAX = 15,    /**< over the example's values; final layer only */
     SA_LAYER_BATCHNORM = 16, SA_LAYER_DROPOUT = 17,
     SA_LAYER_ADD = 18,        /**< elementwise sum of two or more values of one shape */
-    SA_LAYER_CONCAT = 19      /**< concatenation along the first per-example axis (features, channels) */
+    SA_LAYER_CONCAT = 19,     /**< concatenation along the first per-example axis (features, channels) */
+    SA_LAYER_RESHAPE = 30     /**< the same values under another per-example shape */
 } sa_layer_kind;
 
 /** Creates an empty model whose examples have shape input_shape[0..ndim) (ndim 1 to 3). Free it with
@@ -200,6 +201,10 @@ SA_API int sa_model_add_global_avgpool(sa_model *model);
 
 /** Appends a reshape of each example to [F]. */
 SA_API int sa_model_add_flatten(sa_model *model);
+
+/** Appends a view of each example under another shape of equal size (1 to 3 dimensions, like
+ *  nn.Unflatten or ONNX Reshape): identity on the values, so every method passes signals through it. */
+SA_API int sa_model_add_reshape(sa_model *model, const int64_t *shape, int64_t ndim);
 
 /** Appends an activation: kind is one of SA_LAYER_RELU ... SA_LAYER_SOFTMAX; parameter is the
  *  LeakyReLU slope, the ELU alpha or the Softplus beta (ignored otherwise). */
@@ -574,6 +579,23 @@ SA_API int sa_expected_hessians(const sa_model *model, const float *x, int64_t n
 /** A new model: `model` with every ReLU replaced by Softplus(beta) (beta positive and finite); free it with
  *  sa_model_free. */
 SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **out_model);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Attribution in a transformed domain (TRIM: Singh, Ha, Yu et al. 2020)
+ *
+ * For a linear transform s = T x of the input (Fourier bands, wavelets, PCA) with inverse T^-1 (p x k:
+ * p = input size, k coefficients), sa_model_transformed builds the network g(s) = f(T^-1 s) or, with
+ * use_residual, g([s, r]) = f(T^-1 s + r) where r = x - T^-1 T x is what the coefficients do not
+ * reconstruct. Any method run on g attributes to the coefficients s (the first k inputs): give r the same
+ * value in an example and in its baseline, so that path methods and DeepLIFT attribute nothing to it,
+ * and a CD mask of 0 over r (the residual is irrelevant). The Python package builds T for Fourier bands.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** A new model g (input [k], or [k + p] with use_residual = 1): a Linear node with weight T^-1 (or
+ *  [T^-1 | I]) and no bias, a Reshape to model's input shape when that is not flat, then model's nodes.
+ *  inverse: T^-1 row-major, input_size x coefficients. Free the result with sa_model_free. */
+SA_API int sa_model_transformed(const sa_model *model, const float *inverse, int64_t coefficients,
+                                int use_residual, sa_model **out_model);
 
 #ifdef __cplusplus
 }

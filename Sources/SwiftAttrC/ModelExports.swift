@@ -189,6 +189,33 @@ public func sa_model_add_flatten(_ model: OpaquePointer?) -> Int32 {
     guarded { try handle(model).append { .flatten } }
 }
 
+@_cdecl("sa_model_add_reshape")
+public func sa_model_add_reshape(_ model: OpaquePointer?, _ shape: UnsafePointer<Int64>?, _ ndim: Int64) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let dims = try readDims(shape, ndim, "shape")
+        try m.append { .reshape(shape: dims) }
+    }
+}
+
+@_cdecl("sa_model_transformed")
+public func sa_model_transformed(
+    _ model: OpaquePointer?, _ inverse: UnsafePointer<Float>?, _ coefficients: Int64, _ useResidual: Int32,
+    _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let k = try checkCount(coefficients, "coefficients")
+        guard useResidual == 0 || useResidual == 1 else {
+            throw SwiftAttrError(.invalidArgument, "use_residual must be 0 or 1 (got \(useResidual))")
+        }
+        let count = try checkedProduct(net.inputSize, k, "inverse", factors: ["input_size", "coefficients"])
+        let inv = try Allocation.copy(try floats(inverse, count, "inverse"), "inverse")
+        _ = try nonNull(out, "out_model")
+        try publish(try net.transformed(inverse: inv, coefficients: k, residual: useResidual == 1), to: out)
+    }
+}
+
 @_cdecl("sa_model_add_activation")
 public func sa_model_add_activation(_ model: OpaquePointer?, _ kind: Int32, _ parameter: Float) -> Int32 {
     guarded {
@@ -202,7 +229,7 @@ public func sa_model_add_activation(_ model: OpaquePointer?, _ kind: Int32, _ pa
         case .sigmoid: layer = .sigmoid
         case .tanh: layer = .tanh
         case .softmax: layer = .softmax
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout,
              .add, .concat, nil:
             throw SwiftAttrError(.unknownEnum, "kind: \(kind) is not an activation (SA_LAYER_RELU … SA_LAYER_SOFTMAX)")
         }

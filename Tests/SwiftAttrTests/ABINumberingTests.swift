@@ -84,6 +84,7 @@ final class ABINumberingTests: XCTestCase {
         case .dropout: "SA_LAYER_DROPOUT"
         case .add: "SA_LAYER_ADD"
         case .concat: "SA_LAYER_CONCAT"
+        case .reshape: "SA_LAYER_RESHAPE"
         }
     }
 

@@ -7,7 +7,8 @@
 from ._ffi import SwiftAttrError
 from .model import (
     ELU, Add, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dense, Dropout, Flatten, Graph,
-    GlobalAvgPool, LazyNetwork, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Sequential, Sigmoid, Softmax, Softplus,
+    GlobalAvgPool, LazyNetwork, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Reshape, Sequential, Sigmoid, Softmax,
+    Softplus,
     Tanh, load,
 )
 from .convert import from_sklearn, from_torch
@@ -17,6 +18,7 @@ from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )
 from .hessians import expected_hessians, integrated_hessians, with_softplus
+from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
 from . import plot
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn

@@ -146,6 +146,8 @@ _sig("sa_model_add_avgpool2d", [model_p] + [c_int64] * 6)
 _sig("sa_model_add_global_avgpool", [model_p])
 # SA_API int sa_model_add_flatten(sa_model *model);
 _sig("sa_model_add_flatten", [model_p])
+# SA_API int sa_model_add_reshape(sa_model *model, const int64_t *shape, int64_t ndim);
+_sig("sa_model_add_reshape", [model_p, i64p, c_int64])
 # SA_API int sa_model_add_activation(sa_model *model, int kind, float parameter);
 _sig("sa_model_add_activation", [model_p, c_int32, c_float])
 # SA_API int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float *weight, const float *bias,
@@ -197,10 +199,13 @@ SA_LAYER_BATCHNORM = 16
 SA_LAYER_DROPOUT = 17
 SA_LAYER_ADD = 18
 SA_LAYER_CONCAT = 19
+SA_LAYER_RESHAPE = 30
 
 # Layer kinds by the lower-case name of their constant, in code order.
 LAYER_KIND = {name[len("SA_LAYER_"):].lower(): code for name, code in globals().items() if name.startswith("SA_LAYER_")}
 LAYER_KINDS = sorted(LAYER_KIND, key=LAYER_KIND.get)
+# Layer kind names by code (the codes are not contiguous: sequence and view kinds have their own ranges).
+LAYER_NAME = {code: name for name, code in LAYER_KIND.items()}
 
 # --- forward and gradients --------------------------------------------------------------------------
 # SA_API int sa_forward(const sa_model *model, const float *x, int64_t n, float *out);
@@ -345,6 +350,11 @@ _sig("sa_expected_hessians",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, c_float, c_int64, c_int64, f32p])
 # SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **out_model);
 _sig("sa_model_with_softplus", [model_p, c_float, POINTER(model_p)])
+
+# --- attribution in a transformed domain (TRIM) -----------------------------------------------------
+# SA_API int sa_model_transformed(const sa_model *model, const float *inverse, int64_t coefficients,
+#                                 int use_residual, sa_model **out_model);
+_sig("sa_model_transformed", [model_p, f32p, c_int64, c_int32, POINTER(model_p)])
 
 # Quadrature rules of Integrated Hessians (enum sa_ih_method).
 SA_IH_GAUSS_LEGENDRE = 0

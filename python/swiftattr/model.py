@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _ffi
 from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_f32, as_float, as_int, as_ints, as_path, as_shape, expect_shape
-from ._ffi import SwiftAttrError, check, fptr, lib
+from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 
 
 def _weight(value, ndim: int, name: str, layout: str) -> np.ndarray:
@@ -160,6 +160,22 @@ class Flatten(Layer):
 
     def _add(self, h):
         check(lib.sa_model_add_flatten(h))
+
+
+class Reshape(Layer):
+    """Views each example under another shape of equal size (``nn.Unflatten``, ``x.view(N, C, H, W)``)."""
+
+    kind = "reshape"
+
+    def __init__(self, shape):
+        self.shape = as_shape(shape, "shape")
+
+    def _add(self, h):
+        dims = np.ascontiguousarray(self.shape, dtype=np.int64)
+        check(lib.sa_model_add_reshape(h, iptr(dims), len(self.shape)))
+
+    def __repr__(self):
+        return f"Reshape({self.shape})"
 
 
 class _Activation(Layer):
@@ -326,7 +342,7 @@ class Network:
         for i in range(self.num_layers):
             k = ctypes.c_int32()
             check(lib.sa_model_layer_kind(self._handle, i, ctypes.byref(k)))
-            self.layer_kinds.append(_ffi.LAYER_KINDS[k.value])
+            self.layer_kinds.append(_ffi.LAYER_NAME[k.value])
         self._sizes = []
         for i in range(self.num_layers + 1):
             s = ctypes.c_int64()

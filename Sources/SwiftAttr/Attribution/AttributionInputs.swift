@@ -57,7 +57,7 @@ extension Network {
             case .conv1d(let c), .conv2d(let c):
                 let g = WindowGeometry(convolution: c, input: shapes[input(of: i)])
                 perRow += 2 * g.outputPlane * g.patchSize + 2 * size(at: i + 1)
-            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU,
+            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU,
                  .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
             }

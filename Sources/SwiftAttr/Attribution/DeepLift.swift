@@ -337,7 +337,7 @@ struct DeepLiftPlan {
                 switch net.layers[i] {
                 case .dense: .revealCancel
                 case .conv1d, .conv2d: .rescale
-                case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu,
+                case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
                      .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat: reads[0]
                 }
             }
@@ -383,7 +383,7 @@ struct DeepLiftPlan {
                 return [true]
             case .add, .concat:
                 return net.inputs[i].map { _ in needOut }
-            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .softmax:
+            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .softmax:
                 return [needOut]
             }
         }, accumulate: { $0 = $0 || $1 })
@@ -419,7 +419,7 @@ struct DeepLiftPlan {
                 w += 2 * g.outputPlane * g.patchSize
             case .maxPool1d, .maxPool2d:
                 w += 4 * net.size(at: i + 1)
-            case .dense, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu, .softplus, .sigmoid,
+            case .dense, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu, .softplus, .sigmoid,
                  .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
             }
@@ -568,7 +568,7 @@ struct DeepLiftPlan {
                 }
             case .avgPool1d, .avgPool2d, .globalAvgPool:
                 return net.apply(layer: i, to: reads[0]!, rows: count, argmax: nil)
-            case .flatten, .dropout:
+            case .flatten, .reshape, .dropout:
                 return reads[0]
             case .add, .concat:
                 return net.applyNode(i, reads.map { $0! }, rows: count, argmax: nil)
@@ -682,7 +682,7 @@ struct DeepLiftPlan {
                 } else {
                     plus = net.pullback(layer: i, plus, rows: count, input: [], output: [], argmax: [])
                 }
-            case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .dropout:
+            case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .dropout:
                 plus = net.pullback(layer: i, plus, rows: count, input: [], output: [], argmax: [])
                 minus = minus.map { net.pullback(layer: i, $0, rows: count, input: [], output: [], argmax: []) }
             case .maxPool1d, .maxPool2d:

@@ -34,7 +34,7 @@ public struct Activation: Sendable, Equatable {
         case .softplus(let beta): kind = .softplus(beta: beta)
         case .sigmoid: kind = .sigmoid
         case .tanh: kind = .tanh
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .softmax, .batchNorm, .dropout, .add, .concat:
             return nil
         }

@@ -25,6 +25,9 @@ public enum Layer: Sendable, Equatable {
     case globalAvgPool
     /// Reshape an example to one dimension.
     case flatten
+    /// The same values viewed under another per-example shape of equal size (`nn.Unflatten`, `view`,
+    /// ONNX `Reshape`): identity on the buffer, so every rule passes signals through unchanged.
+    case reshape(shape: [Int])
     /// `max(x, 0)`.
     case relu
     /// `x` for x > 0, `slope·x` otherwise.
@@ -196,6 +199,7 @@ extension Layer {
         case .avgPool2d: "AvgPool2d"
         case .globalAvgPool: "GlobalAvgPool"
         case .flatten: "Flatten"
+        case .reshape: "Reshape"
         case .relu: "ReLU"
         case .leakyReLU: "LeakyReLU"
         case .elu: "ELU"
@@ -214,7 +218,7 @@ extension Layer {
     public var arity: Int? {
         switch self {
         case .add, .concat: nil
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: 1
         }
     }
@@ -222,7 +226,7 @@ extension Layer {
     /// True when the layer is an affine map of its input (so a path x' + αΔx maps to a straight path).
     public var isAffine: Bool {
         switch self {
-        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add,
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add,
              .concat: true
         case .maxPool1d, .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax: false
         }
@@ -246,7 +250,7 @@ extension Layer {
             var out = inputs[0]
             out[0] = inputs.reduce(0) { $0 + $1[0] }
             return out
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
             guard inputs.count == 1 else { throw SwiftAttrError.invalid("\(name) reads exactly one input (got \(inputs.count))") }
             return try outputShape(for: inputs[0])
@@ -290,6 +294,14 @@ extension Layer {
             return [input[0]]
         case .flatten:
             return [input.reduce(1, *)]
+        case .reshape(let shape):
+            guard !shape.isEmpty, shape.count <= 3, shape.allSatisfy({ $0 > 0 }) else {
+                throw SwiftAttrError.shape("Reshape needs 1 to 3 positive dimensions, got \(shape)")
+            }
+            guard shape.reduce(1, *) == input.reduce(1, *) else {
+                throw SwiftAttrError.shape("Reshape to \(shape) needs \(shape.reduce(1, *)) values per example, the input \(input) has \(input.reduce(1, *))")
+            }
+            return shape
         case .batchNorm(let b):
             guard input[0] == b.channels else { throw SwiftAttrError.shape("BatchNorm expects \(b.channels) channels, got \(input[0]) (input shape \(input))") }
             return input

@@ -40,7 +40,7 @@ extension Network {
                 let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
                 argmax[i - start] = positions
                 return y
-            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu,
+            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
                  .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 return applyNode(i, reads, rows: rows, argmax: nil)
             }
@@ -66,7 +66,7 @@ extension Network {
                     }
                 }
             }
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
             return apply(layer: i, to: reads[0], rows: rows, argmax: argmax)
         }
@@ -79,7 +79,7 @@ extension Network {
         let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
         let count = rows * outSize
         switch layers[i] {
-        case .flatten, .dropout:
+        case .flatten, .reshape, .dropout:
             return x
         case .dense(let d):
             return uninitializedFloats(count) { y in

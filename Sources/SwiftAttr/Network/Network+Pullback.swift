@@ -36,7 +36,7 @@ extension Network {
                     }
                 }
             }
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
             return [pullback(layer: i, dy, rows: rows, input: reads.first ?? [], output: output, argmax: argmax)]
         }
@@ -48,7 +48,7 @@ extension Network {
         let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
         let count = rows * inSize
         switch layers[i] {
-        case .flatten, .dropout:
+        case .flatten, .reshape, .dropout:
             return dy
         case .dense(let d):
             return uninitializedFloats(count) { dx in

@@ -30,7 +30,7 @@ extension Network {
                 // scale / √(1 + 0) is the scale exactly; the shift β − μ·scale is 0.
                 linear = .batchNorm(try! .init(gamma: b.scale, beta: nil, runningMean: .init(repeating: 0, count: b.channels),
                                                runningVar: .init(repeating: 1, count: b.channels), eps: 0))
-            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu, .softplus,
+            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu, .softplus,
                  .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
                 linear = layer
             }
@@ -47,7 +47,7 @@ extension Network {
         for (i, layer) in layers.enumerated() {
             switch layer {
             case .relu: try copy.append(.softplus(beta: beta), inputs: inputs[i])
-            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .leakyReLU,
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU,
                  .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 try copy.append(layer, inputs: inputs[i])
             }
@@ -85,7 +85,7 @@ extension Network {
     private func tangentNode(_ i: Int, _ reads: [[Float]], tape: Tape, k: Int, linear: Network) -> [Float] {
         let rows = tape.rows, outSize = size(at: i + 1)
         switch layers[i] {
-        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add, .concat:
             return linear.applyNode(i, reads, rows: rows * k, argmax: nil)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             let f = Activation(layers[i])!
@@ -129,7 +129,7 @@ extension Network {
         let reads = inputs[i].map { tape.value($0) }
         let gIn = pullbackNode(i, g, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i - tape.start])
         switch layers[i] {
-        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add, .concat:
             let gdIn = pullbackNode(i, gd, rows: rows * k, reads: [], output: [], argmax: [])
             return zip(gIn, gdIn).map { ($0, $1) }
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:

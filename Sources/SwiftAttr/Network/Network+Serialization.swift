@@ -22,6 +22,7 @@ extension Layer {
         case dense = 0, conv1d, conv2d, maxPool1d, maxPool2d, avgPool1d, avgPool2d, globalAvgPool, flatten
         case relu, leakyReLU, elu, softplus, sigmoid, tanh, softmax, batchNorm, dropout
         case add, concat
+        case reshape = 30
     }
 
     public var kind: Kind {
@@ -35,6 +36,7 @@ extension Layer {
         case .avgPool2d: .avgPool2d
         case .globalAvgPool: .globalAvgPool
         case .flatten: .flatten
+        case .reshape: .reshape
         case .relu: .relu
         case .leakyReLU: .leakyReLU
         case .elu: .elu
@@ -55,6 +57,7 @@ extension Layer {
         case .dense(let d): ([d.outFeatures, d.inFeatures], [], [d.weight, d.bias])
         case .conv1d(let c), .conv2d(let c): ([c.outChannels, c.inChannels] + c.kernel + c.stride + c.padding + c.dilation, [], [c.weight, c.bias])
         case .maxPool1d(let p), .maxPool2d(let p), .avgPool1d(let p), .avgPool2d(let p): (p.kernel + p.stride + p.padding, [], [])
+        case .reshape(let shape): (shape, [], [])
         case .globalAvgPool, .flatten, .relu, .sigmoid, .tanh, .softmax, .add, .concat: ([], [], [])
         case .leakyReLU(let slope): ([], [slope], [])
         case .elu(let alpha): ([], [alpha], [])
@@ -95,6 +98,11 @@ extension Layer {
             }
         case .globalAvgPool: try need(0, 0, 0); self = .globalAvgPool
         case .flatten: try need(0, 0, 0); self = .flatten
+        case .reshape:
+            guard (1...3).contains(ints.count), scalars.isEmpty, tensors.isEmpty else {
+                throw SwiftAttrError(.format, "model file: a reshape record needs 1 to 3 integers and nothing else (has \(ints.count), \(scalars.count), \(tensors.count))")
+            }
+            self = .reshape(shape: ints)
         case .relu: try need(0, 0, 0); self = .relu
         case .sigmoid: try need(0, 0, 0); self = .sigmoid
         case .tanh: try need(0, 0, 0); self = .tanh

@@ -74,7 +74,7 @@ public struct Network: Sendable, Equatable {
             guard beta.isFinite, beta > 0 else { throw SwiftAttrError.invalid("Softplus beta must be positive and finite (got \(beta))") }
         case .dropout(let p):
             guard p >= 0, p < 1 else { throw SwiftAttrError.invalid("Dropout p must be in [0, 1) (got \(p))") }
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
              .relu, .sigmoid, .tanh, .softmax, .batchNorm, .add, .concat:
             break
         }
