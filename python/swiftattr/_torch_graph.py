@@ -192,7 +192,8 @@ def convert(module) -> TorchRecipe:
             emit(node, layer, [src], op)
 
     def reshape(node, op, src, dims):
-        """view/reshape to (N, -1) or (N, K): a Flatten (K is checked per shape)."""
+        """view/reshape to (N, -1) or (N, K): a Flatten (K is checked per shape); to (N, d1[, d2[, d3]]) with
+        positive sizes: a Reshape (its size is checked when the network is planned)."""
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
             dims = tuple(dims[0])
         dims = tuple(env.get(d, d) if isinstance(d, fx.Node) else d for d in dims)
@@ -200,7 +201,12 @@ def convert(module) -> TorchRecipe:
                 and (dims[1] == -1 and dims[0] is _BATCH or isinstance(dims[1], int) and dims[1] > 0)):
             emit(node, m.Flatten(), [src], op, None if dims[1] == -1 else dims[1])
             return
-        raise _unsupported(node, op, "only reshapes to (N, -1) or (N, features) are supported")
+        if (3 <= len(dims) <= 4 and (dims[0] is _BATCH or dims[0] == -1)
+                and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims[1:])):
+            emit(node, m.Reshape(tuple(dims[1:])), [src], op)
+            return
+        raise _unsupported(node, op, "only reshapes to (N, -1), (N, features) or (N, d1[, d2[, d3]]) with "
+                                     "positive sizes are supported")
 
     for node in gm.graph.nodes:
         if node.op == "placeholder":

@@ -65,6 +65,10 @@ def _convert_torch_module(where: str, mod):
         if mod.start_dim != 1 or mod.end_dim != -1:
             raise unsupported("only Flatten(start_dim=1, end_dim=-1)")
         return m.Flatten()
+    if isinstance(mod, nn.Unflatten):
+        if mod.dim != 1 or any(not isinstance(s, int) or s <= 0 for s in mod.unflattened_size):
+            raise unsupported("only Unflatten(1, sizes) with positive sizes (of a flat per-example value)")
+        return m.Reshape(tuple(mod.unflattened_size))
     if isinstance(mod, nn.ReLU):
         return m.ReLU()
     if isinstance(mod, nn.LeakyReLU):

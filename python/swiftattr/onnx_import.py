@@ -380,6 +380,11 @@ class _Importer:
         size = int(np.prod(x.shape))
         batch_ok = lambda t: t in (0, -1, _BATCH) or (self.batch is not None and t == self.batch)
         zero_literal = a.get("allowzero", 0) and 0 in target
+        if 3 <= len(target) <= 4 and not zero_literal and batch_ok(target[0]) \
+                and all(t > 0 for t in target[1:]) and int(np.prod(target[1:])) == size:
+            dims = tuple(int(t) for t in target[1:])
+            self._set(node, m.Reshape(dims), x.index, dims)
+            return
         if len(target) != 2 or zero_literal or not batch_ok(target[0]) or target[1] not in (-1, size) \
                 or target[0] == target[1] == -1:
             raise self._unsupported(node, f"shape {target} on per-example shape {x.shape}; only a reshape to "

@@ -134,6 +134,23 @@ def test_conv_pools_and_reshape_match_the_same_sequential():
     close_to(net.forward(x), ref.forward(x))
 
 
+def test_reshape_to_an_image_feeds_a_convolution():
+    """Gemm → Reshape(N, 2, 3, 3) → Conv: the Reshape node kind (a view), as a decoder or TRIM-style model has."""
+    wl, w = rand(18, 5), rand(3, 2, 3, 3)
+    nodes = [
+        helper.make_node("Gemm", ["x", "wl"], ["h"], transB=1),
+        helper.make_node("Reshape", ["h", "shape"], ["v"]),
+        helper.make_node("Conv", ["v", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Flatten", ["c"], ["y"]),
+    ]
+    model = make(nodes, ("x", [None, 5]), ("y", [None, 27]), [("wl", wl), ("w", w), ("shape", np.array([-1, 2, 3, 3], dtype=np.int64))])
+    net = sa.from_onnx(model)
+    assert "reshape" in net.layer_kinds
+    ref = sa.Sequential([sa.Linear(wl), sa.Reshape((2, 3, 3)), sa.Conv2d(w, padding=1), sa.Flatten()], input_shape=(5,))
+    x = rand(4, 5)
+    close_to(net.forward(x), ref.forward(x))
+
+
 def test_symbolic_input_size_needs_input_shape():
     nodes = [helper.make_node("GlobalAveragePool", ["x"], ["p"]), helper.make_node("Flatten", ["p"], ["y"])]
     model = make(nodes, ("x", [None, 3, None, None]), ("y", [None, 3]))
@@ -173,7 +190,7 @@ def test_group_convolution_names_the_node():
     (helper.make_node("Conv", ["x", "w"], ["y"], name="n", pads=[0, 1]), [("w", rand(2, 2, 2))], "asymmetric"),
     (helper.make_node("MaxPool", ["x"], ["y"], name="n", kernel_shape=[2], strides=[2], ceil_mode=1), [], "ceil_mode"),
     (helper.make_node("Add", ["x", "c"], ["y"], name="n"), [("c", rand(2, 5))], "constant bias right after a MatMul"),
-    (helper.make_node("Reshape", ["x", "s"], ["y"], name="n"), [("s", np.array([0, 5, 2], dtype=np.int64))], r"\(N, -1\)"),
+    (helper.make_node("Reshape", ["x", "s"], ["y"], name="n"), [("s", np.array([0, -1, 2], dtype=np.int64))], r"\(N, -1\)"),
     (helper.make_node("Flatten", ["x"], ["y"], name="n", axis=2), [], "axis=2"),
     (helper.make_node("Concat", ["x", "x"], ["y"], name="n", axis=2), [], "axis=2"),
     (helper.make_node("Softmax", ["x"], ["y"], name="n", axis=-1), [], "axis=-1"),

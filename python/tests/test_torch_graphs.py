@@ -194,6 +194,34 @@ def test_functional_forms_and_reshapes():
         assert k in kinds, k
 
 
+def test_views_back_to_images():
+    """x.view(N, C, H, W), x.reshape(N, C, L) and nn.Unflatten(1, sizes) become Reshape nodes."""
+    torch = _torch()
+    nn = torch.nn
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.l = nn.Linear(5, 2 * 4 * 4)
+            self.c = nn.Conv2d(2, 3, 3, padding=1)
+            self.u = nn.Unflatten(1, (3, 16))
+            self.c1 = nn.Conv1d(3, 2, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.l(x)).view(x.size(0), 2, 4, 4)
+            h = self.u(torch.tanh(self.c(h)).flatten(1))
+            return self.c1(h.reshape(h.shape[0], 3, 16)).flatten(1)
+
+    torch.manual_seed(0)
+    mod = Decoder().eval()
+    x = torch.randn(3, 5)
+    with torch.no_grad():
+        expected = mod(x).numpy()
+    net = sa.from_torch(mod)
+    _within(net.forward(x), expected, 1e-5)
+    assert net.layer_kinds.count("reshape") == 3
+
+
 def test_one_dimensional_layers_and_batchnorm_in_train_mode():
     """Conv1d, pools, AdaptiveAvgPool1d(1), BatchNorm1d; a module left in train mode converts with its running
     statistics (eval semantics), and Dropout is the identity."""

@@ -151,3 +151,25 @@ def test_bad_arguments_raise():
         sa.fourier_transform((0, 3))
     t = sa.Transform(np.eye(12))
     copy.deepcopy(t), pickle.loads(pickle.dumps(t))  # plain numpy state: copies are safe
+
+
+def test_transformed_graph_keeps_its_wiring():
+    """The transform's nodes shift every value of the graph; add, concat and fan-out must still read the right
+    values (the input is read twice here)."""
+    rng = np.random.default_rng(6)
+    W1, W2, W3 = (0.5 * rng.standard_normal(s) for s in [(6, 6), (6, 6), (3, 12)])
+    g = sa.Graph(input_shape=(6,))
+    h = g.add(sa.Linear(W1))
+    r = g.add(sa.Tanh(), h)
+    h2 = g.add(sa.Linear(W2), r)
+    s = g.add(sa.Add(), [h2, g.input])
+    c = g.add(sa.Concat(), [s, r])
+    g.add(sa.Linear(W3), c)
+    net = g.build()
+    t = sa.fourier_transform((6,))
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    tn = t.network(net)
+    assert tn.input_shape == (6,) and tn.num_layers == net.num_layers + 1
+    np.testing.assert_allclose(tn.forward(t.coefficients(x)), net.forward(x), atol=1e-5)
+    grad = sa.saliency(net, x, target=2, abs=False)
+    np.testing.assert_allclose(sa.trim(sa.saliency, net, x, t, target=2, abs=False), grad @ t.matrix.T, atol=1e-5)

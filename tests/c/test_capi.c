@@ -718,6 +718,53 @@ static void test_graph(void) {
     sa_model_free(m);
 }
 
+/* Reshape is a view, and sa_model_transformed computes f(T^-1 s + r): with T a permutation (T^-1 = T^T), the
+ * transformed model on [T x, 0] equals the model on x, and its gradient over s is T grad f. */
+static void test_reshape_and_transform(void) {
+    int64_t flat[1] = {8}, view[3] = {2, 2, 2}, bad[2] = {3, 3};
+    sa_model *m = NULL;
+    EXPECT_OK(sa_model_create(flat, 1, &m));
+    EXPECT_ERROR(sa_model_add_reshape(m, bad, 2), SA_ERR_SHAPE, "Reshape");
+    EXPECT_ERROR(sa_model_add_reshape(m, NULL, 2), SA_ERR_NULL_POINTER, "shape");
+    EXPECT_ERROR(sa_model_add_reshape(m, view, 0), SA_ERR_INVALID_ARGUMENT, "shape");
+    EXPECT_OK(sa_model_add_reshape(m, view, 3));
+    float w[2 * 2 * 2 * 2];
+    fill(w, 16, 0.5f);
+    EXPECT_OK(sa_model_add_conv2d(m, w, 2, 2, 2, 2, NULL, 1, 1, 0, 0, 1, 1));  /* [2,2,2] -> [2,1,1] */
+    EXPECT_OK(sa_model_add_flatten(m));
+    EXPECT_OK(sa_model_add_activation(m, SA_LAYER_TANH, 0));
+    int kind = -1;
+    EXPECT_OK(sa_model_layer_kind(m, 0, &kind));
+    CHECK(kind == SA_LAYER_RESHAPE, "layer 0 is a reshape (kind %d)", kind);
+
+    float perm[8 * 8] = {0};  /* T^-1: x_j = s_{(j + 3) mod 8} */
+    for (int j = 0; j < 8; j++) perm[j * 8 + (j + 3) % 8] = 1;
+    sa_model *g = NULL;
+    EXPECT_ERROR(sa_model_transformed(m, perm, 8, 2, &g), SA_ERR_INVALID_ARGUMENT, "use_residual");
+    EXPECT_ERROR(sa_model_transformed(m, NULL, 8, 1, &g), SA_ERR_NULL_POINTER, "inverse");
+    EXPECT_ERROR(sa_model_transformed(m, perm, 0, 1, &g), SA_ERR_INVALID_ARGUMENT, "coefficients");
+    EXPECT_OK(sa_model_transformed(m, perm, 8, 1, &g));
+    int64_t in_shape[3], ndim = 0;
+    EXPECT_OK(sa_model_input_shape(g, in_shape, &ndim));
+    CHECK(ndim == 1 && in_shape[0] == 16, "transformed input is [k + p] = [16]");
+    enum { N = 3 };
+    float x[N * 8], z[N * 16], y[N * 2], yz[N * 2];
+    fill(x, N * 8, 1.0f);
+    for (int r = 0; r < N; r++) {
+        for (int c = 0; c < 8; c++) z[r * 16 + (c + 3) % 8] = 0;
+        for (int j = 0; j < 8; j++) z[r * 16 + (j + 3) % 8] = x[r * 8 + j];  /* s = T x */
+        for (int j = 0; j < 8; j++) z[r * 16 + 8 + j] = 0;                  /* r = 0 */
+    }
+    EXPECT_OK(sa_forward(m, x, N, y));
+    EXPECT_OK(sa_forward(g, z, N, yz));
+    double worst = 0;
+    for (int i = 0; i < N * 2; i++) worst = fmax(worst, fabs(y[i] - yz[i]));
+    /* A permutation through a Linear layer of 1.0 weights is exact: the same sums in the same order. */
+    CHECK(worst == 0, "transformed model differs by %g", worst);
+    sa_model_free(g);
+    sa_model_free(m);
+}
+
 int main(void) {
     test_build_info_and_threads();
     test_mlp();
@@ -727,6 +774,7 @@ int main(void) {
     test_files();
     test_threads();
     test_graph();
+    test_reshape_and_transform();
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
