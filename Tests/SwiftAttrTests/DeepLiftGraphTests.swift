@@ -248,7 +248,7 @@ final class DeepLiftGraphTests: XCTestCase {
                 case .relu: values.append(reads[0].map { max($0, 0) })
                 case .add: values.append(reads[0].indices.map { k in reads.reduce(0) { $0 + $1[k] } })
                 case .concat: values.append(reads.flatMap { $0 })
-                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .leakyReLU, .elu,
+                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU, .elu,
                      .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
                 }
             }
@@ -280,7 +280,7 @@ final class DeepLiftGraphTests: XCTestCase {
                 case .concat:
                     var offset = 0
                     for v in n.inputs[i] { for j in m[v].indices { m[v][j] += out[offset + j] }; offset += m[v].count }
-                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .leakyReLU, .elu,
+                case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU, .elu,
                      .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
                 }
             }

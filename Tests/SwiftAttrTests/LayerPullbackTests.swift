@@ -114,6 +114,27 @@ final class LayerPullbackTests: XCTestCase {
         check(net([3, 4], [.dropout(p: 0.2)]), g.normals(2 * 12), rows: 2, "Dropout [C, L]")
     }
 
+    func testReshape() throws {
+        var g = Gen(57)
+        check(net([24], [.reshape(shape: [2, 3, 4]), g.conv(3, 2, kernel: [2, 2]), .tanh, .flatten, g.dense(2, 18)]),
+              g.normals(3 * 24), rows: 3, "Reshape [24] → [2, 3, 4] + Conv2d")
+        check(net([2, 12], [.reshape(shape: [4, 6]), g.conv(2, 4, kernel: [3]), .sigmoid]), g.normals(2 * 24), rows: 2,
+              "Reshape [2, 12] → [4, 6] + Conv1d")
+        XCTAssertThrowsError(try Network(inputShape: [24], layers: [.reshape(shape: [5, 5])]))
+        XCTAssertThrowsError(try Network(inputShape: [24], layers: [.reshape(shape: [2, 3, 2, 2])]))
+        // A file round trip keeps the view, and the transformed network with T = I computes the same function.
+        let n = net([12], [.reshape(shape: [3, 4]), g.conv(2, 3, kernel: [2]), .relu, .flatten])
+        XCTAssertEqual(try Network(serialized: n.serialized()), n)
+        var identity = [Float](repeating: 0, count: 144)
+        for j in 0..<12 { identity[j * 12 + j] = 1 }
+        let x = g.normals(2 * 12)
+        let t = try n.transformed(inverse: identity, coefficients: 12, residual: true)
+        XCTAssertEqual(t.inputShape, [24])
+        var z = [Float]()
+        for r in 0..<2 { z += x[(r * 12)..<((r + 1) * 12)] + [Float](repeating: 0, count: 12) }
+        assertClose(t.forward(z, rows: 2), n.forward(x, rows: 2), rel: 1e-6, "transformed by the identity")
+    }
+
     // MARK: Activations
 
     func testReLU() {

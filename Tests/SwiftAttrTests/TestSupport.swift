@@ -89,7 +89,7 @@ struct Reference {
                 v = reads.flatMap { values[$0] }
                 shape = net.shapes[reads[0]]
                 shape[0] = reads.reduce(0) { $0 + net.shapes[$1][0] }
-            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
                  .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
                 (v, shape) = apply(layer, values[reads[0]], net.shapes[reads[0]])
             }
@@ -207,6 +207,8 @@ struct Reference {
             return ((0..<ch).map { c in x[(c * plane)..<((c + 1) * plane)].reduce(0, +) / Double(plane) }, [ch])
         case .flatten:
             return (x, [x.count])
+        case .reshape(let to):
+            return (x, to)
         case .dropout:
             return (x, shape)
         case .add, .concat:
