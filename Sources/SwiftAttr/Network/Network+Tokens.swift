@@ -27,10 +27,7 @@ extension Network {
     /// network's Embedding (an integer in 0..<vocab); does nothing for other networks.
     func checkTokenIds(_ x: [Float], name: String) throws {
         guard let e = tokenEmbedding else { return }
-        let limit = Float(e.vocabularySize)
-        for (k, v) in x.enumerated() where !(v >= 0 && v < limit && v.rounded(.towardZero) == v) {
-            throw SwiftAttrError(.outOfRange, "\(name)[\(k)] = \(v) is not a token id: ids must be integers in 0..<\(e.vocabularySize) (the Embedding's num_embeddings)")
-        }
+        try x.withUnsafeBufferPointer { try Check.tokenIds($0, vocabulary: e.vocabularySize, name) }
     }
 
     /// The embedding vectors (rows × L × E) of `rows` examples of checked token ids (rows × L).
@@ -95,6 +92,22 @@ extension Network {
             case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu,
                  .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 continue
+            }
+        }
+    }
+}
+
+extension Check {
+    /// Throws `.outOfRange` naming `name[k]` for the first entry of `x` that is not an integer in
+    /// 0..<vocabulary (NaN included); the error carries ``SwiftAttrError/tokenVocabulary``.
+    public static func tokenIds(_ x: UnsafeBufferPointer<Float>, vocabulary: Int, _ name: String) throws {
+        let limit = Float(vocabulary)
+        for k in x.indices {
+            let v = x[k]
+            guard v >= 0, v < limit, v.rounded(.towardZero) == v else {
+                var error = SwiftAttrError(.outOfRange, "\(name)[\(k)] = \(v) is not a token id: ids must be integers in 0..<\(vocabulary) (the Embedding's num_embeddings)")
+                error.tokenVocabulary = vocabulary
+                throw error
             }
         }
     }
