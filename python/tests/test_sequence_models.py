@@ -101,13 +101,13 @@ def test_other_gradient_methods_run_per_token():
 def test_token_ids_are_checked():
     net, x = _net("last"), FIXTURE["last_x"].copy()
     x[2, 3] = 11  # vocab size 11
-    with pytest.raises(sa.SwiftAttrError, match=r"inputs\[21\] = 11") as e:
+    with pytest.raises(sa.SwiftAttrError, match=r"x\[21\] = 11") as e:
         sa.saliency(net, x, target=0)
     assert e.value.code == SA_ERR_OUT_OF_RANGE
     with pytest.raises(sa.SwiftAttrError, match="baselines") as e:
         sa.integrated_gradients(net, FIXTURE["last_x"], baselines=np.full(9, -1), target=0)
     assert e.value.code == SA_ERR_OUT_OF_RANGE
-    with pytest.raises(sa.SwiftAttrError, match=r"inputs\[0\] = 0.5"):
+    with pytest.raises(sa.SwiftAttrError, match=r"x\[0\] = 0.5"):
         net.forward(np.full((1, 9), 0.5))
     with pytest.raises(sa.SwiftAttrError, match="not supported for Embedding") as e:
         sa.integrated_hessians(net, FIXTURE["last_x"][:1], target=0)

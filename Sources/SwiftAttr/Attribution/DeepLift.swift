@@ -50,7 +50,8 @@ public enum DeepLiftRule: Int32, Sendable, CaseIterable {
     case revealCancel = 1
     /// The authors' genomics default: Rescale after convolutions, RevealCancel after dense layers (the
     /// nearest Dense or Conv upstream decides, followed along the first input of every add or concat;
-    /// a nonlinearity with neither before it uses Rescale).
+    /// a nonlinearity with neither before it uses Rescale; an LSTM counts as a convolution: Rescale).
+    /// Inside an LSTM every rule uses Rescale with the Shapley split of the gate products.
     case genomics = 2
 
     public var name: String {

@@ -1,8 +1,10 @@
 /// The closed set of layer kinds a ``Network`` is made of.
 ///
 /// Weights use PyTorch's memory layouts, so they copy over from `torch.nn` unchanged: Dense `W` is
-/// out×in, convolutions `W` are out×in×k (1-D) or out×in×kh×kw (2-D). Per-example shapes are channel
-/// first: `[F]` for feature vectors, `[C, L]` for sequences, `[C, H, W]` for images.
+/// out×in, convolutions `W` are out×in×k (1-D) or out×in×kh×kw (2-D), Embedding vocab×dim, LSTM
+/// `weight_ih` 4H×E and `weight_hh` 4H×H. Per-example shapes are channel first: `[F]` for feature vectors,
+/// `[C, L]` for sequences, `[C, H, W]` for images; token networks take ids `[L]`, and an LSTM reads
+/// `[L, E]` (time first, PyTorch's batch-first layout without the batch axis), as an Embedding writes it.
 ///
 /// Every method family switches over this enum exhaustively (no `default:`), so adding a kind makes the
 /// compiler point at every method that must learn it.
