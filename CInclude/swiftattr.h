@@ -154,7 +154,9 @@ typedef enum sa_layer_kind {
     SA_LAYER_BATCHNORM = 16, SA_LAYER_DROPOUT = 17,
     SA_LAYER_ADD = 18,        /**< elementwise sum of two or more values of one shape */
     SA_LAYER_CONCAT = 19,     /**< concatenation along the first per-example axis (features, channels) */
-    SA_LAYER_RESHAPE = 30     /**< the same values under another per-example shape */
+    SA_LAYER_EMBEDDING = 20,  /**< token ids [L] -> [L, E]; node 0 only (sa_model_add_embedding) */
+    SA_LAYER_LSTM = 21,       /**< one-layer unidirectional LSTM, [L, E] -> [H] or [L, H] (sa_model_add_lstm) */
+    SA_LAYER_RESHAPE = 22     /**< the same values under another per-example shape */
 } sa_layer_kind;
 
 /** Creates an empty model whose examples have shape input_shape[0..ndim) (ndim 1 to 3). Free it with
@@ -217,6 +219,39 @@ SA_API int sa_model_add_batchnorm(sa_model *model, int64_t channels, const float
 
 /** Appends dropout: the identity at inference (p in [0, 1) is recorded only). */
 SA_API int sa_model_add_dropout(sa_model *model, float p);
+
+/* Sequence models. A token model has input shape {L} (ids) and an Embedding as node 0: the ids are passed
+ * as float values (exact below 2^24) and every call checks they are integers in [0, num_embeddings)
+ * (SA_ERR_OUT_OF_RANGE naming the argument and the flat index). Only the Embedding reads the ids, so its
+ * output (value 1, L x E per example) is where token attributions are taken: every attribution call
+ * (sa_gradient, sa_saliency, sa_input_x_gradient, sa_integrated_gradients, sa_expected_gradients,
+ * sa_smoothgrad, sa_deeplift, sa_deepshap) on a token model attributes the embedding output and sums over
+ * the embedding axis, writing n * L floats (one per token); its baselines and references are token ids
+ * (n_baselines = 0 means zero embedding vectors, not id 0), SmoothGrad's noise is added to the embedding
+ * vectors. For attributions per embedding coordinate (n * L * E) or baselines given as embedding vectors,
+ * run the same call on sa_model_embedding_rest's model with the inputs embedded by sa_embed. The
+ * Hessian calls return SA_ERR_INVALID_ARGUMENT for Embedding and LSTM models (not supported yet). */
+
+/** Appends an Embedding (torch.nn.Embedding): weight is num_embeddings x embedding_dim (< 2^24 rows).
+ *  It must be node 0 of a model whose input shape is {L}; per example [L] ids -> [L, embedding_dim]. */
+SA_API int sa_model_add_embedding(sa_model *model, const float *weight, int64_t num_embeddings, int64_t embedding_dim);
+
+/** Appends a one-layer unidirectional batch-first LSTM (torch.nn.LSTM with num_layers=1,
+ *  bidirectional=False, batch_first=True), PyTorch's layout and gate order i, f, g, o: weight_ih is
+ *  4*hidden_size x input_size, weight_hh 4*hidden_size x hidden_size, bias_ih and bias_hh 4*hidden_size
+ *  each (either may be NULL: zeros). It reads [L, input_size] per example and writes the last hidden
+ *  state [hidden_size] (return_sequences = 0: torch's output[:, -1] or h_n[-1]) or every hidden state
+ *  [L, hidden_size] (return_sequences = 1: torch's output). h_0 = c_0 = 0. */
+SA_API int sa_model_add_lstm(sa_model *model, const float *weight_ih, const float *weight_hh, const float *bias_ih,
+                             const float *bias_hh, int64_t input_size, int64_t hidden_size, int return_sequences);
+
+/** For a token model: a new model (free it with sa_model_free) of the nodes after the Embedding, whose
+ *  input (shape {L, E}) is the embedding output. SA_ERR_INVALID_ARGUMENT when node 0 is no Embedding. */
+SA_API int sa_model_embedding_rest(const sa_model *model, sa_model **out_model);
+
+/** For a token model: the embedding vectors of n examples of ids x (n * L floats, checked): out receives
+ *  n * L * E floats. */
+SA_API int sa_embed(const sa_model *model, const float *x, int64_t n, float *out);
 
 /** Makes the next single-input node (the next sa_model_add_* call other than add/concat) read value
  *  `value` (0 = the model input, j + 1 = the output of node j) instead of the last value. A value may be

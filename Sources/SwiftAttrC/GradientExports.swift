@@ -130,6 +130,13 @@ func locatingRejectedValue<T>(_ inputs: [CallerRows], _ body: () throws -> T) th
     } catch let error as SwiftAttrError where error.code == .nonFinite {
         for buffer in inputs { try buffer.checkFinite() }
         throw error
+    } catch let error as SwiftAttrError where error.tokenVocabulary != nil {
+        // A token id out of range: the same scan over the caller's id buffers (x, baselines, references).
+        for buffer in inputs {
+            try buffer.checkFinite()
+            try Check.tokenIds(UnsafeBufferPointer(start: buffer.base, count: buffer.rows * buffer.width), vocabulary: error.tokenVocabulary!, buffer.name)
+        }
+        throw error
     }
 }
 

@@ -230,7 +230,7 @@ public func sa_model_add_activation(_ model: OpaquePointer?, _ kind: Int32, _ pa
         case .tanh: layer = .tanh
         case .softmax: layer = .softmax
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout,
-             .add, .concat, nil:
+             .add, .concat, .embedding, .lstm, nil:
             throw SwiftAttrError(.unknownEnum, "kind: \(kind) is not an activation (SA_LAYER_RELU … SA_LAYER_SOFTMAX)")
         }
         try m.append { layer }
@@ -251,6 +251,67 @@ public func sa_model_add_batchnorm(
         let variance = try Allocation.copy(try floats(runningVar, c, "running_var", finite: false), "running_var")
         let layer = Layer.batchNorm(try .init(gamma: g, beta: b, runningMean: mean, runningVar: variance, eps: eps))
         try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_add_embedding")
+public func sa_model_add_embedding(_ model: OpaquePointer?, _ weight: UnsafePointer<Float>?, _ numEmbeddings: Int64, _ embeddingDim: Int64) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let v = try checkCount(numEmbeddings, "num_embeddings"), e = try checkCount(embeddingDim, "embedding_dim")
+        let w = try Allocation.copy(try floats(weight, try checkedProduct(v, e, "weight", factors: ["num_embeddings", "embedding_dim"]), "weight", finite: false), "weight")
+        let layer = Layer.embedding(try .init(weight: w, vocabularySize: v, dimension: e))
+        try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_add_lstm")
+public func sa_model_add_lstm(
+    _ model: OpaquePointer?, _ weightIH: UnsafePointer<Float>?, _ weightHH: UnsafePointer<Float>?, _ biasIH: UnsafePointer<Float>?,
+    _ biasHH: UnsafePointer<Float>?, _ inputSize: Int64, _ hiddenSize: Int64, _ returnSequences: Int32
+) -> Int32 {
+    guarded {
+        let m = try handle(model)
+        let e = try checkCount(inputSize, "input_size"), h = try checkCount(hiddenSize, "hidden_size")
+        guard returnSequences == 0 || returnSequences == 1 else {
+            throw SwiftAttrError(.invalidArgument, "return_sequences must be 0 (the last hidden state) or 1 (every state), got \(returnSequences)")
+        }
+        let g = try checkedProduct(4, h, "hidden_size", factors: ["4", "hidden_size"])
+        let wi = try Allocation.copy(try floats(weightIH, try checkedProduct(g, e, "weight_ih", factors: ["4·hidden_size", "input_size"]), "weight_ih", finite: false), "weight_ih")
+        let wh = try Allocation.copy(try floats(weightHH, try checkedProduct(g, h, "weight_hh", factors: ["4·hidden_size", "hidden_size"]), "weight_hh", finite: false), "weight_hh")
+        let bi = try biasIH.map { try Allocation.copy(try floats($0, g, "bias_ih", finite: false), "bias_ih") }
+        let bh = try biasHH.map { try Allocation.copy(try floats($0, g, "bias_hh", finite: false), "bias_hh") }
+        let layer = Layer.lstm(try .init(weightIH: wi, weightHH: wh, biasIH: bi, biasHH: bh, inputSize: e, hiddenSize: h,
+                                         returnSequences: returnSequences == 1))
+        try m.append { layer }
+    }
+}
+
+@_cdecl("sa_model_embedding_rest")
+public func sa_model_embedding_rest(_ model: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        guard let (_, rest) = net.embeddingSplit else {
+            throw SwiftAttrError(.invalidArgument, "model: its first layer is not an Embedding, so it has no embedding-level network")
+        }
+        try publish(rest, frozen: true, to: out)
+    }
+}
+
+@_cdecl("sa_embed")
+public func sa_embed(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ out: UnsafeMutablePointer<Float>?) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        guard let e = net.tokenEmbedding else {
+            throw SwiftAttrError(.invalidArgument, "model: its first layer is not an Embedding, so it takes no token ids")
+        }
+        let rows = try checkCount(n, "n")
+        let ids = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let output = try nonNull(out, "out")
+        _ = try checkedProduct(rows, net.inputSize * e.dimension, "out", factors: ["n", "L·embedding_dim"])
+        // The output holds n·L·E floats anyway: one call, so an error names the caller's flat index.
+        let y = try net.embedTokens(try ids.copyAll(), rows: rows, name: "x")
+        output.update(from: y, count: y.count)
     }
 }
 

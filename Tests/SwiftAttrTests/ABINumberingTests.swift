@@ -84,6 +84,8 @@ final class ABINumberingTests: XCTestCase {
         case .dropout: "SA_LAYER_DROPOUT"
         case .add: "SA_LAYER_ADD"
         case .concat: "SA_LAYER_CONCAT"
+        case .embedding: "SA_LAYER_EMBEDDING"
+        case .lstm: "SA_LAYER_LSTM"
         case .reshape: "SA_LAYER_RESHAPE"
         }
     }

@@ -249,7 +249,7 @@ final class DeepLiftGraphTests: XCTestCase {
                 case .add: values.append(reads[0].indices.map { k in reads.reduce(0) { $0 + $1[k] } })
                 case .concat: values.append(reads.flatMap { $0 })
                 case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU, .elu,
-                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
+                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm: preconditionFailure("not in this test graph")
                 }
             }
             return values
@@ -281,7 +281,7 @@ final class DeepLiftGraphTests: XCTestCase {
                     var offset = 0
                     for v in n.inputs[i] { for j in m[v].indices { m[v][j] += out[offset + j] }; offset += m[v].count }
                 case .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU, .elu,
-                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: preconditionFailure("not in this test graph")
+                     .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm: preconditionFailure("not in this test graph")
                 }
             }
             expected += (0..<d).map { m[0][$0] * (xs[0][$0] - bs[0][$0]) }

@@ -79,6 +79,9 @@ final class NetworkTests: XCTestCase {
             net([1, 7, 7], [g.conv(2, 1, kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], bias: false), .maxPool2d(pool([2, 2], stride: [1, 1], padding: [1, 1])),
                             .avgPool2d(pool([2, 2])), .flatten, g.dense(3, 2 * 2 * 3)]),
             GraphFixtures.residualConcat(&g),
+            // Token ids in: Embedding, an LSTM writing every state, one writing the last state.
+            net([4], [SequenceModelTests.embedding(&g, vocab: 5, dim: 3), SequenceModelTests.lstm(&g, input: 3, hidden: 2, sequences: true),
+                      SequenceModelTests.lstm(&g, input: 2, hidden: 2, sequences: false), g.dense(2, 2)]),
         ]
     }
 
@@ -90,7 +93,8 @@ final class NetworkTests: XCTestCase {
         var kinds = Set<UInt32>()
         for (i, n) in everyKind(&g).enumerated() {
             n.layers.forEach { kinds.insert($0.kind.rawValue) }
-            let x = g.normals(3 * n.inputSize)
+            // Token networks take ids (integers below the vocabulary size), every other network reals.
+            let x = n.tokenEmbedding.map { e in (0..<(3 * n.inputSize)).map { Float($0 % e.vocabularySize) } } ?? g.normals(3 * n.inputSize)
             let bytes = n.serialized()
             XCTAssertEqual(Array(bytes.prefix(8)), Array((n.isChain ? "SAMODEL1" : "SAMODEL2").utf8))
             let back = try Network(serialized: bytes)
@@ -169,6 +173,10 @@ final class NetworkTests: XCTestCase {
         assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [4], kind: 12, ints: [], scalars: [.nan])) }
         assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [2, 6], kind: 3, ints: [big, 1, 0])) }
         assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [2, 6], kind: 3, ints: [-1, 1, 0])) }
+        // Embedding with vocab × dim overflowing, or a vocabulary beyond exact float32 ids; LSTM with 4H × E overflowing.
+        assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [4], kind: 20, ints: [big, big], tensors: [[]])) }
+        assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [4], kind: 20, ints: [1 << 24, 1], tensors: [[]])) }
+        assertError(.format, mentioning: "model file") { try Network(serialized: file(shape: [4, 3], kind: 21, ints: [big, big, 0], tensors: [[], [], [], []])) }
     }
 
     // MARK: Errors of the Swift API

@@ -90,7 +90,7 @@ struct Reference {
                 shape = net.shapes[reads[0]]
                 shape[0] = reads.reduce(0) { $0 + net.shapes[$1][0] }
             case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-                 .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+                 .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm:
                 (v, shape) = apply(layer, values[reads[0]], net.shapes[reads[0]])
             }
             precondition(shape == net.shapes[i + 1], "reference shape \(shape) != engine shape \(net.shapes[i + 1]) at node \(i)")
@@ -233,6 +233,30 @@ struct Reference {
             let e = x.map { exp($0) }
             let z = e.reduce(0, +)
             return (e.map { $0 / z }, shape)
+        case .embedding(let e):
+            // Ids index rows of the weight (PyTorch's Embedding).
+            let y = x.flatMap { id in (0..<e.dimension).map { Double(e.weight[Int(id) * e.dimension + $0]) } }
+            return (y, [x.count, e.dimension])
+        case .lstm(let l):
+            // PyTorch's LSTM equations, step by step, in float64 (gate rows i, f, g, o of the stacked weights).
+            let L = shape[0], E = l.inputSize, H = l.hiddenSize
+            var h = [Double](repeating: 0, count: H), c = h, all = [Double]()
+            func sig(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+            for t in 0..<L {
+                var z = [Double](repeating: 0, count: 4 * H)
+                for r in 0..<(4 * H) {
+                    var acc = Double(l.biasIH[r]) + Double(l.biasHH[r])
+                    for j in 0..<E { acc += Double(l.weightIH[r * E + j]) * x[t * E + j] }
+                    for j in 0..<H { acc += Double(l.weightHH[r * H + j]) * h[j] }
+                    z[r] = acc
+                }
+                for j in 0..<H {
+                    c[j] = sig(z[H + j]) * c[j] + sig(z[j]) * tanh(z[2 * H + j])
+                    h[j] = sig(z[3 * H + j]) * tanh(c[j])
+                }
+                all += h
+            }
+            return l.returnSequences ? (all, [L, H]) : (h, [H])
         case .batchNorm(let bn):
             let plane = x.count / bn.channels
             var y = x

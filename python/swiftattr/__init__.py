@@ -6,9 +6,8 @@
 """
 from ._ffi import SwiftAttrError
 from .model import (
-    ELU, Add, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dense, Dropout, Flatten, Graph,
-    GlobalAvgPool, LazyNetwork, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Reshape, Sequential, Sigmoid, Softmax,
-    Softplus,
+    ELU, LSTM, Add, AvgPool1d, AvgPool2d, BatchNorm, BatchNorm1d, BatchNorm2d, Concat, Conv1d, Conv2d, Dense, Dropout, Embedding,
+    Flatten, Graph, GlobalAvgPool, LazyNetwork, LeakyReLU, Linear, MaxPool1d, MaxPool2d, Network, ReLU, Reshape, Sequential, Sigmoid, Softmax, Softplus,
     Tanh, load,
 )
 from .convert import from_sklearn, from_torch

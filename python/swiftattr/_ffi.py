@@ -155,6 +155,15 @@ _sig("sa_model_add_activation", [model_p, c_int32, c_float])
 _sig("sa_model_add_batchnorm", [model_p, c_int64, f32p, f32p, f32p, f32p, c_float])
 # SA_API int sa_model_add_dropout(sa_model *model, float p);
 _sig("sa_model_add_dropout", [model_p, c_float])
+# SA_API int sa_model_add_embedding(sa_model *model, const float *weight, int64_t num_embeddings, int64_t embedding_dim);
+_sig("sa_model_add_embedding", [model_p, f32p, c_int64, c_int64])
+# SA_API int sa_model_add_lstm(sa_model *model, const float *weight_ih, const float *weight_hh, const float *bias_ih,
+#                              const float *bias_hh, int64_t input_size, int64_t hidden_size, int return_sequences);
+_sig("sa_model_add_lstm", [model_p, f32p, f32p, f32p, f32p, c_int64, c_int64, c_int32])
+# SA_API int sa_model_embedding_rest(const sa_model *model, sa_model **out_model);
+_sig("sa_model_embedding_rest", [model_p, POINTER(model_p)])
+# SA_API int sa_embed(const sa_model *model, const float *x, int64_t n, float *out);
+_sig("sa_embed", [model_p, f32p, c_int64, f32p])
 # SA_API int sa_model_set_input(sa_model *model, int64_t value);
 _sig("sa_model_set_input", [model_p, c_int64])
 # SA_API int sa_model_add_add(sa_model *model, const int64_t *inputs, int64_t n_inputs);
@@ -199,7 +208,9 @@ SA_LAYER_BATCHNORM = 16
 SA_LAYER_DROPOUT = 17
 SA_LAYER_ADD = 18
 SA_LAYER_CONCAT = 19
-SA_LAYER_RESHAPE = 30
+SA_LAYER_EMBEDDING = 20
+SA_LAYER_LSTM = 21
+SA_LAYER_RESHAPE = 22
 
 # Layer kinds by the lower-case name of their constant, in code order.
 LAYER_KIND = {name[len("SA_LAYER_"):].lower(): code for name, code in globals().items() if name.startswith("SA_LAYER_")}

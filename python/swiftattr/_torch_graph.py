@@ -12,6 +12,37 @@ from . import model as m
 from ._ffi import SwiftAttrError
 
 _BATCH = object()  # the value of x.size(0) / x.shape[0]: only a reshape target may use it
+
+
+class _LSTMCall:
+    """The tuple ``(output, (h_n, c_n))`` of an nn.LSTM call, not yet a node: which part is used decides the
+    node (the last state, or every state). ``part``: "call", "output", "state" ((h_n, c_n)) or "h_n";
+    ``sequences`` caches the step index of the every-state node once one is emitted."""
+
+    def __init__(self, src, mod, where, part="call", root=None):
+        self.src, self.mod, self.where, self.part = src, mod, where, part
+        self.root = root or self
+        self.sequences = None
+
+    def taking(self, part):
+        return _LSTMCall(self.src, self.mod, self.where, part, self.root)
+
+
+def _lstm_layer(mod, where: str, sequences: bool):
+    """The sa.LSTM of a torch nn.LSTM (num_layers=1, unidirectional, batch-first, no projection)."""
+    def unsupported(why):
+        return SwiftAttrError(f"from_torch: unsupported operation {where}: {why}")
+
+    if mod.num_layers != 1:
+        raise unsupported(f"num_layers={mod.num_layers} (only one layer; stack LSTM modules instead)")
+    if mod.bidirectional:
+        raise unsupported("bidirectional=True (only unidirectional LSTMs)")
+    if not mod.batch_first:
+        raise unsupported("batch_first=False (inputs must be (N, L, E): construct the LSTM with batch_first=True)")
+    if getattr(mod, "proj_size", 0):
+        raise unsupported("proj_size > 0")
+    w = lambda name: getattr(mod, name).detach().cpu().numpy().astype("float32") if getattr(mod, name, None) is not None else None
+    return m.LSTM(w("weight_ih_l0"), w("weight_hh_l0"), w("bias_ih_l0"), w("bias_hh_l0"), return_sequences=sequences)
 _SHAPE = object()  # the value of x.size() / x.shape: only indexed by 0
 
 
@@ -165,8 +196,21 @@ def convert(module) -> TorchRecipe:
     steps: List[_Step] = []
     env = {}  # fx node → recipe value (int), _BATCH, _SHAPE or a Python constant
 
+    def lstm_sequences(call):
+        """The value of every hidden state of an LSTM call (one node, emitted on first use)."""
+        root = call.root
+        if root.sequences is None:
+            steps.append(_Step(_lstm_layer(root.mod, root.where, True), [root.src], root.where))
+            root.sequences = len(steps)
+        return root.sequences
+
     def value(node, arg, op):
         v = env.get(arg) if isinstance(arg, fx.Node) else arg
+        if isinstance(v, _LSTMCall):
+            if v.part != "output":
+                raise _unsupported(node, op, "of an LSTM's result only the output sequence or the last hidden state "
+                                             "(out[:, -1], h_n[-1]) can be used")
+            return lstm_sequences(v)
         if not isinstance(arg, fx.Node) or not isinstance(v, int):
             raise _unsupported(node, op, f"an operand is not a tensor computed from the input ({arg!r})")
         return v
@@ -219,6 +263,12 @@ def convert(module) -> TorchRecipe:
         elif node.op == "call_module":
             mod = gm.get_submodule(node.target)
             op = type(mod).__name__
+            if isinstance(mod, nn.LSTM):
+                if len(node.args) != 1 or node.kwargs:
+                    raise _unsupported(node, op, "initial states (h_0, c_0) are not supported: call lstm(x)")
+                _lstm_layer(mod, _where(node, op), False)  # checks the configuration now
+                env[node] = _LSTMCall(value(node, node.args[0], op), mod, _where(node, op))
+                continue
             from_module(node, op, mod, value(node, node.args[0], op) if node.args else None)
         elif node.op == "call_function":
             fn = node.target
@@ -273,11 +323,28 @@ def convert(module) -> TorchRecipe:
                 env[node] = _SHAPE
             elif fn is operator.getitem and env.get(node.args[0]) is _SHAPE and node.args[1] == 0:
                 env[node] = _BATCH
+            elif fn is operator.getitem and isinstance(env.get(node.args[0]), _LSTMCall):
+                call, index = env[node.args[0]], node.args[1]
+                full = slice(None, None, None)
+                if call.part == "call" and index in (0, 1):
+                    env[node] = call.taking("output" if index == 0 else "state")
+                elif call.part == "state" and index == 0:
+                    env[node] = call.taking("h_n")
+                elif call.part == "h_n" and index in (0, -1) or (
+                        call.part == "output" and index in ((full, -1), (full, -1, full))):
+                    emit(node, _lstm_layer(call.mod, call.where, False), [call.src], op)
+                else:
+                    raise _unsupported(node, f"{op} {index!r} of an LSTM's {call.part}",
+                                       "supported: out, (h_n, c_n) = lstm(x); out[:, -1]; out[:, -1, :]; h_n[-1]; h_n[0]")
             else:
                 raise _unsupported(node, op)
         elif node.op == "call_method":
             name = node.target
             op = f"Tensor.{name}"
+            call = env.get(node.args[0]) if node.args else None
+            if isinstance(call, _LSTMCall) and call.part == "h_n" and name == "squeeze" and tuple(node.args[1:]) == (0,):
+                emit(node, _lstm_layer(call.mod, call.where, False), [call.src], op)
+                continue
             src = value(node, node.args[0], op)
             rest, kw = node.args[1:], dict(node.kwargs)
             if name in methods:

@@ -5,6 +5,13 @@ the network's input shape (a numpy array, an array-like or a torch tensor, on an
 grad: it is read as float32) and returns a numpy array of that shape; ``target`` is one class index or one
 per example (ints, a numpy array or a torch tensor). ``net`` is a :class:`~swiftattr.Network` or a
 :class:`~swiftattr.LazyNetwork` (planned for the shape of ``inputs``).
+
+Token networks (an :class:`~swiftattr.Embedding` first; inputs are ids of shape (n, L)) are attributed at
+the embedding output, as Captum's ``LayerIntegratedGradients(model, model.embedding)``: with
+``sum_embedding=True`` (the default) the result is summed over the embedding axis, shape (n, L); with
+``sum_embedding=False`` it is (n, L, E). Baselines and references are token ids ((L,), (n, L), (R, L)) or
+embedding vectors ((n, L, E), (R, L, E); one example as (1, L, E)); None means zero embedding vectors.
+SmoothGrad adds its noise to the embedding vectors. ``sum_embedding`` is ignored for other networks.
 """
 from __future__ import annotations
 
@@ -89,6 +96,43 @@ def _baselines(net: Network, baselines, n: int, name: str = "baselines"):
                          SA_ERR_SHAPE)
 
 
+def _token_values(net, values, name: str):
+    """Token ids or embedding vectors (``values`` of a token network) as embedding vectors (k, L, E)."""
+    a = as_f32(values, name)
+    L, E = net.input_shape[0], net.embedding_dim
+    if a.ndim == 3 or (a.ndim == 2 and a.shape == (L, E) and a.shape[1] != L):
+        vectors = a if a.ndim == 3 else a[None]
+        if vectors.shape[1:] != (L, E):
+            raise SwiftAttrError(f"{name}: embedding vectors must have shape (k, {L}, {E}), got {a.shape}", SA_ERR_SHAPE)
+        return np.ascontiguousarray(vectors)
+    return net.embed(a[None] if a.shape == (L,) else a, name)
+
+
+def _at_embedding(net, x, sum_embedding, **values):
+    """For a token network, the call moved to the embedding output in Python: (rest network, embedded
+    inputs, the ``values`` (baselines, references) as embedding vectors or None, finish) — or None when the
+    C call on the token network computes it (summed over the embedding axis, ids or no baselines).
+    ``finish`` sums the result over the embedding axis when asked (keeping a delta, if returned, as is)."""
+    if not net.is_token_model:
+        return None
+    summed = as_bool(sum_embedding, "sum_embedding")
+    given = {k: v for k, v in values.items() if v is not None}
+    L, E = net.input_shape[0], net.embedding_dim
+    vectors = any(np.ndim(v) == 3 or (np.ndim(v) == 2 and np.shape(v) == (L, E) and E != L) for v in given.values())
+    if summed and not vectors:
+        return None
+    moved = {k: (_token_values(net, v, k) if v is not None else None) for k, v in values.items()}
+
+    def finish(result):
+        if not summed:
+            return result
+        if isinstance(result, tuple):
+            return (result[0].sum(axis=-1),) + result[1:]
+        return result.sum(axis=-1)
+
+    return net.embedding_rest(), net.embed(x), moved, finish
+
+
 def _chunk(internal_batch_size) -> int:
     if internal_batch_size is None:
         return 0
@@ -104,9 +148,14 @@ def _seed(seed) -> int:
     return seed
 
 
-def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
-    """Gradient of the target output with respect to the inputs (its absolute value when ``abs``)."""
+def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True) -> np.ndarray:
+    """Gradient of the target output with respect to the inputs (its absolute value when ``abs``; token
+    networks: at the embedding output, see the module notes)."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding)
+    if moved:
+        rest, xe, _, finish = moved
+        return finish(saliency(rest, xe, target, abs))
     t = _targets(net, target, x.shape[0])
     absolute = as_bool(abs, "abs")
     out = np.empty_like(x)
@@ -114,19 +163,29 @@ def saliency(net, inputs, target=None, abs: bool = True) -> np.ndarray:
     return out
 
 
-def input_x_gradient(net, inputs, target=None) -> np.ndarray:
-    """Inputs times the gradient of the target output."""
+def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True) -> np.ndarray:
+    """Inputs times the gradient of the target output (token networks: embedding vectors times the
+    gradient there)."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding)
+    if moved:
+        rest, xe, _, finish = moved
+        return finish(input_x_gradient(rest, xe, target))
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
     check(lib.sa_input_x_gradient(net._handle, fptr(x), x.shape[0], iptr(t), t.size, fptr(out)))
     return out
 
 
-def gradient(net, inputs, grad_outputs) -> np.ndarray:
+def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarray:
     """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs.
-    ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size)."""
+    ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size).
+    Token networks: with respect to the embedding output."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding)
+    if moved:
+        rest, xe, _, finish = moved
+        return finish(gradient(rest, xe, grad_outputs))
     c = as_f32(grad_outputs, "grad_outputs")
     if c.shape == (x.shape[0],) + net.output_shape:
         c = c.reshape(x.shape[0], net.output_size)
@@ -137,13 +196,20 @@ def gradient(net, inputs, grad_outputs) -> np.ndarray:
 
 
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
-                         internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False):
+                         internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
+                         sum_embedding: bool = True):
     """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
 
     ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
     ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
-    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example."""
+    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. Token networks: the path runs
+    between embedding vectors (see the module notes for ``sum_embedding`` and the forms of ``baselines``)."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
+    if moved:
+        rest, xe, v, finish = moved
+        return finish(integrated_gradients(rest, xe, v["baselines"], target, n_steps, method, internal_batch_size,
+                                           return_convergence_delta))
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
@@ -157,13 +223,20 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
 
 
 def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
-                       internal_batch_size: Optional[int] = None, first_example: int = 0) -> np.ndarray:
+                       internal_batch_size: Optional[int] = None, first_example: int = 0,
+                       sum_embedding: bool = True) -> np.ndarray:
     """Expected Gradients (Erion et al.): E over references x' and α∼U(0,1) of (x − x') ⊙ ∇f(x' + α(x − x')),
     from ``n_samples`` draws per example. The same ``seed`` gives the same numbers: example i draws from a
     stream keyed by (seed, first_example + i, sample), whatever ``internal_batch_size`` or the thread count.
     ``first_example`` is the index of the first row in the whole batch, so a batch computed in pieces
-    (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding."""
+    (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding.
+    Token networks: references are token ids (R, L) or embedding vectors (R, L, E)."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding, references=references)
+    if moved:
+        rest, xe, v, finish = moved
+        return finish(expected_gradients(rest, xe, v["references"], target, n_samples, seed, internal_batch_size,
+                                         first_example))
     r = net._batch(references, "references")
     t = _targets(net, target, x.shape[0])
     out = np.empty_like(x)
@@ -175,11 +248,16 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
 
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
                seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
-               first_example: int = 0) -> np.ndarray:
+               first_example: int = 0, sum_embedding: bool = True) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
     "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
-    draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`."""
+    draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`. Token networks: the
+    noise is added to the embedding vectors."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding)
+    if moved:
+        rest, xe, _, finish = moved
+        return finish(smoothgrad(rest, xe, target, nt_type, n_samples, stdevs, seed, internal_batch_size, first_example))
     t = _targets(net, target, x.shape[0])
     nt_code = as_choice(nt_type, _ffi.NT_TYPES, "nt_type")
     out = np.empty_like(x)

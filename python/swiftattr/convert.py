@@ -93,6 +93,10 @@ def _convert_torch_module(where: str, mod):
         return m.Dropout(mod.p)
     if isinstance(mod, nn.Identity):
         return None
+    if isinstance(mod, nn.Embedding):
+        if mod.max_norm is not None:
+            raise unsupported("max_norm (the lookup renormalises rows)")
+        return m.Embedding(_np(mod.weight))
     raise unsupported("no swiftattr layer corresponds to it")
 
 
@@ -107,7 +111,10 @@ def from_torch(module, input_shape: Optional[Sequence[int]] = None):
     F.adaptive_avg_pool2d, F.dropout, ...); ``a + b`` / torch.add / a.add(b) of two values of one shape
     (residual connections; broadcasting adds are not supported); torch.cat(..., dim=1) (channels of images,
     features of vectors); torch.flatten(x, 1), x.flatten(1), x.view(x.size(0), -1), x.reshape(N, -1) and
-    x.view(-1, K). BatchNorm always converts with its running statistics (eval semantics) and Dropout is
+    x.view(-1, K); sequence models: nn.Embedding (the first op: the input is then token ids, shape (N, L))
+    and nn.LSTM (num_layers=1, unidirectional, batch_first=True) followed by the forms that take its last
+    hidden state — ``out[:, -1]``, ``out[:, -1, :]``, ``h_n[-1]``, ``h_n[0]``, ``h_n.squeeze(0)`` of
+    ``out, (h_n, c_n) = lstm(x)`` — or using ``out`` (every state, (N, L, H)) as a value. BatchNorm always converts with its running statistics (eval semantics) and Dropout is
     the identity, whatever ``module.training`` says. Any other op raises SwiftAttrError naming the op, the
     path of the module where it occurs and the traced node, e.g. ``unsupported operation torch.mul at
     'layer1.0' (node mul_1)``.

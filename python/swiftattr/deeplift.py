@@ -15,12 +15,12 @@ import numpy as np
 from . import _ffi
 from ._args import SA_ERR_INVALID_ARGUMENT, as_bool, as_choice, as_f32
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
-from .attribution import _baselines, _chunk, _network, _targets
+from .attribution import _at_embedding, _baselines, _chunk, _network, _targets
 
 
 def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
              multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
-             internal_batch_size: Optional[int] = None):
+             internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
     """DeepLIFT contributions φ of ``inputs`` to output ``target``, relative to ``baselines``.
 
     ``baselines``: None (zeros), a scalar, one example (shared) or one per example. ``rule``: "rescale"
@@ -47,8 +47,19 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
     ``multiply_by_inputs=False`` returns the multipliers m instead of m·(x − x⁰), as Captum does. With
     ``return_convergence_delta`` also returns, per example, delta = Σφ − (what φ sums to): Σφ − (f_t(x) −
     f_t(x⁰)), or Σφ − the centred logit difference after a Softmax; always from the contributions m·(x − x⁰),
-    so only float32 rounding (about 1e-7 relative) remains."""
+    so only float32 rounding (about 1e-7 relative) remains.
+
+    Token networks (an Embedding first) are attributed at the embedding output, summed over the embedding
+    axis unless ``sum_embedding=False``; ``baselines`` are token ids or embedding vectors (None: zero vectors),
+    as in :mod:`swiftattr.attribution`. Through an LSTM every gate's σ/tanh and tanh(c) take Rescale and
+    each product ab splits by the Shapley rule Δ(ab) = b̄Δa + āΔb (ā = (a + a⁰)/2), so summation-to-delta
+    stays exact; RevealCancel after an LSTM is an error."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
+    if moved:
+        rest, xe, v, finish = moved
+        return finish(deeplift(rest, xe, v["baselines"], target, rule, maxpool, multiply_by_inputs,
+                               return_convergence_delta, internal_batch_size))
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
@@ -64,7 +75,8 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
 
 
 def deepshap(net, inputs, references, target=None, rule: str = "rescale", internal_batch_size: Optional[int] = None,
-             maxpool: str = "crossmax", multiply_by_inputs: bool = True, return_convergence_delta: bool = False):
+             maxpool: str = "crossmax", multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
+             sum_embedding: bool = True):
     """DeepSHAP, Captum's DeepLiftShap: DeepLIFT averaged over a set of ``references`` (an array of shape
     (R, *input_shape), R ≥ 1, or one example), φ = (1/R) Σ_r φ(x, r). ``rule``, ``maxpool`` and
     ``multiply_by_inputs`` as in :func:`deeplift` (``maxpool="gradient"`` equals Captum's DeepLiftShap after a
@@ -73,8 +85,14 @@ def deepshap(net, inputs, references, target=None, rule: str = "rescale", intern
 
     What φ sums to: f_t(x) − mean_r f_t(r); after a final Softmax, the mean over references of the centred
     logit difference (see :func:`deeplift`). With ``return_convergence_delta`` also returns, per example,
-    delta = Σφ − (what φ sums to), from the contributions."""
+    delta = Σφ − (what φ sums to), from the contributions. Token networks: as :func:`deeplift`, references
+    as token ids (R, L) or embedding vectors (R, L, E)."""
     net, x = _network(net, inputs)
+    moved = _at_embedding(net, x, sum_embedding, references=references)
+    if moved:
+        rest, xe, v, finish = moved
+        return finish(deepshap(rest, xe, v["references"], target, rule, internal_batch_size, maxpool, multiply_by_inputs,
+                               return_convergence_delta))
     n = x.shape[0]
     refs = as_f32(references, "references")
     if refs.shape == net.input_shape:  # a single reference

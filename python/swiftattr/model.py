@@ -273,6 +273,57 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
+class Embedding(Layer):
+    """Token ids → vectors (torch.nn.Embedding): ``weight`` of shape (num_embeddings, embedding_dim). Only as
+    the first layer of a network whose input shape is (L,): the ids (integers in [0, num_embeddings), passed
+    as any integer or float array) are checked by every call. Attributions of such a token network are taken
+    at the embedding output and, by default, summed over the embedding axis (one value per token; see
+    ``sum_embedding`` in :func:`integrated_gradients`)."""
+
+    kind = "embedding"
+
+    def __init__(self, weight):
+        self.weight = _weight(weight, 2, "Embedding weight", "(num_embeddings, embedding_dim)")
+        self.num_embeddings, self.embedding_dim = self.weight.shape
+
+    def _add(self, h):
+        check(lib.sa_model_add_embedding(h, fptr(self.weight), self.num_embeddings, self.embedding_dim))
+
+    def __repr__(self):
+        return f"Embedding({self.num_embeddings}, {self.embedding_dim})"
+
+
+class LSTM(Layer):
+    """One-layer unidirectional batch-first LSTM in torch.nn.LSTM's layout and gate order (i, f, g, o):
+    ``weight_ih`` (4·hidden_size, input_size), ``weight_hh`` (4·hidden_size, hidden_size), ``bias_ih`` and
+    ``bias_hh`` (4·hidden_size,) or None (zeros). Reads (L, input_size) per example; writes the last hidden
+    state (hidden_size,) — torch's ``output[:, -1]`` or ``h_n[-1]`` — or, with ``return_sequences``, every
+    hidden state (L, hidden_size), torch's ``output``. The initial states are zero."""
+
+    kind = "lstm"
+
+    def __init__(self, weight_ih, weight_hh, bias_ih=None, bias_hh=None, return_sequences: bool = False):
+        self.weight_ih = _weight(weight_ih, 2, "LSTM weight_ih", "(4*hidden_size, input_size)")
+        self.weight_hh = _weight(weight_hh, 2, "LSTM weight_hh", "(4*hidden_size, hidden_size)")
+        g, self.input_size = self.weight_ih.shape
+        self.hidden_size = self.weight_hh.shape[1]
+        if g != 4 * self.hidden_size or self.weight_hh.shape[0] != g:
+            raise SwiftAttrError(f"LSTM weights: weight_ih {self.weight_ih.shape} and weight_hh {self.weight_hh.shape} must be "
+                                 f"(4*hidden_size, input_size) and (4*hidden_size, hidden_size)", SA_ERR_SHAPE)
+        self.bias_ih = _vector(bias_ih, g, "LSTM bias_ih", "4*hidden_size values")
+        self.bias_hh = _vector(bias_hh, g, "LSTM bias_hh", "4*hidden_size values")
+        if not isinstance(return_sequences, (bool, np.bool_)):
+            raise SwiftAttrError(f"LSTM return_sequences: expected True or False, got {return_sequences!r}")
+        self.return_sequences = bool(return_sequences)
+
+    def _add(self, h):
+        check(lib.sa_model_add_lstm(h, fptr(self.weight_ih), fptr(self.weight_hh), fptr(self.bias_ih), fptr(self.bias_hh),
+                                    self.input_size, self.hidden_size, int(self.return_sequences)))
+
+    def __repr__(self):
+        return f"LSTM({self.input_size}, {self.hidden_size}, return_sequences={self.return_sequences})"
+
+
 class Add(Layer):
     """Elementwise sum of two or more values of one shape (a residual connection). Graph only: give its
     inputs to :meth:`Graph.add`."""
@@ -432,6 +483,41 @@ class Network:
         out = np.empty((x.shape[0], self._sizes[layer]), dtype=np.float32)
         check(lib.sa_forward_to_layer(self._handle, fptr(x), x.shape[0], layer, fptr(out)))
         return out
+
+    # -- token networks (an Embedding first) ---------------------------------------------------------
+    @property
+    def is_token_model(self) -> bool:
+        """True when node 0 is an Embedding: the inputs are token ids of shape (n, L)."""
+        return bool(self.layer_kinds) and self.layer_kinds[0] == "embedding"
+
+    @property
+    def embedding_dim(self) -> int:
+        """E of a token network's Embedding."""
+        self._require_tokens()
+        return self._sizes[1] // self.input_shape[0]
+
+    def _require_tokens(self):
+        if not self.is_token_model:
+            raise SwiftAttrError("model: its first layer is not an Embedding, so it takes no token ids")
+
+    def embed(self, ids, name: str = "inputs") -> np.ndarray:
+        """The embedding vectors (n, L, E) of token ids (n, L) (checked: integers in [0, num_embeddings))."""
+        self._require_tokens()
+        x = self._batch(ids, name)
+        out = np.empty(x.shape + (self.embedding_dim,), dtype=np.float32)
+        check(lib.sa_embed(self._handle, fptr(x), x.shape[0], fptr(out)))
+        return out
+
+    def embedding_rest(self) -> "Network":
+        """The network after the Embedding, whose input (L, E) is the embedding output (attributions per
+        embedding coordinate are computed on it)."""
+        self._require_tokens()
+        rest = self.__dict__.get("_rest")
+        if rest is None:
+            handle = ctypes.c_void_p()
+            check(lib.sa_model_embedding_rest(self._handle, ctypes.byref(handle)))
+            rest = self.__dict__["_rest"] = Network(handle, self.layers[1:] if self.layers else None)
+        return rest
 
     def with_softplus(self, beta: float = 10.0) -> "Network":
         """This network with every ReLU replaced by Softplus(β) (for Integrated Hessians; see hessians.py)."""

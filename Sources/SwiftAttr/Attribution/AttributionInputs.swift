@@ -9,6 +9,7 @@ extension Network {
             throw SwiftAttrError.shape("\(name): expected \(rows) examples of shape \(inputShape) = \(expected) values, got \(x.count)")
         }
         try Check.finite(x, name)
+        try checkTokenIds(x, name: name)
         try checkWorkingMemory()
     }
 
@@ -57,8 +58,11 @@ extension Network {
             case .conv1d(let c), .conv2d(let c):
                 let g = WindowGeometry(convolution: c, input: shapes[input(of: i)])
                 perRow += 2 * g.outputPlane * g.patchSize + 2 * size(at: i + 1)
+            case .lstm(let l):
+                // The step record and the backward's gate cotangents.
+                perRow += 14 * shapes[input(of: i)][0] * l.hiddenSize
             case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU,
-                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding:
                 break
             }
         }

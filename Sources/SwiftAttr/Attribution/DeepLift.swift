@@ -24,6 +24,17 @@
 ///   s = Δ⁺ − Δ⁻ of an add is the sum of its inputs' (the layer [I I] over already-split inputs), that of
 ///   a concat their concatenation. A value read by several nodes has one s, and its multipliers are the
 ///   sum of its readers' (m⁻ ?? m⁺ where only some carry a separate m⁻).
+/// - LSTM (one layer): Rescale on every gate's σ or tanh and on tanh(c_t); the products f ⊙ c_{t−1},
+///   i ⊙ g and o ⊙ tanh(c_t) split exactly by the Shapley rule for two factors,
+///   Δ(ab) = b̄ Δa + ā Δb with ā = (a + a⁰)/2 (the average of the two orderings; e.g. Ancona et al. 2018,
+///   "Towards better understanding of gradient-based attribution methods", and the DeepLIFT paper's
+///   discussion of gated units), which holds exactly: ab − a⁰b⁰ = ½(b + b⁰)(a − a⁰) + ½(a + a⁰)(b − b⁰).
+///   The step becomes a linear map of the differences with the coefficients of
+///   ``Network/lstmGradientCoefficients``' layout, pulled back by the one BPTT ``Network/lstmBackward``,
+///   so summation-to-delta stays exact. RevealCancel after an LSTM is not supported (its output has no
+///   positive/negative split): such a plan throws.
+/// - Token networks (an Embedding first): contributions of the embedding output, summed over the
+///   embedding axis (``Network/embeddingSplit``); baselines are token ids, none = zero vectors.
 /// - A final Softmax (§3.6): attribute the logits and subtract from each contribution its mean over
 ///   the classes, i.e. seed the logits with e_t − 1/n.
 ///
@@ -39,7 +50,8 @@ public enum DeepLiftRule: Int32, Sendable, CaseIterable {
     case revealCancel = 1
     /// The authors' genomics default: Rescale after convolutions, RevealCancel after dense layers (the
     /// nearest Dense or Conv upstream decides, followed along the first input of every add or concat;
-    /// a nonlinearity with neither before it uses Rescale).
+    /// a nonlinearity with neither before it uses Rescale; an LSTM counts as a convolution: Rescale).
+    /// Inside an LSTM every rule uses Rescale with the Shapley split of the gate products.
     case genomics = 2
 
     public var name: String {
@@ -91,6 +103,13 @@ extension Network {
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], rule: DeepLiftRule = .rescale,
         maxPool: MaxPoolRule = .crossMax, multiplyByInputs: Bool = true, internalBatchSize: Int? = nil
     ) throws -> DeepLiftAttributions {
+        if let t = try tokenCall(x, rows: rows) {
+            var r = try t.rest.deepLift(
+                t.x, rows: rows, baselines: try t.baselines(baselines), targets: targets, rule: rule, maxPool: maxPool,
+                multiplyByInputs: multiplyByInputs, internalBatchSize: internalBatchSize)
+            r.attributions = t.summed(r.attributions)
+            return r
+        }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
         let d = inputSize
@@ -153,6 +172,15 @@ extension Network {
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], rule: DeepLiftRule = .rescale,
         maxPool: MaxPoolRule = .crossMax, multiplyByInputs: Bool = true, internalBatchSize: Int? = nil
     ) throws -> DeepLiftAttributions {
+        if let t = try tokenCall(x, rows: rows) {
+            guard referenceCount > 0 else { throw SwiftAttrError.invalid("references: the reference set is empty (n_references = \(referenceCount))") }
+            let r = try embedTokens(references, rows: referenceCount, name: "references")
+            var result = try t.rest.deepShap(
+                t.x, rows: rows, references: r, referenceCount: referenceCount, targets: targets, rule: rule, maxPool: maxPool,
+                multiplyByInputs: multiplyByInputs, internalBatchSize: internalBatchSize)
+            result.attributions = t.summed(result.attributions)
+            return result
+        }
         try checkInputs(x, rows: rows)
         guard referenceCount > 0 else { throw SwiftAttrError.invalid("references: the reference set is empty (n_references = \(referenceCount))") }
         try checkInputs(references, rows: referenceCount, name: "references")
@@ -336,7 +364,8 @@ struct DeepLiftPlan {
             nearest = net.walkForward(NonlinearRule?.none, from: 0, to: top, keep: true) { i, reads -> NonlinearRule? in
                 switch net.layers[i] {
                 case .dense: .revealCancel
-                case .conv1d, .conv2d: .rescale
+                case .conv1d, .conv2d, .lstm: .rescale
+                case .embedding: nil
                 case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
                      .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat: reads[0]
                 }
@@ -370,6 +399,13 @@ struct DeepLiftPlan {
                         absolute[i] = .network(try Network(inputShape: net.shapes[net.input(of: i)], layers: [layer]))
                     } catch { failure = error }
                 }
+                return [false]
+            case .lstm:
+                if needOut {
+                    failure = SwiftAttrError.invalid("deeplift: RevealCancel after an LSTM (layer \(i)) is not supported: the LSTM's output has no positive/negative split; use rule 'rescale', or 'genomics' with a Dense before the RevealCancel nonlinearity")
+                }
+                return [false]
+            case .embedding:
                 return [false]
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
                 let decided: NonlinearRule = switch rule {
@@ -419,6 +455,11 @@ struct DeepLiftPlan {
                 w += 2 * g.outputPlane * g.patchSize
             case .maxPool1d, .maxPool2d:
                 w += 4 * net.size(at: i + 1)
+            case .lstm(let l):
+                // Two step records per pair, the coefficients and the gate cotangents.
+                w += 34 * net.shapes[net.input(of: i)][0] * l.hiddenSize
+            case .embedding:
+                break
             case .dense, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu, .softplus, .sigmoid,
                  .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
@@ -612,9 +653,47 @@ struct DeepLiftPlan {
                 return needOut ? next : nil
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
+            case .embedding, .lstm:
+                preconditionFailure("the plan never asks for the split through an \(net.layers[i].name) (it throws instead)")
             }
         }
         return result
+    }
+
+    /// The LSTM's DeepLIFT multipliers per pair, in the layout of ``Network/lstmGradientCoefficients``
+    /// (one row of 10H per (pair p, step t), row p·L + t), from the step records of the example and of
+    /// the reference: s = Rescale multipliers (Δσ/Δz, Δtanh/Δz; the derivative at the reference when
+    /// |Δz| < 1e-7), and for each product the Shapley averages a_o = mean of tanh c_t, a_c = ō·(Δtanh c/Δc),
+    /// a_i = ḡ, a_g = ī, a_f = mean of c_{t−1}, a_carry = f̄.
+    func lstmCoefficients(_ l: Layer.LSTM, examples: [Float], references: [Float], pairs: PairRows, length L: Int) -> [Float] {
+        let H = l.hiddenSize, W = 10 * H
+        let sigmoid = Activation(Activation.Kind.sigmoid), tanh = Activation(Activation.Kind.tanh)
+        return uninitializedFloats(pairs.count * L * W) { k in
+            examples.withUnsafeBufferPointer { xp in
+                references.withUnsafeBufferPointer { rp in
+                    for p in 0..<pairs.count {
+                        for t in 0..<L {
+                            let a = xp.baseAddress! + (pairs.example[p] * L + t) * W, b = rp.baseAddress! + (pairs.reference[p] * L + t) * W
+                            let out = k + (p * L + t) * W
+                            for j in 0..<H {
+                                for gate in 0..<4 {
+                                    let f = gate == 2 ? tanh : sigmoid, q = gate * H + j
+                                    out[q] = f.rescale(input: a[q], reference: b[q], output: a[4 * H + q], referenceOutput: b[4 * H + q])
+                                }
+                                let c = a[8 * H + j], c0 = b[8 * H + j], tc = _tanh(c), tc0 = _tanh(c0)
+                                let o = 0.5 * (a[7 * H + j] + b[7 * H + j])
+                                out[4 * H + j] = 0.5 * (tc + tc0)
+                                out[5 * H + j] = o * tanh.rescale(input: c, reference: c0, output: tc, referenceOutput: tc0)
+                                out[6 * H + j] = 0.5 * (a[6 * H + j] + b[6 * H + j])
+                                out[7 * H + j] = 0.5 * (a[4 * H + j] + b[4 * H + j])
+                                out[8 * H + j] = t == 0 ? 0 : 0.5 * (a[8 * H + j - W] + b[8 * H + j - W])
+                                out[9 * H + j] = 0.5 * (a[5 * H + j] + b[5 * H + j])
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     // MARK: backward pass of multipliers
@@ -718,6 +797,16 @@ struct DeepLiftPlan {
                     plus = zipMap(plus, factors, *)
                     minus = minus.map { zipMap($0, factors, *) }
                 }
+            case .lstm(let l):
+                let L = net.shapes[net.input(of: i)][0]
+                let k = lstmCoefficients(l, examples: examples.steps[i - examples.start], references: references.steps[i - references.start],
+                                         pairs: pairs, length: L)
+                plus = net.lstmBackward(l, coefficients: k, plus, rows: count, length: L)
+                minus = minus.map { net.lstmBackward(l, coefficients: k, $0, rows: count, length: L) }
+            case .embedding:
+                // Ids are not attributed through (token networks are attributed at the embedding output).
+                plus = [Float](repeating: 0, count: count * net.size(at: 0))
+                minus = nil
             case .softmax:
                 preconditionFailure("a Softmax is only ever the final layer, which DeepLIFT does not propagate through")
             }

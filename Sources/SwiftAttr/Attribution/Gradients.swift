@@ -3,7 +3,11 @@
 /// (Erion et al., attribution priors).
 extension Network {
     /// `∇_x ⟨c, f(x)⟩` for a full output cotangent `c` (rows × outputSize): the vector–Jacobian product.
+    /// Token networks: the gradient at the embedding output, summed over the embedding axis.
     public func gradient(_ x: [Float], rows: Int, cotangent: [Float], internalBatchSize: Int? = nil) throws -> [Float] {
+        if let t = try tokenCall(x, rows: rows) {
+            return t.summed(try t.rest.gradient(t.x, rows: rows, cotangent: cotangent, internalBatchSize: internalBatchSize))
+        }
         if let equivalent = gradientEquivalent {
             return try equivalent.gradient(x, rows: rows, cotangent: cotangent, internalBatchSize: internalBatchSize)
         }
@@ -22,7 +26,11 @@ extension Network {
     }
 
     /// Saliency: `∂f_t/∂x` at x, or its absolute value when `absolute` (Captum's default).
+    /// Token networks: at the embedding output, summed over the embedding axis (of |∂f/∂e| when absolute).
     public func saliency(_ x: [Float], rows: Int, targets: [Int], absolute: Bool = true, internalBatchSize: Int? = nil) throws -> [Float] {
+        if let t = try tokenCall(x, rows: rows) {
+            return t.summed(try t.rest.saliency(t.x, rows: rows, targets: targets, absolute: absolute, internalBatchSize: internalBatchSize))
+        }
         if let equivalent = gradientEquivalent {
             return try equivalent.saliency(x, rows: rows, targets: targets, absolute: absolute, internalBatchSize: internalBatchSize)
         }
@@ -34,7 +42,11 @@ extension Network {
     }
 
     /// Input × gradient: `x ⊙ ∂f_t/∂x`.
+    /// Token networks: e ⊙ ∂f/∂e at the embedding output e, summed over the embedding axis.
     public func inputXGradient(_ x: [Float], rows: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> [Float] {
+        if let t = try tokenCall(x, rows: rows) {
+            return t.summed(try t.rest.inputXGradient(t.x, rows: rows, targets: targets, internalBatchSize: internalBatchSize))
+        }
         let g = try saliency(x, rows: rows, targets: targets, absolute: false, internalBatchSize: internalBatchSize)
         return zipMap(x, g) { $0 * $1 }
     }
@@ -50,6 +62,14 @@ extension Network {
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 200,
         seed: UInt64 = 0, exampleOffset: Int = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        if let t = try tokenCall(x, rows: rows) {
+            // Token networks: references are token ids, embedded; attributions at the embedding output, summed.
+            try checkInputs(references, rows: referenceCount, name: "references")
+            let r = try embedTokens(references, rows: referenceCount, name: "references")
+            return t.summed(try t.rest.expectedGradients(
+                t.x, rows: rows, references: r, referenceCount: referenceCount, targets: targets, samples: samples, seed: seed,
+                exampleOffset: exampleOffset, internalBatchSize: internalBatchSize))
+        }
         if let equivalent = gradientEquivalent {
             return try equivalent.expectedGradients(
                 x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
@@ -135,6 +155,12 @@ extension Network {
         _ x: [Float], rows: Int, targets: [Int], aggregation: NoiseAggregation = .smoothGrad, samples: Int = 5,
         stdev: Float = 1, seed: UInt64 = 0, exampleOffset: Int = 0, internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        if let t = try tokenCall(x, rows: rows) {
+            // Token networks: the noise is added to the embedding vectors (L·E features per example).
+            return t.summed(try t.rest.smoothGrad(
+                t.x, rows: rows, targets: targets, aggregation: aggregation, samples: samples, stdev: stdev, seed: seed,
+                exampleOffset: exampleOffset, internalBatchSize: internalBatchSize))
+        }
         if let equivalent = gradientEquivalent {
             return try equivalent.smoothGrad(
                 x, rows: rows, targets: targets, aggregation: aggregation, samples: samples, stdev: stdev, seed: seed,

@@ -22,6 +22,15 @@ extension Network {
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], steps: Int = 50,
         method: PathQuadrature = .gaussLegendre, internalBatchSize: Int? = nil
     ) throws -> IntegratedGradients {
+        if let t = try tokenCall(x, rows: rows) {
+            // Token networks: the path runs between embedding vectors (baselines: token ids, none = zero
+            // vectors); attributions summed over the embedding axis, the delta unchanged.
+            var r = try t.rest.integratedGradients(
+                t.x, rows: rows, baselines: try t.baselines(baselines), targets: targets, steps: steps, method: method,
+                internalBatchSize: internalBatchSize)
+            r.attributions = t.summed(r.attributions)
+            return r
+        }
         if let equivalent = gradientEquivalent {
             return try equivalent.integratedGradients(
                 x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, internalBatchSize: internalBatchSize)

@@ -195,6 +195,7 @@ extension Network {
                 interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock)
         }
         try checkInputs(x, rows: rows)
+        try checkSecondOrderSupport("integrated_hessians")
         let targets = try expandTargets(targets, rows: rows)
         let base = try expandBaselines(baselines, rows: rows)
         try checkInteractionIndex(interactionIndex)
@@ -344,6 +345,7 @@ extension Network {
                 seed: seed, exampleOffset: exampleOffset, interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
         }
         try checkInputs(x, rows: rows)
+        try checkSecondOrderSupport("expected_hessians")
         try checkInputs(references, rows: referenceCount, name: "references")
         let targets = try expandTargets(targets, rows: rows)
         try checkInteractionIndex(interactionIndex)
@@ -386,6 +388,7 @@ extension Network {
     /// directions are propagated at once: for checks and small inputs).
     public func hessians(_ x: [Float], rows: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> [Float] {
         try checkInputs(x, rows: rows)
+        try checkSecondOrderSupport("hessians")
         let targets = try expandTargets(targets, rows: rows)
         let p = inputSize
         let chunk = try hessianChunk(directions: p, requested: internalBatchSize)

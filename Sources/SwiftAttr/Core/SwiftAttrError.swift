@@ -24,6 +24,9 @@ public struct SwiftAttrError: Error, CustomStringConvertible, Sendable {
 
     public let code: Code
     public let message: String
+    /// For a rejected token id: the vocabulary size it was checked against, so a caller that passed the
+    /// ids in chunks can locate the first bad one in its whole buffer (``Check/tokenIds(_:vocabulary:_:)``).
+    public internal(set) var tokenVocabulary: Int? = nil
 
     public init(_ code: Code, _ message: String) {
         self.code = code

@@ -35,7 +35,7 @@ public struct Activation: Sendable, Equatable {
         case .sigmoid: kind = .sigmoid
         case .tanh: kind = .tanh
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .softmax, .batchNorm, .dropout, .add, .concat:
+             .softmax, .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
             return nil
         }
     }

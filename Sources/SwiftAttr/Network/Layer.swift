@@ -1,8 +1,10 @@
 /// The closed set of layer kinds a ``Network`` is made of.
 ///
 /// Weights use PyTorch's memory layouts, so they copy over from `torch.nn` unchanged: Dense `W` is
-/// out×in, convolutions `W` are out×in×k (1-D) or out×in×kh×kw (2-D). Per-example shapes are channel
-/// first: `[F]` for feature vectors, `[C, L]` for sequences, `[C, H, W]` for images.
+/// out×in, convolutions `W` are out×in×k (1-D) or out×in×kh×kw (2-D), Embedding vocab×dim, LSTM
+/// `weight_ih` 4H×E and `weight_hh` 4H×H. Per-example shapes are channel first: `[F]` for feature vectors,
+/// `[C, L]` for sequences, `[C, H, W]` for images; token networks take ids `[L]`, and an LSTM reads
+/// `[L, E]` (time first, PyTorch's batch-first layout without the batch axis), as an Embedding writes it.
 ///
 /// Every method family switches over this enum exhaustively (no `default:`), so adding a kind makes the
 /// compiler point at every method that must learn it.
@@ -51,6 +53,85 @@ public enum Layer: Sendable, Equatable {
     /// Concatenation of two or more values along the first per-example axis: the features of `[F]`
     /// values, the channels of `[C, L]` and `[C, H, W]` values (the other axes must agree).
     case concat
+    /// Token ids to vectors (PyTorch `Embedding`, weight vocab×dim): `[L]` → `[L, E]`. The ids arrive as
+    /// float32 values, exact below 2²⁴; every entry point checks they are integers in `0..<vocab`.
+    /// Allowed only as node 0, reading the network input, and nothing else may read the ids: value 1 (the
+    /// embedding output) is then a cut, and token attributions are taken there (see ``Network/embeddingSplit``).
+    case embedding(Embedding)
+    /// One-layer unidirectional LSTM, batch first (PyTorch `LSTM`, gate order i, f, g, o): `[L, E]` →
+    /// `[H]` (the last hidden state) or `[L, H]` (every hidden state).
+    case lstm(LSTM)
+
+    /// Embedding parameters.
+    public struct Embedding: Sendable, Equatable {
+        public let weight: [Float]  // vocab × dim
+        public let vocabularySize: Int
+        public let dimension: Int
+
+        public init(weight: [Float], vocabularySize: Int, dimension: Int) throws {
+            try Check.positive(vocabularySize, "embedding num_embeddings")
+            try Check.positive(dimension, "embedding embedding_dim")
+            guard vocabularySize < 1 << 24 else {
+                throw SwiftAttrError.invalid("embedding num_embeddings must be below 2^24 = 16777216 (ids travel as exact float32 values), got \(vocabularySize)")
+            }
+            guard weight.count == (try Check.count([vocabularySize, dimension], "embedding weight")) else {
+                throw SwiftAttrError.shape("embedding weight: expected \(vocabularySize)×\(dimension) values, got \(weight.count)")
+            }
+            try Check.finite(weight, "embedding weight")
+            self.weight = weight
+            self.vocabularySize = vocabularySize
+            self.dimension = dimension
+        }
+    }
+
+    /// LSTM parameters in PyTorch's layout (`weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`),
+    /// gate blocks stacked in the order i, f, g, o:
+    ///
+    ///     i = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)   f = σ(…)   g = tanh(…)   o = σ(…)
+    ///     c_t = f ⊙ c_{t−1} + i ⊙ g,   h_t = o ⊙ tanh(c_t),   h_{−1} = c_{−1} = 0
+    public struct LSTM: Sendable, Equatable {
+        public let weightIH: [Float]  // 4H × E
+        public let weightHH: [Float]  // 4H × H
+        public let biasIH: [Float]  // 4H
+        public let biasHH: [Float]  // 4H
+        public let inputSize: Int
+        public let hiddenSize: Int
+        /// true: every hidden state `[L, H]` (PyTorch's `output`); false: the last one `[H]` (`h_n[-1]`,
+        /// `output[:, -1]`).
+        public let returnSequences: Bool
+        /// `b_ih + b_hh`, added once per step.
+        public let bias: [Float]
+
+        public init(
+            weightIH: [Float], weightHH: [Float], biasIH: [Float]?, biasHH: [Float]?, inputSize: Int, hiddenSize: Int,
+            returnSequences: Bool
+        ) throws {
+            try Check.positive(inputSize, "lstm input_size")
+            try Check.positive(hiddenSize, "lstm hidden_size")
+            let g = try Check.count([4, hiddenSize], "lstm hidden_size")
+            guard weightIH.count == (try Check.count([g, inputSize], "lstm weight_ih")) else {
+                throw SwiftAttrError.shape("lstm weight_ih: expected \(g)×\(inputSize) values (4·hidden_size × input_size), got \(weightIH.count)")
+            }
+            guard weightHH.count == (try Check.count([g, hiddenSize], "lstm weight_hh")) else {
+                throw SwiftAttrError.shape("lstm weight_hh: expected \(g)×\(hiddenSize) values (4·hidden_size × hidden_size), got \(weightHH.count)")
+            }
+            try Check.finite(weightIH, "lstm weight_ih")
+            try Check.finite(weightHH, "lstm weight_hh")
+            for (b, name) in [(biasIH, "lstm bias_ih"), (biasHH, "lstm bias_hh")] {
+                guard let b else { continue }
+                guard b.count == g else { throw SwiftAttrError.shape("\(name): expected \(g) values (4·hidden_size), got \(b.count)") }
+                try Check.finite(b, name)
+            }
+            self.weightIH = weightIH
+            self.weightHH = weightHH
+            self.biasIH = biasIH ?? [Float](repeating: 0, count: g)
+            self.biasHH = biasHH ?? [Float](repeating: 0, count: g)
+            self.inputSize = inputSize
+            self.hiddenSize = hiddenSize
+            self.returnSequences = returnSequences
+            self.bias = zip(self.biasIH, self.biasHH).map { $0 + $1 }
+        }
+    }
 
     /// Dense layer parameters.
     public struct Dense: Sendable, Equatable {
@@ -211,6 +292,8 @@ extension Layer {
         case .dropout: "Dropout"
         case .add: "Add"
         case .concat: "Concat"
+        case .embedding: "Embedding"
+        case .lstm: "LSTM"
         }
     }
 
@@ -219,7 +302,7 @@ extension Layer {
         switch self {
         case .add, .concat: nil
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout: 1
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm: 1
         }
     }
 
@@ -228,7 +311,9 @@ extension Layer {
         switch self {
         case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add,
              .concat: true
-        case .maxPool1d, .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax: false
+        case .maxPool1d, .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .lstm: false
+        // A lookup of ids, not differentiable in them (token attributions are taken at its output).
+        case .embedding: false
         }
     }
 
@@ -251,7 +336,7 @@ extension Layer {
             out[0] = inputs.reduce(0) { $0 + $1[0] }
             return out
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm:
             guard inputs.count == 1 else { throw SwiftAttrError.invalid("\(name) reads exactly one input (got \(inputs.count))") }
             return try outputShape(for: inputs[0])
         }
@@ -305,6 +390,14 @@ extension Layer {
         case .batchNorm(let b):
             guard input[0] == b.channels else { throw SwiftAttrError.shape("BatchNorm expects \(b.channels) channels, got \(input[0]) (input shape \(input))") }
             return input
+        case .embedding(let e):
+            guard input.count == 1 else { throw SwiftAttrError.shape("Embedding expects a per-example input of token ids [L], got shape \(input)") }
+            return [input[0], e.dimension]
+        case .lstm(let l):
+            guard input.count == 2, input[1] == l.inputSize else {
+                throw SwiftAttrError.shape("LSTM expects a per-example input [L, \(l.inputSize)] (sequence length × input_size, batch first), got shape \(input)")
+            }
+            return l.returnSequences ? [input[0], l.hiddenSize] : [l.hiddenSize]
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
             return input
         }

@@ -10,6 +10,15 @@ extension Network {
         /// Per recorded node (index `i − start`): for max-pooling, the flat in-example index of each
         /// output's argmax.
         var argmax: [[Int32]]
+        /// Per recorded node (index `i − start`): for an LSTM, its step record (``Network/lstmForward``), one
+        /// row of 10H floats per (example n, step t), row n·L + t:
+        ///
+        ///     [ z_i z_f z_g z_o | i f g o | c_t | h_t ]   (each block H floats)
+        ///
+        /// z: the gate pre-activations W_ih x_t + W_hh h_{t−1} + b_ih + b_hh; i, f, o = σ(z), g = tanh(z_g);
+        /// the cell and hidden states after step t (c_{t−1} is the row before, zero at t = 0). Empty for
+        /// every other kind. The pullback, DeepLIFT and Contextual Decomposition read it.
+        var steps: [[Float]] = []
 
         var output: [Float] { values[values.count - 1] }
         /// Value `v`.
@@ -33,19 +42,25 @@ extension Network {
     func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil) -> Tape {
         let end = end ?? layers.count
         var argmax = [[Int32]](repeating: [], count: end - start)
+        var steps = [[Float]](repeating: [], count: end - start)
         let values = walkForward(x, from: start, to: end, keep: true) { i, reads -> [Float] in
             switch layers[i] {
+            case .lstm(let l):
+                var record: [Float]? = []
+                let y = lstmForward(l, reads[0], rows: rows, length: shapes[input(of: i)][0], record: &record)
+                steps[i - start] = record!
+                return y
             case .maxPool1d, .maxPool2d:
                 var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
                 let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
                 argmax[i - start] = positions
                 return y
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
-                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding:
                 return applyNode(i, reads, rows: rows, argmax: nil)
             }
         }
-        return Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax)
+        return Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax, steps: steps)
     }
 
     /// Node `i` applied to the values it reads (`reads`, in the order of ``inputs``).
@@ -67,7 +82,7 @@ extension Network {
                 }
             }
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm:
             return apply(layer: i, to: reads[0], rows: rows, argmax: argmax)
         }
     }
@@ -155,9 +170,89 @@ extension Network {
             }
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             return Activation(layers[i])!.apply(x)
+        case .embedding(let e):
+            return embed(e, x, count: rows * inSize)
+        case .lstm(let l):
+            var none: [Float]? = nil
+            return lstmForward(l, x, rows: rows, length: inShape[0], record: &none)
         case .add, .concat:
             preconditionFailure("\(layers[i].name) reads several values: applyNode applies it")
         }
+    }
+
+    /// The embedding rows of `count` ids. Entry points check the ids (``checkTokenIds(_:name:)``); an id
+    /// that is not an integer in 0..<vocab (only reachable through the unchecked ``forward(_:rows:)``)
+    /// gives a row of NaN, never an out-of-bounds read.
+    func embed(_ e: Layer.Embedding, _ ids: [Float], count: Int) -> [Float] {
+        let E = e.dimension
+        return uninitializedFloats(count * E) { y in
+            e.weight.withUnsafeBufferPointer { w in
+                for k in 0..<count {
+                    let v = ids[k]
+                    if v >= 0, v < Float(e.vocabularySize), v.rounded(.towardZero) == v {
+                        (y + k * E).update(from: w.baseAddress! + Int(v) * E, count: E)
+                    } else {
+                        (y + k * E).update(repeating: .nan, count: E)
+                    }
+                }
+            }
+        }
+    }
+
+    /// LSTM forward over `rows` sequences of `length` steps (`x`: rows × length × E). The input projection
+    /// of every step is one GEMM over rows·length rows, X·W_ihᵀ + b (b = b_ih + b_hh); each step then adds
+    /// h_{t−1}·W_hhᵀ for all rows with one GEMM and applies the gates. With `record` non-nil, the step
+    /// record of ``Tape/steps`` (10H floats per row n·L + t) is written there, the GEMMs writing straight
+    /// into its z columns. Returns rows × H (last state) or rows × length × H.
+    func lstmForward(_ l: Layer.LSTM, _ x: [Float], rows N: Int, length L: Int, record: inout [Float]?) -> [Float] {
+        let H = l.hiddenSize, E = l.inputSize, G = 4 * H
+        let recording = record != nil
+        let width = recording ? 10 * H : G
+        var buffer = uninitializedFloats(N * L * width) { z in
+            for r in 0..<(N * L) { (z + r * width).update(from: l.bias, count: G) }
+            x.withUnsafeBufferPointer { xp in
+                l.weightIH.withUnsafeBufferPointer { w in
+                    BLAS.sgemm(transB: true, m: N * L, n: G, k: E, a: xp.baseAddress!, b: w.baseAddress!, beta: 1, c: z, ldc: width)
+                }
+            }
+        }
+        var h = [Float](repeating: 0, count: N * H), c = h
+        var out = [Float](repeating: 0, count: l.returnSequences ? N * L * H : 0)
+        buffer.withUnsafeMutableBufferPointer { bp in
+            h.withUnsafeMutableBufferPointer { hp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    out.withUnsafeMutableBufferPointer { op in
+                        l.weightHH.withUnsafeBufferPointer { w in
+                            let z0 = bp.baseAddress!, hs = hp.baseAddress!, cs = cp.baseAddress!
+                            for t in 0..<L {
+                                if t > 0 {
+                                    BLAS.sgemm(transB: true, m: N, n: G, k: H, a: hs, b: w.baseAddress!, beta: 1,
+                                               c: z0 + t * width, ldc: L * width)
+                                }
+                                for n in 0..<N {
+                                    let z = z0 + (n * L + t) * width, hn = hs + n * H, cn = cs + n * H
+                                    for j in 0..<H {
+                                        let ig = Activation.sigmoid(z[j]), fg = Activation.sigmoid(z[H + j])
+                                        let gg = _tanh(z[2 * H + j]), og = Activation.sigmoid(z[3 * H + j])
+                                        let cell = fg * cn[j] + ig * gg
+                                        let hidden = og * _tanh(cell)
+                                        cn[j] = cell
+                                        hn[j] = hidden
+                                        if recording {
+                                            z[G + j] = ig; z[G + H + j] = fg; z[G + 2 * H + j] = gg; z[G + 3 * H + j] = og
+                                            z[8 * H + j] = cell; z[9 * H + j] = hidden
+                                        }
+                                    }
+                                    if l.returnSequences { (op.baseAddress! + (n * L + t) * H).update(from: hn, count: H) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if recording { record = buffer }
+        return l.returnSequences ? out : h
     }
 
     /// Convolution as GEMMs on the im2col matrix `cols (K × rows·P)`. With large output planes, one GEMM per

@@ -6,7 +6,7 @@ extension Network {
     func pullback(_ tape: Tape, cotangent: [Float]) -> [Float] {
         walkBackward(from: tape.end, to: tape.start, seed: cotangent, node: { i, dy in
             pullbackNode(i, dy, rows: tape.rows, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1),
-                         argmax: tape.argmax[i - tape.start])
+                         argmax: tape.argmax[i - tape.start], steps: tape.steps[i - tape.start])
         }, accumulate: addInPlace) ?? [Float](repeating: 0, count: tape.rows * size(at: tape.start))
     }
 
@@ -21,7 +21,7 @@ extension Network {
 
     /// The cotangents of the values node `i` reads, from `dy` at its output (`reads`/`output`: the recorded
     /// values, unused by affine nodes).
-    func pullbackNode(_ i: Int, _ dy: [Float], rows: Int, reads: [[Float]], output: [Float], argmax: [Int32]) -> [[Float]] {
+    func pullbackNode(_ i: Int, _ dy: [Float], rows: Int, reads: [[Float]], output: [Float], argmax: [Int32], steps: [Float] = []) -> [[Float]] {
         switch layers[i] {
         case .add:
             return inputs[i].map { _ in dy }
@@ -37,13 +37,14 @@ extension Network {
                 }
             }
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
-            return [pullback(layer: i, dy, rows: rows, input: reads.first ?? [], output: output, argmax: argmax)]
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm:
+            return [pullback(layer: i, dy, rows: rows, input: reads.first ?? [], output: output, argmax: argmax, steps: steps)]
         }
     }
 
-    /// `dx = J_iᵀ dy` for single-input node `i` at the recorded `input`/`output` (unused by affine layers).
-    func pullback(layer i: Int, _ dy: [Float], rows: Int, input x: [Float], output y: [Float], argmax: [Int32]) -> [Float] {
+    /// `dx = J_iᵀ dy` for single-input node `i` at the recorded `input`/`output` (unused by affine layers);
+    /// an LSTM reads its step record `steps` (``Tape/steps``).
+    func pullback(layer i: Int, _ dy: [Float], rows: Int, input x: [Float], output y: [Float], argmax: [Int32], steps: [Float] = []) -> [Float] {
         let inShape = shapes[input(of: i)]
         let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
         let count = rows * inSize
@@ -116,8 +117,100 @@ extension Network {
             }
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             return Activation(layers[i])!.pullback(dy, input: x, output: y)
+        case .embedding:
+            // The output is piecewise constant in the ids: zero gradient. Token attributions are taken at
+            // the embedding output instead (``embeddingSplit``).
+            return [Float](repeating: 0, count: count)
+        case .lstm(let l):
+            let L = inShape[0]
+            return lstmBackward(l, coefficients: lstmGradientCoefficients(l, steps, rows: rows, length: L), dy, rows: rows, length: L)
         case .add, .concat:
             preconditionFailure("\(layers[i].name) reads several values: pullbackNode pulls it back")
+        }
+    }
+
+    /// The coefficients of the LSTM's linearised step, one row of 10H floats per (n, t) (row n·L + t):
+    ///
+    ///     [ s_i s_f s_g s_o | a_o | a_c | a_i | a_g | a_f | a_carry ]
+    ///
+    /// so that, with Δ a change (a tangent, or DeepLIFT's difference from reference),
+    ///
+    ///     Δz = W_ih Δx_t + W_hh Δh_{t−1};  Δi = s_i Δz_i, Δf = s_f Δz_f, Δg = s_g Δz_g, Δo = s_o Δz_o
+    ///     Δc_t = a_carry Δc_{t−1} + a_f Δf + a_i Δi + a_g Δg;  Δh_t = a_o Δo + a_c Δc_t
+    ///
+    /// For the gradient (this function): s = σ′ or tanh′ at z, a_o = tanh c_t, a_c = o (1 − tanh² c_t),
+    /// a_i = g, a_g = i, a_f = c_{t−1}, a_carry = f. DeepLIFT fills the same layout with its multipliers
+    /// (``DeepLiftPlan``), so both run the one backward pass ``lstmBackward``.
+    func lstmGradientCoefficients(_ l: Layer.LSTM, _ steps: [Float], rows N: Int, length L: Int) -> [Float] {
+        let H = l.hiddenSize, W = 10 * H
+        return uninitializedFloats(N * L * W) { k in
+            steps.withUnsafeBufferPointer { sp in
+                for r in 0..<(N * L) {
+                    let s = sp.baseAddress! + r * W, out = k + r * W
+                    let first = r % L == 0
+                    for j in 0..<H {
+                        let i = s[4 * H + j], f = s[5 * H + j], g = s[6 * H + j], o = s[7 * H + j]
+                        let tc = _tanh(s[8 * H + j])
+                        out[j] = i * (1 - i); out[H + j] = f * (1 - f); out[2 * H + j] = 1 - g * g; out[3 * H + j] = o * (1 - o)
+                        out[4 * H + j] = tc
+                        out[5 * H + j] = o * (1 - tc * tc)
+                        out[6 * H + j] = g
+                        out[7 * H + j] = i
+                        out[8 * H + j] = first ? 0 : s[8 * H + j - W]
+                        out[9 * H + j] = f
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transpose of the linearised LSTM (``lstmGradientCoefficients``): back-propagation through time
+    /// for all rows at once. `dy`: rows × H (last state) or rows × L × H. Per step from the last, the
+    /// elementwise rules give dz_t (rows × 4H, stored for every step), then one GEMM dh_{t−1} = dz_t W_hh;
+    /// finally dx = dz W_ih for every step is one GEMM over rows·L rows. Returns rows × L × E.
+    func lstmBackward(_ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int) -> [Float] {
+        let H = l.hiddenSize, E = l.inputSize, G = 4 * H, W = 10 * H
+        var dz = [Float](repeating: 0, count: N * L * G)
+        var dh = l.returnSequences ? [Float](repeating: 0, count: N * H) : dy
+        var dc = [Float](repeating: 0, count: N * H)
+        dz.withUnsafeMutableBufferPointer { dzp in
+            dh.withUnsafeMutableBufferPointer { dhp in
+                dc.withUnsafeMutableBufferPointer { dcp in
+                    coefficients.withUnsafeBufferPointer { kp in
+                        dy.withUnsafeBufferPointer { gp in
+                            l.weightHH.withUnsafeBufferPointer { w in
+                                for t in stride(from: L - 1, through: 0, by: -1) {
+                                    if t < L - 1 {
+                                        BLAS.sgemm(m: N, n: H, k: G, a: dzp.baseAddress! + (t + 1) * G, lda: L * G, b: w.baseAddress!,
+                                                   c: dhp.baseAddress!)
+                                    }
+                                    for n in 0..<N {
+                                        let r = n * L + t, k = kp.baseAddress! + r * W, d = dzp.baseAddress! + r * G
+                                        let hn = dhp.baseAddress! + n * H, cn = dcp.baseAddress! + n * H
+                                        let seq = l.returnSequences ? gp.baseAddress! + r * H : nil
+                                        for j in 0..<H {
+                                            let gh = hn[j] + (seq?[j] ?? 0)
+                                            let gc = cn[j] + gh * k[5 * H + j]
+                                            d[j] = gc * k[6 * H + j] * k[j]
+                                            d[H + j] = gc * k[8 * H + j] * k[H + j]
+                                            d[2 * H + j] = gc * k[7 * H + j] * k[2 * H + j]
+                                            d[3 * H + j] = gh * k[4 * H + j] * k[3 * H + j]
+                                            cn[j] = gc * k[9 * H + j]
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return uninitializedFloats(N * L * E) { dx in
+            dz.withUnsafeBufferPointer { d in
+                l.weightIH.withUnsafeBufferPointer { w in
+                    BLAS.sgemm(m: N * L, n: E, k: G, a: d.baseAddress!, b: w.baseAddress!, c: dx)
+                }
+            }
         }
     }
 

@@ -31,7 +31,8 @@ extension Network {
                 linear = .batchNorm(try! .init(gamma: b.scale, beta: nil, runningMean: .init(repeating: 0, count: b.channels),
                                                runningVar: .init(repeating: 1, count: b.channels), eps: 0))
             case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu, .softplus,
-                 .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
+                 .sigmoid, .tanh, .softmax, .dropout, .add, .concat, .embedding, .lstm:
+                // Embedding and LSTM: the second-order entry points reject them (checkSecondOrderSupport).
                 linear = layer
             }
             try! copy.append(linear, inputs: inputs[i])
@@ -48,7 +49,7 @@ extension Network {
             switch layer {
             case .relu: try copy.append(.softplus(beta: beta), inputs: inputs[i])
             case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .leakyReLU,
-                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
                 try copy.append(layer, inputs: inputs[i])
             }
         }
@@ -108,6 +109,8 @@ extension Network {
                     }
                 }
             }
+        case .embedding, .lstm:
+            preconditionFailure("\(layers[i].name): the second-order entry points reject it (checkSecondOrderSupport)")
         case .softmax:
             let s = tape.value(i + 1), t = reads[0]
             return uninitializedFloats(rows * k * outSize) { out in
@@ -156,6 +159,8 @@ extension Network {
                 }
             }
             return [(gIn[0], gdIn)]
+        case .embedding, .lstm:
+            preconditionFailure("\(layers[i].name): the second-order entry points reject it (checkSecondOrderSupport)")
         case .softmax:
             let s = tape.value(i + 1), t = tangents[input(of: i) - tape.start]
             var gdIn = [Float](repeating: 0, count: rows * k * outSize)

@@ -9,9 +9,11 @@ import Glibc
 ///     layers     u32      node count, then per node:
 ///       inputs   u32 n, then n × i64   the values the node reads (SAMODEL2 only; SAMODEL1: the value before)
 ///       kind     u32      `Layer.Kind` raw value (the C enum `sa_layer_kind`)
-///       ints     u32 n, then n × i64   (e.g. Dense: out, in; Conv2d: out, in, kh, kw, sh, sw, ph, pw, dh, dw)
+///       ints     u32 n, then n × i64   (e.g. Dense: out, in; Conv2d: out, in, kh, kw, sh, sw, ph, pw, dh, dw;
+///                                      Embedding: vocab, dim; LSTM: input_size, hidden_size, return_sequences)
 ///       scalars  u32 n, then n × f32   (e.g. LeakyReLU slope, BatchNorm eps)
-///       tensors  u32 n, then per tensor u64 count and count × f32 (e.g. Dense: W, b)
+///       tensors  u32 n, then per tensor u64 count and count × f32 (e.g. Dense: W, b; Embedding: W;
+///                                      LSTM: weight_ih, weight_hh, bias_ih, bias_hh)
 ///
 /// Loading re-validates every layer through the same checks as building, so a corrupt file is an error,
 /// never a crash. A chain is written as SAMODEL1, so files of chains stay readable by every version; both
@@ -22,7 +24,9 @@ extension Layer {
         case dense = 0, conv1d, conv2d, maxPool1d, maxPool2d, avgPool1d, avgPool2d, globalAvgPool, flatten
         case relu, leakyReLU, elu, softplus, sigmoid, tanh, softmax, batchNorm, dropout
         case add, concat
-        case reshape = 30
+        /// Added compatibly (new codes; files without them read as before).
+        case embedding, lstm
+        case reshape
     }
 
     public var kind: Kind {
@@ -48,6 +52,8 @@ extension Layer {
         case .dropout: .dropout
         case .add: .add
         case .concat: .concat
+        case .embedding: .embedding
+        case .lstm: .lstm
         }
     }
 
@@ -64,6 +70,8 @@ extension Layer {
         case .softplus(let beta): ([], [beta], [])
         case .dropout(let p): ([], [p], [])
         case .batchNorm(let b): ([], [b.eps], [b.gamma, b.beta, b.runningMean, b.runningVar])
+        case .embedding(let e): ([e.vocabularySize, e.dimension], [], [e.weight])
+        case .lstm(let l): ([l.inputSize, l.hiddenSize, l.returnSequences ? 1 : 0], [], [l.weightIH, l.weightHH, l.biasIH, l.biasHH])
         }
     }
 
@@ -113,6 +121,14 @@ extension Layer {
         case .elu: try need(0, 1, 0); self = .elu(alpha: scalars[0])
         case .softplus: try need(0, 1, 0); self = .softplus(beta: scalars[0])
         case .dropout: try need(0, 1, 0); self = .dropout(p: scalars[0])
+        case .embedding:
+            try need(2, 0, 1)
+            self = .embedding(try Embedding(weight: tensors[0], vocabularySize: ints[0], dimension: ints[1]))
+        case .lstm:
+            try need(3, 0, 4)
+            guard ints[2] == 0 || ints[2] == 1 else { throw SwiftAttrError(.format, "model file: LSTM return_sequences flag \(ints[2]) is not 0 or 1") }
+            self = .lstm(try LSTM(weightIH: tensors[0], weightHH: tensors[1], biasIH: tensors[2], biasHH: tensors[3],
+                                  inputSize: ints[0], hiddenSize: ints[1], returnSequences: ints[2] == 1))
         case .batchNorm:
             try need(0, 1, 4)
             self = .batchNorm(try BatchNorm(gamma: tensors[0], beta: tensors[1], runningMean: tensors[2], runningVar: tensors[3], eps: scalars[0]))

@@ -74,9 +74,16 @@ public struct Network: Sendable, Equatable {
             guard beta.isFinite, beta > 0 else { throw SwiftAttrError.invalid("Softplus beta must be positive and finite (got \(beta))") }
         case .dropout(let p):
             guard p >= 0, p < 1 else { throw SwiftAttrError.invalid("Dropout p must be in [0, 1) (got \(p))") }
+        case .embedding:
+            guard index == 0, inputs == [0] else {
+                throw SwiftAttrError.invalid("\(label): an Embedding may only be node 0, reading the network input (token ids)")
+            }
         case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
-             .relu, .sigmoid, .tanh, .softmax, .batchNorm, .add, .concat:
+             .relu, .sigmoid, .tanh, .softmax, .batchNorm, .add, .concat, .lstm:
             break
+        }
+        if index > 0, case .embedding = layers[0], inputs.contains(0) {
+            throw SwiftAttrError.invalid("\(label): only the Embedding (node 0) may read the token ids (value 0); read its output, value 1")
         }
         let out: [Int]
         do {
