@@ -23,15 +23,23 @@
 ///   logits too).
 ///
 /// How it is computed. β + γ is the ordinary forward value h at every node (each rule hands γ exactly what
-/// β does not take of h), so only β is carried per (example, mask) pair; h, recorded once per example by
-/// the ordinary forward and shared by all its masks, gives γ = h − β wherever a rule needs it, and the
-/// argmax of every max-pool. An affine layer's s = W γ is then (z − b) − r with z the recorded output:
-/// every affine layer is one GEMM over all pairs of a chunk, instead of acd's three (m(0), m(β), m(γ)).
-/// In float32, (z − b) − r carries the rounding of z, b and r — a few ulps of |W||h| + |b| + |W||β| —
-/// where acd's m(γ) − b carries that of |W||γ| + |b|: the same order, as |γ| ≤ |h| + |β|. Where s is at
-/// the rounding level (a nearly full mask), the bias share that error moves is at most |b| times the
-/// relative error, so β and γ stay within float32 rounding of acd's; only a max-pool window whose two
-/// largest values tie to within rounding may pick another argmax than acd's β + γ does.
+/// β does not take of h), so only one part is carried per (example, mask) pair; h, recorded once per
+/// example by the ordinary forward and shared by all its masks, gives the other part as h minus the
+/// carried one wherever a rule needs it, and the argmax of every max-pool. An affine layer's other
+/// product is then (z − b) − (W c) with z the recorded output: every affine layer is one GEMM over all
+/// pairs of a chunk, instead of acd's three (m(0), m(β), m(γ)).
+///
+/// Why the carried part is the smaller one (β for a small group, γ for a group covering most of the
+/// input, decided per pair by Σ|β₀| ≤ Σ|γ₀|). In float32 the carried part c is computed as acd computes
+/// it, W c directly, with rounding relative to its own magnitude; the other part, h − c, carries the
+/// rounding of h (a few ulps of |h|), as acd's γ' = f(β + γ) − f(β) does after every activation. A bias is
+/// split by the ratio of the two products, so a unit whose carried product is as small as that rounding
+/// has its share decided by noise: carrying the larger part would give the smaller one (say γ for a
+/// nearly full mask, exactly 0 in acd) an absolute error of a few ulps of |h| at every layer, and a unit
+/// whose pre-bias output r ≈ 0 a bias share anywhere between 0 and 1 where acd gives all of it to β.
+/// Carrying the smaller part keeps it as exact as acd's (a full mask leaves γ = 0 up to the 1e-20 shares)
+/// while the larger part has a relative error of a few ulps. Only a max-pool window whose two largest
+/// values tie to within rounding may pick another argmax than acd's β + γ does.
 ///
 /// The walk goes through the propagation driver (``Network/walkForward``): one rule per node kind in an
 /// exhaustive switch, so a new kind (the LSTM of Murdoch 2018, acd's `cd_text`) is one more case.
@@ -73,19 +81,33 @@ extension Network {
                     let tape = record(Array(x[(first * d)..<((last + 1) * d)]), rows: last - first + 1, from: 0, to: plan.top)
                     let example = range.map { $0 / maskCount - first }
                     let input = tape.values[0]
-                    let beta0 = uninitializedFloats(range.count * d) { b in
+                    // Per pair, the smaller part at the input is carried (see above): β₀ = mask·x or γ₀ = (1 − mask)·x.
+                    var carriesIrrelevant = [Bool](repeating: false, count: range.count)
+                    let carried0 = uninitializedFloats(range.count * d) { c in
                         for (p, pair) in range.enumerated() {
-                            let xe = example[p] * d, mo = (pair % maskCount) * d, bo = p * d
-                            for k in 0..<d { b[bo + k] = masks[mo + k] * input[xe + k] }
+                            let xe = example[p] * d, mo = (pair % maskCount) * d, co = p * d
+                            var relevantMass: Float = 0, irrelevantMass: Float = 0
+                            for k in 0..<d {
+                                let b = masks[mo + k] * input[xe + k]
+                                relevantMass += abs(b)
+                                irrelevantMass += abs(input[xe + k] - b)
+                            }
+                            let irrelevant = irrelevantMass < relevantMass
+                            carriesIrrelevant[p] = irrelevant
+                            for k in 0..<d {
+                                let b = masks[mo + k] * input[xe + k]
+                                c[co + k] = irrelevant ? (1 - masks[mo + k]) * input[xe + k] : b
+                            }
                         }
                     }
-                    let beta = plan.relevantPart(self, beta0, tape: tape, example: example)
+                    let carried = plan.carriedPart(self, carried0, tape: tape, example: example, irrelevant: carriesIrrelevant)
                     let h = tape.values[plan.top]
                     for p in 0..<range.count {
-                        let o = (range.lowerBound + p) * out, bo = p * out, ho = example[p] * out
+                        let o = (range.lowerBound + p) * out, co = p * out, ho = example[p] * out
+                        let (mine, other) = carriesIrrelevant[p] ? (gammaOut, betaOut) : (betaOut, gammaOut)
                         for j in 0..<out {
-                            betaOut[o + j] = beta[bo + j]
-                            gammaOut[o + j] = h[ho + j] - beta[bo + j]
+                            mine[o + j] = carried[co + j]
+                            other[o + j] = h[ho + j] - carried[co + j]
                         }
                     }
                 }
@@ -178,15 +200,19 @@ struct ContextualDecompositionPlan {
         return max(1, min(share, (1 << 21) / perPair))
     }
 
-    /// β at the attributed value for every pair (pairs × size(at: top)), from β₀ at the input: a forward walk
-    /// of the rule of every node kind. Pair p belongs to tape row `example[p]`, whose recorded values are h.
-    func relevantPart(_ net: Network, _ beta0: [Float], tape: Network.Tape, example: [Int]) -> [Float] {
+    /// The carried part at the attributed value for every pair (pairs × size(at: top)), from its value at the
+    /// input: a forward walk of the rule of every node kind. Pair p belongs to tape row `example[p]`, whose
+    /// recorded values are h = β + γ, and carries γ when `irrelevant[p]`, else β. Affine, pooling, add,
+    /// concat, sigmoid and tanh rules treat the two parts alike; BatchNorm and the monotone activations
+    /// (where acd's rule favours β) compute β' from β = h − γ when γ is carried, then hand on γ' = h' − β'.
+    func carriedPart(_ net: Network, _ carried0: [Float], tape: Network.Tape, example: [Int], irrelevant: [Bool]) -> [Float] {
         let count = example.count
-        return net.walkForward(beta0, from: 0, to: top, keep: false) { i, reads -> [Float] in
+        let anyIrrelevant = irrelevant.contains(true)
+        return net.walkForward(carried0, from: 0, to: top, keep: false) { i, reads -> [Float] in
             let v = net.inputs[i][0], n = net.size(at: v), o = net.size(at: i + 1)
             switch net.layers[i] {
             case .dense, .conv1d, .conv2d:
-                // r = W β; s = W γ = (z − b) − r with z the recorded output; β' = r + b·share(r, s).
+                // c' = W c + b·share(W c, W c̄), the other product W c̄ = (z − b) − W c with z the recorded output.
                 var r = linear.apply(layer: i, to: reads[0], rows: count, argmax: nil)
                 let z = tape.values[i + 1], b = bias[i]!
                 r.withUnsafeMutableBufferPointer { rp in
@@ -204,17 +230,20 @@ struct ContextualDecompositionPlan {
                 }
                 return r
             case .batchNorm(let bn):
-                // acd: β' = r + |r|/(|r| + |s|)·shift, the proportion 0 where it is 0/0.
-                let plane = n / bn.channels, z = tape.values[i + 1], beta = reads[0]
+                // acd: β' = r + p·shift with p = |r|/(|r| + |s|) (0 where 0/0); γ' = s + (1 − p)·shift.
+                let plane = n / bn.channels, z = tape.values[i + 1], c = reads[0]
                 return uninitializedFloats(count * n) { y in
                     for p in 0..<count {
-                        for c in 0..<bn.channels {
-                            let scale = bn.scale[c], shift = bn.shift[c]
-                            let off = p * n + c * plane, zo = example[p] * n + c * plane
+                        let gamma = irrelevant[p]
+                        for ch in 0..<bn.channels {
+                            let scale = bn.scale[ch], shift = bn.shift[ch]
+                            let off = p * n + ch * plane, zo = example[p] * n + ch * plane
                             for k in 0..<plane {
-                                let r = scale * beta[off + k], s = (z[zo + k] - shift) - r
+                                let mine = scale * c[off + k], other = (z[zo + k] - shift) - mine
+                                let (r, s) = gamma ? (other, mine) : (mine, other)
                                 let proportion = abs(r) / (abs(r) + abs(s))
-                                y[off + k] = r + (proportion.isNaN ? 0 : proportion) * shift
+                                let toRelevant = proportion.isNaN ? 0 : proportion
+                                y[off + k] = gamma ? s + (1 - toRelevant) * shift : r + toRelevant * shift
                             }
                         }
                     }
@@ -226,42 +255,49 @@ struct ContextualDecompositionPlan {
             case .add, .concat:
                 return net.applyNode(i, reads, rows: count, argmax: nil)
             case .maxPool1d, .maxPool2d:
-                let at = tape.argmax[i], beta = reads[0]
+                let at = tape.argmax[i], c = reads[0]
                 return uninitializedFloats(count * o) { y in
                     for p in 0..<count {
                         let e = example[p] * o, b = p * n
-                        for j in 0..<o { y[p * o + j] = beta[b + Int(at[e + j])] }
+                        for j in 0..<o { y[p * o + j] = c[b + Int(at[e + j])] }
                     }
                 }
             case .relu, .leakyReLU, .elu, .softplus:
+                // β' = f(β) − f(0) and γ' = f(h) − f(β), then f(0) split as a bias; f(0) = 0 with β carried: acd's
+                // β' = f(β), batched.
                 let f = Activation(net.layers[i])!, f0 = f.value(0)
-                // f(0) = 0: acd's β' = f(β), batched.
-                guard f0 != 0 else { return f.apply(reads[0]) }
-                let y = tape.values[i + 1], beta = reads[0]
+                if f0 == 0 && !anyIrrelevant { return f.apply(reads[0]) }
+                let h = tape.values[v], y = tape.values[i + 1], c = reads[0]
                 return uninitializedFloats(count * n) { out in
                     for p in 0..<count {
-                        let e = example[p] * n, b = p * n
+                        let e = example[p] * n, b = p * n, gamma = irrelevant[p]
                         for k in 0..<n {
-                            let fb = f.value(beta[b + k])
+                            let beta = gamma ? h[e + k] - c[b + k] : c[b + k]
+                            let fb = f.value(beta)
                             let db = fb - f0, dg = y[e + k] - fb
-                            out[b + k] = db + f0 * contextualShare(db, dg)
+                            if f0 == 0 {
+                                out[b + k] = gamma ? dg : db
+                            } else {
+                                out[b + k] = gamma ? dg + f0 * contextualShare(dg, db) : db + f0 * contextualShare(db, dg)
+                            }
                         }
                     }
                 }
             case .sigmoid, .tanh:
+                // c' = ½[f(c) − f(0) + f(h) − f(h − c)], f(0) split as a bias (the same for either part).
                 let f = Activation(net.layers[i])!, f0 = f.value(0)
-                let h = tape.values[v], y = tape.values[i + 1], beta = reads[0]
+                let h = tape.values[v], y = tape.values[i + 1], c = reads[0]
                 return uninitializedFloats(count * n) { out in
                     for p in 0..<count {
                         let e = example[p] * n, b = p * n
                         for k in 0..<n {
-                            let bk = beta[b + k], fb = f.value(bk), fg = f.value(h[e + k] - bk), fh = y[e + k]
-                            let db = 0.5 * ((fb - f0) + (fh - fg))
+                            let ck = c[b + k], fc = f.value(ck), fo = f.value(h[e + k] - ck), fh = y[e + k]
+                            let dc = 0.5 * ((fc - f0) + (fh - fo))
                             if f0 == 0 {
-                                out[b + k] = db
+                                out[b + k] = dc
                             } else {
-                                let dg = 0.5 * ((fg - f0) + (fh - fb))
-                                out[b + k] = db + f0 * contextualShare(db, dg)
+                                let dother = 0.5 * ((fo - f0) + (fh - fc))
+                                out[b + k] = dc + f0 * contextualShare(dc, dother)
                             }
                         }
                     }
