@@ -88,15 +88,13 @@ extension Network {
                             let xe = example[p] * d, mo = (pair % maskCount) * d, co = p * d
                             var relevantMass: Float = 0, irrelevantMass: Float = 0
                             for k in 0..<d {
-                                let b = masks[mo + k] * input[xe + k]
-                                relevantMass += abs(b)
-                                irrelevantMass += abs(input[xe + k] - b)
+                                relevantMass += abs(masks[mo + k] * input[xe + k])
+                                irrelevantMass += abs((1 - masks[mo + k]) * input[xe + k])
                             }
                             let irrelevant = irrelevantMass < relevantMass
                             carriesIrrelevant[p] = irrelevant
                             for k in 0..<d {
-                                let b = masks[mo + k] * input[xe + k]
-                                c[co + k] = irrelevant ? (1 - masks[mo + k]) * input[xe + k] : b
+                                c[co + k] = (irrelevant ? 1 - masks[mo + k] : masks[mo + k]) * input[xe + k]
                             }
                         }
                     }
