@@ -429,6 +429,31 @@ SA_API int sa_deepshap(const sa_model *model, const float *x, int64_t n, const f
                        int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 
 /* ---------------------------------------------------------------------------------------------------
+ * Contextual Decomposition (Murdoch, Liu, Yu 2018; Singh, Murdoch, Yu 2019)
+ *
+ * Every value of the network is split into a relevant part beta, due to a group of input elements (a
+ * mask), and an irrelevant part gamma, with beta + gamma = the value, from beta0 = mask * x and
+ * gamma0 = (1 - mask) * x; the rules per node kind are those of the acd package: Dense and Conv apply
+ * their weights to both parts and split the bias b elementwise in proportion (|r| + 1e-20) : (|s| + 1e-20)
+ * of the two products; BatchNorm as an affine map, beta' = r + |r| / (|r| + |s|) * b (0 where 0/0);
+ * average pooling, Flatten and Dropout apply to both; max-pooling gathers both at the argmax of
+ * beta + gamma; add sums and concat joins the parts; ReLU, LeakyReLU, ELU and Softplus give
+ * beta' = f(beta) - f(0), gamma' = f(beta + gamma) - f(beta); Sigmoid and Tanh average over both orders,
+ * beta' = (f(beta) - f(0) + f(beta + gamma) - f(gamma)) / 2; a constant f(0) != 0 (Sigmoid, Softplus) is split
+ * as a bias. A network ending in Softmax is decomposed at its logits.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Contextual Decomposition of every output for n examples x and n_masks >= 1 masks (n_masks *
+ *  input_size floats, shared by every example; 1 marks the group, fractional values split an input
+ *  linearly). All (example, mask) pairs run batched, internal_batch_size pairs at a time (<= 0: chosen
+ *  for a fixed memory budget). relevant and irrelevant: n * n_masks * output_size floats each, example-major
+ *  (example i, mask m at (i * n_masks + m) * output_size); their sum is the output (the logits for a final
+ *  Softmax). */
+SA_API int sa_contextual_decomposition(const sa_model *model, const float *x, int64_t n, const float *mask,
+                                       int64_t n_masks, int64_t internal_batch_size, float *relevant,
+                                       float *irrelevant);
+
+/* ---------------------------------------------------------------------------------------------------
  * RATE: global variable importance for Bayesian models
  * (Crawford et al. 2019, Ann. Appl. Stat.; Ish-Horowicz et al. 2019)
  *

@@ -13,6 +13,7 @@ from .model import (
 from .convert import from_sklearn, from_torch
 from .onnx_import import from_onnx
 from .deeplift import deeplift, deepshap
+from .decomposition import contextual_decomposition
 from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )

@@ -284,6 +284,12 @@ SA_MAXPOOL_GRADIENT = 0
 SA_MAXPOOL_CROSSMAX = 1
 MAXPOOL_RULES = {"gradient": SA_MAXPOOL_GRADIENT, "crossmax": SA_MAXPOOL_CROSSMAX}
 
+# --- Contextual Decomposition ------------------------------------------------------------------------
+# SA_API int sa_contextual_decomposition(const sa_model *model, const float *x, int64_t n, const float *mask,
+#                                        int64_t n_masks, int64_t internal_batch_size, float *relevant,
+#                                        float *irrelevant);
+_sig("sa_contextual_decomposition", [model_p, f32p, c_int64, f32p, c_int64, c_int64, f32p, f32p])
+
 # --- RATE (swiftattr.h, section RATE) ----------------------------------------------------------------
 # Effect-size projections (enum sa_projection).
 SA_PROJECTION_COVARIANCE = 0

@@ -1,0 +1,81 @@
+"""Contextual Decomposition (Murdoch, Liu, Yu 2018; Singh, Murdoch, Yu 2019), as the ``acd`` package computes it.
+
+The network's output is split into a relevant part, due to a group of input elements (a mask), and an
+irrelevant part, with relevant + irrelevant = the output; ``net`` may be a LazyNetwork (planned for the shape
+of ``x``). The rules per layer kind are listed in swiftattr.h (section "Contextual Decomposition").
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_f32, from_torch_tensor
+from ._ffi import SwiftAttrError, check, fptr, lib
+from .attribution import _chunk, _targets
+from .model import network_for
+
+
+def _masks(net, mask):
+    """``mask`` as a float32 (M, *input_shape) array and whether one mask (of the input shape) was given. A
+    boolean mask converts to 0/1."""
+    try:
+        arr = np.asarray(from_torch_tensor(mask))
+    except (TypeError, ValueError) as e:
+        raise SwiftAttrError(f"mask: cannot convert to an array ({e})") from None
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.float32)
+    arr = as_f32(arr, "mask")
+    shape = net.input_shape
+    if arr.shape == shape:
+        return np.ascontiguousarray(arr[None]), True
+    if arr.ndim == len(shape) + 1 and arr.shape[1:] == shape:
+        if arr.shape[0] == 0:
+            raise SwiftAttrError(f"mask: no masks given (shape {arr.shape})")
+        return arr, False
+    raise SwiftAttrError(f"mask: expected shape {shape} (one mask) or (M, {', '.join(map(str, shape))}) (M masks), "
+                         f"got {arr.shape}", SA_ERR_SHAPE)
+
+
+def contextual_decomposition(net, x, mask, target=None, internal_batch_size: Optional[int] = None):
+    """Contextual Decomposition of the outputs of ``x`` (a batch of the input shape) for the group of input
+    elements ``mask`` marks: returns (relevant, irrelevant), the parts of the output due to the masked elements
+    (β, from β₀ = mask·x) and to the rest (γ, from γ₀ = (1 − mask)·x), with relevant + irrelevant = the output.
+
+    ``mask``: one mask of the input shape, or M masks of shape (M, *input_shape) computed in one batched call
+    (all (example, mask) pairs run through each layer as one matrix product); 0/1 values or booleans
+    (fractional values split an input linearly). Results have shape (N, out) for one mask and (N, M, out) for
+    M masks, or, when ``target`` (one class index, or one per example) is given, that output only: (N,) or
+    (N, M). A network ending in Softmax is decomposed at its logits (as acd scores logits).
+    ``internal_batch_size`` bounds the (example, mask) pairs computed at once (default: a fixed memory
+    budget).
+
+    Rules (acd's): Linear and Conv split their bias in proportion (|r| + 1e-20) : (|s| + 1e-20) of the two
+    parts' products, BatchNorm as an affine map (proportion |r|/(|r| + |s|), 0 where undefined), max-pooling
+    at the argmax of the whole, ReLU-like activations β' = f(β), γ' = f(β + γ) − f(β), Sigmoid and Tanh
+    averaged over both orders; average pooling, Flatten and Dropout apply to both parts, add and concat
+    combine them."""
+    net = network_for(net, x)
+    xs = net._batch(x, "x")
+    n = xs.shape[0]
+    masks, single = _masks(net, mask)
+    count = masks.shape[0]
+    t = None if target is None else _targets(net, target, n)
+    if t is not None:
+        bad = (t < 0) | (t >= net.output_size)
+        if bad.any():
+            i = int(np.argmax(bad))
+            where = f"[{i}]" if t.size > 1 else ""
+            raise SwiftAttrError(f"target{where} = {int(t[i])} is out of range for a model with {net.output_size} outputs "
+                                 f"(0..<{net.output_size})", SA_ERR_OUT_OF_RANGE)
+    relevant = np.empty((n, count, net.output_size), dtype=np.float32)
+    irrelevant = np.empty_like(relevant)
+    check(lib.sa_contextual_decomposition(net._handle, fptr(xs), n, fptr(masks), count, _chunk(internal_batch_size),
+                                          fptr(relevant), fptr(irrelevant)))
+    if t is not None:
+        index = np.broadcast_to(t, (n,))[:, None, None]
+        relevant = np.take_along_axis(relevant, np.broadcast_to(index, (n, count, 1)), 2)[..., 0]
+        irrelevant = np.take_along_axis(irrelevant, np.broadcast_to(index, (n, count, 1)), 2)[..., 0]
+    if single:
+        relevant, irrelevant = relevant[:, 0], irrelevant[:, 0]
+    return relevant, irrelevant
