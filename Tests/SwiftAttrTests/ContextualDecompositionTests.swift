@@ -37,8 +37,8 @@ final class ContextualDecompositionTests: XCTestCase {
             case .concat:
                 beta.append(reads.flatMap { beta[$0] }); gamma.append(reads.flatMap { gamma[$0] })
                 continue
-            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
-                 .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout:
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
+                 .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .embedding, .lstm:
                 break
             }
             let one = net(n.shapes[reads[0]], [layer])
@@ -63,7 +63,7 @@ final class ContextualDecompositionTests: XCTestCase {
                     return r[k] + p * bias[k]
                 }
                 ng = zip(full, nb).map(-)
-            case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .dropout:
+            case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .dropout:
                 nb = m(b); ng = m(g)
             case .maxPool1d, .maxPool2d:
                 let tape = one.record(sum.map { Float($0) }, rows: 1)
@@ -83,7 +83,7 @@ final class ContextualDecompositionTests: XCTestCase {
                     let db = 0.5 * ((fb[k] - f0[k]) + (fh[k] - fg[k])), dg = 0.5 * ((fg[k] - f0[k]) + (fh[k] - fb[k]))
                     nb.append(db + share(db, dg) * f0[k]); ng.append(dg + share(dg, db) * f0[k])
                 }
-            case .softmax, .add, .concat:
+            case .softmax, .add, .concat, .embedding, .lstm:
                 preconditionFailure("not reached")
             }
             beta.append(nb); gamma.append(ng)

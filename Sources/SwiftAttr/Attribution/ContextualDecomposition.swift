@@ -159,8 +159,10 @@ struct ContextualDecompositionPlan {
                 let w = try Layer.Convolution(weight: c.weight, bias: nil, outChannels: c.outChannels, inChannels: c.inChannels,
                                               kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
                 layer = c.kernel.count == 1 ? .conv1d(w) : .conv2d(w)
-            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu, .softplus,
-                 .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+            case .embedding, .lstm:
+                throw SwiftAttrError.invalid("contextual_decomposition: not supported for \(layer.name) layers yet")
+            case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
+                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
                 break
             }
             try linear.append(layer, inputs: net.inputs[i])
@@ -187,8 +189,8 @@ struct ContextualDecompositionPlan {
             case .conv1d(let c), .conv2d(let c):
                 let g = WindowGeometry(convolution: c, input: net.shapes[net.input(of: i)])
                 w += g.outputPlane * g.patchSize
-            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu, .leakyReLU, .elu,
-                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU,
+                 .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
                 break
             }
             work = max(work, w)
@@ -248,8 +250,10 @@ struct ContextualDecompositionPlan {
                 }
             case .avgPool1d, .avgPool2d, .globalAvgPool:
                 return net.apply(layer: i, to: reads[0], rows: count, argmax: nil)
-            case .flatten, .dropout:
+            case .flatten, .reshape, .dropout:
                 return reads[0]
+            case .embedding, .lstm:
+                preconditionFailure("the plan rejects \(net.layers[i].name) (not supported by CD yet)")
             case .add, .concat:
                 return net.applyNode(i, reads, rows: count, argmax: nil)
             case .maxPool1d, .maxPool2d:
