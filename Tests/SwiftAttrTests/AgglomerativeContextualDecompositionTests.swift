@@ -16,6 +16,7 @@ final class AgglomerativeContextualDecompositionTests: XCTestCase {
         let channels: Int
         var calls = 0
         var masksSeen = 0
+        var groups: [[Int]] = []
         init(_ v: [Float], pairs: [(Int, Int, Float)] = [], channels: Int = 1) {
             self.v = v; self.pairs = pairs; self.channels = channels
         }
@@ -38,6 +39,7 @@ final class AgglomerativeContextualDecompositionTests: XCTestCase {
                     where Array(row[(ch * self.v.count)..<((ch + 1) * self.v.count)]) != Array(row[0..<self.v.count]) {
                         XCTFail("a position's mask covers every channel")
                     }
+                    self.groups.append(self.v.indices.filter { row[$0] == 1 })
                     return self.value { row[$0] == 1 }
                 }
             }
@@ -185,19 +187,24 @@ final class AgglomerativeContextualDecompositionTests: XCTestCase {
         checkInvariants(h, SetScorer([4, 4, 2, 4, 4, 2, 2, 2, 1]))
     }
 
-    /// Batching: one scorer call for the single units, one per iteration, one per final merge — never one
-    /// per candidate. On a 28×28 image the candidates number in the hundreds per call.
+    /// Batching: one scorer call for the single units, at most one per iteration and per final merge —
+    /// never one per candidate — and no group scored twice (an unchanged component and its candidates are
+    /// remembered), so a 28×28 hierarchy needs a few thousand masks, not one call per candidate.
     func test2DScoresEachStepInOneBatchedCall() throws {
         var g = Gen(11)
         let v = g.normals(28 * 28)
-        let s = SetScorer(v, pairs: [(100, 500, 2), (300, 301, -1)])
-        let h = try ACD.agglomerate2D(height: 28, width: 28, scorer: s.scorer, options: ACDOptions())
-        XCTAssertEqual(s.calls, 1 + h.iterationLevels + h.merges.count)
-        print("ACD 28×28: \(h.iterationLevels) iterations, \(h.merges.count) merges, \(s.masksSeen) masks in \(s.calls) calls")
-        XCTAssertGreaterThan(s.masksSeen, 784)
-        XCTAssertEqual(h.levels.last!.components.count, 1)
-        XCTAssertLessThanOrEqual(h.levels.count, 2 * 784 - 1)
-        checkInvariants(h, s)
+        for iterations in [nil, 12] {
+            let s = SetScorer(v, pairs: [(100, 500, 2), (300, 301, -1)])
+            let h = try ACD.agglomerate2D(height: 28, width: 28, scorer: s.scorer, options: ACDOptions(maxIterations: iterations))
+            XCTAssertLessThanOrEqual(s.calls, 1 + h.iterationLevels + h.merges.count)
+            XCTAssertGreaterThan(s.masksSeen, 784)
+            XCTAssertEqual(Set(s.groups).count, s.groups.count, "no group is scored twice")
+            print("ACD 28×28: \(h.iterationLevels) iterations, \(h.merges.count) merges, \(s.masksSeen) masks in \(s.calls) calls")
+            XCTAssertEqual(h.levels.last!.components.count, 1)
+            XCTAssertLessThanOrEqual(h.levels.count, 2 * 784 - 1)
+            checkInvariants(h, s)
+            if iterations != nil { XCTAssertGreaterThan(h.merges.count, 0) }
+        }
     }
 
     // MARK: Bad arguments

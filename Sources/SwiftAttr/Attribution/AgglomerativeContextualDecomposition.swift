@@ -150,7 +150,8 @@ public enum ACD {
     public static func agglomerate1D(length: Int, channels: Int = 1, scorer: GroupScorer, options: ACDOptions) throws -> ACDHierarchy {
         let geometry = try Geometry(dims: [length], channels: channels, scorer: scorer, options: options)
         let u = geometry.units
-        let (unitScores, fullScore) = try geometry.scoreUnits(scorer)
+        let batch = BatchScorer(geometry, scorer)
+        let (unitScores, fullScore) = try batch.scoreUnits()
         var track = unitScores.map(Double.init)
         var selected = threshold1D(track, options.percentileInclude)
         var levels: [ACDLevel] = []
@@ -170,7 +171,7 @@ public enum ACD {
                 groups.append(comp)
                 for nb in neighbours(l) { groups.append(comp + [nb]) }
             }
-            let s = try geometry.score(groups, scorer)
+            let s = try batch.score(groups)
             var scores: [Float] = [], at = 0
             for l in stride(from: 1, through: count, by: 1) {
                 let sc = s[at]; at += 1
@@ -199,7 +200,8 @@ public enum ACD {
     public static func agglomerate2D(height: Int, width: Int, channels: Int = 1, scorer: GroupScorer, options: ACDOptions) throws -> ACDHierarchy {
         let geometry = try Geometry(dims: [height, width], channels: channels, scorer: scorer, options: options)
         let rows = geometry.grid[0], cols = geometry.grid[1], u = geometry.units
-        let (unitScores, fullScore) = try geometry.scoreUnits(scorer)
+        let batch = BatchScorer(geometry, scorer)
+        let (unitScores, fullScore) = try batch.scoreUnits()
         var track = unitScores.map(Double.init)
         var selected = threshold2D(track, options.percentileInclude)
         var levels: [ACDLevel] = []
@@ -229,7 +231,7 @@ public enum ACD {
                 }
                 neighbours.append(nbs)
             }
-            let s = try geometry.score(groups, scorer)
+            let s = try batch.score(groups)
             var scores: [Float] = [], at = 0
             for nbs in neighbours {
                 let sc = s[at]; at += 1
@@ -248,29 +250,24 @@ public enum ACD {
             for (k, l) in level.components.enumerated() { score[l] = level.scores[k] }
             var members = [Int: [Int]]()
             for (i, l) in level.labels.enumerated() where l > 0 { members[l, default: []].append(i) }
-            var pairScore = [Pair: Float]()
             while score.count > 1 {
+                // Every pair's union in one call (only those with the last merged component are new).
                 let comps = score.keys.sorted()
-                var missing: [Pair] = []
-                for (x, a) in comps.enumerated() { for b in comps[(x + 1)...] where pairScore[Pair(a, b)] == nil { missing.append(Pair(a, b)) } }
-                let s = try geometry.score(missing.map { members[$0.a]! + members[$0.b]! }, scorer)
-                for (k, p) in missing.enumerated() { pairScore[p] = s[k] }
+                var pairs: [Pair] = []
+                for (x, a) in comps.enumerated() { for b in comps[(x + 1)...] { pairs.append(Pair(a, b)) } }
+                let s = try batch.score(pairs.map { members[$0.a]! + members[$0.b]! })
                 // acd: the first pair (lexicographic) with the largest gain, compared in double.
-                var best: Pair? = nil, bestGain = -Double.infinity
-                for (x, a) in comps.enumerated() {
-                    for b in comps[(x + 1)...] {
-                        let g = Double(pairScore[Pair(a, b)]!) - Double(max(score[a]!, score[b]!))
-                        if g > bestGain { bestGain = g; best = Pair(a, b) }
-                    }
+                var best: Pair? = nil, bestGain = -Double.infinity, union: Float = 0
+                for (k, p) in pairs.enumerated() {
+                    let g = Double(s[k]) - Double(max(score[p.a]!, score[p.b]!))
+                    if g > bestGain { bestGain = g; best = p; union = s[k] }
                 }
                 guard let pair = best else { break }
-                let union = pairScore[pair]!
                 merges.append(ACDMerge(kept: pair.a, absorbed: pair.b, score: union, gain: Float(bestGain)))
                 members[pair.a]! += members[pair.b]!
                 members[pair.b] = nil
                 score[pair.a] = union
                 score[pair.b] = nil
-                pairScore = pairScore.filter { $0.key.a != pair.a && $0.key.b != pair.a && $0.key.a != pair.b && $0.key.b != pair.b }
                 let labels = level.labels.map { $0 == pair.b ? pair.a : $0 }
                 let remaining = score.keys.sorted()
                 level = ACDLevel(labels: labels, components: remaining, scores: remaining.map { score[$0]! })
@@ -325,29 +322,48 @@ public enum ACD {
             }
         }
 
-        /// The scores of `groups` (lists of units), in as few scorer calls as ``ACD/maskBudget`` allows.
-        func score(_ groups: [[Int]], _ scorer: GroupScorer) throws -> [Float] {
-            let p = channels * plane
+    }
+
+    /// Scores groups of units through a ``GroupScorer``, remembering every group's score: a component that
+    /// did not change from one iteration to the next (most of them) and its candidates cost nothing again.
+    /// (acd rescores them; the scorer is a function of the group, so the hierarchy is the same.)
+    final class BatchScorer {
+        let geometry: Geometry
+        let scorer: GroupScorer
+        private var memo: [[Int]: Float] = [:]
+
+        init(_ geometry: Geometry, _ scorer: GroupScorer) {
+            self.geometry = geometry
+            self.scorer = scorer
+        }
+
+        /// The scores of `groups` (lists of units): those not scored before in as few scorer calls as
+        /// ``ACD/maskBudget`` allows (one, for inputs up to thousands of elements).
+        func score(_ groups: [[Int]]) throws -> [Float] {
+            let keys = groups.map { $0.sorted() }
+            var missing: [[Int]] = [], seen = Set<[Int]>()
+            for k in keys where memo[k] == nil && seen.insert(k).inserted { missing.append(k) }
+            let p = geometry.channels * geometry.plane
             let perCall = max(1, ACD.maskBudget / p)
-            var out: [Float] = []
-            out.reserveCapacity(groups.count)
             var start = 0
-            while start < groups.count {
-                let end = min(start + perCall, groups.count)
+            while start < missing.count {
+                let end = min(start + perCall, missing.count)
                 var masks = [Float](repeating: 0, count: (end - start) * p)
                 masks.withUnsafeMutableBufferPointer { m in
-                    for g in start..<end { for unit in groups[g] { mark(unit, m.baseAddress! + (g - start) * p) } }
+                    for g in start..<end { for unit in missing[g] { geometry.mark(unit, m.baseAddress! + (g - start) * p) } }
                 }
-                out += try scorer.scores(masks, end - start)
+                let s = try scorer.scores(masks, end - start)
+                for g in start..<end { memo[missing[g]] = s[g - start] }
                 start = end
             }
-            return out
+            return keys.map { memo[$0]! }
         }
 
         /// The score of every unit alone and of the whole input, in one call.
-        func scoreUnits(_ scorer: GroupScorer) throws -> ([Float], Float) {
-            let s = try score((0..<units).map { [$0] } + [Array(0..<units)], scorer)
-            return (Array(s[0..<units]), s[units])
+        func scoreUnits() throws -> ([Float], Float) {
+            let u = geometry.units
+            let s = try score((0..<u).map { [$0] } + [Array(0..<u)])
+            return (Array(s[0..<u]), s[u])
         }
     }
 
