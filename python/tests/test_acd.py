@@ -38,11 +38,6 @@ def closed_form_scorer(a, pairs, label, subtract, channels=1):
     return score
 
 
-def expected_levels(fx, name):
-    labels, scores = fx[f"{name}_labels"], fx[f"{name}_scores"]
-    return labels, scores
-
-
 def check_against_fixture(h, fx, name, grid_labels):
     labels, scores = fx[f"{name}_labels"], fx[f"{name}_scores"]
     assert len(h["levels"]) == len(labels)
@@ -189,3 +184,54 @@ def test_network_scores_by_cd_of_a_linear_model():
         np.testing.assert_array_equal(a["labels"], b["labels"])
         np.testing.assert_allclose(a["scores"], b["scores"], atol=1e-5)
     assert len(h["levels"]) == len(g["levels"])
+
+
+@pytest.fixture(scope="module")
+def text_hierarchy(fx):
+    name = "t14_p90"
+    return sa.acd(closed_form_scorer(fx[f"{name}_a"], fx[f"{name}_pairs"], 1, subtract=True), shape=(14,),
+                  percentile_include=90)
+
+
+@pytest.fixture(scope="module")
+def image_hierarchy(fx):
+    name = "i8_p95"
+    return sa.acd(closed_form_scorer(fx[f"{name}_a"], fx[f"{name}_pairs"], 3, subtract=False), shape=(8, 8),
+                  percentile_include=95, num_iters=2)
+
+
+def test_plot_acd_text(text_hierarchy, tmp_path):
+    pytest.importorskip("matplotlib")
+    words = [f"w{i}" for i in range(14)]
+    axes = sa.plot.acd_text(text_hierarchy, words, path=tmp_path / "text.png")
+    assert len(axes) == 2 and (tmp_path / "text.png").stat().st_size > 0
+    rows = [t.get_text() for t in axes[0].get_yticklabels()]
+    assert rows == [f"level {t}" for t in range(len(text_hierarchy["levels"]))][::-1]
+    # One coloured box per component of every level.
+    assert len(axes[0].patches) == sum(len(level["components"]) for level in text_hierarchy["levels"])
+    axes = sa.plot.acd_text(text_hierarchy, words, levels=[0, -1])
+    assert len(axes[0].get_yticklabels()) == 2
+    with pytest.raises(sa.SwiftAttrError, match="words") as e:
+        sa.plot.acd_text(text_hierarchy, words[:-1])
+    assert e.value.code == _ffi.SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="hierarchy"):
+        sa.plot.acd_text({"kind": "2d", "levels": []}, words)
+
+
+def test_plot_acd_image(image_hierarchy, tmp_path):
+    pytest.importorskip("matplotlib")
+    n = len(image_hierarchy["levels"])
+    image = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    axes = sa.plot.acd_image(image_hierarchy, image, path=tmp_path / "image.png")
+    assert len(axes) == min(n, 12) and (tmp_path / "image.png").stat().st_size > 0
+    assert axes[-1].get_title().startswith(f"level {n - 1}")
+    axes = sa.plot.acd_image(image_hierarchy, image[None].repeat(3, 0), levels=[0, 1], color_by="score")
+    assert len(axes) == 2 and len(axes[0].figure.axes) == 3  # two panels and the colour bar
+    with pytest.raises(sa.SwiftAttrError, match="image") as e:
+        sa.plot.acd_image(image_hierarchy, np.zeros((7, 8)))
+    assert e.value.code == _ffi.SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="color_by") as e:
+        sa.plot.acd_image(image_hierarchy, color_by="rainbow")
+    assert e.value.code == _ffi.SA_ERR_UNKNOWN_ENUM
+    with pytest.raises(sa.SwiftAttrError, match="levels"):
+        sa.plot.acd_image(image_hierarchy, levels=[n])
