@@ -105,11 +105,15 @@ class _Buffers:
         levels = []
         for t in range(n):
             labels = self.labels[t][unit_of].astype(np.int64)
-            comps = [int(k) for k in np.unique(self.labels[t]) if k > 0]
             flat = labels.ravel()
-            levels.append({"labels": labels, "components": comps,
-                           "indices": [np.flatnonzero(flat == k) for k in comps],
-                           "scores": [float(self.scores[t, k - 1]) for k in comps]})
+            order = np.argsort(flat, kind="stable")  # positions grouped by label, ascending within each
+            present, counts = np.unique(flat[order], return_counts=True)
+            groups = np.split(order, np.cumsum(counts)[:-1])
+            if present.size and present[0] == 0:
+                present, groups = present[1:], groups[1:]
+            comps = present.tolist()
+            levels.append({"labels": labels, "components": comps, "indices": groups,
+                           "scores": self.scores[t, present - 1].astype(np.float64).tolist()})
         iteration = n if len(dims) == 1 else self.n_iteration_levels.value
         merges = [(int(self.merges[k, 0]), int(self.merges[k, 1]), float(self.gains[k])) for k in range(n - iteration)]
         return {"kind": f"{len(dims)}d", "shape": tuple(dims), "block_size": block, "levels": levels,
@@ -137,11 +141,11 @@ def _acd_model(model, x, target, pct, block, iters, rule):
     if len(shape) == 3:
         dims = shape[1:]
         out = _Buffers(dims, block)
-        check(lib.sa_acd_2d(net._handle(), fptr(arr), t, rule, pct, block, iters, *out.head(), *out.tail_2d()))
+        check(lib.sa_acd_2d(net._handle, fptr(arr), t, rule, pct, block, iters, *out.head(), *out.tail_2d()))
     else:
         dims = shape[-1:]
         out = _Buffers(dims, block)
-        check(lib.sa_acd_1d(net._handle(), fptr(arr), t, rule, pct, block, iters, *out.head(), ctypes.byref(out.n_levels)))
+        check(lib.sa_acd_1d(net._handle, fptr(arr), t, rule, pct, block, iters, *out.head(), ctypes.byref(out.n_levels)))
     return out.result(dims, block)
 
 

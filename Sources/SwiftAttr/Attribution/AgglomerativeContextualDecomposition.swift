@@ -165,11 +165,11 @@ public enum ACD {
             // One batch: each component, then its left and right neighbours (acd's order, which decides
             // which component a unit between two of them is scored against: the later one).
             func neighbours(_ l: Int) -> [Int] { [lo[l] - 1, hi[l] + 1].filter { $0 >= 0 && $0 < u } }
-            var groups: [[Int]] = []
+            var groups: [Group] = []
             for l in stride(from: 1, through: count, by: 1) {
-                let comp = Array(lo[l]...hi[l])
-                groups.append(comp)
-                for nb in neighbours(l) { groups.append(comp + [nb]) }
+                let comp = Array(lo[l]...hi[l]), id = batch.id(comp)
+                groups.append(Group([comp], id, -1))
+                for nb in neighbours(l) { groups.append(Group([comp, [nb]], id, nb)) }
             }
             let s = try batch.score(groups)
             var scores: [Float] = [], at = 0
@@ -216,17 +216,17 @@ public enum ACD {
             for (i, l) in labels.enumerated() where l > 0 { members[l, default: []].append(i) }
             // One batch: each component, then its unselected 4-neighbour blocks in raster order (a
             // selected neighbour's score is dropped below, so it is not computed).
-            var groups: [[Int]] = [], neighbours: [[Int]] = []
+            var groups: [Group] = [], neighbours: [[Int]] = []
             for l in components {
-                let comp = members[l]!
-                groups.append(comp)
+                let comp = members[l]!, id = batch.id(comp)
+                groups.append(Group([comp], id, -1))
                 var inComp = [Bool](repeating: false, count: u)
                 for i in comp { inComp[i] = true }
                 var nbs: [Int] = []
                 for i in 0..<u where !selected[i] {
                     let r = i / cols, c = i % cols
                     if (r > 0 && inComp[i - cols]) || (c > 0 && inComp[i - 1]) || (r + 1 < rows && inComp[i + cols]) || (c + 1 < cols && inComp[i + 1]) {
-                        nbs.append(i); groups.append(comp + [i])
+                        nbs.append(i); groups.append(Group([comp, [i]], id, i))
                     }
                 }
                 neighbours.append(nbs)
@@ -250,12 +250,13 @@ public enum ACD {
             for (k, l) in level.components.enumerated() { score[l] = level.scores[k] }
             var members = [Int: [Int]]()
             for (i, l) in level.labels.enumerated() where l > 0 { members[l, default: []].append(i) }
+            var ids = members.mapValues { batch.id($0) }
             while score.count > 1 {
                 // Every pair's union in one call (only those with the last merged component are new).
                 let comps = score.keys.sorted()
                 var pairs: [Pair] = []
                 for (x, a) in comps.enumerated() { for b in comps[(x + 1)...] { pairs.append(Pair(a, b)) } }
-                let s = try batch.score(pairs.map { members[$0.a]! + members[$0.b]! })
+                let s = try batch.score(pairs.map { Group([members[$0.a]!, members[$0.b]!], ids[$0.a]!, -2 - ids[$0.b]!) })
                 // acd: the first pair (lexicographic) with the largest gain, compared in double.
                 var best: Pair? = nil, bestGain = -Double.infinity, union: Float = 0
                 for (k, p) in pairs.enumerated() {
@@ -264,8 +265,10 @@ public enum ACD {
                 }
                 guard let pair = best else { break }
                 merges.append(ACDMerge(kept: pair.a, absorbed: pair.b, score: union, gain: Float(bestGain)))
-                members[pair.a]! += members[pair.b]!
+                members[pair.a] = (members[pair.a]! + members[pair.b]!).sorted()
                 members[pair.b] = nil
+                ids[pair.a] = batch.id(members[pair.a]!)
+                ids[pair.b] = nil
                 score[pair.a] = union
                 score[pair.b] = nil
                 let labels = level.labels.map { $0 == pair.b ? pair.a : $0 }
@@ -324,25 +327,47 @@ public enum ACD {
 
     }
 
+    /// A group of units to score: the union of `parts` (disjoint lists of units), known to the memo as
+    /// (id of a group, extra): extra −1 for the group itself, a unit u ≥ 0 for group ∪ {u}, −2 − id′ for
+    /// group ∪ group id′. Keys are cheap (no hashing of long unit lists per candidate).
+    struct Group {
+        let parts: [[Int]]
+        let key: Key
+        init(_ parts: [[Int]], _ base: Int, _ extra: Int) { self.parts = parts; self.key = Key(base: base, extra: extra) }
+    }
+
+    struct Key: Hashable {
+        let base: Int, extra: Int
+    }
+
     /// Scores groups of units through a ``GroupScorer``, remembering every group's score: a component that
-    /// did not change from one iteration to the next (most of them) and its candidates cost nothing again.
-    /// (acd rescores them; the scorer is a function of the group, so the hierarchy is the same.)
+    /// did not change from one iteration to the next (most of them), its candidates and the pairs of the
+    /// final merge not involving the last merged component cost nothing again. (acd rescores them; the
+    /// scorer is a function of the group, so the hierarchy is the same.)
     final class BatchScorer {
         let geometry: Geometry
         let scorer: GroupScorer
-        private var memo: [[Int]: Float] = [:]
+        private var ids: [[Int]: Int] = [:]
+        private var memo: [Key: Float] = [:]
 
         init(_ geometry: Geometry, _ scorer: GroupScorer) {
             self.geometry = geometry
             self.scorer = scorer
         }
 
-        /// The scores of `groups` (lists of units): those not scored before in as few scorer calls as
-        /// ``ACD/maskBudget`` allows (one, for inputs up to thousands of elements).
-        func score(_ groups: [[Int]]) throws -> [Float] {
-            let keys = groups.map { $0.sorted() }
-            var missing: [[Int]] = [], seen = Set<[Int]>()
-            for k in keys where memo[k] == nil && seen.insert(k).inserted { missing.append(k) }
+        /// The id of the group of `units` (ascending): the same for the same units.
+        func id(_ units: [Int]) -> Int {
+            if let i = ids[units] { return i }
+            let i = ids.count
+            ids[units] = i
+            return i
+        }
+
+        /// The scores of `groups`: those not scored before in as few scorer calls as ``ACD/maskBudget``
+        /// allows (one, for inputs up to thousands of elements).
+        func score(_ groups: [Group]) throws -> [Float] {
+            var missing: [Group] = [], queued = Set<Key>()
+            for g in groups where memo[g.key] == nil && queued.insert(g.key).inserted { missing.append(g) }
             let p = geometry.channels * geometry.plane
             let perCall = max(1, ACD.maskBudget / p)
             var start = 0
@@ -350,19 +375,22 @@ public enum ACD {
                 let end = min(start + perCall, missing.count)
                 var masks = [Float](repeating: 0, count: (end - start) * p)
                 masks.withUnsafeMutableBufferPointer { m in
-                    for g in start..<end { for unit in missing[g] { geometry.mark(unit, m.baseAddress! + (g - start) * p) } }
+                    for g in start..<end {
+                        for part in missing[g].parts { for unit in part { geometry.mark(unit, m.baseAddress! + (g - start) * p) } }
+                    }
                 }
                 let s = try scorer.scores(masks, end - start)
-                for g in start..<end { memo[missing[g]] = s[g - start] }
+                for g in start..<end { memo[missing[g].key] = s[g - start] }
                 start = end
             }
-            return keys.map { memo[$0]! }
+            return groups.map { memo[$0.key]! }
         }
 
         /// The score of every unit alone and of the whole input, in one call.
         func scoreUnits() throws -> ([Float], Float) {
             let u = geometry.units
-            let s = try score((0..<u).map { [$0] } + [Array(0..<u)])
+            let all = Array(0..<u)
+            let s = try score((0..<u).map { Group([[$0]], id([$0]), -1) } + [Group([all], id(all), -1)])
             return (Array(s[0..<u]), s[u])
         }
     }
