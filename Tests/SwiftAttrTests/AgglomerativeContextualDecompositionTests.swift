@@ -209,6 +209,22 @@ final class AgglomerativeContextualDecompositionTests: XCTestCase {
         }
     }
 
+    /// A step whose masks exceed the budget is scored in several calls, with the same scores; groups
+    /// already scored (same key) are not scored again.
+    func testBatchesSplitAtTheMaskBudgetAndRemember() throws {
+        let s = SetScorer([1, 2, 4, 8, 16, 32], channels: 2)
+        let geometry = try ACD.Geometry(dims: [2, 3], channels: 2, scorer: s.scorer, options: ACDOptions())
+        let batch = ACD.BatchScorer(geometry, s.scorer, budget: 2 * 12 + 5)   // two masks of 12 floats per call
+        let a = batch.id([0, 1]), b = batch.id([5])
+        XCTAssertEqual(batch.id([0, 1]), a)
+        let groups = [ACD.Group([[0, 1]], a, -1), ACD.Group([[0, 1], [3]], a, 3), ACD.Group([[5]], b, -1),
+                      ACD.Group([[0, 1], [5]], a, -2 - b), ACD.Group([[0, 1], [4]], a, 4)]
+        XCTAssertEqual(try batch.score(groups), [3, 11, 32, 35, 19])
+        XCTAssertEqual(s.calls, 3)
+        XCTAssertEqual(try batch.score([groups[3], groups[1]]), [35, 11])
+        XCTAssertEqual(s.calls, 3, "remembered")
+    }
+
     // MARK: Bad arguments
 
     func testBadArgumentsNameTheArgument() throws {

@@ -146,7 +146,8 @@ public enum ACD {
     /// fewer remaining: 59, 49, 59, 49, 0); then per iteration the components (maximal runs of selected
     /// units) are scored, their left and right neighbours by s(comp ∪ nb) − s(comp), already selected
     /// units are dropped and the threshold selects more; a level per iteration, until one component
-    /// covers the sequence.
+    /// covers the sequence. Units are blocks of `blockSize` positions (acd's 1-D code runs with
+    /// sweep_dim 1 only: its sweep_dim > 1 windows overlap and do not match its masks).
     public static func agglomerate1D(length: Int, channels: Int = 1, scorer: GroupScorer, options: ACDOptions) throws -> ACDHierarchy {
         let geometry = try Geometry(dims: [length], channels: channels, scorer: scorer, options: options)
         let u = geometry.units
@@ -197,6 +198,8 @@ public enum ACD {
     /// component scored and its 4-neighbour blocks scored s(comp ∪ block) − s(comp); the new selection is
     /// smoothed (an unselected block with at least 3 selected 4-neighbours joins). Then, from the last
     /// level, the pair of components with the largest s(c₁ ∪ c₂) − max(s₁, s₂) merges until one remains.
+    /// The iterations stop once every block is selected (acd compares the selection with H·W pixels, so
+    /// with blocks of more than one pixel it cannot stop there and fails if it gets that far).
     public static func agglomerate2D(height: Int, width: Int, channels: Int = 1, scorer: GroupScorer, options: ACDOptions) throws -> ACDHierarchy {
         let geometry = try Geometry(dims: [height, width], channels: channels, scorer: scorer, options: options)
         let rows = geometry.grid[0], cols = geometry.grid[1], u = geometry.units
@@ -347,12 +350,15 @@ public enum ACD {
     final class BatchScorer {
         let geometry: Geometry
         let scorer: GroupScorer
+        /// Floats of mask per scorer call at most (but one mask at least).
+        let budget: Int
         private var ids: [[Int]: Int] = [:]
         private var memo: [Key: Float] = [:]
 
-        init(_ geometry: Geometry, _ scorer: GroupScorer) {
+        init(_ geometry: Geometry, _ scorer: GroupScorer, budget: Int = ACD.maskBudget) {
             self.geometry = geometry
             self.scorer = scorer
+            self.budget = budget
         }
 
         /// The id of the group of `units` (ascending): the same for the same units.
@@ -363,13 +369,13 @@ public enum ACD {
             return i
         }
 
-        /// The scores of `groups`: those not scored before in as few scorer calls as ``ACD/maskBudget``
-        /// allows (one, for inputs up to thousands of elements).
+        /// The scores of `groups`: those not scored before in as few scorer calls as ``budget`` allows
+        /// (one, for inputs up to thousands of elements).
         func score(_ groups: [Group]) throws -> [Float] {
             var missing: [Group] = [], queued = Set<Key>()
             for g in groups where memo[g.key] == nil && queued.insert(g.key).inserted { missing.append(g) }
             let p = geometry.channels * geometry.plane
-            let perCall = max(1, ACD.maskBudget / p)
+            let perCall = max(1, budget / p)
             var start = 0
             while start < missing.count {
                 let end = min(start + perCall, missing.count)
