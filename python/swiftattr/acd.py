@@ -23,7 +23,8 @@ def acd(model, x=None, target=None, *, percentile_include: float = 99.5, sweep_d
 
     ``model``: a Network (or LazyNetwork), whose groups are scored by Contextual Decomposition at ``x`` (one
     example of its input shape): the relevant logit of class ``target``, minus the other class's for a
-    two-class model (``score_rule``: "auto", "target" or "target_minus_other"). An input of shape [L] or
+    two-class model (``score_rule``: "auto", "target" or "target_minus_other"; acd subtracts for text and
+    not for images: pass "target" to reproduce its 2-D scores of a two-class model). An input of shape [L] or
     [C, L] gives the 1-D hierarchy over its L positions, [C, H, W] the 2-D one over its pixels (a position's
     or pixel's mask covers all its channels). Or a callable ``scorer(masks) -> scores``: ``masks`` is an
     (m, mask_size) float32 array of 0/1 masks (mask_size = channels × L or channels × H × W, channel-major),

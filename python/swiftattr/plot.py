@@ -264,7 +264,7 @@ def acd_image(hierarchy, image=None, *, levels=None, max_levels=12, columns=6, c
     that level over the image (drawn faintly in grey when given). ``color_by="label"`` (the default, as the
     authors draw it) gives each component its own colour, kept from level to level as its label is;
     ``color_by="score"`` colours each component by its score on a diverging colour map centred at zero, with
-    a shared colour bar. (Components of one level never touch: touching blocks are one component.)
+    a shared colour bar, and outlines the components. (Components of one level never touch: touching blocks are one component.)
 
     image: (H, W), (C, H, W) or (H, W, 3) (averaged over channels); levels: which levels (indices; default
     ``max_levels`` evenly spaced from the first to the last); columns: panels per row; path: save the figure
@@ -295,7 +295,9 @@ def acd_image(hierarchy, image=None, *, levels=None, max_levels=12, columns=6, c
         norm, colours = _score_norm(hierarchy, chosen), colormaps[cmap]
     else:
         colours, norm = ListedColormap(colormaps["tab20"].colors), Normalize(0, 20)
-    fig = _figure((2.0 * cols + (0.9 if color_by == "score" else 0.2), 2.15 * rows))
+    height = 2.15 * rows + 0.35
+    fig = _figure((2.0 * cols + (0.9 if color_by == "score" else 0.2), height))
+    top = 1 - 0.42 / height  # room for the two-line titles of the first row
     grid = fig.subplots(rows, cols, squeeze=False)
     axes = []
     for k, t in enumerate(chosen):
@@ -306,8 +308,15 @@ def acd_image(hierarchy, image=None, *, levels=None, max_levels=12, columns=6, c
         for label, score in zip(level["components"], level["scores"]):
             value[labels == label] = score if color_by == "score" else (label - 1) % 20 + 0.5
         if background is not None:
-            ax.imshow(background, cmap="gray_r", alpha=0.35, interpolation="nearest")
+            ax.imshow(background, cmap="gray_r", alpha=0.25, interpolation="nearest")
         ax.imshow(np.ma.masked_invalid(value), cmap=colours, norm=norm, alpha=0.85, interpolation="nearest")
+        if color_by == "score" and 0 < np.count_nonzero(labels) < labels.size:
+            # Outlines, so that components scoring near zero (near white) stay visible.
+            # (on the mask refined 4× so that the outlines follow the pixel edges)
+            f = 4
+            fine = np.kron((labels > 0).astype(float), np.ones((f, f)))
+            ax.contour((np.arange(w * f) + 0.5) / f - 0.5, (np.arange(h * f) + 0.5) / f - 0.5, fine, levels=[0.5],
+                       colors="black", linewidths=0.6)
         merged = t >= hierarchy["iteration_levels"]
         best = max(level["scores"], default=float("nan"))
         ax.set_title(f"level {t}{' (merge)' if merged else ''}: {len(level['components'])} comp.\nmax score {best:.3g}",
@@ -318,10 +327,10 @@ def acd_image(hierarchy, image=None, *, levels=None, max_levels=12, columns=6, c
     for k in range(len(chosen), rows * cols):
         grid[k // cols, k % cols].set_visible(False)
     if color_by == "score":
-        fig.subplots_adjust(left=0.02, right=0.86, bottom=0.03, top=0.88, wspace=0.08, hspace=0.35)
+        fig.subplots_adjust(left=0.02, right=0.86, bottom=0.03, top=top, wspace=0.08, hspace=0.35)
         bar = fig.add_axes([0.89, 0.1, 0.02, 0.75])
         fig.colorbar(ScalarMappable(norm=norm, cmap=colours), cax=bar, label="score")
     else:
-        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=0.88, wspace=0.08, hspace=0.35)
+        fig.subplots_adjust(left=0.02, right=0.98, bottom=0.03, top=top, wspace=0.08, hspace=0.35)
     _save(fig, path)
     return Axes(axes)
