@@ -420,6 +420,78 @@ SA_API int sa_deeplift(const sa_model *model, const float *x, int64_t n, const f
                        int64_t n_baselines, const int64_t *target, int64_t n_target, int rule, int maxpool,
                        int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
 
+/* ---------------------------------------------------------------------------------------------------
+ * ACD: Agglomerative Contextual Decomposition (Singh, Murdoch, Yu 2019), hierarchies of interactions
+ *
+ * The hierarchy of one example, built as the authors' acd package builds it: units are positions of a
+ * sequence (1-D, input [L] or [C, L]) or blocks of block_size × block_size pixels (2-D, input [C, H, W];
+ * the last blocks are cut); a unit's mask covers all its channels. Units are scored alone; those whose
+ * score (1-D: |score|) reaches the percentile_include percentile are selected; each iteration labels the
+ * selected units into components (1-D: maximal runs; 2-D: 8-connected, labels carried from level to
+ * level), scores each component and its neighbouring units by s(comp ∪ unit) − s(comp), and selects more
+ * (1-D: for 5, 4, 3, 2, 1 candidates left the percentile is 59, 49, 59, 49, 0; 2-D: 15 lower once a third
+ * is selected, and an unselected block with 3 selected 4-neighbours joins). 2-D then merges, from the last
+ * iteration's components, the pair with the largest s(c1 ∪ c2) − max(s1, s2) until one remains. A level
+ * is recorded per iteration and per merge. Every candidate of one step is scored in one batched call.
+ *
+ * Scores: sa_acd_1d and sa_acd_2d score a group by Contextual Decomposition of the model at x (one
+ * example): its relevant logit of class target, minus the other class's for two classes (score_rule, an
+ * sa_acd_score_rule). The _scored variants call the caller's sa_group_scorer instead.
+ *
+ * Arguments: percentile_include in [0, 100] (acd's examples use 99.5); block_size >= 1 (acd's sweep_dim);
+ * max_iterations >= 0 (0: until one component covers the sequence, or every block is selected).
+ * Outputs (caller-allocated; n_units and max_levels from sa_acd_capacity for the input's [L] or [H, W]):
+ *   labels        max_levels × n_units int32: the component label of each unit per level (0: none);
+ *                 2-D units are the block grid, row-major; labels are in 1..n_units;
+ *   scores        max_levels × n_units floats: the score of label k at [level][k − 1], NaN if absent;
+ *   unit_scores   n_units floats: each unit's score alone;  full_score: the whole input's score;
+ *   merges        (2-D) (n_units − 1) × 2 int32: the final merges (kept, absorbed); merge k gives level
+ *                 n_iteration_levels + k;  merge_gains (2-D) n_units − 1 floats, s(c1 ∪ c2) − max(s1, s2);
+ *   n_levels      the number of levels written;  n_iteration_levels (2-D) those from the iterations.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** How a group's relevant logits become its score. */
+typedef enum sa_acd_score_rule {
+    SA_ACD_SCORE_AUTO = 0,              /**< two classes: target − other; otherwise the target */
+    SA_ACD_SCORE_TARGET = 1,            /**< the target's relevant logit */
+    SA_ACD_SCORE_TARGET_MINUS_OTHER = 2 /**< target − other (two-class models only) */
+} sa_acd_score_rule;
+
+/** A caller's batched group scorer: masks is n_masks × mask_size floats (1: in the group, 0: not;
+ *  mask_size = the input's C × L or C × H × W); it writes n_masks finite scores and returns 0, or a
+ *  non-zero value to stop the agglomeration (which then fails with SA_ERR_INVALID_ARGUMENT). */
+typedef int (*sa_group_scorer)(void *context, const float *masks, int64_t n_masks, int64_t mask_size, float *scores);
+
+/** The buffer sizes of a hierarchy over dims ([L]: ndim 1, or [H, W]: ndim 2) in blocks of block_size:
+ *  n_units = ceil(L / b) or ceil(H / b) · ceil(W / b); max_levels = n_units (1-D) or 2 n_units − 1 (2-D). */
+SA_API int sa_acd_capacity(int64_t ndim, const int64_t *dims, int64_t block_size, int64_t *n_units,
+                           int64_t *max_levels);
+
+/** ACD of a sequence model (input [L] or [C, L]) at x (one example) for class target. */
+SA_API int sa_acd_1d(const sa_model *model, const float *x, int64_t target, int score_rule,
+                     double percentile_include, int64_t block_size, int64_t max_iterations, int32_t *labels,
+                     float *scores, float *unit_scores, float *full_score, int64_t *n_levels);
+
+/** ACD of a sequence of length positions × channels (mask_size = channels × length, channel-major)
+ *  scored by scorer(context, ...). */
+SA_API int sa_acd_1d_scored(sa_group_scorer scorer, void *context, int64_t length, int64_t channels,
+                            double percentile_include, int64_t block_size, int64_t max_iterations,
+                            int32_t *labels, float *scores, float *unit_scores, float *full_score,
+                            int64_t *n_levels);
+
+/** ACD of an image model (input [C, H, W]) at x (one example) for class target. */
+SA_API int sa_acd_2d(const sa_model *model, const float *x, int64_t target, int score_rule,
+                     double percentile_include, int64_t block_size, int64_t max_iterations, int32_t *labels,
+                     float *scores, float *unit_scores, float *full_score, int32_t *merges, float *merge_gains,
+                     int64_t *n_levels, int64_t *n_iteration_levels);
+
+/** ACD of a channels × height × width image scored by scorer(context, ...). */
+SA_API int sa_acd_2d_scored(sa_group_scorer scorer, void *context, int64_t height, int64_t width,
+                            int64_t channels, double percentile_include, int64_t block_size,
+                            int64_t max_iterations, int32_t *labels, float *scores, float *unit_scores,
+                            float *full_score, int32_t *merges, float *merge_gains, int64_t *n_levels,
+                            int64_t *n_iteration_levels);
+
 /** DeepSHAP: DeepLIFT averaged over the n_references >= 1 references (n_references * input_size
  *  floats), phi(x) = mean_r C(x, r). (example, reference) pairs run in chunks of internal_batch_size pairs
  *  (<= 0: chosen for a fixed memory budget), so memory does not grow with the number of references.

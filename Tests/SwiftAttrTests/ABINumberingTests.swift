@@ -161,6 +161,13 @@ final class ABINumberingTests: XCTestCase {
             case .crossMax: "SA_MAXPOOL_CROSSMAX"
             }
         }
+        try assertEnum("sa_acd_score_rule", ACDScoreRule.self) {
+            switch $0 {
+            case .automatic: "SA_ACD_SCORE_AUTO"
+            case .target: "SA_ACD_SCORE_TARGET"
+            case .targetMinusOther: "SA_ACD_SCORE_TARGET_MINUS_OTHER"
+            }
+        }
     }
 
     func testVersionMatchesTheHeader() throws {

@@ -378,3 +378,40 @@ SA_IH_GAUSS_LEGENDRE = 0
 SA_IH_GAUSS_LAGUERRE = 1
 SA_IH_GRID = 2
 IH_METHODS = {"gausslegendre": SA_IH_GAUSS_LEGENDRE, "gausslaguerre": SA_IH_GAUSS_LAGUERRE, "grid": SA_IH_GRID}
+
+# --- ACD: Agglomerative Contextual Decomposition ---------------------------------------------------------
+# How a group's relevant logits become its score (enum sa_acd_score_rule).
+SA_ACD_SCORE_AUTO = 0
+SA_ACD_SCORE_TARGET = 1
+SA_ACD_SCORE_TARGET_MINUS_OTHER = 2
+ACD_SCORE_RULES = {"auto": SA_ACD_SCORE_AUTO, "target": SA_ACD_SCORE_TARGET,
+                   "target_minus_other": SA_ACD_SCORE_TARGET_MINUS_OTHER}
+i32p = POINTER(c_int32)
+# typedef int (*sa_group_scorer)(void *context, const float *masks, int64_t n_masks, int64_t mask_size, float *scores);
+group_scorer_t = ctypes.CFUNCTYPE(c_int, c_void_p, f32p, c_int64, c_int64, f32p)
+# SA_API int sa_acd_capacity(int64_t ndim, const int64_t *dims, int64_t block_size, int64_t *n_units,
+#                            int64_t *max_levels);
+_sig("sa_acd_capacity", [c_int64, i64p, c_int64, i64p, i64p])
+# SA_API int sa_acd_1d(const sa_model *model, const float *x, int64_t target, int score_rule,
+#                      double percentile_include, int64_t block_size, int64_t max_iterations, int32_t *labels,
+#                      float *scores, float *unit_scores, float *full_score, int64_t *n_levels);
+_sig("sa_acd_1d", [model_p, f32p, c_int64, c_int, c_double, c_int64, c_int64, i32p, f32p, f32p, f32p, i64p])
+# SA_API int sa_acd_1d_scored(sa_group_scorer scorer, void *context, int64_t length, int64_t channels,
+#                             double percentile_include, int64_t block_size, int64_t max_iterations,
+#                             int32_t *labels, float *scores, float *unit_scores, float *full_score,
+#                             int64_t *n_levels);
+_sig("sa_acd_1d_scored", [group_scorer_t, c_void_p, c_int64, c_int64, c_double, c_int64, c_int64, i32p, f32p, f32p, f32p, i64p])
+# SA_API int sa_acd_2d(const sa_model *model, const float *x, int64_t target, int score_rule,
+#                      double percentile_include, int64_t block_size, int64_t max_iterations, int32_t *labels,
+#                      float *scores, float *unit_scores, float *full_score, int32_t *merges, float *merge_gains,
+#                      int64_t *n_levels, int64_t *n_iteration_levels);
+_sig("sa_acd_2d",
+     [model_p, f32p, c_int64, c_int, c_double, c_int64, c_int64, i32p, f32p, f32p, f32p, i32p, f32p, i64p, i64p])
+# SA_API int sa_acd_2d_scored(sa_group_scorer scorer, void *context, int64_t height, int64_t width,
+#                             int64_t channels, double percentile_include, int64_t block_size,
+#                             int64_t max_iterations, int32_t *labels, float *scores, float *unit_scores,
+#                             float *full_score, int32_t *merges, float *merge_gains, int64_t *n_levels,
+#                             int64_t *n_iteration_levels);
+_sig("sa_acd_2d_scored",
+     [group_scorer_t, c_void_p, c_int64, c_int64, c_int64, c_double, c_int64, c_int64, i32p, f32p, f32p, f32p, i32p, f32p,
+      i64p, i64p])
