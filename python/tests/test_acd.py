@@ -173,18 +173,13 @@ def test_c_error_codes():
 @pytest.mark.parametrize("kind", ["1d", "2d"])
 def test_network_scores_by_cd_of_a_linear_model(kind):
     """A bias-free linear model: CD's relevant logit of a group is Σ_{i∈S} W[c, i] x_i, exactly the closed
-    form, so the model's hierarchy is the scorer's (to float32 rounding of sums of multiples of 1/8: none).
-    In a build without Contextual Decomposition, sa.acd on a Network says so."""
+    form, so the model's hierarchy is the scorer's (to float32 rounding of sums of multiples of 1/8: none)."""
     rng = np.random.default_rng(3)
     shape = (1, 6, 6) if kind == "2d" else (2, 9)
     size = int(np.prod(shape))
     w = (rng.integers(-16, 17, size=(10, size)) / 8).astype(np.float32)
     x = np.ones(shape, np.float32)
     net = sa.Sequential([sa.Flatten(), sa.Linear(w, np.zeros(10, np.float32))], input_shape=shape)
-    if not hasattr(sa, "contextual_decomposition"):
-        with pytest.raises(sa.SwiftAttrError, match="Contextual Decomposition is not part of this build"):
-            sa.acd(net, x, target=4, percentile_include=90)
-        return
     h = sa.acd(net, x, target=4, percentile_include=90)
     scorer = closed_form_scorer(w.astype(np.float64).reshape(10, shape[0], -1).sum(axis=1) if kind == "1d" else w,
                                 [], 4, subtract=False, channels=shape[0] if kind == "1d" else 1)

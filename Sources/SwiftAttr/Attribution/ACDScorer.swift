@@ -17,13 +17,9 @@ extension GroupScorer {
 
 extension Network {
     /// The relevant part of Contextual Decomposition at the output of example `x` for each of `maskCount`
-    /// masks (maskCount × inputSize, 1 = relevant): maskCount × outputSize values.
-    ///
-    /// This is the one place where ACD meets CD. Contextual Decomposition itself is not part of this build,
-    /// so the function reports that; where it is, the body is
-    /// `try contextualDecomposition(x, rows: 1, masks: masks, maskCount: maskCount, internalBatchSize: nil).relevant`.
+    /// masks (maskCount × inputSize, 1 = relevant): maskCount × outputSize values. The one place where ACD
+    /// meets CD.
     func cdRelevantLogits(_ x: [Float], masks: [Float], maskCount: Int) throws -> [Float] {
-        throw SwiftAttrError(.invalidArgument, "model: Contextual Decomposition is not part of this build of swiftattr, "
-                             + "so ACD can score groups only through a caller's scorer (sa_acd_1d_scored, sa_acd_2d_scored)")
+        try contextualDecomposition(x, rows: 1, masks: masks, maskCount: maskCount, internalBatchSize: nil).relevant
     }
 }
