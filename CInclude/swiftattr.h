@@ -636,12 +636,15 @@ SA_API int sa_shapley_value_sampling(const sa_model *model, const float *x, int6
  *  shap's KernelExplainer). When n_samples >= 2^M - 2 every coalition is enumerated with its weight and
  *  phi are the exact Shapley values; otherwise n_samples coalitions per example are drawn with the kernel
  *  as their distribution (Captum's and shap's sampling), weight 1 each. `coalitions` (NULL: drawn)
- *  passes coalition_rows (1: shared, or n) x n_samples x M bytes, 0 or 1, weight 1 each; empty and full
- *  coalitions among them are skipped (the constraint fixes them). */
+ *  passes coalition_rows (1: shared, or n) x n_samples x M bytes, 0 or 1, with coalition_weights
+ *  (coalition_rows x n_samples doubles, finite and >= 0; NULL: 1 each; shap's KernelExplainer's
+ *  kernelWeights reproduce its fit); empty and full coalitions among them are skipped (the constraint
+ *  fixes them). */
 SA_API int sa_kernel_shap(const sa_model *model, const float *x, int64_t n, const float *baselines,
                           int64_t n_baselines, const int64_t *target, int64_t n_target, const int64_t *feature_mask,
                           int64_t mask_rows, int64_t n_samples, uint64_t seed, int64_t first_example,
-                          const uint8_t *coalitions, int64_t coalition_rows, int64_t internal_batch_size, float *out);
+                          const uint8_t *coalitions, int64_t coalition_rows, const double *coalition_weights,
+                          int64_t internal_batch_size, float *out);
 
 /** LIME's distance in input space (Captum's get_exp_kernel_similarity_function). */
 typedef enum sa_lime_distance {

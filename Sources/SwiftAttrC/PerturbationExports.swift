@@ -145,7 +145,7 @@ public func sa_kernel_shap(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64, _ mask: UnsafePointer<Int64>?, _ maskRows: Int64, _ nSamples: Int64,
     _ seed: UInt64, _ firstExample: Int64, _ coalitions: UnsafePointer<UInt8>?, _ coalitionRows: Int64,
-    _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
+    _ coalitionWeights: UnsafePointer<Double>?, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
         let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
@@ -154,10 +154,15 @@ public func sa_kernel_shap(
         let features = m.ids.map { ($0.max() ?? -1) + 1 } ?? call.net.inputSize
         let c = try callerCoalitions(coalitions, coalitionRows, samples: samples, features: features, rows: call.x.rows)
         let offset = try exampleOffset(firstExample, rows: call.x.rows)
+        let weights = try coalitionWeights.map { w -> [Double] in
+            guard c.bits != nil else { throw SwiftAttrError(.invalidArgument, "coalition_weights: given without coalitions") }
+            return Array(try doubles(w, c.rows * samples, "coalition_weights"))
+        }
         try locatingRejectedValue([call.x]) {
             try finish(call.net.kernelShap(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
                                            targets: call.targets, samples: samples, seed: seed, exampleOffset: offset,
-                                           coalitions: c.bits, coalitionRows: c.rows, internalBatchSize: try chunk(internalBatchSize)),
+                                           coalitions: c.bits, coalitionRows: c.rows, coalitionWeights: weights,
+                                           internalBatchSize: try chunk(internalBatchSize)),
                        call.net, rows: call.x.rows, out)
         }
     }

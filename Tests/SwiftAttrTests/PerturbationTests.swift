@@ -72,6 +72,16 @@ final class PerturbationTests: XCTestCase {
         let phi = try n.kernelShap(x, rows: 2, baselines: b, targets: [2, 0], samples: 62)
         assertClose(Array(phi[0..<6]), exact0, rel: 1e-5, "enumerated KernelSHAP, example 0")
         assertClose(Array(phi[6..<12]), exact1, rel: 1e-5, "enumerated KernelSHAP, example 1")
+        // The same 62 coalitions passed with their kernel weights (as shap's KernelExplainer would): the same fit.
+        var bits = [UInt8](), weights = [Double]()
+        func choose(_ n: Int, _ k: Int) -> Double { k == 0 ? 1 : choose(n - 1, k - 1) * Double(n) / Double(k) }
+        for z in 1..<63 {
+            for f in 0..<6 { bits.append(UInt8((z >> f) & 1)) }
+            let k = z.nonzeroBitCount
+            weights.append(5 / (choose(6, k) * Double(k) * Double(6 - k)))
+        }
+        let passed = try n.kernelShap(x, rows: 2, baselines: b, targets: [2, 0], coalitions: bits, coalitionWeights: weights)
+        assertClose(passed, phi, rel: 1e-6, "enumeration passed as coalitions with weights")
         // Sampled: not exact, but efficient.
         let sampled = try n.kernelShap(x, rows: 2, baselines: b, targets: [2, 0], samples: 20, seed: 3)
         let y = n.forward(x + b, rows: 3)

@@ -386,10 +386,11 @@ _sig("sa_shapley_value_sampling",
 # SA_API int sa_kernel_shap(const sa_model *model, const float *x, int64_t n, const float *baselines,
 #                           int64_t n_baselines, const int64_t *target, int64_t n_target, const int64_t *feature_mask,
 #                           int64_t mask_rows, int64_t n_samples, uint64_t seed, int64_t first_example,
-#                           const uint8_t *coalitions, int64_t coalition_rows, int64_t internal_batch_size, float *out);
+#                           const uint8_t *coalitions, int64_t coalition_rows, const double *coalition_weights,
+#                           int64_t internal_batch_size, float *out);
 _sig("sa_kernel_shap",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, u8p,
-      c_int64, c_int64, f32p])
+      c_int64, f64p, c_int64, f32p])
 # SA_API int sa_lime(const sa_model *model, const float *x, int64_t n, const float *baselines, int64_t n_baselines,
 #                    const int64_t *target, int64_t n_target, const int64_t *feature_mask, int64_t mask_rows,
 #                    int64_t n_samples, uint64_t seed, int64_t first_example, const uint8_t *coalitions,

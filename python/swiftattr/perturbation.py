@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _ffi
 from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_ints, from_torch_tensor
-from ._ffi import SwiftAttrError, bptr, check, fptr, iptr, lib
+from ._ffi import SwiftAttrError, bptr, check, dptr, fptr, iptr, lib
 from .attribution import _chunk, _network, _seed, _targets
 
 
@@ -195,23 +195,33 @@ def shapley_value_sampling(net, inputs, baselines=0, feature_mask=None, n_sample
 
 
 def kernel_shap(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25, seed: Optional[int] = None,
-                target=None, coalitions=None, internal_batch_size: Optional[int] = None,
+                target=None, coalitions=None, coalition_weights=None, internal_batch_size: Optional[int] = None,
                 perturbations_per_eval: Optional[int] = None, first_example: int = 0) -> np.ndarray:
     """KernelSHAP (Lundberg & Lee 2017): the Shapley-kernel weighted least-squares fit under the efficiency
     constraint Σφ = f(x) − f(baseline), solved exactly as shap's KernelExplainer. When ``n_samples`` ≥ 2^M − 2
     every coalition is enumerated and φ are the exact Shapley values; otherwise ``n_samples`` coalitions are
     drawn per example with the kernel as their distribution. ``coalitions`` ((K, M) shared or (n, K, M), 0/1)
-    passes the samples, e.g. Captum's or shap's; empty and full coalitions among them are skipped."""
+    passes the samples, e.g. Captum's or shap's, weighted by ``coalition_weights`` ((K,) or (n, K), like the
+    coalitions; default 1 each — shap's ``kernelWeights`` reproduce shap's fit); empty and full coalitions among
+    them are skipped."""
     net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     mask, rows, m = _mask(net, feature_mask, n)
     c, crows, k = _coalitions(coalitions, n, m)
     samples = k if c is not None else as_int(n_samples, "n_samples")
+    w = None
+    if coalition_weights is not None:
+        if c is None:
+            raise SwiftAttrError("coalition_weights: given without coalitions")
+        w = np.ascontiguousarray(np.asarray(from_torch_tensor(coalition_weights), dtype=np.float64))
+        if w.shape not in ((k,), (crows, k)):
+            raise SwiftAttrError(f"coalition_weights: expected shape ({k},) or ({crows}, {k}) (one per coalition), "
+                                 f"got {w.shape}", SA_ERR_SHAPE)
     t = _targets(net, target, n)
     out = np.empty_like(x)
     check(lib.sa_kernel_shap(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, iptr(mask), rows, samples,
-                             _seed(seed), as_int(first_example, "first_example"), bptr(c), crows,
+                             _seed(seed), as_int(first_example, "first_example"), bptr(c), crows, dptr(w),
                              _batch_size(internal_batch_size, perturbations_per_eval, n), fptr(out)))
     return out
 

@@ -178,3 +178,41 @@ def test_argument_errors(f, net):
             call()
         assert e.value.code == code, (word, e.value.code, str(e.value))
         assert word in str(e.value), (word, str(e.value))
+
+
+def test_kernel_shap_with_weights_equals_shaps_solve(f, net):
+    """shap's KernelExplainer.solve (l1_reg=False), transcribed: eliminate the last feature with the efficiency
+    constraint and solve the kernelWeights-weighted normal equations. Given shap's coalitions and weights,
+    kernel_shap must give the same φ (float32 outputs, double solve: 1e-4 of max|φ|)."""
+    x, b, m = f["x"][:1], f["baselines"][:1], f["superpixels"]
+    rng = np.random.default_rng(5)
+    z = (rng.random((40, 16)) < 0.5).astype(np.uint8)
+    z[0], z[1] = 1, 0  # a full and an empty coalition: skipped by both (shap never samples them)
+    w = rng.random(40) + 0.1
+    phi = sa.kernel_shap(net, x, b, feature_mask=m, target=2, coalitions=z, coalition_weights=w)
+    z, w = z[2:], w[2:]
+    ids = np.broadcast_to(m, (1,) + x.shape[1:])[0]
+    keep = z[:, ids]  # (K, 2, 8, 8): the coalition's features taken from x
+    ey = net.forward(np.where(keep, x, b).astype(np.float32))[:, 2].astype(np.float64)
+    fx, fnull = float(net.forward(x)[0, 2]), float(net.forward(b)[0, 2])
+    y = ey - fnull - z[:, -1] * (fx - fnull)
+    design = (z[:, :-1].astype(np.float64) - z[:, -1:])
+    weighted = w[:, None] * design
+    head = np.linalg.solve(design.T @ weighted, weighted.T @ y)
+    expected = np.append(head, (fx - fnull) - head.sum())
+    got = np.array([phi[0][ids == k][0] for k in range(16)])
+    np.testing.assert_allclose(got, expected, atol=1e-4 * np.abs(expected).max())
+
+
+def test_kernel_shap_weight_errors(f, net):
+    x, t, m = f["x"], f["target"], f["superpixels"]
+    z = np.eye(16, dtype=np.uint8)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.kernel_shap(net, x, feature_mask=m, target=t, coalitions=z, coalition_weights=np.ones(15))
+    assert e.value.code == SA_ERR_SHAPE and "coalition_weights" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.kernel_shap(net, x, feature_mask=m, target=t, coalitions=z, coalition_weights=-np.ones(16))
+    assert e.value.code == SA_ERR_INVALID_ARGUMENT and "coalition_weights" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.kernel_shap(net, x, feature_mask=m, target=t, coalition_weights=np.ones(16))
+    assert "coalition_weights" in str(e.value)

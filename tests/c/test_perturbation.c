@@ -93,26 +93,26 @@ int main(void) {
                         count++;
                     }
     CHECK(count == 24, "24 permutations");
-    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 14, 0, 0, NULL, 1, 0, ks));
+    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 14, 0, 0, NULL, 1, NULL, 0, ks));
     EXPECT_OK(sa_shapley_value_sampling(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 24, 0, 0, perms, 0, sv));
     for (int i = 0; i < 8; i++) CHECK(fabsf(ks[i] - sv[i]) <= 1e-5f, "exact KernelSHAP = exact Shapley at %d: %g vs %g", i, ks[i], sv[i]);
     /* sampled KernelSHAP is efficient */
     float y[2 * 2], yb[2];
     EXPECT_OK(sa_forward(mlp, x4, 2, y));
     EXPECT_OK(sa_forward(mlp, b4, 1, yb));
-    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 9, 5, 0, NULL, 1, 0, ks));
+    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 9, 5, 0, NULL, 1, NULL, 0, ks));
     for (int i = 0; i < 2; i++) {
         float s = ks[i * 4] + ks[i * 4 + 1] + ks[i * 4 + 2] + ks[i * 4 + 3];
         CHECK(fabsf(s - (y[i * 2 + target[i]] - yb[target[i]])) <= 1e-5f, "efficiency %d", i);
     }
     /* seeded: chunking does not change the draws; passing the drawn coalitions back is the same fit */
-    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 9, 5, 0, NULL, 1, 1, ks2));
+    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 9, 5, 0, NULL, 1, NULL, 1, ks2));
     for (int i = 0; i < 8; i++) CHECK(fabsf(ks[i] - ks2[i]) <= 1e-5f, "chunk 1 = default at %d", i);
     EXPECT_OK(sa_lime(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 30, 9, 0, NULL, 1, 1.0, SA_LIME_COSINE, SA_LIME_LINEAR, 0, 0, ks));
     EXPECT_OK(sa_lime(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 30, 9, 0, NULL, 1, 1.0, SA_LIME_COSINE, SA_LIME_LINEAR, 0, 2, ks2));
     for (int i = 0; i < 8; i++) CHECK(fabsf(ks[i] - ks2[i]) <= 1e-5f, "lime chunk 2 = default at %d", i);
     uint8_t coalitions[3 * 4] = {1, 0, 0, 1, 0, 1, 1, 0, 1, 1, 1, 0};
-    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 3, 0, 0, coalitions, 1, 0, ks));
+    EXPECT_OK(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 3, 0, 0, coalitions, 1, NULL, 0, ks));
     EXPECT_OK(sa_feature_permutation(mlp, x4, 2, target, 2, NULL, 1, 3, NULL, 0, out));
 
     /* argument errors name the argument */
@@ -128,14 +128,17 @@ int main(void) {
     gap[3] = -1;
     EXPECT_ERROR(sa_feature_ablation(m, x, 2, b, 1, target, 2, gap, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "feature_mask");
     EXPECT_ERROR(sa_shapley_value_sampling(m, x, 2, b, 1, target, 2, mask, 1, 0, 1, 0, NULL, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
-    EXPECT_ERROR(sa_kernel_shap(m, x, 2, b, 1, target, 2, mask, 1, 0, 1, 0, NULL, 1, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
+    EXPECT_ERROR(sa_kernel_shap(m, x, 2, b, 1, target, 2, mask, 1, 0, 1, 0, NULL, 1, NULL, 0, out), SA_ERR_INVALID_ARGUMENT, "n_samples");
     EXPECT_ERROR(sa_lime(m, x, 2, b, 1, target, 2, mask, 1, 10, 1, 0, NULL, 1, 1.0, 7, 0, 0, 0, out), SA_ERR_UNKNOWN_ENUM, "distance");
     EXPECT_ERROR(sa_lime(m, x, 2, b, 1, target, 2, mask, 1, 10, 1, 0, NULL, 1, 1.0, 0, 9, 0, 0, out), SA_ERR_UNKNOWN_ENUM, "surrogate");
     EXPECT_ERROR(sa_lime(m, x, 2, b, 1, target, 2, mask, 1, 10, 1, 0, NULL, 1, -1.0, 0, 0, 0, 0, out), SA_ERR_INVALID_ARGUMENT, "similarity");
     EXPECT_ERROR(sa_feature_permutation(m, x, 1, target, 1, mask, 1, 1, NULL, 0, out), SA_ERR_INVALID_ARGUMENT, "at least 2");
     uint8_t two[4] = {0, 2, 1, 0};
-    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 1, 0, 0, two, 1, 0, ks), SA_ERR_INVALID_ARGUMENT, "coalitions");
-    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 1, 0, 0, two, 3, 0, ks), SA_ERR_SHAPE, "coalition_rows");
+    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 1, 0, 0, two, 1, NULL, 0, ks), SA_ERR_INVALID_ARGUMENT, "coalitions");
+    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 1, 0, 0, two, 3, NULL, 0, ks), SA_ERR_SHAPE, "coalition_rows");
+    double weights[3] = {1.0, NAN, 2.0};
+    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 3, 0, 0, coalitions, 1, weights, 0, ks), SA_ERR_INVALID_ARGUMENT, "coalition_weights");
+    EXPECT_ERROR(sa_kernel_shap(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 3, 0, 0, NULL, 1, weights, 0, ks), SA_ERR_INVALID_ARGUMENT, "coalition_weights");
     int64_t notperm[4] = {0, 0, 1, 2};
     EXPECT_ERROR(sa_shapley_value_sampling(mlp, x4, 2, b4, 1, target, 2, NULL, 1, 1, 0, 0, notperm, 0, sv), SA_ERR_INVALID_ARGUMENT, "permutations");
     x[5] = NAN;

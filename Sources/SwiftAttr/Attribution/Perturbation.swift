@@ -459,14 +459,16 @@ extension Network {
         let rows: Int
         let samples: Int
         let m: Int
-        /// Per coalition weight (KernelSHAP's enumeration), nil: 1 each.
+        /// Per coalition weight (rows × samples, like `bits`: KernelSHAP's enumeration or the caller's), nil: 1 each.
         let weights: [Double]?
 
         @inline(__always) func row(_ i: Int, _ s: Int) -> Int { ((rows == 1 ? 0 : i) * samples + s) * m }
+        @inline(__always) func weight(_ i: Int, _ s: Int) -> Double { weights?[(rows == 1 ? 0 : i) * samples + s] ?? 1 }
     }
 
-    /// Caller coalitions (`coalitionRows` × samples × M, 0/1 entries) checked.
-    private func callerCoalitions(_ c: [UInt8], coalitionRows: Int, rows: Int, m: Int) throws -> Coalitions {
+    /// Caller coalitions (`coalitionRows` × samples × M, 0/1 entries) and optional weights (`coalitionRows` ×
+    /// samples, finite and non-negative) checked.
+    private func callerCoalitions(_ c: [UInt8], coalitionRows: Int, rows: Int, m: Int, weights: [Double]? = nil) throws -> Coalitions {
         guard coalitionRows == 1 || coalitionRows == rows else {
             throw SwiftAttrError.shape("coalitions: expected 1 set (shared by the batch) or \(rows) sets (one per example), got \(coalitionRows)")
         }
@@ -478,7 +480,15 @@ extension Network {
         }
         let samples = c.count / (coalitionRows * m)
         try Check.atMost(samples, Check.maximumSteps, "the number of coalitions")
-        return Coalitions(bits: c, rows: coalitionRows, samples: samples, m: m, weights: nil)
+        if let weights {
+            guard weights.count == coalitionRows * samples else {
+                throw SwiftAttrError.shape("coalition_weights: expected \(coalitionRows * samples) weights (one per coalition), got \(weights.count)")
+            }
+            if let i = weights.firstIndex(where: { !$0.isFinite || $0 < 0 }) {
+                throw SwiftAttrError.invalid("coalition_weights must be finite and non-negative (got \(weights[i]) at index \(i))")
+            }
+        }
+        return Coalitions(bits: c, rows: coalitionRows, samples: samples, m: m, weights: weights)
     }
 
     /// Binary inputs: b + z ⊙ (x − b) feature by feature, for coalition s of example i.
@@ -500,12 +510,13 @@ extension Network {
     /// exact Shapley values. Otherwise `samples` coalitions are drawn per example with π as a distribution
     /// (size k with probability ∝ (M − 1)/(k(M − k)), then a uniform subset: Captum's and shap's sampling)
     /// and weight 1 each; draw s of example i uses ``CounterRandom`` at (seed, exampleOffset + i, s).
-    /// `coalitions` (1 or rows × K × M bits) passes the samples instead, with weight 1 each; empty and full
+    /// `coalitions` (1 or rows × K × M bits) passes the samples instead, with `coalitionWeights` (1 or rows × K;
+    /// nil: 1 each, as for drawn samples; shap's KernelExplainer passes its `kernelWeights`); empty and full
     /// coalitions among them are skipped (the constraint holds them exactly).
     public func kernelShap(
         _ x: [Float], rows: Int, baselines: [Float] = [], mask: [Int]? = nil, maskRows: Int = 1, targets: [Int],
         samples: Int = 25, seed: UInt64 = 0, exampleOffset: Int = 0, coalitions: [UInt8]? = nil, coalitionRows: Int = 1,
-        internalBatchSize: Int? = nil
+        coalitionWeights: [Double]? = nil, internalBatchSize: Int? = nil
     ) throws -> [Float] {
         let (b, targets, chunk) = try perturbationArguments(x, rows: rows, baselines: baselines, targets: targets, internalBatchSize: internalBatchSize)
         let groups = try featureGroups(mask, maskRows: maskRows, rows: rows)
@@ -513,8 +524,9 @@ extension Network {
         try checkOffset(exampleOffset, rows: rows)
         let c: Coalitions
         if let coalitions {
-            c = try callerCoalitions(coalitions, coalitionRows: coalitionRows, rows: rows, m: m)
+            c = try callerCoalitions(coalitions, coalitionRows: coalitionRows, rows: rows, m: m, weights: coalitionWeights)
         } else {
+            guard coalitionWeights == nil else { throw SwiftAttrError.invalid("coalition_weights: given without coalitions") }
             try checkSamples(samples)
             c = Self.kernelCoalitions(m: m, rows: rows, samples: samples, seed: seed, exampleOffset: exampleOffset)
         }
@@ -585,7 +597,7 @@ extension Network {
             var size = 0
             for f in 0..<m { size += Int(c.bits[o + f]) }
             guard size > 0, size < m else { continue }
-            let w = (c.weights?[s] ?? 1).squareRoot(), last = Double(c.bits[o + m - 1])
+            let w = c.weight(i, s).squareRoot(), last = Double(c.bits[o + m - 1])
             for f in 0..<(m - 1) { a.append(w * (Double(c.bits[o + f]) - last)) }
             rhs.append(w * (y[i * c.samples + s] - base - last * total))
         }
