@@ -166,6 +166,30 @@ final class PerturbationTests: XCTestCase {
         XCTAssertNotEqual(try n.featurePermutation(x, rows: rows, targets: targets, seed: 5), p1)
     }
 
+    func testLimeSurrogates() throws {
+        var g = Gen(905)
+        let n = sixFeatureNet(&g)
+        let x = g.normals(12), b = g.normals(6, scale: 0.3)
+        // With alpha = 0 the Lasso's minimiser is the least-squares fit (coordinate descent to 1e-12: 1e-6).
+        let linear = try n.lime(x, rows: 2, baselines: b, targets: [1, 2], samples: 60, seed: 2, surrogate: .linear)
+        let lasso0 = try n.lime(x, rows: 2, baselines: b, targets: [1, 2], samples: 60, seed: 2, surrogate: .lasso, alpha: 0)
+        assertClose(lasso0, linear, rel: 1e-5, "lasso with alpha 0 = linear")
+        // A large alpha zeroes every coefficient; a moderate one shrinks the fit (smaller L1 norm).
+        let zero = try n.lime(x, rows: 2, baselines: b, targets: [1, 2], samples: 60, seed: 2, alpha: 1e3)
+        XCTAssert(zero.allSatisfy { $0 == 0 })
+        let shrunk = try n.lime(x, rows: 2, baselines: b, targets: [1, 2], samples: 60, seed: 2, alpha: 0.01)
+        XCTAssertLessThan(shrunk.reduce(0) { $0 + abs($1) }, linear.reduce(0) { $0 + abs($1) })
+        // On a linear model with every coalition of a 4-feature input, the linear surrogate recovers w ⊙ (x − b).
+        let dense = g.dense(1, 4)
+        guard case .dense(let d) = dense else { return XCTFail() }
+        let lin = net([4], [dense])
+        let x4 = g.normals(4), b4 = g.normals(4)
+        var bits = [UInt8]()
+        for z in 0..<16 { for f in 0..<4 { bits.append(UInt8((z >> f) & 1)) } }
+        let phi = try lin.lime(x4, rows: 1, baselines: b4, targets: [0], coalitions: bits, distance: .euclidean, surrogate: .linear)
+        assertClose(phi, (0..<4).map { Double(d.weight[$0]) * Double(x4[$0] - b4[$0]) }, rel: 1e-5, "linear LIME on a linear model")
+    }
+
     func testArgumentErrorsNameTheArgument() throws {
         var g = Gen(904)
         let image = net([2, 4, 4], [.flatten, g.dense(3, 32)])
@@ -200,6 +224,11 @@ final class PerturbationTests: XCTestCase {
             try image.kernelShap(x, rows: 2, mask: (0..<32).map { $0 / 16 }, targets: [0], coalitions: [0, 2])
         }
         assertError(.invalidArgument, mentioning: "at least 2") { try image.featurePermutation(Array(x[0..<32]), rows: 1, targets: [0]) }
+        // Coalitions that cannot fit: 2^27 entries per example at most (KernelSHAP and LIME).
+        let wide = net([1 << 12], [g.dense(1, 1 << 12)])
+        let wx = g.normals(1 << 12)
+        assertError(.outOfMemory, mentioning: "feature_mask") { try wide.lime(wx, rows: 1, targets: [0], samples: 1 << 16) }
+        assertError(.outOfMemory, mentioning: "feature_mask") { try wide.kernelShap(wx, rows: 1, targets: [0], samples: 1 << 16) }
         var bad = x
         bad[7] = .nan
         assertError(.nonFinite, mentioning: "inputs") { try image.featureAblation(bad, rows: 2, targets: [0]) }

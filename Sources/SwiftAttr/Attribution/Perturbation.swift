@@ -491,6 +491,16 @@ extension Network {
         return Coalitions(bits: c, rows: coalitionRows, samples: samples, m: m, weights: weights)
     }
 
+    /// Coalition bits (rows × samples × M bytes) and one example's regression design (samples × M doubles) must
+    /// fit in memory: at most 2³¹ bytes and 2²⁷ doubles (1 GiB), else `.outOfMemory` naming what to reduce.
+    private func checkCoalitionMemory(rows: Int, samples: Int, m: Int) throws {
+        let (perExample, o1) = samples.multipliedReportingOverflow(by: m)
+        let (all, o2) = perExample.multipliedReportingOverflow(by: rows)
+        guard !o1, !o2, all <= 1 << 31, perExample <= 1 << 27 else {
+            throw SwiftAttrError(.outOfMemory, "n_samples × features = \(samples) × \(m) coalition entries per example is too many to fit (at most 2^27 per example and 2^31 in all); group input elements with feature_mask or use fewer samples")
+        }
+    }
+
     /// Binary inputs: b + z ⊙ (x − b) feature by feature, for coalition s of example i.
     private func fillCoalition(_ c: Coalitions, _ groups: FeatureGroups, _ x: [Float], _ b: [Float], _ i: Int, _ s: Int, _ row: UnsafeMutablePointer<Float>) {
         let d = inputSize, o = c.row(i, s)
@@ -528,6 +538,8 @@ extension Network {
         } else {
             guard coalitionWeights == nil else { throw SwiftAttrError.invalid("coalition_weights: given without coalitions") }
             try checkSamples(samples)
+            let enumerates = m < 31 && samples >= (1 << m) - 2
+            try checkCoalitionMemory(rows: enumerates ? 1 : rows, samples: enumerates ? (1 << m) - 2 : samples, m: m)
             c = Self.kernelCoalitions(m: m, rows: rows, samples: samples, seed: seed, exampleOffset: exampleOffset)
         }
         return try Parallel.singleThreadedBLAS {
@@ -647,6 +659,7 @@ extension Network {
             c = try callerCoalitions(coalitions, coalitionRows: coalitionRows, rows: rows, m: m)
         } else {
             try checkSamples(samples)
+            try checkCoalitionMemory(rows: rows, samples: samples, m: m)
             var bits = [UInt8](repeating: 0, count: rows * samples * m)
             for i in 0..<rows {
                 for s in 0..<samples {
@@ -727,30 +740,38 @@ extension Network {
             }
             return try leastSquares(&a, rows: rows, columns: m, rhs: rhs)
         case .lasso:
-            // Gram form of (1/(2Σw)) Σ w (y − Xβ)² + α‖β‖₁ on centred data: G = XᵀWX/Σw, q = XᵀWy/Σw.
-            var g = [Double](repeating: 0, count: m * m), q = [Double](repeating: 0, count: m)
+            // Cyclic coordinate descent on ½‖t − Aβ‖² + α‖β‖₁ with a_rj = √(w_r/Σw)(x_rj − x̄_j),
+            // t_r = √(w_r/Σw)(y_r − ȳ): scikit-learn's Lasso objective on the weighted, centred data. The
+            // residual is updated in place (no M × M Gram matrix: M may be every pixel of an image).
+            var a = [Double](repeating: 0, count: m * rows), residual = [Double](repeating: 0, count: rows)
+            var norms = [Double](repeating: 0, count: m)
             for r in 0..<rows {
-                let wr = w[r] / total, yr = y[r] - meanY
+                let s = (w[r] / total).squareRoot()
+                residual[r] = s * (y[r] - meanY)
                 for j in 0..<m {
-                    let xj = x[r * m + j] - meanX[j]
-                    guard xj != 0 else { continue }
-                    q[j] += wr * xj * yr
-                    for l in 0..<m { g[j * m + l] += wr * xj * (x[r * m + l] - meanX[l]) }
+                    let v = s * (x[r * m + j] - meanX[j])
+                    a[j * rows + r] = v
+                    norms[j] += v * v
                 }
             }
             var beta = [Double](repeating: 0, count: m)
-            // Cyclic coordinate descent until no coefficient moves by more than 1e-12 of the largest.
+            // Until no coefficient moves by more than 1e-12 of the largest (or 100 000 sweeps).
             for _ in 0..<100_000 {
                 var change = 0.0, largest = 0.0
-                for j in 0..<m where g[j * m + j] > 0 {
-                    var rho = q[j]
-                    for l in 0..<m where l != j { rho -= g[j * m + l] * beta[l] }
-                    let updated = (rho > alpha ? rho - alpha : rho < -alpha ? rho + alpha : 0) / g[j * m + j]
-                    change = max(change, abs(updated - beta[j]))
-                    beta[j] = updated
+                for j in 0..<m where norms[j] > 0 {
+                    let column = j * rows
+                    var rho = norms[j] * beta[j]
+                    for r in 0..<rows { rho += a[column + r] * residual[r] }
+                    let updated = (rho > alpha ? rho - alpha : rho < -alpha ? rho + alpha : 0) / norms[j]
+                    let step = updated - beta[j]
+                    if step != 0 {
+                        for r in 0..<rows { residual[r] -= a[column + r] * step }
+                        beta[j] = updated
+                    }
+                    change = max(change, abs(step))
                     largest = max(largest, abs(updated))
                 }
-                if change <= 1e-12 * max(largest, 1e-300) || change == 0 { break }
+                if change <= 1e-12 * largest || change == 0 { break }
             }
             return beta
         }
