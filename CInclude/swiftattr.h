@@ -581,7 +581,10 @@ SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **
  * x holds n examples; out receives n * input_size floats. baselines: n_baselines = 0 (zeros; pointer may
  * be NULL), 1 (broadcast) or n. target: n_target = 1 or n class indices. Every perturbed input is built in
  * place and evaluated in chunks of at most internal_batch_size rows (<= 0: a size for a ~4 MB working set
- * per thread), chunks in parallel on the library's threads.
+ * per thread), chunks in parallel on the library's threads. x and the baselines are copied whole (feature
+ * permutation mixes examples); the per-example state is a few doubles per perturbed input, plus the
+ * coalitions (n * n_samples * M bytes, at most 2^31, and n_samples * M <= 2^27 per example, else
+ * SA_ERR_OUT_OF_MEMORY) for sa_kernel_shap and sa_lime.
  *
  * Feature masks: `feature_mask` groups the input elements into features (superpixels, positions):
  * mask_rows (1: shared by the batch, or n: one row per example) x input_size ids, which must be
