@@ -729,6 +729,103 @@ SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **
 SA_API int sa_model_transformed(const sa_model *model, const float *inverse, int64_t coefficients,
                                 int use_residual, sa_model **out_model);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Perturbation attributions (forward passes only; Captum's definitions)
+ *
+ * x holds n examples; out receives n * input_size floats. baselines: n_baselines = 0 (zeros; pointer may
+ * be NULL), 1 (broadcast) or n. target: n_target = 1 or n class indices. Every perturbed input is built in
+ * place and evaluated in chunks of at most internal_batch_size rows (<= 0: a size for a ~4 MB working set
+ * per thread), chunks in parallel on the library's threads. x and the baselines are copied whole (feature
+ * permutation mixes examples); the per-example state is a few doubles per perturbed input, plus the
+ * coalitions (n * n_samples * M bytes, at most 2^31, and n_samples * M <= 2^27 per example, else
+ * SA_ERR_OUT_OF_MEMORY) for sa_kernel_shap and sa_lime.
+ *
+ * Feature masks: `feature_mask` groups the input elements into features (superpixels, positions):
+ * mask_rows (1: shared by the batch, or n: one row per example) x input_size ids, which must be
+ * contiguous 0..M-1 with every id used somewhere (M is the number of features); NULL makes every element
+ * its own feature (M = input_size) and mask_rows is then ignored. A feature's attribution is written to
+ * each of its elements.
+ *
+ * Seeded draws (permutations, coalitions): sample s of row i is keyed by (seed, first_example + i, s)
+ * through the counter-based generator of sa_expected_gradients, never by internal_batch_size or threads.
+ * --------------------------------------------------------------------------------------------------- */
+
+/** Occlusion (Zeiler & Fergus 2014; Captum's Occlusion): a window of ndim sizes `sliding_window_shapes`
+ *  (ndim = the input's dimensions, channels included) slides with steps `strides` (NULL: 1 each);
+ *  positions per dimension are ceil((dim - window) / stride) + 1, the last one cut at the edge. Each
+ *  position sets the window to the baseline; an element's attribution is the mean over the windows
+ *  covering it of f_t(x) - f_t(x occluded). A window larger than its dimension, or a stride larger than
+ *  its window (unless the window spans the dimension), is SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_occlusion(const sa_model *model, const float *x, int64_t n, const float *baselines, int64_t n_baselines,
+                        const int64_t *target, int64_t n_target, const int64_t *sliding_window_shapes,
+                        const int64_t *strides, int64_t ndim, int64_t internal_batch_size, float *out);
+
+/** Feature ablation (Captum's FeatureAblation): each feature in turn is set to the baseline; its
+ *  elements get f_t(x) - f_t(x with the feature ablated). */
+SA_API int sa_feature_ablation(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                               int64_t n_baselines, const int64_t *target, int64_t n_target,
+                               const int64_t *feature_mask, int64_t mask_rows, int64_t internal_batch_size,
+                               float *out);
+
+/** Feature permutation (Captum's FeaturePermutation): for each feature f, its values are permuted across
+ *  the batch by pi_f (never the identity; n >= 2), and example i's elements of f get
+ *  f_t(x_i) - f_t(x_i with feature f from x_{pi_f(i)}). `permutations` (NULL: drawn from `seed`, keyed by
+ *  (seed, 0, f)) holds M rows of n entries, row f a permutation of 0..n-1 (as Captum's torch.randperm). */
+SA_API int sa_feature_permutation(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                                  int64_t n_target, const int64_t *feature_mask, int64_t mask_rows, uint64_t seed,
+                                  const int64_t *permutations, int64_t internal_batch_size, float *out);
+
+/** Shapley value sampling (Castro et al. 2009; Captum's ShapleyValueSampling): for each of n_samples
+ *  permutations of the M features, the features switch from the baseline to x one by one in that order
+ *  and each gets the change of f_t it caused; phi is the mean over the permutations, and sums to
+ *  f_t(x) - f_t(baseline) exactly (every permutation telescopes). `permutations` (NULL: drawn, keyed by
+ *  (seed, first_example + i, s), one set per example) holds n_samples rows of M entries shared by the
+ *  batch, as Captum draws them. */
+SA_API int sa_shapley_value_sampling(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                     int64_t n_baselines, const int64_t *target, int64_t n_target,
+                                     const int64_t *feature_mask, int64_t mask_rows, int64_t n_samples, uint64_t seed,
+                                     int64_t first_example, const int64_t *permutations,
+                                     int64_t internal_batch_size, float *out);
+
+/** KernelSHAP (Lundberg & Lee 2017): the weighted least-squares fit of f_t(b + z(x - b)) - f_t(b) ~ z . phi
+ *  over coalitions z (M bits) with the Shapley kernel weight (M-1) / (C(M,|z|) |z| (M-|z|)), under the
+ *  constraint sum(phi) = f_t(x) - f_t(b), solved exactly (one variable eliminated, SVD least squares, as
+ *  shap's KernelExplainer). When n_samples >= 2^M - 2 every coalition is enumerated with its weight and
+ *  phi are the exact Shapley values; otherwise n_samples coalitions per example are drawn with the kernel
+ *  as their distribution (Captum's and shap's sampling), weight 1 each. `coalitions` (NULL: drawn)
+ *  passes coalition_rows (1: shared, or n) x n_samples x M bytes, 0 or 1, with coalition_weights
+ *  (coalition_rows x n_samples doubles, finite and >= 0; NULL: 1 each; shap's KernelExplainer's
+ *  kernelWeights reproduce its fit); empty and full coalitions among them are skipped (the constraint
+ *  fixes them). */
+SA_API int sa_kernel_shap(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                          int64_t n_baselines, const int64_t *target, int64_t n_target, const int64_t *feature_mask,
+                          int64_t mask_rows, int64_t n_samples, uint64_t seed, int64_t first_example,
+                          const uint8_t *coalitions, int64_t coalition_rows, const double *coalition_weights,
+                          int64_t internal_batch_size, float *out);
+
+/** LIME's distance in input space (Captum's get_exp_kernel_similarity_function). */
+typedef enum sa_lime_distance {
+    SA_LIME_COSINE = 0,    /**< 1 - cos(x, x~) (Captum's default) */
+    SA_LIME_EUCLIDEAN = 1  /**< ||x - x~||_2 */
+} sa_lime_distance;
+
+/** LIME's interpretable surrogate, fitted with an intercept on the weighted samples. */
+typedef enum sa_lime_surrogate {
+    SA_LIME_LASSO = 0,  /**< scikit-learn's Lasso objective (1/(2 sum w)) sum w r^2 + alpha ||beta||_1 (Captum's default, alpha 0.01) */
+    SA_LIME_LINEAR = 1  /**< weighted least squares, minimum-norm (scikit-learn's LinearRegression) */
+} sa_lime_surrogate;
+
+/** LIME (Ribeiro et al. 2016; Captum's Lime): n_samples coalitions per example (each feature kept with
+ *  probability 1/2; or `coalitions` as for sa_kernel_shap), the model at b + z(x - b), each sample weighted
+ *  by exp(-D^2 / (2 kernel_width^2)) with D of `distance` (an sa_lime_distance) between x and the perturbed
+ *  input, and a linear `surrogate` (an sa_lime_surrogate; alpha >= 0 for the Lasso) fitted to them; its
+ *  coefficients are the attributions. kernel_width must be positive and finite. */
+SA_API int sa_lime(const sa_model *model, const float *x, int64_t n, const float *baselines, int64_t n_baselines,
+                   const int64_t *target, int64_t n_target, const int64_t *feature_mask, int64_t mask_rows,
+                   int64_t n_samples, uint64_t seed, int64_t first_example, const uint8_t *coalitions,
+                   int64_t coalition_rows, double kernel_width, int distance, int surrogate, double alpha,
+                   int64_t internal_batch_size, float *out);
+
 #ifdef __cplusplus
 }
 #endif

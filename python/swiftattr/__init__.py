@@ -18,6 +18,9 @@ from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )
 from .acd import acd
+from .perturbation import (
+    feature_ablation, feature_permutation, kernel_shap, lime, occlusion, shapley_value_sampling,
+)
 from .hessians import expected_hessians, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer

@@ -71,6 +71,7 @@ if lib.sa_version() != SA_VERSION:
 f32p = POINTER(c_float)
 f64p = POINTER(c_double)
 i64p = POINTER(c_int64)
+u8p = POINTER(ctypes.c_uint8)
 model_p = c_void_p
 
 
@@ -94,6 +95,11 @@ def fptr(a: np.ndarray):
 def dptr(a: np.ndarray):
     """Pointer to a float64 C-contiguous array (None passes NULL)."""
     return None if a is None else a.ctypes.data_as(f64p)
+
+
+def bptr(a: np.ndarray):
+    """Pointer to a uint8 C-contiguous array (None passes NULL)."""
+    return None if a is None else a.ctypes.data_as(u8p)
 
 
 def iptr(a: np.ndarray):
@@ -415,3 +421,52 @@ _sig("sa_acd_2d",
 _sig("sa_acd_2d_scored",
      [group_scorer_t, c_void_p, c_int64, c_int64, c_int64, c_double, c_int64, c_int64, i32p, f32p, f32p, f32p, i32p, f32p,
       i64p, i64p])
+# --- perturbation methods ---------------------------------------------------------------------------
+# SA_API int sa_occlusion(const sa_model *model, const float *x, int64_t n, const float *baselines, int64_t n_baselines,
+#                         const int64_t *target, int64_t n_target, const int64_t *sliding_window_shapes,
+#                         const int64_t *strides, int64_t ndim, int64_t internal_batch_size, float *out);
+_sig("sa_occlusion",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, i64p, c_int64, c_int64, f32p])
+# SA_API int sa_feature_ablation(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                int64_t n_baselines, const int64_t *target, int64_t n_target,
+#                                const int64_t *feature_mask, int64_t mask_rows, int64_t internal_batch_size,
+#                                float *out);
+_sig("sa_feature_ablation",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_int64, f32p])
+# SA_API int sa_feature_permutation(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                                   int64_t n_target, const int64_t *feature_mask, int64_t mask_rows, uint64_t seed,
+#                                   const int64_t *permutations, int64_t internal_batch_size, float *out);
+_sig("sa_feature_permutation",
+     [model_p, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_uint64, i64p, c_int64, f32p])
+# SA_API int sa_shapley_value_sampling(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                      int64_t n_baselines, const int64_t *target, int64_t n_target,
+#                                      const int64_t *feature_mask, int64_t mask_rows, int64_t n_samples, uint64_t seed,
+#                                      int64_t first_example, const int64_t *permutations,
+#                                      int64_t internal_batch_size, float *out);
+_sig("sa_shapley_value_sampling",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64,
+      i64p, c_int64, f32p])
+# SA_API int sa_kernel_shap(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                           int64_t n_baselines, const int64_t *target, int64_t n_target, const int64_t *feature_mask,
+#                           int64_t mask_rows, int64_t n_samples, uint64_t seed, int64_t first_example,
+#                           const uint8_t *coalitions, int64_t coalition_rows, const double *coalition_weights,
+#                           int64_t internal_batch_size, float *out);
+_sig("sa_kernel_shap",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, u8p,
+      c_int64, f64p, c_int64, f32p])
+# SA_API int sa_lime(const sa_model *model, const float *x, int64_t n, const float *baselines, int64_t n_baselines,
+#                    const int64_t *target, int64_t n_target, const int64_t *feature_mask, int64_t mask_rows,
+#                    int64_t n_samples, uint64_t seed, int64_t first_example, const uint8_t *coalitions,
+#                    int64_t coalition_rows, double kernel_width, int distance, int surrogate, double alpha,
+#                    int64_t internal_batch_size, float *out);
+_sig("sa_lime",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, u8p,
+      c_int64, c_double, c_int32, c_int32, c_double, c_int64, f32p])
+
+# LIME distances (enum sa_lime_distance) and surrogates (enum sa_lime_surrogate), with Python's names.
+SA_LIME_COSINE = 0
+SA_LIME_EUCLIDEAN = 1
+LIME_DISTANCES = {"cosine": SA_LIME_COSINE, "euclidean": SA_LIME_EUCLIDEAN}
+SA_LIME_LASSO = 0
+SA_LIME_LINEAR = 1
+LIME_SURROGATES = {"lasso": SA_LIME_LASSO, "linear": SA_LIME_LINEAR}

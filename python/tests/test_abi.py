@@ -96,7 +96,7 @@ def test_every_declaration_is_documented_and_visible(header):
 
 
 # C type of a parameter or result → the ctypes type its binding must use.
-_POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "int": ctypes.POINTER(ctypes.c_int),
+_POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uint8_t": _ffi.u8p, "int": ctypes.POINTER(ctypes.c_int),
              "int32_t": _ffi.i32p, "void": ctypes.c_void_p,
              "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p}
 _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
