@@ -57,8 +57,9 @@ public enum TrainingLabels: Sendable, Equatable {
 }
 
 extension Loss {
-    /// Checks `labels` (named `name`) for `rows` examples of `width` outputs.
-    func check(_ labels: TrainingLabels, rows: Int, width: Int, _ name: String) throws {
+    /// Checks `labels` (named `name`) for `rows` examples of `width` outputs (see
+    /// ``Network/lossWidth(_:)``).
+    public func check(_ labels: TrainingLabels, rows: Int, width: Int, _ name: String) throws {
         switch (self, labels) {
         case (.crossEntropy, .classes(let c)):
             guard c.count == rows else { throw SwiftAttrError.shape("\(name): expected \(rows) class indices (one per example), got \(c.count)") }
@@ -165,6 +166,9 @@ extension Network {
             return layers.count
         }
     }
+
+    /// Outputs per example the loss reads (the width of its labels).
+    public func lossWidth(_ loss: Loss) throws -> Int { size(at: try lossValue(loss)) }
 
     /// The mean `loss` over the batch `x` (rows examples) and its gradient with respect to every parameter
     /// (the order and shapes of ``parameters``), computed as one batch (forward tape, then one reverse walk).
