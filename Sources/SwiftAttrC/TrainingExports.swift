@@ -5,16 +5,18 @@ import SwiftAttr
 // sa_train_options, labels from the pointer the loss takes, parameters concatenated in PyTorch's order.
 // SwiftAttr checks the values; this layer checks pointers, sizes and enums and names the C arguments.
 
-/// `sa_train_options sa_train_default_options(void)`: SwiftAttr's ``TrainingOptions`` defaults.
+/// `sa_train_options sa_train_default_options(void)`: SwiftAttr's ``TrainingOptions`` defaults, each float
+/// as the double with the same shortest decimal form (1e-3, not 0.0010000000474974513).
 @_cdecl("sa_train_default_options")
 public func sa_train_default_options() -> sa_train_options {
     let d = TrainingOptions()
+    func decimal(_ f: Float) -> Double { Double("\(f)")! }
     return sa_train_options(
         struct_size: MemoryLayout<sa_train_options>.size, loss: d.loss.rawValue, optimizer: d.optimizer.kind.rawValue,
         metric: d.metric.rawValue, shuffle: d.shuffle ? 1 : 0, initialize: d.initialize ? 1 : 0,
-        learning_rate: Double(d.optimizer.learningRate), momentum: Double(d.optimizer.momentum),
-        beta1: Double(d.optimizer.beta1), beta2: Double(d.optimizer.beta2), eps: Double(d.optimizer.eps),
-        weight_decay: Double(d.optimizer.weightDecay), epochs: Int64(d.epochs), batch_size: Int64(d.batchSize),
+        learning_rate: decimal(d.optimizer.learningRate), momentum: decimal(d.optimizer.momentum),
+        beta1: decimal(d.optimizer.beta1), beta2: decimal(d.optimizer.beta2), eps: decimal(d.optimizer.eps),
+        weight_decay: decimal(d.optimizer.weightDecay), epochs: Int64(d.epochs), batch_size: Int64(d.batchSize),
         seed: d.seed, patience: 0)
 }
 

@@ -16,6 +16,7 @@ from .deeplift import deeplift, deepshap
 from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )
+from .training import loss_and_gradients, train
 from .hessians import expected_hessians, integrated_hessians, with_softplus
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
 from . import plot

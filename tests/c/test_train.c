@@ -83,7 +83,7 @@ int main(void) {
     /* A run: 100 % training accuracy, the history, bit-identical weights for the same seed. */
     sa_train_options o = sa_train_default_options();
     CHECK(o.struct_size == sizeof(sa_train_options) && o.loss == SA_LOSS_CROSS_ENTROPY && o.optimizer == SA_OPTIMIZER_ADAM, "defaults");
-    CHECK(o.learning_rate == (double)1e-3f && o.beta1 == (double)0.9f && o.epochs == 10 && o.batch_size == 32 && o.shuffle == 1, "defaults");
+    CHECK(o.learning_rate == 1e-3 && o.beta1 == 0.9 && o.beta2 == 0.999 && o.eps == 1e-8 && o.epochs == 10 && o.batch_size == 32 && o.shuffle == 1, "defaults");
     o.epochs = 40;
     o.batch_size = 8;
     o.learning_rate = 0.03;
