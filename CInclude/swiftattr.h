@@ -681,9 +681,10 @@ SA_API int sa_model_with_parameters(const sa_model *model, const float *values, 
 /** A new model: `model` with PyTorch's default initialisation drawn from `seed` (see the section text). */
 SA_API int sa_model_initialized(const sa_model *model, uint64_t seed, sa_model **out_model);
 
-/** The mean `loss` (an sa_loss) of the n examples x with labels y_class or y_value (see the section text),
- *  computed as one batch, into *out_loss, and its gradient with respect to every parameter into out_grads
- *  (grads_capacity floats, at least the total), concatenated in parameter order. */
+/** The mean `loss` (an sa_loss) of the n examples x with labels y_class or y_value (see the section text)
+ *  into *out_loss, and its gradient with respect to every parameter into out_grads (grads_capacity floats,
+ *  at least the total), concatenated in parameter order. Computed in chunks of rows on the library's
+ *  threads (repeatable bit for bit for a fixed thread count). */
 SA_API int sa_loss_and_gradients(const sa_model *model, const float *x, int64_t n, const int64_t *y_class,
                                  const float *y_value, int loss, double *out_loss, float *out_grads,
                                  int64_t grads_capacity);

@@ -59,7 +59,7 @@ def _examples(net: Network, X, name: str) -> np.ndarray:
 
 def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed: Optional[int] = None):
     """The mean ``loss`` over the batch ``X`` with labels ``y`` and its gradient with respect to every
-    parameter: ``(loss, [arrays in net.parameters() order and shapes])``, computed as one batch. ``prior``
+    parameter: ``(loss, [arrays in net.parameters() order and shapes])``. ``prior``
     (attribution priors) is not yet supported; ``seed`` will seed their draws."""
     net = network_for(net, X)
     code = as_choice(loss, _ffi.LOSSES, "loss")

@@ -84,15 +84,17 @@ extension Loss {
     }
 
     /// The mean loss over the batch of outputs `f` (rows × width) and its cotangent ∂loss/∂f. Labels must
-    /// have passed ``check(_:rows:width:_:)``.
-    func evaluate(_ f: [Float], rows: Int, width: Int, labels: TrainingLabels) -> (loss: Double, cotangent: [Float]) {
+    /// have passed ``check(_:rows:width:_:)``. With `batchRows`, `f` is part of a batch of that many rows:
+    /// the sums are divided by the whole batch's count, so the parts' results add up to the batch's.
+    func evaluate(_ f: [Float], rows: Int, width: Int, labels: TrainingLabels, batchRows: Int? = nil) -> (loss: Double, cotangent: [Float]) {
+        let batch = batchRows ?? rows
         var total: Double = 0
         var grad = [Float](repeating: 0, count: rows * width)
         f.withUnsafeBufferPointer { z in
             grad.withUnsafeMutableBufferPointer { g in
                 switch (self, labels) {
                 case (.crossEntropy, .classes(let c)):
-                    let scale = 1 / Float(rows)
+                    let scale = 1 / Float(batch)
                     for n in 0..<rows {
                         let zi = z.baseAddress! + n * width, gi = g.baseAddress! + n * width
                         var m = -Float.infinity
@@ -104,24 +106,24 @@ extension Loss {
                         for k in 0..<width { gi[k] = gi[k] * inv * scale }
                         gi[c[n]] -= scale
                     }
-                    total /= Double(rows)
+                    total /= Double(batch)
                 case (.mse, .values(let y)):
-                    let count = rows * width, scale = 2 / Float(count)
+                    let count = rows * width, scale = 2 / Float(batch * width)
                     for k in 0..<count {
                         let r = z[k] - y[k]
                         total += Double(r) * Double(r)
                         g[k] = scale * r
                     }
-                    total /= Double(count)
+                    total /= Double(batch * width)
                 case (.binaryCrossEntropy, .values(let y)):
-                    let count = rows * width, scale = 1 / Float(count)
+                    let count = rows * width, scale = 1 / Float(batch * width)
                     for k in 0..<count {
                         let v = Double(z[k]), t = Double(y[k])
                         total += max(v, 0) - v * t + _log1p(_exp(-abs(v)))
                         let s = v >= 0 ? 1 / (1 + _exp(-v)) : _exp(v) / (1 + _exp(v))
                         g[k] = Float(s - t) * scale
                     }
-                    total /= Double(count)
+                    total /= Double(batch * width)
                 case (.crossEntropy, .values), (.mse, .classes), (.binaryCrossEntropy, .classes):
                     preconditionFailure("labels were not checked")
                 }
@@ -171,7 +173,8 @@ extension Network {
     public func lossWidth(_ loss: Loss) throws -> Int { size(at: try lossValue(loss)) }
 
     /// The mean `loss` over the batch `x` (rows examples) and its gradient with respect to every parameter
-    /// (the order and shapes of ``parameters``), computed as one batch (forward tape, then one reverse walk).
+    /// (the order and shapes of ``parameters``): a forward tape and one reverse walk per chunk of rows, on
+    /// the library's threads (see ``batchLossAndGradients(_:rows:labels:loss:end:)``).
     public func lossAndGradients(_ x: [Float], rows: Int, labels: TrainingLabels, loss: Loss) throws -> (loss: Double, gradients: [[Float]]) {
         try checkInputs(x, rows: rows)
         let end = try lossValue(loss)
@@ -180,9 +183,39 @@ extension Network {
     }
 
     /// ``lossAndGradients(_:rows:labels:loss:)`` on checked arguments, the loss reading value `end`.
+    ///
+    /// The batch is split into one chunk of rows per worker (at least ``minimumTrainingChunk`` rows each, at
+    /// most the rows of the passes' memory budget, ``chunkRows(from:requested:)``);
+    /// each worker records its chunk's tape and walks it back with single-threaded GEMMs, and the chunks'
+    /// losses and gradients (each divided by the whole batch's count) are summed in chunk order. So the
+    /// elementwise work runs in parallel too, no BLAS threads spin on a loaded machine, and for a fixed
+    /// thread count the result is bit-for-bit repeatable.
     func batchLossAndGradients(_ x: [Float], rows: Int, labels: TrainingLabels, loss: Loss, end: Int) -> (loss: Double, gradients: [[Float]]) {
-        let tape = record(x, rows: rows, from: 0, to: end)
-        let (value, cotangent) = loss.evaluate(tape.output, rows: rows, width: size(at: end), labels: labels)
-        return (value, parameterGradients(tape, cotangent: cotangent).parameters)
+        let width = size(at: end), d = inputSize
+        let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
+        let budget = (try? chunkRows(from: 0, requested: nil)) ?? perWorker
+        let chunk = max(Network.minimumTrainingChunk, min(perWorker, budget))
+        let size = Parallel.balancedChunk(count: rows, chunk: chunk), chunks = (rows + size - 1) / size
+        var parts = [(loss: Double, gradients: [[Float]])?](repeating: nil, count: chunks)
+        parts.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEachChunk(count: rows, chunk: chunk) { c, range, _ in
+                let xs = range.count == rows ? x : Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
+                let ys = range.count == rows ? labels : labels.gather(range, width: width)
+                let tape = record(xs, rows: range.count, from: 0, to: end)
+                let (value, cotangent) = loss.evaluate(tape.output, rows: range.count, width: width, labels: ys, batchRows: rows)
+                out[c] = (value, parameterGradients(tape, cotangent: cotangent).parameters)
+            }
+        }
+        var (total, gradients) = parts[0]!
+        for part in parts.dropFirst() {
+            total += part!.loss
+            for k in gradients.indices { addInPlace(&gradients[k], part!.gradients[k]) }
+        }
+        return (total, gradients)
     }
+
+    /// The fewest rows a worker takes in a training step (smaller GEMMs lose more to per-call overhead
+    /// than a second thread gains).
+    static let minimumTrainingChunk = 16
 }

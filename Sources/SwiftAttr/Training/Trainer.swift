@@ -187,6 +187,10 @@ extension Network {
                     throw SwiftAttrError(.numerical, "training: the gradient of \(parameterNames[k]) is not finite \(where_)")
                 }
                 lossSum += loss * Double(batch.count)
+                // Drop the current network's hold on the parameter buffers, so the update runs in place
+                // instead of copying every array (copy-on-write); a kept best network still shares them and
+                // is copied, as it must be.
+                net = self
                 optimizer.update(&parameters, gradients: gradients)
                 do {
                     net = try withParameters(parameters)
