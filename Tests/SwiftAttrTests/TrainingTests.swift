@@ -144,6 +144,26 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(both.parameters, n.parameterGradients(tape, cotangent: c).parameters)
     }
 
+    /// A step's batch is split into one chunk of rows per worker: the chunks' sums equal the one-chunk
+    /// result up to float32 rounding (each gradient entry is a sum over the rows in a different grouping:
+    /// relative differences of a few ulps, 1e-5 of the scale is ample), and repeat bit for bit.
+    func testChunkedStepsAgreeAcrossThreadCountsAndRepeat() throws {
+        var g = Gen(10)
+        let n = net([6], [g.dense(16, 6), .tanh, g.dense(3, 16)])
+        let x = g.normals(64 * 6), y = Self.classes(64, 3, seed: 9)
+        let saved = Parallel.threadCount
+        defer { try? Parallel.setThreadCount(saved) }
+        try Parallel.setThreadCount(1)
+        let one = try n.lossAndGradients(x, rows: 64, labels: .classes(y), loss: .crossEntropy)
+        try Parallel.setThreadCount(4)
+        let four = try n.lossAndGradients(x, rows: 64, labels: .classes(y), loss: .crossEntropy)
+        let again = try n.lossAndGradients(x, rows: 64, labels: .classes(y), loss: .crossEntropy)
+        XCTAssertEqual(four.loss, one.loss, accuracy: 1e-6 * one.loss)
+        for k in one.gradients.indices { assertClose(four.gradients[k], one.gradients[k], rel: 1e-5, "gradient \(k), 4 threads vs 1") }
+        XCTAssertEqual(again.loss, four.loss)
+        XCTAssertEqual(again.gradients, four.gradients)
+    }
+
     // MARK: Parameters
 
     func testParametersOrderShapesAndRoundTrip() throws {

@@ -159,12 +159,18 @@ extension Network {
     /// cross-entropy), else the output. See ``Loss``.
     func lossValue(_ loss: Loss) throws -> Int {
         guard !layers.isEmpty else { throw SwiftAttrError.invalid("model: it has no layers, so nothing to train") }
-        switch (loss, layers[layers.count - 1]) {
-        case (.crossEntropy, .softmax), (.binaryCrossEntropy, .sigmoid):
-            return layers.count - 1
-        case (.binaryCrossEntropy, .softmax):
-            throw SwiftAttrError.invalid("loss: binary_cross_entropy needs a logit, but the model ends in Softmax; drop the Softmax or use cross_entropy")
-        default:
+        switch layers[layers.count - 1] {
+        case .softmax:
+            switch loss {
+            case .crossEntropy: return layers.count - 1
+            case .mse: return layers.count
+            case .binaryCrossEntropy:
+                throw SwiftAttrError.invalid("loss: binary_cross_entropy needs a logit, but the model ends in Softmax; drop the Softmax or use cross_entropy")
+            }
+        case .sigmoid:
+            return loss == .binaryCrossEntropy ? layers.count - 1 : layers.count
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu,
+             .leakyReLU, .elu, .softplus, .tanh, .batchNorm, .dropout, .add, .concat:
             return layers.count
         }
     }
