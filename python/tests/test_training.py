@@ -243,3 +243,33 @@ def test_a_model_ending_in_softmax_trains_on_its_logits(fx):
     trained, _ = sa.train(soft, fx["mlp_x"], fx["mlp_y_ce"], epochs=1, seed=0, progress=False)
     assert trained.layer_kinds[-1] == "softmax"
     np.testing.assert_allclose(trained.forward(fx["mlp_x"]).sum(1), 1, rtol=1e-6)
+
+
+def test_models_from_torch_and_onnx_train():
+    """Converted models train: a torch module through sa.from_torch (SGD steps equal torch's), and the
+    committed ONNX ResNet and MLP exports (one epoch lowers nothing to NaN and changes every parameter array)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ELU(), torch.nn.Linear(7, 3)).eval()
+    net = sa.from_torch(module, input_shape=(5,))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    trained, _ = sa.train(net, x, y, optimizer="sgd", lr=0.1, momentum=0.5, epochs=1, batch_size=4, shuffle=False, progress=False)
+    opt = torch.optim.SGD(module.parameters(), lr=0.1, momentum=0.5)
+    for s in range(0, 16, 4):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(module(torch.from_numpy(x[s:s + 4])), torch.from_numpy(y[s:s + 4])).backward()
+        opt.step()
+    for k, (p, q) in enumerate(zip(trained.parameters(), module.parameters())):
+        close(p, q.detach().numpy(), f"from_torch parameter {k}")
+    pytest.importorskip("onnx")
+    fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
+    for name in ("mlp", "resnet"):
+        onnx_net = sa.from_onnx(os.path.join(fixtures, f"{name}.onnx"))
+        xs = rng.standard_normal((8,) + onnx_net.input_shape).astype(np.float32)
+        ys = rng.integers(0, onnx_net.output_size, 8)
+        after, h = sa.train(onnx_net, xs, ys, epochs=1, batch_size=4, lr=1e-2, seed=0, progress=False)
+        assert np.isfinite(h["train_loss"][0])
+        for p, q in zip(after.parameters(), onnx_net.parameters()):
+            assert not np.array_equal(p, q)
