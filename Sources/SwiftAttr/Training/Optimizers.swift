@@ -65,7 +65,7 @@ public struct OptimizerState: Sendable {
         precondition(parameters.count == gradients.count)
         if first.isEmpty {
             first = parameters.map { [Float](repeating: 0, count: $0.count) }
-            if settings.kind == .adam { second = first }
+            second = first  // Adam's second moment; unused by SGD
         }
         step += 1
         let s = settings, lambda = s.weightDecay
@@ -73,35 +73,50 @@ public struct OptimizerState: Sendable {
         case .sgd:
             let mu = s.momentum, lr = s.learningRate
             for k in parameters.indices {
-                parameters[k].withUnsafeMutableBufferPointer { p in
-                    gradients[k].withUnsafeBufferPointer { g in
-                        first[k].withUnsafeMutableBufferPointer { v in
-                            for e in 0..<p.count {
-                                let d = g[e] + lambda * p[e]
-                                let m = mu == 0 ? d : mu * v[e] + d
-                                v[e] = m
-                                p[e] -= lr * m
-                            }
-                        }
-                    }
-                }
+                Self.elementwise(&parameters[k], gradients[k], &first[k], &second[k], SGDRule(lr: lr, mu: mu, lambda: lambda))
             }
         case .adam:
             let b1 = s.beta1, b2 = s.beta2, eps = s.eps
             let c1 = 1 - Self.power(Double(b1), step), c2 = 1 - Self.power(Double(b2), step)
             let stepSize = Float(Double(s.learningRate) / c1), rootC2 = Float(c2.squareRoot())
             for k in parameters.indices {
-                parameters[k].withUnsafeMutableBufferPointer { p in
-                    gradients[k].withUnsafeBufferPointer { g in
-                        first[k].withUnsafeMutableBufferPointer { m in
-                            second[k].withUnsafeMutableBufferPointer { v in
-                                for e in 0..<p.count {
-                                    let d = g[e] + lambda * p[e]
-                                    m[e] = b1 * m[e] + (1 - b1) * d
-                                    v[e] = b2 * v[e] + (1 - b2) * d * d
-                                    p[e] -= stepSize * m[e] / (v[e].squareRoot() / rootC2 + eps)
-                                }
-                            }
+                Self.elementwise(&parameters[k], gradients[k], &first[k], &second[k],
+                                 AdamRule(b1: b1, b2: b2, eps: eps, stepSize: stepSize, rootC2: rootC2, lambda: lambda))
+            }
+        }
+    }
+
+    /// Runs `rule(p, g, a, b)` over the elements of one parameter array, its gradient and two state arrays,
+    /// eight lanes at a time (SIMD8, so sqrt and division vectorise: the compiler cannot prove the four
+    /// buffers disjoint and would otherwise go element by element), then the remainder with the same rule
+    /// on one live lane. Every lane computes exactly the scalar formula.
+    @inline(__always)
+    private static func elementwise<Rule: UpdateRule>(_ p: inout [Float], _ g: [Float], _ a: inout [Float], _ b: inout [Float], _ rule: Rule) {
+        let n = p.count
+        guard n > 0 else { return }
+        p.withUnsafeMutableBufferPointer { pp in
+            g.withUnsafeBufferPointer { gp in
+                a.withUnsafeMutableBufferPointer { ap in
+                    b.withUnsafeMutableBufferPointer { bp in
+                        let P = UnsafeMutableRawPointer(pp.baseAddress!), G = UnsafeRawPointer(gp.baseAddress!)
+                        let A = UnsafeMutableRawPointer(ap.baseAddress!), B = UnsafeMutableRawPointer(bp.baseAddress!)
+                        var e = 0
+                        while e + 8 <= n {
+                            let o = 4 * e
+                            var pv = P.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                            var av = A.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                            var bv = B.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+                            rule.apply(&pv, G.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), &av, &bv)
+                            P.storeBytes(of: pv, toByteOffset: o, as: SIMD8<Float>.self)
+                            A.storeBytes(of: av, toByteOffset: o, as: SIMD8<Float>.self)
+                            B.storeBytes(of: bv, toByteOffset: o, as: SIMD8<Float>.self)
+                            e += 8
+                        }
+                        while e < n {
+                            var pv = SIMD8<Float>(repeating: pp[e]), av = SIMD8<Float>(repeating: ap[e]), bv = SIMD8<Float>(repeating: bp[e])
+                            rule.apply(&pv, SIMD8<Float>(repeating: gp[e]), &av, &bv)
+                            pp[e] = pv[0]; ap[e] = av[0]; bp[e] = bv[0]
+                            e += 1
                         }
                     }
                 }
@@ -111,4 +126,34 @@ public struct OptimizerState: Sendable {
 
     /// `b^t` in float64 (torch computes the bias corrections in Python floats, with C's pow).
     private static func power(_ b: Double, _ t: Int) -> Double { pow(b, Double(t)) }
+}
+
+/// One optimiser's element rule on eight lanes: parameter p, gradient g, state a and b (a generic
+/// parameter rather than a closure, so it is specialised and inlined into the loop).
+private protocol UpdateRule {
+    func apply(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ a: inout SIMD8<Float>, _ b: inout SIMD8<Float>)
+}
+
+/// torch.optim.SGD: d = g + λp; v = μv + d (v = d when μ = 0); p −= lr·v.
+private struct SGDRule: UpdateRule {
+    let lr: Float, mu: Float, lambda: Float
+    @inline(__always)
+    func apply(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ v: inout SIMD8<Float>, _ unused: inout SIMD8<Float>) {
+        let d = g + lambda * p
+        let m = mu == 0 ? d : mu * v + d
+        v = m
+        p -= lr * m
+    }
+}
+
+/// torch.optim.Adam: d = g + λp; m = β₁m + (1−β₁)d; v = β₂v + (1−β₂)d²; p −= stepSize·m / (√v/√c₂ + ε).
+private struct AdamRule: UpdateRule {
+    let b1: Float, b2: Float, eps: Float, stepSize: Float, rootC2: Float, lambda: Float
+    @inline(__always)
+    func apply(_ p: inout SIMD8<Float>, _ g: SIMD8<Float>, _ m: inout SIMD8<Float>, _ v: inout SIMD8<Float>) {
+        let d = g + lambda * p
+        m = b1 * m + (1 - b1) * d
+        v = b2 * v + (1 - b2) * d * d
+        p -= stepSize * m / (v.squareRoot() / rootC2 + eps)
+    }
 }
