@@ -116,7 +116,11 @@ public struct TrainingStep: Sendable, Equatable {
 /// examples) and its labels; the returned value is added to the task loss and the returned arrays to the
 /// task's parameter gradients, which must therefore have the order and shapes of
 /// ``Network/parameterShapes`` (the trainer checks them). A thrown error stops training and is passed on.
-/// The penalty's weight λ is the conformer's business: return λ·penalty and λ·∇penalty.
+/// The penalty's weight λ is the conformer's business: return λ·penalty and λ·∇penalty. A penalty with
+/// parameters of its own (DAPr's prior network) is a class that keeps them and steps them inside the
+/// call, e.g. with an ``OptimizerState`` of its own, so they train jointly with the model (the trainer
+/// neither sees nor restores them under early stopping). Draws that must differ per step and repeat per
+/// run key ``CounterRandom`` by (``TrainingStep/seed``, ``TrainingStep/globalStep``, example).
 public protocol TrainingPenalty {
     func lossAndGradient(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep) throws -> (Double, [[Float]])
 }
