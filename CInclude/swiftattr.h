@@ -826,6 +826,131 @@ SA_API int sa_lime(const sa_model *model, const float *x, int64_t n, const float
                    int64_t coalition_rows, double kernel_width, int distance, int surrogate, double alpha,
                    int64_t internal_batch_size, float *out);
 
+/* ---------------------------------------------------------------------------------------------------
+ * Training
+ *
+ * Parameters: every Linear and convolution has a weight then a bias, every BatchNorm a weight (gamma) then
+ * a bias (beta), in node order: PyTorch's `list(module.parameters())` order and shapes. A layer built
+ * without a bias has a zero bias, which training learns. BatchNorm trains in inference semantics: the
+ * running mean and variance stay fixed and normalise every example (PyTorch's module.eval()); no batch
+ * statistics are used. Parameter arrays are exchanged concatenated in that order (total floats from
+ * sa_model_parameter_count).
+ *
+ * Losses (sa_loss), each the mean over the mini-batch as PyTorch's reduction="mean":
+ *   SA_LOSS_MSE                   mean over n·K outputs of (f − y)²; labels: y_value, n·K floats;
+ *   SA_LOSS_CROSS_ENTROPY         mean over n of logsumexp(f) − f_y on the logits (stable); labels:
+ *                                 y_class, n int64 class indices in 0..K−1;
+ *   SA_LOSS_BINARY_CROSS_ENTROPY  on logits, mean over n·K of max(f,0) − f·y + log(1 + e^−|f|); labels:
+ *                                 y_value, n·K floats in [0, 1] (K = 1: one logit per example).
+ * Pass exactly the label pointer the loss takes and NULL for the other. A model that ends in Softmax is
+ * trained with cross-entropy on the logits before the Softmax (the same loss, computed stably); one that
+ * ends in Sigmoid with binary cross-entropy on the logit before it; the trained model keeps its final
+ * layer. Binary cross-entropy after a Softmax is SA_ERR_INVALID_ARGUMENT.
+ *
+ * Optimisers (sa_optimizer) follow torch.optim: SGD v = μv + g, p −= lr·v; Adam with bias correction and
+ * eps added after the corrected square root; weight decay (both) as λp added to the gradient (L2, not
+ * AdamW), on every parameter.
+ *
+ * A run: options->initialize = 1 first draws PyTorch's default initialisation (weights and biases
+ * U(−1/√fan_in, 1/√fan_in), BatchNorm gamma 1 and beta 0; seeded Philox draws, not torch's numbers). Each
+ * epoch shuffles the examples by a permutation of (seed, epoch) alone (options->shuffle = 0: in order),
+ * cuts them into mini-batches of batch_size (the last may be smaller) and takes one optimiser step per
+ * mini-batch. Epochs and steps count from 1. With a validation set, after every epoch its loss and
+ * accuracy are computed; patience > 0 stops after `patience` epochs without improvement of the metric
+ * (sa_metric: the loss, lower is better, or the accuracy, higher is better; accuracy needs a
+ * classification loss) and returns the best epoch's weights. A non-finite loss, gradient or weight stops
+ * the run with SA_ERR_NUMERICAL and a message naming the epoch and step; no model is returned then.
+ * Repeatable: for a fixed thread count (sa_set_num_threads) the same inputs and seed give the same weights
+ * bit for bit.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** Training losses (sa_train_options.loss, sa_loss_and_gradients). */
+typedef enum sa_loss {
+    SA_LOSS_MSE = 0,
+    SA_LOSS_CROSS_ENTROPY = 1,
+    SA_LOSS_BINARY_CROSS_ENTROPY = 2
+} sa_loss;
+
+/** Optimisers (sa_train_options.optimizer). */
+typedef enum sa_optimizer {
+    SA_OPTIMIZER_SGD = 0,
+    SA_OPTIMIZER_ADAM = 1
+} sa_optimizer;
+
+/** What early stopping and the best epoch follow (sa_train_options.metric). */
+typedef enum sa_metric {
+    SA_METRIC_LOSS = 0,
+    SA_METRIC_ACCURACY = 1
+} sa_metric;
+
+/** Columns of one epoch's row in sa_train's history: train loss (mean over the epoch's examples of their
+ *  mini-batch's loss, before that mini-batch's step), validation loss, validation accuracy (NaN when there
+ *  is no validation set, or for the accuracy of SA_LOSS_MSE). */
+#define SA_TRAIN_HISTORY_COLUMNS 3
+
+/** Options of sa_train; start from sa_train_default_options(). struct_size must equal the library's
+ *  sizeof(sa_train_options) (set by the defaults); the layout is fixed for one SA_VERSION. */
+typedef struct sa_train_options {
+    size_t struct_size;        /**< sizeof(sa_train_options), set by sa_train_default_options() */
+    int loss;                  /**< an sa_loss (default SA_LOSS_CROSS_ENTROPY) */
+    int optimizer;             /**< an sa_optimizer (default SA_OPTIMIZER_ADAM) */
+    int metric;                /**< an sa_metric (default SA_METRIC_LOSS) */
+    int shuffle;               /**< 1 (default): seeded shuffling every epoch; 0: the given order */
+    int initialize;            /**< 0 (default): start from the model's weights; 1: PyTorch's default init */
+    double learning_rate;      /**< > 0 (default 1e-3) */
+    double momentum;           /**< SGD momentum >= 0 (default 0) */
+    double beta1;              /**< Adam, in [0, 1) (default 0.9) */
+    double beta2;              /**< Adam, in [0, 1) (default 0.999) */
+    double eps;                /**< Adam, >= 0 (default 1e-8) */
+    double weight_decay;       /**< L2 coefficient >= 0 (default 0) */
+    int64_t epochs;            /**< > 0 (default 10) */
+    int64_t batch_size;        /**< > 0 (default 32) */
+    uint64_t seed;             /**< shuffling and initialisation (default 0) */
+    int64_t patience;          /**< 0 (default): no early stopping; > 0 needs a validation set */
+} sa_train_options;
+
+/** Called after every epoch (epoch from 1; val_loss and val_accuracy NaN when not available); return
+ *  nonzero to stop training there (the run then ends as if it were the last epoch). */
+typedef int (*sa_train_callback)(void *user_data, int64_t epoch, double train_loss, double val_loss,
+                                 double val_accuracy);
+
+/** The default training options (see sa_train_options). */
+SA_API sa_train_options sa_train_default_options(void);
+
+/** Number of parameter arrays of the model (*count) and their total number of floats (*total). */
+SA_API int sa_model_parameter_count(const sa_model *model, int64_t *count, int64_t *total);
+
+/** Shape of parameter array `index` (0..count−1): *ndim (1 to 4) dimensions written to shape[0..3]. */
+SA_API int sa_model_parameter_shape(const sa_model *model, int64_t index, int64_t *shape, int64_t *ndim);
+
+/** Every parameter, concatenated in order, into out (capacity floats, at least the total). */
+SA_API int sa_model_parameters(const sa_model *model, float *out, int64_t capacity);
+
+/** A new model: `model` with the parameters `values` (count floats, exactly the total, in order; finite). */
+SA_API int sa_model_with_parameters(const sa_model *model, const float *values, int64_t count, sa_model **out_model);
+
+/** A new model: `model` with PyTorch's default initialisation drawn from `seed` (see the section text). */
+SA_API int sa_model_initialized(const sa_model *model, uint64_t seed, sa_model **out_model);
+
+/** The mean `loss` (an sa_loss) of the n examples x with labels y_class or y_value (see the section text)
+ *  into *out_loss, and its gradient with respect to every parameter into out_grads (grads_capacity floats,
+ *  at least the total), concatenated in parameter order. Computed in chunks of rows on the library's
+ *  threads (repeatable bit for bit for a fixed thread count). */
+SA_API int sa_loss_and_gradients(const sa_model *model, const float *x, int64_t n, const int64_t *y_class,
+                                 const float *y_value, int loss, double *out_loss, float *out_grads,
+                                 int64_t grads_capacity);
+
+/** Trains a copy of `model` on the n examples x with labels y_class / y_value and returns it in *out_model
+ *  (free it with sa_model_free; `model` is unchanged). Validation: val_n = 0 for none (val_x and its labels
+ *  may then be NULL), else val_n examples val_x with labels val_y_class / val_y_value of the same kind.
+ *  options: NULL for the defaults. callback: NULL or called after every epoch with user_data. out_history:
+ *  NULL, or history_capacity doubles, at least options->epochs · SA_TRAIN_HISTORY_COLUMNS (checked before
+ *  training), receiving one row per epoch run; *out_epochs (may be NULL) the number of epochs run. */
+SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int64_t *y_class, const float *y_value,
+                    const float *val_x, int64_t val_n, const int64_t *val_y_class, const float *val_y_value,
+                    const sa_train_options *options, sa_train_callback callback, void *user_data,
+                    sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
+
 #ifdef __cplusplus
 }
 #endif

@@ -470,3 +470,69 @@ LIME_DISTANCES = {"cosine": SA_LIME_COSINE, "euclidean": SA_LIME_EUCLIDEAN}
 SA_LIME_LASSO = 0
 SA_LIME_LINEAR = 1
 LIME_SURROGATES = {"lasso": SA_LIME_LASSO, "linear": SA_LIME_LINEAR}
+# --- Training (swiftattr.h, section Training) --------------------------------------------------------
+# Losses (enum sa_loss), optimisers (enum sa_optimizer), early-stopping metrics (enum sa_metric).
+SA_LOSS_MSE = 0
+SA_LOSS_CROSS_ENTROPY = 1
+SA_LOSS_BINARY_CROSS_ENTROPY = 2
+LOSSES = {"mse": SA_LOSS_MSE, "cross_entropy": SA_LOSS_CROSS_ENTROPY, "binary_cross_entropy": SA_LOSS_BINARY_CROSS_ENTROPY}
+SA_OPTIMIZER_SGD = 0
+SA_OPTIMIZER_ADAM = 1
+OPTIMIZERS = {"sgd": SA_OPTIMIZER_SGD, "adam": SA_OPTIMIZER_ADAM}
+SA_METRIC_LOSS = 0
+SA_METRIC_ACCURACY = 1
+METRICS = {"loss": SA_METRIC_LOSS, "accuracy": SA_METRIC_ACCURACY}
+# Columns of a history row (SA_TRAIN_HISTORY_COLUMNS): train loss, validation loss, validation accuracy.
+TRAIN_HISTORY_COLUMNS = 3
+
+
+class TrainOptions(ctypes.Structure):
+    """``sa_train_options``, field for field (test_abi.py compares it with the header). Start from
+    ``lib.sa_train_default_options()``, which sets ``struct_size`` to the library's size of the struct."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("loss", c_int),
+        ("optimizer", c_int),
+        ("metric", c_int),
+        ("shuffle", c_int),
+        ("initialize", c_int),
+        ("learning_rate", c_double),
+        ("momentum", c_double),
+        ("beta1", c_double),
+        ("beta2", c_double),
+        ("eps", c_double),
+        ("weight_decay", c_double),
+        ("epochs", c_int64),
+        ("batch_size", c_int64),
+        ("seed", c_uint64),
+        ("patience", c_int64),
+    ]
+
+
+train_options_p = POINTER(TrainOptions)
+# typedef int (*sa_train_callback)(void *user_data, int64_t epoch, double train_loss, double val_loss,
+#                                  double val_accuracy);
+TRAIN_CALLBACK = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_double, c_double, c_double)
+# SA_API sa_train_options sa_train_default_options(void);
+_sig("sa_train_default_options", [], TrainOptions)
+# SA_API int sa_model_parameter_count(const sa_model *model, int64_t *count, int64_t *total);
+_sig("sa_model_parameter_count", [model_p, i64p, i64p])
+# SA_API int sa_model_parameter_shape(const sa_model *model, int64_t index, int64_t *shape, int64_t *ndim);
+_sig("sa_model_parameter_shape", [model_p, c_int64, i64p, i64p])
+# SA_API int sa_model_parameters(const sa_model *model, float *out, int64_t capacity);
+_sig("sa_model_parameters", [model_p, f32p, c_int64])
+# SA_API int sa_model_with_parameters(const sa_model *model, const float *values, int64_t count, sa_model **out_model);
+_sig("sa_model_with_parameters", [model_p, f32p, c_int64, POINTER(model_p)])
+# SA_API int sa_model_initialized(const sa_model *model, uint64_t seed, sa_model **out_model);
+_sig("sa_model_initialized", [model_p, c_uint64, POINTER(model_p)])
+# SA_API int sa_loss_and_gradients(const sa_model *model, const float *x, int64_t n, const int64_t *y_class,
+#                                  const float *y_value, int loss, double *out_loss, float *out_grads,
+#                                  int64_t grads_capacity);
+_sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, f32p, c_int64])
+# SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int64_t *y_class, const float *y_value,
+#                     const float *val_x, int64_t val_n, const int64_t *val_y_class, const float *val_y_value,
+#                     const sa_train_options *options, sa_train_callback callback, void *user_data,
+#                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
+_sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
+                 c_void_p, POINTER(model_p), f64p, c_int64, i64p])

@@ -531,6 +531,56 @@ class Network:
             raise SwiftAttrError("model: penultimate features need a final Linear layer, and this model has none")
         return self.activations(x, self.node_inputs[dense[-1]][0])
 
+    # -- parameters (swiftattr.h, section Training) --------------------------------------------------
+    def parameter_shapes(self) -> list:
+        """Shapes of the parameter arrays, in :meth:`parameters` order."""
+        count, total = ctypes.c_int64(), ctypes.c_int64()
+        check(lib.sa_model_parameter_count(self._handle, ctypes.byref(count), ctypes.byref(total)))
+        shapes = []
+        shape, ndim = (ctypes.c_int64 * 4)(), ctypes.c_int64()
+        for i in range(count.value):
+            check(lib.sa_model_parameter_shape(self._handle, i, shape, ctypes.byref(ndim)))
+            shapes.append(tuple(shape[k] for k in range(ndim.value)))
+        return shapes
+
+    def parameters(self) -> list:
+        """The trainable parameters as numpy arrays (copies), in PyTorch's order and shapes: each Linear or
+        convolution's weight then bias, each BatchNorm's weight (gamma) then bias (beta), in node order, as
+        ``list(module.parameters())`` of the module it came from. A layer built without a bias has a zero
+        bias here (training learns it); BatchNorm running statistics are not parameters."""
+        shapes = self.parameter_shapes()
+        total = sum(int(np.prod(s)) for s in shapes)
+        flat = np.empty(total, dtype=np.float32)
+        check(lib.sa_model_parameters(self._handle, fptr(flat), total))
+        return split_parameters(flat, shapes)
+
+    def with_parameters(self, parameters) -> "Network":
+        """A new Network: this graph with ``parameters`` (a sequence of arrays in :meth:`parameters` order and
+        shapes), e.g. after a step of one's own optimiser on :func:`swiftattr.loss_and_gradients`."""
+        shapes = self.parameter_shapes()
+        parameters = list(parameters)
+        if len(parameters) != len(shapes):
+            raise SwiftAttrError(f"parameters: the network has {len(shapes)} parameter arrays, got {len(parameters)}", SA_ERR_SHAPE)
+        parts = []
+        for i, (p, s) in enumerate(zip(parameters, shapes)):
+            a = as_f32(p, f"parameters[{i}]")
+            if a.shape != s:
+                raise SwiftAttrError(f"parameters[{i}]: expected shape {s}, got {a.shape}", SA_ERR_SHAPE)
+            parts.append(a.ravel())
+        flat = np.ascontiguousarray(np.concatenate(parts) if parts else np.empty(0, np.float32))
+        out = ctypes.c_void_p()
+        check(lib.sa_model_with_parameters(self._handle, fptr(flat), flat.size, ctypes.byref(out)))
+        return Network(out)
+
+    def initialized(self, seed: int = 0) -> "Network":
+        """A new Network: this graph with PyTorch's default initialisation, seeded (weights and biases
+        uniform on (−1/√fan_in, 1/√fan_in), as ``kaiming_uniform_(a=√5)`` and torch's bias rule give;
+        BatchNorm weight 1 and bias 0). The draws depend only on ``seed``; they are not torch's numbers."""
+        seed = as_int(seed, "seed", 0, 2**64 - 1)
+        out = ctypes.c_void_p()
+        check(lib.sa_model_initialized(self._handle, seed, ctypes.byref(out)))
+        return Network(out)
+
     def save(self, path) -> None:
         """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
         check(lib.sa_model_save(self._handle, as_path(path, "path")))
@@ -714,6 +764,16 @@ class LazyNetwork:
 
     def __repr__(self):
         return f"LazyNetwork({self.name}, plans for {sorted(self._plans)})"
+
+
+def split_parameters(flat: np.ndarray, shapes) -> list:
+    """The concatenated parameter floats ``flat`` as arrays of ``shapes`` (views of ``flat``)."""
+    arrays, offset = [], 0
+    for s in shapes:
+        size = int(np.prod(s))
+        arrays.append(flat[offset:offset + size].reshape(s))
+        offset += size
+    return arrays
 
 
 def network_for(net, inputs) -> Network:

@@ -46,7 +46,7 @@ def _declarations(header):
 def test_every_enum_value_has_a_constant(header):
     enums = _enums(header)
     for required in ("sa_status", "sa_layer_kind", "sa_ig_method", "sa_nt_type", "sa_deeplift_rule",
-                     "sa_maxpool_rule", "sa_projection"):
+                     "sa_maxpool_rule", "sa_projection", "sa_loss", "sa_optimizer", "sa_metric"):
         assert required in enums, required
     header_constants = {}
     for entries in enums.values():
@@ -70,7 +70,8 @@ def test_status_and_layer_numbering(header):
     # The name tables of the public functions map onto the header's enums, one to one.
     for table, enum in ((_ffi.IG_METHODS, "sa_ig_method"), (_ffi.NT_TYPES, "sa_nt_type"),
                         (_ffi.DEEPLIFT_RULES, "sa_deeplift_rule"), (_ffi.MAXPOOL_RULES, "sa_maxpool_rule"),
-                        (_ffi.PROJECTIONS, "sa_projection")):
+                        (_ffi.PROJECTIONS, "sa_projection"), (_ffi.LOSSES, "sa_loss"),
+                        (_ffi.OPTIMIZERS, "sa_optimizer"), (_ffi.METRICS, "sa_metric")):
         assert sorted(table.values()) == sorted(enums[enum].values()), enum
 
 
@@ -98,10 +99,12 @@ def test_every_declaration_is_documented_and_visible(header):
 # C type of a parameter or result → the ctypes type its binding must use.
 _POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uint8_t": _ffi.u8p, "int": ctypes.POINTER(ctypes.c_int),
              "int32_t": _ffi.i32p, "void": ctypes.c_void_p,
-             "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p}
+             "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p,
+             "sa_train_options": _ffi.train_options_p}
 _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
-           "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t}
+           "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
+           "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK}
 
 
 def _ctype(c_type):
@@ -143,17 +146,38 @@ def test_each_binding_has_its_prototype_beside_it(header):
         assert at >= 0, f"_ffi.py: the binding of {name} is not right under its prototype, as the header has it:\n{comment}"
 
 
-def test_rate_options_mirror_the_header(header):
-    m = re.search(r"typedef struct sa_rate_options \{(.*?)\} sa_rate_options;", header, re.S)
+def _struct_fields(header, name):
+    """[(field, ctypes type)] of `typedef struct name { ... } name;` in the header."""
+    m = re.search(r"typedef struct %s \{(.*?)\} %s;" % (name, name), header, re.S)
     fields = []
     for decl in _without_comments(m.group(1)).split(";"):
         decl = " ".join(decl.split())
         if decl:
             c_type, field = re.match(r"(.*?)\s*(\w+)$", decl).groups()
             fields.append((field, _ctype(c_type)))
-    assert [(n, t) for n, t in _ffi.RateOptions._fields_] == fields
+    return fields
+
+
+def test_rate_options_mirror_the_header(header):
+    assert [(n, t) for n, t in _ffi.RateOptions._fields_] == _struct_fields(header, "sa_rate_options")
     defaults = _ffi.lib.sa_rate_default_options()
     assert defaults.struct_size == ctypes.sizeof(_ffi.RateOptions)
     assert (defaults.exact_kld, defaults.projection, defaults.rank, defaults.jitter) == (0, _ffi.SA_PROJECTION_COVARIANCE, 0, 0.0)
     assert not defaults.nullify and not defaults.group_members and not defaults.group_offsets
     assert defaults.nullify_count == defaults.group_count == 0
+
+
+def test_train_options_and_callback_mirror_the_header(header):
+    assert [(n, t) for n, t in _ffi.TrainOptions._fields_] == _struct_fields(header, "sa_train_options")
+    d = _ffi.lib.sa_train_default_options()
+    assert d.struct_size == ctypes.sizeof(_ffi.TrainOptions)
+    assert (d.loss, d.optimizer, d.metric, d.shuffle, d.initialize) == (_ffi.SA_LOSS_CROSS_ENTROPY, _ffi.SA_OPTIMIZER_ADAM,
+                                                                       _ffi.SA_METRIC_LOSS, 1, 0)
+    assert (d.learning_rate, d.momentum, d.beta1, d.beta2, d.eps, d.weight_decay) == (1e-3, 0.0, 0.9, 0.999, 1e-8, 0.0)
+    assert (d.epochs, d.batch_size, d.seed, d.patience) == (10, 32, 0, 0)
+    m = re.search(r"typedef int \(\*sa_train_callback\)\((.*?)\);", header, re.S)
+    params = [re.sub(r"\w+$", "", p.strip()) for p in " ".join(m.group(1).split()).split(",")]
+    assert list(_ffi.TRAIN_CALLBACK._argtypes_) == [_ctype(p) for p in params]
+    assert _ffi.TRAIN_CALLBACK._restype_ == ctypes.c_int
+    m = re.search(r"^#define SA_TRAIN_HISTORY_COLUMNS (\d+)$", header, re.M)
+    assert int(m.group(1)) == _ffi.TRAIN_HISTORY_COLUMNS

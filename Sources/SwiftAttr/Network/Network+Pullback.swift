@@ -169,7 +169,21 @@ extension Network {
     /// elementwise rules give dz_t (rows × 4H, stored for every step), then one GEMM dh_{t−1} = dz_t W_hh;
     /// finally dx = dz W_ih for every step is one GEMM over rows·L rows. Returns rows × L × E.
     func lstmBackward(_ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int) -> [Float] {
-        let H = l.hiddenSize, E = l.inputSize, G = 4 * H, W = 10 * H
+        let dz = lstmGateCotangents(l, coefficients: coefficients, dy, rows: N, length: L)
+        return uninitializedFloats(N * L * l.inputSize) { dx in
+            dz.withUnsafeBufferPointer { d in
+                l.weightIH.withUnsafeBufferPointer { w in
+                    BLAS.sgemm(m: N * L, n: l.inputSize, k: 4 * l.hiddenSize, a: d.baseAddress!, b: w.baseAddress!, c: dx)
+                }
+            }
+        }
+    }
+
+    /// The cotangents dz_t of the gate pre-activations (rows·L × 4H, row n·L + t, gates i, f, g, o) for the
+    /// cotangent `dy` at the LSTM's output: the backward recurrence of ``lstmBackward`` (which applies
+    /// W_ih to them), shared with the parameter gradients (dW_ih = dzᵀX, dW_hh = Σ_t dz_tᵀh_{t−1}, db = Σ dz).
+    func lstmGateCotangents(_ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int) -> [Float] {
+        let H = l.hiddenSize, G = 4 * H, W = 10 * H
         var dz = [Float](repeating: 0, count: N * L * G)
         var dh = l.returnSequences ? [Float](repeating: 0, count: N * H) : dy
         var dc = [Float](repeating: 0, count: N * H)
@@ -205,13 +219,7 @@ extension Network {
                 }
             }
         }
-        return uninitializedFloats(N * L * E) { dx in
-            dz.withUnsafeBufferPointer { d in
-                l.weightIH.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(m: N * L, n: E, k: G, a: d.baseAddress!, b: w.baseAddress!, c: dx)
-                }
-            }
-        }
+        return dz
     }
 
     /// Adjoint of ``convolve``: `cols (K × rows·P) = Wᵀ · dY`, then col2im. With large output planes one GEMM

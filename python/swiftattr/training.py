@@ -1,0 +1,193 @@
+"""Training a Network's parameters (swiftattr.h, section Training).
+
+    net, history = sa.train(net, X, y, loss="cross_entropy", optimizer="adam", lr=1e-3, epochs=20,
+                            batch_size=64, validation=(X_val, y_val), patience=3, metric="accuracy", seed=0)
+    loss, grads = sa.loss_and_gradients(net, X, y, loss="cross_entropy")   # grads: net.parameters() order
+
+Losses are the mean over the mini-batch (PyTorch's ``reduction="mean"``): ``"mse"`` (y: floats of the output
+shape), ``"cross_entropy"`` on logits (y: integer class indices), ``"binary_cross_entropy"`` on logits (y:
+floats in [0, 1] of the output shape, e.g. shape (n,) or (n, 1) for one logit). A network ending in Softmax
+is trained with cross-entropy on the logits before it, one ending in Sigmoid with binary cross-entropy on
+the logit before it (the same loss, computed stably). Optimisers follow torch.optim (``"sgd"`` with
+momentum, ``"adam"``; ``weight_decay`` is an L2 term added to the gradient). BatchNorm layers train their
+weight and bias with the running statistics fixed (inference semantics). Training returns a new Network;
+the one passed in is unchanged.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from . import _ffi
+from ._args import as_bool, as_choice, as_float, as_int, from_torch_tensor
+from ._ffi import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check, dptr, fptr, iptr, lib
+from .attribution import _seed
+from .model import Network, network_for, split_parameters
+
+__all__ = ["train", "loss_and_gradients"]
+
+
+def _labels(net: Network, y, loss_code: int, n: int, name: str):
+    """``y`` for ``n`` examples as (int64 class indices, None) for cross-entropy or (None, float32 targets of
+    the output shape) otherwise, checked so errors name ``name``."""
+    arr = np.asarray(from_torch_tensor(y))
+    if loss_code == _ffi.SA_LOSS_CROSS_ENTROPY:
+        if arr.dtype.kind not in "iu":
+            raise SwiftAttrError(f"{name}: cross_entropy takes integer class indices, got an array of dtype {arr.dtype}")
+        if arr.shape != (n,):
+            raise SwiftAttrError(f"{name}: expected {n} class indices (shape ({n},)), got shape {arr.shape}", SA_ERR_SHAPE)
+        k = net.output_size
+        bad = np.flatnonzero((arr < 0) | (arr >= k))
+        if bad.size:
+            i = int(bad[0])
+            raise SwiftAttrError(f"{name}[{i}] = {arr[i]} is out of range 0..<{k} (the network has {k} outputs)", SA_ERR_OUT_OF_RANGE)
+        return np.ascontiguousarray(arr, dtype=np.int64), None
+    if arr.dtype.kind not in "iuf":
+        raise SwiftAttrError(f"{name}: expected real-valued targets, got an array of dtype {arr.dtype}")
+    values = np.ascontiguousarray(arr, dtype=np.float32)
+    if values.size != n * net.output_size or (values.shape != (n,) + net.output_shape and values.shape != (n,)):
+        raise SwiftAttrError(f"{name}: expected targets of shape {(n,) + net.output_shape}, got shape {values.shape}", SA_ERR_SHAPE)
+    return None, values.reshape(n, -1)
+
+
+def _examples(net: Network, X, name: str) -> np.ndarray:
+    return net._batch(X, name)
+
+
+def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed: Optional[int] = None):
+    """The mean ``loss`` over the batch ``X`` with labels ``y`` and its gradient with respect to every
+    parameter: ``(loss, [arrays in net.parameters() order and shapes])``. ``prior``
+    (attribution priors) is not yet supported; ``seed`` will seed their draws."""
+    net = network_for(net, X)
+    code = as_choice(loss, _ffi.LOSSES, "loss")
+    if prior is not None:
+        raise SwiftAttrError("prior: attribution priors are not yet supported (pass prior=None)")
+    if seed is not None:
+        _seed(seed)
+    x = _examples(net, X, "X")
+    classes, values = _labels(net, y, code, x.shape[0], "y")
+    shapes = net.parameter_shapes()
+    total = sum(int(np.prod(s)) for s in shapes)
+    out = np.empty(total, dtype=np.float32)
+    value = ctypes.c_double()
+    check(lib.sa_loss_and_gradients(net._handle, fptr(x), x.shape[0], iptr(classes), fptr(values), code,
+                                    ctypes.byref(value), fptr(out), total))
+    return value.value, split_parameters(out, shapes)
+
+
+def _progress_bar(progress, epochs: int):
+    """A tqdm bar unless ``progress`` is False or tqdm is not importable."""
+    if progress is False:
+        return None
+    if progress is not None and progress is not True:
+        raise SwiftAttrError(f"progress: expected None, True or False, got {progress!r}")
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=epochs, unit="epoch", leave=False)
+
+
+def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10,
+          batch_size: int = 32, weight_decay: float = 0.0, momentum: float = 0.0, betas=(0.9, 0.999),
+          eps: float = 1e-8, prior=None, validation=None, patience: Optional[int] = None, metric: str = "loss",
+          seed: Optional[int] = None, shuffle: bool = True, initialize: bool = False,
+          callback: Optional[Callable] = None, progress=None):
+    """Trains ``net`` on ``X`` (n examples of its input shape) with labels ``y`` and returns
+    ``(trained Network, history)``.
+
+    - ``validation``: None or an ``(X_val, y_val)`` pair, evaluated after every epoch; with ``patience`` (a
+      positive int) training stops after that many epochs without improvement of ``metric`` (``"loss"``:
+      validation loss, ``"accuracy"``: validation accuracy) and the best epoch's weights are returned.
+    - ``seed``: seeds the shuffling (a permutation of the examples per epoch that depends only on the seed
+      and the epoch) and, with ``initialize=True``, PyTorch's default initialisation (weights and biases
+      U(−1/√fan_in, 1/√fan_in)); None draws a fresh seed. For a fixed thread count the same seed gives the
+      same weights bit for bit. ``shuffle=False`` keeps the given order.
+    - ``callback(epoch, logs)``: called after every epoch (epochs count from 1) with ``logs`` holding
+      ``train_loss`` and, with a validation set, ``val_loss`` and ``val_accuracy``; a true return value stops
+      training. An exception raised inside it stops training and is re-raised here.
+    - ``progress``: a tqdm bar per epoch when tqdm is importable (None, the default, or True); False: none.
+
+    ``history`` is a dict of per-epoch lists (``train_loss``; ``val_loss`` and, for classification losses,
+    ``val_accuracy`` with a validation set), plus ``epochs`` (how many ran) and ``best_epoch`` (from 1, with a
+    validation set). A NaN or infinite loss raises SwiftAttrError naming the epoch and step."""
+    net = network_for(net, X)
+    if prior is not None:
+        raise SwiftAttrError("prior: attribution priors are not yet supported (pass prior=None)")
+    o = lib.sa_train_default_options()
+    o.loss = as_choice(loss, _ffi.LOSSES, "loss")
+    o.optimizer = as_choice(optimizer, _ffi.OPTIMIZERS, "optimizer")
+    o.metric = as_choice(metric, _ffi.METRICS, "metric")
+    o.learning_rate = as_float(lr, "lr")
+    o.momentum = as_float(momentum, "momentum")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise SwiftAttrError(f"betas: expected a pair of floats, got {betas!r}")
+    o.beta1, o.beta2 = as_float(betas[0], "betas[0]"), as_float(betas[1], "betas[1]")
+    o.eps = as_float(eps, "eps")
+    o.weight_decay = as_float(weight_decay, "weight_decay")
+    o.epochs = as_int(epochs, "epochs")
+    o.batch_size = as_int(batch_size, "batch_size")
+    o.seed = _seed(seed)
+    o.shuffle = int(as_bool(shuffle, "shuffle"))
+    o.initialize = int(as_bool(initialize, "initialize"))
+    o.patience = 0 if patience is None else as_int(patience, "patience", 1)
+    if callback is not None and not callable(callback):
+        raise SwiftAttrError(f"callback: expected a callable, got {callback!r}")
+
+    x = _examples(net, X, "X")
+    classes, values = _labels(net, y, o.loss, x.shape[0], "y")
+    vx = v_classes = v_values = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise SwiftAttrError("validation: expected an (X_val, y_val) pair")
+        vx = _examples(net, validation[0], "validation[0]")
+        v_classes, v_values = _labels(net, validation[1], o.loss, vx.shape[0], "validation[1]")
+    elif patience is not None:
+        raise SwiftAttrError("patience: early stopping needs a validation set (validation=(X_val, y_val))")
+
+    bar = _progress_bar(progress, o.epochs)
+    failure = []
+
+    def on_epoch(_user, epoch, train_loss, val_loss, val_accuracy):
+        try:
+            logs = {"train_loss": train_loss}
+            if validation is not None:
+                logs["val_loss"] = val_loss
+                if not math.isnan(val_accuracy):
+                    logs["val_accuracy"] = val_accuracy
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            return 1 if callback is not None and callback(int(epoch), logs) else 0
+        except BaseException as e:  # noqa: BLE001 - re-raised after sa_train returns
+            failure.append(e)
+            return 1
+
+    c_callback = _ffi.TRAIN_CALLBACK(on_epoch)
+    history = np.full((o.epochs, _ffi.TRAIN_HISTORY_COLUMNS), np.nan)
+    count = ctypes.c_int64()
+    out = ctypes.c_void_p()
+    try:
+        check(lib.sa_train(net._handle, fptr(x), x.shape[0], iptr(classes), fptr(values),
+                           fptr(vx), 0 if vx is None else vx.shape[0], iptr(v_classes), fptr(v_values),
+                           ctypes.byref(o), c_callback, None, ctypes.byref(out), dptr(history), history.size,
+                           ctypes.byref(count)))
+    finally:
+        if bar is not None:
+            bar.close()
+    trained = Network(out)
+    if failure:
+        del trained
+        raise failure[0]
+    rows = history[:count.value]
+    record = {"train_loss": rows[:, 0].tolist(), "epochs": int(count.value)}
+    if validation is not None:
+        record["val_loss"] = rows[:, 1].tolist()
+        if o.loss != _ffi.SA_LOSS_MSE:
+            record["val_accuracy"] = rows[:, 2].tolist()
+        scores = rows[:, 1] if o.metric == _ffi.SA_METRIC_LOSS else -rows[:, 2]
+        record["best_epoch"] = int(np.argmin(scores)) + 1
+    return trained, record
