@@ -55,6 +55,40 @@ extension Network {
         return copy
     }
 
+    /// The forward record of a second-order pass: the tape, and for every activation node (index i − start)
+    /// f′ and f″ at its input, computed with the value in one pass (``Activation/valueAndDerivatives(_:)``).
+    struct SecondOrderTape {
+        var tape: Tape
+        var first: [[Float]]
+        var second: [[Float]]
+    }
+
+    /// Runs nodes `start..<layers.count` on `h` keeping what a second-order pass reads.
+    func recordSecondOrder(_ h: [Float], rows: Int, from start: Int) -> SecondOrderTape {
+        let end = layers.count
+        var argmax = [[Int32]](repeating: [], count: end - start)
+        var first = [[Float]](repeating: [], count: end - start), second = first
+        let values = walkForward(h, from: start, to: end, keep: true) { i, reads -> [Float] in
+            switch layers[i] {
+            case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+                let (y, d1, d2) = Activation(layers[i])!.valueAndDerivatives(reads[0])
+                first[i - start] = d1
+                second[i - start] = d2
+                return y
+            case .maxPool1d, .maxPool2d:
+                var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
+                let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
+                argmax[i - start] = positions
+                return y
+            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .softmax, .batchNorm, .dropout,
+                 .add, .concat:
+                return applyNode(i, reads, rows: rows, argmax: nil)
+            }
+        }
+        return SecondOrderTape(tape: Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax),
+                               first: first, second: second)
+    }
+
     /// Gradient and Hessian–direction products of output `targets[r]` at `rows` points `h` of value `start` (a
     /// cut; rows × size(at: start)), with respect to that value. `directions`: rows × k × size(at: start) (k
     /// directions per point). Returns `gradient` (rows × size) and `hv` (rows × k × size, entry (r, d) =
@@ -62,10 +96,10 @@ extension Network {
     func secondOrder(
         _ h: [Float], rows: Int, directions: [Float], k: Int, targets: [Int], linear: Network, from start: Int = 0
     ) -> (gradient: [Float], hv: [Float]) {
-        let tape = record(h, rows: rows, from: start)
+        let record = recordSecondOrder(h, rows: rows, from: start)
         let end = layers.count
         let tangents = walkForward(directions, from: start, to: end, keep: true) { i, reads -> [Float] in
-            tangentNode(i, reads, tape: tape, k: k, linear: linear)
+            tangentNode(i, reads, record: record, k: k, linear: linear)
         }.map { $0 ?? [] }
 
         typealias Signal = (g: [Float], gd: [Float])
@@ -74,7 +108,7 @@ extension Network {
         for r in 0..<rows { seed[r * out + targets[r]] = 1 }
         let seed0: Signal = (seed, [Float](repeating: 0, count: rows * k * out))
         let result = walkBackward(from: end, to: start, seed: seed0, node: { i, signal -> [Signal] in
-            backwardNode(i, signal.g, signal.gd, tape: tape, tangents: tangents, k: k)
+            backwardNode(i, signal.g, signal.gd, record: record, tangents: tangents, k: k)
         }, accumulate: { a, b in addInPlace(&a.g, b.g); addInPlace(&a.gd, b.gd) })
         let p = size(at: start)
         return result.map { ($0.g, $0.gd) }
@@ -82,72 +116,92 @@ extension Network {
     }
 
     /// The tangents (rows × k × size(i + 1)) of node i's output from those of the values it reads.
-    private func tangentNode(_ i: Int, _ reads: [[Float]], tape: Tape, k: Int, linear: Network) -> [Float] {
-        let rows = tape.rows, outSize = size(at: i + 1)
+    private func tangentNode(_ i: Int, _ reads: [[Float]], record: SecondOrderTape, k: Int, linear: Network) -> [Float] {
+        let tape = record.tape, rows = tape.rows
         switch layers[i] {
         case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
             return linear.applyNode(i, reads, rows: rows * k, argmax: nil)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-            let f = Activation(layers[i])!
-            let z = tape.value(input(of: i)), y = tape.value(i + 1), t = reads[0]
-            return uninitializedFloats(rows * k * outSize) { out in
-                for r in 0..<rows {
-                    for m in 0..<outSize {
-                        let slope = f.derivative(at: z[r * outSize + m], output: y[r * outSize + m])
-                        for d in 0..<k { let j = (r * k + d) * outSize + m; out[j] = slope * t[j] }
-                    }
-                }
-            }
+            return scaleTangents(reads[0], by: record.first[i - tape.start], rows: rows, k: k, source: { $0 })
         case .maxPool1d, .maxPool2d:
-            let inSize = size(at: input(of: i)), argmax = tape.argmax[i - tape.start], t = reads[0]
-            return uninitializedFloats(rows * k * outSize) { out in
-                for r in 0..<rows {
-                    for d in 0..<k {
-                        let src = (r * k + d) * inSize, dst = (r * k + d) * outSize
-                        for o in 0..<outSize { out[dst + o] = t[src + Int(argmax[r * outSize + o])] }
-                    }
-                }
-            }
+            return poolTangents(i, reads[0], argmax: tape.argmax[i - tape.start], rows: rows, k: k, source: { $0 })
         case .softmax:
-            let s = tape.value(i + 1), t = reads[0]
-            return uninitializedFloats(rows * k * outSize) { out in
-                for r in 0..<rows {
-                    for d in 0..<k {
-                        let base = (r * k + d) * outSize
-                        var dot: Float = 0
-                        for m in 0..<outSize { dot += t[base + m] * s[r * outSize + m] }
-                        for m in 0..<outSize { out[base + m] = s[r * outSize + m] * (t[base + m] - dot) }
+            return softmaxTangents(reads[0], softmax: tape.value(i + 1), rows: rows, k: k, source: { $0 })
+        }
+    }
+
+    /// out[r, d, m] = slope[r, m] · t[source(r), d, m]: an activation's tangents (`source` maps a row to the
+    /// block of `t` it reads, for tangents shared by several rows).
+    private func scaleTangents(_ t: [Float], by slope: [Float], rows: Int, k: Int, source: (Int) -> Int) -> [Float] {
+        let size = slope.count / max(rows, 1)
+        return uninitializedFloats(rows * k * size) { out in
+            t.withUnsafeBufferPointer { tp in
+                slope.withUnsafeBufferPointer { sp in
+                    for r in 0..<rows {
+                        let s = sp.baseAddress! + r * size, src = tp.baseAddress! + source(r) * k * size
+                        for d in 0..<k {
+                            let o = out + (r * k + d) * size, a = src + d * size
+                            for m in 0..<size { o[m] = s[m] * a[m] }
+                        }
                     }
                 }
             }
         }
     }
 
+    /// A max-pool's tangents: each output takes the tangent of its recorded argmax.
+    private func poolTangents(_ i: Int, _ t: [Float], argmax: [Int32], rows: Int, k: Int, source: (Int) -> Int) -> [Float] {
+        let inSize = size(at: input(of: i)), outSize = size(at: i + 1)
+        return uninitializedFloats(rows * k * outSize) { out in
+            for r in 0..<rows {
+                for d in 0..<k {
+                    let src = (source(r) * k + d) * inSize, dst = (r * k + d) * outSize
+                    for o in 0..<outSize { out[dst + o] = t[src + Int(argmax[r * outSize + o])] }
+                }
+            }
+        }
+    }
+
+    /// Softmax tangents J ż = s ⊙ (ż − ż·s).
+    private func softmaxTangents(_ t: [Float], softmax s: [Float], rows: Int, k: Int, source: (Int) -> Int) -> [Float] {
+        let size = s.count / max(rows, 1)
+        return uninitializedFloats(rows * k * size) { out in
+            for r in 0..<rows {
+                for d in 0..<k {
+                    let src = (source(r) * k + d) * size, dst = (r * k + d) * size
+                    var dot: Float = 0
+                    for m in 0..<size { dot += t[src + m] * s[r * size + m] }
+                    for m in 0..<size { out[dst + m] = s[r * size + m] * (t[src + m] - dot) }
+                }
+            }
+        }
+    }
+
     /// (g, ġ) at the values node i reads from (g, ġ) at its output.
-    private func backwardNode(_ i: Int, _ g: [Float], _ gd: [Float], tape: Tape, tangents: [[Float]], k: Int) -> [(g: [Float], gd: [Float])] {
-        let rows = tape.rows, outSize = size(at: i + 1)
-        let reads = inputs[i].map { tape.value($0) }
-        let gIn = pullbackNode(i, g, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i - tape.start])
+    private func backwardNode(_ i: Int, _ g: [Float], _ gd: [Float], record: SecondOrderTape, tangents: [[Float]], k: Int) -> [(g: [Float], gd: [Float])] {
+        let tape = record.tape, rows = tape.rows, outSize = size(at: i + 1)
         switch layers[i] {
         case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+            let gIn = pullbackNode(i, g, rows: rows, reads: [], output: [], argmax: [])
             let gdIn = pullbackNode(i, gd, rows: rows * k, reads: [], output: [], argmax: [])
             return zip(gIn, gdIn).map { ($0, $1) }
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-            let f = Activation(layers[i])!
-            let z = reads[0], y = tape.value(i + 1), t = tangents[input(of: i) - tape.start]
+            let slope = record.first[i - tape.start], second = record.second[i - tape.start]
+            let t = tangents[input(of: i) - tape.start]
+            let gIn = zipMap(g, slope) { $0 * $1 }
             let gdIn = uninitializedFloats(rows * k * outSize) { out in
                 for r in 0..<rows {
                     for m in 0..<outSize {
                         let e = r * outSize + m
-                        let slope = f.derivative(at: z[e], output: y[e])
-                        let curvature = f.secondDerivative(at: z[e], output: y[e]) * g[e]
-                        for d in 0..<k { let j = (r * k + d) * outSize + m; out[j] = slope * gd[j] + curvature * t[j] }
+                        let s = slope[e], curvature = second[e] * g[e]
+                        for d in 0..<k { let j = (r * k + d) * outSize + m; out[j] = s * gd[j] + curvature * t[j] }
                     }
                 }
             }
-            return [(gIn[0], gdIn)]
+            return [(gIn, gdIn)]
         case .maxPool1d, .maxPool2d:
             let inSize = size(at: input(of: i)), argmax = tape.argmax[i - tape.start]
+            let gIn = pullbackNode(i, g, rows: rows, reads: [], output: [], argmax: argmax)
             var gdIn = [Float](repeating: 0, count: rows * k * inSize)
             for r in 0..<rows {
                 for d in 0..<k {
@@ -158,6 +212,7 @@ extension Network {
             return [(gIn[0], gdIn)]
         case .softmax:
             let s = tape.value(i + 1), t = tangents[input(of: i) - tape.start]
+            let gIn = pullbackNode(i, g, rows: rows, reads: [], output: s, argmax: [])
             var gdIn = [Float](repeating: 0, count: rows * k * outSize)
             var a = [Float](repeating: 0, count: outSize)
             for r in 0..<rows {
@@ -178,5 +233,182 @@ extension Network {
             }
             return [(gIn[0], gdIn)]
         }
+    }
+
+    // MARK: Quadratic forms (the full interaction matrix)
+
+    /// How many rows one block of forms-pass tangents serves.
+    private enum TangentSharing { case shared, perGroup, perRow }
+
+    /// Tangents of a forms pass: k rows per block, one block for all rows, per group or per row.
+    private struct SharedTangent {
+        var data: [Float]
+        var sharing: TangentSharing
+    }
+
+    /// Path sums of Integrated and Expected Hessians as quadratic forms. The `rows` points `h` (at value
+    /// `start`, a cut) come in consecutive groups `segments`, group g sharing k directions B_g at `start`
+    /// (`basis`: groups × k × size(start), or k × size(start) for every group when `sharedBasis`). Returns per
+    /// group Σ_r wg_r ∇f(h_r) (groups × size(start)) and Σ_r wh_r B_g H(h_r) B_gᵀ (groups × k × k).
+    ///
+    /// Every node other than a smooth activation or Softmax is linear or piecewise linear, so the Hessian is
+    /// Σ_n J_nᵀ C_n J_n over those curved nodes n: J_n the Jacobian of n's input, C_n the Hessian of
+    /// g_nᵀ·node(z) with g_n the gradient at n's output (diag(f″(z) ⊙ g_n) for an activation, H_u with u = g_n
+    /// for Softmax). Hence B H Bᵀ = Σ_n T_n C_n T_nᵀ with T_n = J_n B the forward tangents: one gradient pass, one
+    /// tangent pass to the last curved node, and per curved node one GEMM over (points × size) per group —
+    /// no tangent back-propagation. Tangents stay shared or per group through linear nodes (their GEMM runs on
+    /// k or groups·k rows); a curved node reading such tangents contracts once per group, with its coefficients
+    /// summed over the group's rows first.
+    func hessianForms(
+        _ h: [Float], rows: Int, segments: [Range<Int>], basis: [Float], sharedBasis: Bool, k: Int, targets: [Int],
+        gradientWeights: [Float], hessianWeights: [Float], linear: Network, from start: Int
+    ) -> (gradient: [Double], forms: [Double]) {
+        let record = recordSecondOrder(h, rows: rows, from: start)
+        let tape = record.tape, end = layers.count, groups = segments.count, p = size(at: start)
+        var groupOf = [Int](repeating: 0, count: rows)
+        for (g, range) in segments.enumerated() { for r in range { groupOf[r] = g } }
+
+        // Gradient pass, keeping each curved node's coefficients (activation: f″ ⊙ g; Softmax: g).
+        var coefficients = [[Float]?](repeating: nil, count: end - start)
+        let out = outputSize
+        var seed = [Float](repeating: 0, count: rows * out)
+        for r in 0..<rows { seed[r * out + targets[r]] = 1 }
+        let gradientAtStart = walkBackward(from: end, to: start, seed: seed, node: { i, gOut -> [[Float]] in
+            switch layers[i] {
+            case .elu, .softplus, .sigmoid, .tanh:
+                coefficients[i - start] = zipMap(record.second[i - start], gOut) { $0 * $1 }
+                return [zipMap(gOut, record.first[i - start]) { $0 * $1 }]
+            case .relu, .leakyReLU:
+                return [zipMap(gOut, record.first[i - start]) { $0 * $1 }]
+            case .softmax:
+                coefficients[i - start] = gOut
+                return pullbackNode(i, gOut, rows: rows, reads: [], output: tape.value(i + 1), argmax: [])
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+                 .batchNorm, .dropout, .add, .concat:
+                return pullbackNode(i, gOut, rows: rows, reads: [], output: [], argmax: tape.argmax[i - start])
+            }
+        }, accumulate: addInPlace)
+        var gradient = [Double](repeating: 0, count: groups * p)
+        if let g = gradientAtStart {
+            for (group, range) in segments.enumerated() {
+                for r in range {
+                    let w = Double(gradientWeights[r])
+                    for m in 0..<p { gradient[group * p + m] += w * Double(g[r * p + m]) }
+                }
+            }
+        }
+        var forms = [Double](repeating: 0, count: groups * k * k)
+        guard let last = (start..<end).last(where: { coefficients[$0 - start] != nil }) else { return (gradient, forms) }
+
+        func block(_ sharing: TangentSharing, _ r: Int) -> Int {
+            switch sharing {
+            case .shared: 0
+            case .perGroup: groupOf[r]
+            case .perRow: r
+            }
+        }
+        /// `t` with one block per group or per row (from fewer).
+        func expand(_ t: SharedTangent, to sharing: TangentSharing, size: Int) -> [Float] {
+            let n = sharing == .perGroup ? groups : rows, width = k * size
+            return uninitializedFloats(n * width) { o in
+                t.data.withUnsafeBufferPointer { src in
+                    for b in 0..<n {
+                        let from = t.sharing == .shared ? 0 : (sharing == .perGroup ? b : groupOf[b])
+                        (o + b * width).update(from: src.baseAddress! + from * width, count: width)
+                    }
+                }
+            }
+        }
+        var a = [Float](), w = [Float](), product = [Float](repeating: 0, count: k * k)
+        /// forms[g] += wh · T diag(c) Tᵀ over group g's rows (T: k × size per row).
+        func contract(_ t: SharedTangent, _ c: [Float], size: Int) {
+            for (group, range) in segments.enumerated() where !range.isEmpty {
+                let n: Int
+                if t.sharing == .perRow {
+                    n = range.count * size
+                    if a.count < k * n { a = [Float](repeating: 0, count: k * n); w = a }
+                    for (q, r) in range.enumerated() {
+                        let wr = hessianWeights[r]
+                        for d in 0..<k {
+                            let src = (r * k + d) * size, dst = d * n + q * size
+                            for m in 0..<size { let v = t.data[src + m]; a[dst + m] = v; w[dst + m] = v * wr * c[r * size + m] }
+                        }
+                    }
+                } else {
+                    n = size
+                    if a.count < k * n { a = [Float](repeating: 0, count: k * n); w = a }
+                    var sum = [Float](repeating: 0, count: size)
+                    for r in range { let wr = hessianWeights[r]; for m in 0..<size { sum[m] += wr * c[r * size + m] } }
+                    let src = block(t.sharing, range.lowerBound) * k * size
+                    for d in 0..<k {
+                        for m in 0..<size { let v = t.data[src + d * size + m]; a[d * size + m] = v; w[d * size + m] = v * sum[m] }
+                    }
+                }
+                a.withUnsafeBufferPointer { ap in
+                    w.withUnsafeBufferPointer { wp in
+                        product.withUnsafeMutableBufferPointer { cp in
+                            BLAS.sgemm(transB: true, m: k, n: k, k: n, a: ap.baseAddress!, b: wp.baseAddress!, c: cp.baseAddress!)
+                        }
+                    }
+                }
+                for e in 0..<(k * k) { forms[group * k * k + e] += Double(product[e]) }
+            }
+        }
+
+        _ = walkForward(SharedTangent(data: basis, sharing: sharedBasis ? .shared : .perGroup), from: start, to: last + 1,
+                        keep: false) { i, reads -> SharedTangent in
+            let inSize = size(at: input(of: i))
+            switch layers[i] {
+            case .elu, .softplus, .sigmoid, .tanh:
+                contract(reads[0], coefficients[i - start]!, size: inSize)
+            case .softmax:
+                // H_u = diag(a) − a sᵀ − s aᵀ with a = s ⊙ (u − u·s): the diagonal part as for an activation,
+                // then T H_u Tᵀ −= wh (α σᵀ + σ αᵀ) per row, α = T a and σ = T s.
+                let u = coefficients[i - start]!, s = tape.value(i + 1)
+                var coefficient = [Float](repeating: 0, count: rows * inSize)
+                for r in 0..<rows {
+                    var us: Float = 0
+                    for m in 0..<inSize { us += u[r * inSize + m] * s[r * inSize + m] }
+                    for m in 0..<inSize { coefficient[r * inSize + m] = s[r * inSize + m] * (u[r * inSize + m] - us) }
+                }
+                contract(reads[0], coefficient, size: inSize)
+                let t = reads[0]
+                var alpha = [Double](repeating: 0, count: k), sigma = alpha
+                for r in 0..<rows {
+                    let src = block(t.sharing, r) * k * inSize, wr = Double(hessianWeights[r]), base = groupOf[r] * k * k
+                    for d in 0..<k {
+                        var x: Float = 0, y: Float = 0
+                        for m in 0..<inSize { x += t.data[src + d * inSize + m] * coefficient[r * inSize + m]; y += t.data[src + d * inSize + m] * s[r * inSize + m] }
+                        alpha[d] = Double(x); sigma[d] = Double(y)
+                    }
+                    for d in 0..<k { for e in 0..<k { forms[base + d * k + e] -= wr * (alpha[d] * sigma[e] + sigma[d] * alpha[e]) } }
+                }
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten,
+                 .batchNorm, .dropout, .add, .concat, .relu, .leakyReLU:
+                break
+            }
+            guard i < last else { return SharedTangent(data: [], sharing: .perRow) }
+            switch layers[i] {
+            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+                let sharing: TangentSharing = reads.allSatisfy { $0.sharing == .shared } ? .shared
+                    : reads.allSatisfy { $0.sharing != .perRow } ? .perGroup : .perRow
+                let n = sharing == .shared ? 1 : sharing == .perGroup ? groups : rows
+                let data = zip(inputs[i], reads).map { v, t in t.sharing == sharing ? t.data : expand(t, to: sharing, size: self.size(at: v)) }
+                return SharedTangent(data: linear.applyNode(i, data, rows: n * k, argmax: nil), sharing: sharing)
+            case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+                let t = reads[0]
+                return SharedTangent(data: scaleTangents(t.data, by: record.first[i - start], rows: rows, k: k, source: { block(t.sharing, $0) }),
+                                     sharing: .perRow)
+            case .maxPool1d, .maxPool2d:
+                let t = reads[0]
+                return SharedTangent(data: poolTangents(i, t.data, argmax: tape.argmax[i - start], rows: rows, k: k,
+                                                        source: { block(t.sharing, $0) }), sharing: .perRow)
+            case .softmax:
+                let t = reads[0]
+                return SharedTangent(data: softmaxTangents(t.data, softmax: tape.value(i + 1), rows: rows, k: k,
+                                                           source: { block(t.sharing, $0) }), sharing: .perRow)
+            }
+        }
+        return (gradient, forms)
     }
 }
