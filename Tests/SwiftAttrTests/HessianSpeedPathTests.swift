@@ -136,24 +136,30 @@ final class HessianSpeedPathTests: XCTestCase {
         var g = Gen(seed)
         let p = n.inputSize
         let x = g.normals(rows * p), base = g.normals(p, scale: 0.3)
-        let forms = try n.integratedHessians(x, rows: rows, baselines: base, targets: [0], steps: 16, method: .gaussLegendre,
-                                             softplusBeta: nil, interactionIndex: nil, internalBatchSize: chunk, directionBlock: nil)
         let blocks = try n.integratedHessians(x, rows: rows, baselines: base, targets: [0], steps: 16, method: .gaussLegendre,
                                               softplusBeta: nil, interactionIndex: nil, internalBatchSize: nil, directionBlock: p)
         XCTAssertGreaterThan(maxAbs(blocks), 1e-3, file: file, line: line)
-        assertClose(forms, blocks, rel: 2e-5, "quadratic forms vs direction blocks", file: file, line: line)
+        // Both bases: the identity at the prefix output (left-scaled tangents after an activation, Pᵀ S P) and
+        // P·diag(Δx); nil lets the cost model choose.
+        for identity in [true, false, nil] as [Bool?] {
+            let forms = try n.integratedHessians(x, rows: rows, baselines: base, targets: [0], steps: 16, method: .gaussLegendre,
+                                                 softplusBeta: nil, interactionIndex: nil, internalBatchSize: chunk, directionBlock: nil,
+                                                 identityBasis: identity)
+            assertClose(forms, blocks, rel: 2e-5, "quadratic forms (identity basis: \(String(describing: identity))) vs direction blocks",
+                        file: file, line: line)
+        }
     }
 
     func testFormsMatchBlocksOnChainsWithBothBases() throws {
         var g = Gen(50)
-        // Prefix output wider than the input (basis P·diag(Δx)), final Softmax (its H_u term).
+        // Prefix output wider than the input, final Softmax (its H_u term).
         try assertFormsMatchBlocks(HessianTests.smoothChain(&g, softmax: true), rows: 3, seed: 51)
-        // Prefix output narrower than the input (identity basis, Γ from Pᵀ S P), points split across chunks.
+        // Prefix output narrower than the input, points split across chunks.
         var h = Gen(52)
         let narrow = net([9], [h.dense(4, 9), .softplus(beta: 3), h.dense(5, 4), .tanh, h.dense(2, 5)])
         try assertFormsMatchBlocks(narrow, rows: 3, seed: 53)
         try assertFormsMatchBlocks(narrow, rows: 3, seed: 53, chunk: 5)
-        // No affine prefix (the activation reads the input: an identity basis shared by every row).
+        // No affine prefix (the activation reads the input).
         var k = Gen(54)
         try assertFormsMatchBlocks(net([4], [.sigmoid, k.dense(3, 4), .elu(alpha: 0.7), k.dense(1, 3)]), rows: 2, seed: 55)
     }

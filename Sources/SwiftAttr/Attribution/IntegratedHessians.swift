@@ -159,13 +159,21 @@ extension Network {
         max(1, min(inputSize, (1 << 22) / max(1, workingFloatsPerRow(from: start))))
     }
 
-    /// Directions per point of the quadratic-form pass (``hessianForms``) at the prefix output: its size when
-    /// that is at most the input's (an identity basis there; Γ then needs Pᵀ S P), else the input size (basis
-    /// P·diag(Δx), which gives Γ's Hessian part directly); nil when one point's tangents would exceed the 2²²
-    /// float budget (the direction-block path then builds Γ).
-    private func formsDirections(from prefix: Int) -> Int? {
-        let k = min(size(at: prefix), inputSize)
-        return (k + 1) * workingFloatsPerRow(from: prefix) <= 1 << 22 ? k : nil
+    /// The basis of the quadratic-form pass (``hessianForms``) at the prefix output, the cheaper by
+    /// ``formsCost(k:identity:from:)``: the identity there (k = its size; Γ then needs Pᵀ S P per path group,
+    /// and an activation right after the prefix turns it into left-scaled tangents that skip the next GEMM), or
+    /// P·diag(Δx) (k = the input size, giving Γ's Hessian part directly). nil when one point's tangents would
+    /// exceed the 2²² float budget either way (the direction-block path then builds Γ).
+    /// `force` picks the basis (tests).
+    private func formsPlan(from prefix: Int, force: Bool? = nil) -> (k: Int, identity: Bool)? {
+        let working = workingFloatsPerRow(from: prefix)
+        var best: (k: Int, identity: Bool, cost: Int)?
+        for (k, identity) in [(size(at: prefix), true), (inputSize, false)]
+        where (k + 1) * working <= 1 << 22 && (force.map { $0 == identity } ?? true) {
+            let cost = formsCost(k: k, identity: identity, from: prefix)
+            if best.map({ cost < $0.cost }) ?? true { best = (k, identity, cost) }
+        }
+        return best.map { ($0.k, $0.identity) }
     }
 
     /// Straight paths at the prefix output, in groups: group g runs from `from[g]` to `to[g]` (the points
@@ -204,9 +212,9 @@ extension Network {
     /// the prefix P once the group is complete: Γ_ij += Δx_i Δx_j M_ij + δ_ij Δx_i (Pᵀ ḡ)_i with M = Pᵀ S P for
     /// the identity basis at the prefix output, M = S for the basis P·diag(Δx) (where S already carries Δx).
     /// Sums are in Double; M is symmetrised, so Γ is exactly symmetric.
-    private func interactionsByForms(_ paths: HessianPaths, prefix: Int, chunk: Int, linear: Network) -> [Float] {
+    private func interactionsByForms(_ paths: HessianPaths, identity: Bool, prefix: Int, chunk: Int, linear: Network) -> [Float] {
         let d = inputSize, dp = size(at: prefix), groups = paths.count
-        let identity = dp <= d, k = identity ? dp : d
+        let k = identity ? dp : d
         var eye = [Float]()
         if identity {
             eye = [Float](repeating: 0, count: dp * dp)
@@ -270,7 +278,7 @@ extension Network {
                 basis = linear.forward(directions, rows: members.count * d, from: 0, to: prefix)
             }
             let (gradient, forms) = hessianForms(
-                h, rows: n, segments: segments, basis: basis, sharedBasis: identity, k: k, targets: targets,
+                h, rows: n, segments: segments, basis: basis, identityBasis: identity, k: k, targets: targets,
                 gradientWeights: Array(paths.gradientWeights[begin..<end]), hessianWeights: Array(paths.hessianWeights[begin..<end]),
                 linear: linear, from: prefix)
             var done = [Int]()
@@ -314,15 +322,18 @@ extension Network {
     }
 
     /// ``integratedHessians(_:rows:baselines:targets:steps:method:softplusBeta:interactionIndex:internalBatchSize:)``
-    /// with `directionBlock` directions per second-order pass (nil: a 16 MiB budget; tests force small blocks).
+    /// with `directionBlock` directions per second-order pass (nil: the quadratic-form pass when it fits, else a
+    /// 16 MiB budget; tests force small blocks), and `identityBasis` forcing the forms pass's basis (tests).
     func integratedHessians(
         _ x: [Float], rows: Int, baselines: [Float], targets: [Int], steps: Int, method: HessianQuadrature,
-        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?
+        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?,
+        identityBasis: Bool? = nil
     ) throws -> [Float] {
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).integratedHessians(
                 x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, softplusBeta: nil,
-                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock)
+                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock,
+                identityBasis: identityBasis)
         }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
@@ -331,9 +342,9 @@ extension Network {
         let (t, wg, wh) = try method.rule(steps)
         let d = inputSize, width = interactionIndex == nil ? d * d : d
         let prefix = affinePrefixLength
-        let forms = interactionIndex == nil && requestedBlock == nil ? formsDirections(from: prefix) : nil
+        let forms = interactionIndex == nil && requestedBlock == nil ? formsPlan(from: prefix, force: identityBasis) : nil
         let block = interactionIndex == nil ? (requestedBlock ?? directionBlock(from: prefix)) : 1
-        let chunk = try hessianChunk(directions: forms ?? block, requested: internalBatchSize, from: prefix)
+        let chunk = try hessianChunk(directions: forms?.k ?? block, requested: internalBatchSize, from: prefix)
         try Allocation.reserve(rows * width, of: Float.self, "integrated Hessians result")
         let linear = linearPart
         let rowChunk = try chunkRows(from: 0, requested: nil)
@@ -355,7 +366,7 @@ extension Network {
                                          delta: (i * d..<(i + 1) * d).map { x[$0] - base[$0] }, owner: e, target: targets[i],
                                          t: t, gradientWeights: wg, hessianWeights: wh)
                         }
-                        let gamma = interactionsByForms(paths, prefix: prefix, chunk: chunk, linear: linear)
+                        let gamma = interactionsByForms(paths, identity: forms!.identity, prefix: prefix, chunk: chunk, linear: linear)
                         (out + range.lowerBound * width).update(from: gamma, count: range.count * width)
                         return
                     }
@@ -507,9 +518,9 @@ extension Network {
         try Check.nonNegative(exampleOffset, "first_example")
         let p = inputSize, width = interactionIndex == nil ? p * p : p
         let prefix = affinePrefixLength
-        let forms = interactionIndex == nil && !directionBlocks ? formsDirections(from: prefix) : nil
+        let forms = interactionIndex == nil && !directionBlocks ? formsPlan(from: prefix) : nil
         let block = interactionIndex == nil ? directionBlock(from: 0) : 1
-        let chunk = try forms.map { try hessianChunk(directions: $0, requested: internalBatchSize, from: prefix) }
+        let chunk = try forms.map { try hessianChunk(directions: $0.k, requested: internalBatchSize, from: prefix) }
             ?? hessianChunk(directions: block, requested: internalBatchSize)
         try Allocation.reserve(rows * width, of: Float.self, "expected Hessians result")
         let linear = linearPart
@@ -545,7 +556,7 @@ extension Network {
                                          delta: (0..<p).map { x[i * p + $0] - references[r * p + $0] }, owner: 0, target: targets[i],
                                          t: nodes, gradientWeights: nodes.map { _ in weight }, hessianWeights: nodes.map { weight * $0 })
                         }
-                        let gamma = interactionsByForms(paths, prefix: prefix, chunk: chunk, linear: linear)
+                        let gamma = interactionsByForms(paths, identity: forms!.identity, prefix: prefix, chunk: chunk, linear: linear)
                         (out + i * width).update(from: gamma, count: width)
                     }
                     for i in range where forms == nil {

@@ -237,18 +237,69 @@ extension Network {
 
     // MARK: Quadratic forms (the full interaction matrix)
 
-    /// How many rows one block of forms-pass tangents serves.
-    private enum TangentSharing { case shared, perGroup, perRow }
+    /// How many rows one block of forms-pass tangents serves: one block for all rows, one per group, one per
+    /// row, or one block S for all rows scaled per row on the left (row r's tangents are diag(scale_r)·S).
+    enum TangentSharing { case shared, perGroup, perRow, leftScaled }
 
-    /// Tangents of a forms pass: k rows per block, one block for all rows, per group or per row.
+    /// Tangents of a forms pass: blocks of k × size. `identity`: the shared block is the identity (an
+    /// activation then gives diag(f′)·I, left-scaled, and the next linear node maps S once: no GEMM per row).
     private struct SharedTangent {
         var data: [Float]
         var sharing: TangentSharing
+        var identity = false
+        /// For `.leftScaled`: rows × k.
+        var scale = [Float]()
+    }
+
+    /// Estimated multiply–adds per point of ``hessianForms`` with k directions starting shared-identity or per
+    /// group, following the same sharing rules (linear nodes on non-per-row tangents and the activation on the
+    /// identity cost nothing per point; a curved node contracts k²·size, every other per-row node k·its work).
+    func formsCost(k: Int, identity: Bool, from start: Int) -> Int {
+        var sharing = [TangentSharing](repeating: .perRow, count: layers.count - start + 1)
+        var isIdentity = [Bool](repeating: false, count: layers.count - start + 1)
+        sharing[0] = identity ? .shared : .perGroup
+        isIdentity[0] = identity
+        var cost = 0
+        for i in start..<layers.count {
+            let reads = inputs[i].map { $0 - start }, out = i + 1 - start, size = self.size(at: input(of: i))
+            switch layers[i] {
+            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+                if reads.count == 1 && sharing[reads[0]] != .perRow {
+                    sharing[out] = sharing[reads[0]]
+                } else if reads.allSatisfy({ sharing[$0] == .shared || sharing[$0] == .perGroup }) {
+                    sharing[out] = reads.allSatisfy { sharing[$0] == .shared } ? .shared : .perGroup
+                } else {
+                    let work: Int
+                    switch layers[i] {
+                    case .dense(let d): work = d.inFeatures * d.outFeatures
+                    case .conv1d(let c), .conv2d(let c):
+                        work = WindowGeometry(convolution: c, input: shapes[input(of: i)]).patchSize * self.size(at: i + 1)
+                    case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat, .maxPool1d,
+                         .maxPool2d, .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax:
+                        work = self.size(at: i + 1)
+                    }
+                    cost += k * work
+                }
+            case .elu, .softplus, .sigmoid, .tanh, .softmax, .relu, .leakyReLU, .maxPool1d, .maxPool2d:
+                if Self.isCurved(layers[i]) { cost += k * k * size }
+                if isIdentity[reads[0]], Activation(layers[i]) != nil { sharing[out] = .leftScaled } else { cost += k * size }
+            }
+        }
+        return cost
+    }
+
+    /// Smooth activations and Softmax: the nodes with curvature.
+    static func isCurved(_ layer: Layer) -> Bool {
+        switch layer {
+        case .elu, .softplus, .sigmoid, .tanh, .softmax: true
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .relu,
+             .leakyReLU, .batchNorm, .dropout, .add, .concat: false
+        }
     }
 
     /// Path sums of Integrated and Expected Hessians as quadratic forms. The `rows` points `h` (at value
     /// `start`, a cut) come in consecutive groups `segments`, group g sharing k directions B_g at `start`
-    /// (`basis`: groups × k × size(start), or k × size(start) for every group when `sharedBasis`). Returns per
+    /// (`basis`: groups × k × size(start); with `identityBasis`, the identity for every group, k = size(start)). Returns per
     /// group Σ_r wg_r ∇f(h_r) (groups × size(start)) and Σ_r wh_r B_g H(h_r) B_gᵀ (groups × k × k).
     ///
     /// Every node other than a smooth activation or Softmax is linear or piecewise linear, so the Hessian is
@@ -260,7 +311,7 @@ extension Network {
     /// k or groups·k rows); a curved node reading such tangents contracts once per group, with its coefficients
     /// summed over the group's rows first.
     func hessianForms(
-        _ h: [Float], rows: Int, segments: [Range<Int>], basis: [Float], sharedBasis: Bool, k: Int, targets: [Int],
+        _ h: [Float], rows: Int, segments: [Range<Int>], basis: [Float], identityBasis: Bool, k: Int, targets: [Int],
         gradientWeights: [Float], hessianWeights: [Float], linear: Network, from start: Int
     ) -> (gradient: [Double], forms: [Double]) {
         let record = recordSecondOrder(h, rows: rows, from: start)
@@ -302,7 +353,7 @@ extension Network {
 
         func block(_ sharing: TangentSharing, _ r: Int) -> Int {
             switch sharing {
-            case .shared: 0
+            case .shared, .leftScaled: 0
             case .perGroup: groupOf[r]
             case .perRow: r
             }
@@ -313,50 +364,102 @@ extension Network {
             return uninitializedFloats(n * width) { o in
                 t.data.withUnsafeBufferPointer { src in
                     for b in 0..<n {
+                        if t.sharing == .leftScaled {
+                            for d in 0..<k {
+                                let c = t.scale[b * k + d], from = src.baseAddress! + d * size, to = o + b * width + d * size
+                                for m in 0..<size { to[m] = c * from[m] }
+                            }
+                            continue
+                        }
                         let from = t.sharing == .shared ? 0 : (sharing == .perGroup ? b : groupOf[b])
                         (o + b * width).update(from: src.baseAddress! + from * width, count: width)
                     }
                 }
             }
         }
-        var a = [Float](), w = [Float](), product = [Float](repeating: 0, count: k * k)
-        /// forms[g] += wh · T diag(c) Tᵀ over group g's rows (T: k × size per row).
+        func perRow(_ t: SharedTangent, size: Int) -> SharedTangent {
+            t.sharing == .perRow ? t : SharedTangent(data: expand(t, to: .perRow, size: size), sharing: .perRow)
+        }
+        var a = [Float](), w = [Float](), sum = [Float](), product = [Float](repeating: 0, count: k * k)
+        /// forms[g] += wh · T diag(c) Tᵀ over group g's rows (T: k × size per row): T gathered to A (k × n, the
+        /// group's rows side by side) and W = A scaled by wh·c, then one GEMM A·Wᵀ per group.
         func contract(_ t: SharedTangent, _ c: [Float], size: Int) {
-            for (group, range) in segments.enumerated() where !range.isEmpty {
-                let n: Int
-                if t.sharing == .perRow {
-                    n = range.count * size
-                    if a.count < k * n { a = [Float](repeating: 0, count: k * n); w = a }
-                    for (q, r) in range.enumerated() {
-                        let wr = hessianWeights[r]
-                        for d in 0..<k {
-                            let src = (r * k + d) * size, dst = d * n + q * size
-                            for m in 0..<size { let v = t.data[src + m]; a[dst + m] = v; w[dst + m] = v * wr * c[r * size + m] }
+            let perRowBlocks = t.sharing == .perRow || t.sharing == .leftScaled
+            let widest = perRowBlocks ? (segments.map(\.count).max() ?? 0) * size : size
+            if a.count < k * widest { a = [Float](repeating: 0, count: k * widest); w = a }
+            if sum.count < size { sum = [Float](repeating: 0, count: size) }
+            t.data.withUnsafeBufferPointer { tp in
+                c.withUnsafeBufferPointer { cp in
+                    a.withUnsafeMutableBufferPointer { ap in
+                        w.withUnsafeMutableBufferPointer { wp in
+                            sum.withUnsafeMutableBufferPointer { sp in
+                                product.withUnsafeMutableBufferPointer { qp in
+                                    let tp = tp.baseAddress!, cp = cp.baseAddress!, ap = ap.baseAddress!, wp = wp.baseAddress!
+                                    let sp = sp.baseAddress!, qp = qp.baseAddress!
+                                    for (group, range) in segments.enumerated() where !range.isEmpty {
+                                        let n: Int
+                                        if t.sharing == .perRow {
+                                            n = range.count * size
+                                            for (q, r) in range.enumerated() {
+                                                let wr = hessianWeights[r], cr = cp + r * size
+                                                for d in 0..<k {
+                                                    let src = tp + (r * k + d) * size, dst = d * n + q * size
+                                                    let ad = ap + dst, wd = wp + dst
+                                                    for m in 0..<size { let v = src[m]; ad[m] = v; wd[m] = v * (wr * cr[m]) }
+                                                }
+                                            }
+                                        } else if t.sharing == .leftScaled {
+                                            n = range.count * size
+                                            for (q, r) in range.enumerated() {
+                                                let wr = hessianWeights[r], cr = cp + r * size
+                                                for d in 0..<k {
+                                                    let src = tp + d * size, dst = d * n + q * size, sc = t.scale[r * k + d]
+                                                    let ad = ap + dst, wd = wp + dst
+                                                    for m in 0..<size { let v = sc * src[m]; ad[m] = v; wd[m] = v * (wr * cr[m]) }
+                                                }
+                                            }
+                                        } else {
+                                            // Tangents shared by the group's rows: sum the coefficients first.
+                                            n = size
+                                            sp.update(repeating: 0, count: size)
+                                            for r in range {
+                                                let wr = hessianWeights[r], cr = cp + r * size
+                                                for m in 0..<size { sp[m] += wr * cr[m] }
+                                            }
+                                            let src = tp + block(t.sharing, range.lowerBound) * k * size
+                                            for d in 0..<k {
+                                                let sd = src + d * size, ad = ap + d * size, wd = wp + d * size
+                                                for m in 0..<size { let v = sd[m]; ad[m] = v; wd[m] = v * sp[m] }
+                                            }
+                                        }
+                                        // A·Wᵀ is symmetric: with A = [A₁; A₂] its blocks A₁W₁ᵀ, A₁W₂ᵀ, A₂W₂ᵀ (¾ of the work).
+                                        let h = k / 2, l = k - h
+                                        if h >= 8 {
+                                            BLAS.sgemm(transB: true, m: h, n: k, k: n, a: ap, lda: n, b: wp, ldb: n, c: qp, ldc: k)
+                                            BLAS.sgemm(transB: true, m: l, n: l, k: n, a: ap + h * n, lda: n, b: wp + h * n, ldb: n,
+                                                       c: qp + h * k + h, ldc: k)
+                                            for d in h..<k { for e in 0..<h { qp[d * k + e] = qp[e * k + d] } }
+                                        } else {
+                                            BLAS.sgemm(transB: true, m: k, n: k, k: n, a: ap, b: wp, c: qp)
+                                        }
+                                        forms.withUnsafeMutableBufferPointer { fp in
+                                            for e in 0..<(k * k) { fp[group * k * k + e] += Double(qp[e]) }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
-                } else {
-                    n = size
-                    if a.count < k * n { a = [Float](repeating: 0, count: k * n); w = a }
-                    var sum = [Float](repeating: 0, count: size)
-                    for r in range { let wr = hessianWeights[r]; for m in 0..<size { sum[m] += wr * c[r * size + m] } }
-                    let src = block(t.sharing, range.lowerBound) * k * size
-                    for d in 0..<k {
-                        for m in 0..<size { let v = t.data[src + d * size + m]; a[d * size + m] = v; w[d * size + m] = v * sum[m] }
-                    }
                 }
-                a.withUnsafeBufferPointer { ap in
-                    w.withUnsafeBufferPointer { wp in
-                        product.withUnsafeMutableBufferPointer { cp in
-                            BLAS.sgemm(transB: true, m: k, n: k, k: n, a: ap.baseAddress!, b: wp.baseAddress!, c: cp.baseAddress!)
-                        }
-                    }
-                }
-                for e in 0..<(k * k) { forms[group * k * k + e] += Double(product[e]) }
             }
         }
 
-        _ = walkForward(SharedTangent(data: basis, sharing: sharedBasis ? .shared : .perGroup), from: start, to: last + 1,
-                        keep: false) { i, reads -> SharedTangent in
+        var seedTangent = SharedTangent(data: basis, sharing: .perGroup)
+        if identityBasis {
+            seedTangent = SharedTangent(data: [Float](repeating: 0, count: p * p), sharing: .shared, identity: true)
+            for m in 0..<p { seedTangent.data[m * p + m] = 1 }
+        }
+        _ = walkForward(seedTangent, from: start, to: last + 1, keep: false) { i, reads -> SharedTangent in
             let inSize = size(at: input(of: i))
             switch layers[i] {
             case .elu, .softplus, .sigmoid, .tanh:
@@ -371,8 +474,8 @@ extension Network {
                     for m in 0..<inSize { us += u[r * inSize + m] * s[r * inSize + m] }
                     for m in 0..<inSize { coefficient[r * inSize + m] = s[r * inSize + m] * (u[r * inSize + m] - us) }
                 }
-                contract(reads[0], coefficient, size: inSize)
-                let t = reads[0]
+                let t = reads[0].sharing == .leftScaled ? perRow(reads[0], size: inSize) : reads[0]
+                contract(t, coefficient, size: inSize)
                 var alpha = [Double](repeating: 0, count: k), sigma = alpha
                 for r in 0..<rows {
                     let src = block(t.sharing, r) * k * inSize, wr = Double(hessianWeights[r]), base = groupOf[r] * k * k
@@ -390,21 +493,50 @@ extension Network {
             guard i < last else { return SharedTangent(data: [], sharing: .perRow) }
             switch layers[i] {
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .batchNorm, .dropout, .add, .concat:
+                if reads.count == 1, reads[0].sharing == .leftScaled {
+                    // diag(scale_r)·S through a linear map L: diag(scale_r)·(S Lᵀ), one product for all rows.
+                    var t = reads[0]
+                    t.data = linear.applyNode(i, [t.data], rows: k, argmax: nil)
+                    return t
+                }
                 let sharing: TangentSharing = reads.allSatisfy { $0.sharing == .shared } ? .shared
-                    : reads.allSatisfy { $0.sharing != .perRow } ? .perGroup : .perRow
+                    : reads.allSatisfy { $0.sharing == .shared || $0.sharing == .perGroup } ? .perGroup : .perRow
                 let n = sharing == .shared ? 1 : sharing == .perGroup ? groups : rows
                 let data = zip(inputs[i], reads).map { v, t in t.sharing == sharing ? t.data : expand(t, to: sharing, size: self.size(at: v)) }
                 return SharedTangent(data: linear.applyNode(i, data, rows: n * k, argmax: nil), sharing: sharing)
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-                let t = reads[0]
-                return SharedTangent(data: scaleTangents(t.data, by: record.first[i - start], rows: rows, k: k, source: { block(t.sharing, $0) }),
+                let t = reads[0], slope = record.first[i - start]
+                if t.sharing == .shared && t.identity {
+                    // I·diag(f′_r) = diag(f′_r)·I.
+                    return SharedTangent(data: t.data, sharing: .leftScaled, scale: slope)
+                }
+                if t.sharing == .leftScaled {
+                    // out[r, d, m] = scale[r, d]·S[d, m]·f′[r, m].
+                    let data = uninitializedFloats(rows * k * inSize) { out in
+                        t.data.withUnsafeBufferPointer { sp in
+                            slope.withUnsafeBufferPointer { fp in
+                                t.scale.withUnsafeBufferPointer { cp in
+                                    for r in 0..<rows {
+                                        let f = fp.baseAddress! + r * inSize
+                                        for d in 0..<k {
+                                            let c = cp[r * k + d], src = sp.baseAddress! + d * inSize, o = out + (r * k + d) * inSize
+                                            for m in 0..<inSize { o[m] = c * src[m] * f[m] }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    return SharedTangent(data: data, sharing: .perRow)
+                }
+                return SharedTangent(data: scaleTangents(t.data, by: slope, rows: rows, k: k, source: { block(t.sharing, $0) }),
                                      sharing: .perRow)
             case .maxPool1d, .maxPool2d:
-                let t = reads[0]
+                let t = reads[0].sharing == .leftScaled ? perRow(reads[0], size: inSize) : reads[0]
                 return SharedTangent(data: poolTangents(i, t.data, argmax: tape.argmax[i - start], rows: rows, k: k,
                                                         source: { block(t.sharing, $0) }), sharing: .perRow)
             case .softmax:
-                let t = reads[0]
+                let t = reads[0].sharing == .leftScaled ? perRow(reads[0], size: inSize) : reads[0]
                 return SharedTangent(data: softmaxTangents(t.data, softmax: tape.value(i + 1), rows: rows, k: k,
                                                            source: { block(t.sharing, $0) }), sharing: .perRow)
             }
