@@ -4,7 +4,10 @@
 ///
 /// so Σ_j Γ_ij = IG_i. The product t = αβ of two uniforms has density −ln t, so both double integrals are
 /// ∫₀¹ h(t)(−ln t) dt; with t = e^(−u) they are Gauss–Laguerre integrals of weight u e^(−u) (DESIGN.md).
-/// Every point's gradient and Hessian come from the exact second-order pass (``Network/secondOrder``).
+/// Every point's gradient and Hessian come from exact second-order passes: the full Γ from the quadratic-form
+/// pass (``Network/hessianForms``: one gradient and one tangent pass per point, Γ's Hessian part as Σ T C Tᵀ
+/// GEMMs), one row (interaction_index), and any network whose tangents exceed the memory budget, from
+/// Hessian–direction products (``Network/secondOrder``) in direction blocks.
 
 /// Quadrature rules for ∫₀¹∫₀¹ h(αβ) dα dβ = ∫₀¹ h(t)(−ln t) dt: nodes t_k with weights for the gradient
 /// term (Σ w h(t_k)) and for the Hessian term (Σ w t_k H(t_k)).
@@ -383,7 +386,7 @@ extension Network {
         return result
     }
 
-    /// Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
+    /// The direction-block path: Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
     /// structure"): the path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are
     /// the same for every point of an example, and since Pᵀ is linear the weighted sums of gradients and
     /// Hessian–direction products are formed at P's output and pulled back through P once per example.
