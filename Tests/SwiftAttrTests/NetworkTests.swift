@@ -78,6 +78,7 @@ final class NetworkTests: XCTestCase {
                           g.batchNorm(3), .globalAvgPool, g.dense(2, 3)]),
             net([1, 7, 7], [g.conv(2, 1, kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], bias: false), .maxPool2d(pool([2, 2], stride: [1, 1], padding: [1, 1])),
                             .avgPool2d(pool([2, 2])), .flatten, g.dense(3, 2 * 2 * 3)]),
+            net([12], [.reshape(shape: [3, 4]), g.conv(2, 3, kernel: [2]), .flatten, g.dense(2, 6)]),
             GraphFixtures.residualConcat(&g),
             // Token ids in: Embedding, an LSTM writing every state, one writing the last state.
             net([4], [SequenceModelTests.embedding(&g, vocab: 5, dim: 3), SequenceModelTests.lstm(&g, input: 3, hidden: 2, sequences: true),

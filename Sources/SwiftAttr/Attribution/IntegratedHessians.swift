@@ -4,7 +4,10 @@
 ///
 /// so Σ_j Γ_ij = IG_i. The product t = αβ of two uniforms has density −ln t, so both double integrals are
 /// ∫₀¹ h(t)(−ln t) dt; with t = e^(−u) they are Gauss–Laguerre integrals of weight u e^(−u) (DESIGN.md).
-/// Every point's gradient and Hessian come from the exact second-order pass (``Network/secondOrder``).
+/// Every point's gradient and Hessian come from exact second-order passes: the full Γ from the quadratic-form
+/// pass (``Network/hessianForms``: one gradient and one tangent pass per point, Γ's Hessian part as Σ T C Tᵀ
+/// GEMMs), one row (interaction_index), and any network whose tangents exceed the memory budget, from
+/// Hessian–direction products (``Network/secondOrder``) in direction blocks.
 
 /// Quadrature rules for ∫₀¹∫₀¹ h(αβ) dα dβ = ∫₀¹ h(t)(−ln t) dt: nodes t_k with weights for the gradient
 /// term (Σ w h(t_k)) and for the Hessian term (Σ w t_k H(t_k)).
@@ -159,6 +162,144 @@ extension Network {
         max(1, min(inputSize, (1 << 22) / max(1, workingFloatsPerRow(from: start))))
     }
 
+    /// The basis of the quadratic-form pass (``hessianForms``) at the prefix output, the cheaper by
+    /// ``formsCost(k:identity:from:)``: the identity there (k = its size; Γ then needs Pᵀ S P per path group,
+    /// and an activation right after the prefix turns it into left-scaled tangents that skip the next GEMM), or
+    /// P·diag(Δx) (k = the input size, giving Γ's Hessian part directly). nil when one point's tangents would
+    /// exceed the 2²² float budget either way (the direction-block path then builds Γ).
+    /// `force` picks the basis (tests).
+    private func formsPlan(from prefix: Int, force: Bool? = nil) -> (k: Int, identity: Bool)? {
+        let working = workingFloatsPerRow(from: prefix)
+        var best: (k: Int, identity: Bool, cost: Int)?
+        for (k, identity) in [(size(at: prefix), true), (inputSize, false)]
+        where (k + 1) * working <= 1 << 22 && (force.map { $0 == identity } ?? true) {
+            let cost = formsCost(k: k, identity: identity, from: prefix)
+            if best.map({ cost < $0.cost }) ?? true { best = (k, identity, cost) }
+        }
+        return best.map { ($0.k, $0.identity) }
+    }
+
+    /// Straight paths at the prefix output, in groups: group g runs from `from[g]` to `to[g]` (the points
+    /// (1 − t)·from + t·to), its Δx is `delta[g]`, it adds to example `owner[g]` of the result and explains
+    /// output `target[g]`; its nodes are `t[nodeStart[g]..<nodeStart[g + 1]]` with their weights.
+    struct HessianPaths {
+        let examples: Int, startSize: Int, inputSize: Int
+        var from = [Float](), to = [Float](), delta = [Float]()
+        var owner = [Int](), target = [Int]()
+        var nodeStart = [0]
+        var t = [Float](), gradientWeights = [Float](), hessianWeights = [Float]()
+
+        init(examples: Int, startSize: Int, inputSize: Int) {
+            self.examples = examples
+            self.startSize = startSize
+            self.inputSize = inputSize
+        }
+
+        var count: Int { owner.count }
+
+        mutating func append<C: Collection, D: Collection>(
+            from a: C, to b: C, delta dx: D, owner e: Int, target: Int, t nodes: [Double], gradientWeights wg: [Double],
+            hessianWeights wh: [Double]
+        ) where C.Element == Float, D.Element == Float {
+            from.append(contentsOf: a); to.append(contentsOf: b); delta.append(contentsOf: dx)
+            owner.append(e); self.target.append(target)
+            t.append(contentsOf: nodes.map(Float.init))
+            gradientWeights.append(contentsOf: wg.map(Float.init))
+            hessianWeights.append(contentsOf: wh.map(Float.init))
+            nodeStart.append(t.count)
+        }
+    }
+
+    /// Γ (paths.examples × d × d) of the grouped paths by the quadratic-form pass ``hessianForms``: the path
+    /// points (group, node) `chunk` at a time, each group's sums of gradients and of B H Bᵀ pulled back through
+    /// the prefix P once the group is complete: Γ_ij += Δx_i Δx_j M_ij + δ_ij Δx_i (Pᵀ ḡ)_i with M = Pᵀ S P for
+    /// the identity basis at the prefix output, M = S for the basis P·diag(Δx) (where S already carries Δx).
+    /// Sums are in Double; M is symmetrised, so Γ is exactly symmetric.
+    private func interactionsByForms(_ paths: HessianPaths, identity: Bool, prefix: Int, chunk: Int, linear: Network) -> [Float] {
+        let d = inputSize, dp = size(at: prefix), groups = paths.count
+        let k = identity ? dp : d
+        var eye = [Float]()
+        if identity {
+            eye = [Float](repeating: 0, count: dp * dp)
+            for m in 0..<dp { eye[m * dp + m] = 1 }
+        }
+        var acc = [Double](repeating: 0, count: paths.examples * d * d)
+        var pendingGradient = [Int: [Double]](), pendingForms = [Int: [Double]]()
+
+        func finish(_ done: [Int]) {
+            guard !done.isEmpty else { return }
+            let n = done.count
+            let gradient = pullbackAffine(done.flatMap { pendingGradient[$0]!.map(Float.init) }, rows: n, from: prefix, to: 0)
+            var m = done.flatMap { pendingForms[$0]!.map(Float.init) }
+            if identity {
+                // Rows of S pulled back: X = S·P (dp × d per group); the rows of Xᵀ pulled back: Pᵀ S P.
+                let xs = pullbackAffine(m, rows: n * dp, from: prefix, to: 0)
+                var xt = [Float](repeating: 0, count: n * d * dp)
+                for f in 0..<n { for i in 0..<dp { for j in 0..<d { xt[(f * d + j) * dp + i] = xs[(f * dp + i) * d + j] } } }
+                m = pullbackAffine(xt, rows: n * d, from: prefix, to: 0)
+            }
+            for (f, g) in done.enumerated() {
+                let dx = paths.delta[(g * d)..<((g + 1) * d)].map(Double.init), o = paths.owner[g] * d * d, b = f * d * d
+                // The basis P·diag(Δx) already carries Δx in M.
+                let scale = identity ? dx : [Double](repeating: 1, count: d)
+                for i in 0..<d {
+                    for j in 0..<d {
+                        acc[o + i * d + j] += scale[i] * scale[j] * (Double(m[b + i * d + j]) + Double(m[b + j * d + i])) / 2
+                    }
+                    acc[o + i * d + i] += dx[i] * Double(gradient[f * d + i])
+                }
+                pendingGradient[g] = nil
+                pendingForms[g] = nil
+            }
+        }
+
+        let total = paths.nodeStart[groups]
+        var first = 0, begin = 0
+        while begin < total {
+            let end = min(total, begin + chunk), n = end - begin
+            while paths.nodeStart[first + 1] <= begin { first += 1 }
+            var segments = [Range<Int>](), members = [Int]()
+            var g = first
+            while g < groups && paths.nodeStart[g] < end {
+                segments.append((max(paths.nodeStart[g], begin) - begin)..<(min(paths.nodeStart[g + 1], end) - begin))
+                members.append(g)
+                g += 1
+            }
+            var h = [Float](repeating: 0, count: n * dp), targets = [Int](repeating: 0, count: n)
+            for (range, group) in zip(segments, members) {
+                for r in range {
+                    let tq = paths.t[begin + r], sq = 1 - tq
+                    for m in 0..<dp { h[r * dp + m] = sq * paths.from[group * dp + m] + tq * paths.to[group * dp + m] }
+                    targets[r] = paths.target[group]
+                }
+            }
+            var basis = eye
+            if !identity {
+                // P·diag(Δx) of each group in the chunk: the prefix's linear part on the directions e_j Δx_j.
+                var directions = [Float](repeating: 0, count: members.count * d * d)
+                for (c, group) in members.enumerated() { for j in 0..<d { directions[(c * d + j) * d + j] = paths.delta[group * d + j] } }
+                basis = linear.forward(directions, rows: members.count * d, from: 0, to: prefix)
+            }
+            let (gradient, forms) = hessianForms(
+                h, rows: n, segments: segments, basis: basis, identityBasis: identity, k: k, targets: targets,
+                gradientWeights: Array(paths.gradientWeights[begin..<end]), hessianWeights: Array(paths.hessianWeights[begin..<end]),
+                linear: linear, from: prefix)
+            var done = [Int]()
+            for (c, group) in members.enumerated() {
+                pendingGradient[group, default: [Double](repeating: 0, count: dp)].withUnsafeMutableBufferPointer { p in
+                    for m in 0..<dp { p[m] += gradient[c * dp + m] }
+                }
+                pendingForms[group, default: [Double](repeating: 0, count: k * k)].withUnsafeMutableBufferPointer { p in
+                    for e in 0..<(k * k) { p[e] += forms[c * k * k + e] }
+                }
+                if paths.nodeStart[group + 1] <= end { done.append(group) }
+            }
+            finish(done)
+            begin = end
+        }
+        return acc.map(Float.init)
+    }
+
     private func checkInteractionIndex(_ index: Int?) throws {
         if let index, index < 0 || index >= inputSize {
             throw SwiftAttrError(.outOfRange, "interaction_index = \(index) is out of range for an input of \(inputSize) features (0..<\(inputSize))")
@@ -184,15 +325,18 @@ extension Network {
     }
 
     /// ``integratedHessians(_:rows:baselines:targets:steps:method:softplusBeta:interactionIndex:internalBatchSize:)``
-    /// with `directionBlock` directions per second-order pass (nil: a 16 MiB budget; tests force small blocks).
+    /// with `directionBlock` directions per second-order pass (nil: the quadratic-form pass when it fits, else a
+    /// 16 MiB budget; tests force small blocks), and `identityBasis` forcing the forms pass's basis (tests).
     func integratedHessians(
         _ x: [Float], rows: Int, baselines: [Float], targets: [Int], steps: Int, method: HessianQuadrature,
-        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?
+        softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?,
+        identityBasis: Bool? = nil
     ) throws -> [Float] {
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).integratedHessians(
                 x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, softplusBeta: nil,
-                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock)
+                interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlock: requestedBlock,
+                identityBasis: identityBasis)
         }
         try checkInputs(x, rows: rows)
         try checkSecondOrderSupport("integrated_hessians")
@@ -202,8 +346,9 @@ extension Network {
         let (t, wg, wh) = try method.rule(steps)
         let d = inputSize, width = interactionIndex == nil ? d * d : d
         let prefix = affinePrefixLength
+        let forms = interactionIndex == nil && requestedBlock == nil ? formsPlan(from: prefix, force: identityBasis) : nil
         let block = interactionIndex == nil ? (requestedBlock ?? directionBlock(from: prefix)) : 1
-        let chunk = try hessianChunk(directions: block, requested: internalBatchSize, from: prefix)
+        let chunk = try hessianChunk(directions: forms?.k ?? block, requested: internalBatchSize, from: prefix)
         try Allocation.reserve(rows * width, of: Float.self, "integrated Hessians result")
         let linear = linearPart
         let rowChunk = try chunkRows(from: 0, requested: nil)
@@ -218,6 +363,17 @@ extension Network {
             result.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
                 Parallel.forEachChunk(count: rows, chunk: group) { _, range, _ in
+                    if forms != nil {
+                        var paths = HessianPaths(examples: range.count, startSize: dp, inputSize: d)
+                        for (e, i) in range.enumerated() {
+                            paths.append(from: zBase[(i * dp)..<((i + 1) * dp)], to: zInput[(i * dp)..<((i + 1) * dp)],
+                                         delta: (i * d..<(i + 1) * d).map { x[$0] - base[$0] }, owner: e, target: targets[i],
+                                         t: t, gradientWeights: wg, hessianWeights: wh)
+                        }
+                        let gamma = interactionsByForms(paths, identity: forms!.identity, prefix: prefix, chunk: chunk, linear: linear)
+                        (out + range.lowerBound * width).update(from: gamma, count: range.count * width)
+                        return
+                    }
                     let gamma = integratedHessiansOfExamples(
                         delta: (range.lowerBound * d..<range.upperBound * d).map { x[$0] - base[$0] },
                         zInput: Array(zInput[(range.lowerBound * dp)..<(range.upperBound * dp)]),
@@ -231,7 +387,7 @@ extension Network {
         return result
     }
 
-    /// Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
+    /// The direction-block path: Γ (or row `row`) of `targets.count` examples, using the affine prefix P (DESIGN.md, "Speed comes from
     /// structure"): the path's points at P's output are (1 − t)·P(x') + t·P(x), the tangents there P_lin·V are
     /// the same for every point of an example, and since Pᵀ is linear the weighted sums of gradients and
     /// Hessian–direction products are formed at P's output and pulled back through P once per example.
@@ -339,10 +495,23 @@ extension Network {
         seed: UInt64 = 0, exampleOffset: Int = 0, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
         internalBatchSize: Int? = nil
     ) throws -> [Float] {
+        try expectedHessians(x, rows: rows, references: references, referenceCount: referenceCount, targets: targets,
+                             samples: samples, seed: seed, exampleOffset: exampleOffset, softplusBeta: softplusBeta,
+                             interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlocks: false)
+    }
+
+    /// ``expectedHessians(_:rows:references:referenceCount:targets:samples:seed:exampleOffset:softplusBeta:interactionIndex:internalBatchSize:)``;
+    /// `directionBlocks` forces the full matrix through direction blocks of the whole network (no affine prefix,
+    /// no quadratic forms: tests compare the two).
+    func expectedHessians(
+        _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int, seed: UInt64,
+        exampleOffset: Int, softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlocks: Bool
+    ) throws -> [Float] {
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).expectedHessians(
                 x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
-                seed: seed, exampleOffset: exampleOffset, interactionIndex: interactionIndex, internalBatchSize: internalBatchSize)
+                seed: seed, exampleOffset: exampleOffset, softplusBeta: nil, interactionIndex: interactionIndex,
+                internalBatchSize: internalBatchSize, directionBlocks: directionBlocks)
         }
         try checkInputs(x, rows: rows)
         try checkSecondOrderSupport("expected_hessians")
@@ -353,17 +522,49 @@ extension Network {
         try Check.atMost(samples, Check.maximumSteps, "n_samples")
         try Check.nonNegative(exampleOffset, "first_example")
         let p = inputSize, width = interactionIndex == nil ? p * p : p
+        let prefix = affinePrefixLength
+        let forms = interactionIndex == nil && !directionBlocks ? formsPlan(from: prefix) : nil
         let block = interactionIndex == nil ? directionBlock(from: 0) : 1
-        let chunk = try hessianChunk(directions: block, requested: internalBatchSize)
+        let chunk = try forms.map { try hessianChunk(directions: $0.k, requested: internalBatchSize, from: prefix) }
+            ?? hessianChunk(directions: block, requested: internalBatchSize)
         try Allocation.reserve(rows * width, of: Float.self, "expected Hessians result")
         let linear = linearPart
         let weight = 1 / Double(samples)
         var result = [Float](repeating: 0, count: rows * width)
         Parallel.singleThreadedBLAS {
+            // The affine prefix P (DESIGN.md, "Speed comes from structure"): P(x' + tΔx) = (1 − t)·P(x') + t·P(x), so
+            // P runs once per example and per reference, not per sample.
+            let rowChunk = forms == nil ? 1 : (try? chunkRows(from: 0, requested: nil)) ?? 1
+            let zInput = forms == nil ? [] : forwardRows(x, rows: rows, from: 0, to: prefix, chunk: rowChunk)
+            let zReference = forms == nil ? [] : forwardRows(references, rows: referenceCount, from: 0, to: prefix, chunk: rowChunk)
+            let dp = size(at: prefix)
             result.withUnsafeMutableBufferPointer { out in
                 let out = out.baseAddress!
                 Parallel.forEachChunk(count: rows, chunk: 1) { _, range, _ in
-                    for i in range {
+                    for i in range where forms != nil {
+                        // The draws grouped by reference (stable, so the sums' order depends on the draws only):
+                        // one group per (example, reference) shares the tangents P·diag(Δx).
+                        let example = UInt64(exampleOffset + i)
+                        let draws = (0..<samples).map { k -> (reference: Int, t: Double) in
+                            let (a, b) = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 0)
+                            let u = CounterRandom.uniforms(seed: seed, example: example, sample: UInt32(k), block: 1).0
+                            return (CounterRandom.index(u, referenceCount), a * b)
+                        }
+                        let order = draws.indices.sorted { (draws[$0].reference, $0) < (draws[$1].reference, $1) }
+                        var paths = HessianPaths(examples: 1, startSize: dp, inputSize: p)
+                        var k = 0
+                        while k < order.count {
+                            let r = draws[order[k]].reference
+                            var nodes = [Double]()
+                            while k < order.count && draws[order[k]].reference == r { nodes.append(draws[order[k]].t); k += 1 }
+                            paths.append(from: zReference[(r * dp)..<((r + 1) * dp)], to: zInput[(i * dp)..<((i + 1) * dp)],
+                                         delta: (0..<p).map { x[i * p + $0] - references[r * p + $0] }, owner: 0, target: targets[i],
+                                         t: nodes, gradientWeights: nodes.map { _ in weight }, hessianWeights: nodes.map { weight * $0 })
+                        }
+                        let gamma = interactionsByForms(paths, identity: forms!.identity, prefix: prefix, chunk: chunk, linear: linear)
+                        (out + i * width).update(from: gamma, count: width)
+                    }
+                    for i in range where forms == nil {
                         let xi = Array(x[(i * p)..<((i + 1) * p)])
                         let gamma = interactionSum(count: samples, point: { k in
                             let example = UInt64(exampleOffset + i)
