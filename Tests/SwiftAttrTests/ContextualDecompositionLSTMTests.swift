@@ -299,7 +299,7 @@ final class ContextualDecompositionLSTMTests: XCTestCase {
         var g = Gen(15)
         let n = Self.lastState(&g)
         let x = tokens(&g, n, rows: 1)
-        assertError(.shapeMismatch, mentioning: "mask") {
+        assertError(.shapeMismatch, mentioning: "mask: expected 1 masks of one value per position") {
             try n.contextualDecomposition(x, rows: 1, masks: [Float](repeating: 1, count: Self.length * 8), maskCount: 1)
         }
         var bad = x
