@@ -84,7 +84,6 @@ extension Network {
         let d = inputSize
         let (expected, overflow) = maskCount.multipliedReportingOverflow(by: d)
         let what = tokenEmbedding == nil ? "of shape \(inputShape)" : "of one value per position, shape \(inputShape) (token network)"
-
         guard !overflow, masks.count == expected else {
             throw SwiftAttrError.shape("mask: expected \(maskCount) masks \(what) = \(expected) values, got \(masks.count)")
         }
