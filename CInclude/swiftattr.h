@@ -513,11 +513,22 @@ SA_API int sa_deepshap(const sa_model *model, const float *x, int64_t n, const f
  * beta' = f(beta) - f(0), gamma' = f(beta + gamma) - f(beta); Sigmoid and Tanh average over both orders,
  * beta' = (f(beta) - f(0) + f(beta + gamma) - f(gamma)) / 2; a constant f(0) != 0 (Sigmoid, Softplus) is split
  * as a bias. A network ending in Softmax is decomposed at its logits.
+ *
+ * Token networks (an Embedding first, input = L token ids): the mask is per position, L values per mask;
+ * beta0 = m_t * e(x_t), the embedding vector of position t scaled by its mask value. LSTM (Murdoch 2018, the
+ * acd package's cd_text): the gate pre-activations split into W_ih beta_t + W_hh h_rel, W_ih gamma_t +
+ * W_hh h_irr and the bias b_ih + b_hh; gates i, g, f through the three-part average over orderings; the
+ * cell parts as cd_text forms them, the term i_b * g_b to the relevant cell in proportion w_t (the mask
+ * value of position t where the LSTM reads the network input: cd_text's "inside the span"; deeper in a
+ * graph, the l1 share of beta in the step's input); the output gate whole. Both LSTM outputs (last state,
+ * every state). cd_text scores W_out h without the output bias; here a final Linear splits its bias as
+ * every affine layer does, so the whole sequence as the mask gives relevant = the logits (irrelevant 0 up
+ * to the 1e-20 share).
  * ------------------------------------------------------------------------------------------------- */
 
 /** Contextual Decomposition of every output for n examples x and n_masks >= 1 masks (n_masks *
  *  input_size floats, shared by every example; 1 marks the group, fractional values split an input
- *  linearly). All (example, mask) pairs run batched, internal_batch_size pairs at a time (<= 0: chosen
+ *  linearly; for a token network input_size = L: one value per position). All (example, mask) pairs run batched, internal_batch_size pairs at a time (<= 0: chosen
  *  for a fixed memory budget). relevant and irrelevant: n * n_masks * output_size floats each, example-major
  *  (example i, mask m at (i * n_masks + m) * output_size); their sum is the output (the logits for a final
  *  Softmax). */

@@ -13,6 +13,7 @@ public func sa_contextual_decomposition(
         let rows = try checkCount(n, "n")
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         let maskCount = try checkCount(nMasks, "n_masks")
+        // One mask has input_size values: L for a token network (one per position, applied to its embedding vector).
         let ms = try CallerRows(mask, rows: maskCount, width: net.inputSize, "mask", countName: "n_masks")
         let batchSize = try chunk(internalBatchSize)
         // Per example: n_masks × output_size floats in each output.

@@ -18,7 +18,7 @@ from .model import network_for
 
 def _masks(net, mask):
     """``mask`` as a float32 (M, *input_shape) array and whether one mask (of the input shape) was given. A
-    boolean mask converts to 0/1."""
+    boolean mask converts to 0/1. For a token network input_shape is (L,): one value per position."""
     try:
         arr = np.asarray(from_torch_tensor(mask))
     except (TypeError, ValueError) as e:
@@ -33,7 +33,8 @@ def _masks(net, mask):
         if arr.shape[0] == 0:
             raise SwiftAttrError(f"mask: no masks given (shape {arr.shape})")
         return arr, False
-    raise SwiftAttrError(f"mask: expected shape {shape} (one mask) or (M, {', '.join(map(str, shape))}) (M masks), "
+    what = " (a token network takes one value per position)" if net.is_token_model else ""
+    raise SwiftAttrError(f"mask: expected shape {shape} (one mask) or (M, {', '.join(map(str, shape))}) (M masks){what}, "
                          f"got {arr.shape}", SA_ERR_SHAPE)
 
 
@@ -54,7 +55,15 @@ def contextual_decomposition(net, x, mask, target=None, internal_batch_size: Opt
     parts' products, BatchNorm as an affine map (proportion |r|/(|r| + |s|), 0 where undefined), max-pooling
     at the argmax of the whole, ReLU-like activations β' = f(β), γ' = f(β + γ) − f(β), Sigmoid and Tanh
     averaged over both orders; average pooling, Flatten and Dropout apply to both parts, add and concat
-    combine them."""
+    combine them.
+
+    Token networks (sa.Embedding first, ``x`` token ids of shape (N, L)): ``mask`` is per position, shape (L,)
+    or (M, L); β₀ is the embedding vector of each position times its mask value. LSTM: acd's ``cd_text``
+    (Murdoch, Liu, Yu 2018; gates i, f, g split into relevant, irrelevant and bias parts, the output gate
+    taken whole), for both outputs (last state, every state); cd_text's span start..stop (inclusive) is the
+    mask ``m[start:stop + 1] = 1``. cd_text scores W_out·h without the output bias; a final sa.Linear here
+    splits its bias like every affine layer, so relevant + irrelevant = the logits (build the head without a
+    bias to get cd_text's numbers)."""
     net = network_for(net, x)
     xs = net._batch(x, "x")
     n = xs.shape[0]

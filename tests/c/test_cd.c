@@ -1,6 +1,7 @@
 /*
  * test_cd.c — Contextual Decomposition through the C interface: the issue's hand vector, relevant +
- * irrelevant = the output, many masks in one call against one at a time, and argument errors.
+ * irrelevant = the output, many masks in one call against one at a time, argument errors, and a token
+ * model (Embedding + LSTM + Linear) with masks per position.
  */
 #include "check.h"
 
@@ -19,7 +20,62 @@ static sa_model *hand_model(void) {
     return m;
 }
 
+#define V 10
+#define L 5
+#define E 3
+#define H 4
+
+/* Embedding(V, E) -> LSTM(E, H) last state -> Linear(H, 2) */
+static sa_model *token_model(void) {
+    float emb[V * E], wih[4 * H * E], whh[4 * H * H], bih[4 * H], bhh[4 * H], w[2 * H], b[2];
+    fill(emb, V * E, 1); fill(wih, 4 * H * E, 0.5f); fill(whh, 4 * H * H, 0.5f); fill(bih, 4 * H, 0.3f);
+    fill(bhh, 4 * H, 0.3f); fill(w, 2 * H, 0.5f); fill(b, 2, 0.3f);
+    int64_t shape[1] = {L};
+    sa_model *m = NULL;
+    EXPECT_OK(sa_model_create(shape, 1, &m));
+    EXPECT_OK(sa_model_add_embedding(m, emb, V, E));
+    EXPECT_OK(sa_model_add_lstm(m, wih, whh, bih, bhh, E, H, 0));
+    EXPECT_OK(sa_model_add_dense(m, w, 2, H, b));
+    return m;
+}
+
+/* Token model: one mask value per position (L floats); relevant + irrelevant = the logits; the whole
+ * sequence leaves irrelevant only the 1e-20 share of the output bias, the empty one relevant; many masks in
+ * one call equal one at a time; a non-id input is an error naming its index. */
+static void token_checks(void) {
+    sa_model *m = token_model();
+    const float ids[2 * L] = {1, 4, 0, 9, 3, 7, 7, 2, 5, 8};
+    const float masks[4 * L] = {1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0.5f, 0, 1, 0.25f, 1};
+    float rel[2 * 4 * 2], irr[2 * 4 * 2], out[2 * 2];
+    EXPECT_OK(sa_contextual_decomposition(m, ids, 2, masks, 4, 0, rel, irr));
+    EXPECT_OK(sa_forward(m, ids, 2, out));
+    for (int e = 0; e < 2; e++) {
+        for (int k = 0; k < 4; k++) {
+            for (int j = 0; j < 2; j++) {
+                int at = (e * 4 + k) * 2 + j;
+                float s = rel[at] + irr[at];
+                /* float32 rounding of 5 LSTM steps and the head on values of order 1 */
+                CHECK(fabsf(s - out[e * 2 + j]) <= 1e-5f * (1 + fabsf(out[e * 2 + j])), "token e%d mask %d: %g vs %g", e, k, s,
+                      out[e * 2 + j]);
+                float r1[2 * 2], i1[2 * 2];
+                EXPECT_OK(sa_contextual_decomposition(m, ids, 2, masks + k * L, 1, 1, r1, i1));
+                CHECK(fabsf(r1[e * 2 + j] - rel[at]) <= 1e-6f, "token one at a time, e%d mask %d", e, k);
+                CHECK(fabsf(i1[e * 2 + j] - irr[at]) <= 1e-6f, "token one at a time, e%d mask %d", e, k);
+            }
+            if (k < 2) {
+                const float *zero = k == 0 ? irr : rel;
+                CHECK(fabsf(zero[(e * 4 + k) * 2]) <= 1e-18f && fabsf(zero[(e * 4 + k) * 2 + 1]) <= 1e-18f,
+                      "token %s mask: %s = 0", k == 0 ? "full" : "empty", k == 0 ? "irrelevant" : "relevant");
+            }
+        }
+    }
+    const float bad_ids[L] = {1, 2, 10, 0, 0};
+    EXPECT_ERROR(sa_contextual_decomposition(m, bad_ids, 1, masks, 1, 0, rel, irr), SA_ERR_OUT_OF_RANGE, "x[2]");
+    sa_model_free(m);
+}
+
 int main(void) {
+    token_checks();
     sa_model *m = hand_model();
     const float x[2 * D] = {1, 0.5f, -1, -0.3f, 0.8f, 0.2f};
     const float masks[3 * D] = {1, 0, 0, 0, 1, 1, 1, 0, 1};
