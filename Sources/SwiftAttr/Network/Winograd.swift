@@ -254,8 +254,12 @@ struct ConvolutionPlan: Sendable, Equatable {
     let transposed: Winograd.Filters?
 
     /// Winograd runs only where both channel counts of the direction reach this: with fewer, the GEMMs
-    /// (k = C, m = K) are too thin for the transforms to pay (measured on the issue-9 ResNet's stem, C = 3).
-    static let minimumChannels = 8
+    /// (k = C, m = K) are too thin for the transforms to pay. Measured per example, one thread, single
+    /// padded 3×3 convolution layers (forward / input gradient, µs, im2col → Winograd; a busy machine, so
+    /// ±15 %): 16→16 at 32×32: 195–258 → 200–207 / 487–526 → 365–372; 32→32 at 16×16: 175 → 132 /
+    /// 300–336 → 226–248; 64→64 at 8×8: 108–121 → 92–102 / 244–249 → 161–163; 64→64 at 4×4: 38 → 34–44 /
+    /// 71–76 → 66–74; but 8→8 at 32×32: 72–88 → 101–105 / 152–174 → 169–188, and 8→8 at 8×8 7 → 9 / 15 → 16.
+    static let minimumChannels = 16
 
     /// The plan of node `layer` reading per-example `shape`; nil for nodes that are not a 2-D
     /// stride-1, dilation-1 3×3 convolution, or where neither direction qualifies.
