@@ -105,14 +105,14 @@ enum Winograd {
         // Scratch: one padded input row (input columns −pw ..< 2·tw + 2 − pw cover the W inputs, + 8 of
         // slack), R_j for the 2·th + 2 padded rows (rows of `span` floats), and 4 output rows.
         let span = tw + 8, paddedRow = 2 * tw + 2, rowRows = 2 * th + 2
-        let V = uninitializedFloats(16 * C * ld) { _ in }
-        let M = uninitializedFloats(16 * K * ld) { m in for row in 0..<(16 * K) { (m + row * ld + ld - 4).update(repeating: 0, count: 4) } }
+        var V = uninitializedFloats(16 * C * ld) { _ in }
+        var M = uninitializedFloats(16 * K * ld) { m in for row in 0..<(16 * K) { (m + row * ld + ld - 4).update(repeating: 0, count: 4) } }
         var scratch = [Float](repeating: 0, count: paddedRow + 8 + (4 * rowRows + 4) * span)
-        V.withUnsafeBufferPointer { vb in
-        M.withUnsafeBufferPointer { mb in
+        V.withUnsafeMutableBufferPointer { vb in
+        M.withUnsafeMutableBufferPointer { mb in
         scratch.withUnsafeMutableBufferPointer { sb in
         f.u.withUnsafeBufferPointer { ub in
-            let V = UnsafeMutablePointer(mutating: vb.baseAddress!), M = UnsafeMutablePointer(mutating: mb.baseAddress!)
+            let V = vb.baseAddress!, M = mb.baseAddress!
             let U = ub.baseAddress!
             // row: the padded input row; R: R_j of padded row r at R + (4r + j)·span; out: 4 output rows.
             let row = sb.baseAddress!, R = row + paddedRow + 8, out = R + 4 * rowRows * span
@@ -171,8 +171,8 @@ enum Winograd {
                     BLAS.sgemm(m: K, n: T, k: C, a: U + xi * K * C, b: V + xi * C * ld, ldb: ld, c: M + xi * K * ld, ldc: ld)
                 }
                 // Y = Aᵀ M A per tile: s0 = m0 + m1 + m2 and s1 = m1 − m2 − m3 down the rows, then the same along
-                // the columns, four tiles at a time into the rows out (even and odd columns of both output
-                // rows), then interleaved into y, cropped to Ho × Wo.
+                // the columns, four tiles at a time, stored interleaved into y (a row's last partial group
+                // through `out`, cropped to Ho × Wo).
                 for e in 0..<nb {
                     for k in 0..<K {
                         let plane = y + ((n0 + e) * K + k) * Ho * Wo
