@@ -108,6 +108,7 @@ extension Network {
             }
         case .conv1d(let c), .conv2d(let c):
             let g = WindowGeometry(convolution: c, input: inShape)
+            if let filters = convolutionPlans[i]?.forward { return Winograd.forward(filters, g, x, bias: c.bias, rows: rows) }
             return convolve(c, g, x, rows: rows)
         case .maxPool1d(let p), .maxPool2d(let p):
             let g = WindowGeometry(pooling: p, input: inShape)
@@ -259,7 +260,8 @@ extension Network {
     /// example `W (O×K) · cols[:, nP..<(n+1)P]` writes straight into that example's NCHW block, onto the bias
     /// already stored there (beta = 1): no product buffer, no copy pass. With small planes, where per-call
     /// overhead and repacking W would dominate, one GEMM over the whole chunk and a copy to NCHW with the bias.
-    private func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
+    /// (Stride-1 3×3 convolutions with enough channels run by ``Winograd`` instead: see ``ConvolutionPlan``.)
+    func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
         let cols = uninitializedFloats(K * columns) { cp in
             x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }

@@ -61,6 +61,7 @@ extension Network {
             }
         case .conv1d(let c), .conv2d(let c):
             let g = WindowGeometry(convolution: c, input: inShape)
+            if let filters = convolutionPlans[i]?.transposed { return Winograd.transposed(filters, g, dy, rows: rows) }
             return convolveTransposed(c, g, dy, rows: rows)
         case .maxPool1d, .maxPool2d:
             var dx = [Float](repeating: 0, count: count)
@@ -226,7 +227,7 @@ extension Network {
     /// per example reads its NCHW block of `dy` in place and writes its P columns (ldc = rows·P); with small
     /// planes the cotangents are first gathered to (O × rows·P) for one GEMM over the whole chunk. `cols` is
     /// col2im's scratch.
-    private func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
+    func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
         var cols: [Float]
         if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {

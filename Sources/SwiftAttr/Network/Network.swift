@@ -26,6 +26,8 @@ public struct Network: Sendable, Equatable {
     private(set) var cut: [Bool]
     /// `consumers[v]`: how many node inputs read value `v`.
     private(set) var consumers: [Int]
+    /// `convolutionPlans[i]`: node i's Winograd filters, where its convolution runs by ``Winograd``.
+    private(set) var convolutionPlans: [ConvolutionPlan?]
 
     public init(inputShape: [Int], layers: [Layer] = []) throws {
         guard !inputShape.isEmpty, inputShape.count <= 3 else {
@@ -38,6 +40,7 @@ public struct Network: Sendable, Equatable {
         self.shapes = [inputShape]
         self.cut = [true]
         self.consumers = [0]
+        self.convolutionPlans = []
         for layer in layers { try append(layer) }
     }
 
@@ -97,6 +100,7 @@ public struct Network: Sendable, Equatable {
         }
         layers.append(layer)
         self.inputs.append(inputs)
+        convolutionPlans.append(ConvolutionPlan(layer, input: shapes[inputs[0]]))
         shapes.append(out)
         for v in inputs { consumers[v] += 1 }
         consumers.append(0)
@@ -151,7 +155,7 @@ public struct Network: Sendable, Equatable {
     /// defined, while the activation then runs on the pooled, several times smaller tensor. Attribution
     /// rules that are not gradients (DeepLIFT, CD) must use the network as built.
     var gradientEquivalent: Network? {
-        var layers = self.layers, shapes = self.shapes
+        var layers = self.layers, shapes = self.shapes, plans = convolutionPlans
         var changed = false
         var i = 0
         while i + 1 < layers.count {
@@ -161,6 +165,7 @@ public struct Network: Sendable, Equatable {
             case (.relu, .maxPool1d), (.relu, .maxPool2d), (.leakyReLU, .maxPool1d), (.leakyReLU, .maxPool2d):
                 guard adjacent else { i += 1; continue }
                 layers.swapAt(i, i + 1)
+                plans.swapAt(i, i + 1)
                 shapes[i + 1] = shapes[i + 2]
                 changed = true
                 i += 2
@@ -172,6 +177,7 @@ public struct Network: Sendable, Equatable {
         var copy = self
         copy.layers = layers
         copy.shapes = shapes
+        copy.convolutionPlans = plans
         return copy
     }
 }
