@@ -51,8 +51,7 @@ extension Network {
                 steps[i - start] = record!
                 return y
             case .maxPool1d, .maxPool2d:
-                var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
-                let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
+                let (y, positions) = applyRecordingArgmax(i, reads, rows: rows)
                 argmax[i - start] = positions
                 return y
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
@@ -64,6 +63,13 @@ extension Network {
     }
 
     /// Node `i` applied to the values it reads (`reads`, in the order of ``inputs``).
+    /// A max-pool node's output and the input position of every output's maximum (recorded for pullbacks).
+    func applyRecordingArgmax(_ i: Int, _ reads: [[Float]], rows: Int) -> (output: [Float], argmax: [Int32]) {
+        var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
+        let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
+        return (y, positions)
+    }
+
     func applyNode(_ i: Int, _ reads: [[Float]], rows: Int, argmax: UnsafeMutablePointer<Int32>?) -> [Float] {
         switch layers[i] {
         case .add:

@@ -77,8 +77,7 @@ extension Network {
                 second[i - start] = d2
                 return y
             case .maxPool1d, .maxPool2d:
-                var positions = [Int32](repeating: 0, count: rows * size(at: i + 1))
-                let y = positions.withUnsafeMutableBufferPointer { applyNode(i, reads, rows: rows, argmax: $0.baseAddress) }
+                let (y, positions) = applyRecordingArgmax(i, reads, rows: rows)
                 argmax[i - start] = positions
                 return y
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .softmax, .batchNorm, .dropout,
