@@ -187,12 +187,20 @@ final class WinogradTests: XCTestCase {
             ("conv p2 → tanh → ReLU → max-pool → conv p1 → flatten → dense",
              net([16, 4, 4], [g.conv(16, 16, kernel: [3, 3], padding: [2, 2]), .tanh, .relu, .maxPool2d(pool([2, 2])),
                               g.conv(16, 16, kernel: [3, 3], padding: [1, 1]), .flatten, g.dense(3, 144)]), 1),
+            ("conv p1 → batch-norm (folded) → ELU → conv p1 → flatten → dense → batch-norm (folded)",
+             net([16, 4, 4], [g.conv(16, 16, kernel: [3, 3], padding: [1, 1]), g.batchNorm(16), .elu(alpha: 1),
+                              g.conv(16, 16, kernel: [3, 3], padding: [1, 1]), .flatten, g.dense(3, 256), g.batchNorm(3)]), 2),
         ]
         for (what, network, rows) in cases {
             for (i, layer) in network.layers.enumerated() {
                 if case .conv2d = layer { XCTAssertNotNil(network.convolutionPlans[i]?.transposed, "\(what): node \(i) runs by Winograd") }
             }
-            XCTAssertEqual(network.gradientEquivalent != nil, what.contains("max-pool"), "\(what): ReLU → max-pool is swapped")
+            XCTAssertEqual(network.gradientEquivalent != nil, what.contains("max-pool") || what.contains("folded"),
+                           "\(what): ReLU → max-pool is swapped, batch-norm folded")
+            if what.contains("folded") {
+                let kinds = network.gradientEquivalent!.layers.map(\.name)
+                XCTAssertFalse(kinds.contains("BatchNorm"), "\(what): every batch-norm folded (\(kinds))")
+            }
             if let equivalent = network.gradientEquivalent {
                 for (i, layer) in equivalent.layers.enumerated() {
                     if case .conv2d = layer {

@@ -150,13 +150,26 @@ public struct Network: Sendable, Equatable {
     }
 
     /// For gradient computations: the same function with every `ReLU`/`LeakyReLU` that feeds only a
-    /// max-pool moved after it, or nil when there is no such pair. A monotone non-decreasing activation
-    /// commutes with a max (maxpool(σ(z)) = σ(maxpool(z))), and the gradients agree wherever they are
-    /// defined, while the activation then runs on the pooled, several times smaller tensor. Attribution
-    /// rules that are not gradients (DeepLIFT, CD) must use the network as built.
+    /// max-pool moved after it, and every BatchNorm that alone reads a Linear or convolution folded into
+    /// it, or nil when there is no such pair. A monotone non-decreasing activation commutes with a max
+    /// (maxpool(σ(z)) = σ(maxpool(z))), and the gradients agree wherever they are defined, while the
+    /// activation then runs on the pooled, several times smaller tensor. BatchNorm after an affine layer
+    /// is affine: γ(Wx + b − μ)/√(σ² + ε) + β = (s·W)x + (s·b + t) with s = γ/√(σ² + ε), t = β − μs per
+    /// output channel, so the pair becomes one layer and an identity view (no pass over the data forward or
+    /// backward); the results change only by float32 rounding. Attribution rules that are not gradients
+    /// (DeepLIFT, CD) must use the network as built.
     var gradientEquivalent: Network? {
         var layers = self.layers, shapes = self.shapes, plans = convolutionPlans
         var changed = false
+        for i in 0..<max(layers.count - 1, 0) {
+            guard case .batchNorm(let bn) = layers[i + 1], inputs[i + 1] == [i + 1], consumers[i + 1] == 1,
+                  let folded = Self.folding(bn, into: layers[i]) else { continue }
+            layers[i] = folded
+            layers[i + 1] = .reshape(shape: shapes[i + 2])
+            plans[i] = ConvolutionPlan(folded, input: shapes[inputs[i][0]])
+            plans[i + 1] = nil
+            changed = true
+        }
         var i = 0
         while i + 1 < layers.count {
             // Node i + 1 must read only node i's output, which nothing else reads.
@@ -179,5 +192,32 @@ public struct Network: Sendable, Equatable {
         copy.shapes = shapes
         copy.convolutionPlans = plans
         return copy
+    }
+
+    /// `affine` followed by `bn` as one layer (see ``gradientEquivalent``), or nil when `affine` is not a
+    /// Linear or convolution whose outputs are `bn`'s channels.
+    private static func folding(_ bn: Layer.BatchNorm, into affine: Layer) -> Layer? {
+        func scaled(_ weight: [Float], _ bias: [Float], outputs: Int) -> ([Float], [Float]) {
+            let per = weight.count / outputs
+            var w = weight
+            for o in 0..<outputs { for k in 0..<per { w[o * per + k] *= bn.scale[o] } }
+            return (w, (0..<outputs).map { bias[$0] * bn.scale[$0] + bn.shift[$0] })
+        }
+        switch affine {
+        case .dense(let d) where d.outFeatures == bn.channels:
+            let (w, b) = scaled(d.weight, d.bias, outputs: d.outFeatures)
+            return try? .dense(.init(weight: w, bias: b, outFeatures: d.outFeatures, inFeatures: d.inFeatures))
+        case .conv1d(let c) where c.outChannels == bn.channels, .conv2d(let c) where c.outChannels == bn.channels:
+            let (w, b) = scaled(c.weight, c.bias, outputs: c.outChannels)
+            guard let folded = try? Layer.Convolution(weight: w, bias: b, outChannels: c.outChannels, inChannels: c.inChannels,
+                                                      kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+            else { return nil }
+            if case .conv1d = affine { return .conv1d(folded) }
+            return .conv2d(folded)
+        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat,
+             .embedding, .lstm:
+            return nil
+        }
     }
 }
