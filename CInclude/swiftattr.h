@@ -230,7 +230,7 @@ SA_API int sa_model_add_dropout(sa_model *model, float p);
  * (n_baselines = 0 means zero embedding vectors, not id 0), SmoothGrad's noise is added to the embedding
  * vectors. For attributions per embedding coordinate (n * L * E) or baselines given as embedding vectors,
  * run the same call on sa_model_embedding_rest's model with the inputs embedded by sa_embed. The
- * Hessian calls return SA_ERR_INVALID_ARGUMENT for Embedding and LSTM models (not supported yet). */
+ * Hessian calls on token models: see their section; they return SA_ERR_INVALID_ARGUMENT for LSTM models. */
 
 /** Appends an Embedding (torch.nn.Embedding): weight is num_embeddings x embedding_dim (< 2^24 rows).
  *  It must be node 0 of a model whose input shape is {L}; per example [L] ids -> [L, embedding_dim]. */
@@ -691,6 +691,15 @@ SA_API int sa_bayesian_last_layer_classification(int64_t n, int64_t h, int64_t c
  * quadrature in t = a b is approximate. Results are symmetric. out receives n * p * p floats (the whole
  * matrix, interaction_index = -1) or n * p floats (row interaction_index of each matrix, computed by
  * Hessian-vector products in O(p) memory per example). softplus_beta = 0: no substitution.
+ *
+ * Token models (an Embedding first, input shape {L}, embedding_dim E): G is taken at the embedding output
+ * (p = L * E there) and summed over both embedding axes, G_tok[i][j] = sum over a in token i, b in token j
+ * of G[a][b], so rows sum to the token-level sa_integrated_gradients of the same path. out receives
+ * n * L * L floats, or n * L for interaction_index = a token position in [0, L) (the E rows of that token
+ * summed, then summed over the embedding axis). Baselines and references are token ids (n_baselines = 0:
+ * zero embedding vectors). For G over embedding coordinates (n * L*E * L*E) or baselines given as embedding
+ * vectors, call them on sa_model_embedding_rest's model with the inputs embedded by sa_embed. Models with
+ * an LSTM return SA_ERR_INVALID_ARGUMENT (not supported by the second-order pass yet).
  * ------------------------------------------------------------------------------------------------- */
 
 /** Quadrature rules of sa_integrated_hessians for int_0^1 h(t) (-ln t) dt (t = a b). */

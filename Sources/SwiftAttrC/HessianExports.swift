@@ -1,7 +1,9 @@
 import SwiftAttr
 
 // Integrated and Expected Hessians: per-example methods, run on chunks of the caller's rows (each chunk's
-// p×p or p results written straight into `out`), like the gradient exports.
+// p×p or p results written straight into `out`), like the gradient exports. Token models need nothing more
+// here: their input size is L (token ids), so p = L gives the widths of the token-level results (L×L, or L
+// for a token position), and the library moves the call to the embedding output.
 
 /// The checked sa_ih_method.
 private func hessianQuadrature(_ method: Int32) throws -> HessianQuadrature {

@@ -188,7 +188,7 @@ final class SequenceModelTests: XCTestCase {
         let c = Self.classifier(&g)
         let ids = [Float](repeating: 1, count: 6)
         XCTAssertThrowsError(try c.integratedHessians(ids, rows: 1, targets: [0])) {
-            XCTAssertTrue("\($0)".contains("not supported for Embedding"), "\($0)")
+            XCTAssertTrue("\($0)".contains("not supported for LSTM"), "\($0)")
         }
         let lstmOnly = net([3, 2], [Self.lstm(&g, input: 2, hidden: 2, sequences: false), g.dense(1, 2)])
         XCTAssertThrowsError(try lstmOnly.hessians(g.normals(6), rows: 1, targets: [0])) { XCTAssertTrue("\($0)".contains("LSTM")) }

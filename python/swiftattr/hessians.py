@@ -6,6 +6,14 @@
 Integrated Gradients attribution (for networks with a continuous gradient: use ``softplus_beta`` for ReLU
 networks). Gradients and Hessians are exact (a second-order pass in the library); only the quadrature in
 t = αβ is approximate.
+
+Token networks (an Embedding first) are explained at the embedding output, as the gradient methods are: the
+path runs between embedding vectors and, with ``sum_embedding=True`` (the default), Γ is summed over both
+embedding axes, Γ_tok[i, j] = Σ_{a∈i, b∈j} Γ[a, b], shape (N, L, L), so each row sums to the token-level
+Integrated Gradients; ``sum_embedding=False`` gives (N, L·E, L·E). ``interaction_index`` is then a token
+position i: (N, L), or Σ_{a∈i} Γ[a, :] of shape (N, L·E) unsummed. Baselines and references are token ids
+((L,), (n, L), (R, L)) or embedding vectors ((n, L, E), (R, L, E); one example as (1, L, E)); None means zero
+embedding vectors.
 """
 from __future__ import annotations
 
@@ -15,9 +23,9 @@ from typing import Optional
 import numpy as np
 
 from . import _ffi
-from ._args import as_choice, as_float, as_int
+from ._args import as_bool, as_choice, as_float, as_int
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
-from .attribution import _baselines, _chunk, _network, _seed, _targets
+from .attribution import _at_embedding, _baselines, _chunk, _network, _seed, _targets
 from .model import Network
 
 __all__ = ["integrated_hessians", "expected_hessians", "with_softplus"]
@@ -45,9 +53,29 @@ def _interaction(net: Network, index):
     return i, p
 
 
+def _token_interactions(net: Network, n: int, sum_embedding, index, run) -> np.ndarray:
+    """Γ of a token network from ``run(i)`` (the method on the network after the embedding, i its flat
+    interaction index or None): summed over both embedding axes when ``sum_embedding``; a token ``index``
+    sums the E rows of that token (in float64, as the library does)."""
+    summed = as_bool(sum_embedding, "sum_embedding")
+    L, E = net.input_shape[0], net.embedding_dim
+    if index is None:
+        gamma = run(None)
+        if not summed:
+            return gamma
+        return gamma.reshape(n, L, E, L, E).sum(axis=(2, 4), dtype=np.float64).astype(np.float32)
+    i = as_int(index, "interaction_index")
+    if not 0 <= i < L:
+        raise SwiftAttrError(f"interaction_index = {i} is out of range for {L} tokens (0..<{L})", _ffi.SA_ERR_OUT_OF_RANGE)
+    rows = np.zeros((n, L * E))
+    for a in range(E):
+        rows += run(i * E + a)
+    return (rows.reshape(n, L, E).sum(-1) if summed else rows).astype(np.float32)
+
+
 def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int = 32, method: str = "gausslegendre",
                         softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
-                        internal_batch_size: Optional[int] = None) -> np.ndarray:
+                        internal_batch_size: Optional[int] = None, sum_embedding: bool = True) -> np.ndarray:
     """Integrated Hessians over the flattened input: (N, p, p), or (N, p) — row ``interaction_index`` of each
     matrix, by Hessian–vector products in O(p) memory per example.
 
@@ -55,9 +83,15 @@ def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int =
     below 1e-4 relative on softplus(β = 10) networks), "gausslaguerre" (after t = e^(−u); slow on sharp
     curvature) or "grid" (path_explain's sampling, ``n_steps`` = its ``num_samples``, to reproduce the authors'
     numbers). ``softplus_beta`` computes with every ReLU replaced by Softplus(β) (see :func:`with_softplus`).
-    ``internal_batch_size`` bounds the path points evaluated at once."""
+    ``internal_batch_size`` bounds the path points evaluated at once. Token networks: see the module notes
+    for ``sum_embedding``, ``interaction_index`` and the forms of ``baselines``."""
     net, x = _network(net, inputs)
     n = x.shape[0]
+    moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
+    if moved:
+        rest, xe, v, _ = moved
+        return _token_interactions(net, n, sum_embedding, interaction_index, lambda i: integrated_hessians(
+            rest, xe, v["baselines"], target, n_steps, method, softplus_beta, i, internal_batch_size))
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
     method_code = as_choice(method, _ffi.IH_METHODS, "method")
@@ -71,12 +105,21 @@ def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int =
 
 def expected_hessians(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
                       softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
-                      internal_batch_size: Optional[int] = None, first_example: int = 0) -> np.ndarray:
+                      internal_batch_size: Optional[int] = None, first_example: int = 0,
+                      sum_embedding: bool = True) -> np.ndarray:
     """Expected Hessians (path_explain's ``use_expectation=True``): the integrand of Integrated Hessians
     averaged over ``n_samples`` draws of a reference row and α, β ~ U(0, 1). Seeded like
-    :func:`expected_gradients`: example i's draws are keyed by (seed, first_example + i, sample)."""
+    :func:`expected_gradients`: example i's draws are keyed by (seed, first_example + i, sample). Token
+    networks: references are token ids (R, L) or embedding vectors (R, L, E); see the module notes."""
     net, x = _network(net, inputs)
     n = x.shape[0]
+    moved = _at_embedding(net, x, sum_embedding, references=references)
+    if moved:
+        rest, xe, v, _ = moved
+        if seed is None:  # one seed for the E row calls of a token index, so they share their draws
+            seed = _seed(None)
+        return _token_interactions(net, n, sum_embedding, interaction_index, lambda i: expected_hessians(
+            rest, xe, v["references"], target, n_samples, seed, softplus_beta, i, internal_batch_size, first_example))
     r = net._batch(references, "references")
     t = _targets(net, target, n)
     beta = _softplus(softplus_beta)

@@ -184,3 +184,90 @@ def test_plot_interactions(tmp_path, rng):
         sa.plot.interactions(gamma[0])
     with pytest.raises(sa.SwiftAttrError, match="feature_names"):
         sa.plot.interactions(gamma, feature_names=["a"])
+
+
+def token_mlp(rng, vocab=7, L=4, E=3):
+    """Embedding → Flatten → Linear → Softplus → Linear: smooth after the embedding."""
+    return sa.Sequential([
+        sa.Embedding(rng.standard_normal((vocab, E))), sa.Flatten(),
+        sa.Linear(rng.standard_normal((5, L * E)) / np.sqrt(L * E), rng.standard_normal(5) * 0.3), sa.Softplus(2.0),
+        sa.Linear(rng.standard_normal((2, 5)) / np.sqrt(5)),
+    ], input_shape=(L,))
+
+
+TOKEN_IDS = np.array([[1, 2, 3, 4], [6, 5, 0, 2]], dtype=np.float32)
+
+
+def test_token_shapes_sum_embedding_and_completeness(rng):
+    net = token_mlp(rng)
+    L, E = 4, net.embedding_dim
+    pad = np.zeros(L)
+    gamma = sa.integrated_hessians(net, TOKEN_IDS, pad, target=1)
+    assert gamma.shape == (2, L, L) and gamma.dtype == np.float32
+    np.testing.assert_array_equal(gamma, gamma.transpose(0, 2, 1))
+    ig = sa.integrated_gradients(net, TOKEN_IDS, pad, target=1, n_steps=64)
+    # Both quadratures converge far below 1e-4 here; float32 sums add ~1e-6 of the scale.
+    assert np.abs(gamma.sum(-1) - ig).max() <= 1e-4 * np.abs(ig).max()
+    full = sa.integrated_hessians(net, TOKEN_IDS, pad, target=1, sum_embedding=False)
+    assert full.shape == (2, L * E, L * E)
+    # The library's block sums and numpy's add the same float32 entries in float64 in different orders: they
+    # can differ by one float32 rounding of the result (~6e-8 relative).
+    np.testing.assert_allclose(full.reshape(2, L, E, L, E).sum(axis=(2, 4), dtype=np.float64), gamma,
+                               rtol=0, atol=1e-6 * np.abs(gamma).max())
+    direct = sa.integrated_hessians(net.embedding_rest(), net.embed(TOKEN_IDS), net.embed(pad[None]), target=1)
+    np.testing.assert_array_equal(full, direct.reshape(full.shape))
+    row = sa.integrated_hessians(net, TOKEN_IDS, pad, target=1, interaction_index=2)
+    assert row.shape == (2, L)
+    np.testing.assert_allclose(row, gamma[:, 2], rtol=0, atol=1e-5 * np.abs(gamma).max())
+    row_full = sa.integrated_hessians(net, TOKEN_IDS, pad, target=1, interaction_index=2, sum_embedding=False)
+    assert row_full.shape == (2, L * E)
+    np.testing.assert_allclose(row_full, full[:, 2 * E:3 * E].sum(1), rtol=0, atol=1e-5 * np.abs(full).max())
+    # No baselines: zero embedding vectors.
+    zero = sa.integrated_hessians(net, TOKEN_IDS, target=1)
+    np.testing.assert_allclose(zero.sum(-1), sa.integrated_gradients(net, TOKEN_IDS, target=1, n_steps=64),
+                               rtol=0, atol=1e-4 * np.abs(ig).max())
+
+
+def test_token_id_and_vector_baselines_agree(rng):
+    net = token_mlp(rng)
+    ids = np.array([3, 3, 1, 0])
+    vec = net.embed(ids[None])
+    a = sa.integrated_hessians(net, TOKEN_IDS, ids, target=0)
+    b = sa.integrated_hessians(net, TOKEN_IDS, vec, target=0)
+    # ids: block sums in the library; vectors: the same float32 matrix block-summed in numpy (float64).
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(a).max())
+    np.testing.assert_allclose(sa.integrated_hessians(net, TOKEN_IDS, ids, target=0, interaction_index=1),
+                               sa.integrated_hessians(net, TOKEN_IDS, vec, target=0, interaction_index=1),
+                               rtol=0, atol=1e-6 * np.abs(a).max())
+    refs = np.array([[0, 0, 0, 0], [3, 3, 1, 0]])
+    e1 = sa.expected_hessians(net, TOKEN_IDS, refs, target=0, n_samples=16, seed=4)
+    assert e1.shape == (2, 4, 4)
+    np.testing.assert_array_equal(e1, sa.expected_hessians(net, TOKEN_IDS, refs, target=0, n_samples=16, seed=4))
+    e2 = sa.expected_hessians(net, TOKEN_IDS, net.embed(refs), target=0, n_samples=16, seed=4)
+    np.testing.assert_allclose(e1, e2, rtol=0, atol=1e-6 * np.abs(e1).max())
+    full = sa.expected_hessians(net, TOKEN_IDS, refs, target=0, n_samples=16, seed=4, sum_embedding=False)
+    assert full.shape == (2, 12, 12)
+    row = sa.expected_hessians(net, TOKEN_IDS, refs, target=0, n_samples=16, seed=4, interaction_index=3, sum_embedding=False)
+    assert row.shape == (2, 12)
+    np.testing.assert_allclose(row, full[:, 9:12].sum(1), rtol=0, atol=1e-5 * np.abs(full).max())
+
+
+def test_token_errors(rng):
+    net = token_mlp(rng)
+    with pytest.raises(sa.SwiftAttrError, match="interaction_index") as e:
+        sa.integrated_hessians(net, TOKEN_IDS, target=0, interaction_index=4)
+    assert e.value.code == _ffi.SA_ERR_OUT_OF_RANGE
+    with pytest.raises(sa.SwiftAttrError, match="interaction_index") as e:
+        sa.integrated_hessians(net, TOKEN_IDS, target=0, interaction_index=4, sum_embedding=False)
+    assert e.value.code == _ffi.SA_ERR_OUT_OF_RANGE
+    with pytest.raises(sa.SwiftAttrError, match="baselines") as e:
+        sa.integrated_hessians(net, TOKEN_IDS, np.zeros((1, 4, 2)), target=0)
+    assert e.value.code == _ffi.SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="baselines") as e:
+        sa.integrated_hessians(net, TOKEN_IDS, np.zeros(5), target=0)
+    assert e.value.code == _ffi.SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="references") as e:
+        sa.expected_hessians(net, TOKEN_IDS, np.full((1, 4), 7), target=0, n_samples=2, seed=0)
+    assert e.value.code == _ffi.SA_ERR_OUT_OF_RANGE
+    with pytest.raises(sa.SwiftAttrError, match="sum_embedding"):
+        sa.integrated_hessians(net, TOKEN_IDS, target=0, sum_embedding="yes")

@@ -109,7 +109,7 @@ def test_token_ids_are_checked():
     assert e.value.code == SA_ERR_OUT_OF_RANGE
     with pytest.raises(sa.SwiftAttrError, match=r"x\[0\] = 0.5"):
         net.forward(np.full((1, 9), 0.5))
-    with pytest.raises(sa.SwiftAttrError, match="not supported for Embedding") as e:
+    with pytest.raises(sa.SwiftAttrError, match="not supported for LSTM layers yet") as e:
         sa.integrated_hessians(net, FIXTURE["last_x"][:1], target=0)
     assert e.value.code == SA_ERR_INVALID_ARGUMENT
 

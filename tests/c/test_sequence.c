@@ -91,10 +91,10 @@ int main(void) {
     EXPECT_OK(sa_deepshap(m, x, N, x, N, &target, 1, SA_DEEPLIFT_RESCALE, SA_MAXPOOL_CROSSMAX, 1, 0, out, delta));
     for (int i = 0; i < N; i++) CHECK(fabsf(delta[i]) < 1e-4f, "deepshap delta %d: %g", i, delta[i]);
 
-    /* The Hessian calls reject sequence models. */
+    /* The Hessian calls reject LSTM models. */
     float gamma[N * L * L];
     EXPECT_ERROR(sa_integrated_hessians(m, x, N, NULL, 0, &target, 1, 8, SA_IH_GAUSS_LEGENDRE, 0.0f, -1, 0, gamma),
-                 SA_ERR_INVALID_ARGUMENT, "not supported for Embedding");
+                 SA_ERR_INVALID_ARGUMENT, "not supported for LSTM layers yet");
 
     /* Save and load: the same outputs, bit for bit. */
     char path[] = "/tmp/swiftattr_seq_XXXXXX";

@@ -8,6 +8,9 @@
 /// pass (``Network/hessianForms``: one gradient and one tangent pass per point, Γ's Hessian part as Σ T C Tᵀ
 /// GEMMs), one row (interaction_index), and any network whose tangents exceed the memory budget, from
 /// Hessian–direction products (``Network/secondOrder``) in direction blocks.
+/// Token networks (an Embedding first) are explained at the embedding output: the methods run on
+/// ``Network/embeddingSplit``'s rest at the embedded inputs and Γ is summed over both embedding axes
+/// (L × L per example; baselines and references are token ids, none = zero embedding vectors).
 
 /// Quadrature rules for ∫₀¹∫₀¹ h(αβ) dα dβ = ∫₀¹ h(t)(−ln t) dt: nodes t_k with weights for the gradient
 /// term (Σ w h(t_k)) and for the Hessian term (Σ w t_k H(t_k)).
@@ -300,6 +303,49 @@ extension Network {
         return acc.map(Float.init)
     }
 
+    /// Token networks: Γ of the network after the embedding at the embedded inputs (`run(index)`: that method on
+    /// `call.rest` for its interaction index, nil for the whole L·E × L·E matrix), summed over both embedding axes,
+    /// Γ_tok[i, j] = Σ_{a∈i, b∈j} Γ[a, b] (rows × L × L), so rows sum to the token-level Integrated Gradients of
+    /// the same path. `interactionIndex` is a token position i: Σ_{a∈i} Γ[a, ·] from the E rows of token i
+    /// (Hessian–vector products, O(L·E) memory per example), then summed over b's embedding axis (rows × L).
+    /// `sumEmbedding` false keeps the embedding coordinates (rows × L·E × L·E, or rows × L·E). Sums in Double.
+    private func tokenInteractions(
+        _ call: TokenCall, method: String, interactionIndex: Int?, sumEmbedding: Bool, run: (Int?) throws -> [Float]
+    ) throws -> [Float] {
+        try call.rest.checkSecondOrderSupport(method)
+        let rows = call.rows, L = call.length, E = call.dimension, p = L * E
+        guard let i = interactionIndex else {
+            let gamma = try run(nil)
+            guard sumEmbedding else { return gamma }
+            return uninitializedFloats(rows * L * L) { out in
+                gamma.withUnsafeBufferPointer { g in
+                    for r in 0..<rows {
+                        for ti in 0..<L {
+                            for tj in 0..<L {
+                                var total = 0.0
+                                for a in 0..<E {
+                                    let base = r * p * p + (ti * E + a) * p + tj * E
+                                    for b in 0..<E { total += Double(g[base + b]) }
+                                }
+                                out[(r * L + ti) * L + tj] = Float(total)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard i >= 0, i < L else {
+            throw SwiftAttrError(.outOfRange, "interaction_index = \(i) is out of range for \(L) tokens (0..<\(L))")
+        }
+        var acc = [Double](repeating: 0, count: rows * p)
+        for a in 0..<E {
+            let row = try run(i * E + a)
+            for k in 0..<(rows * p) { acc[k] += Double(row[k]) }
+        }
+        guard sumEmbedding else { return acc.map(Float.init) }
+        return (0..<(rows * L)).map { k in Float((0..<E).reduce(0.0) { $0 + acc[k * E + $1] }) }
+    }
+
     private func checkInteractionIndex(_ index: Int?) throws {
         if let index, index < 0 || index >= inputSize {
             throw SwiftAttrError(.outOfRange, "interaction_index = \(index) is out of range for an input of \(inputSize) features (0..<\(inputSize))")
@@ -314,14 +360,16 @@ extension Network {
     ///   - steps: quadrature nodes (default 32 nodes of the default rule: completeness error below 1e-4 relative on softplus(β = 10) networks).
     ///   - softplusBeta: compute with every ReLU replaced by Softplus(β).
     ///   - internalBatchSize: path points per second-order pass (memory bound).
+    ///   - sumEmbedding: token networks only (see ``tokenInteractions(_:method:interactionIndex:sumEmbedding:run:)``):
+    ///     false gives Γ over the embedding coordinates (rows × L·E × L·E, or rows × L·E for a token index).
     public func integratedHessians(
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], steps: Int = 32,
         method: HessianQuadrature = .gaussLegendre, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
-        internalBatchSize: Int? = nil
+        internalBatchSize: Int? = nil, sumEmbedding: Bool = true
     ) throws -> [Float] {
         try integratedHessians(x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method,
                                softplusBeta: softplusBeta, interactionIndex: interactionIndex,
-                               internalBatchSize: internalBatchSize, directionBlock: nil)
+                               internalBatchSize: internalBatchSize, directionBlock: nil, sumEmbedding: sumEmbedding)
     }
 
     /// ``integratedHessians(_:rows:baselines:targets:steps:method:softplusBeta:interactionIndex:internalBatchSize:)``
@@ -330,8 +378,18 @@ extension Network {
     func integratedHessians(
         _ x: [Float], rows: Int, baselines: [Float], targets: [Int], steps: Int, method: HessianQuadrature,
         softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlock requestedBlock: Int?,
-        identityBasis: Bool? = nil
+        identityBasis: Bool? = nil, sumEmbedding: Bool = true
     ) throws -> [Float] {
+        if let call = try tokenCall(x, rows: rows) {
+            let base = try call.baselines(baselines)
+            return try tokenInteractions(call, method: "integrated_hessians", interactionIndex: interactionIndex,
+                                         sumEmbedding: sumEmbedding) { index in
+                try call.rest.integratedHessians(
+                    call.x, rows: rows, baselines: base, targets: targets, steps: steps, method: method,
+                    softplusBeta: softplusBeta, interactionIndex: index, internalBatchSize: internalBatchSize,
+                    directionBlock: requestedBlock, identityBasis: identityBasis)
+            }
+        }
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).integratedHessians(
                 x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, softplusBeta: nil,
@@ -493,11 +551,12 @@ extension Network {
     public func expectedHessians(
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int = 64,
         seed: UInt64 = 0, exampleOffset: Int = 0, softplusBeta: Float? = nil, interactionIndex: Int? = nil,
-        internalBatchSize: Int? = nil
+        internalBatchSize: Int? = nil, sumEmbedding: Bool = true
     ) throws -> [Float] {
         try expectedHessians(x, rows: rows, references: references, referenceCount: referenceCount, targets: targets,
                              samples: samples, seed: seed, exampleOffset: exampleOffset, softplusBeta: softplusBeta,
-                             interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlocks: false)
+                             interactionIndex: interactionIndex, internalBatchSize: internalBatchSize, directionBlocks: false,
+                             sumEmbedding: sumEmbedding)
     }
 
     /// ``expectedHessians(_:rows:references:referenceCount:targets:samples:seed:exampleOffset:softplusBeta:interactionIndex:internalBatchSize:)``;
@@ -505,8 +564,21 @@ extension Network {
     /// no quadratic forms: tests compare the two).
     func expectedHessians(
         _ x: [Float], rows: Int, references: [Float], referenceCount: Int, targets: [Int], samples: Int, seed: UInt64,
-        exampleOffset: Int, softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlocks: Bool
+        exampleOffset: Int, softplusBeta: Float?, interactionIndex: Int?, internalBatchSize: Int?, directionBlocks: Bool,
+        sumEmbedding: Bool = true
     ) throws -> [Float] {
+        if let call = try tokenCall(x, rows: rows) {
+            // References are token ids, embedded; the draws are those of the rest network's call.
+            try checkInputs(references, rows: referenceCount, name: "references")
+            let embedded = try embedTokens(references, rows: referenceCount, name: "references")
+            return try tokenInteractions(call, method: "expected_hessians", interactionIndex: interactionIndex,
+                                         sumEmbedding: sumEmbedding) { index in
+                try call.rest.expectedHessians(
+                    call.x, rows: rows, references: embedded, referenceCount: referenceCount, targets: targets, samples: samples,
+                    seed: seed, exampleOffset: exampleOffset, softplusBeta: softplusBeta, interactionIndex: index,
+                    internalBatchSize: internalBatchSize, directionBlocks: directionBlocks)
+            }
+        }
         if let softplusBeta {
             return try withSoftplus(beta: softplusBeta).expectedHessians(
                 x, rows: rows, references: references, referenceCount: referenceCount, targets: targets, samples: samples,
