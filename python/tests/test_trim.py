@@ -173,3 +173,29 @@ def test_transformed_graph_keeps_its_wiring():
     np.testing.assert_allclose(tn.forward(t.coefficients(x)), net.forward(x), atol=1e-5)
     grad = sa.saliency(net, x, target=2, abs=False)
     np.testing.assert_allclose(sa.trim(sa.saliency, net, x, t, target=2, abs=False), grad @ t.matrix.T, atol=1e-5)
+
+
+def test_cd_of_a_frequency_band():
+    """CD of coefficient groups (TRIM's "CD of a band"): with T = I it is plain CD; with the Fourier basis
+    β + γ is the output for every band and the full mask gives β = the output; with a truncated transform the
+    residual counts as irrelevant and β + γ is still the output."""
+    rng = np.random.default_rng(7)
+    net = mlp(rng)
+    x = rng.standard_normal((3, 12)).astype(np.float32)
+    masks = (rng.random((4, 12)) < 0.5).astype(np.float32)
+    rel, irr = sa.trim(sa.contextual_decomposition, net, x, sa.Transform(np.eye(12)), mask=masks)
+    ref_rel, ref_irr = sa.contextual_decomposition(net, x, masks)
+    np.testing.assert_allclose(rel, ref_rel, atol=1e-5)
+    np.testing.assert_allclose(irr, ref_irr, atol=1e-5)
+    t = sa.fourier_transform((12,))
+    bands = sa.frequency_bands(t, 3)
+    rel, irr = sa.trim(sa.contextual_decomposition, net, x, t, mask=bands)
+    assert rel.shape == (3, 3, 3)
+    np.testing.assert_allclose(rel + irr, np.broadcast_to(net.forward(x)[:, None, :], rel.shape), atol=1e-4)
+    full_rel, full_irr = sa.trim(sa.contextual_decomposition, net, x, t, mask=np.ones(12, np.float32))
+    np.testing.assert_allclose(full_rel, net.forward(x), atol=1e-4)
+    # A truncated transform: the residual is irrelevant, so the low band's β + γ is still the output.
+    low = t.frequencies <= 0.2
+    tl = sa.Transform(t.matrix[low], t.matrix[low].T)
+    rel, irr = sa.trim(sa.contextual_decomposition, net, x, tl, mask=np.ones(int(low.sum()), np.float32))
+    np.testing.assert_allclose(rel + irr, net.forward(x), atol=1e-4)
