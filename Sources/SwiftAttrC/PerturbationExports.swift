@@ -16,9 +16,10 @@ private func perturbationCall(
 }
 
 /// The caller's feature mask: NULL (every element its own feature; mask_rows ignored) or mask_rows (1 or n)
-/// × input_size int64 ids.
-private func featureMask(_ mask: UnsafePointer<Int64>?, _ maskRows: Int64, net: Network, rows: Int) throws -> (ids: [Int]?, rows: Int) {
-    guard let mask else { return (nil, 1) }
+/// × input_size int64 ids; `features` is the number of features (the largest id + 1, SwiftAttr checks that the
+/// ids are contiguous).
+private func featureMask(_ mask: UnsafePointer<Int64>?, _ maskRows: Int64, net: Network, rows: Int) throws -> (ids: [Int]?, rows: Int, features: Int) {
+    guard let mask else { return (nil, 1, net.inputSize) }
     guard maskRows == 1 || maskRows == Int64(rows) else {
         throw SwiftAttrError(.shapeMismatch, "mask_rows: expected 1 (shared by the batch) or \(rows) (one per example), got \(maskRows)")
     }
@@ -31,7 +32,7 @@ private func featureMask(_ mask: UnsafePointer<Int64>?, _ maskRows: Int64, net: 
         }
         ids[i] = Int(v)
     }
-    return (ids, Int(maskRows))
+    return (ids, Int(maskRows), (ids.max() ?? -1) + 1)
 }
 
 /// `count` int64 permutation entries (NULL: nil), read as Ints (SwiftAttr checks that they are permutations).
@@ -98,8 +99,7 @@ public func sa_feature_permutation(
     guarded {
         let call = try perturbationCall(model, x, n, nil, 0, target, nTarget, out)
         let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
-        let features = m.ids.map { ($0.max() ?? -1) + 1 } ?? call.net.inputSize
-        let p = permutationEntries(permutations, try checkedProduct(features, call.x.rows, "permutations", factors: ["features", "n"]))
+        let p = permutationEntries(permutations, try checkedProduct(m.features, call.x.rows, "permutations", factors: ["features", "n"]))
         try locatingRejectedValue([call.x]) {
             try finish(call.net.featurePermutation(call.xs, rows: call.x.rows, mask: m.ids, maskRows: m.rows, targets: call.targets,
                                                    seed: seed, permutations: p, internalBatchSize: try chunk(internalBatchSize)), call.net, rows: call.x.rows, out)
@@ -118,8 +118,7 @@ public func sa_shapley_value_sampling(
         let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
         let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
         let samples = try checkCount(nSamples, "n_samples")
-        let features = m.ids.map { ($0.max() ?? -1) + 1 } ?? call.net.inputSize
-        let p = permutationEntries(permutations, try checkedProduct(samples, features, "permutations", factors: ["n_samples", "features"]))
+        let p = permutationEntries(permutations, try checkedProduct(samples, m.features, "permutations", factors: ["n_samples", "features"]))
         let offset = try exampleOffset(firstExample, rows: call.x.rows)
         try locatingRejectedValue([call.x]) {
             try finish(call.net.shapleyValueSampling(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
@@ -140,6 +139,21 @@ private func callerCoalitions(_ c: UnsafePointer<UInt8>?, _ coalitionRows: Int64
     return (coalitionBits(c, count), Int(coalitionRows))
 }
 
+/// The arguments KernelSHAP and LIME share, checked in the header's order: the batch, baselines and targets,
+/// the feature mask, n_samples, the caller's coalitions and first_example.
+private func coalitionCall(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64, _ mask: UnsafePointer<Int64>?, _ maskRows: Int64, _ nSamples: Int64,
+    _ firstExample: Int64, _ coalitions: UnsafePointer<UInt8>?, _ coalitionRows: Int64, _ out: UnsafeMutablePointer<Float>?
+) throws -> (call: (net: Network, x: CallerRows, xs: [Float], b: [Float], targets: [Int]), mask: (ids: [Int]?, rows: Int, features: Int),
+             samples: Int, coalitions: (bits: [UInt8]?, rows: Int), offset: Int) {
+    let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
+    let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
+    let samples = try checkCount(nSamples, "n_samples")
+    let c = try callerCoalitions(coalitions, coalitionRows, samples: samples, features: m.features, rows: call.x.rows)
+    return (call, m, samples, c, try exampleOffset(firstExample, rows: call.x.rows))
+}
+
 @_cdecl("sa_kernel_shap")
 public func sa_kernel_shap(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
@@ -148,12 +162,8 @@ public func sa_kernel_shap(
     _ coalitionWeights: UnsafePointer<Double>?, _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
-        let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
-        let samples = try checkCount(nSamples, "n_samples")
-        let features = m.ids.map { ($0.max() ?? -1) + 1 } ?? call.net.inputSize
-        let c = try callerCoalitions(coalitions, coalitionRows, samples: samples, features: features, rows: call.x.rows)
-        let offset = try exampleOffset(firstExample, rows: call.x.rows)
+        let (call, m, samples, c, offset) = try coalitionCall(model, x, n, baselines, nBaselines, target, nTarget, mask, maskRows,
+                                                              nSamples, firstExample, coalitions, coalitionRows, out)
         let weights = try coalitionWeights.map { w -> [Double] in
             guard c.bits != nil else { throw SwiftAttrError(.invalidArgument, "coalition_weights: given without coalitions") }
             return Array(try doubles(w, c.rows * samples, "coalition_weights"))
@@ -177,12 +187,8 @@ public func sa_lime(
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
-        let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
-        let samples = try checkCount(nSamples, "n_samples")
-        let features = m.ids.map { ($0.max() ?? -1) + 1 } ?? call.net.inputSize
-        let c = try callerCoalitions(coalitions, coalitionRows, samples: samples, features: features, rows: call.x.rows)
-        let offset = try exampleOffset(firstExample, rows: call.x.rows)
+        let (call, m, samples, c, offset) = try coalitionCall(model, x, n, baselines, nBaselines, target, nTarget, mask, maskRows,
+                                                              nSamples, firstExample, coalitions, coalitionRows, out)
         guard let mode = LimeDistance(rawValue: distance) else {
             throw SwiftAttrError(.unknownEnum, "distance: \(distance) is not an sa_lime_distance (0…\(LimeDistance.allCases.count - 1))")
         }

@@ -170,11 +170,15 @@ extension Network {
     /// elementwise rules give dz_t (rows × 4H, stored for every step), then one GEMM dh_{t−1} = dz_t W_hh;
     /// finally dx = dz W_ih for every step is one GEMM over rows·L rows. Returns rows × L × E.
     func lstmBackward(_ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int) -> [Float] {
-        let dz = lstmGateCotangents(l, coefficients: coefficients, dy, rows: N, length: L)
-        return uninitializedFloats(N * L * l.inputSize) { dx in
+        lstmInputCotangent(l, lstmGateCotangents(l, coefficients: coefficients, dy, rows: N, length: L), steps: N * L)
+    }
+
+    /// dx = dz W_ih for every step (`steps` rows of gate cotangents, rows·L of them): one GEMM.
+    func lstmInputCotangent(_ l: Layer.LSTM, _ dz: [Float], steps: Int) -> [Float] {
+        uninitializedFloats(steps * l.inputSize) { dx in
             dz.withUnsafeBufferPointer { d in
                 l.weightIH.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(m: N * L, n: l.inputSize, k: 4 * l.hiddenSize, a: d.baseAddress!, b: w.baseAddress!, c: dx)
+                    BLAS.sgemm(m: steps, n: l.inputSize, k: 4 * l.hiddenSize, a: d.baseAddress!, b: w.baseAddress!, c: dx)
                 }
             }
         }

@@ -191,16 +191,11 @@ extension Network {
         let rows = tape.rows
         let reads = inputs[i].map { tape.value($0) }
         let steps = tape.steps[i - tape.start]
-        if case .lstm(let l) = layers[i] {
-            // One backward recurrence gives the gate cotangents for both the input and the parameters.
-            let L = shapes[input(of: i)][0]
-            let dz = lstmGateCotangents(l, coefficients: lstmGradientCoefficients(l, steps, rows: rows, length: L), dy, rows: rows, length: L)
-            let dx = inputCotangent ? [lstmInputCotangent(l, dz, rows: rows * L)] : [[]]
-            return (dx, lstmParameterGradients(l, dz, input: reads[0], steps: steps, rows: rows, length: L))
+        var dx: [[Float]] {
+            inputCotangent
+                ? pullbackNode(i, dy, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i - tape.start], steps: steps)
+                : inputs[i].map { _ in [Float]() }
         }
-        let dx = inputCotangent
-            ? pullbackNode(i, dy, rows: rows, reads: reads, output: tape.value(i + 1), argmax: tape.argmax[i - tape.start], steps: steps)
-            : inputs[i].map { _ in [Float]() }
         switch layers[i] {
         case .dense(let d):
             return (dx, denseParameterGradients(d, dy, input: reads[0], rows: rows))
@@ -211,8 +206,12 @@ extension Network {
             return (dx, batchNormParameterGradients(b, dy, input: reads[0], rows: rows, size: size(at: input(of: i))))
         case .embedding(let e):
             return (dx, [embeddingParameterGradient(e, dy, ids: reads[0])])
-        case .lstm:
-            preconditionFailure("handled above")
+        case .lstm(let l):
+            // One backward recurrence gives the gate cotangents for both the input and the parameters.
+            let L = shapes[input(of: i)][0]
+            let dz = lstmGateCotangents(l, coefficients: lstmGradientCoefficients(l, steps, rows: rows, length: L), dy, rows: rows, length: L)
+            return ([inputCotangent ? lstmInputCotangent(l, dz, steps: rows * L) : []],
+                    lstmParameterGradients(l, dz, input: reads[0], steps: steps, rows: rows, length: L))
         case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
              .softplus, .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
             return (dx, [])
@@ -301,17 +300,6 @@ extension Network {
             }
         }
         return dW
-    }
-
-    /// LSTM input cotangent dx = dz W_ih over all rows·L steps (one GEMM).
-    private func lstmInputCotangent(_ l: Layer.LSTM, _ dz: [Float], rows: Int) -> [Float] {
-        uninitializedFloats(rows * l.inputSize) { dx in
-            dz.withUnsafeBufferPointer { d in
-                l.weightIH.withUnsafeBufferPointer { w in
-                    BLAS.sgemm(m: rows, n: l.inputSize, k: 4 * l.hiddenSize, a: d.baseAddress!, b: w.baseAddress!, c: dx)
-                }
-            }
-        }
     }
 
     /// LSTM parameters from the gate cotangents dz (rows·L × 4H): dW_ih = dzᵀX (X: rows·L × E),
