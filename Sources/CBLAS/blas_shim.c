@@ -21,7 +21,6 @@ void scipy_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_T
 void scipy_cblas_dgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, double alpha, const double *a, blasint lda, const double *b, blasint ldb, double beta, double *c, blasint ldc);
 void scipy_cblas_dsyrk(enum CBLAS_ORDER o, enum CBLAS_UPLO u, enum CBLAS_TRANSPOSE t, blasint n, blasint k, double alpha, const double *a, blasint lda, double beta, double *c, blasint ldc);
 void scipy_cblas_dtrmm(enum CBLAS_ORDER o, enum CBLAS_SIDE s, enum CBLAS_UPLO u, enum CBLAS_TRANSPOSE t, enum CBLAS_DIAG d, blasint m, blasint n, double alpha, const double *a, blasint lda, double *b, blasint ldb);
-void scipy_cblas_dger(enum CBLAS_ORDER o, blasint m, blasint n, double alpha, const double *x, blasint incx, const double *y, blasint incy, double *a, blasint lda);
 lapack_int scipy_LAPACKE_dpotrf(int o, char u, lapack_int n, double *a, lapack_int lda);
 lapack_int scipy_LAPACKE_dpotri(int o, char u, lapack_int n, double *a, lapack_int lda);
 lapack_int scipy_LAPACKE_dposv(int o, char u, lapack_int n, lapack_int nrhs, double *a, lapack_int lda, double *b, lapack_int ldb);
@@ -41,7 +40,6 @@ HIDDEN void swiftattr_blas_cblas_sgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE 
 HIDDEN void swiftattr_blas_cblas_dgemm(enum CBLAS_ORDER o, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, blasint m, blasint n, blasint k, double alpha, const double *a, blasint lda, const double *b, blasint ldb, double beta, double *c, blasint ldc) { BLAS_NAME(cblas_dgemm)(o, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc); }
 HIDDEN void swiftattr_blas_cblas_dsyrk(enum CBLAS_ORDER o, enum CBLAS_UPLO u, enum CBLAS_TRANSPOSE t, blasint n, blasint k, double alpha, const double *a, blasint lda, double beta, double *c, blasint ldc) { BLAS_NAME(cblas_dsyrk)(o, u, t, n, k, alpha, a, lda, beta, c, ldc); }
 HIDDEN void swiftattr_blas_cblas_dtrmm(enum CBLAS_ORDER o, enum CBLAS_SIDE s, enum CBLAS_UPLO u, enum CBLAS_TRANSPOSE t, enum CBLAS_DIAG d, blasint m, blasint n, double alpha, const double *a, blasint lda, double *b, blasint ldb) { BLAS_NAME(cblas_dtrmm)(o, s, u, t, d, m, n, alpha, a, lda, b, ldb); }
-HIDDEN void swiftattr_blas_cblas_dger(enum CBLAS_ORDER o, blasint m, blasint n, double alpha, const double *x, blasint incx, const double *y, blasint incy, double *a, blasint lda) { BLAS_NAME(cblas_dger)(o, m, n, alpha, x, incx, y, incy, a, lda); }
 HIDDEN lapack_int swiftattr_blas_LAPACKE_dpotrf(int o, char u, lapack_int n, double *a, lapack_int lda) { return BLAS_NAME(LAPACKE_dpotrf)(o, u, n, a, lda); }
 HIDDEN lapack_int swiftattr_blas_LAPACKE_dpotri(int o, char u, lapack_int n, double *a, lapack_int lda) { return BLAS_NAME(LAPACKE_dpotri)(o, u, n, a, lda); }
 HIDDEN lapack_int swiftattr_blas_LAPACKE_dposv(int o, char u, lapack_int n, lapack_int nrhs, double *a, lapack_int lda, double *b, lapack_int ldb) { return BLAS_NAME(LAPACKE_dposv)(o, u, n, nrhs, a, lda, b, ldb); }

@@ -93,13 +93,6 @@ enum LAPACK {
         }
     }
 
-    /// Rank-one update `A ← A + α·x yᵀ` of the row-major m×n `a` with leading dimension `lda`.
-    static func ger(m: Int, n: Int, alpha: Double, x: UnsafePointer<Double>, y: UnsafePointer<Double>,
-                    a: UnsafeMutablePointer<Double>, lda: Int) {
-        guard m > 0, n > 0 else { return }
-        Parallel.threadedBLAS { cblas_dger(CblasRowMajor, blasint(m), blasint(n), alpha, x, 1, y, 1, a, blasint(lda)) }
-    }
-
     /// Copies the upper triangle of the row-major n×n `c` into its lower triangle.
     static func symmetrizeFromUpper(_ c: UnsafeMutablePointer<Double>, n: Int) {
         let tile = 64
