@@ -250,10 +250,13 @@ final class HessianTests: XCTestCase {
         XCTAssertEqual(a, b)
         let c = try n.expectedHessians(x, rows: 3, references: refs, referenceCount: 4, targets: [0], samples: 16, seed: 8)
         XCTAssertNotEqual(a, c)
-        // The last example alone, called with its index in the batch, draws the same samples.
+        // The last example alone, called with its index in the batch, draws the same samples. One row instead of
+        // three is another GEMM shape (rows are chunked together), which a BLAS kernel may round differently:
+        // the same draws then agree to float32 rounding of sums of 16 samples, 1e-5 of the scale as in
+        // ForkAndSeedTests; other draws differ by O(1).
         let last = try n.expectedHessians(Array(x[10...]), rows: 1, references: refs, referenceCount: 4, targets: [0], samples: 16,
                                           seed: 7, exampleOffset: 2)
-        XCTAssertEqual(last, Array(a[50...]))
+        assertClose(last, Array(a[50...]), rel: 1e-5, "the last example alone, with its index")
     }
 
     /// A wide hidden layer makes one point's tangents exceed the 2²² float budget, so the full matrix is built

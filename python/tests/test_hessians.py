@@ -121,7 +121,10 @@ def test_expected_hessians_seeded_and_split(rng):
     np.testing.assert_array_equal(a, sa.expected_hessians(net, x, refs, target=0, n_samples=12, seed=5))
     assert not np.array_equal(a, sa.expected_hessians(net, x, refs, target=0, n_samples=12, seed=6))
     tail = sa.expected_hessians(net, x[2:], refs, target=0, n_samples=12, seed=5, first_example=2)
-    np.testing.assert_array_equal(tail, a[2:])
+    # Two rows instead of four are other GEMM shapes (a BLAS kernel may round them differently): the same draws
+    # agree to float32 rounding of sums of 12 samples, 1e-5 of the scale (test_fork_seeds' ROUNDING); other
+    # draws differ by O(1).
+    np.testing.assert_allclose(tail, a[2:], rtol=0, atol=1e-5 * np.abs(a).max())
     row = sa.expected_hessians(net, x, refs, target=0, n_samples=12, seed=5, interaction_index=3)
     np.testing.assert_allclose(row, a[:, 3], rtol=0, atol=1e-4 * np.abs(a).max())
 
