@@ -27,11 +27,7 @@ public func sa_deeplift(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let net = try handle(model).use()
-        let rows = try checkCount(n, "n")
-        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
-        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
-        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
         let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")

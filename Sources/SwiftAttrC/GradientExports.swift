@@ -185,6 +185,19 @@ func attributionCall(
     return (net, xs, t)
 }
 
+/// The model, the batch, its baselines and its targets of a path or reference method (IG, DeepLIFT, Integrated
+/// Hessians), checked in that order.
+func baselineCall(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64
+) throws -> (net: Network, rows: Int, x: CallerRows, baselines: CallerBaselines, targets: CallerTargets) {
+    let net = try handle(model).use()
+    let rows = try checkCount(n, "n")
+    let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+    let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
+    return (net, rows, xs, base, try CallerTargets(net, target, nTarget, rows: rows))
+}
+
 /// Runs a per-example method chunk by chunk: `method(x, rows, range)` returns rows × `width` floats for
 /// the examples `range`, written to `out` in place.
 func perExample(_ x: CallerRows, width: Int, inputs: [CallerRows]? = nil, out: UnsafeMutablePointer<Float>?,
@@ -290,11 +303,7 @@ public func sa_integrated_gradients(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let net = try handle(model).use()
-        let rows = try checkCount(n, "n")
-        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
-        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
-        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
         let rule = try quadrature(method)
         let steps = try checkCount(nSteps, "n_steps")
         let batchSize = try chunk(internalBatchSize)

@@ -49,11 +49,7 @@ public func sa_integrated_hessians(
     _ out: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let net = try handle(model).use()
-        let rows = try checkCount(n, "n")
-        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
-        let base = try CallerBaselines(net, baselines, nBaselines, rows: rows, name: "baselines", countName: "n_baselines")
-        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
         let steps = try checkCount(nSteps, "n_steps")
         let rule = try hessianQuadrature(method)
         let beta = try softplusOption(softplusBeta)
