@@ -176,7 +176,7 @@ def trim(method, net, inputs, transform: Transform, baselines=None, use_residual
 
     ``baselines`` (path methods, DeepLIFT) are coefficients, (k,) or (n, k), default 0; each example's residual
     is given to its baseline too, so Δr = 0 and nothing is attributed to r. For sa.expected_gradients and
-    sa.deepshap, ``references`` / ``baselines`` are coefficient rows and need a complete transform (a residual
+    sa.deepshap, ``references`` are coefficient rows and need a complete transform (a residual
     belongs to one example, not to a shared reference). For sa.contextual_decomposition, ``mask`` is over
     coefficients ((k,) or (M, k)); the residual counts as irrelevant."""
     if not callable(method):
@@ -191,8 +191,7 @@ def trim(method, net, inputs, transform: Transform, baselines=None, use_residual
     r = x - s @ transform.inverse.T if residual else None
     z = np.ascontiguousarray(np.concatenate([s, r], axis=1) if residual else s, dtype=np.float32)
     params = inspect.signature(method).parameters
-    shared_references = "references" in params or method.__name__ == "deepshap"
-    if shared_references and residual:
+    if "references" in params and residual:
         raise SwiftAttrError(f"{method.__name__} draws shared references, which cannot carry one example's residual: "
                              "use a complete transform or use_residuals=False")
     if "mask" in kwargs and residual:
@@ -206,12 +205,8 @@ def trim(method, net, inputs, transform: Transform, baselines=None, use_residual
         if ref.ndim != 2 or ref.shape[1] != k:
             raise SwiftAttrError(f"references: expected coefficient rows of shape (m, {k}), got {ref.shape}", SA_ERR_SHAPE)
     if "baselines" in params:
-        if shared_references:
-            if baselines is not None:
-                kwargs["baselines"] = as_f32(baselines, "baselines")
-        else:
-            sb = _coefficient_baselines(transform, baselines, n)
-            kwargs["baselines"] = np.ascontiguousarray(np.concatenate([sb, r], axis=1) if residual else sb, dtype=np.float32)
+        sb = _coefficient_baselines(transform, baselines, n)
+        kwargs["baselines"] = np.ascontiguousarray(np.concatenate([sb, r], axis=1) if residual else sb, dtype=np.float32)
     elif baselines is not None:
         raise SwiftAttrError(f"baselines: {method.__name__} takes no baselines")
     result = method(g, z, **kwargs)

@@ -125,6 +125,8 @@ def test_truncated_transform_uses_the_residual():
     np.testing.assert_allclose(g0.forward(t.coefficients(x)), net.forward(t.reconstruct(t.coefficients(x))), atol=1e-5)
     with pytest.raises(sa.SwiftAttrError, match="residual"):
         sa.trim(sa.expected_gradients, net, x, t, references=t.coefficients(x), target=0)
+    with pytest.raises(sa.SwiftAttrError, match="residual"):
+        sa.trim(sa.deepshap, net, x, t, references=t.coefficients(x), target=0)
 
 
 def test_bad_arguments_raise():
