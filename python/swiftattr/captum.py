@@ -1,0 +1,693 @@
+"""A drop-in for Captum's attribution classes: change ``from captum.attr import X`` to
+``from swiftattr.captum import X`` and keep the rest of the code.
+
+Each class is constructed from a ``torch.nn.Module`` (or a swiftattr :class:`~swiftattr.Network`), converted
+once by :func:`swiftattr.from_torch` and cached; the module is converted again when one of its parameters
+or buffers changes (a new tensor, or an in-place update such as an optimiser step, which bumps the tensor's
+version counter). ``.attribute(...)`` takes Captum's arguments, with Captum's defaults, and returns what
+Captum returns: a tensor of the input's shape, dtype and device (a tuple when the inputs were a one-element
+tuple), with the convergence delta where Captum has ``return_convergence_delta``.
+
+The conversion uses inference semantics (BatchNorm's running statistics, Dropout off), as Captum does on a
+model in ``eval()`` mode; attribute a module in training mode with Captum and the numbers differ.
+
+An argument that Captum takes and swiftattr does not support — several input tensors,
+``additional_forward_args``, a custom attribution function, a target tuple for multi-dimensional outputs —
+raises :class:`~swiftattr.SwiftAttrError` naming the argument, never a silently different result.
+
+    >>> from swiftattr.captum import IntegratedGradients      # doctest: +SKIP
+    >>> ig = IntegratedGradients(model)                          # doctest: +SKIP
+    >>> attributions, delta = ig.attribute(x, baseline, target=0, return_convergence_delta=True)  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Optional
+
+import numpy as np
+
+import swiftattr as _sa
+from ._args import SA_ERR_INVALID_ARGUMENT
+from ._ffi import SwiftAttrError
+from .model import LazyNetwork, Network
+
+__all__ = [
+    "IntegratedGradients", "Saliency", "InputXGradient", "DeepLift", "DeepLiftShap", "GradientShap", "NoiseTunnel",
+    "Occlusion", "FeatureAblation", "FeaturePermutation", "ShapleyValueSampling", "KernelShap", "Lime",
+    "LayerGradCam", "LayerIntegratedGradients", "LayerConductance", "LayerGradientXActivation", "LayerDeepLift",
+    "NeuronIntegratedGradients", "GuidedGradCam", "LRP", "GuidedBackprop", "Deconvolution",
+]
+
+
+def _unsupported(where: str, name: str, why: str = "") -> SwiftAttrError:
+    return SwiftAttrError(f"{where}: argument {name} is not supported by swiftattr.captum{': ' + why if why else ''}",
+                          SA_ERR_INVALID_ARGUMENT)
+
+
+def _require_default(where: str, **given) -> None:
+    """Raises for every argument whose value is not Captum's default (passed as (value, default) pairs)."""
+    for name, (value, default) in given.items():
+        same = value is default or (not _is_tensor(value) and not isinstance(value, np.ndarray) and value == default)
+        if not same:
+            raise _unsupported(where, f"{name}={value!r}")
+
+
+def _is_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+class _Inputs:
+    """The one input tensor of a call (Captum also takes a one-element tuple), and how to give results back
+    in its kind: a tensor of its dtype and device, or a numpy array for numpy inputs."""
+
+    def __init__(self, inputs, where: str):
+        self.was_tuple = isinstance(inputs, tuple)
+        if self.was_tuple:
+            if len(inputs) != 1:
+                raise _unsupported(where, "inputs", f"a tuple of {len(inputs)} input tensors (models with one input only)")
+            inputs = inputs[0]
+        self.like = inputs
+        self.array = _numpy(inputs)
+
+    def back(self, array, keep_tuple: bool = True):
+        if _is_tensor(self.like):
+            import torch
+
+            out = torch.from_numpy(np.ascontiguousarray(array)).to(dtype=self.like.dtype, device=self.like.device)
+        else:
+            out = np.asarray(array)
+        return (out,) if self.was_tuple and keep_tuple else out
+
+
+def _numpy(x):
+    """A tensor (any device, with or without grad), a one-element tuple or an array-like as a numpy array."""
+    if x is None:
+        return None
+    if isinstance(x, tuple):
+        if len(x) != 1:
+            raise _unsupported("attribute", "baselines", f"a tuple of {len(x)} tensors (models with one input only)")
+        x = x[0]
+    if _is_tensor(x):
+        return x.detach().cpu().numpy()
+    return x
+
+
+def _target(target, where: str):
+    """Captum's target: None, an int, a list of ints or a 1-D tensor (one per example). Tuples address a
+    multi-dimensional output, which swiftattr's networks do not have."""
+    if isinstance(target, tuple) or (isinstance(target, list) and any(isinstance(t, tuple) for t in target)):
+        raise _unsupported(where, f"target={target!r}", "tuples index multi-dimensional outputs")
+    return _numpy(target)
+
+
+class _Converted:
+    """``forward_func`` converted to a swiftattr network, once, and again when the module's tensors change."""
+
+    def __init__(self, forward_func):
+        if isinstance(forward_func, (Network, LazyNetwork)):
+            self.module, self._net = None, forward_func
+            return
+        module = getattr(forward_func, "__self__", forward_func)  # model.forward → model
+        try:
+            import torch
+        except ImportError:  # pragma: no cover - Captum users have torch
+            raise SwiftAttrError("swiftattr.captum: torch is not importable; pass a swiftattr Network instead") from None
+        if not isinstance(module, torch.nn.Module):
+            raise _unsupported(type(self).__name__, "forward_func",
+                               f"a {type(forward_func).__name__}; swiftattr converts torch.nn.Module objects (and takes "
+                               "swiftattr Networks), not arbitrary callables")
+        self.module, self._net, self._key = module, None, None
+
+    def _version(self):
+        m = self.module
+        return tuple((id(t), t._version) for t in list(m.parameters()) + list(m.buffers()))
+
+    @property
+    def net(self):
+        if self.module is None:
+            return self._net
+        key = self._version()
+        if self._net is None or key != self._key:
+            self._net, self._key = _sa.from_torch(self.module), key
+        return self._net
+
+    def layer_name(self, layer, where: str) -> str:
+        """The ``named_modules()`` name of ``layer`` (a module of the converted model), as swiftattr's
+        ``layer=`` takes it."""
+        if isinstance(layer, (str, int)):
+            return layer
+        if self.module is None:
+            raise _unsupported(where, "layer", "pass a node index or name for a swiftattr Network")
+        for name, mod in self.module.named_modules():
+            if mod is layer:
+                return name
+        raise SwiftAttrError(f"{where}: layer {type(layer).__name__} is not a module of the model")
+
+
+class _Method:
+    """What every adapter class shares: Captum's constructor (forward_func first) and the converted network."""
+
+    _sa_function: Optional[str] = None  # the swiftattr function name, for the error when it is unavailable
+
+    def __init__(self, forward_func, *args, **kwargs):
+        self.forward_func = forward_func
+        self._model = _Converted(forward_func)
+        self._init(*args, **kwargs)
+
+    def _init(self):
+        pass
+
+    @property
+    def net(self):
+        return self._model.net
+
+    def _fn(self, name: str):
+        fn = getattr(_sa, name, None)
+        if fn is None:
+            raise SwiftAttrError(f"{type(self).__name__}: swiftattr.{name} is not available in this build")
+        return fn
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return False
+
+    def __repr__(self):
+        return f"swiftattr.captum.{type(self).__name__}({type(self.forward_func).__name__})"
+
+
+def _multiply(where: str, multiply_by_inputs: bool) -> bool:
+    if not isinstance(multiply_by_inputs, bool):
+        raise SwiftAttrError(f"{where}: multiply_by_inputs: expected True or False, got {multiply_by_inputs!r}")
+    return multiply_by_inputs
+
+
+def _with_delta(inp: _Inputs, result, with_delta: bool):
+    if with_delta:
+        phi, delta = result
+        return inp.back(phi), inp.back(np.asarray(delta), keep_tuple=False)
+    return inp.back(result)
+
+
+class Saliency(_Method):
+    """Captum's ``Saliency``: |∂f_t/∂x| (``abs=True``) or the raw gradient."""
+
+    def attribute(self, inputs, target=None, abs=True, additional_forward_args=None):
+        _require_default("Saliency.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "Saliency.attribute")
+        return inp.back(_sa.saliency(self.net, inp.array, target=_target(target, "Saliency"), abs=abs))
+
+
+class InputXGradient(_Method):
+    """Captum's ``InputXGradient``: x ⊙ ∂f_t/∂x."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None):
+        _require_default("InputXGradient.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "InputXGradient.attribute")
+        return inp.back(_sa.input_x_gradient(self.net, inp.array, target=_target(target, "InputXGradient")))
+
+
+class IntegratedGradients(_Method):
+    """Captum's ``IntegratedGradients``; ``multiply_by_inputs=False`` gives the path-integrated gradient."""
+
+    def _init(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("IntegratedGradients", multiply_by_inputs)
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
+                  method="gausslegendre", internal_batch_size=None, return_convergence_delta=False):
+        _require_default("IntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "IntegratedGradients.attribute")
+        b = _numpy(baselines)
+        r = _sa.integrated_gradients(self.net, inp.array, baselines=b, target=_target(target, "IntegratedGradients"),
+                                     n_steps=n_steps, method=method, internal_batch_size=internal_batch_size,
+                                     return_convergence_delta=return_convergence_delta)
+        if not self.multiply_by_inputs:
+            phi = r[0] if return_convergence_delta else r
+            diff = inp.array - (0 if b is None else np.asarray(b, dtype=np.float32))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                g = np.where(diff != 0, phi / np.where(diff != 0, diff, 1), 0).astype(np.float32)
+            if np.any(diff == 0):
+                # the path integral is not recoverable where x = x'; compute it directly as IG with a unit step
+                raise _unsupported("IntegratedGradients", "multiply_by_inputs=False",
+                                   "where an input equals its baseline (use swiftattr.integrated_gradients and divide)")
+            r = (g, r[1]) if return_convergence_delta else g
+        return _with_delta(inp, r, return_convergence_delta)
+
+
+class DeepLift(_Method):
+    """Captum's ``DeepLift`` (the Rescale rule; ``eps`` is Captum's guard for near-zero differences)."""
+
+    def _init(self, multiply_by_inputs=True, eps=1e-10):
+        self.multiply_by_inputs = _multiply("DeepLift", multiply_by_inputs)
+        self.eps = eps
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None,
+                  return_convergence_delta=False, custom_attribution_func=None):
+        _require_default("DeepLift.attribute", additional_forward_args=(additional_forward_args, None),
+                         custom_attribution_func=(custom_attribution_func, None))
+        inp = _Inputs(inputs, "DeepLift.attribute")
+        r = _sa.deeplift(self.net, inp.array, baselines=_numpy(baselines), target=_target(target, "DeepLift"),
+                         maxpool="gradient", multiply_by_inputs=self.multiply_by_inputs,
+                         return_convergence_delta=return_convergence_delta)
+        return _with_delta(inp, r, return_convergence_delta)
+
+
+class DeepLiftShap(DeepLift):
+    """Captum's ``DeepLiftShap``: DeepLIFT averaged over the reference set ``baselines`` (R, *input_shape)."""
+
+    def _init(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("DeepLiftShap", multiply_by_inputs)
+
+    def attribute(self, inputs, baselines, target=None, additional_forward_args=None, return_convergence_delta=False,
+                  custom_attribution_func=None):
+        _require_default("DeepLiftShap.attribute", additional_forward_args=(additional_forward_args, None),
+                         custom_attribution_func=(custom_attribution_func, None))
+        inp = _Inputs(inputs, "DeepLiftShap.attribute")
+        r = _sa.deepshap(self.net, inp.array, _numpy(baselines), target=_target(target, "DeepLiftShap"),
+                         maxpool="gradient", multiply_by_inputs=self.multiply_by_inputs,
+                         return_convergence_delta=return_convergence_delta)
+        return _with_delta(inp, r, return_convergence_delta)
+
+
+class GradientShap(_Method):
+    """Captum's ``GradientShap``: expected gradients over the reference set ``baselines`` with ``n_samples``
+    draws per example (Gaussian input noise, ``stdevs`` > 0, is not supported). Captum draws with torch's
+    global generator; here the draws come from ``seed`` (a swiftattr extension, default 0), so the numbers
+    agree with Captum in expectation, not draw for draw."""
+
+    def _init(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("GradientShap", multiply_by_inputs)
+        if not multiply_by_inputs:
+            raise _unsupported("GradientShap", "multiply_by_inputs=False")
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines, n_samples=5, stdevs=0.0, target=None, additional_forward_args=None,
+                  return_convergence_delta=False, seed=0):
+        _require_default("GradientShap.attribute", additional_forward_args=(additional_forward_args, None),
+                         stdevs=(stdevs, 0.0))
+        inp = _Inputs(inputs, "GradientShap.attribute")
+        t = _target(target, "GradientShap")
+        phi = _sa.expected_gradients(self.net, inp.array, _numpy(baselines), target=t, n_samples=n_samples, seed=seed)
+        if not return_convergence_delta:
+            return inp.back(phi)
+        # Captum's delta for GradientShap: Σφ − (f(x) − mean over references f(x')), per example
+        net = _sa.model.network_for(self.net, inp.array)
+        fx = net.forward(inp.array).reshape(len(inp.array), -1)
+        fr = net.forward(np.asarray(_numpy(baselines), dtype=np.float32)).reshape(-1, fx.shape[1])
+        tt = np.broadcast_to(np.asarray(0 if t is None else t).ravel(), (len(fx),))
+        delta = phi.reshape(len(fx), -1).sum(1) - (fx[np.arange(len(fx)), tt] - fr[:, tt].mean(0))
+        return inp.back(phi), inp.back(delta.astype(np.float32), keep_tuple=False)
+
+
+class _Perturbation(_Method):
+    def _check(self, where, additional_forward_args, show_progress):
+        _require_default(where, additional_forward_args=(additional_forward_args, None))
+        if not isinstance(show_progress, bool):
+            raise SwiftAttrError(f"{where}: show_progress: expected True or False, got {show_progress!r}")
+        self._progress = show_progress
+
+    def _progress_args(self, fn) -> dict:
+        """``show_progress`` is forwarded when the swiftattr function takes it."""
+        if self._progress and "show_progress" in inspect.signature(fn).parameters:
+            return {"show_progress": True}
+        return {}
+
+
+def _baseline_value(b):
+    b = _numpy(b)
+    return 0 if b is None else b
+
+
+class Occlusion(_Perturbation):
+    """Captum's ``Occlusion``."""
+
+    def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
+                  additional_forward_args=None, perturbations_per_eval=1, show_progress=False):
+        self._check("Occlusion.attribute", additional_forward_args, show_progress)
+        inp = _Inputs(inputs, "Occlusion.attribute")
+        shapes = sliding_window_shapes[0] if isinstance(sliding_window_shapes, tuple) and sliding_window_shapes and \
+            isinstance(sliding_window_shapes[0], tuple) else sliding_window_shapes
+        if isinstance(strides, tuple) and strides and isinstance(strides[0], tuple):
+            strides = strides[0]
+        fn = _sa.occlusion
+        return inp.back(fn(self.net, inp.array, shapes, strides=strides, baselines=_baseline_value(baselines),
+                           target=_target(target, "Occlusion"), perturbations_per_eval=perturbations_per_eval,
+                           **self._progress_args(fn)))
+
+
+class FeatureAblation(_Perturbation):
+    """Captum's ``FeatureAblation``."""
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
+                  perturbations_per_eval=1, show_progress=False):
+        self._check("FeatureAblation.attribute", additional_forward_args, show_progress)
+        inp = _Inputs(inputs, "FeatureAblation.attribute")
+        fn = _sa.feature_ablation
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+                           target=_target(target, "FeatureAblation"), perturbations_per_eval=perturbations_per_eval,
+                           **self._progress_args(fn)))
+
+
+class FeaturePermutation(_Perturbation):
+    """Captum's ``FeaturePermutation`` (the permutations come from ``seed``, a swiftattr extension)."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, feature_mask=None, perturbations_per_eval=1,
+                  show_progress=False, seed=None):
+        self._check("FeaturePermutation.attribute", additional_forward_args, show_progress)
+        inp = _Inputs(inputs, "FeaturePermutation.attribute")
+        fn = _sa.feature_permutation
+        return inp.back(fn(self.net, inp.array, feature_mask=_numpy(feature_mask), target=_target(target, "FeaturePermutation"),
+                           seed=seed, perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+
+
+class ShapleyValueSampling(_Perturbation):
+    """Captum's ``ShapleyValueSampling`` (orders drawn from ``seed``, a swiftattr extension)."""
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
+                  n_samples=25, perturbations_per_eval=1, show_progress=False, seed=None):
+        self._check("ShapleyValueSampling.attribute", additional_forward_args, show_progress)
+        inp = _Inputs(inputs, "ShapleyValueSampling.attribute")
+        fn = _sa.shapley_value_sampling
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+                           n_samples=n_samples, seed=seed, target=_target(target, "ShapleyValueSampling"),
+                           perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+
+
+class KernelShap(_Perturbation):
+    """Captum's ``KernelShap`` (coalitions drawn from ``seed``, a swiftattr extension; the exact constrained
+    solve of shap's KernelExplainer)."""
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
+                  n_samples=25, perturbations_per_eval=1, return_input_shape=True, show_progress=False, seed=None):
+        self._check("KernelShap.attribute", additional_forward_args, show_progress)
+        _require_default("KernelShap.attribute", return_input_shape=(return_input_shape, True))
+        inp = _Inputs(inputs, "KernelShap.attribute")
+        fn = _sa.kernel_shap
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+                           n_samples=n_samples, seed=seed, target=_target(target, "KernelShap"),
+                           perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+
+
+class Lime(_Perturbation):
+    """Captum's ``Lime`` with its default interpretable model (a Lasso, α = 0.01) and similarity (the
+    exponential kernel of the cosine distance, width 1); other models, similarities and perturbation
+    functions are not supported."""
+
+    def _init(self, interpretable_model=None, similarity_func=None, perturb_func=None):
+        for name, value in (("interpretable_model", interpretable_model), ("similarity_func", similarity_func),
+                            ("perturb_func", perturb_func)):
+            if value is not None:
+                raise _unsupported("Lime", name)
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
+                  n_samples=50, perturbations_per_eval=1, return_input_shape=True, show_progress=False, seed=None):
+        self._check("Lime.attribute", additional_forward_args, show_progress)
+        _require_default("Lime.attribute", return_input_shape=(return_input_shape, True))
+        inp = _Inputs(inputs, "Lime.attribute")
+        fn = _sa.lime
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+                           n_samples=n_samples, seed=seed, target=_target(target, "Lime"),
+                           perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+
+
+class NoiseTunnel:
+    """Captum's ``NoiseTunnel`` around one of this module's attribution objects."""
+
+    def __init__(self, attribution_method):
+        if not isinstance(attribution_method, (_Method,)):
+            raise SwiftAttrError("NoiseTunnel: attribution_method must be a swiftattr.captum attribution object, got "
+                                 f"{type(attribution_method).__name__}")
+        self.attribution_method = attribution_method
+
+    def attribute(self, inputs, nt_type="smoothgrad", nt_samples=5, nt_samples_batch_size=None, stdevs=1.0,
+                  draw_baseline_from_distrib=False, seed=None, **kwargs):
+        method = self.attribution_method
+        if isinstance(stdevs, tuple):
+            if len(stdevs) != 1:
+                raise _unsupported("NoiseTunnel.attribute", "stdevs", "one value per input tensor (one input only)")
+            stdevs = stdevs[0]
+        inp = _Inputs(inputs, "NoiseTunnel.attribute")
+        with_delta = bool(kwargs.get("return_convergence_delta", False))
+        if with_delta:
+            raise _unsupported("NoiseTunnel.attribute", "return_convergence_delta=True")
+        _require_default("NoiseTunnel.attribute", draw_baseline_from_distrib=(draw_baseline_from_distrib, False))
+        fn = getattr(_sa, "noise_tunnel", None)
+        if fn is None:
+            if isinstance(method, Saliency) and not kwargs.get("abs", True) is False:
+                raise _unsupported("NoiseTunnel", "Saliency with abs=True", "this build has only SmoothGrad of raw gradients")
+            raise SwiftAttrError("NoiseTunnel: swiftattr.noise_tunnel is not available in this build")
+        base = _BOUND.get(type(method))
+        if base is None:
+            raise _unsupported("NoiseTunnel", type(method).__name__)
+        name, adapt = base
+        sa_kwargs = adapt(method, kwargs)
+        out = fn(getattr(_sa, name), self.attribution_method.net, inp.array, nt_type=nt_type, nt_samples=nt_samples,
+                 stdevs=stdevs, seed=seed, **sa_kwargs)
+        return inp.back(out)
+
+
+def _common(method, kwargs):
+    """Captum keyword arguments → swiftattr's (the baselines and targets as numpy)."""
+    out = {}
+    for k, v in kwargs.items():
+        if k == "additional_forward_args":
+            _require_default("NoiseTunnel.attribute", additional_forward_args=(v, None))
+            continue
+        if k == "target":
+            v = _target(v, "NoiseTunnel")
+        elif k == "baselines":
+            v = _numpy(v)
+        out[k] = v
+    return out
+
+
+_BOUND = {
+    Saliency: ("saliency", _common),
+    InputXGradient: ("input_x_gradient", _common),
+    IntegratedGradients: ("integrated_gradients", _common),
+    DeepLift: ("deeplift", lambda m, kw: {**_common(m, kw), "maxpool": "gradient"}),
+}
+
+
+class _Layer(_Method):
+    """A layer method: Captum's (forward_func, layer) constructor; ``layer`` a module of the model (or a
+    swiftattr node index or name)."""
+
+    def _init(self, layer, device_ids=None, **kwargs):
+        self.layer = layer
+        self._extra(**kwargs)
+
+    def _extra(self):
+        pass
+
+    def _layer(self, where: str, attribute_to_layer_input=False):
+        _require_default(where, attribute_to_layer_input=(attribute_to_layer_input, False))
+        return self._model.layer_name(self.layer, where)
+
+
+class LayerGradCam(_Layer):
+    """Captum's ``LayerGradCam`` (Captum's default ``relu_attributions=False``; the result at the layer's
+    resolution, as Captum's; upsample with ``swiftattr.grad_cam(..., upsample=True)``)."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False,
+                  relu_attributions=False, attr_dim_summation=True):
+        _require_default("LayerGradCam.attribute", additional_forward_args=(additional_forward_args, None),
+                         attr_dim_summation=(attr_dim_summation, True))
+        inp = _Inputs(inputs, "LayerGradCam.attribute")
+        layer = self._layer("LayerGradCam.attribute", attribute_to_layer_input)
+        out = self._fn("grad_cam")(self.net, inp.array, layer, target=_target(target, "LayerGradCam"),
+                                   relu_attributions=relu_attributions, upsample=False)
+        return inp.back(out, keep_tuple=False)
+
+
+class LayerIntegratedGradients(_Layer):
+    """Captum's ``LayerIntegratedGradients``."""
+
+    def _extra(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("LayerIntegratedGradients", multiply_by_inputs)
+        _require_default("LayerIntegratedGradients", multiply_by_inputs=(multiply_by_inputs, True))
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
+                  method="gausslegendre", internal_batch_size=None, return_convergence_delta=False,
+                  attribute_to_layer_input=False):
+        _require_default("LayerIntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "LayerIntegratedGradients.attribute")
+        layer = self._layer("LayerIntegratedGradients.attribute", attribute_to_layer_input)
+        r = _sa.integrated_gradients(self.net, inp.array, baselines=_numpy(baselines),
+                                     target=_target(target, "LayerIntegratedGradients"), n_steps=n_steps, method=method,
+                                     internal_batch_size=internal_batch_size,
+                                     return_convergence_delta=return_convergence_delta, layer=layer)
+        return _layer_result(inp, r, return_convergence_delta)
+
+
+def _layer_result(inp, r, with_delta):
+    if with_delta:
+        return inp.back(r[0], keep_tuple=False), inp.back(np.asarray(r[1]), keep_tuple=False)
+    return inp.back(r, keep_tuple=False)
+
+
+class LayerConductance(_Layer):
+    """Captum's ``LayerConductance``."""
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
+                  method="gausslegendre", internal_batch_size=None, return_convergence_delta=False,
+                  attribute_to_layer_input=False):
+        _require_default("LayerConductance.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "LayerConductance.attribute")
+        layer = self._layer("LayerConductance.attribute", attribute_to_layer_input)
+        r = self._fn("layer_conductance")(self.net, inp.array, layer, baselines=_numpy(baselines),
+                                          target=_target(target, "LayerConductance"), n_steps=n_steps, method=method,
+                                          internal_batch_size=internal_batch_size,
+                                          return_convergence_delta=return_convergence_delta)
+        return _layer_result(inp, r, return_convergence_delta)
+
+
+class LayerGradientXActivation(_Layer):
+    """Captum's ``LayerGradientXActivation``."""
+
+    def _extra(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("LayerGradientXActivation", multiply_by_inputs)
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False):
+        _require_default("LayerGradientXActivation.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "LayerGradientXActivation.attribute")
+        layer = self._layer("LayerGradientXActivation.attribute", attribute_to_layer_input)
+        t = _target(target, "LayerGradientXActivation")
+        if self.multiply_by_inputs:
+            out = _sa.input_x_gradient(self.net, inp.array, target=t, layer=layer)
+        else:
+            out = _sa.saliency(self.net, inp.array, target=t, abs=False, layer=layer)
+        return inp.back(out, keep_tuple=False)
+
+
+class LayerDeepLift(_Layer):
+    """Captum's ``LayerDeepLift``."""
+
+    def _extra(self, multiply_by_inputs=True):
+        self.multiply_by_inputs = _multiply("LayerDeepLift", multiply_by_inputs)
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+    def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None,
+                  return_convergence_delta=False, attribute_to_layer_input=False, custom_attribution_func=None):
+        _require_default("LayerDeepLift.attribute", additional_forward_args=(additional_forward_args, None),
+                         custom_attribution_func=(custom_attribution_func, None))
+        inp = _Inputs(inputs, "LayerDeepLift.attribute")
+        layer = self._layer("LayerDeepLift.attribute", attribute_to_layer_input)
+        r = _sa.deeplift(self.net, inp.array, baselines=_numpy(baselines), target=_target(target, "LayerDeepLift"),
+                         maxpool="gradient", multiply_by_inputs=self.multiply_by_inputs,
+                         return_convergence_delta=return_convergence_delta, layer=layer)
+        return _layer_result(inp, r, return_convergence_delta)
+
+
+class NeuronIntegratedGradients(_Layer):
+    """Captum's ``NeuronIntegratedGradients``."""
+
+    def _extra(self, multiply_by_inputs=True):
+        _require_default("NeuronIntegratedGradients", multiply_by_inputs=(multiply_by_inputs, True))
+
+    def attribute(self, inputs, neuron_selector, baselines=None, additional_forward_args=None, n_steps=50,
+                  method="gausslegendre", internal_batch_size=None, attribute_to_neuron_input=False):
+        _require_default("NeuronIntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None),
+                         attribute_to_neuron_input=(attribute_to_neuron_input, False))
+        if callable(neuron_selector):
+            raise _unsupported("NeuronIntegratedGradients.attribute", "neuron_selector", "a function (give an index)")
+        inp = _Inputs(inputs, "NeuronIntegratedGradients.attribute")
+        layer = self._model.layer_name(self.layer, "NeuronIntegratedGradients")
+        out = self._fn("neuron_integrated_gradients")(self.net, inp.array, layer, neuron_selector,
+                                                      baselines=_numpy(baselines), n_steps=n_steps, method=method,
+                                                      internal_batch_size=internal_batch_size)
+        return inp.back(out)
+
+
+class GuidedBackprop(_Method):
+    """Captum's ``GuidedBackprop``."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None):
+        _require_default("GuidedBackprop.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "GuidedBackprop.attribute")
+        return inp.back(self._fn("guided_backprop")(self.net, inp.array, target=_target(target, "GuidedBackprop")))
+
+
+class Deconvolution(_Method):
+    """Captum's ``Deconvolution``."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None):
+        _require_default("Deconvolution.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "Deconvolution.attribute")
+        return inp.back(self._fn("deconvolution")(self.net, inp.array, target=_target(target, "Deconvolution")))
+
+
+class GuidedGradCam(_Layer):
+    """Captum's ``GuidedGradCam``: GradCAM of ``layer`` upsampled to the input, times guided backprop."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, interpolate_mode="nearest",
+                  attribute_to_layer_input=False):
+        _require_default("GuidedGradCam.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "GuidedGradCam.attribute")
+        layer = self._layer("GuidedGradCam.attribute", attribute_to_layer_input)
+        out = self._fn("guided_grad_cam")(self.net, inp.array, layer, target=_target(target, "GuidedGradCam"),
+                                          interpolate_mode=interpolate_mode)
+        return inp.back(out)
+
+
+class LRP(_Method):
+    """Captum's ``LRP``: the rule of each layer is read from the module's ``rule`` attribute as Captum sets it
+    (``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``, ``IdentityRule``), defaulting to Captum's
+    choices (ε = 1e-9 for every layer with weights)."""
+
+    def attribute(self, inputs, target=None, additional_forward_args=None, return_convergence_delta=False,
+                  verbose=False):
+        _require_default("LRP.attribute", additional_forward_args=(additional_forward_args, None))
+        inp = _Inputs(inputs, "LRP.attribute")
+        fn = self._fn("lrp")
+        rules = _captum_rules(self._model.module) if self._model.module is not None else None
+        kwargs = {"layer_rules": rules} if rules else {}
+        r = fn(self.net, inp.array, target=_target(target, "LRP"), return_convergence_delta=return_convergence_delta,
+               **kwargs)
+        return _with_delta(inp, r, return_convergence_delta)
+
+    @staticmethod
+    def has_convergence_delta() -> bool:
+        return True
+
+
+def _captum_rules(module) -> dict:
+    """{module name: (rule name, parameters)} for modules whose ``rule`` attribute a user set, Captum-style."""
+    rules = {}
+    for name, mod in module.named_modules():
+        rule = getattr(mod, "rule", None)
+        if rule is None:
+            continue
+        kind = type(rule).__name__
+        if kind == "EpsilonRule":
+            rules[name] = ("epsilon", {"epsilon": float(rule.STABILITY_FACTOR)})
+        elif kind == "GammaRule":
+            rules[name] = ("gamma", {"gamma": float(rule.gamma)})
+        elif kind in ("Alpha1_Beta0_Rule",):
+            rules[name] = ("alpha_beta", {"alpha": 1.0, "beta": 0.0})
+        elif kind == "IdentityRule":
+            rules[name] = ("identity", {})
+        else:
+            raise _unsupported("LRP", f"rule {kind} on '{name}'")
+    return rules

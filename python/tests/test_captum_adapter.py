@@ -1,0 +1,59 @@
+"""swiftattr.captum without torch: a swiftattr Network in, numpy out, and every unsupported Captum argument
+refused by name. The snippets from Captum's tutorials are in test_captum_snippets.py (they need torch)."""
+import numpy as np
+import pytest
+
+import swiftattr as sa
+import swiftattr.captum as sc
+
+def _np(t):
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else t
+
+
+def close(a, b, rtol=1e-4):
+    a, b = np.asarray(_np(a), dtype=np.float64), np.asarray(_np(b), dtype=np.float64)
+    scale = max(np.abs(b).max(), 1e-6)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.abs(a - b).max() <= rtol * scale, np.abs(a - b).max() / scale
+
+
+# ------------------------------------------------------------------ without torch: errors on a Network
+
+
+def _mlp():
+    rng = np.random.default_rng(0)
+    return sa.Sequential([sa.Linear(rng.normal(size=(4, 3)).astype(np.float32), np.zeros(4, np.float32)), sa.ReLU(),
+                          sa.Linear(rng.normal(size=(2, 4)).astype(np.float32), np.zeros(2, np.float32))])
+
+
+def test_adapter_takes_a_swiftattr_network_and_returns_numpy_for_numpy():
+    net = _mlp()
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    phi, delta = sc.IntegratedGradients(net).attribute(x, target=1, return_convergence_delta=True)
+    close(phi, sa.integrated_gradients(net, x, target=1))
+    assert isinstance(phi, np.ndarray) and delta.shape == (5,)
+    assert np.abs(delta).max() < 1e-4
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda net, x: sc.Saliency(net).attribute(x, target=0, additional_forward_args=(1,)), "additional_forward_args"),
+    (lambda net, x: sc.Saliency(net).attribute((x, x), target=0), "inputs"),
+    (lambda net, x: sc.Saliency(net).attribute(x, target=(0, 1)), "target"),
+    (lambda net, x: sc.DeepLift(net).attribute(x, target=0, custom_attribution_func=lambda *a: a), "custom_attribution_func"),
+    (lambda net, x: sc.GradientShap(net).attribute(x, np.zeros((2, 3), np.float32), stdevs=0.1, target=0), "stdevs"),
+    (lambda net, x: sc.Lime(net, interpretable_model=object()), "interpretable_model"),
+    (lambda net, x: sc.KernelShap(net).attribute(x, target=0, return_input_shape=False), "return_input_shape"),
+])
+def test_unsupported_arguments_raise_naming_them(call, name):
+    net = _mlp()
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(sa.SwiftAttrError, match=name):
+        call(net, x)
+
+
+def test_a_plain_callable_is_refused_with_a_clear_error():
+    pytest.importorskip("torch")
+    with pytest.raises(sa.SwiftAttrError, match="forward_func"):
+        sc.Saliency(lambda x: x)
+
+

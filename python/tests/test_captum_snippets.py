@@ -1,0 +1,175 @@
+"""Captum's own tutorial snippets with only the import changed (swiftattr.captum) give Captum's numbers.
+
+Needs torch and captum (skipped without them, as in CI). Tolerances: both libraries compute in float32
+over a handful of layers; 1e-4 relative to the attributions' scale covers the different summation orders
+(a few ulps per GEMM, ~1e-6 relative). Sampling methods are compared where the draws do not matter (exact
+KernelSHAP over every coalition, Shapley sampling on an additive model) or on their identities."""
+import numpy as np
+import pytest
+
+import swiftattr as sa
+import swiftattr.captum as sc
+
+def _np(t):
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else t
+
+
+def close(a, b, rtol=1e-4):
+    a, b = np.asarray(_np(a), dtype=np.float64), np.asarray(_np(b), dtype=np.float64)
+    scale = max(np.abs(b).max(), 1e-6)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.abs(a - b).max() <= rtol * scale, np.abs(a - b).max() / scale
+
+
+
+torch = pytest.importorskip("torch")
+captum_attr = pytest.importorskip("captum.attr")
+nn = torch.nn
+
+
+class ToyModel(nn.Module):
+    """The model of Captum's README and getting-started tutorial."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin1 = nn.Linear(3, 3)
+        self.relu = nn.ReLU()
+        self.lin2 = nn.Linear(3, 2)
+        self.lin1.weight = nn.Parameter(torch.arange(-4.0, 5.0).view(3, 3))
+        self.lin1.bias = nn.Parameter(torch.zeros(1, 3).view(3))
+        self.lin2.weight = nn.Parameter(torch.arange(-3.0, 3.0).view(2, 3))
+        self.lin2.bias = nn.Parameter(torch.ones(1, 2).view(2))
+
+    def forward(self, x):
+        return self.lin2(self.relu(self.lin1(x)))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv1 = nn.Conv2d(1, 4, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.fc = nn.Linear(6 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = self.pool(self.relu1(self.conv1(x)))
+        x = self.relu2(self.conv2(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+def _both(name):
+    return getattr(captum_attr, name), getattr(sc, name)
+
+
+@pytest.fixture
+def toy():
+    torch.manual_seed(123)
+    model = ToyModel().eval()
+    inp = torch.rand(2, 3)
+    baseline = torch.zeros(2, 3)
+    return model, inp, baseline
+
+
+def test_readme_integrated_gradients_snippet(toy):
+    model, input, baseline = toy
+    results = []
+    for IntegratedGradients in _both("IntegratedGradients"):
+        ig = IntegratedGradients(model)
+        attributions, delta = ig.attribute(input, baseline, target=0, return_convergence_delta=True)
+        results.append((attributions, delta))
+    (a0, d0), (a1, d1) = results
+    assert isinstance(a1, torch.Tensor) and a1.dtype == a0.dtype and a1.shape == a0.shape
+    close(a1, a0)
+    assert d1.shape == d0.shape and float(d1.abs().max()) < 1e-4
+
+
+def test_readme_deeplift_snippet(toy):
+    model, input, baseline = toy
+    (a0, d0), (a1, d1) = [DL(model).attribute(input, baseline, target=0, return_convergence_delta=True)
+                          for DL in _both("DeepLift")]
+    close(a1, a0)
+    assert float(d1.abs().max()) < 1e-4 and float(d0.abs().max()) < 1e-4  # both sum to the difference
+
+
+def test_readme_deepliftshap_and_gradientshap_snippets(toy):
+    model, input, _ = toy
+    baselines = torch.randn(4, 3)
+    a0 = captum_attr.DeepLiftShap(model).attribute(input, baselines, target=0)
+    a1 = sc.DeepLiftShap(model).attribute(input, baselines, target=0)
+    close(a1, a0)
+    # GradientShap draws its own references and α's: compare the completeness identity in expectation
+    phi, delta = sc.GradientShap(model).attribute(input, baselines, n_samples=2000, target=0, return_convergence_delta=True)
+    assert phi.shape == input.shape and float(delta.abs().max()) < 0.05 * float(model(input)[:, 0].abs().max() + 1)
+
+
+def test_saliency_and_input_x_gradient_snippets(toy):
+    model, input, _ = toy
+    for name, kw in (("Saliency", {}), ("Saliency", {"abs": False}), ("InputXGradient", {})):
+        ref, ours = _both(name)
+        close(ours(model).attribute(input, target=1, **kw), ref(model).attribute(input, target=1, **kw))
+
+
+def test_one_element_tuple_inputs_give_a_tuple(toy):
+    model, input, baseline = toy
+    out = sc.IntegratedGradients(model).attribute((input,), (baseline,), target=0)
+    ref = captum_attr.IntegratedGradients(model).attribute((input,), (baseline,), target=0)
+    assert isinstance(out, tuple) and len(out) == 1
+    close(out[0], ref[0])
+
+
+def test_feature_ablation_snippet_with_a_feature_mask(toy):
+    model, input, _ = toy
+    mask = torch.tensor([[0, 0, 1]])
+    ref, ours = _both("FeatureAblation")
+    close(ours(model).attribute(input, target=1, feature_mask=mask), ref(model).attribute(input, target=1, feature_mask=mask))
+
+
+def test_occlusion_snippet_on_an_image_model():
+    model = SmallCNN().eval()
+    x = torch.rand(3, 1, 8, 8)
+    ref, ours = _both("Occlusion")
+    kw = dict(sliding_window_shapes=(1, 3, 3), strides=(1, 2, 2), target=2, baselines=0)
+    close(ours(model).attribute(x, **kw), ref(model).attribute(x, **kw))
+
+
+def test_integrated_gradients_on_an_image_model_and_target_per_example():
+    model = SmallCNN().eval()
+    x = torch.rand(3, 1, 8, 8)
+    target = torch.tensor([0, 2, 1])
+    ref, ours = _both("IntegratedGradients")
+    close(ours(model).attribute(x, target=target, n_steps=20), ref(model).attribute(x, target=target, n_steps=20))
+
+
+def test_shapley_value_sampling_on_an_additive_model_is_exact_for_any_order():
+    model = nn.Sequential(nn.Linear(4, 1)).eval()
+    x = torch.rand(2, 4)
+    ref, ours = _both("ShapleyValueSampling")
+    close(ours(model).attribute(x, target=0, n_samples=3), ref(model).attribute(x, target=0, n_samples=3))
+
+
+def test_kernel_shap_with_every_coalition_is_exact(toy):
+    model, input, _ = toy
+    phi = sc.KernelShap(model).attribute(input, target=0, n_samples=200)
+    exact = captum_attr.ShapleyValueSampling(model).attribute(input, target=0, n_samples=200)  # 3! orders: exact
+    close(phi, exact, rtol=2e-2)
+
+
+def test_conversion_follows_in_place_weight_updates(toy):
+    model, input, baseline = toy
+    ig = sc.IntegratedGradients(model)
+    before = ig.attribute(input, baseline, target=0)
+    with torch.no_grad():
+        model.lin2.weight.mul_(2.0)  # an optimiser step: same tensor, new version
+    after = ig.attribute(input, baseline, target=0)
+    close(after, captum_attr.IntegratedGradients(model).attribute(input, baseline, target=0))
+    close(after, 2 * before)
+
+
+def test_results_keep_the_input_dtype(toy):
+    model, input, baseline = toy
+    out = sc.Saliency(model.double()).attribute(input.double(), target=0)
+    assert out.dtype == torch.float64
