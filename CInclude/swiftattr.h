@@ -732,6 +732,20 @@ SA_API int sa_expected_hessians(const sa_model *model, const float *x, int64_t n
  *  sa_model_free. */
 SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **out_model);
 
+/** Exact Hessian-vector products H(x_i) v_i of output target_i with respect to the input, and the gradients
+ *  (forward-over-reverse, Pearlmutter 1994; O(input_size) memory per example). v: n * input_size floats
+ *  (one direction per example). out_hv: n * input_size floats; out_gradient: NULL, or n * input_size floats
+ *  receiving grad f_t(x_i). ReLU networks have H = 0 almost everywhere (see sa_model_with_softplus). Models
+ *  with an Embedding or LSTM: SA_ERR_INVALID_ARGUMENT. */
+SA_API int sa_hessian_vector_product(const sa_model *model, const float *x, int64_t n, const float *v,
+                                     const int64_t *target, int64_t n_target, float *out_gradient, float *out_hv);
+
+/** The exact Hessians d^2 f_t / dx dx of output target_i at each example: out receives n * input_size^2
+ *  floats (row-major per example). internal_batch_size bounds the examples propagated at once (<= 0: a
+ *  size for a 64 MB working set). */
+SA_API int sa_hessian(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                      int64_t internal_batch_size, float *out);
+
 /* ---------------------------------------------------------------------------------------------------
  * Attribution in a transformed domain (TRIM: Singh, Ha, Yu et al. 2020)
  *

@@ -105,3 +105,48 @@ public func sa_model_with_softplus(_ model: OpaquePointer?, _ beta: Float, _ out
         try publish(try net.withSoftplus(beta: beta), to: out)
     }
 }
+
+@_cdecl("sa_hessian_vector_product")
+public func sa_hessian_vector_product(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ v: UnsafePointer<Float>?,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ outGradient: UnsafeMutablePointer<Float>?, _ outHV: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let vs = try CallerRows(v, rows: rows, width: net.inputSize, "v", countName: "n")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        _ = try nonNull(outHV, "out_hv")
+        let d = net.inputSize
+        try forEachRowChunk(rows: rows, width: d, inputs: [xs, vs]) { range in
+            let r = try net.gradientsAndHessianVectorProducts(try xs.copy(range), rows: range.count, vectors: try vs.copy(range),
+                                                              targets: try t.slice(range))
+            try write(r.hv, to: advanced(outHV, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d, "out_hv")
+            if let outGradient {
+                try write(r.gradient, to: outGradient + range.lowerBound * d, at: range.lowerBound * d, count: range.count * d,
+                          "out_gradient")
+            }
+        }
+    }
+}
+
+@_cdecl("sa_hessian")
+public func sa_hessian(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ internalBatchSize: Int64, _ out: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    guarded {
+        let net = try handle(model).use()
+        let rows = try checkCount(n, "n")
+        let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
+        let t = try CallerTargets(net, target, nTarget, rows: rows)
+        let batchSize = try chunk(internalBatchSize)
+        _ = try nonNull(out, "out")
+        let width = try interactionWidth(net, rows: rows, index: nil)
+        try perExample(xs, width: width, inputs: [xs], out: out) { values, rows, range in
+            try net.hessians(values, rows: rows, targets: try t.slice(range), internalBatchSize: batchSize)
+        }
+    }
+}

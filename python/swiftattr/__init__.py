@@ -22,10 +22,10 @@ from .perturbation import (
     feature_ablation, feature_permutation, kernel_shap, lime, occlusion, shapley_value_sampling,
 )
 from .training import loss_and_gradients, train
-from .hessians import expected_hessians, integrated_hessians, with_softplus
+from .hessians import expected_hessians, hessian, hessian_vector_product, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
-from . import plot
+from . import awd, plot
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
 _warn()

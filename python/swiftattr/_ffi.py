@@ -371,6 +371,12 @@ _sig("sa_integrated_hessians",
 #                                 int64_t internal_batch_size, float *out);
 _sig("sa_expected_hessians",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_uint64, c_int64, c_float, c_int64, c_int64, f32p])
+# SA_API int sa_hessian_vector_product(const sa_model *model, const float *x, int64_t n, const float *v,
+#                                      const int64_t *target, int64_t n_target, float *out_gradient, float *out_hv);
+_sig("sa_hessian_vector_product", [model_p, f32p, c_int64, f32p, i64p, c_int64, f32p, f32p])
+# SA_API int sa_hessian(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                       int64_t internal_batch_size, float *out);
+_sig("sa_hessian", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])
 # SA_API int sa_model_with_softplus(const sa_model *model, float beta, sa_model **out_model);
 _sig("sa_model_with_softplus", [model_p, c_float, POINTER(model_p)])
 

@@ -28,7 +28,7 @@ from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .attribution import _at_embedding, _baselines, _chunk, _network, _seed, _targets
 from .model import Network
 
-__all__ = ["integrated_hessians", "expected_hessians", "with_softplus"]
+__all__ = ["integrated_hessians", "expected_hessians", "hessian", "hessian_vector_product", "with_softplus"]
 
 
 def _softplus(beta) -> float:
@@ -129,6 +129,33 @@ def expected_hessians(net, inputs, references, target=None, n_samples: int = 200
                                    as_int(n_samples, "n_samples"), _seed(seed), as_int(first_example, "first_example"),
                                    beta, index, _chunk(internal_batch_size), fptr(out)))
     return out.reshape((n, width) if interaction_index is not None else (n, net.input_size, net.input_size))
+
+
+def hessian_vector_product(net, inputs, v, target=None, return_gradient: bool = False):
+    """Exact Hessian–vector products H(x_i) v_i of output ``target`` with respect to the input, shape of
+    ``inputs`` (``v`` has that shape: one direction per example), by one forward-over-reverse pass
+    (Pearlmutter 1994). With ``return_gradient`` also the gradients ∇f_t(x_i) from the same pass:
+    ``(gradient, hv)``. ReLU networks have H = 0 almost everywhere: see :func:`with_softplus`."""
+    net, x = _network(net, inputs)
+    n = x.shape[0]
+    vv = net._batch(v, "v")
+    if vv.shape != x.shape:
+        raise SwiftAttrError(f"v: expected the shape of inputs {x.shape}, got {vv.shape}", _ffi.SA_ERR_SHAPE)
+    t = _targets(net, target, n)
+    hv = np.empty_like(x)
+    g = np.empty_like(x) if as_bool(return_gradient, "return_gradient") else None
+    check(lib.sa_hessian_vector_product(net._handle, fptr(x), n, fptr(vv), iptr(t), t.size, fptr(g), fptr(hv)))
+    return (g, hv) if g is not None else hv
+
+
+def hessian(net, inputs, target=None, internal_batch_size: Optional[int] = None) -> np.ndarray:
+    """The exact Hessians ∂²f_t/∂x∂x at each example over the flattened input: (N, p, p)."""
+    net, x = _network(net, inputs)
+    n, p = x.shape[0], net.input_size
+    t = _targets(net, target, n)
+    out = np.empty((n, p, p), dtype=np.float32)
+    check(lib.sa_hessian(net._handle, fptr(x), n, iptr(t), t.size, _chunk(internal_batch_size), fptr(out)))
+    return out
 
 
 def with_softplus(net: Network, beta: float = 10.0) -> Network:

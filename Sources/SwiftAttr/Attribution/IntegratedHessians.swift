@@ -689,11 +689,24 @@ extension Network {
 
     /// Hessian–vector products H(x_r) v_r (rows × p) at `rows` examples (`v`: rows × p).
     public func hessianVectorProducts(_ x: [Float], rows: Int, vectors v: [Float], targets: [Int]) throws -> [Float] {
+        try gradientsAndHessianVectorProducts(x, rows: rows, vectors: v, targets: targets).hv
+    }
+
+    /// The gradients ∇f_t(x_r) and the Hessian–vector products H(x_r) v_r (each rows × p) of output
+    /// `targets[r]` at `rows` examples, from one forward-over-reverse pass (Pearlmutter 1994): exact, in O(p)
+    /// memory per example. ReLU networks have H = 0 almost everywhere (use ``withSoftplus(beta:)``).
+    /// Networks with an Embedding or an LSTM are refused (no second-order pass for them yet).
+    public func gradientsAndHessianVectorProducts(
+        _ x: [Float], rows: Int, vectors v: [Float], targets: [Int]
+    ) throws -> (gradient: [Float], hv: [Float]) {
         try checkInputs(x, rows: rows)
         try checkInputs(v, rows: rows, name: "vectors")
+        try checkSecondOrderSupport("hessian_vector_product")
         let targets = try expandTargets(targets, rows: rows)
-        return Parallel.singleThreadedBLAS {
-            secondOrder(x, rows: rows, directions: v, k: 1, targets: targets, linear: linearPart).hv
+        let result = Parallel.singleThreadedBLAS {
+            secondOrder(x, rows: rows, directions: v, k: 1, targets: targets, linear: linearPart)
         }
+        try Check.finiteResult(result.hv, "Hessian-vector products")
+        return result
     }
 }

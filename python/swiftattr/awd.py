@@ -1,0 +1,689 @@
+"""Adaptive wavelet distillation (AWD: Ha, Singh, Lanusse, Upadhyayula, Yu, "Adaptive wavelet distillation from
+neural networks through interpretations", NeurIPS 2021; the authors' package ``awave``).
+
+    w = sa.awd.fit(net, X, wave="db5", levels=3, attribution="saliency", target=1, lam_attr=1.0, epochs=20)
+    c = w.transform.forward(X)              # (N, d) wavelet coefficients, bands [a_J, d_J, ..., d_1]
+    t, phi, psi = w.transform.scaling_and_wavelet()
+    model = sa.awd.distill(w.transform, net, X, y, k=6)       # a linear model on the 6 top coefficients
+
+A wavelet is parameterised by its low-pass filter h₀ (L taps); the high-pass filter is h₁ = flip(h₀)·(−1)ⁿ,
+so h₀ alone defines an orthogonal transform when it satisfies the wavelet conditions. The transform here is
+the periodised discrete wavelet transform (pywt's ``mode="periodization"``): one level maps a signal of length
+N to a[n] = Σ_j h₀[j] x[(2n + j + 1 − L/2) mod N] and the same with h₁, so the analysis matrix W(h₀) is square
+and the synthesis (inverse) is Wᵀ — exactly the inverse when h₀ is orthogonal, the adjoint otherwise (as
+awave's filter banks). Signals are the last axis of each example (1-D) or the last two (2-D, separable),
+every leading channel transformed alike; lengths must be divisible by 2^levels.
+
+The fit minimises awave's loss over h₀ (Adam), with x̃ = Wᵀ W x the reconstruction and c = W x:
+
+    ‖x − x̃‖²/B + ½(Σh₀ − √2)² + ½(Σh₁)² + ½(‖h₀‖² − 1)² + ½Σ_k(|Ĥ₀(k)|² + |Ĥ₀(k + L/2)|² − 2)²
+      + ½‖(h₀ ⋆ h₀)↓2 − δ‖² + λ_wave·L1(c) + λ_attr·L1(a)
+
+where L1 sums |·| within each band and averages over the J + 1 bands and the B examples (awave's
+``tuple_L1Loss``), and a are the TRIM attributions of the network with respect to the coefficients of
+g(c) = f(Wᵀc), evaluated at the reconstruction x̃. (awave adds the detached residual x − x̃ so that its network
+always reads the data x; its gradient is then not the derivative of its loss, which finite differences
+cannot confirm. Here the loss is a function of h₀ and the gradient its derivative; the two coincide when h₀
+is an orthogonal wavelet, where x̃ = x.) The attributions: saliency a = W ∇f(x̃) (the gradient with respect to c of f(Wᵀc)), input×gradient
+c ⊙ W∇f(x̃), or Integrated Gradients from the zero baseline, c ⊙ W ∫₀¹ ∇f(αx̃) dα (Gauss–Legendre). Its gradient with respect to h₀
+is differentiated through the attribution, as ``create_graph=True`` does in awave: the network's gradients
+and exact Hessian–vector products come from the library (:func:`swiftattr.hessian_vector_product`), and the
+derivatives of W along each filter tap from a complex step (exact to rounding: every filter-bank operation
+is a polynomial in h₀). Smooth activations give the attribution term its curvature; on a ReLU network H = 0
+almost everywhere, as in autograd.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import comb
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+from ._args import SA_ERR_INVALID_ARGUMENT, SA_ERR_SHAPE, as_float, as_int
+from ._ffi import SwiftAttrError
+from .model import network_for
+
+__all__ = ["daubechies", "DWT1d", "DWT2d", "AWDResult", "fit", "distill", "wavelet_loss", "attributions",
+           "project_to_wavelet"]
+
+_STEP = 1e-30  # the complex step: Im f(h + i·s·e_k)/s = ∂f/∂h_k to rounding, for any s this small
+
+
+def daubechies(order: int) -> np.ndarray:
+    """The low-pass reconstruction filter of the Daubechies wavelet dbN (2N taps, pywt's ``rec_lo``), by
+    spectral factorisation of P(y) = Σ_{k<N} C(N−1+k, k) yᵏ keeping the roots inside the unit circle
+    (minimum phase). Accurate to ~1e-14 up to db15."""
+    n = as_int(order, "order", 1, 20)
+    if n == 1:
+        return np.array([1.0, 1.0]) / np.sqrt(2.0)
+    roots_y = np.roots([comb(n - 1 + k, k) for k in range(n)][::-1])
+    poly = np.array([1.0 + 0j])
+    for _ in range(n):
+        poly = np.convolve(poly, [1.0, 1.0])
+    for y in roots_y:
+        pair = np.roots([1.0, -(2.0 - 4.0 * y), 1.0])  # z + 1/z = 2 − 4y
+        poly = np.convolve(poly, [1.0, -pair[np.argmin(np.abs(pair))]])
+    h = np.real(poly)
+    return h * np.sqrt(2.0) / h.sum()
+
+
+def _filter(wave) -> np.ndarray:
+    if isinstance(wave, str):
+        name = wave.lower()
+        if name == "haar":
+            return daubechies(1)
+        if name.startswith("db") and name[2:].isdigit():
+            return daubechies(int(name[2:]))
+        raise SwiftAttrError(f"wave: unknown wavelet {wave!r}; expected 'haar', 'db1' … 'db20' or a filter array",
+                             SA_ERR_INVALID_ARGUMENT)
+    h = np.asarray(wave, dtype=np.float64).ravel()
+    if h.size < 2 or h.size % 2 or not np.isfinite(h).all():
+        raise SwiftAttrError(f"wave: a low-pass filter must have an even number (≥ 2) of finite taps, got {h.size}",
+                             SA_ERR_INVALID_ARGUMENT)
+    return h
+
+
+def _upsample(c: np.ndarray) -> np.ndarray:
+    up = np.zeros(2 * c.size - 1, dtype=c.dtype)
+    up[::2] = c
+    return up
+
+
+def highpass(h0: np.ndarray) -> np.ndarray:
+    """h₁ = flip(h₀)·(−1)ⁿ (pywt's ``rec_hi`` for its ``rec_lo``)."""
+    return h0[::-1] * (-1.0) ** np.arange(h0.size)
+
+
+def _level_indices(n: int, taps: int) -> np.ndarray:
+    """(n/2, taps) source positions of one periodised level: (2m + j + 1 − taps/2) mod n."""
+    return (2 * np.arange(n // 2)[:, None] + np.arange(taps)[None, :] + 1 - taps // 2) % n
+
+
+def _analysis_1d(x, h0, levels: int):
+    """Coefficients of x (..., N) along the last axis: concatenated [a_J, d_J, ..., d_1]. ``h0`` may be
+    complex (the complex step); the result's dtype follows."""
+    h1 = highpass(h0)
+    bands = []
+    a = x
+    for _ in range(levels):
+        idx = _level_indices(a.shape[-1], h0.size)
+        g = a[..., idx]  # (..., n/2, taps)
+        bands.append(g @ h1)
+        a = g @ h0
+    return np.concatenate([a] + bands[::-1], axis=-1)
+
+
+def _synthesis_1d(c, h0, levels: int):
+    """The adjoint of :func:`_analysis_1d` (its inverse when h₀ is orthogonal)."""
+    h1 = highpass(h0)
+    n = c.shape[-1]
+    size = n >> levels
+    a = c[..., :size]
+    pos = size
+    for _ in range(levels):
+        d = c[..., pos:pos + size]
+        pos += size
+        m = 2 * size
+        idx = _level_indices(m, h0.size)
+        contrib = a[..., :, None] * h0 + d[..., :, None] * h1  # (..., size, taps)
+        lead = contrib.shape[:-2]
+        flat = contrib.reshape(-1, size * h0.size)
+        out = np.asarray(_scatter(m, h0.size) @ flat.T).T.reshape(lead + (m,))
+        a = out
+        size = m
+    return a
+
+
+_SCATTERS = {}
+
+
+def _scatter(n: int, taps: int):
+    """The (n, n/2·taps) 0/1 sparse matrix adding contributions (m, j) into position (2m + j + 1 − taps/2) mod n:
+    the adjoint of one level's gather."""
+    key = (n, taps)
+    s = _SCATTERS.get(key)
+    if s is None:
+        from scipy.sparse import csr_matrix
+
+        idx = _level_indices(n, taps).ravel()
+        s = _SCATTERS[key] = csr_matrix((np.ones(idx.size), (idx, np.arange(idx.size))), shape=(n, idx.size))
+    return s
+
+
+class _Wavelet:
+    """What DWT1d and DWT2d share: the filter, the band layout, the matrix form and the plots' functions."""
+
+    dims = 1
+
+    def __init__(self, wave="db5", levels: int = 3):
+        self.filter = _filter(wave)
+        self.levels = as_int(levels, "levels", 1, 30)
+
+    @property
+    def highpass(self) -> np.ndarray:
+        return highpass(self.filter)
+
+    def _check(self, x, name="inputs") -> np.ndarray:
+        a = np.asarray(x, dtype=np.float64)
+        if a.ndim < self.dims:
+            raise SwiftAttrError(f"{name}: expected at least {self.dims} axes, got shape {a.shape}", SA_ERR_SHAPE)
+        for n in a.shape[a.ndim - self.dims:]:
+            if n % (1 << self.levels):
+                raise SwiftAttrError(f"{name}: a signal length of {n} is not divisible by 2^levels = {1 << self.levels}",
+                                     SA_ERR_SHAPE)
+        return a
+
+    def forward(self, x) -> np.ndarray:
+        """The coefficients of ``x`` (any leading axes), same shape: :attr:`bands` gives their layout."""
+        return self._analysis(self._check(x), self.filter)
+
+    def inverse(self, coefficients) -> np.ndarray:
+        """The signals whose coefficients are ``coefficients`` (the synthesis Wᵀ)."""
+        return self._synthesis(self._check(coefficients, "coefficients"), self.filter)
+
+    def matrix(self, shape: Sequence[int]) -> np.ndarray:
+        """W (d × d, d = prod(shape)) for one example of ``shape``: coefficients = W @ x.ravel()."""
+        shape = tuple(shape)
+        d = int(np.prod(shape))
+        return self.forward(np.eye(d).reshape((d,) + shape)).reshape(d, d).T
+
+    def transform(self, input_shape: Sequence[int]):
+        """This wavelet as a :class:`swiftattr.Transform` for TRIM (:func:`swiftattr.trim`)."""
+        from .trim import Transform
+
+        w = self.matrix(input_shape)
+        return Transform(w.astype(np.float32), inverse=w.T.astype(np.float32), input_shape=input_shape)
+
+    def scaling_and_wavelet(self, iterations: int = 8):
+        """(t, φ, ψ): the scaling and wavelet functions sampled at t = k/2^iterations on their support
+        [0, L − 1], by the cascade (subdivision) algorithm: c ← √2 (c↑2 ∗ h₀) from c = [1] converges to
+        φ(k/2^j) ≈ c[k]; ψ is the same iteration started with one step of h₁ (ψ = √2 Σ h₁[k] φ(2t − k)).
+        For plotting."""
+        it = as_int(iterations, "iterations", 1, 16)
+        h0, h1 = self.filter, self.highpass
+
+        def cascade(first):
+            c = np.sqrt(2.0) * first
+            for _ in range(it - 1):
+                c = np.sqrt(2.0) * np.convolve(_upsample(c), h0)
+            return c
+
+        phi, psi = cascade(h0), cascade(h1)
+        t = np.arange(phi.size) / 2.0**it
+        return t, phi, psi
+
+    def _band_sizes(self, shape) -> List[int]:
+        raise NotImplementedError
+
+    def bands(self, shape: Sequence[int]) -> List[slice]:
+        """Slices of the flat coefficient vector of one channel of ``shape``: [a_J, d_J, ..., d_1] (1-D), or
+        [LL_J, (LH, HL, HH)_J, ..., (LH, HL, HH)_1] grouped per level (2-D): J + 1 bands, as awave counts them."""
+        sizes = self._band_sizes(tuple(shape))
+        out, start = [], 0
+        for s in sizes:
+            out.append(slice(start, start + s))
+            start += s
+        return out
+
+    def __repr__(self):
+        return f"{type(self).__name__}(filter of {self.filter.size} taps, levels={self.levels})"
+
+
+class DWT1d(_Wavelet):
+    """The periodised 1-D wavelet transform along the last axis (see the module notes)."""
+
+    dims = 1
+
+    def _analysis(self, x, h0):
+        return _analysis_1d(x, h0, self.levels)
+
+    def _synthesis(self, c, h0):
+        return _synthesis_1d(c, h0, self.levels)
+
+    def _band_sizes(self, shape):
+        n = shape[-1]
+        return [n >> self.levels] + [n >> j for j in range(self.levels, 0, -1)]
+
+
+class DWT2d(_Wavelet):
+    """The separable periodised 2-D wavelet transform over the last two axes (the same filter along rows and
+    columns). The coefficients keep the image's shape: level by level the low-low block occupies the top-left
+    corner (pywt's ``coeffs_to_array`` layout)."""
+
+    dims = 2
+
+    def _analysis(self, x, h0):
+        out = x.astype(np.result_type(x, h0), copy=True)
+        h, w = x.shape[-2:]
+        for _ in range(self.levels):
+            block = out[..., :h, :w]
+            rows = _analysis_1d(block, h0, 1)  # along the last axis: [low | high] columns
+            cols = _analysis_1d(np.swapaxes(rows, -1, -2), h0, 1)
+            out[..., :h, :w] = np.swapaxes(cols, -1, -2)
+            h, w = h // 2, w // 2
+        return out
+
+    def _synthesis(self, c, h0):
+        out = c.astype(np.result_type(c, h0), copy=True)
+        h, w = c.shape[-2] >> self.levels, c.shape[-1] >> self.levels
+        for _ in range(self.levels):
+            h, w = 2 * h, 2 * w
+            block = out[..., :h, :w]
+            cols = _synthesis_1d(np.swapaxes(block, -1, -2), h0, 1)
+            out[..., :h, :w] = _synthesis_1d(np.swapaxes(cols, -1, -2), h0, 1)
+        return out
+
+    def _band_sizes(self, shape):
+        h, w = shape[-2:]
+        return [(h * w) >> (2 * self.levels)] + [3 * ((h * w) >> (2 * j)) for j in range(self.levels, 0, -1)]
+
+    def bands(self, shape):
+        """Masks are more natural than slices in the 2-D layout: a list of J + 1 boolean arrays of ``shape``'s
+        last two axes, [LL_J, level J details, ..., level 1 details]."""
+        h, w = tuple(shape)[-2:]
+        out = []
+        low = np.zeros((h, w), bool)
+        low[: h >> self.levels, : w >> self.levels] = True
+        out.append(low)
+        for j in range(self.levels, 0, -1):
+            m = np.zeros((h, w), bool)
+            m[: h >> (j - 1), : w >> (j - 1)] = True
+            m[: h >> j, : w >> j] = False
+            out.append(m)
+        return out
+
+
+# ------------------------------------------------------------------ the loss and its gradient in h₀
+
+_ATTRIBUTIONS = ("saliency", "input_x_gradient", "integrated_gradients")
+
+
+def _constraints(h):
+    """awave's wavelet conditions as a function of h₀ (real or complex: every term is a polynomial in h₀,
+    so the complex step differentiates it): ½(Σh₀ − √2)², ½(Σh₁)², ½(‖h₀‖² − 1)², the conjugate-mirror
+    condition ½Σ_k(|Ĥ(k)|² + |Ĥ(k + L/2)|² − 2)² and orthogonality to even shifts ½‖(h₀⋆h₀)↓2 − δ‖²."""
+    n = h.size
+    h1 = highpass(h)
+    lsum = 0.5 * (h.sum() - np.sqrt(2.0)) ** 2
+    hsum = 0.5 * h1.sum() ** 2
+    norm = 0.5 * ((h * h).sum() - 1.0) ** 2
+    omega = 2 * np.pi * np.outer(np.arange(n), np.arange(n)) / n
+    power = (np.cos(omega) @ h) ** 2 + (np.sin(omega) @ h) ** 2  # |DFT(h)|², written analytically in h
+    cmf = 0.5 * ((power[: n // 2] + power[n // 2:] - 2.0) ** 2).sum()
+    lags = np.arange(-n, n + 1, 2)
+    auto = np.array([(h[max(0, -l):n - max(0, l)] * h[max(0, l):n - max(0, -l)]).sum() for l in lags])
+    conv = 0.5 * ((auto - (lags == 0)) ** 2).sum()
+    return {"lsum": lsum, "hsum": hsum, "l2norm": norm, "cmf": cmf, "conv": conv}
+
+
+def _condition_residuals(h):
+    """The wavelet conditions as residuals that vanish together exactly for an orthogonal low-pass filter:
+    Σh₀ − √2, Σh₁, ‖h₀‖² − 1, |Ĥ(k)|² + |Ĥ(k + L/2)|² − 2 (k < L/2), (h₀⋆h₀)(2m) − δ_m."""
+    n = h.size
+    omega = 2 * np.pi * np.outer(np.arange(n), np.arange(n)) / n
+    power = (np.cos(omega) @ h) ** 2 + (np.sin(omega) @ h) ** 2
+    lags = np.arange(-n, n + 1, 2)
+    auto = np.array([(h[max(0, -l):n - max(0, l)] * h[max(0, l):n - max(0, -l)]).sum() for l in lags])
+    return np.concatenate([[h.sum() - np.sqrt(2.0), highpass(h).sum(), (h * h).sum() - 1.0],
+                           power[: n // 2] + power[n // 2:] - 2.0, auto - (lags == 0)])
+
+
+def project_to_wavelet(h0, tol: float = 1e-13, max_iter: int = 100) -> np.ndarray:
+    """The orthogonal low-pass filter nearest ``h0`` in the Gauss–Newton sense: minimum-norm steps
+    h ← h − J⁺ r(h) on the wavelet conditions (:func:`_condition_residuals`, J by the complex step) until
+    ‖r‖ < tol. AWD's penalties hold the conditions only approximately; this makes the fitted filter an exact
+    orthogonal wavelet (so the transform is orthogonal and reconstructs exactly) with the smallest change."""
+    h = np.asarray(h0, dtype=np.float64).copy()
+    eye = np.eye(h.size)
+    for _ in range(as_int(max_iter, "max_iter", 1, 10**6)):
+        r = _condition_residuals(h)
+        if np.linalg.norm(r) < tol:
+            break
+        jac = np.stack([_condition_residuals(h + 1j * _STEP * eye[k]).imag / _STEP for k in range(h.size)], axis=1)
+        h = h - np.linalg.lstsq(jac, r, rcond=None)[0]
+    return h
+
+
+def _abs(z):
+    """|x| continued analytically near a real x ≠ 0 (x·sign(Re x)), so the complex step gives sign(x)·dx."""
+    return z * np.sign(z.real) if np.iscomplexobj(z) else np.abs(z)
+
+
+@dataclass
+class _Batch:
+    """A batch's values for the loss: the signals, coefficients and reconstruction (real), and their
+    derivatives along each filter tap (taps × batch shape)."""
+
+    x: np.ndarray
+    c: np.ndarray
+    xr: np.ndarray
+    dc: np.ndarray
+    dxr: np.ndarray
+
+
+class _Linearised:
+    """W(h₀) and its derivatives ∂W/∂h_k along every tap as matrices over one channel's signal (d × d, d the
+    signal's size), from the transform applied to the identity with complex filters (the complex step). Every
+    batch operation is then a GEMM: the filter bank runs on d rows once per step, not on the batch, and the
+    L tap derivatives of the batch's coefficients and reconstruction are L GEMMs each."""
+
+    def __init__(self, transform: _Wavelet, h: np.ndarray, signal_shape):
+        d = int(np.prod(signal_shape))
+        eye = np.eye(d).reshape((d,) + tuple(signal_shape))
+        hk = h[None, :] + 1j * _STEP * np.eye(h.size)
+        cols = np.stack([transform._analysis(eye, hk[k]).reshape(d, d) for k in range(h.size)])  # row j: W e_j
+        self.w = cols[0].real.T.copy()
+        self.dw = np.ascontiguousarray(np.swapaxes(cols.imag / _STEP, 1, 2))  # (taps, d, d)
+        self.d = d
+
+    def analysis(self, v):
+        """W v for rows v (·, d)."""
+        return v @ self.w.T
+
+    def synthesis(self, c):
+        """Wᵀ c for rows c (·, d)."""
+        return c @ self.w
+
+    def tap_analysis(self, v):
+        """∂(W v)/∂h_k for every tap: (taps, ·, d)."""
+        return np.einsum("nd,ked->kne", v, self.dw, optimize=True)
+
+    def tap_synthesis(self, c):
+        """∂(Wᵀ c)/∂h_k with c fixed: (taps, ·, d)."""
+        return np.einsum("ne,ked->knd", c, self.dw, optimize=True)
+
+
+def _complex_steps(lin: _Linearised, x: np.ndarray) -> _Batch:
+    """The batch x (rows of one channel's signal) with c = W x, x̃ = Wᵀ W x and their tap derivatives."""
+    c = lin.analysis(x)
+    dc = lin.tap_analysis(x)
+    xr = lin.synthesis(c)
+    dxr = dc @ lin.w + lin.tap_synthesis(c)
+    return _Batch(x=x, c=c, xr=xr, dc=dc, dxr=dxr)
+
+
+def _path(xr, alphas, input_shape):
+    """The IG path points α·x̃ (the path in coefficient space from 0 to c), step-major: (M·B, *input_shape)."""
+    B = xr.shape[0]
+    pts = alphas[:, None, None] * xr.reshape(B, -1)[None]
+    return pts.reshape((-1,) + tuple(input_shape)).astype(np.float32)
+
+
+def _gauss_legendre(n: int):
+    t, w = np.polynomial.legendre.leggauss(n)
+    return (t + 1) / 2, w / 2
+
+
+def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "saliency", lam_wave: float = 0.0,
+                 lam_attr: float = 0.0, n_steps: int = 16, constraint_weights: Optional[dict] = None):
+    """awave's loss of one batch ``x`` (B, *net.input_shape) for the filter of ``transform`` and its gradient
+    with respect to the filter: ``(total, parts, gradient)`` with ``parts`` the named terms (see the module
+    notes) and ``gradient`` of shape (taps,). ``constraint_weights`` multiplies the five wavelet conditions
+    (awave's lamlSum, lamhSum, lamL2norm, lamCMF, lamConv; 1 each by default)."""
+    from .attribution import saliency
+    from .hessians import hessian_vector_product
+
+    h = transform.filter
+    xb = transform._check(x)
+    B = xb.shape[0]
+    bands = transform.levels + 1
+    weights = {"lsum": 1.0, "hsum": 1.0, "l2norm": 1.0, "cmf": 1.0, "conv": 1.0}
+    if constraint_weights:
+        unknown = set(constraint_weights) - set(weights)
+        if unknown:
+            raise SwiftAttrError(f"constraint_weights: unknown terms {sorted(unknown)}; expected {sorted(weights)}")
+        weights.update({k: as_float(v, f"constraint_weights[{k!r}]") for k, v in constraint_weights.items()})
+    lam_wave, lam_attr = as_float(lam_wave, "lam_wave"), as_float(lam_attr, "lam_attr")
+    if attribution not in _ATTRIBUTIONS:
+        raise SwiftAttrError(f"attribution: unknown {attribution!r}; expected one of {', '.join(_ATTRIBUTIONS)}",
+                             SA_ERR_INVALID_ARGUMENT)
+
+    signal = xb.shape[xb.ndim - transform.dims:]
+    lin = _Linearised(transform, h, signal)
+    rows = xb.reshape(-1, lin.d)  # every channel of every example: one row per signal
+    b = _complex_steps(lin, rows)
+    axes = (1, 2)  # sum over everything but the tap axis
+    parts = {}
+    grad = np.zeros(h.size)
+    diff = b.x - b.xr
+    parts["reconstruction"] = float((diff ** 2).sum() / B)
+    grad += (-2.0 * diff[None] * b.dxr).sum(axis=axes) / B
+
+    hk = h[None, :] + 1j * _STEP * np.eye(h.size)
+    cons = [_constraints(hk[k]) for k in range(h.size)]
+    for name, w in weights.items():
+        parts[name] = float(cons[0][name].real)
+        grad += w * np.array([c[name].imag for c in cons]) / _STEP
+
+    if lam_wave:
+        parts["l1_wave"] = float(np.abs(b.c).sum() / (bands * B))
+        grad += lam_wave * (np.sign(b.c)[None] * b.dc).sum(axis=axes) / (bands * B)
+    else:
+        parts["l1_wave"] = 0.0
+
+    parts["l1_attr"] = 0.0
+    if lam_attr:
+        net = network_for(net, b.xr[: 1].astype(np.float32))
+        shape = (B,) + net.input_shape
+        if xb.shape != shape:
+            raise SwiftAttrError(f"inputs: expected shape {shape} (the network's input), got {xb.shape}", SA_ERR_SHAPE)
+        xr32 = b.xr.reshape(shape).astype(np.float32)
+        if attribution == "integrated_gradients":
+            alphas, ws = _gauss_legendre(as_int(n_steps, "n_steps", 1, 10_000))
+            points = _path(b.xr.reshape(shape), alphas, net.input_shape)
+            g = saliency(net, points, target=_repeat_target(target, B, alphas.size), abs=False).astype(np.float64)
+            g = (ws[:, None, None] * g.reshape(alphas.size, B, -1)).sum(0).reshape(shape)
+        else:
+            g = saliency(net, xr32, target=target, abs=False).astype(np.float64)
+        g = g.reshape(-1, lin.d)
+        wg = lin.analysis(g)
+        mult = np.ones_like(b.c) if attribution == "saliency" else b.c
+        a = mult * wg
+        parts["l1_attr"] = float(np.abs(a).sum() / (bands * B))
+        s = np.sign(a)
+        term = (s * mult)[None] * lin.tap_analysis(g)
+        if attribution != "saliency":
+            term = term + (s * wg)[None] * b.dc
+        u = lin.synthesis(s * mult).reshape(shape)  # Wᵀ(s ⊙ c^p)
+        if attribution == "integrated_gradients":
+            u_rep = np.broadcast_to(u.reshape(1, B, -1), (alphas.size, B, u[0].size)).reshape(points.shape)
+            hv = hessian_vector_product(net, points, u_rep.astype(np.float32), target=_repeat_target(target, B, alphas.size))
+            q = ((ws * alphas)[:, None, None] * hv.astype(np.float64).reshape(alphas.size, B, -1)).sum(0)
+        else:
+            q = hessian_vector_product(net, xr32, u.astype(np.float32), target=target).astype(np.float64)
+        q = q.reshape(-1, lin.d)
+        grad += lam_attr * (term.sum(axis=axes) + (q[None] * b.dxr).sum(axis=axes)) / (bands * B)
+
+    total = (parts["reconstruction"] + sum(weights[k] * parts[k] for k in weights) + lam_wave * parts["l1_wave"]
+             + lam_attr * parts["l1_attr"])
+    return total, parts, grad
+
+
+def _repeat_target(target, B: int, M: int):
+    if target is None or np.ndim(target) == 0:
+        return target
+    t = np.asarray(target).ravel()
+    return np.tile(t, M) if t.size == B else t
+
+
+@dataclass
+class AWDResult:
+    """What :func:`fit` returns: the fitted ``transform`` (forward, inverse, matrix, TRIM transform), its
+    ``filter`` h₀, the loss ``history`` (one dict of the mean terms per epoch) and the initial filter."""
+
+    transform: _Wavelet
+    filter: np.ndarray
+    initial_filter: np.ndarray
+    history: List[dict] = field(default_factory=list)
+
+    def scaling_and_wavelet(self, iterations: int = 8):
+        return self.transform.scaling_and_wavelet(iterations)
+
+    def plot(self, iterations: int = 8):
+        """A Figure of the scaling function φ and wavelet ψ of the initial and the fitted filter, and the loss
+        history (matplotlib; the backend is left alone and nothing is shown)."""
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(11, 3.2), layout="constrained")
+        axes = fig.subplots(1, 3)
+        initial = type(self.transform)(self.initial_filter, self.transform.levels)
+        for ax, which, title in ((axes[0], 1, "scaling function φ"), (axes[1], 2, "wavelet ψ")):
+            for w, label, style in ((initial, "initial", dict(color="0.6", ls="--")),
+                                    (self.transform, "fitted", dict(color="C0"))):
+                curves = w.scaling_and_wavelet(iterations)
+                ax.plot(curves[0], curves[which], label=label, **style)
+            ax.set_title(title)
+            ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+            ax.legend(frameon=False)
+        if self.history:
+            epochs = [r["epoch"] for r in self.history]
+            for key in ("loss", "reconstruction", "l1_wave", "l1_attr"):
+                vals = [r[key] for r in self.history]
+                if any(v > 0 for v in vals):
+                    axes[2].plot(epochs, vals, label=key)
+            axes[2].set_yscale("log")
+            top = max(max(r[k] for r in self.history) for k in ("loss",))
+            axes[2].set_ylim(bottom=top * 1e-6)  # the exact reconstruction at db5 (1e-28) would flatten the rest
+            axes[2].set_xlabel("epoch")
+            axes[2].set_title("loss terms")
+            axes[2].legend(frameon=False)
+        return fig
+
+    def constraint_residuals(self) -> dict:
+        """How far the fitted filter is from each wavelet condition (the square root of twice each term)."""
+        return {k: float(np.sqrt(2 * abs(v))) for k, v in _constraints(self.filter).items()}
+
+
+def fit(net, X, wave="db5", levels: int = 3, attribution: str = "saliency", target=None, lam_wave: float = 0.0,
+        lam_attr: float = 1.0, epochs: int = 20, batch_size: Optional[int] = None, lr: float = 1e-3, n_steps: int = 16,
+        constraint_weights: Optional[dict] = None, seed: Optional[int] = 0, project: bool = True,
+        callback=None) -> AWDResult:
+    """Fits a wavelet to the trained network ``net`` on inputs ``X`` (N, *net.input_shape) by minimising the AWD
+    loss (see the module notes) over the low-pass filter with Adam (β = 0.9, 0.999), mini-batches of
+    ``batch_size`` in a seeded order. ``wave`` is the initial filter (a name such as "db5" or an array);
+    ``levels`` the depth; images (2-D inputs per channel) use :class:`DWT2d`, signals :class:`DWT1d`.
+    ``callback(epoch, record)`` after every epoch; returning True stops. awave's defaults: lr 1e-3, 20 epochs,
+    every λ 1. With ``project`` (a swiftattr addition) the fitted filter is finally moved to the nearest exact
+    orthogonal wavelet (:func:`project_to_wavelet`), so the conditions hold to rounding and the transform
+    reconstructs exactly; ``project=False`` returns awave's filter as trained."""
+    x = np.asarray(X, dtype=np.float64)
+    if x.ndim < 2:
+        raise SwiftAttrError(f"X: expected a batch (N, *input_shape), got shape {x.shape}", SA_ERR_SHAPE)
+    plan = network_for(net, x[:1].astype(np.float32))
+    cls = DWT2d if len(plan.input_shape) >= 2 and plan.input_shape[-1] > 1 and plan.input_shape[-2] > 1 else DWT1d
+    transform = cls(wave, levels)
+    transform._check(x, "X")
+    epochs = as_int(epochs, "epochs", 1, 10**7)
+    batch_size = x.shape[0] if batch_size is None else as_int(batch_size, "batch_size", 1, 10**9)
+    lr = as_float(lr, "lr")
+    rng = np.random.default_rng(seed)
+    h = transform.filter.copy()
+    initial = h.copy()
+    m = np.zeros_like(h)
+    v = np.zeros_like(h)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    step = 0
+    history = []
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(x.shape[0])
+        sums, count = {}, 0
+        for start in range(0, x.shape[0], batch_size):
+            idx = order[start:start + batch_size]
+            transform.filter = h
+            tb = None if target is None or np.ndim(target) == 0 else np.asarray(target)[idx]
+            total, parts, g = wavelet_loss(transform, plan, x[idx], target if tb is None else tb, attribution, lam_wave,
+                                           lam_attr, n_steps, constraint_weights)
+            if not np.isfinite(total) or not np.isfinite(g).all():
+                raise SwiftAttrError(f"awd.fit: the loss became {total} at epoch {epoch}; lower lr")
+            step += 1
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            h = h - lr * (m / (1 - b1 ** step)) / (np.sqrt(v / (1 - b2 ** step)) + eps)
+            for k, val in {"loss": total, **parts}.items():
+                sums[k] = sums.get(k, 0.0) + val * idx.size
+            count += idx.size
+        record = {"epoch": epoch, **{k: s / count for k, s in sums.items()}}
+        history.append(record)
+        if callback is not None and callback(epoch, record):
+            break
+    if project:
+        h = project_to_wavelet(h)
+    transform.filter = h
+    return AWDResult(transform=transform, filter=h.copy(), initial_filter=initial, history=history)
+
+
+def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "saliency", n_steps: int = 16):
+    """The TRIM attributions of ``net`` at the reconstruction x̃ = Wᵀ W x with respect to the coefficients c = W x
+    (saliency, input×gradient or Integrated Gradients from zero), shape of ``X``."""
+    from .attribution import saliency
+
+    x = transform._check(X, "X")
+    h = transform.filter
+    c = transform._analysis(x, h)
+    xr = transform._synthesis(c, h)
+    plan = network_for(net, x[:1].astype(np.float32))
+    if attribution == "integrated_gradients":
+        alphas, ws = _gauss_legendre(as_int(n_steps, "n_steps", 1, 10_000))
+        B = x.shape[0]
+        points = _path(xr, alphas, plan.input_shape)
+        g = saliency(plan, points, target=_repeat_target(target, B, alphas.size), abs=False).astype(np.float64)
+        g = (ws[:, None, None] * g.reshape(alphas.size, B, -1)).sum(0).reshape(x.shape)
+    elif attribution in ("saliency", "input_x_gradient"):
+        g = saliency(plan, xr.astype(np.float32), target=target, abs=False).astype(np.float64)
+    else:
+        raise SwiftAttrError(f"attribution: unknown {attribution!r}; expected one of {', '.join(_ATTRIBUTIONS)}",
+                             SA_ERR_INVALID_ARGUMENT)
+    wg = transform._analysis(g, h)
+    return wg if attribution == "saliency" else c * wg
+
+
+def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", attribution: str = "saliency",
+            target=None, X_test=None, y_test=None, n_steps: int = 16) -> dict:
+    """Distils ``net`` into a simple model on the ``k`` wavelet coefficients with the largest mean |attribution|
+    over ``X`` (AWD's interpretable model): ``model`` "linear" (least squares; regression), "lasso" or
+    "logistic" (classification). Returns {"indices", "model" (the fitted scikit-learn estimator), "score"
+    (R² or accuracy on the test set, ``X`` when none), "network_score" (the network's own R² against y, or
+    its accuracy)}."""
+    from .attribution import _network
+
+    kk = as_int(k, "k", 1, 10**9)
+    x = np.asarray(X, dtype=np.float64)
+    a = attributions(transform, net, x, target, attribution, n_steps)
+    importance = np.abs(a).reshape(x.shape[0], -1).mean(0)
+    if kk > importance.size:
+        raise SwiftAttrError(f"k = {kk} exceeds the {importance.size} coefficients", SA_ERR_INVALID_ARGUMENT)
+    top = np.argsort(-importance, kind="stable")[:kk]
+    feats = transform.forward(x).reshape(x.shape[0], -1)[:, top]
+    xt = x if X_test is None else np.asarray(X_test, dtype=np.float64)
+    yt = np.asarray(y if y_test is None else y_test)
+    ft = transform.forward(xt).reshape(xt.shape[0], -1)[:, top]
+    plan, xt32 = _network(net, xt.astype(np.float32))
+    out = plan.forward(xt32).reshape(xt.shape[0], -1)
+    if model == "linear":
+        from sklearn.linear_model import LinearRegression
+
+        est = LinearRegression().fit(feats, np.asarray(y, dtype=np.float64))
+        score = est.score(ft, yt)
+        pred = out[:, 0] if target is None else out[:, int(target)]
+        ss = ((yt - yt.mean()) ** 2).sum()
+        network_score = 1 - ((yt - pred) ** 2).sum() / ss if ss > 0 else float("nan")
+    elif model in ("lasso", "logistic"):
+        if model == "lasso":
+            from sklearn.linear_model import LassoCV
+
+            est = LassoCV(cv=3).fit(feats, np.asarray(y, dtype=np.float64))
+            score = est.score(ft, yt)
+            pred = out[:, 0] if target is None else out[:, int(target)]
+            ss = ((yt - yt.mean()) ** 2).sum()
+            network_score = 1 - ((yt - pred) ** 2).sum() / ss if ss > 0 else float("nan")
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            est = LogisticRegression(max_iter=2000).fit(feats, np.asarray(y))
+            score = est.score(ft, yt)
+            network_score = float((out.argmax(1) == yt).mean())
+    else:
+        raise SwiftAttrError(f"model: unknown {model!r}; expected linear, lasso or logistic", SA_ERR_INVALID_ARGUMENT)
+    return {"indices": top, "importance": importance, "model": est, "score": float(score),
+            "network_score": float(network_score)}
