@@ -27,7 +27,7 @@ from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
 from . import plot
 # --- issue 13: reality checks (faithfulness metrics, sanity checks, simulations) ---
-from . import checks, metrics
+from . import checks, metrics, simulate
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
 _warn()
