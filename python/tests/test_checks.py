@@ -91,6 +91,16 @@ def test_a_constant_attribution_passes_randomization_with_correlation_one(traine
         np.testing.assert_array_equal(values, 1.0)
 
 
+def test_randomization_passes_method_arguments(trained):
+    # IG's own `method=` (its quadrature) travels in method_args; other keywords go to the method directly.
+    net, x, _ = trained
+    r = sa.checks.randomization(net, x[:3], method="integrated_gradients", target=1, seed=0, layers=[6, 3],
+                                method_args={"method": "riemann_trapezoid"}, n_steps=4)
+    want = sa.integrated_gradients(net.randomized([6], 0), x[:3], target=1, method="riemann_trapezoid", n_steps=4)
+    np.testing.assert_array_equal(r.randomized[0], want)  # the same computation
+    assert r.layers == [[6], [6, 3]]
+
+
 def test_label_randomization(trained):
     net, x, y = trained
     t = net.forward(x[:8]).argmax(axis=1)

@@ -175,7 +175,17 @@ def test_completeness_residuals_of_methods(rng):
     # Shapley sampling is exact in efficiency; references: f(x') is their mean output.
     sv = sa.shapley_value_sampling(net, x, baselines=b, target=1, n_samples=3, seed=0)
     assert np.all(np.abs(sa.metrics.completeness(net, x, sv, target=1, baselines=b)) < 1e-4)
+    ks = sa.kernel_shap(net, x, baselines=b, target=1, n_samples=40, seed=0)  # efficiency is imposed
+    assert np.all(np.abs(sa.metrics.completeness(net, x, ks, target=1, baselines=b)) < 1e-4)
     refs = rng.standard_normal((9, 5)).astype(np.float32)
+    relu = sa.Sequential([sa.Linear(rng.standard_normal((8, 5)), rng.standard_normal(8)), sa.ReLU(),
+                          sa.Linear(rng.standard_normal((2, 8)), rng.standard_normal(2))])
+    # DeepLIFT's summation-to-delta and DeepSHAP's (against the references' mean output); float32 sums of
+    # ~10 terms of size ~1: 1e-5.
+    dl = sa.deeplift(relu, x, b, target=1)
+    assert np.all(np.abs(sa.metrics.completeness(relu, x, dl, target=1, baselines=b)) < 1e-5)
+    ds = sa.deepshap(relu, x, refs, target=1)
+    assert np.all(np.abs(sa.metrics.completeness(relu, x, ds, target=1, references=refs)) < 1e-5)
     mean_ref = net.forward(refs)[:, 1].astype(np.float64).mean()
     r = sa.metrics.completeness(net, x, np.zeros_like(x), target=1, references=refs)
     np.testing.assert_allclose(r, -(net.forward(x)[:, 1] - mean_ref), rtol=1e-6, atol=1e-6)
