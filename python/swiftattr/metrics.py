@@ -156,10 +156,15 @@ def _method(method):
                          SA_ERR_UNKNOWN_ENUM)
 
 
-def _expand_per_example(value, n: int, S: int, input_ndim: int):
-    """A per-example argument (n, *per-example shape) repeated S times example-major; others unchanged
-    (Captum expands baselines of the inputs' shape and per-example targets the same way)."""
-    if value is None or n == 1 or isinstance(value, (str, bytes)) or np.ndim(value) != input_ndim + 1:
+_PER_EXAMPLE_ARGS = ("baselines", "feature_mask")  # arguments that may hold one row per example
+
+
+def _expand_per_example(name: str, value, n: int, S: int, input_ndim: int):
+    """``baselines`` or ``feature_mask`` given per example ((n, *input_shape)) repeated S times example-major;
+    every other argument unchanged (Captum expands baselines of the inputs' shape and per-example targets the
+    same way; shared ``references`` stay shared)."""
+    if name not in _PER_EXAMPLE_ARGS or value is None or n == 1 or isinstance(value, (str, bytes)) \
+            or np.ndim(value) != input_ndim + 1:
         return value
     arr = np.asarray(value)
     return np.repeat(arr, S, axis=0) if arr.shape[0] == n else value
@@ -196,7 +201,7 @@ def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float =
     if target is not None:
         method_args["target"] = target
     phi = _first(fn(net, x, **method_args)).reshape(n, -1)
-    expanded = {k: _expand_per_example(v, n, S, len(net.input_shape)) for k, v in method_args.items()}
+    expanded = {k: _expand_per_example(k, v, n, S, len(net.input_shape)) for k, v in method_args.items()}
     if target is not None:
         t = np.asarray(_targets(net, target, n))
         expanded["target"] = np.repeat(t, S) if t.size == n and n > 1 else target

@@ -76,6 +76,20 @@ def test_sensitivity_of_a_linear_models_gradient_is_zero_and_of_ixg_is_bounded(r
     assert np.all(s <= bound * (1 + 1e-5)) and np.all(s > 0.3 * bound)
 
 
+def test_sensitivity_expands_per_example_arguments_only(net, f, rng):
+    # Zero perturbations: φ(x + 0) is φ(x) computed in another batch (GEMMs of other shapes): ratios ~1e-6.
+    x, t = f["x"], f["target"]
+    zero = np.zeros((4, 3, 2, 8, 8), np.float32)
+    masks = rng.integers(0, 5, (4, 2, 8, 8))
+    masks[:, 0, 0, :5] = np.arange(5)
+    s = sa.metrics.sensitivity_max(sa.feature_ablation, net, x, target=t, perturbations=zero, feature_mask=masks,
+                                   baselines=f["baselines"])
+    assert np.all(s < 1e-5)
+    refs = rng.standard_normal((4, 2, 8, 8)).astype(np.float32)  # as many references as examples: still shared
+    s = sa.metrics.sensitivity_max(sa.deepshap, net, x, target=t, perturbations=zero, references=refs)
+    assert np.all(s < 1e-5)
+
+
 def test_draws_depend_only_on_seed_and_example_index():
     a = metrics.draw_perturbations("normal", (3, 4), 5, 7, 0.5, seed=11)
     b = metrics.draw_perturbations("normal", (3, 4), 2, 7, 0.5, seed=11, first_example=3)
