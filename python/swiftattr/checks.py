@@ -328,7 +328,8 @@ def recovery(phi, truth, k: Optional[int] = None) -> dict:
     importance with |truth|, "precision_at_k": the share of drivers among the k most important (k: the
     number of drivers by default), "k", "auroc": the probability that a driver outranks a non-driver (ties
     count half)}."""
-    t = np.abs(np.asarray(as_f32(truth, "truth"), dtype=np.float64))
+    t = np.asarray(truth)
+    t = np.abs(np.asarray(as_f32(t.astype(np.float64) if t.dtype == bool else t, "truth"), dtype=np.float64))
     if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[0] != t.shape[1]):
         raise SwiftAttrError(f"truth: expected (p,) feature importances or a (p, p) interaction matrix, got {t.shape}",
                              SA_ERR_SHAPE)

@@ -154,6 +154,7 @@ def test_recovery():
     perfect = sa.checks.recovery([0.1, 3, 0, 2, 0.2, 0], truth)
     assert perfect["precision_at_k"] == 1.0 and perfect["auroc"] == 1.0 and perfect["k"] == 2
     assert perfect["spearman"] > 0.8
+    assert sa.checks.recovery([0.1, 3, 0, 2, 0.2, 0], truth > 0) == {**perfect, "spearman": pytest.approx(perfect["spearman"], abs=0.2)}
     wrong = sa.checks.recovery([1, 0, 1, 0, 1, 1], truth)
     assert wrong["precision_at_k"] == 0.0 and wrong["auroc"] == 0.0
     # Per-example attributions: mean |φ|; interactions: the pairs i < j of a symmetric truth.
