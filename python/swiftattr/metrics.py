@@ -336,12 +336,16 @@ def completeness(net, inputs, attributions, target=None, baselines=None, referen
     Gradients, DeepLIFT, Shapley value sampling and KernelSHAP with ``baselines``; Expected Gradients,
     DeepSHAP with ``references`` (f(x') is then the mean of f over the references); Integrated and
     Expected Hessians (attributions (n, p, p): every Γ_ij summed); TRIM coefficients ((n, k): summed).
+    Contextual Decomposition's ``(relevant, irrelevant)`` pair gives relevant + irrelevant − f(x), the output
+    (the logits of a network ending in Softmax) — of ``target`` when it is given, per mask for M masks.
     ``baselines``: None (zeros), a scalar, one example or n examples. ``relative`` divides by
     |f(x) − f(x')| (0 where that is 0)."""
     from .attribution import _baselines
 
     net, x = _network(net, inputs)
     n = x.shape[0]
+    if isinstance(attributions, tuple) and len(attributions) == 2:
+        return _decomposition_residual(net, x, attributions, target, baselines, references)
     a = as_f32(attributions, "attributions")
     if a.ndim < 2 or a.shape[0] != n:
         raise SwiftAttrError(f"attributions: expected one row per example ({n}, ...), got {a.shape}", SA_ERR_SHAPE)
@@ -364,3 +368,24 @@ def completeness(net, inputs, attributions, target=None, baselines=None, referen
     if as_bool(relative, "relative"):
         return np.divide(residual, np.abs(change), out=np.zeros(n), where=change != 0)
     return residual
+
+
+def _decomposition_residual(net, x, parts, target, baselines, references) -> np.ndarray:
+    """relevant + irrelevant − the decomposed output, for sa.contextual_decomposition's result."""
+    if baselines is not None or references is not None:
+        raise SwiftAttrError("baselines, references: a decomposition of the output has neither")
+    rel, irr = as_f32(parts[0], "attributions[0]"), as_f32(parts[1], "attributions[1]")
+    if rel.shape != irr.shape or rel.ndim < 1 or rel.shape[0] != x.shape[0]:
+        raise SwiftAttrError(f"attributions: expected (relevant, irrelevant) of one shape with a row per example, got "
+                             f"{rel.shape} and {irr.shape}", SA_ERR_SHAPE)
+    n = x.shape[0]
+    logits = net.layer_kinds[-1] == "softmax"
+    out = (net.activations(x, net.node_inputs[-1][0]) if logits else net.forward(x)).reshape(n, -1).astype(np.float64)
+    if target is not None:
+        out = out[np.arange(n), _targets(net, target, n)]  # (n,)
+    total = rel.astype(np.float64) + irr
+    if total.ndim == out.ndim + 1:  # M masks: (n, M) or (n, M, out)
+        out = out[:, None]
+    if np.broadcast_shapes(total.shape, out.shape) != total.shape:
+        raise SwiftAttrError(f"attributions: shape {rel.shape} does not match the outputs {out.shape}", SA_ERR_SHAPE)
+    return total - out
