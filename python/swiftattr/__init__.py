@@ -25,7 +25,9 @@ from .training import loss_and_gradients, train
 from .hessians import expected_hessians, hessian, hessian_vector_product, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
-from . import awd, plot
+from . import plot
+# --- issue 13: reality checks (faithfulness metrics, sanity checks, simulations) and wavelet distillation ---
+from . import awd, checks, metrics, simulate
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
 _warn()

@@ -581,9 +581,50 @@ class Network:
         check(lib.sa_model_initialized(self._handle, seed, ctypes.byref(out)))
         return Network(out)
 
+    def parameter_nodes(self) -> list:
+        """The node index of each parameter array, in :meth:`parameters` order."""
+        nodes = [i for i, kind in enumerate(self.layer_kinds) for _ in range(_PARAMETER_ARRAYS[kind])]
+        if len(nodes) != len(self.parameter_shapes()):  # the table below disagrees with the library
+            raise SwiftAttrError("model: parameter arrays do not match the layer kinds (swiftattr internal error)",
+                                 _ffi.SA_ERR_INTERNAL)
+        return nodes
+
+    def randomized(self, layers=None, seed: int = 0) -> "Network":
+        """A new Network: the parameters of nodes ``layers`` (a node index or a list of them; None: every node
+        with parameters) re-drawn with the layer's PyTorch default initialiser, the others kept — the
+        model-parameter randomisation of Adebayo et al. (2018). The new values are :meth:`initialized`'s for
+        ``seed``, so a layer's draws do not depend on which other layers are chosen and the networks of a
+        cascade (top layer, top two, …) share them."""
+        nodes = self.parameter_nodes()
+        with_parameters = sorted(set(nodes))
+        if layers is None:
+            chosen = set(with_parameters)
+        else:
+            several = isinstance(layers, (list, tuple, range, np.ndarray))
+            items = list(layers) if several else [layers]
+            chosen = set()
+            for k, v in enumerate(items):
+                i = as_int(v, f"layers[{k}]" if several else "layers")
+                if i not in with_parameters:
+                    raise SwiftAttrError(f"layers: node {i} has no parameters to randomise (nodes with parameters: "
+                                         f"{with_parameters})", SA_ERR_OUT_OF_RANGE)
+                chosen.add(i)
+        fresh = self.initialized(seed).parameters()
+        kept = self.parameters()
+        return self.with_parameters([fresh[k] if node in chosen else kept[k] for k, node in enumerate(nodes)])
+
     def save(self, path) -> None:
         """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
         check(lib.sa_model_save(self._handle, as_path(path, "path")))
+
+
+# Parameter arrays per layer kind, in parameters() order (weight then bias; LSTM: W_ih, W_hh, b_ih, b_hh).
+# Every kind is listed, so a new kind fails here at import rather than mis-assigning parameters.
+_PARAMETER_ARRAYS = {"dense": 2, "conv1d": 2, "conv2d": 2, "batchnorm": 2, "embedding": 1, "lstm": 4,
+                     "maxpool1d": 0, "maxpool2d": 0, "avgpool1d": 0, "avgpool2d": 0, "global_avgpool": 0, "flatten": 0,
+                     "relu": 0, "leaky_relu": 0, "elu": 0, "softplus": 0, "sigmoid": 0, "tanh": 0, "softmax": 0,
+                     "dropout": 0, "add": 0, "concat": 0, "reshape": 0}
+assert set(_PARAMETER_ARRAYS) == set(_ffi.LAYER_KINDS), "model.py: _PARAMETER_ARRAYS must list every layer kind"
 
 
 def _network_from_model_bytes(data) -> Network:
