@@ -364,6 +364,13 @@ SA_API int sa_integrated_gradients(const sa_model *model, const float *x, int64_
                                    int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
                                    int method, int64_t internal_batch_size, float *out, float *delta);
 
+/** The path-integrated gradient integral_0^1 grad f(x' + a (x - x')) da itself: sa_integrated_gradients
+ *  before the product with x - x' (Captum's multiply_by_inputs=False), same arguments; delta is that of the
+ *  attributions. Token models: SA_ERR_INVALID_ARGUMENT (call it on sa_model_embedding_rest's model). */
+SA_API int sa_path_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                        int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+                                        int method, int64_t internal_batch_size, float *out, float *delta);
+
 /** Expected Gradients (Erion et al.): E over references x' (uniform over the n_references rows of
  *  `references`, n_references * input_size floats) and a ~ U(0,1) of (x - x') * grad f(x' + a (x - x')),
  *  with n_samples draws per example.

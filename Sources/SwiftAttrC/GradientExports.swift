@@ -294,13 +294,11 @@ func perExampleWithDelta(_ net: Network, _ x: CallerRows, baselines: CallerBasel
     }
 }
 
-@_cdecl("sa_integrated_gradients")
-public func sa_integrated_gradients(
-    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
-    _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
-    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
-    _ nSteps: Int64, _ method: Int32, _ internalBatchSize: Int64,
-    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
+/// sa_integrated_gradients and sa_path_integrated_gradients: one body, the product with x − x' or not.
+private func integratedGradientsCall(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64, _ nSteps: Int64, _ method: Int32, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?, multiplyByInputs: Bool
 ) -> Int32 {
     guarded {
         let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
@@ -310,10 +308,34 @@ public func sa_integrated_gradients(
         _ = try nonNull(out, "out")
         try perExampleWithDelta(net, xs, baselines: base, out: out, delta: delta) { values, rows, base, range in
             let r = try net.integratedGradients(values, rows: rows, baselines: base, targets: try t.slice(range), steps: steps,
-                                                method: rule, internalBatchSize: batchSize)
+                                                method: rule, internalBatchSize: batchSize, multiplyByInputs: multiplyByInputs)
             return (r.attributions, r.delta)
         }
     }
+}
+
+@_cdecl("sa_integrated_gradients")
+public func sa_integrated_gradients(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ nSteps: Int64, _ method: Int32, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    integratedGradientsCall(model, x, n, baselines, nBaselines, target, nTarget, nSteps, method, internalBatchSize, out, delta,
+                            multiplyByInputs: true)
+}
+
+@_cdecl("sa_path_integrated_gradients")
+public func sa_path_integrated_gradients(
+    _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64,
+    _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
+    _ target: UnsafePointer<Int64>?, _ nTarget: Int64,
+    _ nSteps: Int64, _ method: Int32, _ internalBatchSize: Int64,
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
+) -> Int32 {
+    integratedGradientsCall(model, x, n, baselines, nBaselines, target, nTarget, nSteps, method, internalBatchSize, out, delta,
+                            multiplyByInputs: false)
 }
 
 @_cdecl("sa_expected_gradients")

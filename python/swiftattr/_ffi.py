@@ -242,6 +242,11 @@ _sig("sa_input_x_gradient", [model_p, f32p, c_int64, i64p, c_int64, f32p])
 #                                    int method, int64_t internal_batch_size, float *out, float *delta);
 _sig("sa_integrated_gradients",
      [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_path_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                         int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t n_steps,
+#                                         int method, int64_t internal_batch_size, float *out, float *delta);
+_sig("sa_path_integrated_gradients",
+     [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
 # SA_API int sa_expected_gradients(const sa_model *model, const float *x, int64_t n, const float *references,
 #                                  int64_t n_references, const int64_t *target, int64_t n_target, int64_t n_samples,
 #                                  uint64_t seed, int64_t first_example, int64_t internal_batch_size, float *out);

@@ -197,19 +197,22 @@ def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarra
 
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
-                         sum_embedding: bool = True):
+                         sum_embedding: bool = True, multiply_by_inputs: bool = True):
     """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
 
     ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
     ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
-    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. Token networks: the path runs
-    between embedding vectors (see the module notes for ``sum_embedding`` and the forms of ``baselines``)."""
+    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. ``multiply_by_inputs=False``
+    (Captum's name) returns the path-integrated gradient ∫₀¹ ∇f(x' + α(x − x')) dα instead of its product with
+    x − x' (the delta stays that of the attributions). Token networks: the path runs between embedding vectors
+    (see the module notes for ``sum_embedding`` and the forms of ``baselines``)."""
     net, x = _network(net, inputs)
+    multiply = as_bool(multiply_by_inputs, "multiply_by_inputs")
     moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
     if moved:
         rest, xe, v, finish = moved
         return finish(integrated_gradients(rest, xe, v["baselines"], target, n_steps, method, internal_batch_size,
-                                           return_convergence_delta))
+                                           return_convergence_delta, multiply_by_inputs=multiply))
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
     t = _targets(net, target, n)
@@ -217,8 +220,9 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
     out = np.empty_like(x)
     delta = np.empty(n, dtype=np.float32)
-    check(lib.sa_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size,
-                                      as_int(n_steps, "n_steps"), method_code, _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    call = lib.sa_integrated_gradients if multiply else lib.sa_path_integrated_gradients
+    check(call(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, as_int(n_steps, "n_steps"), method_code,
+               _chunk(internal_batch_size), fptr(out), fptr(delta)))
     return (out, delta) if with_delta else out
 
 

@@ -220,20 +220,11 @@ class IntegratedGradients(_Method):
                   method="gausslegendre", internal_batch_size=None, return_convergence_delta=False):
         _require_default("IntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "IntegratedGradients.attribute")
-        b = _numpy(baselines)
-        r = _sa.integrated_gradients(self.net, inp.array, baselines=b, target=_target(target, "IntegratedGradients"),
-                                     n_steps=n_steps, method=method, internal_batch_size=internal_batch_size,
-                                     return_convergence_delta=return_convergence_delta)
-        if not self.multiply_by_inputs:
-            phi = r[0] if return_convergence_delta else r
-            diff = inp.array - (0 if b is None else np.asarray(b, dtype=np.float32))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                g = np.where(diff != 0, phi / np.where(diff != 0, diff, 1), 0).astype(np.float32)
-            if np.any(diff == 0):
-                # the path integral is not recoverable where x = x'; compute it directly as IG with a unit step
-                raise _unsupported("IntegratedGradients", "multiply_by_inputs=False",
-                                   "where an input equals its baseline (use swiftattr.integrated_gradients and divide)")
-            r = (g, r[1]) if return_convergence_delta else g
+        r = _sa.integrated_gradients(self.net, inp.array, baselines=_numpy(baselines),
+                                     target=_target(target, "IntegratedGradients"), n_steps=n_steps, method=method,
+                                     internal_batch_size=internal_batch_size,
+                                     return_convergence_delta=return_convergence_delta,
+                                     multiply_by_inputs=self.multiply_by_inputs)
         return _with_delta(inp, r, return_convergence_delta)
 
 

@@ -173,3 +173,10 @@ def test_results_keep_the_input_dtype(toy):
     model, input, baseline = toy
     out = sc.Saliency(model.double()).attribute(input.double(), target=0)
     assert out.dtype == torch.float64
+
+
+def test_integrated_gradients_without_multiplying_by_inputs(toy):
+    model, input, baseline = toy
+    ref = captum_attr.IntegratedGradients(model, multiply_by_inputs=False).attribute(input, baseline, target=0)
+    ours = sc.IntegratedGradients(model, multiply_by_inputs=False).attribute(input, baseline, target=0)
+    close(ours, ref)

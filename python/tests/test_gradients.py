@@ -144,3 +144,20 @@ def test_image_attribution_figure(tmp_path, rng):
     fig = sa.plot.image_attributions(x, [phi, sa.saliency(net, x, target=0)], method_names=["IG", "saliency"], path=path)
     assert path.stat().st_size > 1000
     assert len(fig.axes) == 9
+
+
+def test_integrated_gradients_without_multiplying_by_inputs_is_the_path_integral():
+    """multiply_by_inputs=False gives ∫∇f: times (x − x') it is IG (the same computation, so equal to float32
+    rounding of one product), and it is defined where x = x' too (where IG is 0)."""
+    rng = np.random.default_rng(3)
+    net = sa.Sequential([sa.Linear(rng.normal(size=(6, 4)).astype(np.float32), rng.normal(size=6).astype(np.float32)),
+                         sa.Tanh(), sa.Linear(rng.normal(size=(2, 6)).astype(np.float32), np.zeros(2, np.float32))])
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    b = x.copy()
+    b[:, 2] = 0.0  # x = x' except in column 2
+    g = sa.integrated_gradients(net, x, b, target=1, multiply_by_inputs=False)
+    ig = sa.integrated_gradients(net, x, b, target=1)
+    np.testing.assert_allclose(g * (x - b), ig, rtol=1e-6, atol=1e-7)
+    assert np.abs(g[:, [0, 1, 3]]).min() > 0  # the gradient along the path, not zero where x = x'
+    with pytest.raises(sa.SwiftAttrError, match="multiply_by_inputs"):
+        sa.integrated_gradients(net, x, b, target=1, multiply_by_inputs="no")

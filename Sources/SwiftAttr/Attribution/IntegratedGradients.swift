@@ -10,6 +10,8 @@ extension Network {
         public var attributions: [Float]
         /// Per example: Σφ − (f_t(x) − f_t(x')).
         public var delta: [Float]
+        /// rows × inputSize: ∫₀¹ ∇f(x' + α(x − x')) dα (the attributions before the product with x − x').
+        var pathGradient: [Float] = []
     }
 
     /// Integrated Gradients of output `targets` (one, or one per example) for `rows` examples `x`.
@@ -18,13 +20,19 @@ extension Network {
     ///   - baselines: empty (zeros), one example (broadcast), or one per example.
     ///   - steps: number of quadrature nodes (Captum's `n_steps`).
     ///   - internalBatchSize: path points per chunk (memory bound); nil picks one for a 64 MB budget.
+    ///   - multiplyByInputs: false returns the path-integrated gradient ∫₀¹ ∇f(x' + α(x − x')) dα itself,
+    ///     not multiplied by x − x' (Captum's `multiply_by_inputs=False`); the delta is still that of the
+    ///     attributions (x − x') ⊙ ∫∇f.
     public func integratedGradients(
         _ x: [Float], rows: Int, baselines: [Float] = [], targets: [Int], steps: Int = 50,
-        method: PathQuadrature = .gaussLegendre, internalBatchSize: Int? = nil
+        method: PathQuadrature = .gaussLegendre, internalBatchSize: Int? = nil, multiplyByInputs: Bool = true
     ) throws -> IntegratedGradients {
         if let t = try tokenCall(x, rows: rows) {
             // Token networks: the path runs between embedding vectors (baselines: token ids, none = zero
             // vectors); attributions summed over the embedding axis, the delta unchanged.
+            guard multiplyByInputs else {
+                throw SwiftAttrError.invalid("multiply_by_inputs: the path-integrated gradient of a token model is taken at the embedding (call it on the network after the embedding)")
+            }
             var r = try t.rest.integratedGradients(
                 t.x, rows: rows, baselines: try t.baselines(baselines), targets: targets, steps: steps, method: method,
                 internalBatchSize: internalBatchSize)
@@ -33,7 +41,8 @@ extension Network {
         }
         if let equivalent = gradientEquivalent {
             return try equivalent.integratedGradients(
-                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, internalBatchSize: internalBatchSize)
+                x, rows: rows, baselines: baselines, targets: targets, steps: steps, method: method, internalBatchSize: internalBatchSize,
+                multiplyByInputs: multiplyByInputs)
         }
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
@@ -42,9 +51,11 @@ extension Network {
         let chunk = try chunkRows(from: affinePrefixLength, requested: internalBatchSize)
 
         let rowChunk = try chunkRows(from: 0, requested: nil)
-        return Parallel.singleThreadedBLAS {
+        var r = Parallel.singleThreadedBLAS {
             integratedGradients(x, rows: rows, base: base, targets: targets, alphas: alphas, weights: weights, chunk: chunk, rowChunk: rowChunk)
         }
+        if !multiplyByInputs { r.attributions = r.pathGradient }
+        return r
     }
 
     private func integratedGradients(
@@ -85,6 +96,6 @@ extension Network {
             for j in 0..<d { total += Double(attributions[i * d + j]) }
             return Float(total - Double(fx[i * out + targets[i]] - fb[i * out + targets[i]]))
         }
-        return IntegratedGradients(attributions: attributions, delta: delta)
+        return IntegratedGradients(attributions: attributions, delta: delta, pathGradient: gradients)
     }
 }
