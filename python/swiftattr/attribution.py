@@ -148,9 +148,13 @@ def _seed(seed) -> int:
     return seed
 
 
-def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True) -> np.ndarray:
+def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Gradient of the target output with respect to the inputs (its absolute value when ``abs``; token
-    networks: at the embedding output, see the module notes)."""
+    networks: at the embedding output, see the module notes). ``layer``: with respect to that node's output
+    instead (a module name or node index; see :mod:`swiftattr.layers`)."""
+    if layer is not None:
+        from .layers import layer_saliency
+        return layer_saliency(net, inputs, layer, target, abs)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -163,9 +167,13 @@ def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = T
     return out
 
 
-def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True) -> np.ndarray:
+def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Inputs times the gradient of the target output (token networks: embedding vectors times the
-    gradient there)."""
+    gradient there). ``layer``: that node's output times the gradient there (Captum's
+    LayerGradientXActivation; see :mod:`swiftattr.layers`)."""
+    if layer is not None:
+        from .layers import layer_gradient_x_activation
+        return layer_gradient_x_activation(net, inputs, layer, target)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -197,13 +205,19 @@ def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarra
 
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
-                         sum_embedding: bool = True):
+                         sum_embedding: bool = True, layer=None):
     """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
 
     ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
     ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
     ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. Token networks: the path runs
-    between embedding vectors (see the module notes for ``sum_embedding`` and the forms of ``baselines``)."""
+    between embedding vectors (see the module notes for ``sum_embedding`` and the forms of ``baselines``).
+    ``layer``: Captum's LayerIntegratedGradients at that node's output (see
+    :func:`swiftattr.layers.layer_integrated_gradients`)."""
+    if layer is not None:
+        from .layers import layer_integrated_gradients
+        return layer_integrated_gradients(net, inputs, layer, baselines, target, n_steps, method, internal_batch_size,
+                                          return_convergence_delta)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
     if moved:

@@ -110,6 +110,30 @@ extension Network {
         return LayerGradients(gradients: gradients, activations: activations)
     }
 
+    /// Layer saliency: ∂f_t/∂a at node `layer`'s output (its absolute value when `absolute`).
+    public func layerSaliency(_ x: [Float], rows: Int, layer: Int, targets: [Int], absolute: Bool = true, internalBatchSize: Int? = nil) throws -> [Float] {
+        let g = try layerGradients(x, rows: rows, layer: layer, targets: targets, internalBatchSize: internalBatchSize).gradients
+        return absolute ? g.map(abs) : g
+    }
+
+    /// Layer input × gradient (Captum's LayerGradientXActivation): a ⊙ ∂f_t/∂a at node `layer`'s output a.
+    public func layerGradientXActivation(_ x: [Float], rows: Int, layer: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> [Float] {
+        let g = try layerGradients(x, rows: rows, layer: layer, targets: targets, internalBatchSize: internalBatchSize)
+        return zipMap(g.activations, g.gradients, *)
+    }
+
+    /// Layer DeepLIFT (Captum's LayerDeepLift): multipliers at node `layer`'s output a from the rules of the
+    /// nodes after it, times a(x) − a(x⁰) (or the multipliers alone when not `multiplyByInputs`); the delta
+    /// is Σφ − Δt, exact summation-to-delta when the layer is a cut. Baselines are inputs (none: zeros).
+    public func layerDeepLift(
+        _ x: [Float], rows: Int, baselines: [Float] = [], layer: Int, targets: [Int], rule: DeepLiftRule = .rescale,
+        maxPool: MaxPoolRule = .crossMax, multiplyByInputs: Bool = true, internalBatchSize: Int? = nil
+    ) throws -> DeepLiftAttributions {
+        let v = try layerValue(layer)
+        return try deepLift(x, rows: rows, baselines: baselines, targets: targets, rule: rule, maxPool: maxPool,
+                            multiplyByInputs: multiplyByInputs, internalBatchSize: internalBatchSize, at: v)
+    }
+
     // MARK: layer Integrated Gradients
 
     /// Layer Integrated Gradients of node `layer`'s output (Captum's LayerIntegratedGradients; see the
