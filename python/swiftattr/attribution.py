@@ -262,11 +262,14 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
 
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
                seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
-               first_example: int = 0, sum_embedding: bool = True) -> np.ndarray:
+               first_example: int = 0, sum_embedding: bool = True, nt_samples: Optional[int] = None) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
     "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
     draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`. Token networks: the
-    noise is added to the embedding vectors."""
+    noise is added to the embedding vectors. ``nt_samples`` is Captum's name for ``n_samples``; the shortcut of
+    :func:`swiftattr.noise_tunnel` over the gradient, with the same draws."""
+    if nt_samples is not None:
+        n_samples = nt_samples
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:

@@ -206,6 +206,7 @@ def test_noise_tunnel_over_saliency_is_smoothgrad(nets, f):
         ref = sa.smoothgrad(net, x, t, nt_type=nt, n_samples=6, stdevs=0.2, seed=11)
         # The same noise; the gradients differ only by float32 rounding of differently shaped GEMMs.
         close(ours, ref, nt)
+        np.testing.assert_array_equal(sa.smoothgrad(net, x, t, nt_type=nt, nt_samples=6, stdevs=0.2, seed=11), ref)
 
 
 def test_noise_tunnel_is_seeded_per_example(nets, f):
@@ -308,3 +309,17 @@ def test_from_torch_keeps_module_names(f):
     assert pickle.loads(pickle.dumps(net)).node_names == net.node_names
     lazy = sa.from_torch(Net().eval())
     assert sa.grad_cam(lazy, x, "features.1", 0).shape == (2, 1, 8, 8)
+
+
+def test_layer_methods_at_an_embedding_are_the_token_attributions():
+    # Captum's LayerIntegratedGradients(model, model.embedding) with id baselines is what the token network
+    # attributions compute at the embedding output: the same path, the same GEMMs up to their row count
+    # (float32 rounding, ~1e-7 of the largest value).
+    rng = np.random.default_rng(0)
+    net = sa.Sequential([sa.Embedding(rng.standard_normal((7, 4)).astype(np.float32)), sa.Flatten(),
+                         sa.Linear(rng.standard_normal((3, 20)).astype(np.float32)), sa.Tanh(),
+                         sa.Linear(rng.standard_normal((2, 3)).astype(np.float32))], input_shape=(5,))
+    ids, b = rng.integers(0, 7, (3, 5)), rng.integers(0, 7, (3, 5))
+    close(sa.layer_integrated_gradients(net, ids, 0, b, target=1),
+          sa.integrated_gradients(net, ids, b, target=1, sum_embedding=False))
+    close(sa.layer_deeplift(net, ids, 0, b, target=1), sa.deeplift(net, ids, b, target=1, sum_embedding=False))
