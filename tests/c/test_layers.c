@@ -84,6 +84,6 @@ int main(void) {
     EXPECT_ERROR(sa_noise_tunnel_inputs(x, 2, D, 0, 0.5f, 7, 0, copies), SA_ERR_INVALID_ARGUMENT, "nt_samples");
 
     sa_model_free(m);
-    printf("  %d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }
