@@ -50,6 +50,14 @@ def layer_index(net, layer) -> int:
     return index
 
 
+def _to_layer_output(flag, name: str = "attribute_to_layer_input") -> None:
+    """Captum's ``attribute_to_layer_input``: only False (the layer's output) is supported."""
+    if as_bool(flag, name):
+        raise SwiftAttrError(f"{name}=True is not supported: attributions belong to the layer's output; for its "
+                             "input pass the node that computes it (the layer's node index − 1 in a chain)",
+                             SA_ERR_INVALID_ARGUMENT)
+
+
 def _value_shape(net, value: int) -> tuple:
     shape, ndim = (ctypes.c_int64 * 3)(), ctypes.c_int64()
     check(lib.sa_model_shape_at(net._handle, value, shape, ctypes.byref(ndim)))
@@ -62,9 +70,11 @@ def _setup(net, inputs, layer):
     return net, x, index, (x.shape[0],) + _value_shape(net, index + 1)
 
 
-def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_batch_size: Optional[int] = None):
+def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_batch_size: Optional[int] = None,
+                   attribute_to_layer_input: bool = False):
     """∂f_t/∂a at the layer's output a (its absolute value when ``abs``): :func:`swiftattr.saliency` with
     ``layer=``."""
+    _to_layer_output(attribute_to_layer_input)
     net, x, index, shape = _setup(net, inputs, layer)
     t = _targets(net, target, x.shape[0])
     out = np.empty(shape, dtype=np.float32)
@@ -73,9 +83,11 @@ def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_b
     return out
 
 
-def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_size: Optional[int] = None):
+def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_size: Optional[int] = None,
+                                attribute_to_layer_input: bool = False):
     """Captum's LayerGradientXActivation: a ⊙ ∂f_t/∂a at the layer's output a (:func:`swiftattr.input_x_gradient`
     with ``layer=``)."""
+    _to_layer_output(attribute_to_layer_input)
     net, x, index, shape = _setup(net, inputs, layer)
     t = _targets(net, target, x.shape[0])
     out = np.empty(shape, dtype=np.float32)
@@ -84,7 +96,9 @@ def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_
     return out
 
 
-def _path_call(fn, net, inputs, layer, baselines, target, n_steps, method, internal_batch_size, return_convergence_delta):
+def _path_call(fn, net, inputs, layer, baselines, target, n_steps, method, internal_batch_size, return_convergence_delta,
+               attribute_to_layer_input=False):
+    _to_layer_output(attribute_to_layer_input)
     net, x, index, shape = _setup(net, inputs, layer)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
@@ -100,33 +114,34 @@ def _path_call(fn, net, inputs, layer, baselines, target, n_steps, method, inter
 
 def layer_integrated_gradients(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
                                method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
-                               return_convergence_delta: bool = False):
+                               return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
     """Captum's LayerIntegratedGradients: the path runs between the layer's activations at the baselines and
     at the inputs, (a(x) − a(x')) ⊙ ∫ ∂f_t/∂a(a(x') + α(a(x) − a(x'))) dα, the nodes after the layer evaluated
     with the skip values of x. ``internal_batch_size``: path points per chunk. The delta is
     Σφ − (f_t(x) − f_t(x')) (zero up to quadrature when no skip connection passes the layer)."""
     return _path_call(lib.sa_layer_integrated_gradients, net, inputs, layer, baselines, target, n_steps, method,
-                      internal_batch_size, return_convergence_delta)
+                      internal_batch_size, return_convergence_delta, attribute_to_layer_input)
 
 
 def layer_conductance(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
                       method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
-                      return_convergence_delta: bool = False):
+                      return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
     """Captum's LayerConductance: on the input path at the ``n_steps + 1`` nodes α_0 < … < α_n of ``method``,
     Σ_k ∂f_t/∂a(α_k) ⊙ (a(α_{k+1}) − a(α_k)); delta Σφ − (f_t(x) − f_t(x'))."""
     return _path_call(lib.sa_layer_conductance, net, inputs, layer, baselines, target, n_steps, method,
-                      internal_batch_size, return_convergence_delta)
+                      internal_batch_size, return_convergence_delta, attribute_to_layer_input)
 
 
 def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
                    multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
-                   internal_batch_size: Optional[int] = None):
+                   internal_batch_size: Optional[int] = None, attribute_to_layer_input: bool = False):
     """Captum's LayerDeepLift: DeepLIFT multipliers at the layer's output from the rules of the nodes after it
     (``rule`` and ``maxpool`` as :func:`swiftattr.deeplift`), times a(x) − a(x⁰) (or alone,
     ``multiply_by_inputs=False``). The delta is Σφ − (f_t(x) − f_t(x⁰)). Captum's LayerDeepLift routes a
     max-pool after a ReLU by the gradient (``maxpool="gradient"``), except a pool that reads the attributed
     layer itself, where its cross-max rule takes effect (``maxpool="crossmax"``); measured on a CNN, each
     choice equals Captum to 2e-7 in its case."""
+    _to_layer_output(attribute_to_layer_input)
     net, x, index, shape = _setup(net, inputs, layer)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
@@ -143,7 +158,8 @@ def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = 
 
 
 def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, upsample=True,
-             interpolate_mode: str = "nearest", internal_batch_size: Optional[int] = None):
+             interpolate_mode: str = "nearest", internal_batch_size: Optional[int] = None,
+             attribute_to_layer_input: bool = False):
     """GradCAM (Selvaraju et al. 2017), Captum's LayerGradCam: Σ_c w_c a_c over the channels of the layer's
     output a, w_c the mean of ∂f_t/∂a_c over its spatial axes; ReLU'd when ``relu_attributions`` (Captum's
     default is False). Shape (n, 1, *spatial) of the layer, or, with ``upsample`` (the default), of the input:
@@ -151,6 +167,7 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     F.interpolate with a size): ``interpolate_mode`` "nearest" (source index ⌊dst·in/out⌋) or "bilinear"
     ("linear" for 1-D), align_corners=False. ``upsample`` may also be the mode's name. A layer without spatial
     axes (a Linear's output) gives one value per example, (n, 1)."""
+    _to_layer_output(attribute_to_layer_input)
     net, x, index, _ = _setup(net, inputs, layer)
     if isinstance(upsample, str):
         code = as_choice(upsample, _ffi.UPSAMPLE_MODES, "upsample")
@@ -169,11 +186,12 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
 
 def neuron_integrated_gradients(net, inputs, layer, neuron, baselines=None, n_steps: int = 50,
                                 method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
-                                return_convergence_delta: bool = False):
+                                return_convergence_delta: bool = False, attribute_to_neuron_input: bool = False):
     """Captum's NeuronIntegratedGradients: Integrated Gradients of one element of the layer's output with
     respect to the inputs. ``neuron`` (Captum's ``neuron_selector``): a flat index into one example's layer
     output, or a tuple of indices into its shape. Returns inputs-shaped attributions (and, with
     ``return_convergence_delta``, Σφ minus the neuron's difference between x and x')."""
+    _to_layer_output(attribute_to_neuron_input, "attribute_to_neuron_input")
     net, x, index, shape = _setup(net, inputs, layer)
     per_example = shape[1:]
     if isinstance(neuron, tuple):

@@ -254,6 +254,15 @@ def test_errors_name_the_argument(nets, f):
     with pytest.raises(sa.SwiftAttrError, match="DeepLIFT attributes the logits"):
         sm = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.Softmax()])
         sa.layer_deeplift(sm, np.ones((1, 3)), 1, target=0)
+    for call in (lambda: sa.layer_integrated_gradients(net, x, 1, target=t, attribute_to_layer_input=True),
+                 lambda: sa.grad_cam(net, x, 1, t, attribute_to_layer_input=True),
+                 lambda: sa.layer_saliency(net, x, 1, t, attribute_to_layer_input=True)):
+        with pytest.raises(sa.SwiftAttrError, match="attribute_to_layer_input=True is not supported") as e:
+            call()
+        assert e.value.code == SA_ERR_INVALID_ARGUMENT
+    with pytest.raises(sa.SwiftAttrError, match="attribute_to_neuron_input=True"):
+        sa.neuron_integrated_gradients(net, x, 0, 3, attribute_to_neuron_input=True)
+    assert sa.layer_conductance(net, x, 1, target=t, n_steps=2, attribute_to_layer_input=False).shape == (3, 4, 8, 8)
     with pytest.raises(sa.SwiftAttrError, match="nt_type"):
         sa.noise_tunnel(sa.saliency, net, x, nt_type="smooth", target=t)
     with pytest.raises(sa.SwiftAttrError, match="method: unknown attribution method"):
