@@ -83,6 +83,15 @@ int main(void) {
     EXPECT_ERROR(sa_noise_tunnel_aggregate(copies, 2, 3, D, 7, agg), SA_ERR_UNKNOWN_ENUM, "nt_type");
     EXPECT_ERROR(sa_noise_tunnel_inputs(x, 2, D, 0, 0.5f, 7, 0, copies), SA_ERR_INVALID_ARGUMENT, "nt_samples");
 
+    /* A NaN in the caller's rows is reported with its argument and its index in the whole buffer. */
+    float bad[2 * D];
+    memcpy(bad, x, sizeof bad);
+    bad[D + 3] = NAN;
+    EXPECT_ERROR(sa_layer_integrated_gradients(m, bad, 2, b, 1, target, 2, 0, 5, SA_IG_GAUSS_LEGENDRE, 0, out, NULL),
+                 SA_ERR_NON_FINITE, "x");
+    EXPECT_ERROR(sa_grad_cam(m, bad, 2, target, 2, 0, 1, SA_UPSAMPLE_NONE, 0, cam), SA_ERR_NON_FINITE, "19");
+    EXPECT_ERROR(sa_noise_tunnel_inputs(bad, 2, D, 3, 0.5f, 7, 0, copies), SA_ERR_NON_FINITE, "19");
+
     sa_model_free(m);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
