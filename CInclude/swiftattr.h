@@ -992,6 +992,98 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
                     const sa_train_options *options, sa_train_callback callback, void *user_data,
                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 
+/* --- layer attributions --- */
+/* ---------------------------------------------------------------------------------------------------
+ * Layer and neuron attributions, and NoiseTunnel
+ *
+ * `layer` is a node index (0..num_layers-1); the attributions belong to that node's output (Captum's layer
+ * methods with attribute_to_layer_input=False), n * size floats where size is the node's output size
+ * (sa_model_size_at(model, layer + 1)). The nodes after the layer see its value replaced, every other
+ * value they read (a skip connection around the layer) at the actual input: gradients at the layer are
+ * partial derivatives with those values held fixed, as a hook on the layer sees them. The network is used
+ * as built. Baselines are inputs (n_baselines 0: zeros; 1: shared; n), run forward to the layer; targets
+ * as sa_saliency. delta (may be NULL): n floats, sum(attributions) - (f_t(x) - f_t(x0)), which is zero
+ * up to quadrature (IG, conductance) or rounding (DeepLIFT) when no skip connection passes the layer.
+ * internal_batch_size <= 0 chooses (memory bound).
+ *
+ * NoiseTunnel over any method: sa_noise_tunnel_inputs makes the noisy copies (row i*nt_samples + s of
+ * out is x_i + stdev * eps, eps the standard normals of (seed, first_example + i, s), the draws
+ * sa_smoothgrad makes), any attribution runs on them, and sa_noise_tunnel_aggregate reduces the copies'
+ * attributions per example.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** How sa_grad_cam resizes its map to the input's spatial size (Captum's LayerAttribution.interpolate,
+ *  torch's F.interpolate with a target size). */
+typedef enum sa_upsample {
+    SA_UPSAMPLE_NONE = 0,     /**< the map at the layer's resolution */
+    SA_UPSAMPLE_NEAREST = 1,  /**< source index floor(dst * in / out) (Captum's default) */
+    SA_UPSAMPLE_BILINEAR = 2  /**< linear per spatial axis, align_corners=False (1-D: torch's "linear") */
+} sa_upsample;
+
+/** Saliency at node `layer`'s output: d f_t / d a (its absolute value when absolute != 0). out: n * size. */
+SA_API int sa_layer_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                             int64_t n_target, int64_t layer, int absolute, int64_t internal_batch_size, float *out);
+
+/** Captum's LayerGradientXActivation: a * d f_t / d a at node `layer`'s output a. out: n * size. */
+SA_API int sa_layer_gradient_x_activation(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                                          int64_t n_target, int64_t layer, int64_t internal_batch_size, float *out);
+
+/** Captum's LayerIntegratedGradients: the path runs between the layer's activations a(x0) and a(x),
+ *  (a(x) - a(x0)) * sum_k w_k d f_t / d a at a(x0) + alpha_k (a(x) - a(x0)), with the rule `method` (an
+ *  sa_ig_method) of n_steps nodes. internal_batch_size: path points per chunk. out: n * size. */
+SA_API int sa_layer_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                         int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer,
+                                         int64_t n_steps, int method, int64_t internal_batch_size, float *out,
+                                         float *delta);
+
+/** Captum's LayerConductance: at the n_steps + 1 nodes alpha_0 < ... < alpha_n of `method` on the input
+ *  path x0 + alpha (x - x0), sum_{k<n} d f_t / d a(alpha_k) * (a(alpha_{k+1}) - a(alpha_k)).
+ *  internal_batch_size: path points per chunk (whole examples). out: n * size. */
+SA_API int sa_layer_conductance(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer,
+                                int64_t n_steps, int method, int64_t internal_batch_size, float *out, float *delta);
+
+/** Captum's LayerDeepLift: multipliers at node `layer`'s output from the DeepLIFT rules (rule, maxpool as
+ *  sa_deeplift) of the nodes after it, times a(x) - a(x0) (multiply_by_inputs != 0) or alone. A final
+ *  Softmax itself cannot be the layer. out: n * size. */
+SA_API int sa_layer_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                             int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer, int rule,
+                             int maxpool, int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
+
+/** Per-example shape of sa_grad_cam's result for `layer` and `upsample` (an sa_upsample): *ndim dimensions
+ *  into shape[0..2]: (1, spatial...) of the layer's output ((1) for a layer without spatial axes), or of
+ *  the input when upsampled (the layer and the input must then have as many spatial axes). */
+SA_API int sa_grad_cam_shape(const sa_model *model, int64_t layer, int upsample, int64_t *shape, int64_t *ndim);
+
+/** Captum's LayerGradCam: sum_c w_c a_c over the channels of node `layer`'s output a, w_c the mean over
+ *  the spatial axes of d f_t / d a_c; ReLU'd when relu_attributions != 0; resized by `upsample`.
+ *  out: n * the size of sa_grad_cam_shape. */
+SA_API int sa_grad_cam(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                       int64_t layer, int relu_attributions, int upsample, int64_t internal_batch_size, float *out);
+
+/** Captum's NeuronIntegratedGradients: Integrated Gradients (n_steps, method as sa_integrated_gradients) of
+ *  element `neuron` (a flat index into one example's output of node `layer`) with respect to the input.
+ *  out: n * input_size; delta (may be NULL): sum(attributions) minus the neuron's difference. */
+SA_API int sa_neuron_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+                                          int64_t n_baselines, int64_t layer, int64_t neuron, int64_t n_steps,
+                                          int method, int64_t internal_batch_size, float *out, float *delta);
+
+/** NoiseTunnel's noisy copies: out (n * nt_samples * width floats), row i * nt_samples + s = x_i + stdev *
+ *  eps with eps the standard normals keyed by (seed, first_example + i, s) (stdev finite, >= 0). */
+SA_API int sa_noise_tunnel_inputs(const float *x, int64_t n, int64_t width, int64_t nt_samples, float stdev,
+                                  uint64_t seed, int64_t first_example, float *out);
+
+/** Captum's draw_baseline_from_distrib: for each of the n * nt_samples copies (same order), a uniform index
+ *  in 0..n_baselines-1 keyed by (seed, first_example + i, s), into out (n * nt_samples int64). */
+SA_API int sa_noise_tunnel_baseline_draws(int64_t n, int64_t nt_samples, int64_t n_baselines, uint64_t seed,
+                                          int64_t first_example, int64_t *out);
+
+/** The per-example aggregate (nt_type, an sa_nt_type: mean, mean of squares, or E[a^2] - E[a]^2 as
+ *  Captum) of the copies' attributions (n * nt_samples rows of width floats, example-major), summed in
+ *  double, into out (n * width). */
+SA_API int sa_noise_tunnel_aggregate(const float *attributions, int64_t n, int64_t nt_samples, int64_t width,
+                                     int nt_type, float *out);
+
 #ifdef __cplusplus
 }
 #endif

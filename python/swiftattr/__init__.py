@@ -18,6 +18,10 @@ from .attribution import (
     expected_gradients, gradient, input_x_gradient, integrated_gradients, saliency, smoothgrad,
 )
 from .acd import acd
+from .layers import (
+    grad_cam, layer_conductance, layer_deeplift, layer_gradient_x_activation, layer_integrated_gradients, layer_saliency,
+    neuron_integrated_gradients, noise_tunnel,
+)
 from .perturbation import (
     feature_ablation, feature_permutation, kernel_shap, lime, occlusion, shapley_value_sampling,
 )

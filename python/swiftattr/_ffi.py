@@ -547,3 +547,49 @@ _sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, 
 #                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 _sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
                  c_void_p, POINTER(model_p), f64p, c_int64, i64p])
+
+
+# --- layer attributions ---------------------------------------------------------------------------
+# GradCAM resizing (enum sa_upsample), and Python's names for it (Captum's interpolate modes).
+SA_UPSAMPLE_NONE = 0
+SA_UPSAMPLE_NEAREST = 1
+SA_UPSAMPLE_BILINEAR = 2
+UPSAMPLE_MODES = {"none": SA_UPSAMPLE_NONE, "nearest": SA_UPSAMPLE_NEAREST, "bilinear": SA_UPSAMPLE_BILINEAR,
+                  "linear": SA_UPSAMPLE_BILINEAR}
+# SA_API int sa_layer_saliency(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                              int64_t n_target, int64_t layer, int absolute, int64_t internal_batch_size, float *out);
+_sig("sa_layer_saliency", [model_p, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int64, f32p])
+# SA_API int sa_layer_gradient_x_activation(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                                           int64_t n_target, int64_t layer, int64_t internal_batch_size, float *out);
+_sig("sa_layer_gradient_x_activation", [model_p, f32p, c_int64, i64p, c_int64, c_int64, c_int64, f32p])
+# SA_API int sa_layer_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                          int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer,
+#                                          int64_t n_steps, int method, int64_t internal_batch_size, float *out,
+#                                          float *delta);
+_sig("sa_layer_integrated_gradients", [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_layer_conductance(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                 int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer,
+#                                 int64_t n_steps, int method, int64_t internal_batch_size, float *out, float *delta);
+_sig("sa_layer_conductance", [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_layer_deeplift(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                              int64_t n_baselines, const int64_t *target, int64_t n_target, int64_t layer, int rule,
+#                              int maxpool, int multiply_by_inputs, int64_t internal_batch_size, float *out, float *delta);
+_sig("sa_layer_deeplift", [model_p, f32p, c_int64, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int32, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_grad_cam_shape(const sa_model *model, int64_t layer, int upsample, int64_t *shape, int64_t *ndim);
+_sig("sa_grad_cam_shape", [model_p, c_int64, c_int32, i64p, i64p])
+# SA_API int sa_grad_cam(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                        int64_t layer, int relu_attributions, int upsample, int64_t internal_batch_size, float *out);
+_sig("sa_grad_cam", [model_p, f32p, c_int64, i64p, c_int64, c_int64, c_int32, c_int32, c_int64, f32p])
+# SA_API int sa_neuron_integrated_gradients(const sa_model *model, const float *x, int64_t n, const float *baselines,
+#                                           int64_t n_baselines, int64_t layer, int64_t neuron, int64_t n_steps,
+#                                           int method, int64_t internal_batch_size, float *out, float *delta);
+_sig("sa_neuron_integrated_gradients", [model_p, f32p, c_int64, f32p, c_int64, c_int64, c_int64, c_int64, c_int32, c_int64, f32p, f32p])
+# SA_API int sa_noise_tunnel_inputs(const float *x, int64_t n, int64_t width, int64_t nt_samples, float stdev,
+#                                   uint64_t seed, int64_t first_example, float *out);
+_sig("sa_noise_tunnel_inputs", [f32p, c_int64, c_int64, c_int64, c_float, c_uint64, c_int64, f32p])
+# SA_API int sa_noise_tunnel_baseline_draws(int64_t n, int64_t nt_samples, int64_t n_baselines, uint64_t seed,
+#                                           int64_t first_example, int64_t *out);
+_sig("sa_noise_tunnel_baseline_draws", [c_int64, c_int64, c_int64, c_uint64, c_int64, i64p])
+# SA_API int sa_noise_tunnel_aggregate(const float *attributions, int64_t n, int64_t nt_samples, int64_t width,
+#                                      int nt_type, float *out);
+_sig("sa_noise_tunnel_aggregate", [f32p, c_int64, c_int64, c_int64, c_int32, f32p])

@@ -65,9 +65,10 @@ class _Step:
 class TorchRecipe:
     """A converted module: steps over numbered values (0: the input, k + 1: the output of step k)."""
 
-    def __init__(self, steps: List[_Step], name: str):
+    def __init__(self, steps: List[_Step], name: str, module_values: Optional[dict] = None):
         self.steps = steps
         self.name = name
+        self.module_values = module_values or {}
 
     @property
     def layers(self) -> list:
@@ -98,6 +99,7 @@ class TorchRecipe:
                 raise SwiftAttrError(
                     f"from_torch: {s.where}: reshape to (N, {s.flat_size}) of a value of {net._sizes[k + 1]} floats per "
                     f"example (input shape {tuple(input_shape)})")
+        net.node_names = dict(self.module_values)
         return net
 
     def _locate(self, input_shape, error: SwiftAttrError) -> SwiftAttrError:
@@ -392,4 +394,26 @@ def convert(module) -> TorchRecipe:
                 raise _unsupported(node, "an output that is not the last computed value")
     if not steps:
         raise SwiftAttrError(f"from_torch: {type(module).__name__} has no layers")
-    return TorchRecipe(steps, type(module).__name__)
+    return TorchRecipe(steps, type(module).__name__, _module_values(gm, env))
+
+
+def _module_values(gm, env) -> dict:
+    """``named_modules()`` name → the recipe value its call computes (a leaf module: its output; a container:
+    the last value computed inside it, its forward's result), for layer attributions (``layer="features.3"``).
+    A module called more than once maps to the tuple of its values (ambiguous: a layer argument naming it is
+    an error listing them); modules that compute nothing of their own (an Identity of the input) are absent."""
+    calls, last = {}, {}
+    for node in gm.graph.nodes:
+        v = env.get(node)
+        if node.op not in ("call_module", "call_function", "call_method") or not isinstance(v, int) or v == 0:
+            continue
+        if node.op == "call_module":
+            calls.setdefault(node.target, []).append(v)
+        for path, _ in (node.meta.get("nn_module_stack") or {}).values():
+            if path:
+                last[path] = v
+    table = {path: v for path, v in last.items() if path not in calls}
+    for path, values in calls.items():
+        distinct = tuple(dict.fromkeys(values))
+        table[path] = distinct[0] if len(distinct) == 1 else distinct
+    return table

@@ -148,9 +148,13 @@ def _seed(seed) -> int:
     return seed
 
 
-def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True) -> np.ndarray:
+def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Gradient of the target output with respect to the inputs (its absolute value when ``abs``; token
-    networks: at the embedding output, see the module notes)."""
+    networks: at the embedding output, see the module notes). ``layer``: with respect to that node's output
+    instead (a module name or node index; see :mod:`swiftattr.layers`)."""
+    if layer is not None:
+        from .layers import layer_saliency
+        return layer_saliency(net, inputs, layer, target, abs)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -163,9 +167,13 @@ def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = T
     return out
 
 
-def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True) -> np.ndarray:
+def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Inputs times the gradient of the target output (token networks: embedding vectors times the
-    gradient there)."""
+    gradient there). ``layer``: that node's output times the gradient there (Captum's
+    LayerGradientXActivation; see :mod:`swiftattr.layers`)."""
+    if layer is not None:
+        from .layers import layer_gradient_x_activation
+        return layer_gradient_x_activation(net, inputs, layer, target)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -197,7 +205,7 @@ def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarra
 
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
-                         sum_embedding: bool = True, multiply_by_inputs: bool = True):
+                         sum_embedding: bool = True, layer=None, multiply_by_inputs: bool = True):
     """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
 
     ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
@@ -205,7 +213,14 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. ``multiply_by_inputs=False``
     (Captum's name) returns the path-integrated gradient ∫₀¹ ∇f(x' + α(x − x')) dα instead of its product with
     x − x' (the delta stays that of the attributions). Token networks: the path runs between embedding vectors
-    (see the module notes for ``sum_embedding`` and the forms of ``baselines``)."""
+    (see the module notes for ``sum_embedding`` and the forms of ``baselines``). ``layer``: Captum's
+    LayerIntegratedGradients at that node's output (see :func:`swiftattr.layers.layer_integrated_gradients`)."""
+    if layer is not None:
+        from .layers import layer_integrated_gradients
+        if not as_bool(multiply_by_inputs, "multiply_by_inputs"):
+            raise SwiftAttrError("multiply_by_inputs=False is not supported with layer= (layer integrated gradients)")
+        return layer_integrated_gradients(net, inputs, layer, baselines, target, n_steps, method, internal_batch_size,
+                                          return_convergence_delta)
     net, x = _network(net, inputs)
     multiply = as_bool(multiply_by_inputs, "multiply_by_inputs")
     moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
@@ -252,11 +267,14 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
 
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
                seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
-               first_example: int = 0, sum_embedding: bool = True) -> np.ndarray:
+               first_example: int = 0, sum_embedding: bool = True, nt_samples: Optional[int] = None) -> np.ndarray:
     """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
     "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
     draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`. Token networks: the
-    noise is added to the embedding vectors."""
+    noise is added to the embedding vectors. ``nt_samples`` is Captum's name for ``n_samples``; the shortcut of
+    :func:`swiftattr.noise_tunnel` over the gradient, with the same draws."""
+    if nt_samples is not None:
+        n_samples = nt_samples
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:

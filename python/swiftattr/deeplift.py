@@ -20,7 +20,7 @@ from .attribution import _at_embedding, _baselines, _chunk, _network, _targets
 
 def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
              multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
-             internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
+             internal_batch_size: Optional[int] = None, sum_embedding: bool = True, layer=None):
     """DeepLIFT contributions φ of ``inputs`` to output ``target``, relative to ``baselines``.
 
     ``baselines``: None (zeros), a scalar, one example (shared) or one per example. ``rule``: "rescale"
@@ -53,7 +53,14 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
     axis unless ``sum_embedding=False``; ``baselines`` are token ids or embedding vectors (None: zero vectors),
     as in :mod:`swiftattr.attribution`. Through an LSTM every gate's σ/tanh and tanh(c) take Rescale and
     each product ab splits by the Shapley rule Δ(ab) = b̄Δa + āΔb (ā = (a + a⁰)/2), so summation-to-delta
-    stays exact; RevealCancel after an LSTM is an error."""
+    stays exact; RevealCancel after an LSTM is an error.
+
+    ``layer``: Captum's LayerDeepLift, the contributions of that node's output (a module name or node index;
+    see :func:`swiftattr.layers.layer_deeplift`)."""
+    if layer is not None:
+        from .layers import layer_deeplift
+        return layer_deeplift(net, inputs, layer, baselines, target, rule, maxpool, multiply_by_inputs,
+                              return_convergence_delta, internal_batch_size)
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
     if moved:

@@ -438,7 +438,9 @@ class Network:
         return other
 
     def __reduce__(self):
-        return _network_from_model_bytes, (self._model_bytes(),)
+        # A converted torch model's module names (layer attributions) travel with it.
+        names = self.__dict__.get("node_names")
+        return _network_from_model_bytes, (self._model_bytes(),), ({"node_names": names} if names else None)
 
     def _model_bytes(self) -> bytes:
         """The model file :meth:`save` writes, as bytes (through a private temporary directory)."""

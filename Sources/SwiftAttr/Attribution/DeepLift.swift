@@ -110,9 +110,19 @@ extension Network {
             r.attributions = t.summed(r.attributions)
             return r
         }
+        return try deepLift(x, rows: rows, baselines: baselines, targets: targets, rule: rule, maxPool: maxPool,
+                            multiplyByInputs: multiplyByInputs, internalBatchSize: internalBatchSize, at: 0)
+    }
+
+    /// DeepLIFT contributions of value `attributed` (0: the input; j + 1: node j's output, Captum's
+    /// LayerDeepLift), rows × size(at: attributed); baselines are inputs, run forward with the examples.
+    func deepLift(
+        _ x: [Float], rows: Int, baselines: [Float], targets: [Int], rule: DeepLiftRule, maxPool: MaxPoolRule,
+        multiplyByInputs: Bool, internalBatchSize: Int?, at attributed: Int
+    ) throws -> DeepLiftAttributions {
         try checkInputs(x, rows: rows)
         let targets = try expandTargets(targets, rows: rows)
-        let d = inputSize
+        let d = inputSize, da = size(at: attributed)
         let shared: Bool
         var base = baselines
         if baselines.isEmpty {
@@ -129,10 +139,13 @@ extension Network {
             }
         }
         let plan = try DeepLiftPlan(self, rule: rule, maxPool: maxPool)
+        guard attributed <= plan.top else {
+            throw SwiftAttrError(.outOfRange, "layer = \(attributed - 1): DeepLIFT attributes the logits a final Softmax reads (node \(plan.top - 1) at the latest), not the Softmax itself")
+        }
         let chunk = try plan.pairChunk(self, requested: internalBatchSize, rows: rows)
         let targetsPerRow = targets
 
-        var attributions = [Float](repeating: 0, count: rows * d)
+        var attributions = [Float](repeating: 0, count: rows * da)
         var delta = [Float](repeating: 0, count: rows)
         attributions.withUnsafeMutableBufferPointer { attributionBuffer in
             delta.withUnsafeMutableBufferPointer { deltaBuffer in
@@ -145,16 +158,16 @@ extension Network {
                     let tape = record(stacked, rows: shared ? n + 1 : 2 * n, from: 0, to: plan.top)
                     let pairs = PairRows(example: Array(0..<n), reference: shared ? Array(repeating: n, count: n) : Array(n..<(2 * n)))
                     let chunkTargets = Array(targetsPerRow[range])
-                    let m = plan.inputMultipliers(self, examples: tape, references: tape, pairs: pairs, targets: chunkTargets)
+                    let m = plan.inputMultipliers(self, examples: tape, references: tape, pairs: pairs, targets: chunkTargets, to: attributed)
                     let ends = plan.targetDifferences(self, examples: tape, references: tape, pairs: pairs, targets: chunkTargets)
-                    let input = tape.values[0]
+                    let input = tape.values[attributed]
                     for p in 0..<n {
-                        let row = out + (begin + p) * d, xo = p * d, ro = pairs.reference[p] * d
+                        let row = out + (begin + p) * da, xo = p * da, ro = pairs.reference[p] * da
                         var total: Double = 0
-                        for k in 0..<d {
-                            let c = m[p * d + k] * (input[xo + k] - input[ro + k])
+                        for k in 0..<da {
+                            let c = m[p * da + k] * (input[xo + k] - input[ro + k])
                             total += Double(c)
-                            row[k] = multiplyByInputs ? c : m[p * d + k]
+                            row[k] = multiplyByInputs ? c : m[p * da + k]
                         }
                         deltaOut[begin + p] = Float(total - Double(ends[p]))
                     }
@@ -703,18 +716,19 @@ struct DeepLiftPlan {
     typealias Multipliers = (plus: [Float], minus: [Float]?)
 
     /// Input multipliers (pairs × inputSize) of output `targets[p]` for every pair: the chain rule over the
-    /// rules of every node, a backward walk from the seed at the attributed value down to the input.
+    /// rules of every node, a backward walk from the seed at the attributed value down to the input (or to
+    /// value `start`, every earlier value held fixed: a layer's multipliers, pairs × size(at: start)).
     /// Add passes (m⁺, m⁻) to every input and concat gives each input its slice (both linear with weights
     /// 0 or 1, so the positive and negative parts keep their multipliers); where a value fans out, its
     /// readers' multipliers are summed (m⁻ ?? m⁺ where only some readers carry a separate m⁻).
-    func inputMultipliers(_ net: Network, examples: Network.Tape, references: Network.Tape, pairs: PairRows, targets: [Int]) -> [Float] {
+    func inputMultipliers(_ net: Network, examples: Network.Tape, references: Network.Tape, pairs: PairRows, targets: [Int], to start: Int = 0) -> [Float] {
         let count = pairs.count
         let revealCancel = revealCancelMultipliers(net, examples: examples, references: references, pairs: pairs)
         let out = net.size(at: top)
         // Seed: e_t, or e_t − 1/n for a final Softmax (contributions minus their mean over classes).
         var seed = [Float](repeating: softmax ? -1 / Float(out) : 0, count: count * out)
         for p in 0..<count { seed[p * out + targets[p]] += 1 }
-        let atInput = net.walkBackward(from: top, to: 0, seed: Multipliers(seed, nil), node: { i, signal -> [Multipliers] in
+        let atInput = net.walkBackward(from: top, to: start, seed: Multipliers(seed, nil), holdingFixed: !net.cut[start], node: { i, signal -> [Multipliers] in
             var (plus, minus) = signal
             switch net.layers[i] {
             case .add, .concat:
@@ -819,12 +833,13 @@ struct DeepLiftPlan {
             }
             addInPlace(&a.plus, b.plus)
         })
-        guard let (plus, minus) = atInput else { return [Float](repeating: 0, count: count * net.inputSize) }
+        let width = net.size(at: start)
+        guard let (plus, minus) = atInput else { return [Float](repeating: 0, count: count * width) }
         // At the input, Δx⁺ and Δx⁻ are the parts of Δx: each input takes the multiplier of its sign.
         guard let m = minus else { return plus }
-        let dx = differences(net, at: 0, examples: examples, references: references, pairs: pairs)
-        return uninitializedFloats(count * net.inputSize) { r in
-            for q in 0..<(count * net.inputSize) {
+        let dx = differences(net, at: start, examples: examples, references: references, pairs: pairs)
+        return uninitializedFloats(count * width) { r in
+            for q in 0..<(count * width) {
                 r[q] = dx[q] > 0 ? plus[q] : (dx[q] < 0 ? m[q] : 0.5 * (plus[q] + m[q]))
             }
         }

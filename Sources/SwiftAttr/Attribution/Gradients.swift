@@ -185,13 +185,11 @@ extension Network {
             Parallel.forEachChunk(count: total, chunk: chunk) { _, range, worker in
                 let n = range.count
                 let noisy = uninitializedFloats(n * d) { out in
-                    for (r, row) in range.enumerated() {
-                        let i = row / samples, example = UInt64(exampleOffset + i), sample = UInt32(row % samples)
-                        let xi = i * d, o = r * d
-                        for k in stride(from: 0, to: d, by: 2) {
-                            let (z0, z1) = CounterRandom.normals(seed: seed, example: example, sample: sample, block: UInt32(k / 2))
-                            out[o + k] = x[xi + k] + stdev * Float(z0)
-                            if k + 1 < d { out[o + k + 1] = x[xi + k + 1] + stdev * Float(z1) }
+                    x.withUnsafeBufferPointer { xp in
+                        for (r, row) in range.enumerated() {
+                            let i = row / samples
+                            NoiseTunnel.addNoise(xp.baseAddress! + i * d, out + r * d, width: d, stdev: stdev, seed: seed,
+                                                 example: UInt64(exampleOffset + i), sample: UInt32(row % samples))
                         }
                     }
                 }

@@ -19,10 +19,13 @@ extension Network {
         /// the cell and hidden states after step t (c_{t−1} is the row before, zero at t = 0). Empty for
         /// every other kind. The pullback, DeepLIFT and Contextual Decomposition read it.
         var steps: [[Float]] = []
+        /// The values below `start` the recorded nodes read, when `start` is not a cut (a layer attribution's
+        /// walk from an interior value; ``Network/walkForward``'s `given`).
+        var given: [Int: [Float]] = [:]
 
         var output: [Float] { values[values.count - 1] }
         /// Value `v`.
-        func value(_ v: Int) -> [Float] { values[v - start] }
+        func value(_ v: Int) -> [Float] { v >= start ? values[v - start] : given[v]! }
     }
 
     /// Output of the network for `rows` examples (`x`: rows × inputSize).
@@ -38,12 +41,13 @@ extension Network {
         }[end - start]!
     }
 
-    /// Runs nodes `start..<end` keeping every value for ``pullback(_:cotangent:)``.
-    func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil) -> Tape {
+    /// Runs nodes `start..<end` keeping every value for ``pullback(_:cotangent:)``; `given`: the earlier
+    /// values the nodes read when `start` is not a cut (see ``walkForward``).
+    func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil, given: [Int: [Float]] = [:]) -> Tape {
         let end = end ?? layers.count
         var argmax = [[Int32]](repeating: [], count: end - start)
         var steps = [[Float]](repeating: [], count: end - start)
-        let values = walkForward(x, from: start, to: end, keep: true) { i, reads -> [Float] in
+        let values = walkForward(x, from: start, to: end, keep: true, given: given) { i, reads -> [Float] in
             switch layers[i] {
             case .lstm(let l):
                 var record: [Float]? = []
@@ -59,7 +63,7 @@ extension Network {
                 return applyNode(i, reads, rows: rows, argmax: nil)
             }
         }
-        return Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax, steps: steps)
+        return Tape(start: start, end: end, rows: rows, values: values.map { $0 ?? [] }, argmax: argmax, steps: steps, given: given)
     }
 
     /// Node `i` applied to the values it reads (`reads`, in the order of ``inputs``).

@@ -6,25 +6,28 @@
 ///
 /// A walk covers the nodes `start..<end` where value `start` is a cut (``Network/cut``): nothing in the
 /// range reads a value before it, so the walk needs value `start` only. In a chain every walk is a
-/// straight line and no signal is ever summed.
+/// straight line and no signal is ever summed. Layer attributions start or end a walk at an interior value
+/// instead: forward with the earlier values the range reads supplied (`given`), backward holding them fixed
+/// (the partial derivative with respect to value `start`, as a hook replacing that value sees it).
 extension Network {
     /// Runs nodes `start..<end` forward from `input` (value `start`). `node(i, values)` computes node i from
     /// the values it reads, in the order of ``inputs``. With `keep`, every value `start...end` is returned
     /// (index `v − start`); otherwise each value is released after its last reader and only the output
-    /// (value `end`) is kept.
+    /// (value `end`) is kept. When `start` is not a cut, `given` holds every value below `start` that a node
+    /// in the range reads (``valuesRead(below:to:)``); they are read, never released or returned.
     func walkForward<Value>(
-        _ input: Value, from start: Int, to end: Int, keep: Bool, node: (Int, [Value]) -> Value
+        _ input: Value, from start: Int, to end: Int, keep: Bool, given: [Int: Value] = [:], node: (Int, [Value]) -> Value
     ) -> [Value?] {
-        precondition(cut[start], "a forward walk must start at a cut")
+        precondition(cut[start] || !given.isEmpty, "a forward walk must start at a cut or be given the earlier values it reads")
         var values = [Value?](repeating: nil, count: end - start + 1)
         values[0] = input
         guard start < end else { return values }
         var remaining = keep ? [] : readers(from: start, to: end)
         for i in start..<end {
-            let reads = inputs[i].map { values[$0 - start]! }
+            let reads = inputs[i].map { $0 >= start ? values[$0 - start]! : given[$0]! }
             values[i + 1 - start] = node(i, reads)
             if !keep {
-                for v in inputs[i] {
+                for v in inputs[i] where v >= start {
                     remaining[v - start] -= 1
                     if remaining[v - start] == 0 { values[v - start] = nil }
                 }
@@ -36,12 +39,14 @@ extension Network {
     /// Runs nodes `end − 1` down to `start`, from `seed` at value `end`. `node(i, signal)` turns the
     /// signal at node i's output into one signal per value it reads; signals meeting at a value are
     /// combined by `accumulate`. Nodes whose output receives no signal (not on a path to value `end`) are
-    /// skipped. Returns the signal at value `start`, or nil when no path reaches it.
+    /// skipped. Returns the signal at value `start`, or nil when no path reaches it. With `holdingFixed`,
+    /// `start` need not be a cut: signals to values below it are dropped, so the result is the partial
+    /// derivative with respect to value `start` with every earlier value held fixed.
     func walkBackward<Signal>(
-        from end: Int, to start: Int, seed: Signal, node: (Int, Signal) -> [Signal],
+        from end: Int, to start: Int, seed: Signal, holdingFixed: Bool = false, node: (Int, Signal) -> [Signal],
         accumulate: (inout Signal, Signal) -> Void
     ) -> Signal? {
-        precondition(cut[start], "a backward walk must end at a cut")
+        precondition(cut[start] || holdingFixed, "a backward walk must end at a cut")
         var signals = [Signal?](repeating: nil, count: end - start + 1)
         signals[end - start] = seed
         var i = end - 1
@@ -50,7 +55,7 @@ extension Network {
             guard let signal = signals[i + 1 - start] else { continue }
             signals[i + 1 - start] = nil
             let back = node(i, signal)
-            for (k, v) in inputs[i].enumerated() {
+            for (k, v) in inputs[i].enumerated() where v >= start {
                 if signals[v - start] == nil {
                     signals[v - start] = back[k]
                 } else {
@@ -65,9 +70,17 @@ extension Network {
     /// so it is never released).
     private func readers(from start: Int, to end: Int) -> [Int] {
         var count = [Int](repeating: 0, count: end - start + 1)
-        for i in start..<end { for v in inputs[i] { count[v - start] += 1 } }
+        for i in start..<end { for v in inputs[i] where v >= start { count[v - start] += 1 } }
         count[end - start] += 1
         return count
+    }
+
+    /// The values below `start` that nodes `start..<end` read: what a forward walk from the interior value
+    /// `start` must be given (empty when `start` is a cut).
+    func valuesRead(below start: Int, to end: Int) -> [Int] {
+        var seen = Set<Int>()
+        for i in start..<end { for v in inputs[i] where v < start { seen.insert(v) } }
+        return seen.sorted()
     }
 }
 

@@ -2,12 +2,15 @@
 /// walked by the propagation driver (fan-out cotangents are summed).
 extension Network {
     /// Pulls `cotangent` (rows × size(at: tape.end)) back through the recorded nodes, returning the
-    /// cotangent at value `tape.start` (zeros when the output does not depend on it).
-    func pullback(_ tape: Tape, cotangent: [Float]) -> [Float] {
-        walkBackward(from: tape.end, to: tape.start, seed: cotangent, node: { i, dy in
+    /// cotangent at value `to` (default `tape.start`; zeros when the output does not depend on it). A value
+    /// that is not a cut gets the partial derivative, every earlier value held fixed (a layer attribution).
+    func pullback(_ tape: Tape, cotangent: [Float], to value: Int? = nil) -> [Float] {
+        let start = value ?? tape.start
+        precondition(start >= tape.start, "a pullback ends inside its tape")
+        return walkBackward(from: tape.end, to: start, seed: cotangent, holdingFixed: !cut[start], node: { i, dy in
             pullbackNode(i, dy, rows: tape.rows, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1),
                          argmax: tape.argmax[i - tape.start], steps: tape.steps[i - tape.start])
-        }, accumulate: addInPlace) ?? [Float](repeating: 0, count: tape.rows * size(at: tape.start))
+        }, accumulate: addInPlace) ?? [Float](repeating: 0, count: tape.rows * size(at: start))
     }
 
     /// Pulls a cotangent back through nodes `start..<end` that are all affine (their Jacobian does not

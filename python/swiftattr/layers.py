@@ -1,0 +1,336 @@
+"""Layer and neuron attributions (Captum's LayerGradientXActivation, LayerIntegratedGradients, LayerDeepLift,
+LayerConductance, LayerGradCam, NeuronIntegratedGradients) and NoiseTunnel over any method.
+
+``layer`` names one node of the network, and the attributions belong to its output (Captum's
+``attribute_to_layer_input=False``; attributing to a layer's input is attributing to the output of the node
+before it). For a network from :func:`~swiftattr.from_torch` it is a module's name as in
+``module.named_modules()`` (``"features.3"``; a container names the value its forward returns); for any network
+it may be the node index (0 … ``net.num_layers - 1``). A module called more than once (a ReLU reused in a
+block) is ambiguous: pass the node index of the call you mean (the error lists them).
+
+The nodes after the layer see its output replaced, as a Captum hook replaces it, and every other value they
+read (a skip connection around the layer) at the actual input. Results are numpy arrays of shape
+(n, *layer output shape). Baselines are inputs (None: zeros; one example, shared; or one per example) run
+forward to the layer; for token networks they are token ids (None: id 0, as Captum's zero tensor).
+"""
+from __future__ import annotations
+
+import ctypes
+import inspect
+from typing import Optional
+
+import numpy as np
+
+from . import _ffi
+from ._args import (SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float,
+                    as_int, from_torch_tensor)
+from ._ffi import SwiftAttrError, check, fptr, iptr, lib
+from .attribution import _baselines, _chunk, _network, _seed, _targets
+
+
+def layer_index(net, layer) -> int:
+    """The node index ``layer`` names (a module name from ``named_modules()`` or a node index), checked."""
+    if isinstance(layer, str):
+        table = getattr(net, "node_names", None) or {}
+        if layer not in table:
+            known = ", ".join(repr(k) for k in list(table)[:12]) + (", …" if len(table) > 12 else "")
+            where = f"the module names are {known}" if table else \
+                "this network has no module names (only a from_torch network has them): pass the node index"
+            raise SwiftAttrError(f"layer: unknown layer name {layer!r}; {where}", SA_ERR_INVALID_ARGUMENT)
+        value = table[layer]
+        if isinstance(value, tuple):
+            raise SwiftAttrError(f"layer: module {layer!r} is called {len(value)} times (nodes "
+                                 f"{', '.join(str(v - 1) for v in value)}); pass the node index of the call you mean",
+                                 SA_ERR_INVALID_ARGUMENT)
+        return value - 1
+    index = as_int(layer, "layer")
+    if not 0 <= index < net.num_layers:  # checked here too: the output buffer's size depends on it
+        raise SwiftAttrError(f"layer = {index} is out of range: the model has {net.num_layers} nodes "
+                             f"(0..<{net.num_layers})", SA_ERR_OUT_OF_RANGE)
+    return index
+
+
+def _to_layer_output(flag, name: str = "attribute_to_layer_input") -> None:
+    """Captum's ``attribute_to_layer_input``: only False (the layer's output) is supported."""
+    if as_bool(flag, name):
+        raise SwiftAttrError(f"{name}=True is not supported: attributions belong to the layer's output; for its "
+                             "input pass the node that computes it (the layer's node index − 1 in a chain)",
+                             SA_ERR_INVALID_ARGUMENT)
+
+
+def _value_shape(net, value: int) -> tuple:
+    shape, ndim = (ctypes.c_int64 * 3)(), ctypes.c_int64()
+    check(lib.sa_model_shape_at(net._handle, value, shape, ctypes.byref(ndim)))
+    return tuple(shape[i] for i in range(ndim.value))
+
+
+def _setup(net, inputs, layer):
+    net, x = _network(net, inputs)
+    index = layer_index(net, layer)
+    return net, x, index, (x.shape[0],) + _value_shape(net, index + 1)
+
+
+def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_batch_size: Optional[int] = None,
+                   attribute_to_layer_input: bool = False):
+    """∂f_t/∂a at the layer's output a (its absolute value when ``abs``): :func:`swiftattr.saliency` with
+    ``layer=``."""
+    _to_layer_output(attribute_to_layer_input)
+    net, x, index, shape = _setup(net, inputs, layer)
+    t = _targets(net, target, x.shape[0])
+    out = np.empty(shape, dtype=np.float32)
+    check(lib.sa_layer_saliency(net._handle, fptr(x), x.shape[0], iptr(t), t.size, index, int(as_bool(abs, "abs")),
+                                _chunk(internal_batch_size), fptr(out)))
+    return out
+
+
+def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_size: Optional[int] = None,
+                                attribute_to_layer_input: bool = False):
+    """Captum's LayerGradientXActivation: a ⊙ ∂f_t/∂a at the layer's output a (:func:`swiftattr.input_x_gradient`
+    with ``layer=``)."""
+    _to_layer_output(attribute_to_layer_input)
+    net, x, index, shape = _setup(net, inputs, layer)
+    t = _targets(net, target, x.shape[0])
+    out = np.empty(shape, dtype=np.float32)
+    check(lib.sa_layer_gradient_x_activation(net._handle, fptr(x), x.shape[0], iptr(t), t.size, index,
+                                             _chunk(internal_batch_size), fptr(out)))
+    return out
+
+
+def _path_call(fn, net, inputs, layer, baselines, target, n_steps, method, internal_batch_size, return_convergence_delta,
+               attribute_to_layer_input=False):
+    _to_layer_output(attribute_to_layer_input)
+    net, x, index, shape = _setup(net, inputs, layer)
+    n = x.shape[0]
+    b, nb = _baselines(net, baselines, n)
+    t = _targets(net, target, n)
+    code = as_choice(method, _ffi.IG_METHODS, "method")
+    with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
+    out = np.empty(shape, dtype=np.float32)
+    delta = np.empty(n, dtype=np.float32)
+    check(fn(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, index, as_int(n_steps, "n_steps"), code,
+             _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    return (out, delta) if with_delta else out
+
+
+def layer_integrated_gradients(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
+                               method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
+                               return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
+    """Captum's LayerIntegratedGradients: the path runs between the layer's activations at the baselines and
+    at the inputs, (a(x) − a(x')) ⊙ ∫ ∂f_t/∂a(a(x') + α(a(x) − a(x'))) dα, the nodes after the layer evaluated
+    with the skip values of x. ``internal_batch_size``: path points per chunk. The delta is
+    Σφ − (f_t(x) − f_t(x')) (zero up to quadrature when no skip connection passes the layer)."""
+    return _path_call(lib.sa_layer_integrated_gradients, net, inputs, layer, baselines, target, n_steps, method,
+                      internal_batch_size, return_convergence_delta, attribute_to_layer_input)
+
+
+def layer_conductance(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
+                      method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
+                      return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
+    """Captum's LayerConductance: on the input path at the ``n_steps + 1`` nodes α_0 < … < α_n of ``method``,
+    Σ_k ∂f_t/∂a(α_k) ⊙ (a(α_{k+1}) − a(α_k)); delta Σφ − (f_t(x) − f_t(x'))."""
+    return _path_call(lib.sa_layer_conductance, net, inputs, layer, baselines, target, n_steps, method,
+                      internal_batch_size, return_convergence_delta, attribute_to_layer_input)
+
+
+def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
+                   multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
+                   internal_batch_size: Optional[int] = None, attribute_to_layer_input: bool = False):
+    """Captum's LayerDeepLift: DeepLIFT multipliers at the layer's output from the rules of the nodes after it
+    (``rule`` and ``maxpool`` as :func:`swiftattr.deeplift`), times a(x) − a(x⁰) (or alone,
+    ``multiply_by_inputs=False``). The delta is Σφ − (f_t(x) − f_t(x⁰)). Captum's LayerDeepLift routes a
+    max-pool after a ReLU by the gradient (``maxpool="gradient"``), except a pool that reads the attributed
+    layer itself, where its cross-max rule takes effect (``maxpool="crossmax"``); measured on a CNN, each
+    choice equals Captum to 2e-7 in its case."""
+    _to_layer_output(attribute_to_layer_input)
+    net, x, index, shape = _setup(net, inputs, layer)
+    n = x.shape[0]
+    b, nb = _baselines(net, baselines, n)
+    t = _targets(net, target, n)
+    r = as_choice(rule, _ffi.DEEPLIFT_RULES, "rule")
+    m = as_choice(maxpool, _ffi.MAXPOOL_RULES, "maxpool")
+    by_inputs = as_bool(multiply_by_inputs, "multiply_by_inputs")
+    with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
+    out = np.empty(shape, dtype=np.float32)
+    delta = np.empty(n, dtype=np.float32)
+    check(lib.sa_layer_deeplift(net._handle, fptr(x), n, fptr(b), nb, iptr(t), t.size, index, r, m, int(by_inputs),
+                                _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    return (out, delta) if with_delta else out
+
+
+def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, upsample=True,
+             interpolate_mode: str = "nearest", internal_batch_size: Optional[int] = None,
+             attribute_to_layer_input: bool = False):
+    """GradCAM (Selvaraju et al. 2017), Captum's LayerGradCam: Σ_c w_c a_c over the channels of the layer's
+    output a, w_c the mean of ∂f_t/∂a_c over its spatial axes; ReLU'd when ``relu_attributions`` (Captum's
+    default is False). Shape (n, 1, *spatial) of the layer, or, with ``upsample`` (the default), of the input:
+    resized as Captum's ``LayerAttribution.interpolate(attr, x.shape[2:], interpolate_mode)`` (torch's
+    F.interpolate with a size): ``interpolate_mode`` "nearest" (source index ⌊dst·in/out⌋) or "bilinear"
+    ("linear" for 1-D), align_corners=False. ``upsample`` may also be the mode's name. A layer without spatial
+    axes (a Linear's output) gives one value per example, (n, 1)."""
+    _to_layer_output(attribute_to_layer_input)
+    net, x, index, _ = _setup(net, inputs, layer)
+    if isinstance(upsample, str):
+        code = as_choice(upsample, _ffi.UPSAMPLE_MODES, "upsample")
+    elif as_bool(upsample, "upsample"):
+        code = as_choice(interpolate_mode, _ffi.UPSAMPLE_MODES, "interpolate_mode")
+    else:
+        code = _ffi.SA_UPSAMPLE_NONE
+    shape, ndim = (ctypes.c_int64 * 3)(), ctypes.c_int64()
+    check(lib.sa_grad_cam_shape(net._handle, index, code, shape, ctypes.byref(ndim)))
+    t = _targets(net, target, x.shape[0])
+    out = np.empty((x.shape[0],) + tuple(shape[i] for i in range(ndim.value)), dtype=np.float32)
+    check(lib.sa_grad_cam(net._handle, fptr(x), x.shape[0], iptr(t), t.size, index,
+                          int(as_bool(relu_attributions, "relu_attributions")), code, _chunk(internal_batch_size), fptr(out)))
+    return out
+
+
+def neuron_integrated_gradients(net, inputs, layer, neuron, baselines=None, n_steps: int = 50,
+                                method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
+                                return_convergence_delta: bool = False, attribute_to_neuron_input: bool = False):
+    """Captum's NeuronIntegratedGradients: Integrated Gradients of one element of the layer's output with
+    respect to the inputs. ``neuron`` (Captum's ``neuron_selector``): a flat index into one example's layer
+    output, or a tuple of indices into its shape. Returns inputs-shaped attributions (and, with
+    ``return_convergence_delta``, Σφ minus the neuron's difference between x and x')."""
+    _to_layer_output(attribute_to_neuron_input, "attribute_to_neuron_input")
+    net, x, index, shape = _setup(net, inputs, layer)
+    per_example = shape[1:]
+    if isinstance(neuron, tuple):
+        if len(neuron) != len(per_example):
+            raise SwiftAttrError(f"neuron: expected {len(per_example)} indices into the layer's output shape "
+                                 f"{per_example}, got {neuron!r}", SA_ERR_SHAPE)
+        idx = tuple(as_int(v, f"neuron[{k}]") for k, v in enumerate(neuron))
+        if any(not 0 <= v < s for v, s in zip(idx, per_example)):
+            raise SwiftAttrError(f"neuron = {neuron!r} is out of range for the layer's output shape {per_example}",
+                                 SA_ERR_OUT_OF_RANGE)
+        flat = int(np.ravel_multi_index(idx, per_example))
+    else:
+        flat = as_int(neuron, "neuron")
+    n = x.shape[0]
+    b, nb = _baselines(net, baselines, n)
+    code = as_choice(method, _ffi.IG_METHODS, "method")
+    with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
+    out = np.empty_like(x)
+    delta = np.empty(n, dtype=np.float32)
+    check(lib.sa_neuron_integrated_gradients(net._handle, fptr(x), n, fptr(b), nb, index, flat, as_int(n_steps, "n_steps"),
+                                             code, _chunk(internal_batch_size), fptr(out), fptr(delta)))
+    return (out, delta) if with_delta else out
+
+
+# -- NoiseTunnel -------------------------------------------------------------------------------------------
+
+def _method(method):
+    if isinstance(method, str):
+        import importlib
+        fn = getattr(importlib.import_module(__package__), method, None)
+        if not callable(fn):
+            raise SwiftAttrError(f"method: unknown attribution method {method!r}; pass a swiftattr function "
+                                 "(e.g. sa.integrated_gradients) or its name", _ffi.SA_ERR_UNKNOWN_ENUM)
+        return fn
+    if not callable(method):
+        raise SwiftAttrError(f"method: expected an attribution function or its name, got {method!r}")
+    return method
+
+
+def _per_example(value, n: int, ndim: Optional[int] = None) -> bool:
+    """True when ``value`` is an array with one entry per example (its first axis n, and ``ndim`` axes)."""
+    if value is None or isinstance(value, (str, bytes)) or np.isscalar(value):
+        return False
+    try:
+        a = np.asarray(from_torch_tensor(value))
+    except (TypeError, ValueError):
+        return False
+    return a.ndim >= 1 and a.shape[0] == n and n > 1 and (ndim is None or a.ndim == ndim)
+
+
+def noise_tunnel(method, net, inputs, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: float = 1.0,
+                 seed: Optional[int] = None, draw_baseline_from_distrib: bool = False,
+                 nt_samples_batch_size: Optional[int] = None, first_example: int = 0, noise=None, **method_args):
+    """Captum's NoiseTunnel over any attribution ``method`` (a swiftattr function, or its name, e.g.
+    ``"integrated_gradients"``, ``"grad_cam"``, ``"occlusion"``; its arguments in ``method_args``).
+
+    Each example gets ``nt_samples`` noisy copies x + N(0, stdevs²) (row i·S + s, as Captum's
+    repeat_interleave), the method runs on the copies in one call per block of examples (per-example
+    ``target``, ``baselines`` and ``feature_mask`` are repeated for the copies), and the copies' attributions
+    are aggregated per example: ``nt_type`` "smoothgrad" (mean), "smoothgrad_sq" (mean of squares) or "vargrad"
+    (E[a²] − E[a]², as Captum). The noise of example i, sample s depends only on (seed, first_example + i, s)
+    — the draws :func:`swiftattr.smoothgrad` makes, so a noise tunnel over ``saliency(abs=False)`` is
+    SmoothGrad. ``draw_baseline_from_distrib``: ``baselines`` is a set of references and each copy takes one,
+    drawn from the same seeded stream. ``noise``: the noise itself, (n, S, *input_shape) or
+    (n·S, *input_shape), instead of drawing it (to reproduce another library's draws). With
+    ``return_convergence_delta=True`` in ``method_args`` (methods that have it) the deltas of the n·S copies
+    come back too, as Captum. ``nt_samples_batch_size`` is accepted for Captum's signature (memory is bounded
+    by blocks of examples here)."""
+    fn = _method(method)
+    net, x = _network(net, inputs)
+    if net.is_token_model:
+        raise SwiftAttrError("net: noise_tunnel adds noise to the inputs, and a token network's inputs are token ids; "
+                             "attribute a network on the embedding vectors (net.embedding_rest()) instead")
+    n, d = x.shape[0], net.input_size
+    S = as_int(nt_samples, "nt_samples", 1)
+    nt_code = as_choice(nt_type, _ffi.NT_TYPES, "nt_type")
+    if isinstance(stdevs, tuple):
+        if len(stdevs) != 1:
+            raise SwiftAttrError(f"stdevs: one input tensor takes one stdev, got {stdevs!r}")
+        stdevs = stdevs[0]
+    stdev = as_float(stdevs, "stdevs")
+    offset = as_int(first_example, "first_example", 0)
+    if nt_samples_batch_size is not None:
+        as_int(nt_samples_batch_size, "nt_samples_batch_size", 1)
+    draw = as_bool(draw_baseline_from_distrib, "draw_baseline_from_distrib")
+    seed_value = _seed(seed)
+    if noise is not None:
+        noise = as_f32(noise, "noise")
+        if noise.shape == (n, S) + net.input_shape:
+            noise = noise.reshape((n * S,) + net.input_shape)
+        if noise.shape != (n * S,) + net.input_shape:
+            raise SwiftAttrError(f"noise: expected shape {(n, S) + net.input_shape} or {(n * S,) + net.input_shape}, "
+                                 f"got {noise.shape}", SA_ERR_SHAPE)
+    with_delta = bool(method_args.get("return_convergence_delta", False))
+    if with_delta and "return_convergence_delta" not in inspect.signature(fn).parameters:
+        raise SwiftAttrError(f"return_convergence_delta: {getattr(fn, '__name__', fn)} has no convergence delta")
+
+    repeated = {k: v for k, v in method_args.items()
+                if (k == "target" and _per_example(v, n)) or
+                   (k in ("baselines", "feature_mask") and not (k == "baselines" and draw) and _per_example(v, n, x.ndim))}
+    shared = {k: v for k, v in method_args.items() if k not in repeated}
+    references = None
+    if draw:
+        if "baselines" not in method_args or method_args["baselines"] is None:
+            raise SwiftAttrError("draw_baseline_from_distrib: needs baselines, the set of references to draw from")
+        if "baselines" not in inspect.signature(fn).parameters:
+            raise SwiftAttrError(f"draw_baseline_from_distrib: {getattr(fn, '__name__', fn)} takes no baselines")
+        references = net._batch(shared.pop("baselines"), "baselines")
+    per_example = {k: np.asarray(from_torch_tensor(v)) for k, v in repeated.items()}
+
+    block = max(1, (1 << 22) // max(1, S * d))
+    results, deltas = [], []
+    for a in range(0, n, block):
+        b = min(n, a + block)
+        rows = b - a
+        if noise is None:
+            noisy = np.empty((rows * S,) + net.input_shape, dtype=np.float32)
+            check(lib.sa_noise_tunnel_inputs(fptr(np.ascontiguousarray(x[a:b])), rows, d, S, stdev, seed_value,
+                                             offset + a, fptr(noisy)))
+        else:
+            noisy = np.ascontiguousarray(np.repeat(x[a:b], S, axis=0) + noise[a * S:b * S])
+        args = dict(shared)
+        for k, v in per_example.items():
+            args[k] = np.repeat(v[a:b], S, axis=0)
+        if references is not None:
+            draws = np.empty(rows * S, dtype=np.int64)
+            check(lib.sa_noise_tunnel_baseline_draws(rows, S, references.shape[0], seed_value, offset + a, iptr(draws)))
+            args["baselines"] = references[draws]
+        result = fn(net, noisy, **args)
+        if with_delta:
+            result, delta = result
+            deltas.append(np.asarray(delta, dtype=np.float32))
+        attr = np.ascontiguousarray(result, dtype=np.float32)
+        if attr.shape[0] != rows * S:
+            raise SwiftAttrError(f"method: {getattr(fn, '__name__', fn)} returned {attr.shape[0]} rows for "
+                                 f"{rows * S} noisy inputs", _ffi.SA_ERR_INTERNAL)
+        width = int(np.prod(attr.shape[1:], dtype=np.int64))
+        out = np.empty((rows,) + attr.shape[1:], dtype=np.float32)
+        check(lib.sa_noise_tunnel_aggregate(fptr(attr), rows, S, width, nt_code, fptr(out)))
+        results.append(out)
+    attributions = np.concatenate(results, axis=0)
+    return (attributions, np.concatenate(deltas)) if with_delta else attributions
