@@ -149,8 +149,9 @@ def _limits(sign, t):
 
 
 def _channels_last(a, name, shape=None):
-    """One example as (H, W) or (H, W, C): from (H, W), PyTorch's (C, H, W) with C in 1, 3, 4, channels-last
-    (H, W, C), or flat (reshaped to ``shape``, or to a square)."""
+    """One example as (H, W) or (H, W, C): from (H, W), PyTorch's (C, H, W), channels-last (H, W, C) (recognised
+    when the last axis has 1, 3 or 4 entries and the first does not), or flat (reshaped to ``shape``, or to a
+    square)."""
     a = np.asarray(a)
     if shape is not None:
         if int(np.prod(shape)) != a.size:
@@ -163,12 +164,9 @@ def _channels_last(a, name, shape=None):
         a = a.reshape(side, side)
     if a.ndim == 2:
         return a
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4):
-        return np.moveaxis(a, 0, -1)
-    if a.ndim == 3 and a.shape[-1] in (1, 3, 4):
-        return a
-    raise SwiftAttrError(f"{name}: expected one image of shape (H, W), (C, H, W) or (H, W, C) with C in 1, 3, 4, "
-                         f"got {a.shape}", SA_ERR_SHAPE)
+    if a.ndim == 3:
+        return a if a.shape[-1] in (1, 3, 4) and a.shape[0] not in (1, 3, 4) else np.moveaxis(a, 0, -1)
+    raise SwiftAttrError(f"{name}: expected one image of shape (H, W), (C, H, W) or (H, W, C), got {a.shape}", SA_ERR_SHAPE)
 
 
 def _attribution_map(a, name, shape=None):
@@ -180,8 +178,8 @@ def _attribution_map(a, name, shape=None):
 def _display_image(img, name, hw, shape=None):
     """An image for display: (H, W) grey or (H, W, 3) RGB, rescaled to [0, 1] by its own min and max."""
     img = _channels_last(_finite(img, name), name, shape)
-    if img.ndim == 3:
-        img = img[..., 0] if img.shape[-1] == 1 else img[..., :3]
+    if img.ndim == 3:  # RGB(A) shows in colour, other channel counts as their mean
+        img = img[..., :3] if img.shape[-1] in (3, 4) else img.mean(axis=-1)
     if img.shape[:2] != tuple(hw):
         raise SwiftAttrError(f"{name}: an image of {img.shape[0]}×{img.shape[1]} pixels for an attribution of "
                              f"{hw[0]}×{hw[1]}", SA_ERR_SHAPE)
@@ -1029,7 +1027,7 @@ def text(tokens, attributions, *, labels=None, outlier_perc=0.0, cmap="RdBu_r", 
         ink = "white" if 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2] < 0.5 else "black"
         ax.text(x, yy, tok, family="DejaVu Sans Mono", fontsize=size, va="center", ha="left", color=ink,
                 bbox={"boxstyle": "round,pad=0.25", "facecolor": rgba, "edgecolor": "none"})
-    bar_ax = fig.add_axes([0.3, 0.4 / fig_h, 0.4, 0.1 / fig_h])
+    bar_ax = fig.add_axes([0.3, 0.4 / fig_h, 0.4, 0.1 / fig_h], label="<colorbar>")
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=colours), cax=bar_ax, orientation="horizontal")
     bar.set_label("attribution", fontsize=7)
     bar.ax.tick_params(labelsize=6)
