@@ -207,11 +207,16 @@ def _image_panel(ax, amap, img, method, sign, t, cmap, alpha_overlay, image_cmap
         vmin, vmax = _limits(sign, t)
         return ax.imshow(part, cmap=cmap or _DEFAULT_CMAPS[sign], vmin=vmin, vmax=vmax, alpha=alpha, interpolation="nearest")
     weight = np.clip(np.abs(part) / t, 0.0, 1.0)  # masked_image, alpha_scaling: |part| on [0, 1]
-    rgb = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1)
-    if method == "masked_image":
-        ax.imshow(rgb * weight[..., None], vmin=0, vmax=1, interpolation="nearest")
-    else:
-        ax.imshow(np.concatenate([rgb, weight[..., None]], axis=-1), interpolation="nearest")
+    if method == "masked_image":  # the image times the weight (a grey image in image_cmap)
+        if img.ndim == 2:
+            ax.imshow(img * weight, cmap=image_cmap, vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(img * weight[..., None], vmin=0, vmax=1, interpolation="nearest")
+        return None
+    from matplotlib import colormaps
+
+    rgb = img if img.ndim == 3 else colormaps[image_cmap](img)[..., :3]  # the image with opacity = the weight
+    ax.imshow(np.concatenate([rgb, weight[..., None]], axis=-1), interpolation="nearest")
     return None
 
 
@@ -701,8 +706,9 @@ def sequence_logo(contributions, onehot=None, *, alphabet=None, window=None, zoo
     network's N × C × L layout ((L, C) is recognised when C matches the alphabet). alphabet: "dna" (ACGT,
     the default for C = 4), "rna", "protein" (the default for C = 20) or one letter per channel. window:
     (start, end) positions to draw; by default all when L ≤ 120, else the ``zoom_width`` positions of
-    largest total |contribution|. overview: a strip above the logos with the whole sequence's per-position
-    total and the window shaded (default: when the window is not the whole sequence). titles: one per logo;
+    largest total |contribution|. overview: a strip above the logos with the whole sequence's stacks (the
+    heights above and below the axis at every position) and the window shaded (default: when the window is
+    not the whole sequence). titles: one per logo;
     colors: letter → colour; sharey: one y-scale for every logo. ax: draw one logo there (no overview).
     path: save the figure there. Returns the Figure.
     """
@@ -746,15 +752,17 @@ def sequence_logo(contributions, onehot=None, *, alphabet=None, window=None, zoo
             a.set_xticklabels([])
     axes[-1].set_xlabel("position", fontsize=8)
     if strip is not None:
-        total = c.sum(axis=1)
+        up, down = np.maximum(c, 0).sum(axis=1), np.minimum(c, 0).sum(axis=1)  # stacks' heights: no cancelling
         for i in range(k):
-            strip.plot(np.arange(length), total[i], linewidth=0.7, label=None if titles is None else str(titles[i]))
+            line, = strip.plot(np.arange(length), up[i], linewidth=0.7, label=None if titles is None else str(titles[i]))
+            strip.plot(np.arange(length), down[i], linewidth=0.7, color=line.get_color())
         strip.axvspan(start - 0.5, end - 0.5, color="#f0c419", alpha=0.35, linewidth=0)
         strip.axhline(0.0, color="#555555", linewidth=0.5)
         if titles is not None and k > 1:
             strip.legend(fontsize=7, frameon=False, loc="upper right")
         strip.set_xlim(-0.5, length - 0.5)
-        strip.set_title(f"whole sequence (sum over letters); window {start}–{end - 1}", fontsize=8, loc="left")
+        strip.set_title(f"whole sequence (height of the stacks above and below); window {start}–{end - 1}", fontsize=8,
+                        loc="left")
         strip.tick_params(labelsize=7)
         for side in ("top", "right"):
             strip.spines[side].set_visible(False)

@@ -181,10 +181,14 @@ def test_masked_and_alpha_images_weight_pixels_by_the_scaled_part():
     phi[0, 0], phi[1, 1], phi[2, 2] = 4.0, 2.0, -1.0
     masked = sa.plot.image(phi, image, method="masked_image", sign="positive", outlier_perc=0).axes[0].images[0].get_array()
     weight = np.clip(np.maximum(phi, 0) / 4.0, 0, 1)
-    np.testing.assert_allclose(masked, np.repeat((image * weight)[..., None], 3, axis=-1), atol=1e-12)
+    np.testing.assert_allclose(masked, image * weight, atol=1e-12)  # a grey image stays grey (in image_cmap)
     rgba = sa.plot.image(phi, image, method="alpha_scaling", sign="absolute_value", outlier_perc=0).axes[0].images[0].get_array()
     np.testing.assert_allclose(rgba[..., 3], np.abs(phi) / 4.0, atol=1e-12)
-    np.testing.assert_allclose(rgba[..., 0], image, atol=1e-12)
+    np.testing.assert_allclose(rgba[..., 0], image, atol=1e-6)  # "gray": r = g = b = the pixel
+    colour = np.stack([image, 1 - image, image ** 2])  # (C, H, W)
+    rgba = sa.plot.image(phi, colour, method="alpha_scaling", sign="negative", outlier_perc=0).axes[0].images[0].get_array()
+    np.testing.assert_allclose(rgba[..., :3], np.moveaxis(colour, 0, -1), atol=1e-12)
+    np.testing.assert_allclose(rgba[..., 3], np.abs(np.minimum(phi, 0)) / 1.0, atol=1e-12)
 
 
 def test_shared_row_and_panel_scales():
