@@ -956,7 +956,8 @@ def text(tokens, attributions, *, labels=None, outlier_perc=0.0, cmap="RdBu_r", 
     blue negative; one scale for every row, ±t with t Captum's outlier threshold of |φ|, max |φ| by default).
 
     tokens: the L tokens of one sequence, or one list per row; attributions: (L,) or (k, L) (e.g. one row per
-    method, sharing one token list); labels: one per row. Returns a Figure that a notebook displays as HTML
+    method, sharing one token list), or, with one token list per row, a list of k rows of their own lengths
+    (e.g. with the padding left out); labels: one per row. Returns a Figure that a notebook displays as HTML
     (the words, with each value in a tooltip) and that ``savefig`` draws as a PNG with a colour bar; its
     ``.html`` holds the HTML. path: ``.html`` writes the HTML, any other name saves the figure.
     """
@@ -966,25 +967,33 @@ def text(tokens, attributions, *, labels=None, outlier_perc=0.0, cmap="RdBu_r", 
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    a = _finite(as_f32(attributions, "attributions"), "attributions")
-    if a.ndim not in (1, 2) or a.size == 0:
-        raise SwiftAttrError(f"attributions: expected (L,) or (k, L) token attributions, got shape {a.shape}", SA_ERR_SHAPE)
-    a = a if a.ndim == 2 else a[None]
-    k, length = a.shape
     if isinstance(tokens, str):
         raise SwiftAttrError("tokens: expected a list of tokens (split the text first), got a string", SA_ERR_INVALID_ARGUMENT)
     tokens = list(tokens)
-    rows = [list(map(str, t)) for t in tokens] if tokens and not isinstance(tokens[0], str) else [list(map(str, tokens))] * k
-    if len(rows) != k:
+    ragged = bool(tokens) and not isinstance(tokens[0], str)
+    if ragged and isinstance(attributions, (list, tuple)):  # rows of their own lengths
+        a = [_finite(as_f32(v, f"attributions[{i}]"), f"attributions[{i}]") for i, v in enumerate(attributions)]
+        for i, v in enumerate(a):
+            if v.ndim != 1:
+                raise SwiftAttrError(f"attributions[{i}]: expected one value per token, got shape {v.shape}", SA_ERR_SHAPE)
+    else:
+        arr = _finite(as_f32(attributions, "attributions"), "attributions")
+        if arr.ndim not in (1, 2) or arr.size == 0:
+            raise SwiftAttrError(f"attributions: expected (L,) or (k, L) token attributions, got shape {arr.shape}",
+                                 SA_ERR_SHAPE)
+        a = list(arr if arr.ndim == 2 else arr[None])
+    k = len(a)
+    rows = [list(map(str, t)) for t in tokens] if ragged else [list(map(str, tokens))] * k
+    if len(rows) != k or k == 0:
         raise SwiftAttrError(f"tokens: expected {k} token lists (one per row), got {len(rows)}", SA_ERR_SHAPE)
-    for i, r in enumerate(rows):
-        if len(r) != length:
-            raise SwiftAttrError(f"tokens: row {i} has {len(r)} tokens for {length} attributions", SA_ERR_SHAPE)
+    for i, (r, v) in enumerate(zip(rows, a)):
+        if len(r) != v.size:
+            raise SwiftAttrError(f"tokens: row {i} has {len(r)} tokens for {v.size} attributions", SA_ERR_SHAPE)
     if labels is not None:
         labels = [str(v) for v in ([labels] if isinstance(labels, str) else labels)]
         if len(labels) != k:
             raise SwiftAttrError(f"labels: expected {k} labels (one per row), got {len(labels)}", SA_ERR_SHAPE)
-    t = _scale_limit([a], "all", _outlier_perc(outlier_perc))
+    t = _scale_limit(a, "all", _outlier_perc(outlier_perc))
     norm, colours = Normalize(-t, t), colormaps[cmap] if isinstance(cmap, str) else cmap
     size = as_float(fontsize, "fontsize")
     # HTML: one line per row, each token a span whose background is its colour.

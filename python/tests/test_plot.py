@@ -296,6 +296,12 @@ def test_text_html_and_png(tmp_path):
     assert bar.get_xlim() == pytest.approx((-2.0, 2.0))  # one symmetric scale, ±max|φ|
     fig.savefig(tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+    # Rows of their own lengths (e.g. padding left out), on one scale.
+    ragged = sa.plot.text([["a", "b", "c"], ["d"]], [np.array([1.0, 0.0, -1.0]), np.array([4.0])], labels=["x", "y"])
+    assert colorbars(ragged)[0].get_xlim() == pytest.approx((-4.0, 4.0))
+    assert ragged.html.count("<span title=") == 4
+    with pytest.raises(sa.SwiftAttrError, match="tokens: row 1 has 1 tokens for 2 attributions"):
+        sa.plot.text([["a"], ["b"]], [np.ones(1), np.ones(2)])
     sa.plot.text(["a", "b"], [1.0, 2.0], path=tmp_path / "t.html")
     assert (tmp_path / "t.html").read_text(encoding="utf-8").startswith("<div")
 
