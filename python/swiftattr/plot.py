@@ -691,6 +691,9 @@ def _draw_logo(ax, c, letters, start, end, colours, flip_negative):
     ax.add_collection(PatchCollection(patches, facecolors=faces, edgecolors="none", match_original=False))
     ax.axhline(0.0, color="#555555", linewidth=0.6)
     ax.set_xlim(start - 0.5, end - 0.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # ticks at positions, never between letters
     return low, high
 
 
@@ -916,7 +919,7 @@ def bar(attributions, *, feature_names=None, max_display=10, figsize=None, ax=No
     ax.set_yticklabels(labels, fontsize=8)
     ax.axvline(0.0, color="#777777", linewidth=0.8)
     lo, hi = min(0.0, min(heights)), max(0.0, max(heights))
-    ax.set_xlim(lo - 0.15 * span * (lo < 0), hi + 0.15 * span * (hi > 0))
+    ax.set_xlim(lo - 0.25 * span * (lo < 0), hi + 0.25 * span * (hi > 0))  # room for the values' labels
     ax.set_xlabel("attribution" if single else "mean |attribution|", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)
     for side in ("top", "right"):
