@@ -4,6 +4,18 @@ Every plot draws on a ``matplotlib.figure.Figure`` of its own (or on the caller'
 pyplot or the backend: after ``%matplotlib inline`` the session's backend stays what it was, and no figure
 is left registered with pyplot. A returned Figure displays in a notebook as the cell's value; ``path=``
 saves it (the format from the file name).
+
+- images: :func:`image` (Captum's ``visualize_image_attr`` modes and signs, with a colour bar in attribution
+  units), :func:`image_attributions` (examples × methods on one shared, per-row or per-panel scale);
+- sequences: :func:`sequence_logo` (one-hot DNA, RNA or protein contributions as letters, with a zoom window);
+- tables: :func:`summary` (shap's beeswarm) and :func:`bar`; :func:`interactions` (Integrated Hessians);
+- text: :func:`text` (highlighted tokens: HTML in a notebook, PNG when saved);
+- several methods side by side: :func:`compare`;
+- global importance and hierarchies: :func:`rate`, :func:`acd_text`, :func:`acd_image`.
+
+:func:`image`, :func:`image_attributions`, :func:`sequence_logo`, :func:`summary`, :func:`bar`, :func:`text` and
+:func:`compare` return the Figure; :func:`rate`, :func:`interactions` and the ACD plots return the list of
+axes they drew on (an :class:`Axes`, whose ``.figure`` is the Figure).
 """
 from __future__ import annotations
 
