@@ -261,20 +261,56 @@ def _check_method_sign(method, sign, has_image):
 def image(attribution, image=None, *, method="heat_map", sign="absolute_value", outlier_perc=2.0, cmap=None,
           alpha_overlay=0.5, colorbar=True, title=None, shape=None, image_cmap="gray", figsize=None, ax=None,
           path=None):
-    """One example's attribution drawn as Captum's ``visualize_image_attr`` (and, with lists of methods and
-    signs, ``visualize_image_attr_multiple``): one panel per (method, sign).
+    """One example's attribution drawn as Captum's ``visualize_image_attr`` (with lists of methods and
+    signs, as ``visualize_image_attr_multiple``): one panel per (method, sign).
 
-    attribution: one example, (H, W), (C, H, W), (H, W, C) or flat (with ``shape``), summed over channels;
-    image: the example itself in the same layout (rescaled to [0, 1] for display), needed by every method
-    but ``heat_map``. method: ``heat_map``, ``blended_heat_map`` (the heat map at ``alpha_overlay`` over the
-    grey image), ``original_image``, ``masked_image`` (the image times |part|/t) or ``alpha_scaling`` (the
-    image with opacity |part|/t). sign: which part of φ is shown: ``all`` (φ, colour bar ±t), ``positive``
-    (max(φ, 0), [0, t]), ``negative`` (min(φ, 0), [−t, 0]) or ``absolute_value`` (|φ|, [0, t]); masked and
-    alpha plots need a sign other than ``all``. The extent t is Captum's outlier clipping: the values are
-    sorted and t is the first whose cumulative sum reaches 100 − ``outlier_perc`` % of the total (t = max
-    when 0); clipped ends get arrows on the colour bar, whose ticks are in attribution units. cmap: default
-    RdBu_r for all (red positive), Reds, Blues_r and Greens for the others. ax: draw one panel there.
-    path: save the figure. Returns the matplotlib Figure (heat maps keep their AxesImage in ``ax.images``).
+    Parameters
+    ----------
+    attribution : array, (H, W), (C, H, W), (H, W, C), or flat with ``shape``
+        One example's attribution; channels are summed, as Captum's visualisation does.
+    image : array or None, default None
+        The example itself in any of those layouts (rescaled to [0, 1] for display); every method but
+        ``heat_map`` draws it.
+    method : str or list of str, default "heat_map"
+        ``heat_map``; ``blended_heat_map`` (the heat map at ``alpha_overlay`` over the grey image);
+        ``original_image``; ``masked_image`` (the image times w = min(|part|/t, 1)); ``alpha_scaling`` (the
+        image with opacity w).
+    sign : str or list of str, default "absolute_value"
+        The part of φ shown: ``all`` (φ, colour bar [−t, t]), ``positive`` (max(φ, 0), [0, t]), ``negative``
+        (min(φ, 0), [−t, 0]) or ``absolute_value`` (|φ|, [0, t]). Masked and alpha plots need a sign other
+        than ``all``. One sign, or one per method.
+    outlier_perc : float in [0, 100), default 2
+        Captum's outlier clipping: the values of |part| are sorted and t is the first whose cumulative sum
+        reaches 100 − outlier_perc % of the total (t = max |part| for 0). Clipped ends get arrows on the bar.
+    cmap : str or None
+        The heat map's colour map; default RdBu_r for ``all`` (red positive), Reds, Blues_r and Greens.
+    alpha_overlay : float in [0, 1], default 0.5
+    colorbar : bool, default True
+        A colour bar, in attribution units, beside each heat map.
+    title : str, list of str or None
+        One title, or one per panel.
+    shape : tuple or None
+        The per-example shape a flat attribution (and image) is reshaped to, e.g. (8, 8).
+    image_cmap : str, default "gray"
+        How a one-channel image is drawn ("gray_r" for dark ink on white).
+    figsize : (float, float) or None
+    ax : matplotlib Axes or None
+        Draw the one panel there.
+    path : path or file object or None
+        Save the figure there.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Heat maps keep their AxesImage in ``ax.images``; colour bars have the label "<colorbar>".
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> phi = np.array([[1.0, -2.0], [0.5, 0.0]])
+    >>> fig = sa.plot.image(phi, sign="all", outlier_perc=0)
+    >>> [tuple(map(float, a.get_ylim())) for a in fig.axes if a.get_label() == "<colorbar>"]
+    [(-2.0, 2.0)]
     """
     methods = [method] if isinstance(method, str) else list(method)
     signs = [sign] if isinstance(sign, str) else list(sign)
@@ -317,15 +353,42 @@ def image(attribution, image=None, *, method="heat_map", sign="absolute_value", 
 def image_attributions(images, attributions, *, titles=None, shape=None, method_names=None, method="heat_map",
                        sign="all", outlier_perc=2.0, scale="shared", cmap=None, alpha_overlay=0.5, colorbar=True,
                        show_images=True, image_cmap="gray", path=None):
-    """A grid comparing attributions of several examples and methods: the images in the first row (unless
-    ``show_images=False``), then one row per method, one column per example.
+    """A grid comparing the attributions of several examples and methods: the images in the first row
+    (unless ``show_images=False``), then one row per method, one column per example.
 
-    images: (k, ...) array of the examples; attributions: one (k, ...) array or a list of them (one per
-    method) in any layout :func:`image` takes (channels summed); shape: the per-example shape to reshape
-    flat inputs to, e.g. (8, 8); method_names: row labels; titles: column titles. method, sign, outlier_perc,
-    cmap, alpha_overlay: as :func:`image`. scale: ``"shared"`` (the default: one colour scale and one colour
-    bar for every panel, so methods and examples compare by colour), ``"row"`` (one per method) or
-    ``"panel"`` (each panel its own, with its own bar). path: save the figure there. Returns the Figure.
+    Parameters
+    ----------
+    images : array (k, ...)
+        The k examples, in any layout :func:`image` takes.
+    attributions : array (k, ...) or list of them
+        One array per method, of the images' shape (channels summed).
+    titles : list of k str or None
+        Column titles.
+    shape : tuple or None
+        The per-example shape flat inputs are reshaped to, e.g. (8, 8).
+    method_names : list of str or None
+        Row labels, one per method.
+    method, sign, outlier_perc, cmap, alpha_overlay, image_cmap
+        As in :func:`image` (``sign`` defaults to ``all`` here).
+    scale : {"shared", "row", "panel"}, default "shared"
+        ``shared``: one colour scale and one colour bar for every panel, so colours compare across methods
+        and examples; ``row``: one per method; ``panel``: each panel its own, with its own bar.
+    colorbar : bool, default True
+    show_images : bool, default True
+    path : path or file object or None
+        Save the figure there.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> images, phi = np.zeros((2, 4, 4)), np.arange(32.0).reshape(2, 4, 4)
+    >>> fig = sa.plot.image_attributions(images, [phi, -phi], method_names=["IG", "−IG"], outlier_perc=0)
+    >>> len(fig.axes)  # 2 images, 2 × 2 maps and one shared colour bar
+    7
     """
     images = as_f32(images, "images")
     if isinstance(attributions, (list, tuple)):
@@ -711,21 +774,52 @@ def _draw_logo(ax, c, letters, start, end, colours, flip_negative):
 
 def sequence_logo(contributions, onehot=None, *, alphabet=None, window=None, zoom_width=60, titles=None, colors=None,
                   flip_negative=True, overview=None, sharey=True, figsize=None, ax=None, path=None):
-    """Sequence logos of one-hot (DNA, RNA, protein) contributions: at each position every letter is drawn as
-    its glyph scaled to the height of its contribution, positive letters stacked above the axis and negative
-    ones below (the DeepLIFT authors' logos). With the input's one-hot ``onehot`` the letters present are
-    kept (contributions × onehot: the "actual" contributions); without it every channel is drawn (e.g.
-    hypothetical contributions).
+    """Sequence logos of one-hot (DNA, RNA, protein) contributions: at each position every letter is drawn
+    as its glyph scaled to the height of its contribution, the smallest nearest the axis, positive letters
+    stacked above it and negative ones below, upside down (the DeepLIFT authors' logos).
 
-    contributions: (C, L) for one sequence or (k, C, L) for k stacked logos (examples or methods), in the
-    network's N × C × L layout ((L, C) is recognised when C matches the alphabet). alphabet: "dna" (ACGT,
-    the default for C = 4), "rna", "protein" (the default for C = 20) or one letter per channel. window:
-    (start, end) positions to draw; by default all when L ≤ 120, else the ``zoom_width`` positions of
-    largest total |contribution|. overview: a strip above the logos with the whole sequence's stacks (the
-    heights above and below the axis at every position) and the window shaded (default: when the window is
-    not the whole sequence). titles: one per logo;
-    colors: letter → colour; sharey: one y-scale for every logo. ax: draw one logo there (no overview).
-    path: save the figure there. Returns the Figure.
+    Parameters
+    ----------
+    contributions : array (C, L) or (k, C, L)
+        One sequence's contributions, or k logos stacked (examples or methods), in the network's N × C × L
+        layout; (L, C) is recognised when C matches the alphabet.
+    onehot : array or None
+        The input's one-hot encoding: contributions × onehot keeps the letters present (the "actual"
+        contributions). Without it every channel is drawn (e.g. hypothetical contributions).
+    alphabet : {"dna", "rna", "protein"}, str of letters, or None
+        Default: ACGT for C = 4, the 20 amino acids for C = 20.
+    window : (start, end) or None
+        Positions drawn. Default: all when L ≤ 120, else the ``zoom_width`` positions of largest total
+        |contribution|, centred on it.
+    zoom_width : int, default 60
+    titles : str or list of k str or None
+    colors : dict letter → colour or None
+        Overrides of the default colours (A green, C blue, G orange, T red; amino acids by chemistry).
+    flip_negative : bool, default True
+        Draw negative letters upside down (False: upright).
+    overview : bool or None
+        A strip above the logos with the whole sequence's stacks (the heights above and below the axis at
+        every position) and the window shaded; default when the window is not the whole sequence.
+    sharey : bool, default True
+        One y-scale for every logo.
+    figsize : (float, float) or None
+    ax : matplotlib Axes or None
+        Draw one logo there (no overview).
+    path : path or file object or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> contributions = np.zeros((4, 1000))
+    >>> contributions[:, 500:507] = 1.0
+    >>> fig = sa.plot.sequence_logo(contributions, zoom_width=40)
+    >>> strip, logo = fig.axes
+    >>> [float(v) for v in logo.get_xlim()]  # the 40 positions 483–522, around the motif at 500–506
+    [482.5, 522.5]
     """
     c, letters = _contributions(contributions, onehot, alphabet)
     k, _, length = c.shape
@@ -830,14 +924,36 @@ def _others_label(count):
 
 def summary(attributions, features=None, *, feature_names=None, max_display=20, seed=0, alpha=0.8, figsize=None,
             ax=None, path=None):
-    """shap's summary plot: one row per feature (the most important, by mean |φ|, at the top), one dot per
-    example at its attribution, piled into a swarm where dots crowd, coloured by the example's feature value
-    (low blue, high red; each feature's values clipped to its 5th–95th percentiles, NaN grey).
+    """shap's summary plot: one row per feature (the most important by mean |φ| at the top), one dot per
+    example at its attribution, piled into a swarm where dots crowd, coloured by the example's value of the
+    feature (low blue, high red; each feature's values clipped to its 5th–95th percentiles, NaN grey).
 
-    attributions: (n, p); features: the (n, p) inputs the colours come from (None: dots in one colour);
-    feature_names: p labels; max_display: rows drawn (the rest are left out, and the title says how many);
-    seed: the jitter's ties (the plot is the same for the same seed). ax: draw there. path: save the figure.
-    Returns the Figure.
+    Parameters
+    ----------
+    attributions : array (n, p)
+    features : array (n, p) or None
+        The inputs the colours come from (None: dots in one colour).
+    feature_names : list of p str or None
+    max_display : int, default 20
+        Rows drawn; the title says how many features were left out.
+    seed : int, default 0
+        Breaks ties in the swarm (the same seed draws the same plot).
+    alpha : float, default 0.8
+    figsize : (float, float) or None
+    ax : matplotlib Axes or None
+    path : path or file object or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> X = np.random.default_rng(0).standard_normal((50, 3))
+    >>> fig = sa.plot.summary(X * [0.1, 2.0, -1.0], X, feature_names=["a", "b", "c"])
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]  # bottom to top
+    ['a', 'c', 'b']
     """
     a, names = _tabular(attributions, feature_names)
     n, p = a.shape
@@ -897,10 +1013,29 @@ def summary(attributions, features=None, *, feature_names=None, max_display=20, 
 
 
 def bar(attributions, *, feature_names=None, max_display=10, figsize=None, ax=None, path=None):
-    """shap's bar plot: for (n, p) attributions the mean |φ| of each feature over the examples (global
-    importance); for one example's (p,) attributions its signed values (red positive, blue negative). The
-    ``max_display`` largest are drawn, the most important at the top, each with its value, and the rest
-    summed into one last bar. feature_names: p labels. ax: draw there. path: save the figure. Returns the Figure.
+    """shap's bar plot: for (n, p) attributions each feature's mean |φ| over the examples; for one example's
+    (p,) attributions its signed values (red positive, blue negative). The ``max_display`` largest are
+    drawn, the most important at the top, each labelled with its value, and the rest summed into one bar.
+
+    Parameters
+    ----------
+    attributions : array (n, p) or (p,)
+    feature_names : list of p str or None
+    max_display : int, default 10
+    figsize : (float, float) or None
+    ax : matplotlib Axes or None
+    path : path or file object or None
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> fig = sa.plot.bar(np.array([0.5, -2.0, 1.0, 0.1]), feature_names=list("wxyz"), max_display=2)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['x', 'y', 'sum of 2 other features']
     """
     a, names = _tabular(attributions, feature_names, ndim=(1, 2))
     single = a.ndim == 1
@@ -968,13 +1103,37 @@ def _hex(rgba):
 
 def text(tokens, attributions, *, labels=None, outlier_perc=0.0, cmap="RdBu_r", width=9.0, fontsize=11, path=None):
     """Tokens highlighted by their attributions on a diverging colour scale centred at zero (red positive,
-    blue negative; one scale for every row, ±t with t Captum's outlier threshold of |φ|, max |φ| by default).
+    blue negative), one scale for every row: ±t with t Captum's outlier threshold of |φ| (max |φ| by default).
 
-    tokens: the L tokens of one sequence, or one list per row; attributions: (L,) or (k, L) (e.g. one row per
-    method, sharing one token list), or, with one token list per row, a list of k rows of their own lengths
-    (e.g. with the padding left out); labels: one per row. Returns a Figure that a notebook displays as HTML
-    (the words, with each value in a tooltip) and that ``savefig`` draws as a PNG with a colour bar; its
-    ``.html`` holds the HTML. path: ``.html`` writes the HTML, any other name saves the figure.
+    Parameters
+    ----------
+    tokens : list of str, or list of lists of str
+        The L tokens of one sequence (shared by every row), or one list per row.
+    attributions : array (L,) or (k, L), or a list of k 1-D arrays
+        One value per token; with one token list per row, rows may have their own lengths (e.g. without the
+        padding).
+    labels : str, list of k str or None
+        Row labels (e.g. the method or the prediction).
+    outlier_perc : float in [0, 100), default 0
+    cmap : str or Colormap, default "RdBu_r"
+    width : float, default 9
+        The PNG's width in inches (tokens wrap to it).
+    fontsize : float, default 11
+    path : path or file object or None
+        A name ending in ``.html`` writes the HTML; any other saves the PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A Figure (drawn as a PNG by ``savefig``) whose ``_repr_html_`` gives the highlighted tokens, each value
+        in a tooltip, so that a notebook shows the HTML; ``.html`` holds it.
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> fig = sa.plot.text(["not", "<good>"], [-1.0, 2.0])
+    >>> "&lt;good&gt;" in fig._repr_html_()
+    True
     """
     import html as _html
 
@@ -1077,16 +1236,39 @@ COMPARE_KINDS = ("image", "sequence", "tabular", "text")
 
 
 def compare(attributions, inputs=None, *, kind="image", feature_names=None, path=None, **options):
-    """Several methods' attributions of the same inputs side by side, on one scale: ``attributions`` maps a
-    method's name to its array (e.g. ``{"IG": ig, "DeepLIFT": dl, "EG": eg}``), all of one shape.
+    """Several methods' attributions of the same inputs side by side, on one scale.
 
-    kind ``"image"``: :func:`image_attributions` of ``inputs`` (k images), one row per method, one shared
-    colour bar. ``"sequence"``: one example's (C, L) contributions per method as stacked logos with one
-    y-scale (``inputs``: the one-hot sequence, multiplied in as ``onehot``). ``"tabular"``: grouped bars per
-    feature, mean |φ| for (n, p) attributions or the signed values for one example's (p,), the features in
-    the order of the first method, with ``feature_names`` (and ``max_display``, default 10). ``"text"``:
-    :func:`text` with one row per method (``inputs``: the tokens). Other keywords go to the function drawn.
-    path: save the figure there. Returns the Figure.
+    Parameters
+    ----------
+    attributions : dict name → array
+        E.g. ``{"IG": ig, "DeepLIFT": dl, "EG": eg}``, all of one shape.
+    inputs : array, list of str or None
+        ``kind="image"``: the k images; ``"sequence"``: the one-hot sequence (multiplied in as ``onehot``);
+        ``"text"``: the tokens; ``"tabular"``: unused.
+    kind : {"image", "sequence", "tabular", "text"}, default "image"
+        ``image``: :func:`image_attributions`, one row per method, one shared colour bar. ``sequence``: one
+        example's (C, L) contributions per method as stacked logos with one y-scale. ``tabular``: grouped
+        bars per feature, mean |φ| for (n, p) attributions or the signed values of one example's (p,), in
+        the order of the first method (``max_display``, default 10). ``text``: :func:`text` with one row per
+        method.
+    feature_names : list of str or None
+        For ``kind="tabular"``.
+    path : path or file object or None
+    **options
+        Passed to the function drawn (e.g. ``window=`` for sequences, ``outlier_perc=`` for images).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> phi = np.random.default_rng(0).standard_normal((2, 5, 5))
+    >>> fig = sa.plot.compare({"IG": phi, "DeepLIFT": 2 * phi}, np.zeros((2, 5, 5)), outlier_perc=0)
+    >>> bar, = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    >>> bool(np.isclose(bar.get_ylim()[1], 2 * np.abs(phi).max()))
+    True
     """
     if not isinstance(attributions, dict) or not attributions:
         raise SwiftAttrError("attributions: expected a dict method name → attributions, e.g. {'IG': ig, 'DeepLIFT': dl}",

@@ -355,3 +355,10 @@ def test_plot_input_errors(tmp_path):
             call()
         if code is not None:
             assert info.value.code == code, message
+
+
+def test_the_plot_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(sa.plot, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 7 and result.failed == 0
