@@ -1066,6 +1066,8 @@ def bar(attributions, *, feature_names=None, max_display=10, figsize=None, ax=No
     ax.set_yticklabels(labels, fontsize=8)
     ax.axvline(0.0, color="#777777", linewidth=0.8)
     lo, hi = min(0.0, min(heights)), max(0.0, max(heights))
+    if lo == hi:  # all zero
+        lo, hi = -span, span
     ax.set_xlim(lo - 0.25 * span * (lo < 0), hi + 0.25 * span * (hi > 0))  # room for the values' labels
     ax.set_xlabel("attribution" if single else "mean |attribution|", fontsize=9)
     ax.tick_params(axis="x", labelsize=8)

@@ -284,6 +284,12 @@ def test_bar_values(rng):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["f", "e", "d", "sum of 3 other features"]
     one = sa.plot.bar(np.array([0.5, -2.0, 1.0]), feature_names=["x", "y", "z"]).axes[0]
     assert [p.get_width() for p in one.patches] == pytest.approx([-2.0, 1.0, 0.5])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # all-zero attributions: a valid axis, no singular-limits warning
+        zero = sa.plot.bar(np.zeros(3)).axes[0]
+    assert zero.get_xlim()[0] < 0 < zero.get_xlim()[1]
 
 
 def test_text_html_and_png(tmp_path):
