@@ -232,7 +232,7 @@ def _image_panel(ax, amap, img, method, sign, t, cmap, alpha_overlay, image_cmap
     return None
 
 
-def _colorbar(fig, mappable, axes, sign, parts, label="attribution"):
+def _colorbar(fig, mappable, axes, parts, label="attribution"):
     """A colour bar for ``mappable``'s scale beside ``axes`` (opaque even when the map is blended), with arrows
     at the ends whose values were clipped."""
     from matplotlib.cm import ScalarMappable
@@ -343,7 +343,7 @@ def image(attribution, image=None, *, method="heat_map", sign="absolute_value", 
         t = _scale_limit([amap], s, outlier_perc)
         im = _image_panel(panel, amap, img, m, s, t, cmap, alpha_overlay, image_cmap)
         if im is not None and colorbar:
-            _colorbar(fig, im, panel, s, [_signed_part(amap, s)])
+            _colorbar(fig, im, panel, [_signed_part(amap, s)])
         if name is not None:
             panel.set_title(str(name), fontsize=9)
     _save(fig, path)
@@ -441,14 +441,14 @@ def image_attributions(images, attributions, *, titles=None, shape=None, method_
     if colorbar and heat[0][0] is not None:
         parts = [[_signed_part(m, sign) for m in row] for row in grid]
         if scale == "shared":
-            _colorbar(fig, heat[0][0], axes[top:, :], sign, [p for row in parts for p in row])
+            _colorbar(fig, heat[0][0], axes[top:, :], [p for row in parts for p in row])
         elif scale == "row":
             for r in range(len(grid)):
-                _colorbar(fig, heat[r][0], axes[top + r, :], sign, parts[r])
+                _colorbar(fig, heat[r][0], axes[top + r, :], parts[r])
         else:
             for r in range(len(grid)):
                 for j in range(k):
-                    _colorbar(fig, heat[r][j], axes[top + r, j], sign, [parts[r][j]], label=None)
+                    _colorbar(fig, heat[r][j], axes[top + r, j], [parts[r][j]], label=None)
     _save(fig, path)
     return fig
 
