@@ -55,7 +55,7 @@ def main():
     k = args.examples
     sa.plot.image_attributions(
         X_test[:k], [ig[:k], eg[:k], dl[:k]], shape=(8, 8), titles=[f"digit {y} → {p}" for y, p in zip(y_test[:k], predicted[:k])],
-        method_names=["Integrated Gradients", "Expected Gradients", "DeepLIFT"], path=args.out)
+        method_names=["Integrated Gradients", "Expected Gradients", "DeepLIFT"], image_cmap="gray_r", path=args.out)
     print(f"figure written to {args.out}")
 
 

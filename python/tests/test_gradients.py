@@ -143,7 +143,8 @@ def test_image_attribution_figure(tmp_path, rng):
     path = tmp_path / "maps.png"
     fig = sa.plot.image_attributions(x, [phi, sa.saliency(net, x, target=0)], method_names=["IG", "saliency"], path=path)
     assert path.stat().st_size > 1000
-    assert len(fig.axes) == 9
+    assert len(fig.axes) == 10  # 3 × 3 panels and the shared colour bar
+    assert sum(a.get_label() == "<colorbar>" for a in fig.axes) == 1
 
 
 def test_integrated_gradients_without_multiplying_by_inputs_is_the_path_integral():
