@@ -412,62 +412,40 @@ class Lime(_Perturbation):
 
 
 class NoiseTunnel:
-    """Captum's ``NoiseTunnel`` around one of this module's attribution objects."""
+    """Captum's ``NoiseTunnel`` around any of this module's attribution objects: :func:`swiftattr.noise_tunnel`
+    runs the wrapped ``.attribute`` on all noisy copies of a block of examples at once (per-example ``target``,
+    ``baselines`` and ``feature_mask`` repeated for the copies). The noise is drawn from ``seed`` (a swiftattr
+    extension; Captum uses torch's global generator), keyed by example and sample."""
 
     def __init__(self, attribution_method):
-        if not isinstance(attribution_method, (_Method,)):
+        if not isinstance(attribution_method, _Method):
             raise SwiftAttrError("NoiseTunnel: attribution_method must be a swiftattr.captum attribution object, got "
                                  f"{type(attribution_method).__name__}")
         self.attribution_method = attribution_method
 
+    def has_convergence_delta(self) -> bool:
+        return self.attribution_method.has_convergence_delta()
+
     def attribute(self, inputs, nt_type="smoothgrad", nt_samples=5, nt_samples_batch_size=None, stdevs=1.0,
                   draw_baseline_from_distrib=False, seed=None, **kwargs):
         method = self.attribution_method
-        if isinstance(stdevs, tuple):
-            if len(stdevs) != 1:
-                raise _unsupported("NoiseTunnel.attribute", "stdevs", "one value per input tensor (one input only)")
-            stdevs = stdevs[0]
         inp = _Inputs(inputs, "NoiseTunnel.attribute")
-        with_delta = bool(kwargs.get("return_convergence_delta", False))
-        if with_delta:
-            raise _unsupported("NoiseTunnel.attribute", "return_convergence_delta=True")
-        _require_default("NoiseTunnel.attribute", draw_baseline_from_distrib=(draw_baseline_from_distrib, False))
-        fn = getattr(_sa, "noise_tunnel", None)
-        if fn is None:
-            if isinstance(method, Saliency) and not kwargs.get("abs", True) is False:
-                raise _unsupported("NoiseTunnel", "Saliency with abs=True", "this build has only SmoothGrad of raw gradients")
-            raise SwiftAttrError("NoiseTunnel: swiftattr.noise_tunnel is not available in this build")
-        base = _BOUND.get(type(method))
-        if base is None:
-            raise _unsupported("NoiseTunnel", type(method).__name__)
-        name, adapt = base
-        sa_kwargs = adapt(method, kwargs)
-        out = fn(getattr(_sa, name), self.attribution_method.net, inp.array, nt_type=nt_type, nt_samples=nt_samples,
-                 stdevs=stdevs, seed=seed, **sa_kwargs)
+        signature = inspect.signature(method.attribute)
+
+        def run(net, noisy, **kw):  # the wrapped method on numpy copies (numpy in, numpy out)
+            return method.attribute(noisy, **kw)
+
+        run.__name__ = type(method).__name__
+        run.__signature__ = signature.replace(parameters=[inspect.Parameter("net", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+                                              + list(signature.parameters.values()))
+        args = {k: (_target(v, "NoiseTunnel") if k == "target" else _numpy(v)) for k, v in kwargs.items()}
+        out = _sa.noise_tunnel(run, method.net, inp.array, nt_type=nt_type, nt_samples=nt_samples,
+                               nt_samples_batch_size=nt_samples_batch_size, stdevs=stdevs,
+                               draw_baseline_from_distrib=draw_baseline_from_distrib, seed=seed, **args)
+        if kwargs.get("return_convergence_delta", False):
+            phi, delta = out
+            return inp.back(phi), inp.back(np.asarray(delta), keep_tuple=False)
         return inp.back(out)
-
-
-def _common(method, kwargs):
-    """Captum keyword arguments → swiftattr's (the baselines and targets as numpy)."""
-    out = {}
-    for k, v in kwargs.items():
-        if k == "additional_forward_args":
-            _require_default("NoiseTunnel.attribute", additional_forward_args=(v, None))
-            continue
-        if k == "target":
-            v = _target(v, "NoiseTunnel")
-        elif k == "baselines":
-            v = _numpy(v)
-        out[k] = v
-    return out
-
-
-_BOUND = {
-    Saliency: ("saliency", _common),
-    InputXGradient: ("input_x_gradient", _common),
-    IntegratedGradients: ("integrated_gradients", _common),
-    DeepLift: ("deeplift", lambda m, kw: {**_common(m, kw), "maxpool": "gradient"}),
-}
 
 
 class _Layer(_Method):

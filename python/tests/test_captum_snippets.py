@@ -180,3 +180,47 @@ def test_integrated_gradients_without_multiplying_by_inputs(toy):
     ref = captum_attr.IntegratedGradients(model, multiply_by_inputs=False).attribute(input, baseline, target=0)
     ours = sc.IntegratedGradients(model, multiply_by_inputs=False).attribute(input, baseline, target=0)
     close(ours, ref)
+
+
+@pytest.fixture
+def cnn():
+    torch.manual_seed(5)
+    return SmallCNN().eval(), torch.rand(3, 1, 8, 8)
+
+
+def test_layer_gradcam_snippet(cnn):
+    model, x = cnn
+    for relu in (False, True):
+        ref = captum_attr.LayerGradCam(model, model.conv2).attribute(x, target=1, relu_attributions=relu)
+        ours = sc.LayerGradCam(model, model.conv2).attribute(x, target=1, relu_attributions=relu)
+        close(ours, ref)
+
+
+def test_layer_integrated_gradients_and_conductance_snippets(cnn):
+    model, x = cnn
+    for name in ("LayerIntegratedGradients", "LayerConductance"):
+        ref_cls, our_cls = _both(name)
+        ref, d0 = ref_cls(model, model.conv1).attribute(x, target=2, n_steps=16, return_convergence_delta=True)
+        ours, d1 = our_cls(model, model.conv1).attribute(x, target=2, n_steps=16, return_convergence_delta=True)
+        close(ours, ref)
+        close(d1, d0, rtol=1e-3) if float(d0.abs().max()) > 1e-3 else None
+
+
+def test_layer_gradient_x_activation_and_neuron_ig_snippets(cnn):
+    model, x = cnn
+    close(sc.LayerGradientXActivation(model, model.relu1).attribute(x, target=0),
+          captum_attr.LayerGradientXActivation(model, model.relu1).attribute(x, target=0))
+    close(sc.NeuronIntegratedGradients(model, model.conv2).attribute(x, (1, 2, 3), n_steps=16),
+          captum_attr.NeuronIntegratedGradients(model, model.conv2).attribute(x, (1, 2, 3), n_steps=16))
+
+
+def test_noise_tunnel_snippet_without_noise_is_the_wrapped_method(cnn):
+    model, x = cnn
+    ig = sc.IntegratedGradients(model)
+    out = sc.NoiseTunnel(ig).attribute(x, nt_type="smoothgrad", nt_samples=3, stdevs=0.0, target=1, n_steps=16)
+    close(out, captum_attr.IntegratedGradients(model).attribute(x, target=1, n_steps=16))
+    var = sc.NoiseTunnel(sc.Saliency(model)).attribute(x, nt_type="vargrad", nt_samples=4, stdevs=0.0, target=1)
+    assert float(var.abs().max()) < 1e-10
+    noisy = sc.NoiseTunnel(sc.Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=4, stdevs=0.2, target=1,
+                                                         seed=3)
+    assert noisy.shape == x.shape and float((noisy - sc.Saliency(model).attribute(x, target=1)).abs().max()) > 1e-4
