@@ -25,6 +25,7 @@ from .training import loss_and_gradients, train
 from .hessians import expected_hessians, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
+from .rules import deconvolution, guided_backprop, lrp
 from . import plot
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 

@@ -536,3 +536,51 @@ _sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, 
 #                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 _sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
                  c_void_p, POINTER(model_p), f64p, c_int64, i64p])
+
+# --- propagation rules -------------------------------------------------------------------------------
+# LRP rules (enum sa_lrp_rule): presets for sa_lrp_options.rule, per-node rules for node_rules.
+SA_LRP_DEFAULT = -1
+SA_LRP_EPSILON = 0
+SA_LRP_GAMMA = 1
+SA_LRP_ALPHA_BETA = 2
+SA_LRP_ZB = 3
+SA_LRP_IDENTITY = 4
+SA_LRP_COMPOSITE = 5
+LRP_PRESETS = {"epsilon": SA_LRP_EPSILON, "gamma": SA_LRP_GAMMA, "alpha_beta": SA_LRP_ALPHA_BETA, "composite": SA_LRP_COMPOSITE}
+LRP_NODE_RULES = {"epsilon": SA_LRP_EPSILON, "gamma": SA_LRP_GAMMA, "alpha_beta": SA_LRP_ALPHA_BETA, "zb": SA_LRP_ZB,
+                  "identity": SA_LRP_IDENTITY}
+
+
+class LrpOptions(ctypes.Structure):
+    """``sa_lrp_options``, field for field (test_abi.py compares it with the header). Start from
+    ``lib.sa_lrp_default_options()``, which sets ``struct_size`` to the library's size of the struct."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("rule", c_int),
+        ("node_rules", POINTER(c_int)),
+        ("n_node_rules", c_int64),
+        ("epsilon", c_double),
+        ("gamma", c_double),
+        ("alpha", c_double),
+        ("beta", c_double),
+        ("low", f32p),
+        ("n_low", c_int64),
+        ("high", f32p),
+        ("n_high", c_int64),
+        ("internal_batch_size", c_int64),
+    ]
+
+
+lrp_options_p = POINTER(LrpOptions)
+# SA_API sa_lrp_options sa_lrp_default_options(void);
+_sig("sa_lrp_default_options", [], LrpOptions)
+# SA_API int sa_lrp(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                   const sa_lrp_options *options, float *out, float *delta);
+_sig("sa_lrp", [model_p, f32p, c_int64, i64p, c_int64, lrp_options_p, f32p, f32p])
+# SA_API int sa_guided_backprop(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                               int64_t n_target, int64_t internal_batch_size, float *out);
+_sig("sa_guided_backprop", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])
+# SA_API int sa_deconvolution(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                             int64_t n_target, int64_t internal_batch_size, float *out);
+_sig("sa_deconvolution", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])
