@@ -995,6 +995,7 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
  * SA_LRP_ALPHA_BETA, or SA_LRP_COMPOSITE (zb for the input layer, gamma for the other convolutions, epsilon
  * for the other Linear layers). node_rules overrides them per node. With zero biases and e -> 0 every rule
  * conserves relevance: sum R = f_t(x). delta = f_t(x) - sum R per example (Captum's convergence delta).
+ * Where a stabilised denominator is exactly 0 (epsilon = 0 at a neuron with z = 0) nothing passes (not 0/0).
  *
  * Guided backpropagation: the gradient of f_t with every ReLU's backward replaced by max(g * 1[x > 0], 0);
  * deconvolution: by max(g, 0). Every other node kind takes its ordinary gradient (Captum hooks only ReLU).

@@ -66,6 +66,8 @@ final class PropagationRuleTests: XCTestCase {
         // Max-pool: the window's winner takes the relevance (ε-rule on the pool's own map).
         let pool = try Network(inputShape: [1, 4], layers: [.maxPool1d(try .init(kernel: [2])), .flatten, try dense([1, 1], out: 1, in: 2)])
         assertNear(try pool.lrp([1, 3, 2, 0.5], rows: 1, targets: [0]).attributions, [0, 3, 2, 0])
+        // ε = 0 and an all-zero window (y = 0, R = 0): nothing passes there, not 0/0.
+        assertNear(try pool.lrp([0, 0, 2, 0.5], rows: 1, targets: [0], options: .init(epsilon: 0)).attributions, [0, 0, 2, 0])
         // BatchNorm y = 2x + 1: ε-rule R_in = x·2·R/y; identity passes R.
         let bn = try Network(inputShape: [1, 2], layers: [
             .batchNorm(try .init(gamma: [2], beta: [1], runningMean: [0], runningVar: [1], eps: 0)), .flatten, try dense([1, 1], out: 1, in: 2)])

@@ -168,3 +168,38 @@ def test_lstm_is_refused_and_softmax_starts_at_the_logit():
     soft = sa.Sequential(net.layers + [sa.Softmax()])
     x = DATA["mlp_x"]
     assert_close_relative(sa.lrp(soft, x, target=2), sa.lrp(net, x, target=2), rtol=1e-6)
+
+
+def test_lrp0_conserves_relevance_on_a_cnn():
+    """Conv, ReLU, max-pool, average pool, Linear, all without biases, ε = 0: Σ R = f_t(x) (the pools'
+    ε-rule conserves: the winner takes R·y/y, the average shares it in proportion)."""
+    rng = np.random.default_rng(5)
+    net = sa.Sequential([sa.Conv2d(rng.normal(size=(4, 1, 3, 3)), np.zeros(4), padding=1), sa.ReLU(), sa.MaxPool2d(2),
+                         sa.Conv2d(rng.normal(size=(3, 4, 3, 3)), np.zeros(3)), sa.ReLU(), sa.AvgPool2d(2), sa.Flatten(),
+                         sa.Linear(rng.normal(size=(2, 3)), np.zeros(2))], input_shape=(1, 8, 8))
+    x = rng.normal(size=(6, 1, 8, 8)).astype(np.float32)
+    r, delta = sa.lrp(net, x, target=1, epsilon=0.0, return_convergence_delta=True)
+    f = net.forward(x)[:, 1]
+    np.testing.assert_allclose(r.sum(axis=(1, 2, 3)), f, rtol=1e-5, atol=1e-5 * np.abs(f).max())
+    assert np.abs(delta).max() <= 1e-5 * np.abs(f).max()
+
+
+def test_token_network_relevance_is_summed_per_token():
+    """An Embedding first: relevance at the embedding output, summed over the embedding axis; with zero
+    biases and ε = 0 the tokens' relevances sum to f_t; sum_embedding=False keeps the axis, and node rules
+    keep this network's indices (node 2 is the Linear)."""
+    rng = np.random.default_rng(6)
+    net = sa.Sequential([sa.Embedding(rng.normal(size=(7, 3))), sa.Flatten(), sa.Linear(rng.normal(size=(2, 12)), np.zeros(2))],
+                        input_shape=(4,))
+    ids = np.array([[0, 3, 6, 2], [1, 1, 5, 4]], np.float32)
+    r = sa.lrp(net, ids, target=0, epsilon=0.0)
+    full = sa.lrp(net, ids, target=0, epsilon=0.0, sum_embedding=False)
+    f = net.forward(ids)[:, 0]
+    assert r.shape == (2, 4) and full.shape == (2, 4, 3)
+    np.testing.assert_allclose(full.sum(axis=-1), r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.sum(axis=1), f, rtol=1e-5, atol=1e-5 * np.abs(f).max())
+    g = sa.lrp(net, ids, target=0, rule={2: "gamma"})
+    np.testing.assert_allclose(sa.lrp(net, ids, target=0, rule={2: "gamma"}, sum_embedding=False).sum(axis=-1), g, rtol=1e-5, atol=1e-6)
+    assert np.abs(g - r).max() > 1e-3  # the rule took effect
+    code, _ = _code(lambda: sa.lrp(net, ids, target=0, rule={0: "epsilon"}))
+    assert code == _ffi.SA_ERR_INVALID_ARGUMENT

@@ -358,9 +358,14 @@ struct RelevancePlan {
     }
 }
 
-/// R ⊘ (z + e·sign z), sign 0 taken as +1 (Captum's stabiliser).
+/// R ⊘ (z + e·sign z), sign 0 taken as +1 (Captum's stabiliser); 0 where the denominator is 0 (only with
+/// e = 0, at a neuron whose z is exactly 0: a dead unit or an all-zero pooling window, which passes nothing
+/// instead of 0/0).
 func quotient(_ r: [Float], _ z: [Float], _ e: Float) -> [Float] {
-    zipMap(r, z) { $0 / ($1 + ($1 >= 0 ? e : -e)) }
+    zipMap(r, z) { r, z in
+        let d = z + (z >= 0 ? e : -e)
+        return d == 0 ? 0 : r / d
+    }
 }
 
 /// A one-node network computing Linear or Conv `layer` with weights f(W) (and its bias, or none), for the
