@@ -155,4 +155,23 @@ final class PropagationRuleTests: XCTestCase {
             assertNear(split, whole, 1e-5 * scale)
         }
     }
+
+    func testRuleNumberingMatchesTheHeader() throws {
+        // sa_lrp_rule holds SA_LRP_DEFAULT (-1), the per-node rules and the presets, one raw value per name.
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("CInclude/swiftattr.h")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let open = try XCTUnwrap(text.range(of: "typedef enum sa_lrp_rule {"))
+        let close = try XCTUnwrap(text.range(of: "} sa_lrp_rule;", range: open.upperBound..<text.endIndex))
+        var header: [String: Int] = [:]
+        for entry in text[open.upperBound..<close.lowerBound].split(separator: ",") {
+            let parts = entry.split(separator: "=").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+            header[parts[0]] = Int(parts[1])
+        }
+        var swift = ["SA_LRP_DEFAULT": -1]
+        for r in RelevanceRule.allCases { swift["SA_LRP_" + r.name.uppercased()] = Int(r.rawValue) }
+        for p in RelevancePreset.allCases { swift["SA_LRP_" + p.name.uppercased()] = Int(p.rawValue) }
+        XCTAssertEqual(header, swift)
+        XCTAssertEqual(ReLUBackwardRule.allCases.map(\.name), ["guided_backprop", "deconvolution"])
+    }
 }

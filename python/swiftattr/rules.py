@@ -84,7 +84,10 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
     shape) and "identity" (BatchNorm). BatchNorm, pooling and Add take the ε-rule on their own map (Captum's
     defaults); activations, Dropout, Flatten and Reshape pass relevance through; Concat splits it; an LSTM is
     an error. A network ending in Softmax starts at the target logit (Captum refuses a Softmax). γ, α-β and
-    z^B stabilise their denominators with 1e-9, as Captum.
+    z^B stabilise their denominators with 1e-9, as Captum; a denominator that is exactly 0 (``epsilon=0`` at a
+    dead unit) passes nothing. Conv1d and the 1-D pools (which Captum refuses) take the rules of the 2-D kinds;
+    a value read by several nodes sums the relevance its readers give it. One ε, γ and (α, β) serve every node
+    that takes the rule (Captum can set a different ε per module).
 
     With zero biases and ε → 0 every rule conserves relevance, Σ R = f_t(x). With
     ``return_convergence_delta`` also returns Captum's delta, f_t(x) − Σ R, per example."""

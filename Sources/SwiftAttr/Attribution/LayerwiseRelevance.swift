@@ -22,8 +22,12 @@
 /// - Every elementwise activation, Dropout, Flatten and Reshape pass relevance through unchanged (Captum does
 ///   so for ReLU, Tanh and Dropout and refuses the other activations: the activation's input and output are
 ///   one neuron, so its relevance is one number). Concat gives each input its slice (Captum has no Concat).
+/// - Conv1d, the 1-D pools and BatchNorm over `[C, L]`, which Captum refuses (its table lists the 2-D kinds
+///   only), take the rules of their 2-D kinds. A value read by several nodes (fan-out) receives the sum of
+///   its readers' relevances (the driver's fan-out sum), so conservation holds through residual graphs.
 /// - LSTM: refused (no rule here; Arras et al.'s LSTM rules are not implemented). Token networks (an
 ///   Embedding first) are attributed at the embedding output, summed over the embedding axis.
+/// - A denominator that is exactly 0 (ε = 0 at z = 0: a dead unit, an all-zero pooling window) passes nothing.
 ///
 /// Composite (the common choice, e.g. Montavon et al. 2019 and Zennit's EpsilonGammaBox): z^B for the input
 /// layer, γ for the other convolutions, ε for the other Linear layers. Per-node rules override the preset.
