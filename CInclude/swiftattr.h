@@ -1018,11 +1018,16 @@ typedef enum sa_lrp_rule {
 typedef struct sa_lrp_options {
     size_t struct_size;          /**< sizeof(sa_lrp_options), set by sa_lrp_default_options() */
     int rule;                    /**< a preset (default SA_LRP_EPSILON) */
-    const int *node_rules;       /**< NULL (default), or n_node_rules = the model's node count entries:
-                                      an sa_lrp_rule per node, SA_LRP_DEFAULT for the preset's */
-    int64_t n_node_rules;        /**< default 0 */
-    double epsilon;              /**< >= 0 (default 1e-9) */
-    double gamma;                /**< >= 0 (default 0.25) */
+    int64_t n_nodes;             /**< 0 (default), or the model's node count when any node_* array is given */
+    const int *node_rules;       /**< NULL (default), or n_nodes entries: an sa_lrp_rule per node,
+                                      SA_LRP_DEFAULT for the preset's */
+    double epsilon;              /**< >= 0 (default 1e-9), for every node taking the epsilon rule */
+    double gamma;                /**< >= 0 (default 0.25), for every node taking the gamma rule */
+    const double *node_epsilon;  /**< NULL (default), or n_nodes entries: node k's own epsilon, NaN for
+                                      `epsilon` (as Captum's EpsilonRule(e) per module; ignored by nodes
+                                      that do not take the epsilon rule) */
+    const double *node_gamma;    /**< NULL (default), or n_nodes entries: node k's own gamma, NaN for
+                                      `gamma` */
     double alpha;                /**< default 1; alpha - beta = 1 */
     double beta;                 /**< >= 0 (default 0) */
     const float *low;            /**< zb bounds: NULL (default; then high is NULL too), 1 value for every

@@ -11,8 +11,8 @@ public func sa_lrp_default_options() -> sa_lrp_options {
     let d = RelevanceOptions()
     func decimal(_ f: Float) -> Double { Double("\(f)")! }
     return sa_lrp_options(
-        struct_size: MemoryLayout<sa_lrp_options>.size, rule: d.rule.rawValue, node_rules: nil, n_node_rules: 0,
-        epsilon: decimal(d.epsilon), gamma: decimal(d.gamma), alpha: decimal(d.alpha), beta: decimal(d.beta),
+        struct_size: MemoryLayout<sa_lrp_options>.size, rule: d.rule.rawValue, n_nodes: 0, node_rules: nil,
+        epsilon: decimal(d.epsilon), gamma: decimal(d.gamma), node_epsilon: nil, node_gamma: nil, alpha: decimal(d.alpha), beta: decimal(d.beta),
         low: nil, n_low: 0, high: nil, n_high: 0, internal_batch_size: 0)
 }
 
@@ -38,11 +38,14 @@ private func relevanceOptions(_ pointer: UnsafePointer<sa_lrp_options>?, _ net: 
         throw SwiftAttrError(.unknownEnum, "options->rule: \(o.rule) is not an sa_lrp_rule preset (0 epsilon, 1 gamma, 2 alpha_beta, 5 composite)")
     }
     r.rule = preset
-    if o.n_node_rules != 0 || o.node_rules != nil {
-        guard o.n_node_rules == Int64(net.layers.count) else {
-            throw SwiftAttrError(.shapeMismatch, "options->n_node_rules: expected one rule per node (\(net.layers.count)), got \(o.n_node_rules)")
+    let perNode = o.node_rules != nil || o.node_epsilon != nil || o.node_gamma != nil
+    if o.n_nodes != 0 || perNode {
+        guard o.n_nodes == Int64(net.layers.count) else {
+            throw SwiftAttrError(.shapeMismatch, "options->n_nodes: expected the model's node count (\(net.layers.count)) with node_rules, node_epsilon or node_gamma, got \(o.n_nodes)")
         }
-        let rules = try nonNull(o.node_rules, "options->node_rules")
+        guard perNode else { throw SwiftAttrError(.nullPointer, "options->node_rules, node_epsilon and node_gamma are all NULL but n_nodes is \(o.n_nodes)") }
+    }
+    if let rules = o.node_rules {
         for k in 0..<net.layers.count where rules[k] != -1 {
             guard let rule = RelevanceRule(rawValue: rules[k]) else {
                 throw SwiftAttrError(.unknownEnum, "options->node_rules[\(k)]: \(rules[k]) is not an sa_lrp_rule for a node (-1 default, 0 epsilon, 1 gamma, 2 alpha_beta, 3 zb, 4 identity)")
@@ -50,6 +53,15 @@ private func relevanceOptions(_ pointer: UnsafePointer<sa_lrp_options>?, _ net: 
             r.nodeRules[k] = rule
         }
     }
+    /// Entry k of a per-node parameter array, NaN meaning the call's value.
+    func perNodeValues(_ p: UnsafePointer<Double>?, _ name: String) throws -> [Int: Float] {
+        guard let p else { return [:] }
+        var values = [Int: Float]()
+        for k in 0..<net.layers.count where !p[k].isNaN { values[k] = try lrpFloat(p[k], "\(name)[\(k)]") }
+        return values
+    }
+    r.nodeEpsilon = try perNodeValues(o.node_epsilon, "node_epsilon")
+    r.nodeGamma = try perNodeValues(o.node_gamma, "node_gamma")
     r.epsilon = try lrpFloat(o.epsilon, "epsilon")
     r.gamma = try lrpFloat(o.gamma, "gamma")
     r.alpha = try lrpFloat(o.alpha, "alpha")

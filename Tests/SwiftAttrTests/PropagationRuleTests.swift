@@ -32,6 +32,24 @@ final class PropagationRuleTests: XCTestCase {
         assertNear(e.delta, [5 - expected[0] - expected[1]])
     }
 
+    func testPerNodeParameters() throws {
+        // ε = 1 on node 2 only: the last layer gives a·5/6, node 0 keeps 1e-9 (as testEpsilonRuleClosedFormAndDelta
+        // with the ε of node 0 back at 1e-9).
+        let r = try tiny().lrp([1, 1], rows: 1, targets: [0], options: .init(nodeEpsilon: [2: 1]))
+        let top: [Float] = [2.5, 5 / 3.0]
+        assertNear(r.attributions, [top[0] / 3 + 3 * top[1] / 2, 2 * top[0] / 3 - top[1] / 2])
+        // γ per node: node 0 with γ = 1 while the call's γ is 0 (the ε-rule on node 2 either way).
+        let g = try tiny().lrp([1, -1], rows: 1, targets: [0], options: .init(nodeRules: [0: .gamma], gamma: 0, nodeGamma: [0: 1]))
+        assertNear(g.attributions, [24 / 7.0, 4 / 7.0])
+        XCTAssertThrowsError(try tiny().lrp([1, 1], rows: 1, targets: [0], options: .init(nodeEpsilon: [5: 1]))) { error in
+            XCTAssertEqual((error as! SwiftAttrError).code, .outOfRange)
+            XCTAssertTrue((error as! SwiftAttrError).message.contains("node_epsilon"))
+        }
+        XCTAssertThrowsError(try tiny().lrp([1, 1], rows: 1, targets: [0], options: .init(nodeGamma: [0: -1]))) { error in
+            XCTAssertEqual((error as! SwiftAttrError).code, .invalidArgument)
+        }
+    }
+
     func testGammaAndAlphaBetaClosedForms() throws {
         // One Linear [1, −2, 3] at x = (2, 1, 1): contributions (2, −2, 3), f = 3.
         let net = try Network(inputShape: [3], layers: [try dense([1, -2, 3], out: 1, in: 3)])

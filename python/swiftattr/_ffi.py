@@ -558,10 +558,12 @@ class LrpOptions(ctypes.Structure):
     _fields_ = [
         ("struct_size", c_size_t),
         ("rule", c_int),
+        ("n_nodes", c_int64),
         ("node_rules", POINTER(c_int)),
-        ("n_node_rules", c_int64),
         ("epsilon", c_double),
         ("gamma", c_double),
+        ("node_epsilon", f64p),
+        ("node_gamma", f64p),
         ("alpha", c_double),
         ("beta", c_double),
         ("low", f32p),

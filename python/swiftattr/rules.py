@@ -43,8 +43,31 @@ def _node_rules(net, rule):
     return _ffi.SA_LRP_EPSILON, codes
 
 
+def _per_node(net, value, name, default):
+    """(the call's value, per-node float64 array or None) for ``value``: a number, or a dict {node: number} /
+    a list of one number (or None) per node, over ``default``. Missing entries are NaN (the call's value)."""
+    if isinstance(value, (dict, list, tuple)):
+        count = net.num_layers
+        per = np.full(count, np.nan)
+        if isinstance(value, dict):
+            items = value.items()
+        else:
+            if len(value) != count:
+                raise SwiftAttrError(f"{name}: a list needs one entry per node ({count}), got {len(value)}", SA_ERR_SHAPE)
+            items = enumerate(value)
+        for k, v in items:
+            k = as_int(k, f"{name}: node index")
+            if not 0 <= k < count:
+                raise SwiftAttrError(f"{name}: node {k} does not exist (the model has nodes 0..{count - 1})", SA_ERR_OUT_OF_RANGE)
+            if v is not None:
+                per[k] = as_float(v, f"{name}[{k}]")
+        return default, per
+    return as_float(value, name), None
+
+
 def _shifted(rule):
-    """``rule`` for the network after the Embedding (node k becomes node k − 1)."""
+    """A per-node ``rule``, ``epsilon`` or ``gamma`` for the network after the Embedding (node k becomes
+    node k − 1)."""
     if isinstance(rule, dict):
         if any(as_int(k, "rule: node index") == 0 for k in rule):
             raise SwiftAttrError("rule: node 0 is the Embedding, which takes no rule")
@@ -86,8 +109,9 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
     an error. A network ending in Softmax starts at the target logit (Captum refuses a Softmax). γ, α-β and
     z^B stabilise their denominators with 1e-9, as Captum; a denominator that is exactly 0 (``epsilon=0`` at a
     dead unit) passes nothing. Conv1d and the 1-D pools (which Captum refuses) take the rules of the 2-D kinds;
-    a value read by several nodes sums the relevance its readers give it. One ε, γ and (α, β) serve every node
-    that takes the rule (Captum can set a different ε per module).
+    a value read by several nodes sums the relevance its readers give it. ``epsilon`` and ``gamma`` are a number
+    for every node taking the rule, or per node (a dict ``{node: value}`` or a list with one value or None per
+    node, over the defaults 1e-9 and 0.25), as Captum's ``EpsilonRule(ε)`` and ``GammaRule(γ)`` per module.
 
     With zero biases and ε → 0 every rule conserves relevance, Σ R = f_t(x). With
     ``return_convergence_delta`` also returns Captum's delta, f_t(x) − Σ R, per example."""
@@ -95,7 +119,7 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
         rest, xe, _, finish = moved
-        return finish(lrp(rest, xe, target, _shifted(rule), epsilon, gamma, alpha, beta, low, high,
+        return finish(lrp(rest, xe, target, _shifted(rule), _shifted(epsilon), _shifted(gamma), alpha, beta, low, high,
                           return_convergence_delta, internal_batch_size))
     n = x.shape[0]
     t = _targets(net, target, n)
@@ -103,11 +127,13 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
     with_delta = as_bool(return_convergence_delta, "return_convergence_delta")
     o = lib.sa_lrp_default_options()
     o.rule = preset
-    if codes is not None:
-        o.node_rules = codes.ctypes.data_as(ctypes.POINTER(ctypes.c_int))
-        o.n_node_rules = codes.size
-    o.epsilon = as_float(epsilon, "epsilon")
-    o.gamma = as_float(gamma, "gamma")
+    o.epsilon, node_epsilon = _per_node(net, epsilon, "epsilon", 1e-9)
+    o.gamma, node_gamma = _per_node(net, gamma, "gamma", 0.25)
+    for array, field, pointer in ((codes, "node_rules", ctypes.POINTER(ctypes.c_int)), (node_epsilon, "node_epsilon", _ffi.f64p),
+                                  (node_gamma, "node_gamma", _ffi.f64p)):
+        if array is not None:  # kept alive by these locals until the call returns
+            setattr(o, field, array.ctypes.data_as(pointer))
+            o.n_nodes = net.num_layers
     o.alpha = as_float(alpha, "alpha")
     o.beta = as_float(beta, "beta")
     lo, nlo = _bound(net, low, "low")

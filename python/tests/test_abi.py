@@ -189,8 +189,9 @@ def test_lrp_options_mirror_the_header(header):
     assert [(n, t) for n, t in _ffi.LrpOptions._fields_] == _struct_fields(header, "sa_lrp_options")
     d = _ffi.lib.sa_lrp_default_options()
     assert d.struct_size == ctypes.sizeof(_ffi.LrpOptions)
-    assert (d.rule, d.n_node_rules, d.epsilon, d.gamma, d.alpha, d.beta) == (_ffi.SA_LRP_EPSILON, 0, 1e-9, 0.25, 1.0, 0.0)
-    assert not d.node_rules and not d.low and not d.high and d.n_low == d.n_high == d.internal_batch_size == 0
+    assert (d.rule, d.n_nodes, d.epsilon, d.gamma, d.alpha, d.beta) == (_ffi.SA_LRP_EPSILON, 0, 1e-9, 0.25, 1.0, 0.0)
+    assert not d.node_rules and not d.node_epsilon and not d.node_gamma and not d.low and not d.high
+    assert d.n_low == d.n_high == d.internal_batch_size == 0
     enums = _enums(header)
     assert sorted(set(_ffi.LRP_PRESETS.values()) | set(_ffi.LRP_NODE_RULES.values()) | {_ffi.SA_LRP_DEFAULT}) == \
         sorted(enums["sa_lrp_rule"].values())

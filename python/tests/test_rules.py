@@ -38,6 +38,8 @@ def cnn():
 
 NETS = {"mlp": mlp, "cnn": cnn}
 MIXED = {"mlp": {0: "gamma", 2: "alpha_beta", 4: "epsilon"}, "cnn": {0: "gamma", 1: "identity", 4: "gamma", 8: "epsilon"}}
+TUTORIAL = {"mlp": dict(rule={0: "gamma"}, gamma={0: 0.5}, epsilon=[None, None, 0.25, None, 0.0]),
+            "cnn": dict(rule={0: "gamma", 4: "gamma"}, gamma={4: 0.5}, epsilon={3: 0.25, 8: 0.1})}
 CASES = {
     "epsilon": dict(rule="epsilon"),
     "epsilon_01": dict(rule="epsilon", epsilon=0.1),
@@ -48,11 +50,11 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", NETS)
-@pytest.mark.parametrize("case", list(CASES) + ["mixed"])
+@pytest.mark.parametrize("case", list(CASES) + ["mixed", "tutorial"])
 def test_lrp_equals_captum(name, case):
     net = NETS[name]()
     x, t = DATA[f"{name}_x"], DATA[f"{name}_target"]
-    kwargs = dict(rule=MIXED[name]) if case == "mixed" else CASES[case]
+    kwargs = dict(rule=MIXED[name]) if case == "mixed" else TUTORIAL[name] if case == "tutorial" else CASES[case]
     r, delta = sa.lrp(net, x, target=t, return_convergence_delta=True, **kwargs)
     assert_close_relative(r, DATA[f"{name}_lrp_{case}"])
     # Captum's delta f_t(x) − ΣR: ΣR rounds like R, so to 1e-4 of the scale of f_t.
@@ -149,6 +151,12 @@ def test_errors_name_the_argument():
     assert code == _ffi.SA_ERR_INVALID_ARGUMENT and "alpha" in msg
     code, msg = _code(lambda: sa.lrp(net, x, target=0, epsilon=-1))
     assert code == _ffi.SA_ERR_INVALID_ARGUMENT and "epsilon" in msg
+    code, msg = _code(lambda: sa.lrp(net, x, target=0, epsilon={2: -1}))
+    assert code == _ffi.SA_ERR_INVALID_ARGUMENT and "node_epsilon[2]" in msg
+    code, msg = _code(lambda: sa.lrp(net, x, target=0, gamma={7: 1}))
+    assert code == _ffi.SA_ERR_OUT_OF_RANGE and "node 7" in msg
+    code, msg = _code(lambda: sa.lrp(net, x, target=0, gamma=[1, 2]))
+    assert code == _ffi.SA_ERR_SHAPE
     code, msg = _code(lambda: sa.lrp(net, x, target=7))
     assert code == _ffi.SA_ERR_OUT_OF_RANGE and "target" in msg
     code, msg = _code(lambda: sa.guided_backprop(net, x, target=7))

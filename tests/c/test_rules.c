@@ -56,15 +56,30 @@ int main(void) {
     CHECK(near(out, zb, 4), "lrp composite: got %g %g %g %g", out[0], out[1], out[2], out[3]);
 
     /* Per-node rules: gamma = 1 on node 0 (W + W+ = [[2, 4], [6, -1]]), the preset elsewhere. Example 2:
-     * z = (-3, 7), only unit 1: (6, 1) * 4 / 7. */
+     * z = (-2, 7), only unit 1: (6, 1) * 4 / 7. */
     int rules[3] = {SA_LRP_GAMMA, SA_LRP_DEFAULT, SA_LRP_DEFAULT};
     o = sa_lrp_default_options();
     o.node_rules = rules;
-    o.n_node_rules = 3;
+    o.n_nodes = 3;
     o.gamma = 1;
     EXPECT_OK(sa_lrp(m, x + 2, 1, &target, 1, &o, out, NULL));
     float gamma[2] = {24.0f / 7, 4.0f / 7};
     CHECK(near(out, gamma, 2), "lrp gamma node rule: got %g %g", out[0], out[1]);
+
+    /* Per-node epsilon (NaN: the call's): epsilon = 1 on node 2 only. Example 1: the last layer gives
+     * a * 5 / 6 = (2.5, 5 / 3), node 0 takes epsilon 1e-9: (2.5 / 3 + 3 * (5 / 3) / 2, 2 * 2.5 / 3 - (5 / 3) / 2). */
+    double eps[3] = {NAN, NAN, 1};
+    o = sa_lrp_default_options();
+    o.node_epsilon = eps;
+    o.n_nodes = 3;
+    EXPECT_OK(sa_lrp(m, x, 1, &target, 1, &o, out, delta));
+    float pe[2] = {2.5f / 3 + 2.5f, 5.0f / 3 - 2.5f / 3};
+    CHECK(near(out, pe, 2), "lrp node epsilon: got %g %g", out[0], out[1]);
+    CHECK(fabsf(delta[0] - (5 - 2.5f - 5.0f / 3)) < 1e-5f, "lrp node epsilon delta: %g", delta[0]);
+    eps[0] = -1;
+    EXPECT_ERROR(sa_lrp(m, x, 1, &target, 1, &o, out, NULL), SA_ERR_INVALID_ARGUMENT, "node_epsilon[0]");
+    o.node_epsilon = NULL;
+    EXPECT_ERROR(sa_lrp(m, x, 1, &target, 1, &o, out, NULL), SA_ERR_NULL_POINTER, "n_nodes");
 
     /* Errors name the argument. */
     o = sa_lrp_default_options();
@@ -74,9 +89,9 @@ int main(void) {
     EXPECT_ERROR(sa_lrp(m, x, 2, &target, 1, &o, out, NULL), SA_ERR_UNKNOWN_ENUM, "options->rule");
     o = sa_lrp_default_options();
     o.node_rules = rules;
-    o.n_node_rules = 2;
-    EXPECT_ERROR(sa_lrp(m, x, 2, &target, 1, &o, out, NULL), SA_ERR_SHAPE, "n_node_rules");
-    o.n_node_rules = 3;
+    o.n_nodes = 2;
+    EXPECT_ERROR(sa_lrp(m, x, 2, &target, 1, &o, out, NULL), SA_ERR_SHAPE, "n_nodes");
+    o.n_nodes = 3;
     rules[2] = 17;
     EXPECT_ERROR(sa_lrp(m, x, 2, &target, 1, &o, out, NULL), SA_ERR_UNKNOWN_ENUM, "node_rules[2]");
     rules[2] = SA_LRP_DEFAULT;

@@ -87,6 +87,10 @@ public struct RelevanceOptions: Sendable, Equatable {
     /// ε of the ε-rule (every node that takes it: Linear, Conv, BatchNorm, pooling, Add).
     public var epsilon: Float
     public var gamma: Float
+    /// Per node index: its own ε or γ instead of `epsilon` / `gamma` (as Captum's `EpsilonRule(ε)` and
+    /// `GammaRule(γ)` set per module).
+    public var nodeEpsilon: [Int: Float]
+    public var nodeGamma: [Int: Float]
     public var alpha: Float
     public var beta: Float
     /// z^B bounds: one value for every input element, or one per element (inputSize); empty when unused.
@@ -94,11 +98,14 @@ public struct RelevanceOptions: Sendable, Equatable {
     public var high: [Float]
 
     public init(rule: RelevancePreset = .epsilon, nodeRules: [Int: RelevanceRule] = [:], epsilon: Float = 1e-9, gamma: Float = 0.25,
-                alpha: Float = 1, beta: Float = 0, low: [Float] = [], high: [Float] = []) {
+                nodeEpsilon: [Int: Float] = [:], nodeGamma: [Int: Float] = [:], alpha: Float = 1, beta: Float = 0,
+                low: [Float] = [], high: [Float] = []) {
         self.rule = rule
         self.nodeRules = nodeRules
         self.epsilon = epsilon
         self.gamma = gamma
+        self.nodeEpsilon = nodeEpsilon
+        self.nodeGamma = nodeGamma
         self.alpha = alpha
         self.beta = beta
         self.low = low
@@ -120,13 +127,19 @@ extension Network {
         -> RelevanceAttributions {
         if let t = try tokenCall(x, rows: rows) {
             // Node k of this network is node k − 1 of the rest (the Embedding takes no rule).
-            var shifted = options
-            shifted.nodeRules = [:]
-            for (k, r) in options.nodeRules {
-                try checkRelevanceNode(k)
-                guard k > 0 else { throw SwiftAttrError.invalid("node_rules: node 0 is the Embedding, which takes no rule (token relevance is taken at its output)") }
-                shifted.nodeRules[k - 1] = r
+            func shift<V>(_ values: [Int: V], _ name: String) throws -> [Int: V] {
+                var out = [Int: V]()
+                for (k, v) in values {
+                    try checkRelevanceNode(k, name)
+                    guard k > 0 else { throw SwiftAttrError.invalid("\(name): node 0 is the Embedding, which takes no rule (token relevance is taken at its output)") }
+                    out[k - 1] = v
+                }
+                return out
             }
+            var shifted = options
+            shifted.nodeRules = try shift(options.nodeRules, "node_rules")
+            shifted.nodeEpsilon = try shift(options.nodeEpsilon, "node_epsilon")
+            shifted.nodeGamma = try shift(options.nodeGamma, "node_gamma")
             var r = try t.rest.lrp(t.x, rows: rows, targets: targets, options: shifted, internalBatchSize: internalBatchSize)
             r.attributions = t.summed(r.attributions)
             return r
@@ -164,9 +177,9 @@ extension Network {
     }
 
     /// Throws `.outOfRange` unless `k` is a node index.
-    func checkRelevanceNode(_ k: Int) throws {
+    func checkRelevanceNode(_ k: Int, _ name: String = "node_rules") throws {
         guard k >= 0, k < layers.count else {
-            throw SwiftAttrError(.outOfRange, "node_rules: node \(k) does not exist (the model has nodes 0..<\(layers.count))")
+            throw SwiftAttrError(.outOfRange, "\(name): node \(k) does not exist (the model has nodes 0..<\(layers.count))")
         }
     }
 }
@@ -197,6 +210,14 @@ struct RelevancePlan {
         guard o.epsilon.isFinite, o.epsilon >= 0 else { throw SwiftAttrError.invalid("epsilon must be finite and non-negative (got \(o.epsilon))") }
         guard o.gamma.isFinite, o.gamma >= 0 else { throw SwiftAttrError.invalid("gamma must be finite and non-negative (got \(o.gamma))") }
         for k in o.nodeRules.keys.sorted() { try net.checkRelevanceNode(k) }
+        for (values, name) in [(o.nodeEpsilon, "node_epsilon"), (o.nodeGamma, "node_gamma")] {
+            for k in values.keys.sorted() {
+                try net.checkRelevanceNode(k, name)
+                guard values[k]!.isFinite, values[k]! >= 0 else {
+                    throw SwiftAttrError.invalid("\(name)[\(k)] must be finite and non-negative (got \(values[k]!))")
+                }
+            }
+        }
         let usesAlphaBeta = o.rule == .alphaBeta || o.nodeRules.values.contains(.alphaBeta)
         if usesAlphaBeta {
             guard o.alpha.isFinite, o.beta.isFinite, o.beta >= 0, abs(o.alpha - o.beta - 1) <= 1e-6 else {
@@ -232,6 +253,7 @@ struct RelevancePlan {
         var steps = [RelevanceStep?](repeating: nil, count: net.layers.count)
         for i in 0..<top {
             let layer = net.layers[i], explicit = o.nodeRules[i]
+            let epsilon = o.nodeEpsilon[i] ?? o.epsilon, gamma = o.nodeGamma[i] ?? o.gamma
             let label = "node_rules: node \(i) (\(layer.name))"
             func refuse(_ why: String) -> SwiftAttrError { SwiftAttrError.invalid("\(label): rule \(explicit!.name) \(why)") }
             switch layer {
@@ -251,9 +273,9 @@ struct RelevancePlan {
                 let inShape = net.shapes[net.input(of: i)]
                 switch rule {
                 case .epsilon:
-                    steps[i] = .ratio(epsilon: o.epsilon)
+                    steps[i] = .ratio(epsilon: epsilon)
                 case .gamma:
-                    steps[i] = .modified(try reweighted(layer, inShape, bias: true) { $0 + o.gamma * max($0, 0) })
+                    steps[i] = .modified(try reweighted(layer, inShape, bias: true) { $0 + gamma * max($0, 0) })
                 case .alphaBeta:
                     let plus = try reweighted(layer, inShape, bias: true) { max($0, 0) }
                     let minus = o.beta == 0 ? nil : try reweighted(layer, inShape, bias: false) { min($0, 0) }
@@ -279,13 +301,13 @@ struct RelevancePlan {
                 }
             case .batchNorm:
                 switch explicit {
-                case nil, .epsilon?: steps[i] = .ratio(epsilon: o.epsilon)
+                case nil, .epsilon?: steps[i] = .ratio(epsilon: epsilon)
                 case .identity?: steps[i] = .pass
                 case .gamma?, .alphaBeta?, .zB?: throw refuse("does not apply: a BatchNorm takes epsilon or identity")
                 }
             case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .add:
                 switch explicit {
-                case nil, .epsilon?: steps[i] = .ratio(epsilon: o.epsilon)
+                case nil, .epsilon?: steps[i] = .ratio(epsilon: epsilon)
                 case .gamma?, .alphaBeta?, .zB?, .identity?: throw refuse("does not apply: pooling and Add take the epsilon rule")
                 }
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .dropout, .flatten, .reshape:
