@@ -1083,6 +1083,90 @@ SA_API int sa_noise_tunnel_baseline_draws(int64_t n, int64_t nt_samples, int64_t
  *  double, into out (n * width). */
 SA_API int sa_noise_tunnel_aggregate(const float *attributions, int64_t n, int64_t nt_samples, int64_t width,
                                      int nt_type, float *out);
+/* --- propagation rules --- */
+/* ---------------------------------------------------------------------------------------------------
+ * Propagation rules: layer-wise relevance propagation (LRP; Bach et al. 2015, Montavon et al.), guided
+ * backpropagation and deconvolution, as Captum's LRP, GuidedBackprop and Deconvolution define them.
+ *
+ * LRP: relevance starts at the target output, R = f_t(x) e_t (a network ending in Softmax: at the target
+ * logit; Captum refuses a Softmax), and each node redistributes the relevance at its output over the values
+ * it reads. With s = R / stab(z), stab(z) = z + e sign(z) (sign 0 taken as +1):
+ *   epsilon (Linear, Conv): R_i = a_i (W^T s)_i, z = W a + b, e = epsilon (Captum's default 1e-9);
+ *   gamma (Linear, Conv): the same with W + gamma W+ and the bias unchanged (Captum's GammaRule), e = 1e-9;
+ *   alpha_beta (Linear, Conv; alpha - beta = 1, beta >= 0): R_i = a_i [alpha (W+^T s+)_i - beta (W-^T s-)_i],
+ *     z+ = W+ a + b, z- = W- a, e = 1e-9 (alpha = 1, beta = 0: Captum's Alpha1_Beta0_Rule);
+ *   zb (a Linear or Conv reading the network input, through Flatten/Reshape/Dropout only; bounds low <= x
+ *     <= high): z = W x - W+ low - W- high (no bias), R_i = x_i (W^T s)_i - low_i (W+^T s)_i - high_i (W-^T s)_i;
+ *   identity: relevance unchanged (BatchNorm; Captum's IdentityRule).
+ * BatchNorm, max- and average pooling, GlobalAvgPool and Add take the epsilon rule on their own map
+ * (Captum's defaults): R_in = a * J^T (R / stab(y)); BatchNorm may take identity. Every activation,
+ * Dropout, Flatten and Reshape pass relevance through unchanged (Captum: ReLU, Tanh, Dropout; it refuses the
+ * others); Concat gives each input its slice. An LSTM is refused (SA_ERR_INVALID_ARGUMENT). Token networks
+ * are attributed at the embedding output, summed over the embedding axis.
+ * Presets (sa_lrp_options.rule) choose the rule of every Linear and Conv: SA_LRP_EPSILON, SA_LRP_GAMMA,
+ * SA_LRP_ALPHA_BETA, or SA_LRP_COMPOSITE (zb for the input layer, gamma for the other convolutions, epsilon
+ * for the other Linear layers). node_rules overrides them per node. With zero biases and e -> 0 every rule
+ * conserves relevance: sum R = f_t(x). delta = f_t(x) - sum R per example (Captum's convergence delta).
+ * Where a stabilised denominator is exactly 0 (epsilon = 0 at a neuron with z = 0) nothing passes (not 0/0).
+ *
+ * Guided backpropagation: the gradient of f_t with every ReLU's backward replaced by max(g * 1[x > 0], 0);
+ * deconvolution: by max(g, 0). Every other node kind takes its ordinary gradient (Captum hooks only ReLU).
+ * ------------------------------------------------------------------------------------------------- */
+
+/** LRP rules (sa_lrp_options.rule takes a preset: EPSILON, GAMMA, ALPHA_BETA or COMPOSITE;
+ *  sa_lrp_options.node_rules entries take EPSILON, GAMMA, ALPHA_BETA, ZB, IDENTITY or DEFAULT). */
+typedef enum sa_lrp_rule {
+    SA_LRP_DEFAULT = -1,
+    SA_LRP_EPSILON = 0,
+    SA_LRP_GAMMA = 1,
+    SA_LRP_ALPHA_BETA = 2,
+    SA_LRP_ZB = 3,
+    SA_LRP_IDENTITY = 4,
+    SA_LRP_COMPOSITE = 5
+} sa_lrp_rule;
+
+/** Options of sa_lrp; start from sa_lrp_default_options(). struct_size must equal the library's
+ *  sizeof(sa_lrp_options) (set by the defaults); the layout is fixed for one SA_VERSION. */
+typedef struct sa_lrp_options {
+    size_t struct_size;          /**< sizeof(sa_lrp_options), set by sa_lrp_default_options() */
+    int rule;                    /**< a preset (default SA_LRP_EPSILON) */
+    int64_t n_nodes;             /**< 0 (default), or the model's node count when any node_* array is given */
+    const int *node_rules;       /**< NULL (default), or n_nodes entries: an sa_lrp_rule per node,
+                                      SA_LRP_DEFAULT for the preset's */
+    double epsilon;              /**< >= 0 (default 1e-9), for every node taking the epsilon rule */
+    double gamma;                /**< >= 0 (default 0.25), for every node taking the gamma rule */
+    const double *node_epsilon;  /**< NULL (default), or n_nodes entries: node k's own epsilon, NaN for
+                                      `epsilon` (as Captum's EpsilonRule(e) per module; ignored by nodes
+                                      that do not take the epsilon rule) */
+    const double *node_gamma;    /**< NULL (default), or n_nodes entries: node k's own gamma, NaN for
+                                      `gamma` */
+    double alpha;                /**< default 1; alpha - beta = 1 */
+    double beta;                 /**< >= 0 (default 0) */
+    const float *low;            /**< zb bounds: NULL (default; then high is NULL too), 1 value for every
+                                      input element or input_size values */
+    int64_t n_low;
+    const float *high;           /**< as low, with low <= high elementwise */
+    int64_t n_high;
+    int64_t internal_batch_size; /**< examples per chunk, <= 0 (default): chosen for a memory budget */
+} sa_lrp_options;
+
+/** The default LRP options (see sa_lrp_options). */
+SA_API sa_lrp_options sa_lrp_default_options(void);
+
+/** LRP relevances of output target (n_target = 1 for all or n, one per example) for n examples x into
+ *  out (n * input_size floats); delta: NULL, or n floats receiving f_t(x) - sum R. options: NULL for the
+ *  defaults. */
+SA_API int sa_lrp(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+                  const sa_lrp_options *options, float *out, float *delta);
+
+/** Guided backpropagation of output target for n examples x into out (n * input_size floats);
+ *  internal_batch_size <= 0: chosen for a memory budget. */
+SA_API int sa_guided_backprop(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                              int64_t n_target, int64_t internal_batch_size, float *out);
+
+/** Deconvolution (as sa_guided_backprop, with the ReLU rule max(g, 0)). */
+SA_API int sa_deconvolution(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+                            int64_t n_target, int64_t internal_batch_size, float *out);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,7 @@ from .training import loss_and_gradients, train
 from .hessians import expected_hessians, hessian, hessian_vector_product, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
+from .rules import deconvolution, guided_backprop, lrp
 from . import plot
 # --- issue 13: reality checks (faithfulness metrics, sanity checks, simulations) and wavelet distillation ---
 from . import awd, checks, metrics, simulate

@@ -593,3 +593,52 @@ _sig("sa_noise_tunnel_baseline_draws", [c_int64, c_int64, c_int64, c_uint64, c_i
 # SA_API int sa_noise_tunnel_aggregate(const float *attributions, int64_t n, int64_t nt_samples, int64_t width,
 #                                      int nt_type, float *out);
 _sig("sa_noise_tunnel_aggregate", [f32p, c_int64, c_int64, c_int64, c_int32, f32p])
+# --- propagation rules -------------------------------------------------------------------------------
+# LRP rules (enum sa_lrp_rule): presets for sa_lrp_options.rule, per-node rules for node_rules.
+SA_LRP_DEFAULT = -1
+SA_LRP_EPSILON = 0
+SA_LRP_GAMMA = 1
+SA_LRP_ALPHA_BETA = 2
+SA_LRP_ZB = 3
+SA_LRP_IDENTITY = 4
+SA_LRP_COMPOSITE = 5
+LRP_PRESETS = {"epsilon": SA_LRP_EPSILON, "gamma": SA_LRP_GAMMA, "alpha_beta": SA_LRP_ALPHA_BETA, "composite": SA_LRP_COMPOSITE}
+LRP_NODE_RULES = {"epsilon": SA_LRP_EPSILON, "gamma": SA_LRP_GAMMA, "alpha_beta": SA_LRP_ALPHA_BETA, "zb": SA_LRP_ZB,
+                  "identity": SA_LRP_IDENTITY}
+
+
+class LrpOptions(ctypes.Structure):
+    """``sa_lrp_options``, field for field (test_abi.py compares it with the header). Start from
+    ``lib.sa_lrp_default_options()``, which sets ``struct_size`` to the library's size of the struct."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("rule", c_int),
+        ("n_nodes", c_int64),
+        ("node_rules", POINTER(c_int)),
+        ("epsilon", c_double),
+        ("gamma", c_double),
+        ("node_epsilon", f64p),
+        ("node_gamma", f64p),
+        ("alpha", c_double),
+        ("beta", c_double),
+        ("low", f32p),
+        ("n_low", c_int64),
+        ("high", f32p),
+        ("n_high", c_int64),
+        ("internal_batch_size", c_int64),
+    ]
+
+
+lrp_options_p = POINTER(LrpOptions)
+# SA_API sa_lrp_options sa_lrp_default_options(void);
+_sig("sa_lrp_default_options", [], LrpOptions)
+# SA_API int sa_lrp(const sa_model *model, const float *x, int64_t n, const int64_t *target, int64_t n_target,
+#                   const sa_lrp_options *options, float *out, float *delta);
+_sig("sa_lrp", [model_p, f32p, c_int64, i64p, c_int64, lrp_options_p, f32p, f32p])
+# SA_API int sa_guided_backprop(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                               int64_t n_target, int64_t internal_batch_size, float *out);
+_sig("sa_guided_backprop", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])
+# SA_API int sa_deconvolution(const sa_model *model, const float *x, int64_t n, const int64_t *target,
+#                             int64_t n_target, int64_t internal_batch_size, float *out);
+_sig("sa_deconvolution", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])

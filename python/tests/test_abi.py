@@ -100,11 +100,12 @@ def test_every_declaration_is_documented_and_visible(header):
 _POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uint8_t": _ffi.u8p, "int": ctypes.POINTER(ctypes.c_int),
              "int32_t": _ffi.i32p, "void": ctypes.c_void_p,
              "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p,
-             "sa_train_options": _ffi.train_options_p}
+             "sa_train_options": _ffi.train_options_p, "sa_lrp_options": _ffi.lrp_options_p}
 _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
            "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
-           "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK}
+           "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK,
+           "sa_lrp_options": _ffi.LrpOptions}
 
 
 def _ctype(c_type):
@@ -181,3 +182,16 @@ def test_train_options_and_callback_mirror_the_header(header):
     assert _ffi.TRAIN_CALLBACK._restype_ == ctypes.c_int
     m = re.search(r"^#define SA_TRAIN_HISTORY_COLUMNS (\d+)$", header, re.M)
     assert int(m.group(1)) == _ffi.TRAIN_HISTORY_COLUMNS
+
+
+# --- propagation rules ---------------------------------------------------------------------------------
+def test_lrp_options_mirror_the_header(header):
+    assert [(n, t) for n, t in _ffi.LrpOptions._fields_] == _struct_fields(header, "sa_lrp_options")
+    d = _ffi.lib.sa_lrp_default_options()
+    assert d.struct_size == ctypes.sizeof(_ffi.LrpOptions)
+    assert (d.rule, d.n_nodes, d.epsilon, d.gamma, d.alpha, d.beta) == (_ffi.SA_LRP_EPSILON, 0, 1e-9, 0.25, 1.0, 0.0)
+    assert not d.node_rules and not d.node_epsilon and not d.node_gamma and not d.low and not d.high
+    assert d.n_low == d.n_high == d.internal_batch_size == 0
+    enums = _enums(header)
+    assert sorted(set(_ffi.LRP_PRESETS.values()) | set(_ffi.LRP_NODE_RULES.values()) | {_ffi.SA_LRP_DEFAULT}) == \
+        sorted(enums["sa_lrp_rule"].values())
