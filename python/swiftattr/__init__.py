@@ -19,7 +19,8 @@ from .attribution import (
 )
 from .acd import acd
 from .layers import (
-    grad_cam, layer_conductance, layer_deeplift, layer_gradient_x_activation, layer_integrated_gradients, layer_saliency,
+    grad_cam, guided_grad_cam, layer_conductance, layer_deeplift, layer_gradient_x_activation, layer_integrated_gradients,
+    layer_saliency,
     neuron_integrated_gradients, noise_tunnel,
 )
 from .perturbation import (

@@ -621,19 +621,19 @@ class GuidedGradCam(_Layer):
 
 
 class LRP(_Method):
-    """Captum's ``LRP``: the rule of each layer is read from the module's ``rule`` attribute as Captum sets it
-    (``EpsilonRule``, ``GammaRule``, ``Alpha1_Beta0_Rule``, ``IdentityRule``), defaulting to Captum's
-    choices (ε = 1e-9 for every layer with weights)."""
+    """Captum's ``LRP``: the rule of each module is read from its ``rule`` attribute as Captum sets it
+    (``EpsilonRule(ε)``, ``GammaRule(γ)``, ``Alpha1_Beta0_Rule``, ``IdentityRule``); modules without one take
+    Captum's default, the ε-rule with ε = 1e-9. As in Captum, a rule on a ReLU, Tanh or Dropout is ignored,
+    and a γ or α-β rule on a weightless module (a pool) acts as the ε-rule with ε = 1e-9."""
 
     def attribute(self, inputs, target=None, additional_forward_args=None, return_convergence_delta=False,
                   verbose=False):
         _require_default("LRP.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LRP.attribute")
-        fn = self._fn("lrp")
-        rules = _captum_rules(self._model.module) if self._model.module is not None else None
-        kwargs = {"layer_rules": rules} if rules else {}
-        r = fn(self.net, inp.array, target=_target(target, "LRP"), return_convergence_delta=return_convergence_delta,
-               **kwargs)
+        plan = _sa.model.network_for(self.net, inp.array)
+        rule, epsilon, gamma = _captum_rules(self._model.module, plan) if self._model.module is not None else ({}, {}, {})
+        r = self._fn("lrp")(plan, inp.array, target=_target(target, "LRP"), rule=rule or "epsilon",
+                            epsilon=epsilon or 1e-9, gamma=gamma or 0.25, return_convergence_delta=return_convergence_delta)
         return _with_delta(inp, r, return_convergence_delta)
 
     @staticmethod
@@ -641,22 +641,43 @@ class LRP(_Method):
         return True
 
 
-def _captum_rules(module) -> dict:
-    """{module name: (rule name, parameters)} for modules whose ``rule`` attribute a user set, Captum-style."""
-    rules = {}
+_WEIGHTED = ("dense", "conv1d", "conv2d")
+_PASS_THROUGH = ("relu", "tanh", "dropout", "leaky_relu", "elu", "softplus", "sigmoid")
+
+
+def _captum_rules(module, plan):
+    """({node: rule name}, {node: ε}, {node: γ}) from the ``rule`` attributes Captum users set on modules."""
+    from .layers import layer_index
+
+    rules, eps, gam = {}, {}, {}
+    kinds = plan.layer_kinds
     for name, mod in module.named_modules():
         rule = getattr(mod, "rule", None)
-        if rule is None:
+        if rule is None or name == "":
             continue
-        kind = type(rule).__name__
-        if kind == "EpsilonRule":
-            rules[name] = ("epsilon", {"epsilon": float(rule.STABILITY_FACTOR)})
-        elif kind == "GammaRule":
-            rules[name] = ("gamma", {"gamma": float(rule.gamma)})
-        elif kind in ("Alpha1_Beta0_Rule",):
-            rules[name] = ("alpha_beta", {"alpha": 1.0, "beta": 0.0})
-        elif kind == "IdentityRule":
-            rules[name] = ("identity", {})
+        node = layer_index(plan, name)
+        kind = kinds[node]
+        if kind in _PASS_THROUGH:
+            continue
+        cls = type(rule).__name__
+        weighted = kind in _WEIGHTED
+        if cls == "EpsilonRule":
+            rules[node], eps[node] = "epsilon", float(getattr(rule, "STABILITY_FACTOR", 1e-9))
+        elif cls == "GammaRule":
+            if getattr(rule, "set_bias_to_zero", False):
+                raise _unsupported("LRP", f"GammaRule(set_bias_to_zero=True) on '{name}'")
+            if weighted:
+                rules[node], gam[node] = "gamma", float(rule.gamma)
+            else:
+                rules[node], eps[node] = "epsilon", 1e-9
+        elif cls == "Alpha1_Beta0_Rule":
+            if getattr(rule, "set_bias_to_zero", False):
+                raise _unsupported("LRP", f"Alpha1_Beta0_Rule(set_bias_to_zero=True) on '{name}'")
+            rules[node] = "alpha_beta" if weighted else "epsilon"
+            if not weighted:
+                eps[node] = 1e-9
+        elif cls == "IdentityRule":
+            rules[node] = "identity"
         else:
-            raise _unsupported("LRP", f"rule {kind} on '{name}'")
-    return rules
+            raise _unsupported("LRP", f"rule {cls} on '{name}'")
+    return rules, eps, gam

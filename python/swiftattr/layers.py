@@ -184,6 +184,26 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     return out
 
 
+def guided_grad_cam(net, inputs, layer, target=None, interpolate_mode: str = "nearest",
+                    internal_batch_size: Optional[int] = None, attribute_to_layer_input: bool = False):
+    """Guided GradCAM (Selvaraju et al. 2017), Captum's GuidedGradCam: guided backpropagation
+    (:func:`swiftattr.guided_backprop`) times the ReLU'd GradCAM of ``layer`` upsampled to the input
+    (``interpolate_mode`` "nearest" or "bilinear"), broadcast over the input's channels. Needs an image or
+    signal input (n, C, *spatial) and a layer with the same number of spatial axes."""
+    from .rules import guided_backprop
+
+    net, x = _network(net, inputs)
+    if len(net.input_shape) < 2:
+        raise SwiftAttrError(f"inputs: Guided GradCAM needs an image or signal input (C, *spatial), the model's is "
+                             f"{net.input_shape}", SA_ERR_SHAPE)
+    cam = grad_cam(net, x, layer, target, relu_attributions=True, upsample=True, interpolate_mode=interpolate_mode,
+                   internal_batch_size=internal_batch_size, attribute_to_layer_input=attribute_to_layer_input)
+    if cam.shape[2:] != x.shape[2:]:
+        raise SwiftAttrError(f"layer: its GradCAM has shape {cam.shape[1:]}, which does not upsample to the input's "
+                             f"spatial shape {x.shape[2:]} (pick a layer with spatial axes)", SA_ERR_SHAPE)
+    return guided_backprop(net, x, target) * cam
+
+
 def neuron_integrated_gradients(net, inputs, layer, neuron, baselines=None, n_steps: int = 50,
                                 method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
                                 return_convergence_delta: bool = False, attribute_to_neuron_input: bool = False):

@@ -224,3 +224,28 @@ def test_noise_tunnel_snippet_without_noise_is_the_wrapped_method(cnn):
     noisy = sc.NoiseTunnel(sc.Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=4, stdevs=0.2, target=1,
                                                          seed=3)
     assert noisy.shape == x.shape and float((noisy - sc.Saliency(model).attribute(x, target=1)).abs().max()) > 1e-4
+
+
+def test_guided_backprop_deconvolution_and_guided_gradcam_snippets(cnn):
+    model, x = cnn
+    for name in ("GuidedBackprop", "Deconvolution"):
+        ref, ours = _both(name)
+        close(ours(model).attribute(x, target=2), ref(model).attribute(x, target=2))
+    close(sc.GuidedGradCam(model, model.conv2).attribute(x, target=2),
+          captum_attr.GuidedGradCam(model, model.conv2).attribute(x, target=2))
+
+
+def test_lrp_snippets_with_captum_rules_on_modules():
+    from captum.attr._utils.lrp_rules import EpsilonRule, GammaRule
+
+    torch.manual_seed(9)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    x = torch.rand(4, 6)
+    ref, d0 = captum_attr.LRP(model).attribute(x, target=1, return_convergence_delta=True)
+    ours, d1 = sc.LRP(model).attribute(x, target=1, return_convergence_delta=True)
+    close(ours, ref)
+    close(d1, d0, rtol=1e-3)
+    model[0].rule = GammaRule(gamma=0.5)
+    model[2].rule = EpsilonRule(epsilon=0.1)
+    ref = captum_attr.LRP(model).attribute(x, target=1)
+    close(sc.LRP(model).attribute(x, target=1), ref)  # the adapter reads the same rule attributes
