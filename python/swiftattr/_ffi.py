@@ -31,6 +31,7 @@ SA_ERR_NUMERICAL = -9
 SA_ERR_BUFFER_TOO_SMALL = -10
 SA_ERR_FROZEN = -11
 SA_ERR_OUT_OF_MEMORY = -12
+SA_ERR_CANCELLED = -13
 SA_ERR_INTERNAL = -99
 
 
@@ -536,3 +537,11 @@ _sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, 
 #                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 _sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
                  c_void_p, POINTER(model_p), f64p, c_int64, i64p])
+
+
+# --- progress ---------------------------------------------------------------------------------------
+# typedef int (*sa_progress_fn)(void *user_data, int64_t done, int64_t total);
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int64)
+NO_PROGRESS = PROGRESS_FN()  # the NULL handler: sa_set_progress_handler(NO_PROGRESS, None) removes it
+# SA_API int sa_set_progress_handler(sa_progress_fn callback, void *user_data);
+_sig("sa_set_progress_handler", [PROGRESS_FN, c_void_p])

@@ -104,7 +104,8 @@ _POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uin
 _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
            "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
-           "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK}
+           "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK,
+           "sa_progress_fn": _ffi.PROGRESS_FN}
 
 
 def _ctype(c_type):
@@ -181,3 +182,10 @@ def test_train_options_and_callback_mirror_the_header(header):
     assert _ffi.TRAIN_CALLBACK._restype_ == ctypes.c_int
     m = re.search(r"^#define SA_TRAIN_HISTORY_COLUMNS (\d+)$", header, re.M)
     assert int(m.group(1)) == _ffi.TRAIN_HISTORY_COLUMNS
+
+
+def test_progress_handler_type_mirrors_the_header(header):
+    m = re.search(r"typedef int \(\*sa_progress_fn\)\((.*?)\);", header, re.S)
+    params = [re.sub(r"\w+$", "", p.strip()) for p in " ".join(m.group(1).split()).split(",")]
+    assert list(_ffi.PROGRESS_FN._argtypes_) == [_ctype(p) for p in params]
+    assert _ffi.PROGRESS_FN._restype_ == ctypes.c_int
