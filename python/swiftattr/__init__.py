@@ -26,6 +26,9 @@ from .hessians import expected_hessians, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
 from . import plot
+# Progress, many machines and RATE in one call (issue 15).
+from . import distributed
+from .rate import GlobalExplanation, explain_globally
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
 _warn()

@@ -47,18 +47,25 @@ class _TextBar:
 
 
 class _TqdmBar:
+    """A tqdm bar, created at the first report (when the total is known); a call that never reports (the
+    perturbation methods, RATE) shows one finished step when it ends."""
+
     def __init__(self, desc: str, tqdm):
-        self._bar = tqdm(desc=desc, total=None, leave=True)
+        self._desc, self._tqdm, self._bar = desc, tqdm, None
 
     def update_to(self, done: int, total) -> None:
+        if self._bar is None:
+            self._bar = self._tqdm(desc=self._desc, total=total, leave=True)
         bar = self._bar
-        if total and bar.total != total:
-            bar.total = total
         if done < bar.n:  # a new native call inside the same function: start the bar again
-            bar.reset(total=total or None)
+            bar.reset(total=total)
+        elif total and bar.total != total:
+            bar.total = total
         bar.update(done - bar.n)
 
     def close(self) -> None:
+        if self._bar is None:
+            self.update_to(1, 1)
         self._bar.close()
 
 
