@@ -976,24 +976,25 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
 /* ---------------------------------------------------------------------------------------------------
  * Progress and cancellation
  *
- * A long call reports its progress to the calling thread's progress handler between chunks of work, and
+ * A long call reports its progress to the calling thread's progress handler between pieces of work, and
  * stops when the handler returns non-zero. Why a per-thread handler (as sqlite3_progress_handler) rather
  * than a callback argument: no existing signature changes, every long call honours it without a new
  * parameter, and a binding installs it once around any call (the Python package does, for its progress
  * bar and Ctrl-C). Calls on other threads are not affected.
  *
  * The handler is called on the thread that made the call (never on a library worker thread), after each
- * chunk, with `done` of `total` units finished: examples for the row-chunked calls (forward, gradients,
- * saliency, input×gradient, IG, EG, SmoothGrad, DeepLIFT, DeepSHAP, Integrated and Expected Hessians,
- * Contextual Decomposition), epochs for sa_train, scoring rounds for ACD (total 0: not known in advance).
- * `done` increases from call to call and the last report of a successful row-chunked call has
- * done == total. A row chunk holds about 2^27 multiply-adds of work (tens of milliseconds) and at most
- * 4 MiB per row buffer, so a long call reports often and a small one reports once at its end; the chunking
- * does not depend on whether a handler is installed, so results never do. The perturbation methods
- * (occlusion, ablation, permutation, Shapley sampling, KernelSHAP, LIME) and the RATE functions run as one
- * piece and do not call the handler.
+ * piece of work, with `done` of `total` units finished: examples for the row-chunked calls (forward,
+ * gradients, saliency, input×gradient, IG, EG, SmoothGrad, DeepLIFT, DeepSHAP, Integrated and Expected
+ * Hessians, Contextual Decomposition), perturbed inputs evaluated for the perturbation methods (occlusion,
+ * feature ablation and permutation, Shapley value sampling, KernelSHAP, LIME), epochs for sa_train,
+ * scoring rounds for ACD (total 0: not known in advance). `done` increases from report to report, and the
+ * last report of a successful call has done == total (except ACD's, and sa_train's when it stops early).
+ * A piece holds about 2^27 multiply-adds (tens of milliseconds; a row chunk also at most 4 MiB per row
+ * buffer), so a long call reports often and a small one once, at its end; the pieces do not depend on
+ * whether a handler is installed, so results never do. The RATE functions (a few factorisations) do not
+ * call the handler.
  *
- * Cancelling: when the handler returns non-zero the call stops before its next chunk and returns
+ * Cancelling: when the handler returns non-zero the call stops before its next piece and returns
  * SA_ERR_CANCELLED, its message naming the call ("sa_integrated_gradients: cancelled by the progress
  * handler after 512 of 4096"). Output buffers then hold partial results. The model is unchanged and stays
  * usable; sa_train returns no model. The handler must not free the model the call is using; it may call

@@ -102,43 +102,22 @@ struct CallerTargets {
     }
 }
 
-/// Multiply–adds of one forward pass of one example (an estimate: GEMM-like layers dominate), for sizing
-/// chunks by work.
-func forwardWork(_ net: Network) -> Int {
-    var work = 0
-    for (i, layer) in net.layers.enumerated() {
-        let out = net.size(at: i + 1)
-        switch layer {
-        case .dense(let d): work += d.inFeatures * d.outFeatures
-        case .conv1d(let c), .conv2d(let c): work += c.weight.count / max(1, c.outChannels) * out
-        case .lstm(let l): work += (net.shapes[net.inputs[i][0]].first ?? 1) * 4 * l.hiddenSize * (l.inputSize + l.hiddenSize)
-        case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
-             .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding:
-            work += out
-        }
-    }
-    return max(1, work)
-}
-
 /// `passes` forward passes of one example (a backward pass counts as two), saturating.
 func work(_ net: Network, passes: Int) -> Int {
-    let (w, overflow) = forwardWork(net).multipliedReportingOverflow(by: max(1, passes))
+    let (w, overflow) = net.forwardWork.multipliedReportingOverflow(by: max(1, passes))
     return overflow ? Int.max : w
 }
 
-/// Multiply–adds per chunk of the C layer's row loop when a call is long: 2²⁷ (tens of milliseconds), so the
-/// progress handler is called, and a cancel takes effect, about that often.
-let workPerChunk = 1 << 27
-
 /// Rows per chunk when an export walks the caller's buffers: about 2²⁰ floats (4 MiB) of the widest
-/// per-row buffer — a method holds a few such arrays at once — and about ``workPerChunk`` multiply–adds
-/// (`work` per row), but enough rows for every thread. Small calls are one chunk.
+/// per-row buffer — a method holds a few such arrays at once — and about ``CallProgress/workPerPiece``
+/// multiply–adds (`work` per row; 2²⁷, tens of milliseconds, so the progress handler is called and a cancel
+/// takes effect about that often), but enough rows for every thread. Small calls are one chunk.
 func rowsPerChunk(width: Int, work: Int = 1) -> Int {
-    max(min((1 << 20) / max(1, width), workPerChunk / max(1, work)), 4 * Parallel.threadCount, 1)
+    max(min((1 << 20) / max(1, width), CallProgress.workPerPiece / max(1, work)), 4 * Parallel.threadCount, 1)
 }
 
 /// Calls `body` for consecutive row ranges covering 0..<rows (see ``rowsPerChunk(width:work:)``; `work` is
-/// an estimate of one row's multiply–adds, e.g. ``forwardWork(_:)`` × passes), telling the progress handler
+/// an estimate of one row's multiply–adds, e.g. ``work(_:passes:)``), telling the progress handler
 /// after each how many rows are done (`call` names the export in a cancel message). When SwiftAttr rejects a
 /// value, the caller's whole buffers `inputs` (in the order SwiftAttr checks them) are scanned so the error
 /// names the argument and the caller's index.

@@ -15,6 +15,7 @@ import functools
 import inspect
 import signal
 import sys
+import textwrap
 import threading
 import time
 
@@ -159,7 +160,38 @@ def long_call(fn):
             _local.active = False
 
     wrapper.__signature__ = signature.replace(parameters=parameters)
+    wrapper.__doc__ = _documented(fn.__doc__)
     return wrapper
+
+
+SHOW_PROGRESS_DOC = ("show a progress bar (tqdm's when installed, else a line on stderr) while the native call "
+                     "runs. Whatever its value, Ctrl-C in the main thread stops the call within one chunk of work "
+                     "and raises KeyboardInterrupt; the network stays usable.")
+
+
+def _documented(doc):
+    """``doc`` with ``show_progress`` described: as an entry of a numpy-style Parameters section when there is
+    one (at its end), else as a closing paragraph."""
+    if not doc or "show_progress" in doc:
+        return doc
+    lines = doc.split("\n")
+    for i in range(len(lines) - 1):
+        if lines[i].strip() == "Parameters" and set(lines[i + 1].strip()) == {"-"}:
+            indent = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+            end = i + 2
+            while end < len(lines) and not (end + 1 < len(lines) and lines[end].strip()
+                                            and set(lines[end + 1].strip()) == {"-"}
+                                            and lines[end].startswith(indent) and not lines[end][len(indent):].startswith(" ")):
+                end += 1
+            while end > i + 2 and not lines[end - 1].strip():
+                end -= 1
+            text = textwrap.fill(SHOW_PROGRESS_DOC[0].upper() + SHOW_PROGRESS_DOC[1:], 108,
+                                 initial_indent=indent + "    ", subsequent_indent=indent + "    ")
+            return "\n".join(lines[:end] + [f"{indent}show_progress : bool, default False", text] + lines[end:])
+    body = doc.rstrip()
+    indent = next((l[:len(l) - len(l.lstrip())] for l in lines[1:] if l.strip()), "")
+    text = textwrap.fill("``show_progress``: " + SHOW_PROGRESS_DOC, 108, initial_indent=indent, subsequent_indent=indent)
+    return f"{body}\n\n{text}\n"
 
 
 def _show(value) -> bool:

@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -378,8 +380,18 @@ def _guess_task(net, y) -> str:
         task, why = "classification", f"y holds integer class indices (dtype {labels.dtype})"
     else:
         task, why = "regression", ("y holds real values" if labels is not None else "no labels to tell")
-    warnings.warn(f"bayesian_last_layer: task={task!r} guessed ({why}); pass task= to choose", stacklevel=4)
+    warnings.warn(f"bayesian_last_layer: task={task!r} guessed ({why}); pass task= to choose", stacklevel=_caller_level())
     return task
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that makes a warning raised by the function calling this point at the first frame
+    outside the package (the user's call, whichever swiftattr functions are in between)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclass

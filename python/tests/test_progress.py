@@ -73,22 +73,31 @@ LONG_CALLS = [sa.saliency, sa.input_x_gradient, sa.gradient, sa.integrated_gradi
 
 
 @pytest.mark.parametrize("fn", LONG_CALLS, ids=lambda f: f.__name__)
-def test_every_long_call_takes_show_progress(fn):
+def test_every_long_call_takes_show_progress_and_documents_it(fn):
     p = inspect.signature(fn).parameters["show_progress"]
     assert p.default is False and p.kind == inspect.Parameter.KEYWORD_ONLY
     assert "show_progress" in str(inspect.signature(fn))
+    assert "show_progress" in fn.__doc__ and "KeyboardInterrupt" in fn.__doc__  # help() explains it
 
 
-def test_counts_increase_to_the_total_and_the_result_is_unchanged(recorder):
+# IG reports examples from the C row loop; Shapley value sampling (8 examples, 50 orders of 64 features)
+# reports perturbed inputs from SwiftAttr's evaluation loop, about four pieces of 2^27 multiply-adds.
+@pytest.mark.parametrize("name,total", [("integrated_gradients", N), ("shapley_value_sampling", 8 * 50 * (D - 1))])
+def test_counts_increase_to_the_total_and_the_result_is_unchanged(recorder, name, total):
     made, _ = recorder
     net, x = mlp(), data()
-    plain = sa.integrated_gradients(net, x, target=1, n_steps=STEPS)
-    shown = sa.integrated_gradients(net, x, target=1, n_steps=STEPS, show_progress=True)
+    if name == "shapley_value_sampling":
+        x = x[:8]
+        call = lambda **kw: sa.shapley_value_sampling(net, x, target=1, n_samples=50, seed=3, **kw)  # noqa: E731
+    else:
+        call = lambda **kw: sa.integrated_gradients(net, x, target=1, n_steps=STEPS, **kw)  # noqa: E731
+    plain = call()
+    shown = call(show_progress=True)
     (bar,) = made
     done = [d for d, _ in bar.reports]
     assert len(done) >= 3, bar.reports
     assert all(b > a for a, b in zip(done, done[1:])), done
-    assert bar.reports[-1] == (N, N) and bar.closed
+    assert bar.reports[-1] == (total, total) and bar.closed
     # The chunking does not depend on the handler: the same computation, bit for bit.
     np.testing.assert_array_equal(shown, plain)
 

@@ -56,6 +56,7 @@ def guessed(net, X, y):
         post = sa.bayesian_last_layer(net, X, y)
     messages = [str(w.message) for w in caught if "task=" in str(w.message)]
     assert len(messages) == 1, messages
+    assert [w.filename for w in caught if "task=" in str(w.message)] == [__file__]  # points at the caller's line
     return post.task, messages[0]
 
 

@@ -3,7 +3,8 @@
  * increasing counts ending at n; a non-zero return cancels it with SA_ERR_CANCELLED, a message naming the
  * call, and no further report; the model then gives the same numbers as before (bit for bit: the same
  * computation repeats on the same thread count); the handler belongs to the thread that installed it;
- * sa_train reports epochs and a cancel returns no model.
+ * the perturbation methods report from SwiftAttr's evaluation loop; sa_train reports epochs and a cancel
+ * returns no model.
  */
 #include "check.h"
 
@@ -105,6 +106,29 @@ int main(void) {
     EXPECT_ERROR(sa_deepshap(m, x, N, x, 64, &target, 1, SA_DEEPLIFT_RESCALE, SA_MAXPOOL_CROSSMAX, 1, 0, again, NULL),
                  SA_ERR_CANCELLED, "sa_deepshap");
     CHECK(r.calls == 1, "DeepSHAP: %d reports after a cancel at the first", r.calls);
+
+    /* Perturbation methods report perturbed inputs (Shapley sampling: n * n_samples * (features - 1) of them,
+     * here about four pieces of 2^27 multiply-adds) from SwiftAttr's evaluation loop, with the same numbers. */
+    {
+        enum { SN = 8, SS = 50 };
+        static float phi[SN * D], phi2[SN * D];
+        int64_t t = 3;
+        EXPECT_OK(sa_set_progress_handler(NULL, NULL));
+        EXPECT_OK(sa_shapley_value_sampling(m, x, SN, NULL, 0, &t, 1, NULL, 0, SS, 7, 0, NULL, 0, phi));
+        r = fresh(0);
+        EXPECT_OK(sa_set_progress_handler(record, &r));
+        EXPECT_OK(sa_shapley_value_sampling(m, x, SN, NULL, 0, &t, 1, NULL, 0, SS, 7, 0, NULL, 0, phi2));
+        CHECK(r.calls >= 3 && r.increasing && r.total == SN * SS * (D - 1) && r.last_done == r.total,
+              "Shapley sampling: %d reports, last %lld of %lld", r.calls, (long long)r.last_done, (long long)r.total);
+        CHECK(memcmp(phi, phi2, sizeof phi) == 0, "a handler changed Shapley sampling's result");
+        r = fresh(1);
+        EXPECT_ERROR(sa_shapley_value_sampling(m, x, SN, NULL, 0, &t, 1, NULL, 0, SS, 7, 0, NULL, 0, phi2), SA_ERR_CANCELLED,
+                     "sa_shapley_value_sampling");
+        CHECK(r.calls == 1, "Shapley sampling went on after the cancel (%d reports)", r.calls);
+        EXPECT_OK(sa_set_progress_handler(NULL, NULL));
+        EXPECT_OK(sa_shapley_value_sampling(m, x, SN, NULL, 0, &t, 1, NULL, 0, SS, 7, 0, NULL, 0, phi2));
+        CHECK(memcmp(phi, phi2, sizeof phi) == 0, "Shapley sampling after a cancel differs");
+    }
 
     /* The model still works, and gives the same numbers. */
     EXPECT_OK(sa_set_progress_handler(NULL, NULL));
