@@ -8,6 +8,7 @@
  */
 #include "check.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -121,6 +122,18 @@ int main(void) {
         CHECK(r.calls >= 3 && r.increasing && r.total == SN * SS * (D - 1) && r.last_done == r.total,
               "Shapley sampling: %d reports, last %lld of %lld", r.calls, (long long)r.last_done, (long long)r.total);
         CHECK(memcmp(phi, phi2, sizeof phi) == 0, "a handler changed Shapley sampling's result");
+        /* Every piece was evaluated where it belongs: efficiency, sum_j phi_j = f_t(x) - f_t(0), holds per example.
+         * Each phi_j is a mean of differences of float32 outputs (summed in double), so the sum is exact to a
+         * few float32 roundings of |f| (~1e-6 of it); a missing or misplaced piece is off by O(|f|). */
+        static float y[SN * K], y0[K], zero[D];
+        EXPECT_OK(sa_forward(m, x, SN, y));
+        EXPECT_OK(sa_forward(m, zero, 1, y0));
+        for (int i = 0; i < SN; i++) {
+            double sum = 0;
+            for (int j = 0; j < D; j++) sum += phi[i * D + j];
+            double want = (double)y[i * K + 3] - (double)y0[3], tol = 1e-4 * (1.0 + fabs(want));
+            CHECK(fabs(sum - want) <= tol, "example %d: sum of Shapley values %.7g, f(x) - f(0) = %.7g", i, sum, want);
+        }
         r = fresh(1);
         EXPECT_ERROR(sa_shapley_value_sampling(m, x, SN, NULL, 0, &t, 1, NULL, 0, SS, 7, 0, NULL, 0, phi2), SA_ERR_CANCELLED,
                      "sa_shapley_value_sampling");
