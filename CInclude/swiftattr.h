@@ -81,6 +81,7 @@ typedef enum sa_status {
     SA_ERR_BUFFER_TOO_SMALL = -10, /**< an output buffer is smaller than required */
     SA_ERR_FROZEN = -11,           /**< the model has been used and can no longer be changed */
     SA_ERR_OUT_OF_MEMORY = -12,    /**< an allocation the call needs is too large */
+    SA_ERR_CANCELLED = -13,        /**< the progress handler asked the call to stop (sa_set_progress_handler) */
     SA_ERR_INTERNAL = -99          /**< a bug in swiftattr: please report it */
 } sa_status;
 
@@ -1167,6 +1168,42 @@ SA_API int sa_guided_backprop(const sa_model *model, const float *x, int64_t n, 
 /** Deconvolution (as sa_guided_backprop, with the ReLU rule max(g, 0)). */
 SA_API int sa_deconvolution(const sa_model *model, const float *x, int64_t n, const int64_t *target,
                             int64_t n_target, int64_t internal_batch_size, float *out);
+
+/* --- progress --- */
+/* ---------------------------------------------------------------------------------------------------
+ * Progress and cancellation
+ *
+ * A long call reports its progress to the calling thread's progress handler between pieces of work, and
+ * stops when the handler returns non-zero. Why a per-thread handler (as sqlite3_progress_handler) rather
+ * than a callback argument: no existing signature changes, every long call honours it without a new
+ * parameter, and a binding installs it once around any call (the Python package does, for its progress
+ * bar and Ctrl-C). Calls on other threads are not affected.
+ *
+ * The handler is called on the thread that made the call (never on a library worker thread), after each
+ * piece of work, with `done` of `total` units finished: examples for the row-chunked calls (forward,
+ * gradients, saliency, input×gradient, IG, EG, SmoothGrad, DeepLIFT, DeepSHAP, Integrated and Expected
+ * Hessians, Contextual Decomposition), perturbed inputs evaluated for the perturbation methods (occlusion,
+ * feature ablation and permutation, Shapley value sampling, KernelSHAP, LIME), epochs for sa_train,
+ * scoring rounds for ACD (total 0: not known in advance). `done` increases from report to report, and the
+ * last report of a successful call has done == total (except ACD's, and sa_train's when it stops early).
+ * A piece holds about 2^27 multiply-adds (tens of milliseconds; a row chunk also at most 4 MiB per row
+ * buffer), so a long call reports often and a small one once, at its end; the pieces do not depend on
+ * whether a handler is installed, so results never do. The RATE functions (a few factorisations) do not
+ * call the handler.
+ *
+ * Cancelling: when the handler returns non-zero the call stops before its next piece and returns
+ * SA_ERR_CANCELLED, its message naming the call ("sa_integrated_gradients: cancelled by the progress
+ * handler after 512 of 4096"). Output buffers then hold partial results. The model is unchanged and stays
+ * usable; sa_train returns no model. The handler must not free the model the call is using; it may call
+ * sa_set_progress_handler. */
+
+/** The progress handler: `done` of `total` units of the running call are finished (total 0: unknown).
+ *  Return 0 to continue, non-zero to cancel the call (SA_ERR_CANCELLED). */
+typedef int (*sa_progress_fn)(void *user_data, int64_t done, int64_t total);
+
+/** Installs `callback` (called with `user_data`) as the calling thread's progress handler for the calls
+ *  it makes afterwards, replacing any previous one; NULL removes it. Always returns SA_OK. */
+SA_API int sa_set_progress_handler(sa_progress_fn callback, void *user_data);
 
 #ifdef __cplusplus
 }

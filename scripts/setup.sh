@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what swiftattr needs on a Debian machine with a Swift toolchain: a C compiler, the BLAS
 # (PyPI's scipy-openblas32, the current OpenBLAS that numpy and scipy ship, copied to .blas/lib where
-# Package.swift links it), and the Python packages for the package, its tests (onnx for sa.from_onnx; not
-# onnxruntime or torch, which only the fixture scripts use; nbclient, nbformat and ipykernel run the example
-# notebooks) and the demo. Skips what is there.
+# Package.swift links it), and the Python packages for the package, its tests (onnx for sa.from_onnx, dask for
+# sa.distributed; not onnxruntime or torch, which only the fixture scripts use; nbclient, nbformat and
+# ipykernel run the example notebooks) and the demo. Skips what is there.
 # SWIFTATTR_BLAS=system installs Debian's libopenblas-dev and liblapacke-dev instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ missing=$($PY - <<'PYEOF'
 import importlib.util
 mods = {"numpy": "numpy", "scipy": "scipy", "pytest": "pytest", "sklearn": "scikit-learn",
         "matplotlib": "matplotlib", "scipy_openblas32": "scipy-openblas32", "onnx": "onnx",
-        "nbclient": "nbclient", "nbformat": "nbformat", "ipykernel": "ipykernel"}
+        "nbclient": "nbclient", "nbformat": "nbformat", "ipykernel": "ipykernel", "distributed": "dask[distributed]"}
 print(" ".join(pkg for mod, pkg in mods.items() if importlib.util.find_spec(mod) is None))
 PYEOF
 )

@@ -37,6 +37,18 @@ private func callerScorer(_ scorer: GroupScorerCallback?, _ context: UnsafeMutab
     }
 }
 
+/// `scorer`, telling the progress handler after each batch of groups it scores how many batches are done
+/// (of total 0: how many there will be is not known in advance); a cancel stops the agglomeration.
+private func reporting(_ scorer: GroupScorer, call: String = #function) -> GroupScorer {
+    var done = 0
+    return GroupScorer(inputSize: scorer.inputSize) { masks, m in
+        let scores = try scorer.score(masks, m)
+        done += 1
+        try reportProgress(done, of: 0, call: call)
+        return scores
+    }
+}
+
 /// The model's scorer for example `x` (one example) and `target`.
 private func modelScorer(_ net: Network, _ x: UnsafePointer<Float>?, _ target: Int64, _ scoreRule: Int32) throws -> GroupScorer {
     let xs = try CallerRows(x, rows: 1, width: net.inputSize, "x", countName: "n")
@@ -110,7 +122,7 @@ public func sa_acd_1d(
         let (length, channels) = try sequenceShape(net)
         let options = try acdOptions(percentile, blockSize, maxIterations)
         let scorer = try modelScorer(net, x, target, scoreRule)
-        let h = try ACD.agglomerate1D(length: length, channels: channels, scorer: scorer, options: options)
+        let h = try ACD.agglomerate1D(length: length, channels: channels, scorer: reporting(scorer), options: options)
         try writeHierarchy(h, labels: labels, scores: scores, unitScores: unitScores, fullScore: fullScore,
                            merges: nil, mergeGains: nil, nLevels: nLevels, nIterationLevels: nil)
     }
@@ -127,7 +139,7 @@ public func sa_acd_1d_scored(
         let l = try checkCount(length, "length"), c = try checkCount(channels, "channels")
         let options = try acdOptions(percentile, blockSize, maxIterations)
         let s = try callerScorer(scorer, context, inputSize: try checkedProduct(l, c, "mask_size", factors: ["length", "channels"]))
-        let h = try ACD.agglomerate1D(length: l, channels: c, scorer: s, options: options)
+        let h = try ACD.agglomerate1D(length: l, channels: c, scorer: reporting(s), options: options)
         try writeHierarchy(h, labels: labels, scores: scores, unitScores: unitScores, fullScore: fullScore,
                            merges: nil, mergeGains: nil, nLevels: nLevels, nIterationLevels: nil)
     }
@@ -149,7 +161,7 @@ public func sa_acd_2d(
         let options = try acdOptions(percentile, blockSize, maxIterations)
         let scorer = try modelScorer(net, x, target, scoreRule)
         let h = try ACD.agglomerate2D(height: net.inputShape[1], width: net.inputShape[2], channels: net.inputShape[0],
-                                      scorer: scorer, options: options)
+                                      scorer: reporting(scorer), options: options)
         try writeHierarchy(h, labels: labels, scores: scores, unitScores: unitScores, fullScore: fullScore,
                            merges: merges, mergeGains: mergeGains, nLevels: nLevels, nIterationLevels: nIterationLevels)
     }
@@ -168,7 +180,7 @@ public func sa_acd_2d_scored(
         let options = try acdOptions(percentile, blockSize, maxIterations)
         let size = try checkedProduct(try checkedProduct(h, w, "mask_size", factors: ["height", "width"]), c, "mask_size")
         let s = try callerScorer(scorer, context, inputSize: size)
-        let result = try ACD.agglomerate2D(height: h, width: w, channels: c, scorer: s, options: options)
+        let result = try ACD.agglomerate2D(height: h, width: w, channels: c, scorer: reporting(s), options: options)
         try writeHierarchy(result, labels: labels, scores: scores, unitScores: unitScores, fullScore: fullScore,
                            merges: merges, mergeGains: mergeGains, nLevels: nLevels, nIterationLevels: nIterationLevels)
     }

@@ -23,7 +23,7 @@ public func sa_contextual_decomposition(
         _ = try nonNull(irrelevant, "irrelevant")
         // The masks are shared by every example (one copy, checked by SwiftAttr); the examples are walked in chunks.
         let masks = try ms.copyAll()
-        try forEachRowChunk(rows: rows, width: max(net.inputSize, width), inputs: [xs, ms]) { range in
+        try forEachRowChunk(rows: rows, width: max(net.inputSize, width), work: work(net, passes: 2 * maskCount), inputs: [xs, ms]) { range in
             let r = try net.contextualDecomposition(try xs.copy(range), rows: range.count, masks: masks, maskCount: maskCount,
                                                     internalBatchSize: batchSize)
             let offset = range.lowerBound * width, count = range.count * width

@@ -31,7 +31,7 @@ public func sa_deeplift(
         let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        try perExampleWithDelta(net, xs, baselines: base, out: out, delta: delta) { values, rows, base, range in
+        try perExampleWithDelta(net, xs, baselines: base, passes: 4, out: out, delta: delta) { values, rows, base, range in
             let result = try net.deepLift(values, rows: rows, baselines: base, targets: try t.slice(range), rule: r, maxPool: m,
                                           multiplyByInputs: multiplyByInputs != 0, internalBatchSize: batchSize)
             return (result.attributions, result.delta)
@@ -61,7 +61,7 @@ public func sa_deepshap(
         // The references are shared by every example (one copy); the examples are walked in chunks.
         let refs = try rs.copyAll()
         let d = net.inputSize
-        try forEachRowChunk(rows: rows, width: d, inputs: [xs, rs]) { range in
+        try forEachRowChunk(rows: rows, width: d, work: work(net, passes: 4 * refRows), inputs: [xs, rs]) { range in
             let result = try net.deepShap(try xs.copy(range), rows: range.count, references: refs, referenceCount: refRows,
                                           targets: try t.slice(range), rule: r, maxPool: m,
                                           multiplyByInputs: multiplyByInputs != 0, internalBatchSize: batchSize)

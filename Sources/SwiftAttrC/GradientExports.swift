@@ -102,22 +102,34 @@ struct CallerTargets {
     }
 }
 
-/// Rows per chunk when an export walks the caller's buffers: about 2²⁰ floats (4 MiB) of the widest
-/// per-row buffer — a method holds a few such arrays at once — and enough rows for every thread.
-func rowsPerChunk(width: Int) -> Int {
-    max(1, (1 << 20) / max(1, width), 4 * Parallel.threadCount)
+/// `passes` forward passes of one example (a backward pass counts as two), saturating.
+func work(_ net: Network, passes: Int) -> Int {
+    let (w, overflow) = net.forwardWork.multipliedReportingOverflow(by: max(1, passes))
+    return overflow ? Int.max : w
 }
 
-/// Calls `body` for consecutive row ranges covering 0..<rows (see ``rowsPerChunk(width:)``). When
-/// SwiftAttr rejects a value, the caller's whole buffers `inputs` (in the order SwiftAttr checks them) are
-/// scanned so the error names the argument and the caller's index.
-func forEachRowChunk(rows: Int, width: Int, inputs: [CallerRows], _ body: (Range<Int>) throws -> Void) throws {
-    let step = rowsPerChunk(width: width)
+/// Rows per chunk when an export walks the caller's buffers: about 2²⁰ floats (4 MiB) of the widest
+/// per-row buffer — a method holds a few such arrays at once — and about ``CallProgress/workPerPiece``
+/// multiply–adds (`work` per row; 2²⁷, tens of milliseconds, so the progress handler is called and a cancel
+/// takes effect about that often), but enough rows for every thread. Small calls are one chunk.
+func rowsPerChunk(width: Int, work: Int = 1) -> Int {
+    max(min((1 << 20) / max(1, width), CallProgress.workPerPiece / max(1, work)), 4 * Parallel.threadCount, 1)
+}
+
+/// Calls `body` for consecutive row ranges covering 0..<rows (see ``rowsPerChunk(width:work:)``; `work` is
+/// an estimate of one row's multiply–adds, e.g. ``work(_:passes:)``), telling the progress handler
+/// after each how many rows are done (`call` names the export in a cancel message). When SwiftAttr rejects a
+/// value, the caller's whole buffers `inputs` (in the order SwiftAttr checks them) are scanned so the error
+/// names the argument and the caller's index.
+func forEachRowChunk(rows: Int, width: Int, work: Int = 1, inputs: [CallerRows], call: String = #function,
+                     _ body: (Range<Int>) throws -> Void) throws {
+    let step = rowsPerChunk(width: width, work: work)
     var start = 0
     while start < rows {
         let range = start..<min(rows, start + step)
         try locatingRejectedValue(inputs) { try body(range) }
         start = range.upperBound
+        try reportProgress(start, of: rows, call: call)
     }
 }
 
@@ -199,10 +211,10 @@ func baselineCall(
 }
 
 /// Runs a per-example method chunk by chunk: `method(x, rows, range)` returns rows × `width` floats for
-/// the examples `range`, written to `out` in place.
-func perExample(_ x: CallerRows, width: Int, inputs: [CallerRows]? = nil, out: UnsafeMutablePointer<Float>?,
-                _ method: ([Float], Int, Range<Int>) throws -> [Float]) throws {
-    try forEachRowChunk(rows: x.rows, width: max(x.width, width), inputs: inputs ?? [x]) { range in
+/// the examples `range`, written to `out` in place; `work` estimates one example's multiply–adds.
+func perExample(_ x: CallerRows, width: Int, work: Int = 1, inputs: [CallerRows]? = nil, out: UnsafeMutablePointer<Float>?,
+                call: String = #function, _ method: ([Float], Int, Range<Int>) throws -> [Float]) throws {
+    try forEachRowChunk(rows: x.rows, width: max(x.width, width), work: work, inputs: inputs ?? [x], call: call) { range in
         let values = try method(try x.copy(range), range.count, range)
         try write(values, to: advanced(out, range.lowerBound * width), at: range.lowerBound * width, count: range.count * width)
     }
@@ -214,7 +226,7 @@ public func sa_forward(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n:
         let net = try handle(model).use()
         let xs = try CallerRows(x, rows: try checkCount(n, "n"), width: net.inputSize, "x", countName: "n")
         _ = try nonNull(out, "out")
-        try perExample(xs, width: net.outputSize, out: out) { values, rows, _ in try net.predict(values, rows: rows) }
+        try perExample(xs, width: net.outputSize, work: work(net, passes: 1), out: out) { values, rows, _ in try net.predict(values, rows: rows) }
     }
 }
 
@@ -227,7 +239,7 @@ public func sa_forward_to_layer(_ model: OpaquePointer?, _ x: UnsafePointer<Floa
             throw SwiftAttrError(.outOfRange, "layer = \(layer) is out of range 0...\(net.layers.count)")
         }
         _ = try nonNull(out, "out")
-        try perExample(xs, width: net.size(at: Int(layer)), out: out) { values, rows, _ in
+        try perExample(xs, width: net.size(at: Int(layer)), work: work(net, passes: 1), out: out) { values, rows, _ in
             try net.activations(values, rows: rows, atInputOf: Int(layer))
         }
     }
@@ -241,7 +253,7 @@ public func sa_gradient(_ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         let c = try CallerRows(cotangent, rows: rows, width: net.outputSize, "cotangent", countName: "n", widthName: "output_size")
         _ = try nonNull(out, "out")
-        try perExample(xs, width: net.inputSize, inputs: [xs, c], out: out) { values, rows, range in
+        try perExample(xs, width: net.inputSize, work: work(net, passes: 3), inputs: [xs, c], out: out) { values, rows, range in
             try net.gradient(values, rows: rows, cotangent: try c.copy(range))
         }
     }
@@ -254,7 +266,7 @@ public func sa_saliency(
 ) -> Int32 {
     guarded {
         let (net, xs, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+        try perExample(xs, width: net.inputSize, work: work(net, passes: 3), out: out) { values, rows, range in
             try net.saliency(values, rows: rows, targets: try t.slice(range), absolute: absolute != 0)
         }
     }
@@ -267,7 +279,7 @@ public func sa_input_x_gradient(
 ) -> Int32 {
     guarded {
         let (net, xs, t) = try attributionCall(model, x, n, target, nTarget, out)
-        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+        try perExample(xs, width: net.inputSize, work: work(net, passes: 3), out: out) { values, rows, range in
             try net.inputXGradient(values, rows: rows, targets: try t.slice(range))
         }
     }
@@ -281,13 +293,14 @@ func quadrature(_ method: Int32) throws -> PathQuadrature {
     return rule
 }
 
-/// Runs a per-example method that also returns one delta per example, chunk by chunk, writing the
-/// attributions to `out` and (when `delta` is not NULL) the deltas to `delta`.
-func perExampleWithDelta(_ net: Network, _ x: CallerRows, baselines: CallerBaselines,
-                         out: UnsafeMutablePointer<Float>?, delta: UnsafeMutablePointer<Float>?,
+/// Runs a per-example method that also returns one delta per example (`passes` forward and backward passes
+/// per example), chunk by chunk, writing the attributions to `out` and (when `delta` is not NULL) the deltas to `delta`.
+func perExampleWithDelta(_ net: Network, _ x: CallerRows, baselines: CallerBaselines, passes: Int,
+                         out: UnsafeMutablePointer<Float>?, delta: UnsafeMutablePointer<Float>?, call: String = #function,
                          _ method: ([Float], Int, [Float], Range<Int>) throws -> (attributions: [Float], delta: [Float])) throws {
     let d = net.inputSize
-    try forEachRowChunk(rows: x.rows, width: d, inputs: [x] + (baselines.callerRows.map { [$0] } ?? [])) { range in
+    try forEachRowChunk(rows: x.rows, width: d, work: work(net, passes: passes), inputs: [x] + (baselines.callerRows.map { [$0] } ?? []),
+                        call: call) { range in
         let result = try method(try x.copy(range), range.count, try baselines.slice(range), range)
         try write(result.attributions, to: advanced(out, range.lowerBound * d), at: range.lowerBound * d, count: range.count * d)
         if let delta { try write(result.delta, to: delta + range.lowerBound, at: range.lowerBound, count: range.count, "delta") }
@@ -306,7 +319,7 @@ private func integratedGradientsCall(
         let steps = try checkCount(nSteps, "n_steps")
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        try perExampleWithDelta(net, xs, baselines: base, out: out, delta: delta) { values, rows, base, range in
+        try perExampleWithDelta(net, xs, baselines: base, passes: 3 * steps, out: out, delta: delta) { values, rows, base, range in
             let r = try net.integratedGradients(values, rows: rows, baselines: base, targets: try t.slice(range), steps: steps,
                                                 method: rule, internalBatchSize: batchSize, multiplyByInputs: multiplyByInputs)
             return (r.attributions, r.delta)
@@ -358,7 +371,7 @@ public func sa_expected_gradients(
         // offsets give the one-call numbers (bounded memory whatever n).
         let refs = try rs.copyAll()
         let offset = try exampleOffset(firstExample, rows: rows)
-        try perExample(xs, width: net.inputSize, inputs: [xs, rs], out: out) { values, rows, range in
+        try perExample(xs, width: net.inputSize, work: work(net, passes: 3 * samples), inputs: [xs, rs], out: out) { values, rows, range in
             try net.expectedGradients(values, rows: rows, references: refs, referenceCount: refRows, targets: try t.slice(range),
                                       samples: samples, seed: seed, exampleOffset: offset + range.lowerBound,
                                       internalBatchSize: batchSize)
@@ -385,7 +398,7 @@ public func sa_smoothgrad(
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
         let offset = try exampleOffset(firstExample, rows: rows)
-        try perExample(xs, width: net.inputSize, out: out) { values, rows, range in
+        try perExample(xs, width: net.inputSize, work: work(net, passes: 3 * samples), out: out) { values, rows, range in
             try net.smoothGrad(values, rows: rows, targets: try t.slice(range), aggregation: kind, samples: samples, stdev: stdev,
                                seed: seed, exampleOffset: offset + range.lowerBound, internalBatchSize: batchSize)
         }

@@ -57,7 +57,8 @@ public func sa_integrated_hessians(
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
         let width = try interactionWidth(net, rows: rows, index: index)
-        try perExample(xs, width: width, inputs: [xs] + (base.callerRows.map { [$0] } ?? []), out: out) { values, rows, range in
+        try perExample(xs, width: width, work: work(net, passes: 3 * steps * (width / net.inputSize)),
+                       inputs: [xs] + (base.callerRows.map { [$0] } ?? []), out: out) { values, rows, range in
             try net.integratedHessians(values, rows: rows, baselines: try base.slice(range), targets: try t.slice(range),
                                        steps: steps, method: rule, softplusBeta: beta, interactionIndex: index,
                                        internalBatchSize: batchSize)
@@ -88,7 +89,7 @@ public func sa_expected_hessians(
         let refs = try rs.copyAll()
         let width = try interactionWidth(net, rows: rows, index: index)
         // Example i's draws are keyed by first_example + i, so row chunks give the one-call numbers.
-        try perExample(xs, width: width, inputs: [xs, rs], out: out) { values, rows, range in
+        try perExample(xs, width: width, work: work(net, passes: 3 * samples * (width / net.inputSize)), inputs: [xs, rs], out: out) { values, rows, range in
             try net.expectedHessians(values, rows: rows, references: refs, referenceCount: refRows,
                                      targets: try t.slice(range), samples: samples, seed: seed,
                                      exampleOffset: offset + range.lowerBound, softplusBeta: beta, interactionIndex: index,

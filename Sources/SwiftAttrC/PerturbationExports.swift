@@ -2,7 +2,8 @@ import SwiftAttr
 
 // Perturbation methods (occlusion, feature ablation and permutation, Shapley value sampling, KernelSHAP,
 // LIME). Each runs on the whole batch in one SwiftAttr call: feature permutation mixes examples, and the
-// others bound their memory by chunking the perturbed inputs inside SwiftAttr (internal_batch_size).
+// others bound their memory by chunking the perturbed inputs inside SwiftAttr (internal_batch_size), which
+// reports its progress between pieces of those chunks (see ``CallProgress``).
 
 /// The batch, its baselines and targets, checked in the header's order; the output pointer is checked
 /// before any work.
@@ -47,6 +48,15 @@ private func coalitionBits(_ c: UnsafePointer<UInt8>?, _ count: Int) -> [UInt8]?
     return Array(UnsafeBufferPointer(start: c, count: count))
 }
 
+/// Runs the SwiftAttr call `body` on the batch `x`: its evaluation loop reports to the calling thread's
+/// progress handler (perturbed inputs done of total; a cancel stops it), and a rejected value is located
+/// in the caller's buffer. `call` names the export.
+private func evaluating<T>(_ x: CallerRows, call: String = #function, _ body: () throws -> T) throws -> T {
+    try CallProgress.observing({ done, total in try reportProgress(done, of: total, call: call) }) {
+        try locatingRejectedValue([x], body)
+    }
+}
+
 /// Writes the batch's attributions to `out`.
 private func finish(_ values: [Float], _ net: Network, rows: Int, _ out: UnsafeMutablePointer<Float>?) throws {
     try write(values, to: out, count: rows * net.inputSize)
@@ -67,7 +77,7 @@ public func sa_occlusion(
         let w = try nonNull(window, "sliding_window_shapes")
         let windowSizes = (0..<rank).map { Int(clamping: w[$0]) }
         let steps = strides.map { s in (0..<rank).map { Int(clamping: s[$0]) } }
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.occlusion(call.xs, rows: call.x.rows, window: windowSizes, strides: steps, baselines: call.b,
                                           targets: call.targets, internalBatchSize: try chunk(internalBatchSize)), call.net, rows: call.x.rows, out)
         }
@@ -83,7 +93,7 @@ public func sa_feature_ablation(
     guarded {
         let call = try perturbationCall(model, x, n, baselines, nBaselines, target, nTarget, out)
         let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.featureAblation(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
                                                 targets: call.targets, internalBatchSize: try chunk(internalBatchSize)), call.net, rows: call.x.rows, out)
         }
@@ -100,7 +110,7 @@ public func sa_feature_permutation(
         let call = try perturbationCall(model, x, n, nil, 0, target, nTarget, out)
         let m = try featureMask(mask, maskRows, net: call.net, rows: call.x.rows)
         let p = permutationEntries(permutations, try checkedProduct(m.features, call.x.rows, "permutations", factors: ["features", "n"]))
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.featurePermutation(call.xs, rows: call.x.rows, mask: m.ids, maskRows: m.rows, targets: call.targets,
                                                    seed: seed, permutations: p, internalBatchSize: try chunk(internalBatchSize)), call.net, rows: call.x.rows, out)
         }
@@ -120,7 +130,7 @@ public func sa_shapley_value_sampling(
         let samples = try checkCount(nSamples, "n_samples")
         let p = permutationEntries(permutations, try checkedProduct(samples, m.features, "permutations", factors: ["n_samples", "features"]))
         let offset = try exampleOffset(firstExample, rows: call.x.rows)
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.shapleyValueSampling(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
                                                      targets: call.targets, samples: samples, seed: seed, exampleOffset: offset,
                                                      permutations: p, internalBatchSize: try chunk(internalBatchSize)), call.net, rows: call.x.rows, out)
@@ -168,7 +178,7 @@ public func sa_kernel_shap(
             guard c.bits != nil else { throw SwiftAttrError(.invalidArgument, "coalition_weights: given without coalitions") }
             return Array(try doubles(w, c.rows * samples, "coalition_weights"))
         }
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.kernelShap(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
                                            targets: call.targets, samples: samples, seed: seed, exampleOffset: offset,
                                            coalitions: c.bits, coalitionRows: c.rows, coalitionWeights: weights,
@@ -195,7 +205,7 @@ public func sa_lime(
         guard let model = LimeSurrogate(rawValue: surrogate) else {
             throw SwiftAttrError(.unknownEnum, "surrogate: \(surrogate) is not an sa_lime_surrogate (0…\(LimeSurrogate.allCases.count - 1))")
         }
-        try locatingRejectedValue([call.x]) {
+        try evaluating(call.x) {
             try finish(call.net.lime(call.xs, rows: call.x.rows, baselines: call.b, mask: m.ids, maskRows: m.rows,
                                      targets: call.targets, samples: samples, seed: seed, exampleOffset: offset,
                                      coalitions: c.bits, coalitionRows: c.rows, kernelWidth: kernelWidth, distance: mode,

@@ -135,3 +135,51 @@ func doubles(_ p: UnsafePointer<Double>?, _ count: Int, _ name: String) throws -
 func output<T>(_ p: UnsafeMutablePointer<T>?, _ count: Int, _ name: String) throws -> UnsafeMutableBufferPointer<T> {
     UnsafeMutableBufferPointer(start: try nonNull(p, name), count: count)
 }
+
+// --- progress ---------------------------------------------------------------------------------------
+// The calling thread's progress handler (sa_set_progress_handler): one per thread, like sqlite3's
+// progress handler, so no existing signature changes and every long call honours it. It is called only
+// by ``reportProgress(_:of:call:)``, on the thread that made the call, between chunks of work.
+
+/// `typedef int (*sa_progress_fn)(void *user_data, int64_t done, int64_t total);`
+public typealias ProgressCallback = @convention(c) (UnsafeMutableRawPointer?, Int64, Int64) -> Int32
+
+private struct ProgressHandler {
+    let callback: ProgressCallback
+    let userData: UnsafeMutableRawPointer?
+}
+
+/// Per-thread storage of the progress handler (a pointer to a ``ProgressHandler``, freed with the thread).
+private let progressKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key) { $0.map { UnsafeMutableRawPointer($0).deallocate() } }
+    return key
+}()
+
+/// `int sa_set_progress_handler(sa_progress_fn callback, void *user_data)`: installs (or with NULL
+/// removes) the calling thread's progress handler. Always succeeds.
+@_cdecl("sa_set_progress_handler")
+public func sa_set_progress_handler(_ callback: ProgressCallback?, _ userData: UnsafeMutableRawPointer?) -> Int32 {
+    if let old = pthread_getspecific(progressKey) {
+        pthread_setspecific(progressKey, nil)
+        old.assumingMemoryBound(to: ProgressHandler.self).deinitialize(count: 1).deallocate()
+    }
+    if let callback {
+        let p = UnsafeMutablePointer<ProgressHandler>.allocate(capacity: 1)
+        p.initialize(to: ProgressHandler(callback: callback, userData: userData))
+        pthread_setspecific(progressKey, p)
+    }
+    return 0
+}
+
+/// Tells the calling thread's progress handler (if any) that `done` of `total` units of the call are
+/// finished; throws `cancelled`, naming the call, when it returns non-zero. `call` is the export's Swift
+/// name (`#function`), cut at its argument list.
+func reportProgress(_ done: Int, of total: Int, call: String) throws {
+    guard let raw = pthread_getspecific(progressKey) else { return }
+    let handler = raw.assumingMemoryBound(to: ProgressHandler.self).pointee  // a copy: the callback may replace it
+    guard handler.callback(handler.userData, Int64(done), Int64(total)) == 0 else {
+        let name = call.split(separator: "(", maxSplits: 1).first.map(String.init) ?? call
+        throw SwiftAttrError(.cancelled, "\(name): cancelled by the progress handler after \(done) of \(total)")
+    }
+}

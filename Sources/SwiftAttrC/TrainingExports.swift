@@ -242,8 +242,10 @@ public func sa_train(
             }
             history = outHistory
         }
-        let onEpoch: ((EpochRecord) throws -> Bool)? = callback.map { cb in
-            { r in cb(userData, Int64(r.epoch), r.trainLoss, r.validationLoss ?? .nan, r.validationAccuracy ?? .nan) != 0 }
+        // After each epoch: the progress handler (epochs done of o.epochs; a cancel throws), then the callback.
+        let onEpoch: (EpochRecord) throws -> Bool = { r in
+            try reportProgress(r.epoch, of: o.epochs, call: "sa_train")
+            return callback.map { cb in cb(userData, Int64(r.epoch), r.trainLoss, r.validationLoss ?? .nan, r.validationAccuracy ?? .nan) != 0 } ?? false
         }
         let (trained, record) = try locatingRejectedValue(inputs) {
             try net.train(try xs.copyAll(), rows: rows, labels: labels, options: o, validation: validation, onEpoch: onEpoch)

@@ -57,6 +57,7 @@ final class ABINumberingTests: XCTestCase {
         case .bufferTooSmall: "SA_ERR_BUFFER_TOO_SMALL"
         case .frozen: "SA_ERR_FROZEN"
         case .outOfMemory: "SA_ERR_OUT_OF_MEMORY"
+        case .cancelled: "SA_ERR_CANCELLED"
         case .internal: "SA_ERR_INTERNAL"
         }
     }

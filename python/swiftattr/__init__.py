@@ -34,6 +34,9 @@ from .rules import deconvolution, guided_backprop, lrp
 from . import plot
 # --- issue 13: reality checks (faithfulness metrics, sanity checks, simulations) and wavelet distillation ---
 from . import awd, checks, metrics, simulate
+# Progress, many machines and RATE in one call (issue 15).
+from . import distributed
+from .rate import GlobalExplanation, explain_globally
 from .runtime import build_info, get_num_threads, set_num_threads, warn_about_environment as _warn
 
 _warn()

@@ -31,6 +31,7 @@ SA_ERR_NUMERICAL = -9
 SA_ERR_BUFFER_TOO_SMALL = -10
 SA_ERR_FROZEN = -11
 SA_ERR_OUT_OF_MEMORY = -12
+SA_ERR_CANCELLED = -13
 SA_ERR_INTERNAL = -99
 
 
@@ -642,3 +643,9 @@ _sig("sa_guided_backprop", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p
 # SA_API int sa_deconvolution(const sa_model *model, const float *x, int64_t n, const int64_t *target,
 #                             int64_t n_target, int64_t internal_batch_size, float *out);
 _sig("sa_deconvolution", [model_p, f32p, c_int64, i64p, c_int64, c_int64, f32p])
+# --- progress ---------------------------------------------------------------------------------------
+# typedef int (*sa_progress_fn)(void *user_data, int64_t done, int64_t total);
+PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int64)
+NO_PROGRESS = PROGRESS_FN()  # the NULL handler: sa_set_progress_handler(NO_PROGRESS, None) removes it
+# SA_API int sa_set_progress_handler(sa_progress_fn callback, void *user_data);
+_sig("sa_set_progress_handler", [PROGRESS_FN, c_void_p])

@@ -15,8 +15,10 @@ from . import _ffi
 from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_shape
 from ._ffi import SwiftAttrError, check, fptr, lib
 from .model import LazyNetwork, Network, network_for
+from ._progress import long_call
 
 
+@long_call
 def acd(model, x=None, target=None, *, percentile_include: float = 99.5, sweep_dim: int = 1, num_iters=None,
         score_rule: str = "auto", shape=None, channels: int = 1):
     """The ACD hierarchy of one example.

@@ -25,6 +25,7 @@ from ._args import (INT64_MAX, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_ch
                     expect_shape, from_torch_tensor)
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .model import network_for
+from ._progress import long_call
 
 
 def _network(net, inputs):
@@ -148,6 +149,7 @@ def _seed(seed) -> int:
     return seed
 
 
+@long_call
 def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Gradient of the target output with respect to the inputs (its absolute value when ``abs``; token
     networks: at the embedding output, see the module notes). ``layer``: with respect to that node's output
@@ -167,6 +169,7 @@ def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = T
     return out
 
 
+@long_call
 def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer=None) -> np.ndarray:
     """Inputs times the gradient of the target output (token networks: embedding vectors times the
     gradient there). ``layer``: that node's output times the gradient there (Captum's
@@ -185,6 +188,7 @@ def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer
     return out
 
 
+@long_call
 def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarray:
     """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs.
     ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size).
@@ -203,6 +207,7 @@ def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarra
     return out
 
 
+@long_call
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
                          sum_embedding: bool = True, layer=None, multiply_by_inputs: bool = True):
@@ -241,6 +246,7 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
     return (out, delta) if with_delta else out
 
 
+@long_call
 def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
                        internal_batch_size: Optional[int] = None, first_example: int = 0,
                        sum_embedding: bool = True) -> np.ndarray:
@@ -265,6 +271,7 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
     return out
 
 
+@long_call
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
                seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
                first_example: int = 0, sum_embedding: bool = True, nt_samples: Optional[int] = None) -> np.ndarray:

@@ -14,6 +14,7 @@ from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_f32, from_torch_tensor
 from ._ffi import SwiftAttrError, check, fptr, lib
 from .attribution import _chunk, _targets
 from .model import network_for
+from ._progress import long_call
 
 
 def _masks(net, mask):
@@ -38,6 +39,7 @@ def _masks(net, mask):
                          f"got {arr.shape}", SA_ERR_SHAPE)
 
 
+@long_call
 def contextual_decomposition(net, x, mask, target=None, internal_batch_size: Optional[int] = None):
     """Contextual Decomposition of the outputs of ``x`` (a batch of the input shape) for the group of input
     elements ``mask`` marks: returns (relevant, irrelevant), the parts of the output due to the masked elements

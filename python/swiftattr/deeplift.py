@@ -16,8 +16,10 @@ from . import _ffi
 from ._args import SA_ERR_INVALID_ARGUMENT, as_bool, as_choice, as_f32
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .attribution import _at_embedding, _baselines, _chunk, _network, _targets
+from ._progress import long_call
 
 
+@long_call
 def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
              multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
              internal_batch_size: Optional[int] = None, sum_embedding: bool = True, layer=None):
@@ -81,6 +83,7 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
     return (out, delta) if with_delta else out
 
 
+@long_call
 def deepshap(net, inputs, references, target=None, rule: str = "rescale", internal_batch_size: Optional[int] = None,
              maxpool: str = "crossmax", multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
              sum_embedding: bool = True):

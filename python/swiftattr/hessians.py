@@ -27,6 +27,7 @@ from ._args import as_bool, as_choice, as_float, as_int
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .attribution import _at_embedding, _baselines, _chunk, _network, _seed, _targets
 from .model import Network
+from ._progress import long_call
 
 __all__ = ["integrated_hessians", "expected_hessians", "hessian", "hessian_vector_product", "with_softplus"]
 
@@ -73,6 +74,7 @@ def _token_interactions(net: Network, n: int, sum_embedding, index, run) -> np.n
     return (rows.reshape(n, L, E).sum(-1) if summed else rows).astype(np.float32)
 
 
+@long_call
 def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int = 32, method: str = "gausslegendre",
                         softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
                         internal_batch_size: Optional[int] = None, sum_embedding: bool = True) -> np.ndarray:
@@ -103,6 +105,7 @@ def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int =
     return out.reshape((n, width) if interaction_index is not None else (n, net.input_size, net.input_size))
 
 
+@long_call
 def expected_hessians(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
                       softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
                       internal_batch_size: Optional[int] = None, first_example: int = 0,

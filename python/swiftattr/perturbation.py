@@ -24,6 +24,7 @@ from . import _ffi
 from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_ints, from_torch_tensor
 from ._ffi import SwiftAttrError, bptr, check, dptr, fptr, iptr, lib
 from .attribution import _chunk, _network, _seed, _targets
+from ._progress import long_call
 
 
 def _baselines(net, baselines, n: int):
@@ -115,6 +116,7 @@ def _batch_size(internal_batch_size, perturbations_per_eval, n: int) -> int:
     return 0
 
 
+@long_call
 def occlusion(net, inputs, sliding_window_shapes, strides=None, baselines=0, target=None,
               internal_batch_size: Optional[int] = None, perturbations_per_eval: Optional[int] = None) -> np.ndarray:
     """Occlusion (Captum's ``Occlusion``): the mean over the windows covering an element of
@@ -133,6 +135,7 @@ def occlusion(net, inputs, sliding_window_shapes, strides=None, baselines=0, tar
     return out
 
 
+@long_call
 def feature_ablation(net, inputs, baselines=0, feature_mask=None, target=None,
                      internal_batch_size: Optional[int] = None,
                      perturbations_per_eval: Optional[int] = None) -> np.ndarray:
@@ -149,6 +152,7 @@ def feature_ablation(net, inputs, baselines=0, feature_mask=None, target=None,
     return out
 
 
+@long_call
 def feature_permutation(net, inputs, feature_mask=None, target=None, seed: Optional[int] = None,
                         permutations=None, internal_batch_size: Optional[int] = None,
                         perturbations_per_eval: Optional[int] = None) -> np.ndarray:
@@ -166,6 +170,7 @@ def feature_permutation(net, inputs, feature_mask=None, target=None, seed: Optio
     return out
 
 
+@long_call
 def shapley_value_sampling(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25,
                            seed: Optional[int] = None, target=None, permutations=None,
                            internal_batch_size: Optional[int] = None, perturbations_per_eval: Optional[int] = None,
@@ -194,6 +199,7 @@ def shapley_value_sampling(net, inputs, baselines=0, feature_mask=None, n_sample
     return out
 
 
+@long_call
 def kernel_shap(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25, seed: Optional[int] = None,
                 target=None, coalitions=None, coalition_weights=None, internal_batch_size: Optional[int] = None,
                 perturbations_per_eval: Optional[int] = None, first_example: int = 0) -> np.ndarray:
@@ -226,6 +232,7 @@ def kernel_shap(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25
     return out
 
 
+@long_call
 def lime(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25, similarity: float = 1.0,
          distance_mode: str = "cosine", surrogate: str = "lasso", alpha: float = 0.01, seed: Optional[int] = None,
          target=None, coalitions=None, internal_batch_size: Optional[int] = None,

@@ -2,11 +2,29 @@
 
 Every computation happens in libswiftattr (float64, LAPACK); this module only converts arrays, checks that
 their shapes fit together, and calls C.
+
+Reading the numbers. RATE_j is variable j's share (summing to 1 over the variables) of the information the
+model's effect-size posterior loses when variable j's effect is forced to zero: a variable well above 1/p
+matters to the model as a whole. Δ = Σ_j RATE_j log(p·RATE_j) is the Kullback–Leibler divergence of RATE
+from the uniform 1/p: 0 when every variable matters equally, log p when one variable carries everything.
+ESS = 100/(1+Δ) percent ("effective sample size") turns it into a rough share of the variables that matter:
+near 100 % RATE does not single any out (look at the values, not the ranking); a small ESS means a few
+variables dominate and the ranking is meaningful.
+
+What RATE cannot see. The effect-size analogue is the linear projection of the model's output onto the
+inputs (β̃ = X_cᵀ(f − f̄)/(n−1), or X⁺f), so a variable that acts only through an interaction with mean-zero
+partners has β̃ ≈ 0 and RATE ≈ 0: for y = x₀ + x₁ + 2x₂x₃ on independent centred inputs, x₂ and x₃ get
+RATE ≈ 0 however well the network learned the product (measured in python/tests/test_rate_workflow.py).
+Use Integrated or Expected Hessians (:func:`swiftattr.integrated_hessians`) to find such pairs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional, Sequence
+
+import os
+import sys
+import warnings
 
 import numpy as np
 
@@ -15,8 +33,10 @@ import ctypes
 from ._args import INT64_MAX, as_bool, as_choice, as_float, as_int, from_torch_tensor
 from ._ffi import (PROJECTIONS, SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check,
                    dptr, iptr, lib)
+from ._progress import long_call
 
-__all__ = ["rate", "rate_last_layer", "bayesian_last_layer", "RateResult", "BayesianLastLayer"]
+__all__ = ["rate", "rate_last_layer", "bayesian_last_layer", "explain_globally", "RateResult", "BayesianLastLayer",
+           "GlobalExplanation"]
 
 _TASKS = {"regression": 0, "classification": 1}
 # Iteration limits when max_iter is None: the evidence fixed point and Newton's method.
@@ -159,6 +179,7 @@ def _run(fn, leading, classes: int, p: int, options, with_esa: bool, groups, nul
                       groups=groups, nullify=nullify)
 
 
+@long_call
 def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=None,
          projection="covariance", exact_kld: bool = False, nullify: Optional[Sequence[int]] = None,
          groups: Optional[Sequence[Sequence[int]]] = None, rank: Optional[int] = None,
@@ -223,14 +244,35 @@ def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=Non
                 classes, p, opts, True, group_list, null)
 
 
-def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exact_kld: bool = False,
+@long_call
+def rate_last_layer(X, H=None, W_mean=None, W_cov=None, b=None, *, projection="covariance", exact_kld: bool = False,
                     nullify=None, groups=None, rank: Optional[int] = None, jitter: float = 0.0) -> RateResult:
     """RATE for a Gaussian posterior over a network's last Dense layer, f = H W + b.
 
-    X: (n, p) inputs; H: (n, h) penultimate features; W_mean: (h, classes) or (h,); W_cov: (classes, h, h)
-    or (h, h), the posterior covariance of each column of W; b: (classes,), a scalar, or None.
-    V_F = H Σ_W Hᵀ is never formed.
+    ``rate_last_layer(X, H, posterior)`` takes what :func:`bayesian_last_layer` returns (``H`` may then be
+    None: the posterior's own features); or give the arrays: X: (n, p) inputs; H: (n, h) penultimate
+    features; W_mean: (h, classes) or (h,); W_cov: (classes, h, h) or (h, h), the posterior covariance of
+    each column of W; b: (classes,), a scalar, or None. V_F = H Σ_W Hᵀ is never formed.
+
+    A binary classifier's posterior (classification with two classes) gives one RATE vector, for the
+    log-odds f₁ − f₀ (mean W₁ − W₀, covariance Σ₁ + Σ₀: the columns' posteriors are independent), since
+    the two class outputs carry the same information. See the module notes for what Δ and ESS mean and
+    why pure interactions get RATE ≈ 0.
     """
+    if isinstance(W_mean, BayesianLastLayer):
+        post = W_mean
+        if W_cov is not None or b is not None:
+            raise SwiftAttrError("W_cov, b: not used with a BayesianLastLayer posterior (it has its own)",
+                                 SA_ERR_INVALID_ARGUMENT)
+        H = post.H if H is None else H
+        W_mean, W_cov, b = post.W_mean, post.W_cov, post.b
+        if post.task == "classification" and post.W_mean.shape[1] == 2:
+            W_mean = post.W_mean[:, 1] - post.W_mean[:, 0]
+            W_cov = post.W_cov[0] + post.W_cov[1]
+            b = post.b[1] - post.b[0]
+    elif H is None or W_mean is None or W_cov is None:
+        raise SwiftAttrError("give rate_last_layer(X, H, posterior) with a BayesianLastLayer, or H, W_mean and W_cov",
+                             SA_ERR_INVALID_ARGUMENT)
     opts, keep, null, group_list = _options(exact_kld, nullify, groups, jitter, projection, rank)
     x = _f64(X, "X")
     if x.ndim != 2:
@@ -260,7 +302,8 @@ def rate_last_layer(X, H, W_mean, W_cov, b=None, *, projection="covariance", exa
                 classes, p, opts, True, group_list, null)
 
 
-def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regression",
+@long_call
+def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: Optional[str] = None,
                         prior_precision: float = 1.0, max_iter: Optional[int] = None, tol: float = 1e-8) -> BayesianLastLayer:
     """Fits a Gaussian posterior over a trained network's last Dense layer from its penultimate features.
 
@@ -269,8 +312,12 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
     noise and prior precisions maximising the evidence (MacKay's updates), one pair per output.
     ``task="classification"``: y holds integer labels 0..K−1; a Laplace approximation of multinomial
     logistic regression on H (MAP by Newton's method, prior N(0, 1/prior_precision), covariance the inverse
-    Hessian at the MAP).
+    Hessian at the MAP). ``task=None`` (the default) guesses, and warns saying what it guessed and why:
+    classification when the network ends in Softmax or y holds integer class indices (an integer dtype),
+    regression otherwise. Pass ``task=`` to choose and silence the warning.
     """
+    if task is None:
+        task = _guess_task(net, y)
     task_code = as_choice(task, _TASKS, "task")
     iterations = as_int(_DEFAULT_MAX_ITER[task] if max_iter is None else max_iter, "max_iter", lo=1)
     tolerance = as_float(tol, "tol")
@@ -321,3 +368,97 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: str = "regres
                                                     iterations, tolerance, dptr(wm), dptr(wc), dptr(b)))
     return BayesianLastLayer(W_mean=wm, W_cov=wc, b=b, H=h_arr, task=task,
                              prior_precision=np.full(classes, precision))
+
+
+def _guess_task(net, y) -> str:
+    """The task :func:`bayesian_last_layer` fits when none is given, with a warning that says why."""
+    kinds = getattr(net, "layer_kinds", None) or []
+    labels = None if y is None else np.asarray(from_torch_tensor(y))
+    if kinds and kinds[-1] == "softmax":
+        task, why = "classification", "the network ends in Softmax"
+    elif labels is not None and labels.ndim == 1 and labels.dtype.kind in "iu":
+        task, why = "classification", f"y holds integer class indices (dtype {labels.dtype})"
+    else:
+        task, why = "regression", ("y holds real values" if labels is not None else "no labels to tell")
+    warnings.warn(f"bayesian_last_layer: task={task!r} guessed ({why}); pass task= to choose", stacklevel=_caller_level())
+    return task
+
+
+def _caller_level() -> int:
+    """The ``stacklevel`` that makes a warning raised by the function calling this point at the first frame
+    outside the package (the user's call, whichever swiftattr functions are in between)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+@dataclass
+class GlobalExplanation:
+    """What :func:`explain_globally` found: the last-layer ``posterior``, its RATE ``result`` (one row per
+    class; one row for a binary classifier or a single regression output) and the ``figure`` (None when
+    ``plot=False``)."""
+
+    posterior: BayesianLastLayer
+    result: RateResult
+    figure: object = None
+
+    @property
+    def rate(self) -> np.ndarray:
+        return self.result.rate
+
+    @property
+    def ess(self) -> np.ndarray:
+        return self.result.ess
+
+    @property
+    def delta(self) -> np.ndarray:
+        return self.result.delta
+
+    def _repr_png_(self):
+        return None if self.figure is None else _png(self.figure)
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+@long_call
+def explain_globally(net, X, y, *, task: Optional[str] = None, feature_names=None, top: Optional[int] = None,
+                     plot: bool = True, path=None, projection="covariance", prior_precision: float = 1.0,
+                     **rate_options) -> GlobalExplanation:
+    """Which input variables matter to the trained network as a whole: a Bayesian last layer, RATE and its
+    plot in one call.
+
+    Fits :func:`bayesian_last_layer` on ``net.penultimate(X)`` and ``y`` (``task`` guessed as there when
+    None), computes :func:`rate_last_layer` (one vector per class; one for a binary classifier) with
+    ``projection`` and ``rate_options`` (exact_kld, nullify, groups, rank, jitter), and draws the sorted RATE
+    bars with :func:`swiftattr.plot.rate` (``feature_names``, ``top``; saved to ``path`` when given).
+    Read the result with the module notes: RATE above 1/p marks a variable that matters; Δ near 0 (ESS near
+    100 %) means no variable stands out; variables acting only through interactions get RATE ≈ 0 (use
+    Integrated Hessians for those).
+
+    Returns a :class:`GlobalExplanation` (``.rate``, ``.delta``, ``.ess``, ``.posterior``, ``.result``,
+    ``.figure``); in a notebook it displays as its plot.
+    """
+    posterior = bayesian_last_layer(net, X, y, task=task, prior_precision=prior_precision)
+    x = _f64(X, "X")
+    result = rate_last_layer(x.reshape(x.shape[0], -1) if x.ndim > 2 else x, None, posterior, projection=projection,
+                             **rate_options)
+    figure = None
+    if plot:
+        from . import plot as _plot
+
+        classes = result.rate.shape[0]
+        names = None
+        if posterior.task == "classification" and classes > 1:
+            names = [f"class {c}" for c in range(classes)]
+        elif posterior.task == "classification":
+            names = ["log-odds of class 1 vs 0"]
+        figure = _plot.rate(result, top=top, names=feature_names, class_names=names, path=path).figure
+    return GlobalExplanation(posterior=posterior, result=result, figure=figure)

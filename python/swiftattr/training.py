@@ -26,6 +26,7 @@ from ._args import as_bool, as_choice, as_float, as_int, from_torch_tensor
 from ._ffi import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check, dptr, fptr, iptr, lib
 from .attribution import _seed
 from .model import Network, network_for, split_parameters
+from ._progress import long_call
 
 __all__ = ["train", "loss_and_gradients"]
 
@@ -91,6 +92,7 @@ def _progress_bar(progress, epochs: int):
     return tqdm(total=epochs, unit="epoch", leave=False)
 
 
+@long_call
 def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: float = 1e-3, epochs: int = 10,
           batch_size: int = 32, weight_decay: float = 0.0, momentum: float = 0.0, betas=(0.9, 0.999),
           eps: float = 1e-8, prior=None, validation=None, patience: Optional[int] = None, metric: str = "loss",

@@ -105,7 +105,8 @@ _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
            "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
            "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK,
-           "sa_lrp_options": _ffi.LrpOptions}
+           "sa_lrp_options": _ffi.LrpOptions,
+           "sa_progress_fn": _ffi.PROGRESS_FN}
 
 
 def _ctype(c_type):
@@ -184,14 +185,5 @@ def test_train_options_and_callback_mirror_the_header(header):
     assert int(m.group(1)) == _ffi.TRAIN_HISTORY_COLUMNS
 
 
-# --- propagation rules ---------------------------------------------------------------------------------
-def test_lrp_options_mirror_the_header(header):
-    assert [(n, t) for n, t in _ffi.LrpOptions._fields_] == _struct_fields(header, "sa_lrp_options")
-    d = _ffi.lib.sa_lrp_default_options()
-    assert d.struct_size == ctypes.sizeof(_ffi.LrpOptions)
-    assert (d.rule, d.n_nodes, d.epsilon, d.gamma, d.alpha, d.beta) == (_ffi.SA_LRP_EPSILON, 0, 1e-9, 0.25, 1.0, 0.0)
-    assert not d.node_rules and not d.node_epsilon and not d.node_gamma and not d.low and not d.high
-    assert d.n_low == d.n_high == d.internal_batch_size == 0
-    enums = _enums(header)
-    assert sorted(set(_ffi.LRP_PRESETS.values()) | set(_ffi.LRP_NODE_RULES.values()) | {_ffi.SA_LRP_DEFAULT}) == \
-        sorted(enums["sa_lrp_rule"].values())
+           "sa_lrp_options": _ffi.LrpOptions,
+           "sa_progress_fn": _ffi.PROGRESS_FN}

@@ -7,7 +7,7 @@ import Glibc
 /// Lee 2017) and LIME (Ribeiro, Singh, Guestrin 2016), with Captum's definitions.
 ///
 /// Every method lists the perturbed inputs it needs, per example, and evaluates them through
-/// ``perturbedOutputs(rows:perExample:targets:chunk:fill:)``: chunks of at most `chunk` rows, each built in
+/// ``perturbedOutputs(rows:perExample:targets:chunk:reports:fill:)``: chunks of at most `chunk` rows, each built in
 /// place and run forward on one worker, chunks in parallel. Draws (permutations, coalitions) come from
 /// ``CounterRandom`` keyed by (seed, exampleOffset + example, sample), so they depend neither on chunking
 /// nor on threads.
@@ -119,33 +119,50 @@ extension Network {
     }
 
     /// Target outputs f_t(x̃) of `rows × perExample` perturbed inputs; `fill(i, s, row)` writes input s of
-    /// example i (all `inputSize` floats of `row`). Chunks of at most `chunk` rows run forward in parallel.
+    /// example i (all `inputSize` floats of `row`). Chunks of at most `chunk` rows run forward in parallel, in
+    /// pieces of whole rounds of chunks (the chunks of one region over all inputs) of about
+    /// ``CallProgress/workPerPiece`` multiply–adds; with `reports`, the calling thread's progress observer is
+    /// told after each piece how many perturbed inputs are done (and may stop the call by throwing).
     func perturbedOutputs(
-        rows: Int, perExample: Int, targets: [Int], chunk: Int, fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void
-    ) -> [Double] {
+        rows: Int, perExample: Int, targets: [Int], chunk: Int, reports: Bool = true,
+        fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+    ) throws -> [Double] {
         let total = rows * perExample
         guard total > 0 else { return [] }
         // Max-pooling after ReLU commutes (and is exact): the forward pass then runs the ReLU on the pooled tensor.
         let net = gradientEquivalent ?? self
         let d = inputSize, out = outputSize
+        // The chunks of one region over every input: `size` rows, in rounds of one chunk per worker.
+        let size = Parallel.balancedChunk(count: total, chunk: chunk)
+        let round = size * max(1, min(Parallel.workerCount, total))
+        let (roundWork, overflow) = round.multipliedReportingOverflow(by: net.forwardWork)
+        let piece = round * max(1, overflow ? 1 : CallProgress.workPerPiece / max(1, roundWork))
         var result = [Double](repeating: 0, count: total)
-        result.withUnsafeMutableBufferPointer { buffer in
+        try result.withUnsafeMutableBufferPointer { buffer in
             let res = buffer.baseAddress!
-            Parallel.forEachChunk(count: total, chunk: chunk) { _, range, _ in
-                let batch = uninitializedFloats(range.count * d) { p in
-                    for (r, j) in range.enumerated() { fill(j / perExample, j % perExample, p + r * d) }
+            var start = 0
+            while start < total {
+                let first = start, count = min(piece, total - start)
+                // One piece: the region as it always was; a full piece of several: the same chunks of `size` rows.
+                Parallel.forEachChunk(count: count, chunk: count == total ? chunk : size) { _, local, _ in
+                    let range = (first + local.lowerBound)..<(first + local.upperBound)
+                    let batch = uninitializedFloats(range.count * d) { p in
+                        for (r, j) in range.enumerated() { fill(j / perExample, j % perExample, p + r * d) }
+                    }
+                    let y = net.forward(batch, rows: range.count)
+                    for (r, j) in range.enumerated() { res[j] = Double(y[r * out + targets[j / perExample]]) }
                 }
-                let y = net.forward(batch, rows: range.count)
-                for (r, j) in range.enumerated() { res[j] = Double(y[r * out + targets[j / perExample]]) }
+                start += count
+                if reports { try CallProgress.report(start, of: total) }
             }
         }
         return result
     }
 
     /// f_t(x_i) and f_t(b_i) for every example, as (input, baseline) pairs.
-    private func endpointOutputs(_ x: [Float], _ b: [Float], rows: Int, targets: [Int], chunk: Int) -> (x: [Double], b: [Double]) {
+    private func endpointOutputs(_ x: [Float], _ b: [Float], rows: Int, targets: [Int], chunk: Int) throws -> (x: [Double], b: [Double]) {
         let d = inputSize
-        let y = perturbedOutputs(rows: rows, perExample: 2, targets: targets, chunk: chunk) { i, s, row in
+        let y = try perturbedOutputs(rows: rows, perExample: 2, targets: targets, chunk: chunk, reports: false) { i, s, row in
             (s == 0 ? x : b).withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
         }
         return (stride(from: 0, to: y.count, by: 2).map { y[$0] }, stride(from: 1, to: y.count, by: 2).map { y[$0] })
@@ -236,8 +253,8 @@ extension Network {
         }
         let boxes = (0..<positions).map(box)
         let d = inputSize
-        return Parallel.singleThreadedBLAS {
-            let y = perturbedOutputs(rows: rows, perExample: positions + 1, targets: targets, chunk: chunk) { i, s, row in
+        return try Parallel.singleThreadedBLAS {
+            let y = try perturbedOutputs(rows: rows, perExample: positions + 1, targets: targets, chunk: chunk) { i, s, row in
                 x.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 guard s < positions else { return }
                 forEachElement(boxes[s]) { row[$0] = b[i * d + $0] }
@@ -269,8 +286,8 @@ extension Network {
         let (b, targets, chunk) = try perturbationArguments(x, rows: rows, baselines: baselines, targets: targets, internalBatchSize: internalBatchSize)
         let groups = try featureGroups(mask, maskRows: maskRows, rows: rows)
         let m = groups.count, d = inputSize
-        return Parallel.singleThreadedBLAS {
-            let y = perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk) { i, s, row in
+        return try Parallel.singleThreadedBLAS {
+            let y = try perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk) { i, s, row in
                 x.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 guard s < m else { return }
                 for k in groups.members(i, s) { row[Int(k)] = b[i * d + Int(k)] }
@@ -323,8 +340,8 @@ extension Network {
             }
             pi = all
         }
-        return Parallel.singleThreadedBLAS {
-            let y = perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk) { i, s, row in
+        return try Parallel.singleThreadedBLAS {
+            let y = try perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk) { i, s, row in
                 x.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 guard s < m else { return }
                 let source = pi[s * rows + i] * d
@@ -410,10 +427,10 @@ extension Network {
         let shared = permutations != nil
         @inline(__always) func order(_ i: Int, _ s: Int) -> Int { (shared ? s : i * samples + s) * m }
         let steps = m - 1
-        return Parallel.singleThreadedBLAS {
-            let ends = endpointOutputs(x, b, rows: rows, targets: targets, chunk: chunk)
+        return try Parallel.singleThreadedBLAS {
+            let ends = try endpointOutputs(x, b, rows: rows, targets: targets, chunk: chunk)
             // Input (s, k) of example i: the baseline with the first k + 1 features of permutation s from x.
-            let y = perturbedOutputs(rows: rows, perExample: samples * steps, targets: targets, chunk: chunk) { i, j, row in
+            let y = try perturbedOutputs(rows: rows, perExample: samples * steps, targets: targets, chunk: chunk) { i, j, row in
                 let s = j / steps, k = j % steps, o = order(i, s)
                 b.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 for q in 0...k {
@@ -543,8 +560,8 @@ extension Network {
             c = Self.kernelCoalitions(m: m, rows: rows, samples: samples, seed: seed, exampleOffset: exampleOffset)
         }
         return try Parallel.singleThreadedBLAS {
-            let ends = endpointOutputs(x, b, rows: rows, targets: targets, chunk: chunk)
-            let y = perturbedOutputs(rows: rows, perExample: c.samples, targets: targets, chunk: chunk) { i, s, row in
+            let ends = try endpointOutputs(x, b, rows: rows, targets: targets, chunk: chunk)
+            let y = try perturbedOutputs(rows: rows, perExample: c.samples, targets: targets, chunk: chunk) { i, s, row in
                 fillCoalition(c, groups, x, b, i, s, row)
             }
             return try scoresToInputBatch(rows: rows, groups: groups) { i in
@@ -673,7 +690,7 @@ extension Network {
             c = Coalitions(bits: bits, rows: rows, samples: samples, m: m, weights: nil)
         }
         return try Parallel.singleThreadedBLAS {
-            let y = perturbedOutputs(rows: rows, perExample: c.samples, targets: targets, chunk: chunk) { i, s, row in
+            let y = try perturbedOutputs(rows: rows, perExample: c.samples, targets: targets, chunk: chunk) { i, s, row in
                 fillCoalition(c, groups, x, b, i, s, row)
             }
             // Per-feature sums of x², b², x·b and (x − b)² give each sample's distance without forming it.

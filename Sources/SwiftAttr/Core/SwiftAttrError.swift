@@ -19,6 +19,8 @@ public struct SwiftAttrError: Error, CustomStringConvertible, Sendable {
         case bufferTooSmall = -10
         case frozen = -11
         case outOfMemory = -12
+        /// The caller's progress handler asked the call to stop (C: `sa_set_progress_handler`).
+        case cancelled = -13
         case `internal` = -99
     }
 
