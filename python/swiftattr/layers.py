@@ -25,6 +25,7 @@ from . import _ffi
 from ._args import (SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float,
                     as_int, from_torch_tensor)
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
+from ._progress import long_call
 from .attribution import _baselines, _chunk, _network, _seed, _targets
 
 
@@ -70,6 +71,7 @@ def _setup(net, inputs, layer):
     return net, x, index, (x.shape[0],) + _value_shape(net, index + 1)
 
 
+@long_call
 def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_batch_size: Optional[int] = None,
                    attribute_to_layer_input: bool = False):
     """∂f_t/∂a at the layer's output a (its absolute value when ``abs``): :func:`swiftattr.saliency` with
@@ -83,6 +85,7 @@ def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_b
     return out
 
 
+@long_call
 def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_size: Optional[int] = None,
                                 attribute_to_layer_input: bool = False):
     """Captum's LayerGradientXActivation: a ⊙ ∂f_t/∂a at the layer's output a (:func:`swiftattr.input_x_gradient`
@@ -112,6 +115,7 @@ def _path_call(fn, net, inputs, layer, baselines, target, n_steps, method, inter
     return (out, delta) if with_delta else out
 
 
+@long_call
 def layer_integrated_gradients(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
                                method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
                                return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
@@ -123,6 +127,7 @@ def layer_integrated_gradients(net, inputs, layer, baselines=None, target=None, 
                       internal_batch_size, return_convergence_delta, attribute_to_layer_input)
 
 
+@long_call
 def layer_conductance(net, inputs, layer, baselines=None, target=None, n_steps: int = 50,
                       method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
                       return_convergence_delta: bool = False, attribute_to_layer_input: bool = False):
@@ -132,6 +137,7 @@ def layer_conductance(net, inputs, layer, baselines=None, target=None, n_steps: 
                       internal_batch_size, return_convergence_delta, attribute_to_layer_input)
 
 
+@long_call
 def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = "rescale", maxpool: str = "crossmax",
                    multiply_by_inputs: bool = True, return_convergence_delta: bool = False,
                    internal_batch_size: Optional[int] = None, attribute_to_layer_input: bool = False):
@@ -157,6 +163,7 @@ def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = 
     return (out, delta) if with_delta else out
 
 
+@long_call
 def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, upsample=True,
              interpolate_mode: str = "nearest", internal_batch_size: Optional[int] = None,
              attribute_to_layer_input: bool = False):
@@ -184,6 +191,7 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     return out
 
 
+@long_call
 def guided_grad_cam(net, inputs, layer, target=None, interpolate_mode: str = "nearest",
                     internal_batch_size: Optional[int] = None, attribute_to_layer_input: bool = False):
     """Guided GradCAM (Selvaraju et al. 2017), Captum's GuidedGradCam: guided backpropagation
@@ -204,6 +212,7 @@ def guided_grad_cam(net, inputs, layer, target=None, interpolate_mode: str = "ne
     return guided_backprop(net, x, target) * cam
 
 
+@long_call
 def neuron_integrated_gradients(net, inputs, layer, neuron, baselines=None, n_steps: int = 50,
                                 method: str = "gausslegendre", internal_batch_size: Optional[int] = None,
                                 return_convergence_delta: bool = False, attribute_to_neuron_input: bool = False):
@@ -262,6 +271,7 @@ def _per_example(value, n: int, ndim: Optional[int] = None) -> bool:
     return a.ndim >= 1 and a.shape[0] == n and n > 1 and (ndim is None or a.ndim == ndim)
 
 
+@long_call
 def noise_tunnel(method, net, inputs, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: float = 1.0,
                  seed: Optional[int] = None, draw_baseline_from_distrib: bool = False,
                  nt_samples_batch_size: Optional[int] = None, first_example: int = 0, noise=None, **method_args):

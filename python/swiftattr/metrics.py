@@ -26,6 +26,7 @@ import numpy as np
 
 from ._args import INT64_MAX, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, as_bool, as_f32, as_float, as_int
 from ._ffi import SwiftAttrError
+from ._progress import long_call
 from .attribution import _network, _seed, _targets
 
 __all__ = ["infidelity", "sensitivity_max", "deletion", "insertion", "Curve", "completeness"]
@@ -100,6 +101,7 @@ def _attributions(attributions, x: np.ndarray, name: str = "attributions") -> np
 
 
 # -- infidelity ------------------------------------------------------------------------------------
+@long_call
 def infidelity(net, inputs, attributions, target=None, perturbations=None, n_perturb_samples: Optional[int] = None,
                noise_std: float = 0.003, normalize: bool = False, seed: Optional[int] = None, first_example: int = 0,
                internal_batch_size: Optional[int] = None) -> np.ndarray:
@@ -175,6 +177,7 @@ def _first(result) -> np.ndarray:
     return np.asarray(result[0] if isinstance(result, tuple) else result, dtype=np.float64)
 
 
+@long_call
 def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float = 0.02,
                     n_perturb_samples: Optional[int] = None, seed: Optional[int] = None, perturbations=None,
                     first_example: int = 0, **method_args) -> np.ndarray:
@@ -308,6 +311,7 @@ def _curve(net, inputs, attributions, target, baselines, feature_mask, n_steps, 
     return Curve(fractions=fractions, scores=out, auc=auc, order=order)
 
 
+@long_call
 def deletion(net, inputs, attributions, target=None, baselines=0.0, feature_mask=None, n_steps: Optional[int] = None,
              blur_sigma: Optional[float] = None, internal_batch_size: Optional[int] = None) -> Curve:
     """The deletion curve (Petsiuk et al. 2018): the ``target`` output as the features are set, from the most
@@ -320,6 +324,7 @@ def deletion(net, inputs, attributions, target=None, baselines=0.0, feature_mask
                   internal_batch_size, inserting=False)
 
 
+@long_call
 def insertion(net, inputs, attributions, target=None, baselines=0.0, feature_mask=None, n_steps: Optional[int] = None,
               blur_sigma: Optional[float] = None, internal_batch_size: Optional[int] = None) -> Curve:
     """The insertion curve: from ``baselines`` (as :func:`deletion`), the features are given their input values

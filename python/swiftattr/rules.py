@@ -15,6 +15,7 @@ import numpy as np
 from . import _ffi
 from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float, as_int
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
+from ._progress import long_call
 from .attribution import _at_embedding, _chunk, _network, _targets
 
 
@@ -92,6 +93,7 @@ def _bound(net, value, name):
     return np.ascontiguousarray(b.reshape(-1)), b.size
 
 
+@long_call
 def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: float = 0.25, alpha: float = 1.0,
         beta: float = 0.0, low=None, high=None, return_convergence_delta: bool = False,
         internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
@@ -161,12 +163,14 @@ def _modified_relu(function, net, inputs, target, internal_batch_size, sum_embed
     return out
 
 
+@long_call
 def guided_backprop(net, inputs, target=None, internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
     """Guided backpropagation (Captum's ``GuidedBackprop``): the gradient of the target output with every
     ReLU's backward replaced by max(g · 1[x > 0], 0); every other layer takes its ordinary gradient."""
     return _modified_relu(lib.sa_guided_backprop, net, inputs, target, internal_batch_size, sum_embedding)
 
 
+@long_call
 def deconvolution(net, inputs, target=None, internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
     """Deconvolution (Captum's ``Deconvolution``): the gradient of the target output with every ReLU's
     backward replaced by max(g, 0), ignoring the forward mask; every other layer takes its ordinary gradient."""
