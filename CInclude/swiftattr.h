@@ -985,6 +985,30 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
                     const sa_train_options *options, sa_train_callback callback, void *user_data,
                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 
+/* --- seeded draws --- */
+/* ---------------------------------------------------------------------------------------------------
+ * Seeded draws: the counter-based generator of the stochastic methods (Philox4x32-10), for callers that
+ * draw their own noise (the Python metrics perturb inputs with it) so that a batch drawn in pieces equals
+ * the one-call draws.
+ *
+ * out receives n * count floats, row-major; row i is a pure function of (seed, first_example + i, stream):
+ * element j is word j mod 2 of block j / 2 of the counter (example first_example + i, sample `stream`),
+ * so rows [a, b) drawn with first_example = a equal rows a..b-1 of one call, bit for bit, whatever the
+ * thread count, and the first k elements of a row do not depend on count. Distinct streams give
+ * independent draws; the stochastic methods use sample indices below 2^20 as their streams, so pick a
+ * stream of 2^20 or more to stay apart from them. n >= 1, 1 <= count <= 2^33, first_example >= 0 and
+ * first_example + n representable.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** n * count standard normal draws (Box-Muller on the block's two 53-bit uniforms) into out. */
+SA_API int sa_random_normal(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+                            float *out);
+
+/** n * count uniform draws on [lo, hi) into out (lo < hi, both finite; lo + (hi - lo) u rounded to float32
+ *  and kept below hi). */
+SA_API int sa_random_uniform(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+                             float lo, float hi, float *out);
+
 #ifdef __cplusplus
 }
 #endif

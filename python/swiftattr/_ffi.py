@@ -542,3 +542,12 @@ _sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, 
 #                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 _sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
                  c_void_p, POINTER(model_p), f64p, c_int64, i64p])
+# --- seeded draws (swiftattr.h, section seeded draws) --------------------------------------------------
+from ctypes import c_uint32  # noqa: E402  (kept in this block: the import line above is shared)
+
+# SA_API int sa_random_normal(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+#                             float *out);
+_sig("sa_random_normal", [c_uint64, c_int64, c_int64, c_int64, c_uint32, f32p])
+# SA_API int sa_random_uniform(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+#                              float lo, float hi, float *out);
+_sig("sa_random_uniform", [c_uint64, c_int64, c_int64, c_int64, c_uint32, c_float, c_float, f32p])
