@@ -42,7 +42,8 @@ import numpy as np
 
 from ._args import (SA_ERR_INVALID_ARGUMENT, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, as_choice, as_float, as_int,
                     from_torch_tensor)
-from ._ffi import SA_ERR_NON_FINITE, SwiftAttrError
+from ._ffi import SwiftAttrError
+from .metrics import _finite, _one_per_example
 from .model import network_for
 
 __all__ = ["daubechies", "DWT1d", "DWT2d", "AWDResult", "fit", "distill", "wavelet_loss", "attributions",
@@ -78,12 +79,7 @@ def _real(value, name: str) -> np.ndarray:
         raise SwiftAttrError(f"{name}: cannot convert to a float64 array ({e})") from None
     if arr.dtype.kind not in "iuf":
         raise SwiftAttrError(f"{name}: expected real numbers (an integer or floating-point array), got dtype {arr.dtype}")
-    arr = arr.astype(np.float64, copy=False)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        i = int(np.argmax(bad.ravel()))
-        raise SwiftAttrError(f"{name} contains a non-finite value ({arr.ravel()[i]}) at flat index {i}", SA_ERR_NON_FINITE)
-    return arr
+    return _finite(arr.astype(np.float64, copy=False), name)
 
 
 def _nonnegative(value, name: str) -> float:
@@ -675,14 +671,6 @@ def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "s
     return wg if attribution == "saliency" else c * wg
 
 
-def _targets_of(y, n: int, name: str, of: str) -> np.ndarray:
-    """``y`` as an array with one value per example of ``of`` (n examples)."""
-    arr = np.asarray(y)
-    if arr.ndim < 1 or arr.shape[0] != n:
-        raise SwiftAttrError(f"{name}: expected one value per example of {of} ({n}), got shape {arr.shape}", SA_ERR_SHAPE)
-    return arr
-
-
 def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", attribution: str = "saliency",
             target=None, X_test=None, y_test=None, n_steps: int = 16) -> dict:
     """Distils ``net`` into a simple model on the ``k`` wavelet coefficients with the largest mean |attribution|
@@ -696,9 +684,9 @@ def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", a
     model = as_choice(model, {"linear": "linear", "lasso": "lasso", "logistic": "logistic"}, "model")
     out_index = 0 if target is None else as_int(target, "target")  # one output is compared with y
     x = transform._check(X, "X")
-    y = _targets_of(y, x.shape[0], "y", "X")
+    y = _one_per_example(y, x.shape[0], "y", "X")
     xt = x if X_test is None else transform._check(X_test, "X_test")
-    yt = y if y_test is None else _targets_of(y_test, xt.shape[0], "y_test", "X_test")
+    yt = y if y_test is None else _one_per_example(y_test, xt.shape[0], "y_test", "X_test")
     a = attributions(transform, net, x, target, attribution, n_steps)
     importance = np.abs(a).reshape(x.shape[0], -1).mean(0)
     if kk > importance.size:

@@ -21,7 +21,7 @@ import numpy as np
 from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_ints
 from ._ffi import SwiftAttrError
 from .attribution import _network, _seed
-from .metrics import _finite, _first, _method
+from .metrics import _finite, _first, _method, _one_per_example as _labels
 
 __all__ = ["randomization", "label_randomization", "RandomizationResult", "spearman", "ssim", "hog", "recovery",
            "roar", "keep_and_retrain", "RetrainCurve"]
@@ -315,15 +315,6 @@ def label_randomization(net, X, y, inputs, method="saliency", target=None, seed:
                      _is_image(net))
     result.trained, result.train_history = fitted, history
     return result
-
-
-def _labels(y, n: int, name: str, of: str) -> np.ndarray:
-    """``y`` as an array with one label (or target row) per example of ``of`` (n examples)."""
-    labels = np.asarray(y)
-    if labels.ndim < 1 or labels.shape[0] != n:
-        raise SwiftAttrError(f"{name}: expected one label per example of {of} ({n}), got shape {labels.shape}",
-                             SA_ERR_SHAPE)
-    return labels
 
 
 # -- recovery of known drivers -----------------------------------------------------------------------

@@ -106,6 +106,15 @@ def _finite(a: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
+def _one_per_example(values, n: int, name: str, of: str) -> np.ndarray:
+    """``values`` (labels, targets) as an array with one entry per example of ``of`` (n examples), else
+    SA_ERR_SHAPE naming ``name``."""
+    arr = np.asarray(values)
+    if arr.ndim < 1 or arr.shape[0] != n:
+        raise SwiftAttrError(f"{name}: expected one value per example of {of} ({n}), got shape {arr.shape}", SA_ERR_SHAPE)
+    return arr
+
+
 def _attributions(attributions, x: np.ndarray, name: str = "attributions") -> np.ndarray:
     a = as_f32(attributions, name)
     if a.shape != x.shape:
