@@ -995,9 +995,9 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
  * element j is word j mod 2 of block j / 2 of the counter (example first_example + i, sample `stream`),
  * so rows [a, b) drawn with first_example = a equal rows a..b-1 of one call, bit for bit, whatever the
  * thread count, and the first k elements of a row do not depend on count. Distinct streams give
- * independent draws; the stochastic methods use sample indices below 2^20 as their streams, so pick a
- * stream of 2^20 or more to stay apart from them. n >= 1, 1 <= count <= 2^33, first_example >= 0 and
- * first_example + n representable.
+ * independent draws. The stochastic methods key their own draws by a sample index (below 2^20) or a
+ * feature index (below 2^30) in the same word, so a stream of 2^30 or more never repeats their numbers.
+ * n >= 1, 1 <= count <= 2^33, first_example >= 0 and first_example + n representable.
  * ------------------------------------------------------------------------------------------------- */
 
 /** n * count standard normal draws (Box-Muller on the block's two 53-bit uniforms) into out. */

@@ -32,7 +32,7 @@ from .attribution import _network, _seed, _targets
 __all__ = ["infidelity", "sensitivity_max", "deletion", "insertion", "Curve", "completeness"]
 
 _DEFAULT_ROWS = 8192  # rows per forward call when internal_batch_size is None (bounds the stacked array)
-_INFIDELITY_STREAM, _SENSITIVITY_STREAM = 0x494E_4644, 0x5345_4E53  # "INFD", "SENS": separate Philox streams
+_INFIDELITY_STREAM, _SENSITIVITY_STREAM = 0x494E_4644, 0x5345_4E53  # "INFD", "SENS": streams ≥ 2^30 (see swiftattr.h)
 
 
 # -- shared helpers --------------------------------------------------------------------------------
