@@ -1205,6 +1205,30 @@ typedef int (*sa_progress_fn)(void *user_data, int64_t done, int64_t total);
  *  it makes afterwards, replacing any previous one; NULL removes it. Always returns SA_OK. */
 SA_API int sa_set_progress_handler(sa_progress_fn callback, void *user_data);
 
+/* --- seeded draws --- */
+/* ---------------------------------------------------------------------------------------------------
+ * Seeded draws: the counter-based generator of the stochastic methods (Philox4x32-10), for callers that
+ * draw their own noise (the Python metrics perturb inputs with it) so that a batch drawn in pieces equals
+ * the one-call draws.
+ *
+ * out receives n * count floats, row-major; row i is a pure function of (seed, first_example + i, stream):
+ * element j is word j mod 2 of block j / 2 of the counter (example first_example + i, sample `stream`),
+ * so rows [a, b) drawn with first_example = a equal rows a..b-1 of one call, bit for bit, whatever the
+ * thread count, and the first k elements of a row do not depend on count. Distinct streams give
+ * independent draws. The stochastic methods key their own draws by a sample index (below 2^20) or a
+ * feature index (below 2^30) in the same word, so a stream of 2^30 or more never repeats their numbers.
+ * n >= 1, 1 <= count <= 2^33, first_example >= 0 and first_example + n representable.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** n * count standard normal draws (Box-Muller on the block's two 53-bit uniforms) into out. */
+SA_API int sa_random_normal(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+                            float *out);
+
+/** n * count uniform draws on [lo, hi) into out (lo < hi, both finite; lo + (hi - lo) u rounded to float32
+ *  and kept below hi). */
+SA_API int sa_random_uniform(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+                             float lo, float hi, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -649,3 +649,12 @@ PROGRESS_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_int64, c_int64)
 NO_PROGRESS = PROGRESS_FN()  # the NULL handler: sa_set_progress_handler(NO_PROGRESS, None) removes it
 # SA_API int sa_set_progress_handler(sa_progress_fn callback, void *user_data);
 _sig("sa_set_progress_handler", [PROGRESS_FN, c_void_p])
+# --- seeded draws (swiftattr.h, section seeded draws) --------------------------------------------------
+from ctypes import c_uint32  # noqa: E402  (kept in this block: the import line above is shared)
+
+# SA_API int sa_random_normal(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+#                             float *out);
+_sig("sa_random_normal", [c_uint64, c_int64, c_int64, c_int64, c_uint32, f32p])
+# SA_API int sa_random_uniform(uint64_t seed, int64_t first_example, int64_t n, int64_t count, uint32_t stream,
+#                              float lo, float hi, float *out);
+_sig("sa_random_uniform", [c_uint64, c_int64, c_int64, c_int64, c_uint32, c_float, c_float, f32p])

@@ -40,8 +40,10 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ._args import SA_ERR_INVALID_ARGUMENT, SA_ERR_SHAPE, as_float, as_int
+from ._args import (SA_ERR_INVALID_ARGUMENT, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, as_choice, as_float, as_int,
+                    from_torch_tensor)
 from ._ffi import SwiftAttrError
+from .metrics import _finite, _one_per_example
 from .model import network_for
 
 __all__ = ["daubechies", "DWT1d", "DWT2d", "AWDResult", "fit", "distill", "wavelet_loss", "attributions",
@@ -68,6 +70,25 @@ def daubechies(order: int) -> np.ndarray:
     return h * np.sqrt(2.0) / h.sum()
 
 
+def _real(value, name: str) -> np.ndarray:
+    """``value`` (an array-like or a torch tensor) as a float64 array of finite real numbers: bool, complex,
+    string and object arrays are errors (complex would lose its imaginary part), as are NaN and ±inf."""
+    try:
+        arr = np.asarray(from_torch_tensor(value))
+    except (TypeError, ValueError) as e:
+        raise SwiftAttrError(f"{name}: cannot convert to a float64 array ({e})") from None
+    if arr.dtype.kind not in "iuf":
+        raise SwiftAttrError(f"{name}: expected real numbers (an integer or floating-point array), got dtype {arr.dtype}")
+    return _finite(arr.astype(np.float64, copy=False), name)
+
+
+def _nonnegative(value, name: str) -> float:
+    v = as_float(value, name)
+    if not (v >= 0 and np.isfinite(v)):
+        raise SwiftAttrError(f"{name} must be non-negative and finite (got {value!r})")
+    return v
+
+
 def _filter(wave) -> np.ndarray:
     if isinstance(wave, str):
         name = wave.lower()
@@ -76,9 +97,9 @@ def _filter(wave) -> np.ndarray:
         if name.startswith("db") and name[2:].isdigit():
             return daubechies(int(name[2:]))
         raise SwiftAttrError(f"wave: unknown wavelet {wave!r}; expected 'haar', 'db1' … 'db20' or a filter array",
-                             SA_ERR_INVALID_ARGUMENT)
-    h = np.asarray(wave, dtype=np.float64).ravel()
-    if h.size < 2 or h.size % 2 or not np.isfinite(h).all():
+                             SA_ERR_UNKNOWN_ENUM)
+    h = _real(wave, "wave").ravel()
+    if h.size < 2 or h.size % 2:
         raise SwiftAttrError(f"wave: a low-pass filter must have an even number (≥ 2) of finite taps, got {h.size}",
                              SA_ERR_INVALID_ARGUMENT)
     return h
@@ -165,7 +186,7 @@ class _Wavelet:
         return highpass(self.filter)
 
     def _check(self, x, name="inputs") -> np.ndarray:
-        a = np.asarray(x, dtype=np.float64)
+        a = _real(x, name)
         if a.ndim < self.dims:
             raise SwiftAttrError(f"{name}: expected at least {self.dims} axes, got shape {a.shape}", SA_ERR_SHAPE)
         for n in a.shape[a.ndim - self.dims:]:
@@ -334,7 +355,7 @@ def project_to_wavelet(h0, tol: float = 1e-13, max_iter: int = 100) -> np.ndarra
     h ← h − J⁺ r(h) on the wavelet conditions (:func:`_condition_residuals`, J by the complex step) until
     ‖r‖ < tol. AWD's penalties hold the conditions only approximately; this makes the fitted filter an exact
     orthogonal wavelet (so the transform is orthogonal and reconstructs exactly) with the smallest change."""
-    h = np.asarray(h0, dtype=np.float64).copy()
+    h = _real(h0, "h0").ravel().copy()
     eye = np.eye(h.size)
     for _ in range(as_int(max_iter, "max_iter", 1, 10**6)):
         r = _condition_residuals(h)
@@ -434,10 +455,8 @@ def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "s
         if unknown:
             raise SwiftAttrError(f"constraint_weights: unknown terms {sorted(unknown)}; expected {sorted(weights)}")
         weights.update({k: as_float(v, f"constraint_weights[{k!r}]") for k, v in constraint_weights.items()})
-    lam_wave, lam_attr = as_float(lam_wave, "lam_wave"), as_float(lam_attr, "lam_attr")
-    if attribution not in _ATTRIBUTIONS:
-        raise SwiftAttrError(f"attribution: unknown {attribution!r}; expected one of {', '.join(_ATTRIBUTIONS)}",
-                             SA_ERR_INVALID_ARGUMENT)
+    lam_wave, lam_attr = _nonnegative(lam_wave, "lam_wave"), _nonnegative(lam_attr, "lam_attr")
+    _attribution(attribution)
 
     signal = xb.shape[xb.ndim - transform.dims:]
     lin = _Linearised(transform, h, signal)
@@ -498,6 +517,10 @@ def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "s
     total = (parts["reconstruction"] + sum(weights[k] * parts[k] for k in weights) + lam_wave * parts["l1_wave"]
              + lam_attr * parts["l1_attr"])
     return total, parts, grad
+
+
+def _attribution(attribution) -> str:
+    return as_choice(attribution, {a: a for a in _ATTRIBUTIONS}, "attribution")
 
 
 def _repeat_target(target, B: int, M: int):
@@ -567,9 +590,19 @@ def fit(net, X, wave="db5", levels: int = 3, attribution: str = "saliency", targ
     every λ 1. With ``project`` (a swiftattr addition) the fitted filter is finally moved to the nearest exact
     orthogonal wavelet (:func:`project_to_wavelet`), so the conditions hold to rounding and the transform
     reconstructs exactly; ``project=False`` returns awave's filter as trained."""
-    x = np.asarray(X, dtype=np.float64)
+    from .attribution import _seed
+
+    x = _real(X, "X")
     if x.ndim < 2:
         raise SwiftAttrError(f"X: expected a batch (N, *input_shape), got shape {x.shape}", SA_ERR_SHAPE)
+    if x.shape[0] == 0:
+        raise SwiftAttrError("X: the batch is empty")
+    _attribution(attribution)
+    _nonnegative(lam_wave, "lam_wave")
+    _nonnegative(lam_attr, "lam_attr")
+    if target is not None and np.ndim(target) > 0 and np.shape(target) != (x.shape[0],):
+        raise SwiftAttrError(f"target: expected one class index or one per example of X ({x.shape[0]}), got shape "
+                             f"{np.shape(target)}", SA_ERR_SHAPE)
     plan = network_for(net, x[:1].astype(np.float32))
     cls = DWT2d if len(plan.input_shape) >= 2 and plan.input_shape[-1] > 1 and plan.input_shape[-2] > 1 else DWT1d
     transform = cls(wave, levels)
@@ -577,7 +610,9 @@ def fit(net, X, wave="db5", levels: int = 3, attribution: str = "saliency", targ
     epochs = as_int(epochs, "epochs", 1, 10**7)
     batch_size = x.shape[0] if batch_size is None else as_int(batch_size, "batch_size", 1, 10**9)
     lr = as_float(lr, "lr")
-    rng = np.random.default_rng(seed)
+    if not (lr > 0 and np.isfinite(lr)):
+        raise SwiftAttrError(f"lr must be positive and finite (got {lr!r})")
+    rng = np.random.default_rng(_seed(seed))
     h = transform.filter.copy()
     initial = h.copy()
     m = np.zeros_like(h)
@@ -619,6 +654,7 @@ def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "s
     from .attribution import saliency
 
     x = transform._check(X, "X")
+    _attribution(attribution)
     h = transform.filter
     c = transform._analysis(x, h)
     xr = transform._synthesis(c, h)
@@ -629,11 +665,8 @@ def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "s
         points = _path(xr, alphas, plan.input_shape)
         g = saliency(plan, points, target=_repeat_target(target, B, alphas.size), abs=False).astype(np.float64)
         g = (ws[:, None, None] * g.reshape(alphas.size, B, -1)).sum(0).reshape(x.shape)
-    elif attribution in ("saliency", "input_x_gradient"):
-        g = saliency(plan, xr.astype(np.float32), target=target, abs=False).astype(np.float64)
     else:
-        raise SwiftAttrError(f"attribution: unknown {attribution!r}; expected one of {', '.join(_ATTRIBUTIONS)}",
-                             SA_ERR_INVALID_ARGUMENT)
+        g = saliency(plan, xr.astype(np.float32), target=target, abs=False).astype(np.float64)
     wg = transform._analysis(g, h)
     return wg if attribution == "saliency" else c * wg
 
@@ -648,15 +681,18 @@ def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", a
     from .attribution import _network
 
     kk = as_int(k, "k", 1, 10**9)
-    x = np.asarray(X, dtype=np.float64)
+    model = as_choice(model, {"linear": "linear", "lasso": "lasso", "logistic": "logistic"}, "model")
+    out_index = 0 if target is None else as_int(target, "target")  # one output is compared with y
+    x = transform._check(X, "X")
+    y = _one_per_example(y, x.shape[0], "y", "X")
+    xt = x if X_test is None else transform._check(X_test, "X_test")
+    yt = y if y_test is None else _one_per_example(y_test, xt.shape[0], "y_test", "X_test")
     a = attributions(transform, net, x, target, attribution, n_steps)
     importance = np.abs(a).reshape(x.shape[0], -1).mean(0)
     if kk > importance.size:
         raise SwiftAttrError(f"k = {kk} exceeds the {importance.size} coefficients", SA_ERR_INVALID_ARGUMENT)
     top = np.argsort(-importance, kind="stable")[:kk]
     feats = transform.forward(x).reshape(x.shape[0], -1)[:, top]
-    xt = x if X_test is None else np.asarray(X_test, dtype=np.float64)
-    yt = np.asarray(y if y_test is None else y_test)
     ft = transform.forward(xt).reshape(xt.shape[0], -1)[:, top]
     plan, xt32 = _network(net, xt.astype(np.float32))
     out = plan.forward(xt32).reshape(xt.shape[0], -1)
@@ -665,16 +701,16 @@ def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", a
 
         est = LinearRegression().fit(feats, np.asarray(y, dtype=np.float64))
         score = est.score(ft, yt)
-        pred = out[:, 0] if target is None else out[:, int(target)]
+        pred = out[:, out_index]
         ss = ((yt - yt.mean()) ** 2).sum()
         network_score = 1 - ((yt - pred) ** 2).sum() / ss if ss > 0 else float("nan")
-    elif model in ("lasso", "logistic"):
+    else:
         if model == "lasso":
             from sklearn.linear_model import LassoCV
 
             est = LassoCV(cv=3).fit(feats, np.asarray(y, dtype=np.float64))
             score = est.score(ft, yt)
-            pred = out[:, 0] if target is None else out[:, int(target)]
+            pred = out[:, out_index]
             ss = ((yt - yt.mean()) ** 2).sum()
             network_score = 1 - ((yt - pred) ** 2).sum() / ss if ss > 0 else float("nan")
         else:
@@ -683,7 +719,5 @@ def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", a
             est = LogisticRegression(max_iter=2000).fit(feats, np.asarray(y))
             score = est.score(ft, yt)
             network_score = float((out.argmax(1) == yt).mean())
-    else:
-        raise SwiftAttrError(f"model: unknown {model!r}; expected linear, lasso or logistic", SA_ERR_INVALID_ARGUMENT)
     return {"indices": top, "importance": importance, "model": est, "score": float(score),
             "network_score": float(network_score)}

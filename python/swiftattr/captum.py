@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 import swiftattr as _sa
-from ._args import SA_ERR_INVALID_ARGUMENT
+from ._args import SA_ERR_INVALID_ARGUMENT, as_f32
 from ._ffi import SwiftAttrError
 from .model import LazyNetwork, Network
 
@@ -79,17 +79,22 @@ class _Inputs:
         return (out,) if self.was_tuple and keep_tuple else out
 
 
-def _numpy(x):
-    """A tensor (any device, with or without grad), a one-element tuple or an array-like as a numpy array."""
+def _numpy(x, name: str = "baselines"):
+    """A tensor (any device, with or without grad), a one-element tuple or an array-like as a numpy array
+    (``name``: the argument, for the error on a tuple of several tensors)."""
     if x is None:
         return None
     if isinstance(x, tuple):
         if len(x) != 1:
-            raise _unsupported("attribute", "baselines", f"a tuple of {len(x)} tensors (models with one input only)")
+            raise _unsupported("attribute", name, f"a tuple of {len(x)} tensors (models with one input only)")
         x = x[0]
     if _is_tensor(x):
         return x.detach().cpu().numpy()
     return x
+
+
+def _mask(feature_mask):
+    return _numpy(feature_mask, "feature_mask")
 
 
 def _target(target, where: str):
@@ -97,7 +102,7 @@ def _target(target, where: str):
     multi-dimensional output, which swiftattr's networks do not have."""
     if isinstance(target, tuple) or (isinstance(target, list) and any(isinstance(t, tuple) for t in target)):
         raise _unsupported(where, f"target={target!r}", "tuples index multi-dimensional outputs")
-    return _numpy(target)
+    return _numpy(target, "target")
 
 
 class _Converted:
@@ -250,6 +255,17 @@ class DeepLift(_Method):
         return _with_delta(inp, r, return_convergence_delta)
 
 
+def _references(net, inp: _Inputs, baselines):
+    """Captum's reference set ``baselines`` (R, *input_shape) checked under Captum's name (swiftattr calls it
+    ``references``) for the network planned for the inputs; token ids and embedding vectors pass unchanged."""
+    b = _numpy(baselines)
+    plan = _sa.model.network_for(net, inp.array)
+    if plan.is_token_model:
+        return b
+    b = as_f32(b, "baselines")
+    return plan._batch(b[None] if b.shape == plan.input_shape else b, "baselines")  # one reference, as deepshap
+
+
 class DeepLiftShap(DeepLift):
     """Captum's ``DeepLiftShap``: DeepLIFT averaged over the reference set ``baselines`` (R, *input_shape)."""
 
@@ -261,7 +277,7 @@ class DeepLiftShap(DeepLift):
         _require_default("DeepLiftShap.attribute", additional_forward_args=(additional_forward_args, None),
                          custom_attribution_func=(custom_attribution_func, None))
         inp = _Inputs(inputs, "DeepLiftShap.attribute")
-        r = _sa.deepshap(self.net, inp.array, _numpy(baselines), target=_target(target, "DeepLiftShap"),
+        r = _sa.deepshap(self.net, inp.array, _references(self.net, inp, baselines), target=_target(target, "DeepLiftShap"),
                          maxpool="gradient", multiply_by_inputs=self.multiply_by_inputs,
                          return_convergence_delta=return_convergence_delta)
         return _with_delta(inp, r, return_convergence_delta)
@@ -287,14 +303,18 @@ class GradientShap(_Method):
         _require_default("GradientShap.attribute", additional_forward_args=(additional_forward_args, None),
                          stdevs=(stdevs, 0.0))
         inp = _Inputs(inputs, "GradientShap.attribute")
+        if not isinstance(return_convergence_delta, (bool, np.bool_)):
+            raise SwiftAttrError(f"GradientShap.attribute: return_convergence_delta: expected True or False, got "
+                                 f"{return_convergence_delta!r}")
         t = _target(target, "GradientShap")
-        phi = _sa.expected_gradients(self.net, inp.array, _numpy(baselines), target=t, n_samples=n_samples, seed=seed)
+        refs = _references(self.net, inp, baselines)
+        phi = _sa.expected_gradients(self.net, inp.array, refs, target=t, n_samples=n_samples, seed=seed)
         if not return_convergence_delta:
             return inp.back(phi)
         # Captum's delta for GradientShap: Σφ − (f(x) − mean over references f(x')), per example
         net = _sa.model.network_for(self.net, inp.array)
         fx = net.forward(inp.array).reshape(len(inp.array), -1)
-        fr = net.forward(np.asarray(_numpy(baselines), dtype=np.float32)).reshape(-1, fx.shape[1])
+        fr = net.forward(refs).reshape(-1, fx.shape[1])
         tt = np.broadcast_to(np.asarray(0 if t is None else t).ravel(), (len(fx),))
         delta = phi.reshape(len(fx), -1).sum(1) - (fx[np.arange(len(fx)), tt] - fr[:, tt].mean(0))
         return inp.back(phi), inp.back(delta.astype(np.float32), keep_tuple=False)
@@ -319,6 +339,16 @@ def _baseline_value(b):
     return 0 if b is None else b
 
 
+def _one_per_input(value, name: str):
+    """Captum's per-input tuple of tuples (one window shape or stride per input tensor) for the one input:
+    ((2, 2),) → (2, 2); several entries are refused rather than all but the first ignored."""
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple):
+        if len(value) != 1:
+            raise _unsupported("Occlusion.attribute", name, f"{len(value)} entries, one per input tensor (one input only)")
+        return value[0]
+    return value
+
+
 class Occlusion(_Perturbation):
     """Captum's ``Occlusion``."""
 
@@ -326,10 +356,8 @@ class Occlusion(_Perturbation):
                   additional_forward_args=None, perturbations_per_eval=1, show_progress=False):
         self._check("Occlusion.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "Occlusion.attribute")
-        shapes = sliding_window_shapes[0] if isinstance(sliding_window_shapes, tuple) and sliding_window_shapes and \
-            isinstance(sliding_window_shapes[0], tuple) else sliding_window_shapes
-        if isinstance(strides, tuple) and strides and isinstance(strides[0], tuple):
-            strides = strides[0]
+        shapes = _one_per_input(sliding_window_shapes, "sliding_window_shapes")
+        strides = _one_per_input(strides, "strides")
         fn = _sa.occlusion
         return inp.back(fn(self.net, inp.array, shapes, strides=strides, baselines=_baseline_value(baselines),
                            target=_target(target, "Occlusion"), perturbations_per_eval=perturbations_per_eval,
@@ -344,7 +372,7 @@ class FeatureAblation(_Perturbation):
         self._check("FeatureAblation.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "FeatureAblation.attribute")
         fn = _sa.feature_ablation
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
                            target=_target(target, "FeatureAblation"), perturbations_per_eval=perturbations_per_eval,
                            **self._progress_args(fn)))
 
@@ -357,7 +385,7 @@ class FeaturePermutation(_Perturbation):
         self._check("FeaturePermutation.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "FeaturePermutation.attribute")
         fn = _sa.feature_permutation
-        return inp.back(fn(self.net, inp.array, feature_mask=_numpy(feature_mask), target=_target(target, "FeaturePermutation"),
+        return inp.back(fn(self.net, inp.array, feature_mask=_mask(feature_mask), target=_target(target, "FeaturePermutation"),
                            seed=seed, perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
 
 
@@ -369,7 +397,7 @@ class ShapleyValueSampling(_Perturbation):
         self._check("ShapleyValueSampling.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "ShapleyValueSampling.attribute")
         fn = _sa.shapley_value_sampling
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
                            n_samples=n_samples, seed=seed, target=_target(target, "ShapleyValueSampling"),
                            perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
 
@@ -384,7 +412,7 @@ class KernelShap(_Perturbation):
         _require_default("KernelShap.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "KernelShap.attribute")
         fn = _sa.kernel_shap
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
                            n_samples=n_samples, seed=seed, target=_target(target, "KernelShap"),
                            perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
 
@@ -406,7 +434,7 @@ class Lime(_Perturbation):
         _require_default("Lime.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "Lime.attribute")
         fn = _sa.lime
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_numpy(feature_mask),
+        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
                            n_samples=n_samples, seed=seed, target=_target(target, "Lime"),
                            perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
 

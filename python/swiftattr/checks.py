@@ -18,10 +18,10 @@ from typing import Optional
 
 import numpy as np
 
-from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_int
+from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_ints
 from ._ffi import SwiftAttrError
 from .attribution import _network, _seed
-from .metrics import _first, _method
+from .metrics import _finite, _first, _method, _one_per_example as _labels
 
 __all__ = ["randomization", "label_randomization", "RandomizationResult", "spearman", "ssim", "hog", "recovery",
            "roar", "keep_and_retrain", "RetrainCurve"]
@@ -29,7 +29,10 @@ __all__ = ["randomization", "label_randomization", "RandomizationResult", "spear
 
 # -- similarity measures -----------------------------------------------------------------------------
 def _rows(a, name: str) -> np.ndarray:
-    arr = np.asarray(as_f32(a, name), dtype=np.float64)
+    arr = np.asarray(_finite(as_f32(a, name), name), dtype=np.float64)
+    if arr.ndim == 0:
+        raise SwiftAttrError(f"{name}: expected an array of values (one row, or one row per example), got a scalar",
+                             SA_ERR_SHAPE)
     return arr.reshape(arr.shape[0], -1) if arr.ndim > 1 else arr[None]
 
 
@@ -67,7 +70,7 @@ def spearman(a, b) -> np.ndarray:
 
 
 def _images(a, name: str) -> np.ndarray:
-    arr = np.asarray(as_f32(a, name), dtype=np.float64)
+    arr = np.asarray(_finite(as_f32(a, name), name), dtype=np.float64)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
@@ -90,6 +93,9 @@ def ssim(a, b, data_range: float = 1.0, win_size: int = 7) -> np.ndarray:
     if x.shape != y.shape:
         raise SwiftAttrError(f"a and b: expected equal shapes, got {x.shape} and {y.shape}", SA_ERR_SHAPE)
     w = as_int(win_size, "win_size", 1, INT64_MAX)
+    data_range = as_float(data_range, "data_range")
+    if not (data_range > 0 and np.isfinite(data_range)):
+        raise SwiftAttrError(f"data_range must be positive and finite (got {data_range!r})")
     if w % 2 == 0 or w > min(x.shape[1:]):
         raise SwiftAttrError(f"win_size = {w}: must be odd and at most the image's sides {x.shape[1:]}")
     area = w * w
@@ -109,8 +115,10 @@ def hog(images, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(
     normalised (L2, clipped at 0.2, L2 again). (n, features) for (n, H, W) images."""
     x = _images(images, "images")
     n, H, W = x.shape
-    ch, cw = (as_int(v, "pixels_per_cell") for v in pixels_per_cell)
-    bh, bw = (as_int(v, "cells_per_block") for v in cells_per_block)
+    ch, cw, bh, bw = as_ints(pixels_per_cell, 2, "pixels_per_cell") + as_ints(cells_per_block, 2, "cells_per_block")
+    for name, v in (("pixels_per_cell", (ch, cw)), ("cells_per_block", (bh, bw))):
+        if min(v) < 1:
+            raise SwiftAttrError(f"{name} must be positive (got {v})")
     bins = as_int(orientations, "orientations", 1, INT64_MAX)
     rows, cols = H // ch, W // cw
     if rows - bh + 1 <= 0 or cols - bw + 1 <= 0:
@@ -266,8 +274,9 @@ def randomization(net, inputs, method="saliency", target=None, mode: str = "casc
     seed = _seed(seed)
     nodes = sorted(set(net.parameter_nodes()), reverse=True)
     if layers is not None:
-        chosen = set(layers if isinstance(layers, (list, tuple, range, np.ndarray)) else [layers])
-        unknown = sorted(int(v) for v in chosen if int(v) not in nodes)
+        given = list(layers) if isinstance(layers, (list, tuple, range, np.ndarray)) else [layers]
+        chosen = {as_int(v, "layers") for v in given}
+        unknown = sorted(v for v in chosen if v not in nodes)
         if unknown:
             raise SwiftAttrError(f"layers: node {unknown[0]} has no parameters to randomise (nodes with parameters: "
                                  f"{sorted(nodes)})")
@@ -294,7 +303,7 @@ def label_randomization(net, X, y, inputs, method="saliency", target=None, seed:
     fn = _method(method)
     net, x = _network(net, inputs)
     seed = _seed(seed)
-    labels = np.asarray(y)
+    labels = _labels(y, net._batch(X, "X").shape[0], "y", "X")
     permuted = labels[np.random.default_rng(seed).permutation(labels.shape[0])]
     options = dict(train_args or {})
     options.setdefault("seed", seed)
@@ -310,7 +319,7 @@ def label_randomization(net, X, y, inputs, method="saliency", target=None, seed:
 
 # -- recovery of known drivers -----------------------------------------------------------------------
 def _importance(phi, shape, name: str) -> np.ndarray:
-    a = np.abs(np.asarray(as_f32(phi, name), dtype=np.float64))
+    a = np.abs(np.asarray(_finite(as_f32(phi, name), name), dtype=np.float64))
     if a.shape == shape:
         return a
     if a.shape[1:] == shape:
@@ -329,7 +338,8 @@ def recovery(phi, truth, k: Optional[int] = None) -> dict:
     number of drivers by default), "k", "auroc": the probability that a driver outranks a non-driver (ties
     count half)}."""
     t = np.asarray(truth)
-    t = np.abs(np.asarray(as_f32(t.astype(np.float64) if t.dtype == bool else t, "truth"), dtype=np.float64))
+    t = np.abs(np.asarray(_finite(as_f32(t.astype(np.float64) if t.dtype == bool else t, "truth"), "truth"),
+                          dtype=np.float64))
     if t.ndim not in (1, 2) or (t.ndim == 2 and t.shape[0] != t.shape[1]):
         raise SwiftAttrError(f"truth: expected (p,) feature importances or a (p, p) interaction matrix, got {t.shape}",
                              SA_ERR_SHAPE)
@@ -389,13 +399,18 @@ def roar(net, X, y, X_test, y_test, attributions, attributions_test, ks, keep: b
         raise SwiftAttrError(f"attributions: expected the shape of X {x.shape}, got {phi.shape}", SA_ERR_SHAPE)
     if phi_t.shape != xt.shape:
         raise SwiftAttrError(f"attributions_test: expected the shape of X_test {xt.shape}, got {phi_t.shape}", SA_ERR_SHAPE)
+    _finite(phi, "attributions")
+    _finite(phi_t, "attributions_test")
+    _labels(y, x.shape[0], "y", "X")
+    yt = _labels(y_test, xt.shape[0], "y_test", "X_test")
     p = net.input_size
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, (list, tuple, range, np.ndarray)):
+        raise SwiftAttrError(f"ks: expected a list of numbers of features, got {ks!r}")
     k_list = np.array([as_int(k, f"ks[{i}]", 0, p) for i, k in enumerate(ks)], dtype=np.int64)
     if k_list.size == 0:
         raise SwiftAttrError("ks: give at least one number of features")
     seed = _seed(seed)
     mean = x.reshape(x.shape[0], -1).astype(np.float64).mean(axis=0)
-    yt = np.asarray(y_test)
     scores = []
     for k in k_list:  # one retraining per k
         fitted, _ = train(net, _masked(x, phi, mean, int(k), keep), y, loss=loss, seed=seed, initialize=True,

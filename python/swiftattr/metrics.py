@@ -10,8 +10,9 @@ Every perturbed input goes through the network in large stacked batches (one ``f
 ``internal_batch_size`` rows, or one call of the attribution method on all n·S perturbed inputs); nothing
 loops over examples in Python. Perturbations are drawn, or passed in as an array of shape
 (n, S, *input_shape) so results can be compared exactly with another library. Drawn perturbations depend
-only on ``seed`` and the example's index ``first_example + i`` (a Philox stream per example), so a batch
-computed in pieces with ``first_example`` set draws what the whole batch draws.
+only on ``seed`` and the example's index ``first_example + i`` (the library's counter-based Philox generator,
+one call for the whole batch), so a batch computed in pieces with ``first_example`` set draws what the whole
+batch draws, bit for bit.
 
 Conventions (Captum's): rows are example-major (row i·S + s is sample s of example i); infidelity's
 perturbed input is x − I and its score E_I[(Iᵀφ − (f(x) − f(x − I)))²]; max-sensitivity perturbs to x + δ.
@@ -24,32 +25,37 @@ from typing import Optional
 
 import numpy as np
 
-from ._args import INT64_MAX, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, as_bool, as_f32, as_float, as_int
-from ._ffi import SwiftAttrError
+from ._args import INT64_MAX, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM, as_bool, as_choice, as_f32, as_float, as_int
+from ._ffi import SA_ERR_NON_FINITE, SwiftAttrError, check, fptr, lib
 from ._progress import long_call
 from .attribution import _network, _seed, _targets
 
 __all__ = ["infidelity", "sensitivity_max", "deletion", "insertion", "Curve", "completeness"]
 
 _DEFAULT_ROWS = 8192  # rows per forward call when internal_batch_size is None (bounds the stacked array)
-_INFIDELITY_STREAM, _SENSITIVITY_STREAM = 0x494E_4644, 0x5345_4E53  # "INFD", "SENS": separate Philox streams
+_INFIDELITY_STREAM, _SENSITIVITY_STREAM = 0x494E_4644, 0x5345_4E53  # "INFD", "SENS": streams ≥ 2^30 (see swiftattr.h)
 
 
 # -- shared helpers --------------------------------------------------------------------------------
 def draw_perturbations(kind: str, input_shape, n: int, samples: int, scale: float, seed, first_example: int = 0,
                        stream: int = 0) -> np.ndarray:
     """(n, samples, *input_shape) float32 draws: ``kind`` "normal" (N(0, scale²)) or "uniform" (U(−scale,
-    scale)). Example i's draws come from a Philox4x64 generator keyed by ``seed`` with the counter's high
-    words (first_example + i, stream), so they depend only on the seed, the example's index and the stream."""
+    scale)), in one call of the library's counter-based generator (sa_random_normal, sa_random_uniform):
+    example i's draws are a pure function of (``seed``, first_example + i, ``stream``), so they depend only on
+    the seed, the example's index and the stream, and sample s's on nothing after it."""
+    kind = as_choice(kind, {"normal": "normal", "uniform": "uniform"}, "kind")
     seed = _seed(seed)
     first = as_int(first_example, "first_example", 0, INT64_MAX)
+    stream = as_int(stream, "stream", 0, 2**32 - 1)
     out = np.empty((n, samples) + tuple(input_shape), dtype=np.float32)
-    for i in range(n):  # one generator per example (the draws themselves are vectorised)
-        g = np.random.Generator(np.random.Philox(key=seed, counter=[0, 0, first + i, stream]))
-        if kind == "normal":
-            out[i] = g.standard_normal(out.shape[1:], dtype=np.float32) * np.float32(scale)
-        else:
-            out[i] = (g.random(out.shape[1:], dtype=np.float32) * np.float32(2 * scale) - np.float32(scale))
+    count = out[0].size if n else 0
+    if out.size == 0:
+        return out
+    if kind == "normal":
+        check(lib.sa_random_normal(seed, first, n, count, stream, fptr(out)))
+        out *= np.float32(scale)
+    else:
+        check(lib.sa_random_uniform(seed, first, n, count, stream, -float(scale), float(scale), fptr(out)))
     return out
 
 
@@ -83,9 +89,7 @@ def _samples(perturbations, n_perturb_samples, net, n: int, name: str = "perturb
     if n_perturb_samples is not None and as_int(n_perturb_samples, "n_perturb_samples") != p.shape[1]:
         raise SwiftAttrError(f"n_perturb_samples = {n_perturb_samples} disagrees with the {p.shape[1]} perturbations per "
                              f"example given", SA_ERR_SHAPE)
-    if not np.isfinite(p).all():
-        raise SwiftAttrError(f"{name}: contains NaN or infinite values")
-    return p, p.shape[1]
+    return _finite(p, name), p.shape[1]
 
 
 def _no_tokens(net, what: str):
@@ -93,11 +97,30 @@ def _no_tokens(net, what: str):
         raise SwiftAttrError(f"net: {what} perturbs the inputs, and token ids cannot be perturbed continuously")
 
 
+def _finite(a: np.ndarray, name: str) -> np.ndarray:
+    """``a`` unchanged when every value is finite, else SA_ERR_NON_FINITE naming ``name`` and the first bad
+    flat index (these arrays never reach C, which would check them)."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        i = int(np.argmax(bad.ravel()))
+        raise SwiftAttrError(f"{name} contains a non-finite value ({a.ravel()[i]}) at flat index {i}", SA_ERR_NON_FINITE)
+    return a
+
+
+def _one_per_example(values, n: int, name: str, of: str) -> np.ndarray:
+    """``values`` (labels, targets) as an array with one entry per example of ``of`` (n examples), else
+    SA_ERR_SHAPE naming ``name``."""
+    arr = np.asarray(values)
+    if arr.ndim < 1 or arr.shape[0] != n:
+        raise SwiftAttrError(f"{name}: expected one value per example of {of} ({n}), got shape {arr.shape}", SA_ERR_SHAPE)
+    return arr
+
+
 def _attributions(attributions, x: np.ndarray, name: str = "attributions") -> np.ndarray:
     a = as_f32(attributions, name)
     if a.shape != x.shape:
         raise SwiftAttrError(f"{name}: expected the shape of the inputs {x.shape}, got {a.shape}", SA_ERR_SHAPE)
-    return a
+    return _finite(a, name)
 
 
 # -- infidelity ------------------------------------------------------------------------------------
@@ -177,6 +200,17 @@ def _first(result) -> np.ndarray:
     return np.asarray(result[0] if isinstance(result, tuple) else result, dtype=np.float64)
 
 
+def _method_result(result, rows: int, size: Optional[int] = None) -> np.ndarray:
+    """The attributions a method returned for ``rows`` inputs: one row per input (of ``size`` values each,
+    when given: what it returned for the unperturbed inputs), finite."""
+    phi = _first(result)
+    if phi.ndim < 1 or phi.shape[0] != rows or (size is not None and phi[0].size != size):
+        per = "" if size is None else f" of {size} values"
+        raise SwiftAttrError(f"method: returned attributions of shape {phi.shape}; expected one row{per} for each of the "
+                             f"{rows} inputs", SA_ERR_SHAPE)
+    return _finite(phi, "method's attributions")
+
+
 @long_call
 def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float = 0.02,
                     n_perturb_samples: Optional[int] = None, seed: Optional[int] = None, perturbations=None,
@@ -203,13 +237,13 @@ def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float =
         "uniform", net.input_shape, n, S, radius, seed, first_example, _SENSITIVITY_STREAM)
     if target is not None:
         method_args["target"] = target
-    phi = _first(fn(net, x, **method_args)).reshape(n, -1)
+    phi = _method_result(fn(net, x, **method_args), n).reshape(n, -1)
     expanded = {k: _expand_per_example(k, v, n, S, len(net.input_shape)) for k, v in method_args.items()}
     if target is not None:
         t = np.asarray(_targets(net, target, n))
         expanded["target"] = np.repeat(t, S) if t.size == n and n > 1 else target
     rows = (x[:, None] + delta).reshape((n * S,) + net.input_shape)
-    phi_perturbed = _first(fn(net, rows, **expanded)).reshape(n, S, -1)
+    phi_perturbed = _method_result(fn(net, rows, **expanded), n * S, phi.shape[1]).reshape(n, S, -1)
     norm = np.linalg.norm(phi, axis=1)
     norm = np.where(norm == 0, 1.0, norm)
     return (np.linalg.norm(phi_perturbed - phi[:, None], axis=2) / norm[:, None]).max(axis=1)
@@ -269,6 +303,7 @@ def _reference(net, x: np.ndarray, baselines, blur_sigma) -> np.ndarray:
     b, rows = _baselines(net, baselines, n)
     if b is None:
         return np.zeros_like(x)
+    _finite(b, "baselines")
     return np.broadcast_to(b, x.shape) if rows == 1 else b
 
 
@@ -354,6 +389,7 @@ def completeness(net, inputs, attributions, target=None, baselines=None, referen
     a = as_f32(attributions, "attributions")
     if a.ndim < 2 or a.shape[0] != n:
         raise SwiftAttrError(f"attributions: expected one row per example ({n}, ...), got {a.shape}", SA_ERR_SHAPE)
+    _finite(a, "attributions")
     t = _targets(net, target, n)
     fx = _target_scores(net, x, t)
     if references is not None:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from ._args import INT64_MAX, SA_ERR_UNKNOWN_ENUM, as_choice, as_float, as_int
+from ._args import INT64_MAX, SA_ERR_UNKNOWN_ENUM, as_bool, as_choice, as_float, as_int
 from ._ffi import SwiftAttrError
 from .attribution import _seed
 
@@ -44,7 +44,10 @@ def interactions(n: int = 5000, d: int = 10, kind="multiply", n_interactions: Op
     n, d = as_int(n, "n", 1, INT64_MAX), as_int(d, "d", 2, INT64_MAX)
     pairs_all = np.stack(np.triu_indices(d, k=1), axis=1)
     K = min(20, len(pairs_all)) if n_interactions is None else as_int(n_interactions, "n_interactions", 1, len(pairs_all))
+    if not isinstance(kind, (str, list, tuple)):
+        raise SwiftAttrError(f"kind: expected an interaction name or a list of them, got {kind!r}", SA_ERR_UNKNOWN_ENUM)
     names = [kind] if isinstance(kind, str) else list(kind)
+    equal = as_bool(equal_coeffs, "equal_coeffs")
     if not names:
         raise SwiftAttrError("kind: give an interaction name or a non-empty list of them")
     for name in names:
@@ -53,7 +56,7 @@ def interactions(n: int = 5000, d: int = 10, kind="multiply", n_interactions: Op
     X = rng.standard_normal((n, d)).astype(np.float32)
     pairs = pairs_all[rng.choice(len(pairs_all), size=K, replace=False)]
     kinds = [names[i] for i in rng.choice(len(names), size=K)]
-    c = np.ones(K) if equal_coeffs else rng.standard_normal(K)
+    c = np.ones(K) if equal else rng.standard_normal(K)
     x = X.astype(np.float64)
     y = np.zeros(n)
     for k, ((i, j), name) in enumerate(zip(pairs, kinds)):  # one term per pair
@@ -152,6 +155,8 @@ def frequency(n: int = 1000, length: int = 64, band: int = 1, n_bands: int = 8, 
     nb = as_int(n_bands, "n_bands", 1, L)
     b = as_int(band, "band", 0, nb - 1)
     a = as_float(amplitude, "amplitude")
+    if not np.isfinite(a):
+        raise SwiftAttrError(f"amplitude must be finite (got {amplitude!r})")
     T = fourier_transform((L,))
     bands = frequency_bands(T, nb)
     inside = bands[b] > 0

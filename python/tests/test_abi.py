@@ -101,7 +101,7 @@ _POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uin
              "int32_t": _ffi.i32p, "void": ctypes.c_void_p,
              "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p,
              "sa_train_options": _ffi.train_options_p, "sa_lrp_options": _ffi.lrp_options_p}
-_VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
+_VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "uint32_t": ctypes.c_uint32, "float": ctypes.c_float,
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
            "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
            "sa_train_options": _ffi.TrainOptions, "sa_train_callback": _ffi.TRAIN_CALLBACK,

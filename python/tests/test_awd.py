@@ -153,3 +153,73 @@ def test_bad_arguments_raise():
         awd.wavelet_loss(awd.DWT1d("db2", 2), _smooth_net(16), np.zeros((2, 16)), attribution="lrp", lam_attr=1.0)
     with pytest.raises(sa.SwiftAttrError, match="constraint_weights"):
         awd.wavelet_loss(awd.DWT1d("db2", 2), None, np.zeros((2, 16)), constraint_weights={"cmff": 1.0})
+
+
+# -- bad input: refused with the argument's name ----------------------------------------------------------
+def test_signals_must_be_finite_real_numbers():
+    from swiftattr._ffi import SA_ERR_NON_FINITE
+
+    w = awd.DWT1d("db2", levels=2)
+    x = np.zeros((2, 16))
+    x[1, 3] = np.nan
+    with pytest.raises(sa.SwiftAttrError, match="inputs") as e:
+        w.forward(x)
+    assert e.value.code == SA_ERR_NON_FINITE
+    with pytest.raises(sa.SwiftAttrError, match="coefficients"):
+        w.inverse(np.full((1, 16), np.inf))
+    with pytest.raises(sa.SwiftAttrError, match="inputs"):
+        w.forward(np.array([["a"] * 16]))
+    with pytest.raises(sa.SwiftAttrError, match="inputs"):
+        w.forward(np.ones((1, 16)) + 1j)  # the imaginary part would be dropped silently
+    with pytest.raises(sa.SwiftAttrError, match="X") as e:
+        awd.fit(_smooth_net(16), x, wave="db2", levels=2, epochs=1, target=0)
+    assert e.value.code == SA_ERR_NON_FINITE
+
+
+def test_fit_argument_checks():
+    from swiftattr._ffi import SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM
+
+    net, x = _smooth_net(16), np.random.default_rng(0).normal(size=(6, 16))
+    with pytest.raises(sa.SwiftAttrError, match="target") as e:
+        awd.fit(net, x, wave="db2", levels=2, epochs=1, target=np.zeros(4, np.int64))
+    assert e.value.code == SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="X"):
+        awd.fit(net, x[:0], wave="db2", levels=2, epochs=1, target=0)
+    for name, value in (("lr", -1.0), ("lr", float("nan")), ("lam_attr", float("nan")), ("lam_wave", float("inf"))):
+        with pytest.raises(sa.SwiftAttrError, match=name):
+            awd.fit(net, x, wave="db2", levels=2, epochs=1, target=0, **{name: value})
+    with pytest.raises(sa.SwiftAttrError, match="attribution") as e:
+        awd.fit(net, x, wave="db2", levels=2, epochs=1, target=0, attribution="lrp")
+    assert e.value.code == SA_ERR_UNKNOWN_ENUM
+    with pytest.raises(sa.SwiftAttrError, match="wave") as e:
+        awd.DWT1d("morlet")
+    assert e.value.code == SA_ERR_UNKNOWN_ENUM
+
+
+def test_distill_argument_checks():
+    from swiftattr._ffi import SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM
+
+    net, x = _smooth_net(16), np.random.default_rng(0).normal(size=(6, 16))
+    w = awd.DWT1d("db2", levels=2)
+    y = np.zeros(6)
+    with pytest.raises(sa.SwiftAttrError, match="y") as e:
+        awd.distill(w, net, x, y[:5], k=2, target=0)
+    assert e.value.code == SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="y_test"):
+        awd.distill(w, net, x, y, k=2, target=0, X_test=x, y_test=y[:4])
+    with pytest.raises(sa.SwiftAttrError, match="model") as e:
+        awd.distill(w, net, x, y, k=2, target=0, model="forest")
+    assert e.value.code == SA_ERR_UNKNOWN_ENUM
+    with pytest.raises(sa.SwiftAttrError, match="target"):
+        awd.distill(w, net, x, y, k=2, target=[0, 0])
+
+
+def test_projection_and_seed_checks():
+    from swiftattr._ffi import SA_ERR_NON_FINITE
+
+    with pytest.raises(sa.SwiftAttrError, match="h0") as e:
+        awd.project_to_wavelet(np.array([0.5, np.nan, 0.5, 0.1]))  # was NaN returned after max_iter steps
+    assert e.value.code == SA_ERR_NON_FINITE
+    net, x = _smooth_net(16), np.random.default_rng(0).normal(size=(6, 16))
+    with pytest.raises(sa.SwiftAttrError, match="seed"):
+        awd.fit(net, x, wave="db2", levels=2, epochs=1, target=0, seed=-1)  # was numpy's ValueError

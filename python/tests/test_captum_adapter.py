@@ -57,3 +57,39 @@ def test_a_plain_callable_is_refused_with_a_clear_error():
         sc.Saliency(lambda x: x)
 
 
+
+
+# ------------------------------------------------------------------ bad input: named, never a silent choice
+def test_several_tensors_are_refused_naming_the_argument():
+    net = _mlp()
+    x = np.ones((2, 3), np.float32)
+    m = np.zeros((1, 3), np.int64)
+    with pytest.raises(sa.SwiftAttrError, match="feature_mask"):
+        sc.FeatureAblation(net).attribute(x, target=0, feature_mask=(m, m))
+    with pytest.raises(sa.SwiftAttrError, match="baselines"):
+        sc.IntegratedGradients(net).attribute(x, baselines=(x, x), target=0)
+    # One window shape per input tensor: two for one input is not the first of them, silently.
+    with pytest.raises(sa.SwiftAttrError, match="sliding_window_shapes"):
+        sc.Occlusion(net).attribute(x, sliding_window_shapes=((1,), (2,)), target=0)
+    with pytest.raises(sa.SwiftAttrError, match="strides"):
+        sc.Occlusion(net).attribute(x, sliding_window_shapes=(1,), strides=((1,), (1,)), target=0)
+    np.testing.assert_array_equal(sc.Occlusion(net).attribute(x, sliding_window_shapes=((1,),), target=0),
+                                  sc.Occlusion(net).attribute(x, sliding_window_shapes=(1,), target=0))
+
+
+def test_bad_values_are_refused_by_name():
+    net = _mlp()
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(sa.SwiftAttrError, match="non-finite") as e:  # C names its argument x
+        sc.Saliency(net).attribute(np.full((2, 3), np.nan, np.float32), target=0)
+    assert e.value.code == sa._ffi.SA_ERR_NON_FINITE
+    with pytest.raises(sa.SwiftAttrError, match="inputs"):
+        sc.Saliency(net).attribute(x[:0], target=0)
+    with pytest.raises(sa.SwiftAttrError, match="target"):
+        sc.Saliency(net).attribute(x, target=[0, 1, 1])
+    with pytest.raises(sa.SwiftAttrError, match="method"):
+        sc.IntegratedGradients(net).attribute(x, target=0, method="simpson")
+    with pytest.raises(sa.SwiftAttrError, match="return_convergence_delta"):
+        sc.GradientShap(net).attribute(x, np.zeros((2, 3), np.float32), target=0, return_convergence_delta="yes")
+    with pytest.raises(sa.SwiftAttrError, match="baselines"):
+        sc.GradientShap(net).attribute(x, np.zeros((2, 4), np.float32), target=0, return_convergence_delta=True)

@@ -213,3 +213,81 @@ def test_randomization_errors(trained):
         sa.checks.randomization(net, x[:2], method="gradcam", target=0)
     with pytest.raises(sa.SwiftAttrError, match="no layer with parameters"):
         sa.checks.randomization(sa.Sequential([sa.ReLU()], input_shape=(3,)), np.ones((1, 3)), target=0)
+
+
+# -- bad input: refused with the argument's name ----------------------------------------------------------
+def test_similarities_refuse_non_finite_values_by_name(rng):
+    from swiftattr._ffi import SA_ERR_NON_FINITE
+
+    a = rng.standard_normal((2, 9))
+    b = a.copy()
+    b[1, 4] = np.nan
+    with pytest.raises(sa.SwiftAttrError, match="b") as e:
+        sa.checks.spearman(a, b)
+    assert e.value.code == SA_ERR_NON_FINITE
+    img = rng.random((2, 16, 16))
+    bad = img.copy()
+    bad[0, 3, 3] = np.inf
+    with pytest.raises(sa.SwiftAttrError, match="a"):
+        sa.checks.ssim(bad, img)
+    with pytest.raises(sa.SwiftAttrError, match="images"):
+        sa.checks.hog(bad)
+    truth = np.array([1.0, 0, 0, 1.0])
+    with pytest.raises(sa.SwiftAttrError, match="phi"):
+        sa.checks.recovery(np.array([1.0, np.nan, 0, 2]), truth)
+    with pytest.raises(sa.SwiftAttrError, match="truth"):
+        sa.checks.recovery(np.ones(4), np.array([1.0, np.nan, 0, 0]))
+
+
+def test_ssim_and_hog_argument_checks(rng):
+    img = rng.random((1, 16, 16))
+    with pytest.raises(sa.SwiftAttrError, match="data_range"):
+        sa.checks.ssim(img, img, data_range=0.0)
+    with pytest.raises(sa.SwiftAttrError, match="pixels_per_cell"):
+        sa.checks.hog(img, pixels_per_cell=(0, 4))
+    with pytest.raises(sa.SwiftAttrError, match="cells_per_block"):
+        sa.checks.hog(img, cells_per_block=(1, -1))
+    with pytest.raises(sa.SwiftAttrError, match="pixels_per_cell"):
+        sa.checks.hog(img, pixels_per_cell=(4, 4, 4))
+    # One int means a square cell, as for sa's layer sizes (was a TypeError).
+    np.testing.assert_array_equal(sa.checks.hog(img, pixels_per_cell=4), sa.checks.hog(img, pixels_per_cell=(4, 4)))
+
+
+def test_randomization_layers_must_be_node_indices(trained):
+    net, x, _ = trained
+    for bad in ("dense", [0.5], [None]):
+        with pytest.raises(sa.SwiftAttrError, match="layers"):
+            sa.checks.randomization(net, x[:2], target=0, layers=bad)
+
+
+def test_roar_argument_checks(rng):
+    X = rng.standard_normal((40, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    net = sa.Sequential([sa.Linear(np.zeros((2, 5), np.float32), np.zeros(2, np.float32))])
+    phi = np.abs(X)
+    opts = dict(epochs=1, lr=0.01, seed=0)
+    with pytest.raises(sa.SwiftAttrError, match="ks"):
+        sa.checks.roar(net, X, y, X, y, phi, phi, ks=2, **opts)
+    with pytest.raises(sa.SwiftAttrError, match="y_test") as e:
+        sa.checks.roar(net, X, y, X, y[:-1], phi, phi, ks=[1], **opts)
+    assert e.value.code == SA_ERR_SHAPE
+    bad = phi.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(sa.SwiftAttrError, match="attributions"):
+        sa.checks.roar(net, X, y, X, y, bad, phi, ks=[1], **opts)
+    with pytest.raises(sa.SwiftAttrError, match="y_test"):
+        sa.checks.roar(net, X, y, X, y[:-1].astype(np.float32), phi, phi, ks=[1], loss="mse", **opts)
+
+
+def test_label_randomization_needs_one_label_per_example(trained):
+    net, x, y = trained
+    with pytest.raises(sa.SwiftAttrError, match="y") as e:
+        sa.checks.label_randomization(net, x[:20], y[:19], x[:2], target=0, train_args={"epochs": 1})
+    assert e.value.code == SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError, match="y"):
+        sa.checks.label_randomization(net, x[:20], 3, x[:2], target=0, train_args={"epochs": 1})
+
+
+def test_spearman_of_scalars_is_refused_by_name():
+    with pytest.raises(sa.SwiftAttrError, match="a"):
+        sa.checks.spearman(1.0, 2.0)  # was a numpy unpacking error

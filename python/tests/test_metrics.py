@@ -251,3 +251,165 @@ def test_argument_errors(net, f, rng):
                            input_shape=(2,))
     with pytest.raises(sa.SwiftAttrError, match="token"):
         sa.metrics.infidelity(tokens, np.zeros((1, 2)), np.zeros((1, 2)))
+
+
+# -- seeded draws through the library (sa_random_normal, sa_random_uniform) ------------------------------
+def _philox4x32(counter, key):
+    """Philox4x32-10 in plain Python (Random123's constants), to check the documented counter layout."""
+    c, k = list(counter), list(key)
+    M = 0xFFFFFFFF
+    for r in range(10):
+        if r:
+            k = [(k[0] + 0x9E3779B9) & M, (k[1] + 0xBB67AE85) & M]
+        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
+        c = [((p1 >> 32) ^ c[1] ^ k[0]) & M, p1 & M, ((p0 >> 32) ^ c[3] ^ k[1]) & M, p0 & M]
+    return c
+
+
+def _draw(fn, seed, first, n, count, stream, *bounds):
+    from swiftattr._ffi import check, fptr
+
+    out = np.empty((n, count), np.float32)
+    check(fn(seed, first, n, count, stream, *bounds, fptr(out)))
+    return out
+
+
+def test_library_draws_follow_the_documented_counter_layout():
+    from swiftattr._ffi import lib
+
+    seed, example, stream = 0x0123456789ABCDEF, 5, 0x494E4644
+    out = _draw(lib.sa_random_normal, seed, example, 1, 3, stream)
+    for block in (0, 1):
+        w = _philox4x32([example & 0xFFFFFFFF, example >> 32, stream, block], [seed & 0xFFFFFFFF, seed >> 32])
+        u0 = ((w[0] << 32 | w[1]) >> 11) * 2.0**-53
+        u1 = ((w[2] << 32 | w[3]) >> 11) * 2.0**-53
+        r = np.sqrt(-2 * np.log(1 - u0))
+        expect = [r * np.cos(2 * np.pi * u1), r * np.sin(2 * np.pi * u1)][: 3 - 2 * block]
+        # float64 Box–Muller in numpy and in Swift agree to a few ulps of double; each rounds to float32 alike
+        # unless within 1e-15 of a float32 rounding boundary: compare to 1 float32 ulp.
+        np.testing.assert_allclose(out[0, 2 * block: 2 * block + len(expect)], expect, rtol=2**-23, atol=1e-30)
+    u = _draw(lib.sa_random_uniform, seed, example, 1, 2, stream, -1.0, 3.0)
+    w = _philox4x32([example, 0, stream, 0], [seed & 0xFFFFFFFF, seed >> 32])
+    u0 = ((w[0] << 32 | w[1]) >> 11) * 2.0**-53
+    assert u[0, 0] == np.float32(-1.0 + 4.0 * u0)
+
+
+def test_library_draws_in_pieces_equal_one_call_bit_for_bit():
+    from swiftattr._ffi import lib
+
+    for fn, bounds in ((lib.sa_random_normal, ()), (lib.sa_random_uniform, (-0.5, 0.25))):
+        whole = _draw(fn, 7, 0, 9, 13, 99, *bounds)  # an odd count: the last block gives one value
+        np.testing.assert_array_equal(whole[4:9], _draw(fn, 7, 4, 5, 13, 99, *bounds))
+        np.testing.assert_array_equal(whole[:, :6], _draw(fn, 7, 0, 9, 6, 99, *bounds))  # a row's prefix: fewer samples
+        assert not np.array_equal(whole, _draw(fn, 7, 0, 9, 13, 100, *bounds))  # another stream
+        assert not np.array_equal(whole, _draw(fn, 8, 0, 9, 13, 99, *bounds))  # another seed
+    u = _draw(lib.sa_random_uniform, 1, 0, 200, 1000, 3, -0.5, 0.25)
+    assert u.min() >= -0.5 and u.max() < 0.25
+    # 2e5 uniforms: the mean's standard error is 0.75/sqrt(12·2e5) = 5e-4; 6 of them is 3e-3.
+    assert abs(u.mean() - (-0.125)) < 3e-3
+    z = _draw(lib.sa_random_normal, 1, 0, 200, 1000, 3)
+    assert abs(z.mean()) < 0.015 and abs(z.std() - 1) < 0.01  # standard errors 2.2e-3 and 1.6e-3
+
+
+def test_perturbation_draws_are_the_library_draws_and_split_exactly():
+    from swiftattr._ffi import lib
+
+    a = metrics.draw_perturbations("normal", (3, 5), 6, 4, 0.5, seed=11, stream=77)
+    lib_draws = _draw(lib.sa_random_normal, 11, 0, 6, 4 * 15, 77).reshape(a.shape) * np.float32(0.5)
+    np.testing.assert_array_equal(a, lib_draws)
+    for kind in ("normal", "uniform"):
+        whole = metrics.draw_perturbations(kind, (3, 5), 6, 4, 0.1, seed=11, stream=77)
+        pieces = np.concatenate([metrics.draw_perturbations(kind, (3, 5), b - a_, 4, 0.1, seed=11, first_example=a_,
+                                                            stream=77) for a_, b in ((0, 1), (1, 4), (4, 6))])
+        np.testing.assert_array_equal(whole, pieces)
+    with pytest.raises(sa.SwiftAttrError, match="kind") as e:
+        metrics.draw_perturbations("cauchy", (3,), 2, 2, 1.0, seed=0)
+    assert e.value.code == SA_ERR_UNKNOWN_ENUM
+
+
+def test_seeded_infidelity_in_pieces_uses_the_same_noise(net, f, monkeypatch):
+    # The perturbation noise a piece draws is exactly the whole batch's rows (bit for bit); the scores then
+    # differ only by the forward GEMMs' shapes (tolerance in test_seeded_metrics_repeat_and_split).
+    seen = []
+    real = metrics.draw_perturbations
+    monkeypatch.setattr(metrics, "draw_perturbations", lambda *a, **k: seen.append(real(*a, **k)) or seen[-1])
+    x, t, phi = f["x"], f["target"], f["attributions"]
+    sa.metrics.infidelity(net, x, phi, target=t, n_perturb_samples=3, noise_std=0.1, seed=4)
+    sa.metrics.infidelity(net, x[1:], phi[1:], target=t[1:], n_perturb_samples=3, noise_std=0.1, seed=4, first_example=1)
+    np.testing.assert_array_equal(seen[0][1:], seen[1])
+    sa.metrics.sensitivity_max(sa.saliency, net, x, target=t, n_perturb_samples=3, seed=4)
+    sa.metrics.sensitivity_max(sa.saliency, net, x[2:], target=t[2:], n_perturb_samples=3, seed=4, first_example=2)
+    np.testing.assert_array_equal(seen[2][2:], seen[3])
+    assert seen[2].min() >= -0.02 and seen[2].max() < 0.02
+
+
+def test_library_draw_argument_errors():
+    from swiftattr._ffi import SA_ERR_INVALID_ARGUMENT, SA_ERR_NON_FINITE, SA_ERR_NULL_POINTER, SwiftAttrError, check, lib
+
+    out = np.empty(8, np.float32)
+    from swiftattr._ffi import fptr
+
+    cases = [(lambda: lib.sa_random_normal(0, 0, 0, 4, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "n"),
+             (lambda: lib.sa_random_normal(0, 0, 2, 0, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "count"),
+             (lambda: lib.sa_random_normal(0, -1, 2, 4, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "first_example"),
+             (lambda: lib.sa_random_normal(0, 2**63 - 1, 2, 4, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "first_example"),
+             (lambda: lib.sa_random_normal(0, 0, 2, 2**34, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "count"),
+             (lambda: lib.sa_random_normal(0, 0, 2**20, 2**33, 0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "out"),
+             (lambda: lib.sa_random_normal(0, 0, 2, 4, 0, None), SA_ERR_NULL_POINTER, "out"),
+             (lambda: lib.sa_random_uniform(0, 0, 2, 4, 0, 1.0, 1.0, fptr(out)), SA_ERR_INVALID_ARGUMENT, "lo"),
+             (lambda: lib.sa_random_uniform(0, 0, 2, 4, 0, float("nan"), 1.0, fptr(out)), SA_ERR_NON_FINITE, "lo"),
+             (lambda: lib.sa_random_uniform(0, 0, 2, 4, 0, 0.0, float("inf"), fptr(out)), SA_ERR_NON_FINITE, "hi")]
+    for call, code, name in cases:
+        with pytest.raises(SwiftAttrError, match=name) as e:
+            check(call())
+        assert e.value.code == code, (name, e.value)
+
+
+# -- bad input: refused with the argument's name, never a numpy error or a silent NaN --------------------
+def test_non_finite_attributions_are_refused_by_name(net, f):
+    from swiftattr._ffi import SA_ERR_NON_FINITE
+
+    x, t = f["x"], f["target"]
+    phi = f["attributions"].copy()
+    phi[1, 0, 2, 3] = np.nan
+    for call in (lambda: sa.metrics.infidelity(net, x, phi, target=t, n_perturb_samples=2, seed=0),
+                 lambda: sa.metrics.deletion(net, x, phi, target=t, n_steps=4),
+                 lambda: sa.metrics.insertion(net, x, phi, target=t, n_steps=4),
+                 lambda: sa.metrics.completeness(net, x, phi, target=t)):
+        with pytest.raises(sa.SwiftAttrError, match="attributions") as e:
+            call()
+        assert e.value.code == SA_ERR_NON_FINITE
+
+
+def test_sensitivity_refuses_a_method_whose_result_has_another_shape(net, f):
+    x, t = f["x"], f["target"]
+    calls = []
+
+    def varying(net, x, **k):  # a row size that differs between the two calls
+        calls.append(1)
+        return np.zeros((x.shape[0], len(calls)))
+
+    for bad in (lambda net, x, **k: np.zeros((1,) + x.shape[1:]),  # one row for the batch
+                lambda net, x, **k: np.float32(0.0),                # a scalar
+                varying):
+        with pytest.raises(sa.SwiftAttrError, match="method") as e:
+            sa.metrics.sensitivity_max(bad, net, x, target=t, n_perturb_samples=2, seed=0)
+        assert e.value.code == SA_ERR_SHAPE
+
+
+def test_infidelity_refuses_wrong_argument_types(net, f):
+    x, t, phi = f["x"], f["target"], f["attributions"]
+    with pytest.raises(sa.SwiftAttrError, match="attributions"):
+        sa.metrics.infidelity(net, x, phi.astype(bool), target=t)
+    with pytest.raises(sa.SwiftAttrError, match="first_example"):
+        sa.metrics.infidelity(net, x, phi, target=t, seed=0, first_example=-1)
+    with pytest.raises(sa.SwiftAttrError, match="inputs"):
+        sa.metrics.infidelity(net, x[:0], phi[:0], target=t)
+
+
+def test_curves_refuse_non_finite_baselines_by_name(net, f):
+    x, t, phi = f["x"], f["target"], f["attributions"]
+    b = np.zeros(x.shape[1:], np.float32)
+    b[0, 0, 0] = np.inf
+    with pytest.raises(sa.SwiftAttrError, match="baselines"):
+        sa.metrics.deletion(net, x, phi, target=t, baselines=b, n_steps=4)

@@ -100,3 +100,19 @@ def test_trim_recovers_the_planted_band():
     band_importance = np.abs(phi) @ f["bands"].T  # (n, bands): Σ|φ| over each band's coefficients
     assert sa.checks.recovery(band_importance, f["truth"])["precision_at_k"] == 1.0
     assert sa.checks.recovery(phi, f["truth_coefficients"])["auroc"] > 0.95
+
+
+def test_bad_arguments_are_refused_by_name():
+    from swiftattr._ffi import SA_ERR_UNKNOWN_ENUM
+
+    with pytest.raises(sa.SwiftAttrError, match="kind"):
+        sa.simulate.interactions(n=50, d=3, kind=123, seed=0)  # was a TypeError (list(123))
+    with pytest.raises(sa.SwiftAttrError, match="kind") as e:
+        sa.simulate.interactions(n=50, d=3, kind=["multiply", "divide"], seed=0)
+    assert e.value.code == SA_ERR_UNKNOWN_ENUM
+    with pytest.raises(sa.SwiftAttrError, match="equal_coeffs"):
+        sa.simulate.interactions(n=50, d=3, equal_coeffs="no", seed=0)  # a non-empty string is not True
+    with pytest.raises(sa.SwiftAttrError, match="amplitude"):
+        sa.simulate.frequency(n=10, length=16, amplitude=float("nan"), seed=0)  # was NaN signals, silently
+    with pytest.raises(sa.SwiftAttrError, match="correlation"):
+        sa.simulate.rate_data(n=10, p=4, n_causal=2, correlation=float("nan"), seed=0)
