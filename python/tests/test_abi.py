@@ -185,5 +185,21 @@ def test_train_options_and_callback_mirror_the_header(header):
     assert int(m.group(1)) == _ffi.TRAIN_HISTORY_COLUMNS
 
 
-           "sa_lrp_options": _ffi.LrpOptions,
-           "sa_progress_fn": _ffi.PROGRESS_FN}
+# --- propagation rules ---------------------------------------------------------------------------------
+def test_lrp_options_mirror_the_header(header):
+    assert [(n, t) for n, t in _ffi.LrpOptions._fields_] == _struct_fields(header, "sa_lrp_options")
+    d = _ffi.lib.sa_lrp_default_options()
+    assert d.struct_size == ctypes.sizeof(_ffi.LrpOptions)
+    assert (d.rule, d.n_nodes, d.epsilon, d.gamma, d.alpha, d.beta) == (_ffi.SA_LRP_EPSILON, 0, 1e-9, 0.25, 1.0, 0.0)
+    assert not d.node_rules and not d.node_epsilon and not d.node_gamma and not d.low and not d.high
+    assert d.n_low == d.n_high == d.internal_batch_size == 0
+    enums = _enums(header)
+    assert sorted(set(_ffi.LRP_PRESETS.values()) | set(_ffi.LRP_NODE_RULES.values()) | {_ffi.SA_LRP_DEFAULT}) == \
+        sorted(enums["sa_lrp_rule"].values())
+
+
+def test_progress_handler_type_mirrors_the_header(header):
+    m = re.search(r"typedef int \(\*sa_progress_fn\)\((.*?)\);", header, re.S)
+    params = [re.sub(r"\w+$", "", p.strip()) for p in " ".join(m.group(1).split()).split(",")]
+    assert list(_ffi.PROGRESS_FN._argtypes_) == [_ctype(p) for p in params]
+    assert _ffi.PROGRESS_FN._restype_ == ctypes.c_int
