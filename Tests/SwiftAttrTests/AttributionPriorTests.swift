@@ -152,7 +152,7 @@ final class AttributionPriorTests: XCTestCase {
             (try AttributionPrior(.l1, lambda: 2), "L1"),
             (try AttributionPrior(.gini, lambda: 1), "Gini"),
             (try AttributionPrior(.graph(adjacency: adjacency), lambda: 2), "Graph"),
-            (try AttributionPrior(.inputGradient(mask: mask), lambda: 1), "InputGradient"),
+            (try AttributionPrior(.inputGradient(mask: mask), lambda: 10), "InputGradient"),
             (try AttributionPrior(.l1, lambda: 2, sampling: .init(k: 3)), "L1 with k = 3"),
         ]
     }
@@ -297,11 +297,26 @@ final class AttributionPriorTests: XCTestCase {
 
     func testReLUPenaltyGradientNeedsNoCurvature() throws {
         // With ReLU and a target output the primal adjoint is zero: the gradient is g_outᵀ ż_in per layer. Compare
-        // with float64 differences at a point away from every kink.
-        var g = Gen(19)
-        let mlp = net([3], [g.dense(5, 3), .relu, g.dense(4, 5), .leakyReLU(slope: 0.1), g.dense(2, 4)])
-        let x = g.normals(4 * 3)
-        try checkPrior(mlp, x, rows: 4, labels: [0, 1, 1, 0], try AttributionPrior(.l1, lambda: 3), "ReLU L1")
+        // with float64 differences at a point whose examples and EG points all lie at least 0.02 from every kink
+        // (weight steps move a pre-activation by ~1e-3·|input|, so no difference crosses one); the seed is the
+        // first of a fixed list that gives such a point.
+        for s in UInt64(19)..<UInt64(119) {
+            var g = Gen(s)
+            let mlp = net([3], [g.dense(5, 3), .relu, g.dense(4, 5), .leakyReLU(slope: 0.1), g.dense(2, 4)])
+            let x = g.normals(4 * 3)
+            let draws = ExpectedGradientsDraws.draw(rows: 4, k: 1, referenceCount: nil, seed: 7, globalStep: 0)
+            var points = x
+            for n in 0..<4 {
+                let r = draws.referenceIndex[n], a = draws.alphas[n]
+                for e in 0..<3 { points.append(x[r * 3 + e] + a * (x[n * 3 + e] - x[r * 3 + e])) }
+            }
+            var ref = Reference(mlp)
+            _ = ref.forwardBatch(points, rows: 8)
+            guard ref.kink > 0.02 else { continue }
+            try checkPrior(mlp, x, rows: 4, labels: [0, 1, 1, 0], try AttributionPrior(.l1, lambda: 3), "ReLU L1 (seed \(s))")
+            return
+        }
+        XCTFail("no seed gives a point away from the kinks")
     }
 
     // MARK: Errors
