@@ -88,8 +88,12 @@ public struct ExpectedGradientsDraws: Sendable, Equatable {
 
 /// Attributions φ of a batch and their pullback to the parameters (see the file's introduction). Made
 /// by ``Network/expectedGradientsWithPullback(_:rows:functional:draws:references:)`` or
-/// ``Network/inputGradientWithPullback(_:rows:)``; holds the forward record and the gradients of step 1–2,
-/// so any number of cotangents can be pulled back.
+/// ``Network/inputGradientWithPullback(_:rows:)``; holds the forward records and the gradients of steps
+/// 1–2, so any number of cotangents can be pulled back.
+///
+/// The examples are split into chunks, one or more per worker thread (at least 16 points each); each chunk
+/// runs every step with single-threaded GEMMs on its own rows, and the chunks' parameter gradients are
+/// summed in chunk order, so for a fixed thread count the results repeat bit for bit.
 public struct AttributionPullback {
     /// N × d: φ_n = (1/k) Σ_j w_nj ⊙ ∇_x h_n(p_nj).
     public let attributions: [Float]
@@ -99,30 +103,38 @@ public struct AttributionPullback {
     let network: Network
     let linear: Network
     let end: Int
-    /// N·k × d: the per-point weights w_nj (nil: all ones).
-    let weights: [Float]?
-    let tape: Network.Tape
-    let first: [[Float]]
-    let second: [[Float]]
-    /// g at node i's output (index i), N·k rows.
-    let gradients: [[Float]]
     let functional: AttributionFunctional
+    let chunks: [AttributionChunk]
 
     /// ∂/∂θ Σ_nd u_nd φ_nd: the gradient with respect to every parameter (the order and shapes of
     /// ``Network/parameters``) of the attributions contracted with `cotangent` (N × d, e.g. ∂P/∂φ of a
     /// penalty P). One tangent forward pass and one backward pass over the N·k points.
     public func parameterGradients(_ cotangent: [Float]) throws -> [[Float]] {
-        let d = network.inputSize, M = rows * k
+        let d = network.inputSize
         guard cotangent.count == rows * d else {
             throw SwiftAttrError.shape("cotangent: expected \(rows)×\(d) = \(rows * d) values (the attributions' shape), got \(cotangent.count)")
         }
         try Check.finite(cotangent, "cotangent")
-        let scale = 1 / Float(k)
-        let v = uninitializedFloats(M * d) { out in
-            cotangent.withUnsafeBufferPointer { u in
+        var parts = [[[Float]]?](repeating: nil, count: chunks.count)
+        parts.withUnsafeMutableBufferPointer { out in
+            let out = out.baseAddress!
+            Parallel.forEachChunk(count: chunks.count, chunk: 1) { c, _, _ in
+                out[c] = network.attributionParameterGradients(self, chunks[c], directions: directions(cotangent, chunks[c]))
+            }
+        }
+        var total = parts[0]!
+        for part in parts.dropFirst() { for q in total.indices { addInPlace(&total[q], part![q]) } }
+        return total
+    }
+
+    /// v_nj = u_n ⊙ w_nj / k for the points of `chunk`.
+    private func directions(_ u: [Float], _ chunk: AttributionChunk) -> [Float] {
+        let d = network.inputSize, M = chunk.examples.count * k, first = chunk.examples.lowerBound, scale = 1 / Float(k)
+        return uninitializedFloats(M * d) { out in
+            u.withUnsafeBufferPointer { up in
                 for m in 0..<M {
-                    let un = u.baseAddress! + (m / k) * d, o = out + m * d
-                    if let w = weights {
+                    let un = up.baseAddress! + (first + m / k) * d, o = out + m * d
+                    if let w = chunk.weights {
                         w.withUnsafeBufferPointer { wp in
                             let wm = wp.baseAddress! + m * d
                             for e in 0..<d { o[e] = un[e] * wm[e] * scale }
@@ -133,8 +145,19 @@ public struct AttributionPullback {
                 }
             }
         }
-        return network.attributionParameterGradients(self, directions: v)
     }
+}
+
+/// The record of steps 1–2 for one chunk of examples (their k points each, consecutive).
+struct AttributionChunk {
+    let examples: Range<Int>
+    /// points × d: the weights w of the points (nil: all ones).
+    let weights: [Float]?
+    let tape: Network.Tape
+    let first: [[Float]]
+    let second: [[Float]]
+    /// g at node i's output (index i).
+    let gradients: [[Float]]
 }
 
 extension Network {
@@ -169,44 +192,82 @@ extension Network {
         for (b, r) in draws.referenceIndex.enumerated() where r < 0 || r >= available {
             throw SwiftAttrError(.outOfRange, "draws: reference index \(r) (draw \(b)) is out of range 0..<\(available)")
         }
-        let M = rows * k
-        var points = [Float](repeating: 0, count: M * d), weights = points
-        points.withUnsafeMutableBufferPointer { pp in
-            weights.withUnsafeMutableBufferPointer { wp in
-                x.withUnsafeBufferPointer { xp in
-                    source.withUnsafeBufferPointer { sp in
-                        for m in 0..<M {
-                            let xn = xp.baseAddress! + (m / k) * d, r = sp.baseAddress! + draws.referenceIndex[m] * d
-                            let a = draws.alphas[m], p = pp.baseAddress! + m * d, w = wp.baseAddress! + m * d
-                            for e in 0..<d { let delta = xn[e] - r[e]; w[e] = delta; p[e] = r[e] + a * delta }
+        return try attributionPullback(rows: rows, k: k, functional: functional, repeatingTargets: true) { examples in
+            let M = examples.count * k
+            var points = [Float](repeating: 0, count: M * d), weights = points
+            points.withUnsafeMutableBufferPointer { pp in
+                weights.withUnsafeMutableBufferPointer { wp in
+                    x.withUnsafeBufferPointer { xp in
+                        source.withUnsafeBufferPointer { sp in
+                            for m in 0..<M {
+                                let b = examples.lowerBound * k + m
+                                let xn = xp.baseAddress! + (b / k) * d, r = sp.baseAddress! + draws.referenceIndex[b] * d
+                                let a = draws.alphas[b], p = pp.baseAddress! + m * d, w = wp.baseAddress! + m * d
+                                for e in 0..<d { let delta = xn[e] - r[e]; w[e] = delta; p[e] = r[e] + a * delta }
+                            }
                         }
                     }
                 }
             }
+            return (points, weights)
         }
-        return try attributionPullback(points, rows: rows, k: k, weights: weights, functional: functional, repeatingTargets: true)
     }
 
     /// The input gradient φ_n = ∇_x Σ_c log softmax(f(x_n))_c of every example (f: the logits, the input of a
     /// final Softmax if any), with its pullback to the parameters.
     public func inputGradientWithPullback(_ x: [Float], rows: Int) throws -> AttributionPullback {
         try checkInputs(x, rows: rows)
-        return try attributionPullback(x, rows: rows, k: 1, weights: nil, functional: .logSoftmaxSum, repeatingTargets: false)
+        let d = inputSize
+        return try attributionPullback(rows: rows, k: 1, functional: .logSoftmaxSum, repeatingTargets: false) { examples in
+            (examples.count == rows ? x : Array(x[(examples.lowerBound * d)..<(examples.upperBound * d)]), nil)
+        }
     }
 
-    /// Steps 1 and 2 of the engine at `points` (rows·k × inputSize).
+    /// Steps 1 and 2 of the engine, per chunk of examples: `points(examples)` gives the chunk's points
+    /// (examples.count·k × inputSize, example-major) and their weights (nil: ones).
     private func attributionPullback(
-        _ points: [Float], rows: Int, k: Int, weights: [Float]?, functional: AttributionFunctional, repeatingTargets: Bool
+        rows: Int, k: Int, functional: AttributionFunctional, repeatingTargets: Bool,
+        points: (Range<Int>) -> (points: [Float], weights: [Float]?)
     ) throws -> AttributionPullback {
         let end = functional == .logSoftmaxSum && endsWithSoftmax ? layers.count - 1 : layers.count
         try checkAttributionGradientSupport(to: end)
-        let M = rows * k, width = size(at: end), d = inputSize
+        let width = size(at: end), d = inputSize
         if case .target(let t) = functional {
             guard t.count == rows else { throw SwiftAttrError.shape("targets: expected \(rows) class indices (one per example), got \(t.count)") }
             for (n, c) in t.enumerated() where c < 0 || c >= width {
                 throw SwiftAttrError(.outOfRange, "targets[\(n)] = \(c) is out of range 0..<\(width) (the network has \(width) outputs)")
             }
         }
+        // Chunks of examples: one or more per worker, at least 16 points each, within the memory budget (a
+        // point keeps about three tapes: values, gradients, tangents).
+        let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
+        let budget = max(1, ((try? chunkRows(from: 0, requested: nil)) ?? perWorker * k) / (3 * k))
+        let chunk = max((Network.minimumTrainingChunk + k - 1) / k, min(perWorker, budget))
+        let size = Parallel.balancedChunk(count: rows, chunk: chunk), count = (rows + size - 1) / size
+        var chunks = [AttributionChunk?](repeating: nil, count: count)
+        var phi = [Float](repeating: 0, count: rows * d)
+        chunks.withUnsafeMutableBufferPointer { out in
+            phi.withUnsafeMutableBufferPointer { phiBuffer in
+                let out = out.baseAddress!, phiBase = phiBuffer.baseAddress!
+                Parallel.forEachChunk(count: rows, chunk: chunk) { c, examples, _ in
+                    let (p, w) = points(examples)
+                    let record = attributionRecord(p, examples: examples, k: k, weights: w, functional: functional, end: end,
+                                                   repeatingTargets: repeatingTargets)
+                    out[c] = record.chunk
+                    (phiBase + examples.lowerBound * d).update(from: record.phi, count: record.phi.count)
+                }
+            }
+        }
+        return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, linear: linearPart, end: end,
+                                   functional: functional, chunks: chunks.map { $0! })
+    }
+
+    /// Steps 1 and 2 for the points of one chunk of examples; returns its record and its rows of φ.
+    private func attributionRecord(
+        _ points: [Float], examples: Range<Int>, k: Int, weights: [Float]?, functional: AttributionFunctional, end: Int,
+        repeatingTargets: Bool
+    ) -> (chunk: AttributionChunk, phi: [Float]) {
+        let M = examples.count * k, width = size(at: end), d = inputSize
         // 1. Forward record.
         var argmax = [[Int32]](repeating: [], count: end)
         var first = [[Float]](repeating: [], count: end), second = first
@@ -228,16 +289,18 @@ extension Network {
         }
         let tape = Tape(start: 0, end: end, rows: M, values: values.map { $0 ?? [] }, argmax: argmax)
         // 2. Gradient pass from h′(f), keeping g at every node's output.
-        let f = tape.output
         var seed = [Float](repeating: 0, count: M * width)
         switch functional {
         case .target(let t):
-            for m in 0..<M { seed[m * width + t[repeatingTargets ? m / k : m]] = 1 }
+            for m in 0..<M {
+                let n = examples.lowerBound + m / k
+                seed[m * width + t[repeatingTargets ? n : examples.lowerBound + m]] = 1
+            }
         case .outputSum:
             for e in seed.indices { seed[e] = 1 }
         case .logSoftmaxSum:
             // ∂/∂f_j Σ_c log s_c = 1 − K s_j.
-            let s = Network.softmaxRows(f, rows: M, width: width)
+            let s = Network.softmaxRows(tape.output, rows: M, width: width)
             for e in seed.indices { seed[e] = 1 - Float(width) * s[e] }
         }
         var gradients = [[Float]](repeating: [], count: end)
@@ -253,7 +316,7 @@ extension Network {
         }, accumulate: addInPlace) ?? [Float](repeating: 0, count: M * d)
         // φ_n = (1/k) Σ_j w_nj ⊙ g_nj.
         let scale = 1 / Float(k)
-        var phi = [Float](repeating: 0, count: rows * d)
+        var phi = [Float](repeating: 0, count: examples.count * d)
         phi.withUnsafeMutableBufferPointer { out in
             gIn.withUnsafeBufferPointer { g in
                 for m in 0..<M {
@@ -269,8 +332,7 @@ extension Network {
                 }
             }
         }
-        return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, linear: linearPart, end: end, weights: weights,
-                                   tape: tape, first: first, second: second, gradients: gradients, functional: functional)
+        return (AttributionChunk(examples: examples, weights: weights, tape: tape, first: first, second: second, gradients: gradients), phi)
     }
 
     /// Row-wise softmax of a rows × width matrix.
@@ -289,12 +351,12 @@ extension Network {
         }
     }
 
-    /// Steps 3 and 4 of the engine for the directions `v` (N·k × inputSize).
-    func attributionParameterGradients(_ a: AttributionPullback, directions v: [Float]) -> [[Float]] {
-        let tape = a.tape, M = tape.rows, end = a.end
+    /// Steps 3 and 4 of the engine for one chunk and its directions `v` (its points × inputSize).
+    func attributionParameterGradients(_ a: AttributionPullback, _ chunk: AttributionChunk, directions v: [Float]) -> [[Float]] {
+        let tape = chunk.tape, M = tape.rows, end = a.end
         // 3. Tangents of every value.
         let tangents = walkForward(v, from: 0, to: end, keep: true) { i, reads -> [Float] in
-            attributionTangent(i, reads, a)
+            attributionTangent(i, reads, a, chunk)
         }.map { $0 ?? [] }
         // 4. Adjoint of the primal values; [] stands for a zero signal.
         var seed: [Float] = []
@@ -310,7 +372,7 @@ extension Network {
         }
         var perNode = [[[Float]]?](repeating: nil, count: layers.count)
         _ = walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
-            let step = attributionAdjoint(i, zbar, a, tangents: tangents)
+            let step = attributionAdjoint(i, zbar, chunk, tangents: tangents)
             perNode[i] = step.parameters
             return step.inputs
         }, accumulate: { x, y in
@@ -324,15 +386,15 @@ extension Network {
     }
 
     /// Node i's tangent from the tangents of the values it reads (step 3).
-    private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback) -> [Float] {
-        let M = a.tape.rows
+    private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback, _ chunk: AttributionChunk) -> [Float] {
+        let M = chunk.tape.rows
         switch layers[i] {
         case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add, .concat:
             return a.linear.applyNode(i, reads, rows: M, argmax: nil)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-            return zipMap(reads[0], a.first[i]) { $0 * $1 }
+            return zipMap(reads[0], chunk.first[i]) { $0 * $1 }
         case .maxPool1d, .maxPool2d:
-            let inSize = size(at: input(of: i)), outSize = size(at: i + 1), argmax = a.tape.argmax[i]
+            let inSize = size(at: input(of: i)), outSize = size(at: i + 1), argmax = chunk.tape.argmax[i]
             return uninitializedFloats(M * outSize) { out in
                 reads[0].withUnsafeBufferPointer { t in
                     for r in 0..<M {
@@ -342,7 +404,7 @@ extension Network {
             }
         case .softmax:
             // J ż = s ⊙ (ż − ż·s).
-            let s = a.tape.value(i + 1), n = size(at: i + 1), t = reads[0]
+            let s = chunk.tape.value(i + 1), n = size(at: i + 1), t = reads[0]
             return uninitializedFloats(M * n) { out in
                 for r in 0..<M {
                     var dot: Float = 0
@@ -358,7 +420,7 @@ extension Network {
     /// Node i's step 4: the primal adjoints z̄ of the values it reads ([] for zero; never formed for value
     /// 0) and its parameter gradients, from z̄ at its output (`zbar`, [] for zero), g at its output and the
     /// recorded values and tangents.
-    private func attributionAdjoint(_ i: Int, _ zbar: [Float], _ a: AttributionPullback, tangents: [[Float]]) -> (inputs: [[Float]], parameters: [[Float]]?) {
+    private func attributionAdjoint(_ i: Int, _ zbar: [Float], _ a: AttributionChunk, tangents: [[Float]]) -> (inputs: [[Float]], parameters: [[Float]]?) {
         let tape = a.tape, M = tape.rows, g = a.gradients[i]
         let reads = inputs[i]
         // z̄ through the node's linear(ised) part, for the values other than the input.
