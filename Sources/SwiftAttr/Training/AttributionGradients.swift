@@ -16,7 +16,7 @@
 ///
 /// and, per cotangent (``AttributionPullback/parameterGradients(_:)``):
 ///
-/// 3. forward from v: the tangent ż of every value (the nodes' linear parts; activations ż′ = f′ ⊙ ż,
+/// 3. forward from v: the tangent ż of every value (the nodes' linear parts, without biases; activations ż′ = f′ ⊙ ż,
 ///    max-pools through the recorded argmax, Softmax by its Jacobian);
 /// 4. backward: the adjoint z̄ of the primal values, seeded by H_h ḟ at the output (zero for a target)
 ///    and fed by the curvature of every node: an activation adds f″(z) ⊙ ż ⊙ g_out, a Softmax H_g ż; the
@@ -101,7 +101,8 @@ public struct AttributionPullback {
     public let rows: Int
     public let k: Int
     let network: Network
-    let linear: Network
+    /// Node i's convolution without its bias (tangents carry none), for convolutions not run by Winograd.
+    let bareConvolutions: [Layer.Convolution?]
     let end: Int
     let functional: AttributionFunctional
     let chunks: [AttributionChunk]
@@ -258,7 +259,18 @@ extension Network {
                 }
             }
         }
-        return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, linear: linearPart, end: end,
+        let bare = layers.indices.map { i -> Layer.Convolution? in
+            switch layers[i] {
+            case .conv1d(let c), .conv2d(let c):
+                guard convolutionPlans[i]?.forward == nil else { return nil }
+                return try? Layer.Convolution(weight: c.weight, bias: nil, outChannels: c.outChannels, inChannels: c.inChannels,
+                                              kernel: c.kernel, stride: c.stride, padding: c.padding, dilation: c.dilation)
+            case .dense, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
+                 .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
+                return nil
+            }
+        }
+        return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, bareConvolutions: bare, end: end,
                                    functional: functional, chunks: chunks.map { $0! })
     }
 
@@ -389,8 +401,34 @@ extension Network {
     private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback, _ chunk: AttributionChunk) -> [Float] {
         let M = chunk.tape.rows
         switch layers[i] {
-        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add, .concat:
-            return a.linear.applyNode(i, reads, rows: M, argmax: nil)
+        case .dense(let d):
+            // W ż without the bias.
+            return uninitializedFloats(M * d.outFeatures) { y in
+                reads[0].withUnsafeBufferPointer { t in
+                    d.weight.withUnsafeBufferPointer { w in
+                        BLAS.sgemm(transB: true, m: M, n: d.outFeatures, k: d.inFeatures, a: t.baseAddress!, b: w.baseAddress!, c: y)
+                    }
+                }
+            }
+        case .conv1d(let c), .conv2d(let c):
+            let g = WindowGeometry(convolution: c, input: shapes[input(of: i)])
+            if let filters = convolutionPlans[i]?.forward {
+                return Winograd.forward(filters, g, reads[0], bias: [Float](repeating: 0, count: c.outChannels), rows: M)
+            }
+            return convolve(a.bareConvolutions[i]!, g, reads[0], rows: M)
+        case .batchNorm(let b):
+            // scale ⊙ ż per channel (the shift is the bias).
+            let size = self.size(at: input(of: i)), plane = size / b.channels, t = reads[0]
+            return uninitializedFloats(M * size) { y in
+                for n in 0..<M {
+                    for ch in 0..<b.channels {
+                        let s = b.scale[ch], off = n * size + ch * plane
+                        for e in 0..<plane { y[off + e] = s * t[off + e] }
+                    }
+                }
+            }
+        case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .dropout, .add, .concat:
+            return applyNode(i, reads, rows: M, argmax: nil)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             return zipMap(reads[0], chunk.first[i]) { $0 * $1 }
         case .maxPool1d, .maxPool2d:
