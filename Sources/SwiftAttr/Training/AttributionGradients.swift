@@ -91,6 +91,13 @@ public struct ExpectedGradientsDraws: Sendable, Equatable {
 /// ``Network/inputGradientWithPullback(_:rows:)``; holds the forward records and the gradients of steps
 /// 1–2, so any number of cotangents can be pulled back.
 ///
+/// A penalty on attributions (DAPr's λ mean_nd |g(m_d) − |φ_nd||, say) uses it as the priors of
+/// AttributionPriors.swift do:
+///
+///     let a = try sampling.attributions(network: net, batch: x, rows: n, labels: y, step: step)  // EG, per step
+///     let (value, u) = myPenalty(a.attributions)                                          // P and ∂P/∂φ (n × d)
+///     return (value, try a.parameterGradients(u))                                         // ∂P/∂θ
+///
 /// The examples are split into chunks, one or more per worker thread (at least 16 points each); each chunk
 /// runs every step with single-threaded GEMMs on its own rows, and the chunks' parameter gradients are
 /// summed in chunk order, so for a fixed thread count the results repeat bit for bit.
