@@ -142,13 +142,71 @@ final class CDEPTests: XCTestCase {
                             let (p, q) = split(db, dg, f0); nb.append(p); ng.append(q)
                         }
                     }
-                case .maxPool1d, .softmax, .embedding, .lstm:
+                case .lstm(let l):
+                    (nb, ng) = lstm(l, b, g, length: shape[0], mask: v == start ? m : nil)
+                case .maxPool1d, .softmax, .embedding:
                     fatalError("not in the reference")
                 }
                 beta[i + 1] = nb
                 gamma[i + 1] = ng
             }
             return (beta[top], gamma[top])
+        }
+
+        /// acd's `propagate_three`: a's and b's shares of f(a + b + c) and the bias's f(c).
+        static func three(_ f: (Double) -> Double, _ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double) {
+            (0.5 * (f(a + c) - f(c) + f(a + b + c) - f(b + c)), 0.5 * (f(b + c) - f(c) + f(a + b + c) - f(a + c)), f(c))
+        }
+
+        /// acd's `cd_text` LSTM on both parts (see ContextualDecomposition.swift): w_t the mask's mean over
+        /// position t where `mask` is given (the LSTM reads the start value), else the ℓ1 share of the step's parts.
+        private mutating func lstm(_ l: Layer.LSTM, _ b: [Double], _ g: [Double], length L: Int, mask: [Double]?) -> ([Double], [Double]) {
+            let E = l.inputSize, H = l.hiddenSize
+            func sig(_ v: Double) -> Double { 1 / (1 + exp(-v)) }
+            var hr = [Double](repeating: 0, count: H), hi = hr, cr = hr, ci = hr
+            var outR: [Double] = [], outI: [Double] = []
+            for t in 0..<L {
+                var zr = [Double](repeating: 0, count: 4 * H), zs = zr
+                for row in 0..<(4 * H) {
+                    for k in 0..<E {
+                        zr[row] += Double(l.weightIH[row * E + k]) * b[t * E + k]
+                        zs[row] += Double(l.weightIH[row * E + k]) * g[t * E + k]
+                    }
+                    for j in 0..<H {
+                        zr[row] += Double(l.weightHH[row * H + j]) * hr[j]
+                        zs[row] += Double(l.weightHH[row * H + j]) * hi[j]
+                    }
+                }
+                let w: Double
+                if let mask {
+                    let q = mask.count / L
+                    w = mask[(t * q)..<((t + 1) * q)].reduce(0, +) / Double(q)
+                } else {
+                    var rel = 0.0, irr = 0.0
+                    for k in 0..<E { rel += abs(b[t * E + k]); irr += abs(g[t * E + k]); track(b[t * E + k]); track(g[t * E + k]) }
+                    w = (rel + 1e-20) / (rel + irr + 2e-20)
+                }
+                var nr = [Double](repeating: 0, count: H), ni = nr
+                for j in 0..<H {
+                    let bias = { (k: Int) in Double(l.biasIH[k]) + Double(l.biasHH[k]) }
+                    let i = Self.three(sig, zr[j], zs[j], bias(j))
+                    let gg = Self.three(tanh, zr[2 * H + j], zs[2 * H + j], bias(2 * H + j))
+                    var rel = i.0 * (gg.0 + gg.2) + i.2 * gg.0 + w * i.2 * gg.2
+                    var irr = i.1 * (gg.0 + gg.1 + gg.2) + (i.0 + i.2) * gg.1 + (1 - w) * i.2 * gg.2
+                    if t > 0 {
+                        let f = Self.three(sig, zr[H + j], zs[H + j], bias(H + j))
+                        rel += (f.0 + f.2) * cr[j]
+                        irr += (f.0 + f.1 + f.2) * ci[j] + f.1 * cr[j]
+                    }
+                    let o = sig(zr[3 * H + j] + zs[3 * H + j] + bias(3 * H + j))
+                    cr[j] = rel; ci[j] = irr
+                    nr[j] = o * 0.5 * (tanh(rel) + tanh(rel + irr) - tanh(irr))
+                    ni[j] = o * 0.5 * (tanh(irr) + tanh(rel + irr) - tanh(rel))
+                }
+                hr = nr; hi = ni
+                outR += hr; outI += hi
+            }
+            return l.returnSequences ? (outR, outI) : (hr, hi)
         }
 
         /// λ Σ_k mean_nc σ(β − γ) over `rows` examples and `count` masks.
@@ -330,7 +388,7 @@ final class CDEPTests: XCTestCase {
 
     // MARK: Errors
 
-    func testBadMasksAndUnsupportedNodes() throws {
+    func testBadMasks() throws {
         var g = Gen(36)
         let mlp = net([4], [g.dense(3, 4), .relu, g.dense(2, 3)])
         let x = g.normals(2 * 4)
@@ -352,14 +410,24 @@ final class CDEPTests: XCTestCase {
             XCTAssertEqual(e.code, .shapeMismatch)
             XCTAssert(e.message.contains("mask"), e.message)
         }
-        // An LSTM: named in the error.
-        let lstm = SequenceModelTests.classifier(&g, vocab: 5, length: 3, dim: 2, hidden: 3, classes: 2)
-        let p = try CDEPPenalty(masks: [1, 0, 0], maskCount: 1, lam: 1)
-        XCTAssertThrowsError(try lstm.contextualDecompositionPenalty([1, 2, 3], rows: 1, penalty: p)) { error in
-            let e = error as! SwiftAttrError
-            XCTAssertEqual(e.code, .invalidArgument)
-            XCTAssert(e.message.contains("LSTM"), e.message)
-        }
+    }
+
+    /// LSTMs: over an Embedding (w_t from the position mask, last state), over a float [L, E] input with a
+    /// fractional mask (every state), and deeper in a graph (after a Conv1d and a Reshape: w_t the ℓ1 share
+    /// of the step's parts, differentiated too).
+    func testLSTMGradient() throws {
+        var g = Gen(38)
+        let tokens = net([4], [SequenceModelTests.embedding(&g, vocab: 6, dim: 3), SequenceModelTests.lstm(&g, input: 3, hidden: 4, sequences: false),
+                               g.dense(3, 4)])
+        try checkCDEP(tokens, [1, 4, 2, 4, 0, 3, 3, 5], rows: 2, masks: [0, 1, 1, 0, 1, 0, 0, 0], count: 2, labels: .classes([2, 0]),
+                      "Embedding + LSTM (last state)")
+        let float = net([3, 2], [SequenceModelTests.lstm(&g, input: 2, hidden: 3, sequences: true), .flatten, g.dense(2, 9)])
+        try checkCDEP(float, g.normals(2 * 6), rows: 2, masks: [1, 0.5, 0, 0, 0.25, 1], count: 1, labels: .classes([1, 0]),
+                      "LSTM (every state) over a float input")
+        let deep = net([2, 6], [g.conv(3, 2, kernel: [3], padding: [1]), .tanh, .reshape(shape: [6, 3]),
+                                SequenceModelTests.lstm(&g, input: 3, hidden: 3, sequences: false), g.dense(2, 3)])
+        try checkCDEP(deep, g.normals(2 * 12), rows: 2, masks: (0..<12).map { Float($0 % 6 < 2 ? 0.9 : 0.2) }, count: 1,
+                      labels: .classes([0, 1]), "Conv1d → Reshape → LSTM (ℓ1 share)")
     }
 
     // MARK: Training

@@ -26,9 +26,14 @@
 /// - Sigmoid, Tanh: β' = ½[f(β) − f(0) + f(β + γ) − f(γ)], γ' symmetric, f(0) split as a bias.
 /// - Embedding (node 0 of a token network): β₀ = m_t e(x_t), γ₀ = (1 − m_t) e(x_t); the embedding rows
 ///   receive m_t dβ₀ + (1 − m_t) dγ₀.
-/// - LSTM: not differentiated (its CD rule is; its reverse is not built): a `invalidArgument` error naming
-///   the node.
+/// - LSTM (acd's `cd_text`, as ContextualDecomposition.swift): both parts carried through the steps; the
+///   gate shares (``Activation/contextualShares(_:_:bias:)``) reversed by ``contextualSharesPullback(_:_:_:bias:_:_:_:)``,
+///   the output gate o = σ(z^β_o + z^γ_o + b_o) (the forward's, as the parts sum to the forward value), the
+///   bias term's weight w_t the mask's mean over position t where the LSTM reads the start value, else the
+///   ℓ1 share of the step's input parts (differentiated too); back-propagation through time over all pairs,
+///   one GEMM per step for the recurrence and one each for dW_ih and dW_hh.
 ///
+/// Every node kind CD supports has its reverse here (the switches are exhaustive), so no kind is refused.
 /// In exact arithmetic the forward parts equal ``Network/contextualDecomposition(_:rows:masks:maskCount:internalBatchSize:)``'s;
 /// in float32 they differ by rounding only (that method carries one part and takes the other as h minus it).
 /// Derivatives at the kinks (|·| at 0, ReLU at 0) are torch's: sign(0) = 0, ReLU′(0) = 0.
@@ -137,21 +142,6 @@ struct CDEPPass {
         masks = penalty.masks
         maskCount = penalty.maskCount
         scale = Float(penalty.lam / Double(totalRows * net.size(at: plan.top)))
-        for i in plan.start..<plan.top { try Self.supported(net, node: i) }
-    }
-
-    /// Throws for node kinds whose CD rule has no reverse here.
-    static func supported(_ net: Network, node i: Int) throws {
-        switch net.layers[i] {
-        case .lstm:
-            throw SwiftAttrError.invalid("CDEP: node \(i) (LSTM) is not supported: the gradient through CD's LSTM rule is not implemented (every other node kind is)")
-        case .embedding, .softmax:
-            // Node 0 of a token network (the walk starts after it) / only ever the final node (the walk stops at its input).
-            break
-        case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu,
-             .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .batchNorm, .dropout, .add, .concat:
-            break
-        }
     }
 
     /// The penalty of `rows` examples (their share of the batch mean) and its parameter gradients.
@@ -173,8 +163,12 @@ struct CDEPPass {
         }
         var products = [[Float]?](repeating: nil, count: top - start)
         var argmax = [[Int32]](repeating: [], count: top - start)
+        var recurrences = [LSTMRecord?](repeating: nil, count: top - start)
         let values = net.walkForward(x0, from: start, to: top, keep: true) { i, reads -> [Float] in
-            forward(node: i, reads, pairs: P, products: &products[i - start], argmax: &argmax[i - start])
+            if case .lstm(let l) = net.layers[i] {
+                return lstmForward(l, node: i, reads[0], pairs: P, record: &recurrences[i - start])
+            }
+            return forward(node: i, reads, pairs: P, products: &products[i - start], argmax: &argmax[i - start])
         }.map { $0! }
 
         // σ(β − γ) per (pair, class); its derivative seeds dβ = scale·σ(1 − σ), dγ = −dβ.
@@ -194,7 +188,12 @@ struct CDEPPass {
         var perNode = [[[Float]]?](repeating: nil, count: net.layers.count)
         let wantInput = start > 0
         let dx0 = net.walkBackward(from: top, to: start, seed: seed, node: { i, dy in
-            let step = backward(node: i, dy, tape: tape, pairs: P, products: products[i - start], wantInput: wantInput)
+            let step: (inputs: [[Float]], parameters: [[Float]])
+            if case .lstm(let l) = net.layers[i] {
+                step = lstmBackward(l, node: i, dy, input: tape.value(net.inputs[i][0]), record: recurrences[i - start]!, pairs: P)
+            } else {
+                step = backward(node: i, dy, tape: tape, pairs: P, products: products[i - start], wantInput: wantInput)
+            }
             perNode[i] = step.parameters
             return wantInput ? step.inputs : zip(net.inputs[i], step.inputs).map { $0 == start ? [] : $1 }
         }, accumulate: addInPlace)
@@ -289,8 +288,10 @@ struct CDEPPass {
                     y[P * n + k] = gamma
                 }
             }
-        case .embedding, .softmax, .lstm:
-            preconditionFailure("CDEP walks neither an Embedding (node 0), a final Softmax nor an LSTM (refused by supported(_:node:))")
+        case .embedding, .softmax:
+            preconditionFailure("CDEP walks neither an Embedding (node 0) nor a final Softmax")
+        case .lstm:
+            preconditionFailure("an LSTM has its own forward and reverse (lstmForward, lstmBackward)")
         }
     }
 
@@ -387,8 +388,227 @@ struct CDEPPass {
                 }
             }
             return ([dx], [])
-        case .embedding, .softmax, .lstm:
-            preconditionFailure("CDEP walks neither an Embedding (node 0), a final Softmax nor an LSTM (refused by supported(_:node:))")
+        case .embedding, .softmax:
+            preconditionFailure("CDEP walks neither an Embedding (node 0) nor a final Softmax")
+        case .lstm:
+            preconditionFailure("an LSTM has its own forward and reverse (lstmForward, lstmBackward)")
         }
+    }
+}
+
+/// The reverse of ``Activation/contextualShares(_:_:bias:)``: from the cotangents of the three shares (a's,
+/// b's, the bias's f(c)) those of a, b and c.
+@inline(__always)
+func contextualSharesPullback(_ f: Activation, _ a: Float, _ b: Float, bias c: Float, _ ga: Float, _ gb: Float, _ gc: Float) -> (Float, Float, Float) {
+    let d = { (v: Float) -> Float in f.derivative(at: v, output: f.value(v)) }
+    let dc = d(c), dac = d(a + c), dbc = d(b + c), dabc = d(a + b + c)
+    return (0.5 * (ga * (dac + dabc) + gb * (dabc - dac)),
+            0.5 * (ga * (dabc - dbc) + gb * (dbc + dabc)),
+            0.5 * (ga * ((dac - dc) + (dabc - dbc)) + gb * ((dbc - dc) + (dabc - dac))) + gc * dc)
+}
+
+/// What the LSTM rule's reverse reads, per pair-row q (β rows 0..<P, γ rows P..<2P) and step t at row q·L + t.
+struct LSTMRecord {
+    /// Gate pre-activations of each part without the bias (2P·L × 4H).
+    var z: [Float]
+    /// The parts of the hidden and cell states after each step (2P·L × H).
+    var h: [Float]
+    var c: [Float]
+    /// The output gate (P·L × H; the same for both parts).
+    var o: [Float]
+    /// The bias term's weight w_t per (pair, step) (P·L).
+    var w: [Float]
+    /// w_t is the mask's (a constant) rather than the ℓ1 share of the input parts.
+    var fromMask: Bool
+}
+
+extension CDEPPass {
+    /// The LSTM rule (ContextualDecomposition.swift's, acd's `cd_text`) on the stacked parts `x` of its input,
+    /// recording what ``lstmBackward(_:node:_:input:record:pairs:)`` needs.
+    func lstmForward(_ l: Layer.LSTM, node i: Int, _ x: [Float], pairs P: Int, record: inout LSTMRecord?) -> [Float] {
+        let v = net.inputs[i][0], L = net.shapes[v][0], E = l.inputSize, H = l.hiddenSize, G = 4 * H, n = L * E
+        let d = net.inputSize, K = maskCount, fromMask = v == plan.start
+        let w = uninitializedFloats(P * L) { wp in
+            for p in 0..<P {
+                for t in 0..<L {
+                    if fromMask {
+                        let q = d / L, mo = (p % K) * d + t * q
+                        var total: Float = 0
+                        for k in 0..<q { total += masks[mo + k] }
+                        wp[p * L + t] = total / Float(q)
+                    } else {
+                        var rel: Float = 0, irr: Float = 0
+                        for k in 0..<E { rel += abs(x[p * n + t * E + k]); irr += abs(x[(P + p) * n + t * E + k]) }
+                        wp[p * L + t] = contextualShare(rel, irr)
+                    }
+                }
+            }
+        }
+        var z = uninitializedFloats(2 * P * L * G) { zp in
+            x.withUnsafeBufferPointer { xp in
+                l.weightIH.withUnsafeBufferPointer { wp in
+                    BLAS.sgemm(transB: true, m: 2 * P * L, n: G, k: E, a: xp.baseAddress!, b: wp.baseAddress!, c: zp)
+                }
+            }
+        }
+        var h = [Float](repeating: 0, count: 2 * P * L * H), c = h
+        var o = [Float](repeating: 0, count: P * L * H)
+        let sigmoid = Activation(Activation.Kind.sigmoid), hyperbolic = Activation(Activation.Kind.tanh)
+        for t in 0..<L {
+            if t > 0 {
+                z.withUnsafeMutableBufferPointer { zp in
+                    h.withUnsafeBufferPointer { hp in
+                        l.weightHH.withUnsafeBufferPointer { whh in
+                            BLAS.sgemm(transB: true, m: 2 * P, n: G, k: H, a: hp.baseAddress! + (t - 1) * H, lda: L * H, b: whh.baseAddress!,
+                                       beta: 1, c: zp.baseAddress! + t * G, ldc: L * G)
+                        }
+                    }
+                }
+            }
+            for p in 0..<P {
+                let zr = (p * L + t) * G, zs = ((P + p) * L + t) * G, wt = w[p * L + t]
+                let sr = (p * L + t) * H, ss = ((P + p) * L + t) * H
+                for j in 0..<H {
+                    let ig = sigmoid.contextualShares(z[zr + j], z[zs + j], bias: l.bias[j])
+                    let gg = hyperbolic.contextualShares(z[zr + 2 * H + j], z[zs + 2 * H + j], bias: l.bias[2 * H + j])
+                    var rel = ig.a * (gg.a + gg.bias) + ig.bias * gg.a + wt * ig.bias * gg.bias
+                    var irr = ig.b * (gg.a + gg.b + gg.bias) + (ig.a + ig.bias) * gg.b + (1 - wt) * ig.bias * gg.bias
+                    if t > 0 {
+                        let fg = sigmoid.contextualShares(z[zr + H + j], z[zs + H + j], bias: l.bias[H + j])
+                        let cr = c[sr - H + j], ci = c[ss - H + j]
+                        rel += (fg.a + fg.bias) * cr
+                        irr += (fg.a + fg.b + fg.bias) * ci + fg.b * cr
+                    }
+                    let og = Activation.sigmoid(z[zr + 3 * H + j] + z[zs + 3 * H + j] + l.bias[3 * H + j])
+                    let both = _tanh(rel + irr), tr = _tanh(rel), ti = _tanh(irr)
+                    c[sr + j] = rel
+                    c[ss + j] = irr
+                    o[(p * L + t) * H + j] = og
+                    h[sr + j] = og * (0.5 * (tr + (both - ti)))
+                    h[ss + j] = og * (0.5 * (ti + (both - tr)))
+                }
+            }
+        }
+        record = LSTMRecord(z: z, h: h, c: c, o: o, w: w, fromMask: fromMask)
+        if l.returnSequences { return h }
+        return uninitializedFloats(2 * P * H) { y in
+            for q in 0..<(2 * P) { for j in 0..<H { y[q * H + j] = h[(q * L + L - 1) * H + j] } }
+        }
+    }
+
+    /// The reverse of ``lstmForward(_:node:_:pairs:record:)``: back-propagation through time of the parts
+    /// over all pairs; returns the cotangent of the stacked input parts and [dW_ih, dW_hh, db_ih, db_hh].
+    func lstmBackward(_ l: Layer.LSTM, node i: Int, _ dy: [Float], input x: [Float], record r: LSTMRecord, pairs P: Int) -> (inputs: [[Float]], parameters: [[Float]]) {
+        let v = net.inputs[i][0], L = net.shapes[v][0], E = l.inputSize, H = l.hiddenSize, G = 4 * H, n = L * E
+        let sigmoid = Activation(Activation.Kind.sigmoid), hyperbolic = Activation(Activation.Kind.tanh)
+        var dz = [Float](repeating: 0, count: 2 * P * L * G)
+        var dh = [Float](repeating: 0, count: 2 * P * H), dc = dh
+        var db = [Double](repeating: 0, count: G)
+        var dw = [Float](repeating: 0, count: P * L)
+        let z = r.z, c = r.c
+        for t in stride(from: L - 1, through: 0, by: -1) {
+            for q in 0..<(2 * P) {
+                if l.returnSequences {
+                    for j in 0..<H { dh[q * H + j] += dy[(q * L + t) * H + j] }
+                } else if t == L - 1 {
+                    for j in 0..<H { dh[q * H + j] += dy[q * H + j] }
+                }
+            }
+            for p in 0..<P {
+                let zr = (p * L + t) * G, zs = ((P + p) * L + t) * G, wt = r.w[p * L + t]
+                let sr = (p * L + t) * H, ss = ((P + p) * L + t) * H
+                var dwt: Float = 0
+                for j in 0..<H {
+                    let rel = c[sr + j], irr = c[ss + j], og = r.o[(p * L + t) * H + j]
+                    let tr = _tanh(rel), ti = _tanh(irr), tb = _tanh(rel + irr)
+                    let dtr = 1 - tr * tr, dti = 1 - ti * ti, dtb = 1 - tb * tb
+                    let ghr = dh[p * H + j], ghi = dh[(P + p) * H + j]
+                    let dog = ghr * 0.5 * (tr + tb - ti) + ghi * 0.5 * (ti + tb - tr)
+                    let drel = dc[p * H + j] + og * 0.5 * (ghr * (dtr + dtb) + ghi * (dtb - dtr))
+                    let dirr = dc[(P + p) * H + j] + og * 0.5 * (ghr * (dtb - dti) + ghi * (dti + dtb))
+                    let dzo = dog * og * (1 - og)
+                    dz[zr + 3 * H + j] = dzo
+                    dz[zs + 3 * H + j] = dzo
+                    db[3 * H + j] += Double(dzo)
+                    let ig = sigmoid.contextualShares(z[zr + j], z[zs + j], bias: l.bias[j])
+                    let gg = hyperbolic.contextualShares(z[zr + 2 * H + j], z[zs + 2 * H + j], bias: l.bias[2 * H + j])
+                    // rel = i_a(g_a + g_c) + i_c g_a + w i_c g_c [+ (f_a + f_c) c^β₋];
+                    // irr = i_b(g_a + g_b + g_c) + (i_a + i_c) g_b + (1 − w) i_c g_c [+ (f_a + f_b + f_c) c^γ₋ + f_b c^β₋].
+                    let dia = drel * (gg.a + gg.bias) + dirr * gg.b
+                    let dib = dirr * (gg.a + gg.b + gg.bias)
+                    let dic = drel * (gg.a + wt * gg.bias) + dirr * (gg.b + (1 - wt) * gg.bias)
+                    let dga = drel * (ig.a + ig.bias) + dirr * ig.b
+                    let dgb = dirr * (ig.b + ig.a + ig.bias)
+                    let dgc = drel * (ig.a + wt * ig.bias) + dirr * (ig.b + (1 - wt) * ig.bias)
+                    dwt += (drel - dirr) * ig.bias * gg.bias
+                    let (zia, zib, zic) = contextualSharesPullback(sigmoid, z[zr + j], z[zs + j], bias: l.bias[j], dia, dib, dic)
+                    let (zga, zgb, zgc) = contextualSharesPullback(hyperbolic, z[zr + 2 * H + j], z[zs + 2 * H + j], bias: l.bias[2 * H + j],
+                                                                   dga, dgb, dgc)
+                    dz[zr + j] = zia; dz[zs + j] = zib; db[j] += Double(zic)
+                    dz[zr + 2 * H + j] = zga; dz[zs + 2 * H + j] = zgb; db[2 * H + j] += Double(zgc)
+                    if t > 0 {
+                        let fg = sigmoid.contextualShares(z[zr + H + j], z[zs + H + j], bias: l.bias[H + j])
+                        let cr = c[sr - H + j], ci = c[ss - H + j]
+                        let (zfa, zfb, zfc) = contextualSharesPullback(sigmoid, z[zr + H + j], z[zs + H + j], bias: l.bias[H + j],
+                                                                       drel * cr + dirr * ci, dirr * (ci + cr), drel * cr + dirr * ci)
+                        dz[zr + H + j] = zfa; dz[zs + H + j] = zfb; db[H + j] += Double(zfc)
+                        dc[p * H + j] = drel * (fg.a + fg.bias) + dirr * fg.b
+                        dc[(P + p) * H + j] = dirr * (fg.a + fg.b + fg.bias)
+                    }
+                }
+                dw[p * L + t] = dwt
+            }
+            // The recurrence: dh_{t−1} = dz_t · W_hh over all part-rows.
+            if t > 0 {
+                dz.withUnsafeBufferPointer { dzp in
+                    l.weightHH.withUnsafeBufferPointer { whh in
+                        dh.withUnsafeMutableBufferPointer { dhp in
+                            BLAS.sgemm(m: 2 * P, n: H, k: G, a: dzp.baseAddress! + t * G, lda: L * G, b: whh.baseAddress!, c: dhp.baseAddress!)
+                        }
+                    }
+                }
+            }
+        }
+        var dx = [Float](repeating: 0, count: 2 * P * n)
+        let previous = uninitializedFloats(2 * P * L * H) { hp in
+            for row in 0..<(2 * P * L) {
+                for j in 0..<H { hp[row * H + j] = row % L == 0 ? 0 : r.h[(row - 1) * H + j] }
+            }
+        }
+        var dWih = [Float](repeating: 0, count: G * E), dWhh = [Float](repeating: 0, count: G * H)
+        dz.withUnsafeBufferPointer { dzp in
+            l.weightIH.withUnsafeBufferPointer { wih in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    BLAS.sgemm(m: 2 * P * L, n: E, k: G, a: dzp.baseAddress!, b: wih.baseAddress!, c: dxp.baseAddress!)
+                }
+            }
+            x.withUnsafeBufferPointer { xp in
+                dWih.withUnsafeMutableBufferPointer { w in
+                    BLAS.sgemm(transA: true, m: G, n: E, k: 2 * P * L, a: dzp.baseAddress!, b: xp.baseAddress!, c: w.baseAddress!)
+                }
+            }
+            previous.withUnsafeBufferPointer { hp in
+                dWhh.withUnsafeMutableBufferPointer { w in
+                    BLAS.sgemm(transA: true, m: G, n: H, k: 2 * P * L, a: dzp.baseAddress!, b: hp.baseAddress!, c: w.baseAddress!)
+                }
+            }
+        }
+        if !r.fromMask {
+            // w_t = share(Σ|β_t|, Σ|γ_t|): ∂w/∂β_tk = sign(β_tk)·(S + ε)/T², ∂w/∂γ_tk = −sign(γ_tk)·(R + ε)/T².
+            for p in 0..<P {
+                for t in 0..<L {
+                    var rel: Float = 0, irr: Float = 0
+                    for k in 0..<E { rel += abs(x[p * n + t * E + k]); irr += abs(x[(P + p) * n + t * E + k]) }
+                    let pr = rel + 1e-20, ps = irr + 1e-20, total = pr + ps
+                    let g = dw[p * L + t], toRel = g * ((ps / total) / total), toIrr = -g * ((pr / total) / total)
+                    for k in 0..<E {
+                        dx[p * n + t * E + k] += toRel * signum(x[p * n + t * E + k])
+                        dx[(P + p) * n + t * E + k] += toIrr * signum(x[(P + p) * n + t * E + k])
+                    }
+                }
+            }
+        }
+        let bias = db.map { Float($0) }
+        return ([dx], [dWih, dWhh, bias, bias])
     }
 }
