@@ -56,7 +56,7 @@
  * It is raised by every incompatible change of a declaration, an enum value or a struct layout, so a
  * program checks `sa_version() == SA_VERSION` once at start-up (the Python package does on import).
  * 2: the RATE functions take a `const sa_rate_options *`. */
-#define SA_VERSION 2
+#define SA_VERSION 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -908,6 +908,9 @@ typedef enum sa_metric {
  *  is no validation set, or for the accuracy of SA_LOSS_MSE). */
 #define SA_TRAIN_HISTORY_COLUMNS 3
 
+/** An attribution prior (a penalty added to the training loss; see section Attribution priors). */
+typedef struct sa_prior sa_prior;
+
 /** Options of sa_train; start from sa_train_default_options(). struct_size must equal the library's
  *  sizeof(sa_train_options) (set by the defaults); the layout is fixed for one SA_VERSION. */
 typedef struct sa_train_options {
@@ -927,6 +930,8 @@ typedef struct sa_train_options {
     int64_t batch_size;        /**< > 0 (default 32) */
     uint64_t seed;             /**< shuffling and initialisation (default 0) */
     int64_t patience;          /**< 0 (default): no early stopping; > 0 needs a validation set */
+    const sa_prior *const *priors; /**< n_priors attribution priors added to the loss (default NULL) */
+    int64_t n_priors;          /**< number of priors (default 0); the caller keeps them alive during sa_train */
 } sa_train_options;
 
 /** Called after every epoch (epoch from 1; val_loss and val_accuracy NaN when not available); return
@@ -953,12 +958,14 @@ SA_API int sa_model_with_parameters(const sa_model *model, const float *values, 
 SA_API int sa_model_initialized(const sa_model *model, uint64_t seed, sa_model **out_model);
 
 /** The mean `loss` (an sa_loss) of the n examples x with labels y_class or y_value (see the section text)
- *  into *out_loss, and its gradient with respect to every parameter into out_grads (grads_capacity floats,
- *  at least the total), concatenated in parameter order. Computed in chunks of rows on the library's
- *  threads (repeatable bit for bit for a fixed thread count). */
+ *  plus the n_priors attribution priors `priors` (NULL with n_priors = 0: none) into *out_loss, and the
+ *  gradient of that sum with respect to every parameter into out_grads (grads_capacity floats, at least
+ *  the total), concatenated in parameter order. The priors draw as at the first step of a run seeded
+ *  `seed` (global step 0; see sa_prior_draws). Computed in chunks of rows on the library's threads
+ *  (repeatable bit for bit for a fixed thread count). */
 SA_API int sa_loss_and_gradients(const sa_model *model, const float *x, int64_t n, const int64_t *y_class,
-                                 const float *y_value, int loss, double *out_loss, float *out_grads,
-                                 int64_t grads_capacity);
+                                 const float *y_value, int loss, const sa_prior *const *priors, int64_t n_priors,
+                                 uint64_t seed, double *out_loss, float *out_grads, int64_t grads_capacity);
 
 /** Trains a copy of `model` on the n examples x with labels y_class / y_value and returns it in *out_model
  *  (free it with sa_model_free; `model` is unchanged). Validation: val_n = 0 for none (val_x and its labels
@@ -970,6 +977,64 @@ SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int6
                     const float *val_x, int64_t val_n, const int64_t *val_y_class, const float *val_y_value,
                     const sa_train_options *options, sa_train_callback callback, void *user_data,
                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
+
+/* ---------------------------------------------------------------------------------------------------
+ * Attribution priors
+ *
+ * A prior is a penalty on the model's attributions added to the task loss in sa_train (options->priors)
+ * and sa_loss_and_gradients; its gradient with respect to the weights is computed by double
+ * back-propagation (every node kind except Embedding and LSTM, which are SA_ERR_INVALID_ARGUMENT).
+ * With a mini-batch of N examples, d input elements, phi the attributions and pbar_j = mean_n |phi_nj|:
+ *   sa_prior_l1               lam · mean_nj |phi_nj|
+ *   sa_prior_gini             −lam · Gini(pbar), Gini(v) = ½ mean_jk |v_j − v_k| / mean(v) (0 when v = 0)
+ *   sa_prior_graph            lam · pbarᵀ (D − A) pbar, A the d×d adjacency, D = diag(row sums of A)
+ *   sa_prior_total_variation  lam · mean_n Σ_c Σ |differences of phi between vertical and horizontal
+ *                             neighbours| (models with image inputs [C, H, W] only)
+ *   sa_prior_input_gradient   lam · mean_n Σ_j (mask_j ∂/∂x_nj Σ_c log softmax(f(x_n))_c)², f the logits
+ *                             (the input of a final Softmax); Ross et al.; phi is that gradient, no sampling.
+ * For the first four phi is Expected Gradients of the network output at the label (class labels; for
+ * float labels the sum of the outputs): phi_n = mean_j (x_n − r_nj) ⊙ ∇f(r_nj + α_nj (x_n − r_nj)) with
+ * k references per example (default 1) drawn at every step: draw j of example n (its row in the
+ * mini-batch) is Philox block (seed, global step, "EGPR", n·k + j) (see sa_prior_draws), whose first
+ * uniform picks the reference — a row of the reference set given to sa_prior_set_sampling, or by default
+ * one of the other examples of the same mini-batch, row (n + 1 + floor(u·(N − 1))) mod N — and whose second
+ * is α. The derivative of |·| at 0 is taken as 0. lam must be finite and >= 0; arrays must be finite;
+ * shapes are checked against the model when the prior is used. A prior may be shared by several calls
+ * and threads; sa_prior_set_sampling is refused (SA_ERR_FROZEN) once it has been used.
+ * ------------------------------------------------------------------------------------------------- */
+
+/** L1 sparsity of the attributions, weight lam, into *out_prior (free with sa_prior_free). */
+SA_API int sa_prior_l1(double lam, sa_prior **out_prior);
+
+/** Gini sparsity (−lam · Gini of the mean absolute attributions) into *out_prior. */
+SA_API int sa_prior_gini(double lam, sa_prior **out_prior);
+
+/** Graph smoothness over the input elements: adjacency is d×d row-major (d = the model's input size,
+ *  checked when used), weight lam, into *out_prior. */
+SA_API int sa_prior_graph(const float *adjacency, int64_t d, double lam, sa_prior **out_prior);
+
+/** Total variation of the attribution image (models with [C, H, W] inputs), weight lam, into *out_prior. */
+SA_API int sa_prior_total_variation(double lam, sa_prior **out_prior);
+
+/** Ross et al.'s input-gradient penalty with d mask values (d = the model's input size, checked when
+ *  used), weight lam, into *out_prior. */
+SA_API int sa_prior_input_gradient(const float *mask, int64_t d, double lam, sa_prior **out_prior);
+
+/** Expected-Gradients sampling of an EG prior (not sa_prior_input_gradient): k >= 1 references per example
+ *  and, with n_references > 0, the reference set `references` (n_references × reference_size floats,
+ *  reference_size the model's input size); references = NULL and n_references = 0: the other examples of
+ *  the mini-batch. Call before the prior is first used. */
+SA_API int sa_prior_set_sampling(sa_prior *prior, int64_t k, const float *references, int64_t n_references,
+                                 int64_t reference_size);
+
+/** The draws of an EG prior for a mini-batch of n examples at global step `global_step` (from 0) of a run
+ *  seeded `seed`: out_reference_index[n·k + j] the reference row (of the reference set, or of the batch)
+ *  and out_alphas[n·k + j] its α, for example n and draw j; both buffers hold capacity >= n·k entries. */
+SA_API int sa_prior_draws(const sa_prior *prior, int64_t n, uint64_t seed, int64_t global_step,
+                          int64_t *out_reference_index, float *out_alphas, int64_t capacity);
+
+/** Frees a prior (NULL is a no-op). */
+SA_API void sa_prior_free(sa_prior *prior);
 
 #ifdef __cplusplus
 }

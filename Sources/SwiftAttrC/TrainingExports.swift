@@ -17,7 +17,7 @@ public func sa_train_default_options() -> sa_train_options {
         learning_rate: decimal(d.optimizer.learningRate), momentum: decimal(d.optimizer.momentum),
         beta1: decimal(d.optimizer.beta1), beta2: decimal(d.optimizer.beta2), eps: decimal(d.optimizer.eps),
         weight_decay: decimal(d.optimizer.weightDecay), epochs: Int64(d.epochs), batch_size: Int64(d.batchSize),
-        seed: d.seed, patience: 0)
+        seed: d.seed, patience: 0, priors: nil, n_priors: 0)
 }
 
 /// An sa_loss value, or an unknown-enum error naming `name`.
@@ -190,7 +190,8 @@ public func sa_model_initialized(_ model: OpaquePointer?, _ seed: UInt64, _ out:
 @_cdecl("sa_loss_and_gradients")
 public func sa_loss_and_gradients(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ yClass: UnsafePointer<Int64>?, _ yValue: UnsafePointer<Float>?,
-    _ loss: Int32, _ outLoss: UnsafeMutablePointer<Double>?, _ outGrads: UnsafeMutablePointer<Float>?, _ capacity: Int64
+    _ loss: Int32, _ priors: UnsafePointer<OpaquePointer?>?, _ nPriors: Int64, _ seed: UInt64,
+    _ outLoss: UnsafeMutablePointer<Double>?, _ outGrads: UnsafeMutablePointer<Float>?, _ capacity: Int64
 ) -> Int32 {
     guarded {
         let net = try handle(model).use()
@@ -198,10 +199,13 @@ public func sa_loss_and_gradients(
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         let kind = try lossKind(loss, "loss")
         let labels = try readLabels(kind, net, classes: yClass, values: yValue, rows: rows, names: ("y_class", "y_value"))
+        let penalties = try priorPenalties(priors, nPriors, for: net, "priors")
         let lossOut = try nonNull(outLoss, "out_loss")
         try checkCapacity(capacity, net.parameterCount, "out_grads", "grads_capacity")
         var g = try nonNull(outGrads, "out_grads")
-        let result = try locatingRejectedValue([xs]) { try net.lossAndGradients(try xs.copyAll(), rows: rows, labels: labels, loss: kind) }
+        let result = try locatingRejectedValue([xs]) {
+            try net.lossAndGradients(try xs.copyAll(), rows: rows, labels: labels, loss: kind, penalties: penalties, seed: seed)
+        }
         lossOut.pointee = result.loss
         for p in result.gradients {
             p.withUnsafeBufferPointer { g.update(from: $0.baseAddress!, count: p.count) }
@@ -224,6 +228,7 @@ public func sa_train(
         let rows = try checkCount(n, "n")
         let xs = try CallerRows(x, rows: rows, width: net.inputSize, "x", countName: "n")
         let labels = try readLabels(o.loss, net, classes: yClass, values: yValue, rows: rows, names: ("y_class", "y_value"))
+        let penalties = try priorPenalties(options?.pointee.priors, options?.pointee.n_priors ?? 0, for: net, "options->priors")
         let validationRows = try checkCount(valN, "val_n", allowZero: true)
         var inputs = [xs]
         var validation: ValidationSet?
@@ -246,7 +251,7 @@ public func sa_train(
             { r in cb(userData, Int64(r.epoch), r.trainLoss, r.validationLoss ?? .nan, r.validationAccuracy ?? .nan) != 0 }
         }
         let (trained, record) = try locatingRejectedValue(inputs) {
-            try net.train(try xs.copyAll(), rows: rows, labels: labels, options: o, validation: validation, onEpoch: onEpoch)
+            try net.train(try xs.copyAll(), rows: rows, labels: labels, options: o, validation: validation, penalties: penalties, onEpoch: onEpoch)
         }
         if let history {
             for (e, r) in record.epochs.enumerated() {

@@ -15,7 +15,7 @@ import numpy as np
 
 
 # The interface version these bindings are written for (SA_VERSION in swiftattr.h); checked on load.
-SA_VERSION = 2
+SA_VERSION = 3
 
 # Status codes (enum sa_status).
 SA_OK = 0
@@ -507,6 +507,8 @@ class TrainOptions(ctypes.Structure):
         ("batch_size", c_int64),
         ("seed", c_uint64),
         ("patience", c_int64),
+        ("priors", POINTER(c_void_p)),
+        ("n_priors", c_int64),
     ]
 
 
@@ -527,12 +529,34 @@ _sig("sa_model_with_parameters", [model_p, f32p, c_int64, POINTER(model_p)])
 # SA_API int sa_model_initialized(const sa_model *model, uint64_t seed, sa_model **out_model);
 _sig("sa_model_initialized", [model_p, c_uint64, POINTER(model_p)])
 # SA_API int sa_loss_and_gradients(const sa_model *model, const float *x, int64_t n, const int64_t *y_class,
-#                                  const float *y_value, int loss, double *out_loss, float *out_grads,
-#                                  int64_t grads_capacity);
-_sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, f64p, f32p, c_int64])
+#                                  const float *y_value, int loss, const sa_prior *const *priors, int64_t n_priors,
+#                                  uint64_t seed, double *out_loss, float *out_grads, int64_t grads_capacity);
+_sig("sa_loss_and_gradients", [model_p, f32p, c_int64, i64p, f32p, c_int, POINTER(c_void_p), c_int64, c_uint64, f64p,
+                               f32p, c_int64])
 # SA_API int sa_train(const sa_model *model, const float *x, int64_t n, const int64_t *y_class, const float *y_value,
 #                     const float *val_x, int64_t val_n, const int64_t *val_y_class, const float *val_y_value,
 #                     const sa_train_options *options, sa_train_callback callback, void *user_data,
 #                     sa_model **out_model, double *out_history, int64_t history_capacity, int64_t *out_epochs);
 _sig("sa_train", [model_p, f32p, c_int64, i64p, f32p, f32p, c_int64, i64p, f32p, train_options_p, TRAIN_CALLBACK,
                  c_void_p, POINTER(model_p), f64p, c_int64, i64p])
+
+# --- Attribution priors (swiftattr.h, section Attribution priors) ---
+prior_p = c_void_p
+# SA_API int sa_prior_l1(double lam, sa_prior **out_prior);
+_sig("sa_prior_l1", [c_double, POINTER(prior_p)])
+# SA_API int sa_prior_gini(double lam, sa_prior **out_prior);
+_sig("sa_prior_gini", [c_double, POINTER(prior_p)])
+# SA_API int sa_prior_graph(const float *adjacency, int64_t d, double lam, sa_prior **out_prior);
+_sig("sa_prior_graph", [f32p, c_int64, c_double, POINTER(prior_p)])
+# SA_API int sa_prior_total_variation(double lam, sa_prior **out_prior);
+_sig("sa_prior_total_variation", [c_double, POINTER(prior_p)])
+# SA_API int sa_prior_input_gradient(const float *mask, int64_t d, double lam, sa_prior **out_prior);
+_sig("sa_prior_input_gradient", [f32p, c_int64, c_double, POINTER(prior_p)])
+# SA_API int sa_prior_set_sampling(sa_prior *prior, int64_t k, const float *references, int64_t n_references,
+#                                  int64_t reference_size);
+_sig("sa_prior_set_sampling", [prior_p, c_int64, f32p, c_int64, c_int64])
+# SA_API int sa_prior_draws(const sa_prior *prior, int64_t n, uint64_t seed, int64_t global_step,
+#                           int64_t *out_reference_index, float *out_alphas, int64_t capacity);
+_sig("sa_prior_draws", [prior_p, c_int64, c_uint64, c_int64, i64p, f32p, c_int64])
+# SA_API void sa_prior_free(sa_prior *prior);
+_sig("sa_prior_free", [prior_p], None)

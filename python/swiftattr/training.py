@@ -25,6 +25,7 @@ from . import _ffi
 from ._args import as_bool, as_choice, as_float, as_int, from_torch_tensor
 from ._ffi import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, check, dptr, fptr, iptr, lib
 from .attribution import _seed
+from . import priors as _priors
 from .model import Network, network_for, split_parameters
 
 __all__ = ["train", "loss_and_gradients"]
@@ -58,23 +59,23 @@ def _examples(net: Network, X, name: str) -> np.ndarray:
 
 
 def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed: Optional[int] = None):
-    """The mean ``loss`` over the batch ``X`` with labels ``y`` and its gradient with respect to every
-    parameter: ``(loss, [arrays in net.parameters() order and shapes])``. ``prior``
-    (attribution priors) is not yet supported; ``seed`` will seed their draws."""
+    """The mean ``loss`` over the batch ``X`` with labels ``y`` plus the attribution priors ``prior`` (None, one
+    prior of :mod:`swiftattr.priors` or a list of them), and the gradient of that sum with respect to every
+    parameter: ``(loss, [arrays in net.parameters() order and shapes])``. The priors draw their references and
+    α's as at the first step of a training run seeded ``seed`` (None: a fresh seed)."""
     net = network_for(net, X)
     code = as_choice(loss, _ffi.LOSSES, "loss")
-    if prior is not None:
-        raise SwiftAttrError("prior: attribution priors are not yet supported (pass prior=None)")
-    if seed is not None:
-        _seed(seed)
+    seed_value = _seed(seed)
     x = _examples(net, X, "X")
+    owned, array = _priors.handles(prior, net)
     classes, values = _labels(net, y, code, x.shape[0], "y")
     shapes = net.parameter_shapes()
     total = sum(int(np.prod(s)) for s in shapes)
     out = np.empty(total, dtype=np.float32)
     value = ctypes.c_double()
     check(lib.sa_loss_and_gradients(net._handle, fptr(x), x.shape[0], iptr(classes), fptr(values), code,
-                                    ctypes.byref(value), fptr(out), total))
+                                    array, len(owned), seed_value, ctypes.byref(value), fptr(out), total))
+    del owned
     return value.value, split_parameters(out, shapes)
 
 
@@ -109,14 +110,14 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
     - ``callback(epoch, logs)``: called after every epoch (epochs count from 1) with ``logs`` holding
       ``train_loss`` and, with a validation set, ``val_loss`` and ``val_accuracy``; a true return value stops
       training. An exception raised inside it stops training and is re-raised here.
+    - ``prior``: None, one attribution prior of :mod:`swiftattr.priors` or a list of them, added to the loss of
+      every mini-batch (their references and α's drawn per step from ``seed``).
     - ``progress``: a tqdm bar per epoch when tqdm is importable (None, the default, or True); False: none.
 
     ``history`` is a dict of per-epoch lists (``train_loss``; ``val_loss`` and, for classification losses,
     ``val_accuracy`` with a validation set), plus ``epochs`` (how many ran) and ``best_epoch`` (from 1, with a
     validation set). A NaN or infinite loss raises SwiftAttrError naming the epoch and step."""
     net = network_for(net, X)
-    if prior is not None:
-        raise SwiftAttrError("prior: attribution priors are not yet supported (pass prior=None)")
     o = lib.sa_train_default_options()
     o.loss = as_choice(loss, _ffi.LOSSES, "loss")
     o.optimizer = as_choice(optimizer, _ffi.OPTIMIZERS, "optimizer")
@@ -147,6 +148,9 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
         v_classes, v_values = _labels(net, validation[1], o.loss, vx.shape[0], "validation[1]")
     elif patience is not None:
         raise SwiftAttrError("patience: early stopping needs a validation set (validation=(X_val, y_val))")
+    owned, array = _priors.handles(prior, net)
+    o.priors = ctypes.cast(array, ctypes.POINTER(ctypes.c_void_p)) if array is not None else None
+    o.n_priors = len(owned)
 
     bar = _progress_bar(progress, o.epochs)
     failure = []
@@ -178,6 +182,7 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
     finally:
         if bar is not None:
             bar.close()
+        del owned
     trained = Network(out)
     if failure:
         del trained

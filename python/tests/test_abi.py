@@ -100,7 +100,7 @@ def test_every_declaration_is_documented_and_visible(header):
 _POINTERS = {"float": _ffi.f32p, "double": _ffi.f64p, "int64_t": _ffi.i64p, "uint8_t": _ffi.u8p, "int": ctypes.POINTER(ctypes.c_int),
              "int32_t": _ffi.i32p, "void": ctypes.c_void_p,
              "sa_model": _ffi.model_p, "sa_rate_options": _ffi.rate_options_p, "char": ctypes.c_char_p,
-             "sa_train_options": _ffi.train_options_p}
+             "sa_train_options": _ffi.train_options_p, "sa_prior": _ffi.prior_p}
 _VALUES = {"int": ctypes.c_int, "int64_t": ctypes.c_int64, "uint64_t": ctypes.c_uint64, "float": ctypes.c_float,
            "double": ctypes.c_double, "size_t": ctypes.c_size_t, "void": None,
            "sa_rate_options": _ffi.RateOptions, "sa_group_scorer": _ffi.group_scorer_t,
@@ -115,6 +115,8 @@ def _ctype(c_type):
         return _VALUES[base]
     if stars == 2 and base == "sa_model":
         return ctypes.POINTER(_ffi.model_p)
+    if stars == 2 and base == "sa_prior":
+        return ctypes.POINTER(_ffi.prior_p)
     assert stars == 1, c_type
     return _POINTERS[base]
 
@@ -175,6 +177,7 @@ def test_train_options_and_callback_mirror_the_header(header):
                                                                        _ffi.SA_METRIC_LOSS, 1, 0)
     assert (d.learning_rate, d.momentum, d.beta1, d.beta2, d.eps, d.weight_decay) == (1e-3, 0.0, 0.9, 0.999, 1e-8, 0.0)
     assert (d.epochs, d.batch_size, d.seed, d.patience) == (10, 32, 0, 0)
+    assert not d.priors and d.n_priors == 0
     m = re.search(r"typedef int \(\*sa_train_callback\)\((.*?)\);", header, re.S)
     params = [re.sub(r"\w+$", "", p.strip()) for p in " ".join(m.group(1).split()).split(",")]
     assert list(_ffi.TRAIN_CALLBACK._argtypes_) == [_ctype(p) for p in params]

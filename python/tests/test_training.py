@@ -196,7 +196,7 @@ def test_argument_errors(fx):
         (dict(seed=-1), "seed", _ffi.SA_ERR_INVALID_ARGUMENT),
         (dict(callback=3), "callback", _ffi.SA_ERR_INVALID_ARGUMENT),
         (dict(progress="bar"), "progress", _ffi.SA_ERR_INVALID_ARGUMENT),
-        (dict(prior=object()), "not yet supported", _ffi.SA_ERR_INVALID_ARGUMENT),
+        (dict(prior=object()), "expected a prior", _ffi.SA_ERR_INVALID_ARGUMENT),
         (dict(loss="mse", metric="accuracy", validation=(x, fx["mlp_y_mse"])), "metric", _ffi.SA_ERR_INVALID_ARGUMENT),
     ]
     for kwargs, mention, code in cases:
@@ -222,7 +222,7 @@ def test_argument_errors(fx):
     assert e.value.code == _ffi.SA_ERR_SHAPE
     with pytest.raises(sa.SwiftAttrError, match="validation\\[1\\]"):
         sa.train(net, x, y, validation=(x, y[:3]), progress=False)
-    with pytest.raises(sa.SwiftAttrError, match="not yet supported"):
+    with pytest.raises(sa.SwiftAttrError, match="expected a prior"):
         sa.loss_and_gradients(net, x, y, prior=object())
     xn = x.copy()
     xn[3, 2] = np.nan

@@ -67,17 +67,17 @@ int main(void) {
 
     /* Loss and gradients: the bias gradient of the last layer is mean(softmax − onehot), summing to 0. */
     double loss = 0;
-    EXPECT_OK(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, &loss, grads, 64));
+    EXPECT_OK(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, NULL, 0, 0, &loss, grads, 64));
     CHECK(loss > 0 && loss < 2, "loss %g", loss);
     CHECK(fabsf(grads[total - 1] + grads[total - 2]) < 1e-6f, "output bias gradients sum to zero");
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, x, SA_LOSS_CROSS_ENTROPY, &loss, grads, 64), SA_ERR_INVALID_ARGUMENT, "y_value must be NULL");
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, NULL, NULL, SA_LOSS_CROSS_ENTROPY, &loss, grads, 64), SA_ERR_NULL_POINTER, "y_class");
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, 7, &loss, grads, 64), SA_ERR_UNKNOWN_ENUM, "loss");
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, &loss, grads, 10), SA_ERR_BUFFER_TOO_SMALL, "grads_capacity");
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_MSE, &loss, grads, 64), SA_ERR_INVALID_ARGUMENT, "y_class must be NULL");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, x, SA_LOSS_CROSS_ENTROPY, NULL, 0, 0, &loss, grads, 64), SA_ERR_INVALID_ARGUMENT, "y_value must be NULL");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, NULL, NULL, SA_LOSS_CROSS_ENTROPY, NULL, 0, 0, &loss, grads, 64), SA_ERR_NULL_POINTER, "y_class");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, 7, NULL, 0, 0, &loss, grads, 64), SA_ERR_UNKNOWN_ENUM, "loss");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, NULL, 0, 0, &loss, grads, 10), SA_ERR_BUFFER_TOO_SMALL, "grads_capacity");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_MSE, NULL, 0, 0, &loss, grads, 64), SA_ERR_INVALID_ARGUMENT, "y_class must be NULL");
     int64_t bad = y[5];
     y[5] = 2;
-    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, &loss, grads, 64), SA_ERR_OUT_OF_RANGE, "y_class[5] = 2");
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, NULL, 0, 0, &loss, grads, 64), SA_ERR_OUT_OF_RANGE, "y_class[5] = 2");
     y[5] = bad;
 
     /* A run: 100 % training accuracy, the history, bit-identical weights for the same seed. */

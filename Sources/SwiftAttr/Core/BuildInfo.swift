@@ -88,7 +88,7 @@ public enum BuildInfo {
 
     /// The C interface's version: `SA_VERSION` in swiftattr.h, raised by every incompatible change of a
     /// declaration or a struct layout (2: the RATE functions take `sa_rate_options`).
-    public static let abiVersion = 2
+    public static let abiVersion = 3
 
     private static func cpuInfoField(_ names: [String]) -> String? {
         guard let file = fopen("/proc/cpuinfo", "r") else { return nil }

@@ -232,7 +232,7 @@ extension Network {
 
     /// Convolution: with `cols (K × rows·P)` the im2col matrix of the recorded input and `dY` gathered to
     /// (O × rows·P), `dW (O×K) = dY·colsᵀ` in one GEMM and `db = Σ dY` per channel.
-    private func convolutionParameterGradients(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], input x: [Float], rows: Int) -> [[Float]] {
+    func convolutionParameterGradients(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], input x: [Float], rows: Int) -> [[Float]] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
         let cols = uninitializedFloats(K * columns) { cp in
             x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }
@@ -336,9 +336,10 @@ extension Network {
         return [dWih, dWhh, db, db]
     }
 
-    /// Sums over the rows of a rows × width matrix (float64 accumulation).
-    private func columnSums(_ m: [Float], rows: Int, width: Int) -> [Float] {
+    /// Sums over the rows of a rows × width matrix (float64 accumulation); zeros for an empty `m`.
+    func columnSums(_ m: [Float], rows: Int, width: Int) -> [Float] {
         var s = [Double](repeating: 0, count: width)
+        guard !m.isEmpty else { return [Float](repeating: 0, count: width) }
         m.withUnsafeBufferPointer { p in
             for r in 0..<rows { for k in 0..<width { s[k] += Double(p[r * width + k]) } }
         }

@@ -1,0 +1,456 @@
+/// Double back-propagation: attributions that are input gradients, and the gradient of a function of
+/// them with respect to the network's parameters (the engine of the attribution priors).
+///
+/// The attributions of a batch of N examples are φ_n = (1/k) Σ_j w_nj ⊙ ∇_x h_n(p_nj) at k points p_nj
+/// per example, with h_n a scalar function of the network output:
+///
+/// - Expected Gradients of target t_n: p_nj = r_nj + α_nj (x_n − r_nj), w_nj = x_n − r_nj, h_n = f_{t_n};
+/// - the input gradient of Σ_c log softmax(f(x))_c (Ross et al.): k = 1, p = x, w = 1.
+///
+/// For a cotangent u = ∂P/∂φ (N × d) the chain rule gives ∂P/∂θ = ∂/∂θ Σ_nj ⟨v_nj, ∇_x h_n(p_nj)⟩ with
+/// v_nj = u_n ⊙ w_nj / k: the parameter gradient of the directional derivative ḣ(p; v) = ∇h(p)·v
+/// (reverse-over-forward). The engine runs, over all N·k points at once and node by node as GEMMs:
+///
+/// 1. forward: the values z of every node, f′ and f″ of every activation, the argmax of every max-pool;
+/// 2. backward from h′(f): the gradient g at every value (g at the input gives φ); kept;
+///
+/// and, per cotangent (``AttributionPullback/parameterGradients(_:)``):
+///
+/// 3. forward from v: the tangent ż of every value (the nodes' linear parts; activations ż′ = f′ ⊙ ż,
+///    max-pools through the recorded argmax, Softmax by its Jacobian);
+/// 4. backward: the adjoint z̄ of the primal values, seeded by H_h ḟ at the output (zero for a target)
+///    and fed by the curvature of every node: an activation adds f″(z) ⊙ ż ⊙ g_out, a Softmax H_g ż; the
+///    tangents' adjoint is g itself (the gradient pass of step 2), so it is not recomputed. A node with
+///    parameters receives ∂/∂W = z̄_outᵀ z_in + g_outᵀ ż_in (Linear; convolutions the same on im2col
+///    matrices), the bias Σ z̄_out, BatchNorm's γ Σ (z̄ (z − μ) + g ż)/√(σ² + ε) and β Σ z̄.
+///
+/// In a network whose activations are all piecewise linear (ReLU, LeakyReLU, max-pool) and a target
+/// output, z̄ is zero everywhere: step 4 is then one GEMM per parametrised node, g_outᵀ ż_in.
+///
+/// Every node kind of ``Layer`` has its rule here except Embedding and LSTM, which are refused with a
+/// SwiftAttrError naming the node (token ids have no input gradient; the LSTM's second-order rule is not
+/// written). BatchNorm is in inference semantics, as the trainer's.
+
+/// The scalar of the network output whose input gradient is the attribution, per example.
+public enum AttributionFunctional: Sendable, Equatable {
+    /// f_t(x) with t the example's target: one class index per example.
+    case target([Int])
+    /// Σ_c f_c(x): every output (a regression's single output, or the sum of several).
+    case outputSum
+    /// Σ_c log softmax(f(x))_c with f the logits (the input of a final Softmax, if any): Ross et al.'s
+    /// "right for the right reasons" functional.
+    case logSoftmaxSum
+}
+
+/// The references and α's of Expected Gradients for a batch: point (n, j) is r + α (x_n − r) with
+/// r = references row `referenceIndex[n·k + j]` (or, with `fromBatch`, batch row that index) and
+/// α = `alphas[n·k + j]`.
+public struct ExpectedGradientsDraws: Sendable, Equatable {
+    /// References per example.
+    public var k: Int
+    /// n·k + j → the row of the reference set (`fromBatch`: of the batch) that is reference j of example n.
+    public var referenceIndex: [Int]
+    /// n·k + j → α in [0, 1).
+    public var alphas: [Float]
+
+    public init(k: Int, referenceIndex: [Int], alphas: [Float]) {
+        self.k = k
+        self.referenceIndex = referenceIndex
+        self.alphas = alphas
+    }
+
+    /// Philox `sample` word of the prior draws ("EGPR").
+    static let stream: UInt32 = 0x4547_5052
+
+    /// The draws of step `globalStep` of a run seeded `seed`, for a batch of `rows` examples: draw j of
+    /// example n is Philox block (seed, example = globalStep, sample = "EGPR", block = n·k + j), whose first
+    /// uniform u₀ picks the reference and whose second is α. With `referenceCount` R the reference is row
+    /// ⌊u₀R⌋ of the reference set; without (nil), it is one of the *other* examples of the batch, uniformly:
+    /// batch row (n + 1 + ⌊u₀(N − 1)⌋) mod N (a batch of one example is its own reference, so its φ is 0).
+    /// So the draws depend only on (seed, step, the example's row in the batch, j).
+    public static func draw(rows: Int, k: Int, referenceCount: Int?, seed: UInt64, globalStep: Int) -> ExpectedGradientsDraws {
+        var index = [Int](repeating: 0, count: rows * k), alphas = [Float](repeating: 0, count: rows * k)
+        for n in 0..<rows {
+            for j in 0..<k {
+                let b = n * k + j
+                let (u0, u1) = CounterRandom.uniforms(seed: seed, example: UInt64(globalStep), sample: stream, block: UInt32(truncatingIfNeeded: b))
+                if let r = referenceCount {
+                    index[b] = CounterRandom.index(u0, r)
+                } else {
+                    index[b] = rows == 1 ? n : (n + 1 + CounterRandom.index(u0, rows - 1)) % rows
+                }
+                alphas[b] = min(Float(u1), Float(1).nextDown)
+            }
+        }
+        return ExpectedGradientsDraws(k: k, referenceIndex: index, alphas: alphas)
+    }
+}
+
+/// Attributions φ of a batch and their pullback to the parameters (see the file's introduction). Made
+/// by ``Network/expectedGradientsWithPullback(_:rows:functional:draws:references:)`` or
+/// ``Network/inputGradientWithPullback(_:rows:)``; holds the forward record and the gradients of step 1–2,
+/// so any number of cotangents can be pulled back.
+public struct AttributionPullback {
+    /// N × d: φ_n = (1/k) Σ_j w_nj ⊙ ∇_x h_n(p_nj).
+    public let attributions: [Float]
+    /// Examples N and points per example k.
+    public let rows: Int
+    public let k: Int
+    let network: Network
+    let linear: Network
+    let end: Int
+    /// N·k × d: the per-point weights w_nj (nil: all ones).
+    let weights: [Float]?
+    let tape: Network.Tape
+    let first: [[Float]]
+    let second: [[Float]]
+    /// g at node i's output (index i), N·k rows.
+    let gradients: [[Float]]
+    let functional: AttributionFunctional
+
+    /// ∂/∂θ Σ_nd u_nd φ_nd: the gradient with respect to every parameter (the order and shapes of
+    /// ``Network/parameters``) of the attributions contracted with `cotangent` (N × d, e.g. ∂P/∂φ of a
+    /// penalty P). One tangent forward pass and one backward pass over the N·k points.
+    public func parameterGradients(_ cotangent: [Float]) throws -> [[Float]] {
+        let d = network.inputSize, M = rows * k
+        guard cotangent.count == rows * d else {
+            throw SwiftAttrError.shape("cotangent: expected \(rows)×\(d) = \(rows * d) values (the attributions' shape), got \(cotangent.count)")
+        }
+        try Check.finite(cotangent, "cotangent")
+        let scale = 1 / Float(k)
+        let v = uninitializedFloats(M * d) { out in
+            cotangent.withUnsafeBufferPointer { u in
+                for m in 0..<M {
+                    let un = u.baseAddress! + (m / k) * d, o = out + m * d
+                    if let w = weights {
+                        w.withUnsafeBufferPointer { wp in
+                            let wm = wp.baseAddress! + m * d
+                            for e in 0..<d { o[e] = un[e] * wm[e] * scale }
+                        }
+                    } else {
+                        for e in 0..<d { o[e] = un[e] * scale }
+                    }
+                }
+            }
+        }
+        return network.attributionParameterGradients(self, directions: v)
+    }
+}
+
+extension Network {
+    /// Refuses the node kinds double back-propagation has no rule for (Embedding, LSTM), naming the node.
+    func checkAttributionGradientSupport(to end: Int) throws {
+        for i in 0..<end {
+            switch layers[i] {
+            case .embedding, .lstm:
+                throw SwiftAttrError.invalid("layer \(i) (\(layers[i].name)): attribution priors (double back-propagation) do not support \(layers[i].name) nodes")
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu,
+                 .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
+                break
+            }
+        }
+    }
+
+    /// Expected-gradients attributions of `functional` for the batch `x` (rows × inputSize) at the points of
+    /// `draws` (references from `references`, R × inputSize, or from the batch itself when nil), with their
+    /// pullback to the parameters.
+    public func expectedGradientsWithPullback(
+        _ x: [Float], rows: Int, functional: AttributionFunctional, draws: ExpectedGradientsDraws, references: [Float]? = nil
+    ) throws -> AttributionPullback {
+        try checkInputs(x, rows: rows)
+        let d = inputSize, k = draws.k
+        try Check.positive(k, "k")
+        guard draws.referenceIndex.count == rows * k, draws.alphas.count == rows * k else {
+            throw SwiftAttrError.shape("draws: expected \(rows)×\(k) reference indices and alphas, got \(draws.referenceIndex.count) and \(draws.alphas.count)")
+        }
+        let source = references ?? x
+        let available = source.count / d
+        if let references { try checkInputs(references, rows: available, name: "references") }
+        for (b, r) in draws.referenceIndex.enumerated() where r < 0 || r >= available {
+            throw SwiftAttrError(.outOfRange, "draws: reference index \(r) (draw \(b)) is out of range 0..<\(available)")
+        }
+        let M = rows * k
+        var points = [Float](repeating: 0, count: M * d), weights = points
+        points.withUnsafeMutableBufferPointer { pp in
+            weights.withUnsafeMutableBufferPointer { wp in
+                x.withUnsafeBufferPointer { xp in
+                    source.withUnsafeBufferPointer { sp in
+                        for m in 0..<M {
+                            let xn = xp.baseAddress! + (m / k) * d, r = sp.baseAddress! + draws.referenceIndex[m] * d
+                            let a = draws.alphas[m], p = pp.baseAddress! + m * d, w = wp.baseAddress! + m * d
+                            for e in 0..<d { let delta = xn[e] - r[e]; w[e] = delta; p[e] = r[e] + a * delta }
+                        }
+                    }
+                }
+            }
+        }
+        return try attributionPullback(points, rows: rows, k: k, weights: weights, functional: functional, repeatingTargets: true)
+    }
+
+    /// The input gradient φ_n = ∇_x Σ_c log softmax(f(x_n))_c of every example (f: the logits, the input of a
+    /// final Softmax if any), with its pullback to the parameters.
+    public func inputGradientWithPullback(_ x: [Float], rows: Int) throws -> AttributionPullback {
+        try checkInputs(x, rows: rows)
+        return try attributionPullback(x, rows: rows, k: 1, weights: nil, functional: .logSoftmaxSum, repeatingTargets: false)
+    }
+
+    /// Steps 1 and 2 of the engine at `points` (rows·k × inputSize).
+    private func attributionPullback(
+        _ points: [Float], rows: Int, k: Int, weights: [Float]?, functional: AttributionFunctional, repeatingTargets: Bool
+    ) throws -> AttributionPullback {
+        let end = functional == .logSoftmaxSum && endsWithSoftmax ? layers.count - 1 : layers.count
+        try checkAttributionGradientSupport(to: end)
+        let M = rows * k, width = size(at: end), d = inputSize
+        if case .target(let t) = functional {
+            guard t.count == rows else { throw SwiftAttrError.shape("targets: expected \(rows) class indices (one per example), got \(t.count)") }
+            for (n, c) in t.enumerated() where c < 0 || c >= width {
+                throw SwiftAttrError(.outOfRange, "targets[\(n)] = \(c) is out of range 0..<\(width) (the network has \(width) outputs)")
+            }
+        }
+        // 1. Forward record.
+        var argmax = [[Int32]](repeating: [], count: end)
+        var first = [[Float]](repeating: [], count: end), second = first
+        let values = walkForward(points, from: 0, to: end, keep: true) { i, reads -> [Float] in
+            switch layers[i] {
+            case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+                let (y, d1, d2) = Activation(layers[i])!.valueAndDerivatives(reads[0])
+                first[i] = d1
+                if Network.isCurved(layers[i]) { second[i] = d2 }
+                return y
+            case .maxPool1d, .maxPool2d:
+                let (y, positions) = applyRecordingArgmax(i, reads, rows: M)
+                argmax[i] = positions
+                return y
+            case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .softmax, .batchNorm, .dropout,
+                 .add, .concat, .embedding, .lstm:
+                return applyNode(i, reads, rows: M, argmax: nil)
+            }
+        }
+        let tape = Tape(start: 0, end: end, rows: M, values: values.map { $0 ?? [] }, argmax: argmax)
+        // 2. Gradient pass from h′(f), keeping g at every node's output.
+        let f = tape.output
+        var seed = [Float](repeating: 0, count: M * width)
+        switch functional {
+        case .target(let t):
+            for m in 0..<M { seed[m * width + t[repeatingTargets ? m / k : m]] = 1 }
+        case .outputSum:
+            for e in seed.indices { seed[e] = 1 }
+        case .logSoftmaxSum:
+            // ∂/∂f_j Σ_c log s_c = 1 − K s_j.
+            let s = Network.softmaxRows(f, rows: M, width: width)
+            for e in seed.indices { seed[e] = 1 - Float(width) * s[e] }
+        }
+        var gradients = [[Float]](repeating: [], count: end)
+        let gIn = walkBackward(from: end, to: 0, seed: seed, node: { i, gOut -> [[Float]] in
+            gradients[i] = gOut
+            switch layers[i] {
+            case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+                return [zipMap(gOut, first[i]) { $0 * $1 }]
+            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .softmax,
+                 .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
+                return pullbackNode(i, gOut, rows: M, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1), argmax: argmax[i])
+            }
+        }, accumulate: addInPlace) ?? [Float](repeating: 0, count: M * d)
+        // φ_n = (1/k) Σ_j w_nj ⊙ g_nj.
+        let scale = 1 / Float(k)
+        var phi = [Float](repeating: 0, count: rows * d)
+        phi.withUnsafeMutableBufferPointer { out in
+            gIn.withUnsafeBufferPointer { g in
+                for m in 0..<M {
+                    let o = out.baseAddress! + (m / k) * d, gm = g.baseAddress! + m * d
+                    if let w = weights {
+                        w.withUnsafeBufferPointer { wp in
+                            let wm = wp.baseAddress! + m * d
+                            for e in 0..<d { o[e] += wm[e] * gm[e] * scale }
+                        }
+                    } else {
+                        for e in 0..<d { o[e] += gm[e] * scale }
+                    }
+                }
+            }
+        }
+        return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, linear: linearPart, end: end, weights: weights,
+                                   tape: tape, first: first, second: second, gradients: gradients, functional: functional)
+    }
+
+    /// Row-wise softmax of a rows × width matrix.
+    static func softmaxRows(_ f: [Float], rows: Int, width: Int) -> [Float] {
+        uninitializedFloats(rows * width) { s in
+            f.withUnsafeBufferPointer { fp in
+                for r in 0..<rows {
+                    let z = fp.baseAddress! + r * width, o = s + r * width
+                    var m = -Float.infinity
+                    for c in 0..<width { m = max(m, z[c]) }
+                    var sum: Float = 0
+                    for c in 0..<width { o[c] = _exp(z[c] - m); sum += o[c] }
+                    for c in 0..<width { o[c] /= sum }
+                }
+            }
+        }
+    }
+
+    /// Steps 3 and 4 of the engine for the directions `v` (N·k × inputSize).
+    func attributionParameterGradients(_ a: AttributionPullback, directions v: [Float]) -> [[Float]] {
+        let tape = a.tape, M = tape.rows, end = a.end
+        // 3. Tangents of every value.
+        let tangents = walkForward(v, from: 0, to: end, keep: true) { i, reads -> [Float] in
+            attributionTangent(i, reads, a)
+        }.map { $0 ?? [] }
+        // 4. Adjoint of the primal values; [] stands for a zero signal.
+        var seed: [Float] = []
+        if a.functional == .logSoftmaxSum {
+            // H_h ḟ = −K s ⊙ (ḟ − s·ḟ) for h = Σ_c log softmax_c.
+            let width = size(at: end), s = Network.softmaxRows(tape.output, rows: M, width: width), fd = tangents[end]
+            seed = [Float](repeating: 0, count: M * width)
+            for r in 0..<M {
+                var dot: Float = 0
+                for c in 0..<width { dot += s[r * width + c] * fd[r * width + c] }
+                for c in 0..<width { seed[r * width + c] = -Float(width) * s[r * width + c] * (fd[r * width + c] - dot) }
+            }
+        }
+        var perNode = [[[Float]]?](repeating: nil, count: layers.count)
+        _ = walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
+            let step = attributionAdjoint(i, zbar, a, tangents: tangents)
+            perNode[i] = step.parameters
+            return step.inputs
+        }, accumulate: { x, y in
+            if x.isEmpty { x = y } else if !y.isEmpty { addInPlace(&x, y) }
+        })
+        var gradients: [[Float]] = []
+        for (i, layer) in layers.enumerated() {
+            gradients += perNode[i] ?? layer.parameterShapes.map { [Float](repeating: 0, count: $0.reduce(1, *)) }
+        }
+        return gradients
+    }
+
+    /// Node i's tangent from the tangents of the values it reads (step 3).
+    private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback) -> [Float] {
+        let M = a.tape.rows
+        switch layers[i] {
+        case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .batchNorm, .dropout, .add, .concat:
+            return a.linear.applyNode(i, reads, rows: M, argmax: nil)
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+            return zipMap(reads[0], a.first[i]) { $0 * $1 }
+        case .maxPool1d, .maxPool2d:
+            let inSize = size(at: input(of: i)), outSize = size(at: i + 1), argmax = a.tape.argmax[i]
+            return uninitializedFloats(M * outSize) { out in
+                reads[0].withUnsafeBufferPointer { t in
+                    for r in 0..<M {
+                        for o in 0..<outSize { out[r * outSize + o] = t[r * inSize + Int(argmax[r * outSize + o])] }
+                    }
+                }
+            }
+        case .softmax:
+            // J ż = s ⊙ (ż − ż·s).
+            let s = a.tape.value(i + 1), n = size(at: i + 1), t = reads[0]
+            return uninitializedFloats(M * n) { out in
+                for r in 0..<M {
+                    var dot: Float = 0
+                    for c in 0..<n { dot += t[r * n + c] * s[r * n + c] }
+                    for c in 0..<n { out[r * n + c] = s[r * n + c] * (t[r * n + c] - dot) }
+                }
+            }
+        case .embedding, .lstm:
+            preconditionFailure("\(layers[i].name): refused by checkAttributionGradientSupport")
+        }
+    }
+
+    /// Node i's step 4: the primal adjoints z̄ of the values it reads ([] for zero; never formed for value
+    /// 0) and its parameter gradients, from z̄ at its output (`zbar`, [] for zero), g at its output and the
+    /// recorded values and tangents.
+    private func attributionAdjoint(_ i: Int, _ zbar: [Float], _ a: AttributionPullback, tangents: [[Float]]) -> (inputs: [[Float]], parameters: [[Float]]?) {
+        let tape = a.tape, M = tape.rows, g = a.gradients[i]
+        let reads = inputs[i]
+        // z̄ through the node's linear(ised) part, for the values other than the input.
+        func linearAdjoint() -> [[Float]] {
+            guard !zbar.isEmpty, reads.contains(where: { $0 != 0 }) else { return reads.map { _ in [] } }
+            let back = pullbackNode(i, zbar, rows: M, reads: reads.map { tape.value($0) }, output: tape.value(i + 1), argmax: tape.argmax[i])
+            return zip(reads, back).map { $0 == 0 ? [] : $1 }
+        }
+        switch layers[i] {
+        case .dense(let d):
+            let x = tape.value(reads[0]), t = tangents[reads[0]]
+            let dW = uninitializedFloats(d.outFeatures * d.inFeatures) { w in
+                g.withUnsafeBufferPointer { gp in
+                    t.withUnsafeBufferPointer { tp in
+                        BLAS.sgemm(transA: true, m: d.outFeatures, n: d.inFeatures, k: M, a: gp.baseAddress!, b: tp.baseAddress!, c: w)
+                    }
+                }
+                guard !zbar.isEmpty else { return }
+                zbar.withUnsafeBufferPointer { zp in
+                    x.withUnsafeBufferPointer { xp in
+                        BLAS.sgemm(transA: true, m: d.outFeatures, n: d.inFeatures, k: M, a: zp.baseAddress!, b: xp.baseAddress!, beta: 1, c: w)
+                    }
+                }
+            }
+            return (linearAdjoint(), [dW, columnSums(zbar, rows: M, width: d.outFeatures)])
+        case .conv1d(let c), .conv2d(let c):
+            let geometry = WindowGeometry(convolution: c, input: shapes[reads[0]])
+            var p = convolutionParameterGradients(c, geometry, g, input: tangents[reads[0]], rows: M)
+            if zbar.isEmpty {
+                p[1] = [Float](repeating: 0, count: c.outChannels)
+            } else {
+                let q = convolutionParameterGradients(c, geometry, zbar, input: tape.value(reads[0]), rows: M)
+                addInPlace(&p[0], q[0])
+                p[1] = q[1]
+            }
+            return (linearAdjoint(), p)
+        case .batchNorm(let b):
+            let size = self.size(at: reads[0]), plane = size / b.channels
+            let x = tape.value(reads[0]), t = tangents[reads[0]]
+            var dGamma = [Double](repeating: 0, count: b.channels), dBeta = dGamma
+            for n in 0..<M {
+                for ch in 0..<b.channels {
+                    let mean = b.runningMean[ch], inv = 1 / (b.runningVar[ch] + b.eps).squareRoot(), off = n * size + ch * plane
+                    var sg: Float = 0, sb: Float = 0
+                    for e in 0..<plane {
+                        sg += g[off + e] * t[off + e]
+                        if !zbar.isEmpty { sg += zbar[off + e] * (x[off + e] - mean); sb += zbar[off + e] }
+                    }
+                    dGamma[ch] += Double(sg * inv)
+                    dBeta[ch] += Double(sb)
+                }
+            }
+            return (linearAdjoint(), [dGamma.map { Float($0) }, dBeta.map { Float($0) }])
+        case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .dropout, .add, .concat, .maxPool1d, .maxPool2d:
+            return (linearAdjoint(), nil)
+        case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
+            guard reads[0] != 0 else { return ([[]], nil) }
+            let curved = !a.second[i].isEmpty
+            if zbar.isEmpty && !curved { return ([[]], nil) }
+            let d1 = a.first[i], d2 = a.second[i], t = tangents[reads[0]]
+            let out = uninitializedFloats(g.count) { o in
+                for e in 0..<g.count {
+                    var s: Float = zbar.isEmpty ? 0 : d1[e] * zbar[e]
+                    if curved { s += d2[e] * t[e] * g[e] }
+                    o[e] = s
+                }
+            }
+            return ([out], nil)
+        case .softmax:
+            guard reads[0] != 0 else { return ([[]], nil) }
+            // J z̄ + H_g ż with H_u ż = a ⊙ ż − a (s·ż) − s (a·ż), a = s ⊙ (u − u·s).
+            let s = tape.value(i + 1), n = size(at: i + 1), t = tangents[reads[0]]
+            let out = uninitializedFloats(M * n) { o in
+                var aa = [Float](repeating: 0, count: n)
+                for r in 0..<M {
+                    let base = r * n
+                    var us: Float = 0, zs: Float = 0
+                    for c in 0..<n { us += g[base + c] * s[base + c]; if !zbar.isEmpty { zs += zbar[base + c] * s[base + c] } }
+                    var ts: Float = 0, ta: Float = 0
+                    for c in 0..<n {
+                        aa[c] = s[base + c] * (g[base + c] - us)
+                        ts += t[base + c] * s[base + c]; ta += t[base + c] * aa[c]
+                    }
+                    for c in 0..<n {
+                        let j = zbar.isEmpty ? 0 : s[base + c] * (zbar[base + c] - zs)
+                        o[base + c] = j + aa[c] * t[base + c] - aa[c] * ts - s[base + c] * ta
+                    }
+                }
+            }
+            return ([out], nil)
+        case .embedding, .lstm:
+            preconditionFailure("\(layers[i].name): refused by checkAttributionGradientSupport")
+        }
+    }
+}
