@@ -24,8 +24,8 @@ __all__ = ["CDEP"]
 
 class CDEP(Prior):
     """lam · Σ_regions mean_nc σ(β − γ), (β, γ) the CD parts of each region. ``mask``: values in [0, 1] (or
-    booleans), 1 marking the penalised region; shape the model's input shape (one region; flat also accepted)
-    or (K, *input_shape) for K regions. For a token network, one value per position, shape (L,) or (K, L)."""
+    booleans), 1 marking the penalised region; shape the model's input shape (one region; any shape of that
+    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position, shape (L,) or (K, L)."""
 
     samples = False
 
@@ -49,13 +49,15 @@ class CDEP(Prior):
         return f"CDEP(mask={self.mask.shape}, lam={self.lam})"
 
     def regions(self, net) -> int:
-        """How many regions the mask holds for ``net`` (checking its shape against the model's input)."""
+        """How many regions the mask holds for ``net``: one when it has the model's input size d (any shape
+        of d values: the input shape, flat, or H × W for a one-channel image, as acd accepts), K when its shape
+        is (K, ...) with d values per region; otherwise SA_ERR_SHAPE."""
         shape = tuple(net.input_shape)
         d = int(np.prod(shape))
         m = self.mask
-        if m.shape in (shape, (d,)):
+        if m.size == d:
             return 1
-        if m.ndim >= 2 and (m.shape[1:] == shape or m.shape[1:] == (d,)):
+        if m.ndim >= 2 and int(np.prod(m.shape[1:])) == d:
             return m.shape[0]
         raise SwiftAttrError(f"mask: expected shape {shape} (the model's input shape) or (K, {', '.join(map(str, shape))}) "
                              f"for K regions, got {m.shape}", SA_ERR_SHAPE)

@@ -58,7 +58,7 @@ def test_one_region_equals_its_share_of_two(fx):
     x, y, masks = fx["x"], fx["y"], fx["masks"]
     base, _ = sa.loss_and_gradients(net, x, y)
     both, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(masks[:, None], 1.0))
-    first, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(masks[0], 1.0))  # (8, 8) → flat 64 = the input size
+    first, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(masks[0], 1.0))  # (8, 8): the input's 64 values
     second, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(masks[1][None].astype(bool), 1.0))
     assert both - base == pytest.approx((first - base) + (second - base), rel=1e-5)
 

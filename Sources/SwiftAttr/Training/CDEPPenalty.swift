@@ -37,7 +37,7 @@
 /// In exact arithmetic the forward parts equal ``Network/contextualDecomposition(_:rows:masks:maskCount:internalBatchSize:)``'s;
 /// in float32 they differ by rounding only (that method carries one part and takes the other as h minus it).
 /// Derivatives at the kinks (|·| at 0, ReLU at 0) are torch's: sign(0) = 0, ReLU′(0) = 0.
-public struct CDEPPenalty: TrainingPenalty, Sendable {
+public struct CDEPPenalty: CheckedTrainingPenalty, Sendable {
     /// maskCount × inputSize values in [0, 1]; 1 marks the region (for a token network, one value per position).
     public let masks: [Float]
     public let maskCount: Int
@@ -65,6 +65,15 @@ public struct CDEPPenalty: TrainingPenalty, Sendable {
     public func lossAndGradient(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep) throws -> (Double, [[Float]]) {
         try network.contextualDecompositionPenalty(batch, rows: rows, penalty: self)
     }
+
+    /// Throws unless the masks have the network's input size (one value per position for a token network).
+    public func check(_ network: Network) throws {
+        let d = network.inputSize
+        guard masks.count == maskCount * d else {
+            let what = network.tokenEmbedding == nil ? "of shape \(network.inputShape)" : "of one value per position, shape \(network.inputShape) (token network)"
+            throw SwiftAttrError.shape("mask: expected \(maskCount) masks \(what) = \(maskCount * d) values, got \(masks.count)")
+        }
+    }
 }
 
 extension Network {
@@ -74,11 +83,8 @@ extension Network {
     /// count).
     public func contextualDecompositionPenalty(_ x: [Float], rows: Int, penalty: CDEPPenalty) throws -> (value: Double, gradients: [[Float]]) {
         try checkInputs(x, rows: rows)
+        try penalty.check(self)
         let d = inputSize
-        guard penalty.masks.count == penalty.maskCount * d else {
-            let what = tokenEmbedding == nil ? "of shape \(inputShape)" : "of one value per position, shape \(inputShape) (token network)"
-            throw SwiftAttrError.shape("mask: expected \(penalty.maskCount) masks \(what) = \(penalty.maskCount * d) values, got \(penalty.masks.count)")
-        }
         let pass = try CDEPPass(self, penalty: penalty, totalRows: rows)
         let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
         let chunk = max(Network.minimumTrainingChunk, perWorker)
