@@ -1278,6 +1278,17 @@ SA_API int sa_prior_total_variation(double lam, sa_prior **out_prior);
  *  used), weight lam, into *out_prior. */
 SA_API int sa_prior_input_gradient(const float *mask, int64_t d, double lam, sa_prior **out_prior);
 
+/* --- CDEP (Rieger et al. 2020) --- */
+/** CDEP: lam · Σ_k mean_nc softmax([β_nkc, γ_nkc])₀ = lam · Σ_k mean_nc σ(β_nkc − γ_nkc), (β, γ) the
+ *  Contextual Decomposition parts (sa_contextual_decomposition's rules, at the logits) of region k at class c
+ *  of example n; its weight gradient is taken through the CD propagation (every node kind, LSTM included).
+ *  masks: n_masks × d values in [0, 1] (1 marks the penalised region; d = the model's input size, one value
+ *  per position for a token network, checked when used; values outside [0, 1]: SA_ERR_OUT_OF_RANGE). The
+ *  regions add, each averaged over examples and classes (the authors' ColorMNIST code); for the four corners
+ *  of DecoyMNIST their code penalises one region, the union. No sampling (sa_prior_set_sampling does not
+ *  apply). Into *out_prior (free with sa_prior_free). */
+SA_API int sa_prior_cdep(const float *masks, int64_t n_masks, int64_t d, double lam, sa_prior **out_prior);
+
 /** Expected-Gradients sampling of an EG prior (not sa_prior_input_gradient): k >= 1 references per example
  *  and, with n_references > 0, the reference set `references` (n_references × reference_size floats,
  *  reference_size the model's input size); references = NULL and n_references = 0: the other examples of

@@ -133,6 +133,17 @@ public func sa_prior_input_gradient(_ mask: UnsafePointer<Float>?, _ d: Int64, _
     }
 }
 
+// --- CDEP (Training/CDEPPenalty.swift) ---
+
+@_cdecl("sa_prior_cdep")
+public func sa_prior_cdep(_ masks: UnsafePointer<Float>?, _ nMasks: Int64, _ d: Int64, _ lam: Double, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        let k = try checkCount(nMasks, "n_masks"), n = try checkCount(d, "d")
+        let m = try Allocation.copy(try floats(masks, try checkedProduct(k, n, "masks", factors: ["n_masks", "d"]), "masks"), "masks")
+        try publishPrior(try CDEPPenalty(masks: m, maskCount: k, lam: try lambda(lam)), to: out)
+    }
+}
+
 @_cdecl("sa_prior_set_sampling")
 public func sa_prior_set_sampling(
     _ prior: OpaquePointer?, _ k: Int64, _ references: UnsafePointer<Float>?, _ nReferences: Int64, _ referenceSize: Int64

@@ -28,6 +28,7 @@ from .perturbation import (
 )
 from .training import loss_and_gradients, train
 from . import priors
+from .cdep import CDEP
 from .hessians import expected_hessians, hessian, hessian_vector_product, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer

@@ -1,0 +1,73 @@
+"""CDEP, Contextual Decomposition Explanation Penalization (Rieger, Singh, Murdoch, Yu 2020): a prior that
+penalises the Contextual Decomposition importance of input regions known to be irrelevant.
+
+    net, history = sa.train(net, X, y, prior=sa.CDEP(corners, lam=10.0), seed=0)
+
+With (β_nc, γ_nc) the CD parts (:func:`swiftattr.contextual_decomposition`, acd's rules) of a region at
+class c of example n, at the logits, the penalty is ``lam · mean_nc softmax([β_nc, γ_nc])₀`` =
+``lam · mean_nc σ(β_nc − γ_nc)``, and its gradient with respect to the weights is taken through the CD
+propagation itself. Several regions (``mask`` of shape (K, *input_shape)) add, each averaged over the
+examples and classes, as the authors' ColorMNIST code adds one such term per sampled blob; for the four
+corners of DecoyMNIST their code uses one region, the union, which a single mask of the union gives.
+Every node kind CD supports is differentiated, LSTM included.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._args import as_f32
+from ._ffi import SA_ERR_NON_FINITE, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SwiftAttrError, fptr, lib
+from .priors import Prior
+
+__all__ = ["CDEP"]
+
+
+class CDEP(Prior):
+    """lam · Σ_regions mean_nc σ(β − γ), (β, γ) the CD parts of each region. ``mask``: values in [0, 1] (or
+    booleans), 1 marking the penalised region; shape the model's input shape (one region; any shape of that
+    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position, shape (L,) or (K, L)."""
+
+    samples = False
+
+    def __init__(self, mask, lam: float):
+        super().__init__(lam)
+        m = np.asarray(mask)
+        m = as_f32(m.astype(np.float32) if m.dtype == bool else m, "mask")
+        if m.ndim == 0 or m.size == 0:
+            raise SwiftAttrError(f"mask: expected an array of the model's input shape (or K of them), got shape {m.shape}",
+                                 SA_ERR_SHAPE)
+        if not np.isfinite(m).all():
+            raise SwiftAttrError("mask contains a non-finite value", SA_ERR_NON_FINITE)
+        if ((m < 0) | (m > 1)).any():
+            bad = m[(m < 0) | (m > 1)].flat[0]
+            raise SwiftAttrError(f"mask: CDEP masks take values in [0, 1] (1 marks the penalised region); got {bad}",
+                                 SA_ERR_OUT_OF_RANGE)
+        self.mask = m
+        self._count = None
+
+    def __repr__(self):
+        return f"CDEP(mask={self.mask.shape}, lam={self.lam})"
+
+    def regions(self, net) -> int:
+        """How many regions the mask holds for ``net``: one when it has the model's input size d (any shape
+        of d values: the input shape, flat, or H × W for a one-channel image, as acd accepts), K when its shape
+        is (K, ...) with d values per region; otherwise SA_ERR_SHAPE."""
+        shape = tuple(net.input_shape)
+        d = int(np.prod(shape))
+        m = self.mask
+        if m.size == d:
+            return 1
+        if m.ndim >= 2 and int(np.prod(m.shape[1:])) == d:
+            return m.shape[0]
+        raise SwiftAttrError(f"mask: expected shape {shape} (the model's input shape) or (K, {', '.join(map(str, shape))}) "
+                             f"for K regions, got {m.shape}", SA_ERR_SHAPE)
+
+    def _check(self, net):
+        self._count = self.regions(net)
+
+    def _construct(self, out):
+        if self._count is None:
+            raise SwiftAttrError("CDEP: the mask's regions are known only against a model (pass it to train or "
+                                 "loss_and_gradients)")
+        flat = np.ascontiguousarray(self.mask.reshape(-1))
+        return lib.sa_prior_cdep(fptr(flat), self._count, flat.size // self._count, self.lam, out)
