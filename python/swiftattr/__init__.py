@@ -23,6 +23,7 @@ from .perturbation import (
 )
 from .training import loss_and_gradients, train
 from . import priors
+from .dapr import DAPr
 from .hessians import expected_hessians, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim
 from .rate import BayesianLastLayer, RateResult, bayesian_last_layer, rate, rate_last_layer
