@@ -55,7 +55,7 @@ def run(nuisance: int, seed: int, epochs: int, patience: int):
         prior = {"none": None, "DAPr": sa.DAPr(meta, lam=1.0, lr=1e-3, seed=seed), "L1": sa.priors.L1(0.1)}[name]
         net, _ = sa.train(model(d, seed), xtr, ytr, loss="cross_entropy", optimizer="adam", lr=5e-4, weight_decay=5e-3,
                           epochs=epochs, batch_size=32, prior=prior, validation=(xva, yva), patience=patience,
-                          metric="accuracy", seed=seed)
+                          metric="accuracy", seed=seed, progress=False)
         out[name] = float((net.forward(xte).argmax(1) == yte).mean())
         if name == "DAPr":
             weights = prior.network.parameters()[0].ravel()
