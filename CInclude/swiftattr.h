@@ -1302,6 +1302,19 @@ SA_API int sa_prior_set_sampling(sa_prior *prior, int64_t k, const float *refere
 SA_API int sa_prior_draws(const sa_prior *prior, int64_t n, uint64_t seed, int64_t global_step,
                           int64_t *out_reference_index, float *out_alphas, int64_t capacity);
 
+/** The Deep Attribution Prior (Weinberger, Janizek, Lee 2020): a prior network g (prior_network: any model
+ *  with input size m and one output; copied) maps each input element's meta-features (meta_features: d x m,
+ *  row j for input element j) to a predicted importance, and is trained jointly with the model:
+ *  lam · mean_nj rho(g(m_j) − |phi_nj|), rho = |.| (squared = 0, the authors') or (.)^2 (squared = 1), phi the
+ *  EG attributions as for the priors above. Every training step also steps g with Adam at learning rate lr
+ *  (the authors: 1e-3). The prior is stateful: each use continues from g's current state;
+ *  sa_prior_dapr_network gives it (the learned g after sa_train). */
+SA_API int sa_prior_dapr(const sa_model *prior_network, const float *meta_features, int64_t d, int64_t m, double lam,
+                         int squared, float lr, sa_prior **out_prior);
+
+/** The current prior network g of a DAPr prior, as a new model (free with sa_model_free). */
+SA_API int sa_prior_dapr_network(const sa_prior *prior, sa_model **out_model);
+
 /** Frees a prior (NULL is a no-op). */
 SA_API void sa_prior_free(sa_prior *prior);
 

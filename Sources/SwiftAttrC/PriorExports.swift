@@ -42,6 +42,13 @@ final class PriorHandle {
         return p
     }
 
+    /// The penalty itself (for a stateful one's accessors, e.g. DAPr's learned prior network).
+    var current: any TrainingPenalty {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return penalty
+    }
+
     /// Replaces the sampling of a sampled penalty (before first use).
     func setSampling(_ sampling: ExpectedGradientsSampling, referenceSize size: Int?) throws {
         pthread_mutex_lock(&mutex)
@@ -184,5 +191,38 @@ public func sa_prior_draws(
             index[b] = Int64(draws.referenceIndex[b])
             alphas[b] = draws.alphas[b]
         }
+    }
+}
+
+@_cdecl("sa_prior_dapr")
+public func sa_prior_dapr(
+    _ priorNetwork: OpaquePointer?, _ metaFeatures: UnsafePointer<Float>?, _ d: Int64, _ m: Int64, _ lam: Double,
+    _ squared: Int32, _ lr: Float, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        _ = try nonNull(priorNetwork, "prior_network")
+        let g = try handle(priorNetwork).use()
+        let rows = try checkCount(d, "d"), width = try checkCount(m, "m")
+        guard squared == 0 || squared == 1 else { throw SwiftAttrError(.invalidArgument, "squared must be 0 or 1 (got \(squared))") }
+        guard width == g.inputSize else {
+            throw SwiftAttrError(.shapeMismatch, "m = \(width), but prior_network's input size is \(g.inputSize)")
+        }
+        let meta = try Allocation.copy(try floats(metaFeatures, try checkedProduct(rows, width, "meta_features", factors: ["d", "m"]),
+                                                  "meta_features"), "meta_features")
+        var optimizer = OptimizerSettings()
+        optimizer.learningRate = lr
+        try publishPrior(try DeepAttributionPrior(priorNetwork: g, metaFeatures: meta, lambda: try lambda(lam),
+                                                  squared: squared == 1, optimizer: optimizer), to: out)
+    }
+}
+
+@_cdecl("sa_prior_dapr_network")
+public func sa_prior_dapr_network(_ prior: OpaquePointer?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    guarded {
+        guard let dapr = try priorHandle(prior).current as? DeepAttributionPrior else {
+            throw SwiftAttrError(.invalidArgument, "prior: not a DAPr prior (sa_prior_dapr)")
+        }
+        _ = try nonNull(out, "out_model")
+        try publish(dapr.priorNetwork, to: out)
     }
 }

@@ -28,6 +28,7 @@ from .perturbation import (
 )
 from .training import loss_and_gradients, train
 from . import priors
+from .dapr import DAPr
 from .cdep import CDEP
 from .hessians import expected_hessians, hessian, hessian_vector_product, integrated_hessians, with_softplus
 from .trim import Transform, fourier_transform, frequency_bands, trim

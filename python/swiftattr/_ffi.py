@@ -682,5 +682,10 @@ _sig("sa_prior_set_sampling", [prior_p, c_int64, f32p, c_int64, c_int64])
 # SA_API int sa_prior_draws(const sa_prior *prior, int64_t n, uint64_t seed, int64_t global_step,
 #                           int64_t *out_reference_index, float *out_alphas, int64_t capacity);
 _sig("sa_prior_draws", [prior_p, c_int64, c_uint64, c_int64, i64p, f32p, c_int64])
+# SA_API int sa_prior_dapr(const sa_model *prior_network, const float *meta_features, int64_t d, int64_t m, double lam,
+#                          int squared, float lr, sa_prior **out_prior);
+_sig("sa_prior_dapr", [model_p, f32p, c_int64, c_int64, c_double, c_int32, c_float, POINTER(prior_p)])
+# SA_API int sa_prior_dapr_network(const sa_prior *prior, sa_model **out_model);
+_sig("sa_prior_dapr_network", [prior_p, POINTER(model_p)])
 # SA_API void sa_prior_free(sa_prior *prior);
 _sig("sa_prior_free", [prior_p], None)

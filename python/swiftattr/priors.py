@@ -202,3 +202,15 @@ def handles(prior, net):
         return [], None
     array = (ctypes.c_void_p * len(owned))(*[h.pointer.value for h in owned])
     return owned, array
+
+
+def finished(prior, owned) -> None:
+    """After a call that used ``owned`` (from :func:`handles` for ``prior``): stateful priors (DAPr) keep what
+    the run learned."""
+    if prior is None:
+        return
+    items = list(prior) if isinstance(prior, (list, tuple)) else [prior]
+    for p, h in zip(items, owned):
+        done = getattr(p, "_finished", None)
+        if done is not None:
+            done(h)

@@ -184,11 +184,13 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
     finally:
         if bar is not None:
             bar.close()
+        owned_for_state = owned
         del owned
     trained = Network(out)
     if failure:
         del trained
         raise failure[0]
+    _priors.finished(prior, owned_for_state)
     rows = history[:count.value]
     record = {"train_loss": rows[:, 0].tolist(), "epochs": int(count.value)}
     if validation is not None:
