@@ -214,6 +214,7 @@ extension Network {
             }
         }
         var (total, gradients) = parts[0]!
+        parts[0] = nil  // gradients now hold the only reference to their buffers, so the sums below write in place
         for part in parts.dropFirst() { total += part!.loss }
         guard parts.count > 1 else { return (total, gradients) }
         // gradients += each later part, in chunk order per element (the order of sequential sums), the
