@@ -221,3 +221,22 @@ public struct Network: Sendable, Equatable {
         }
     }
 }
+
+extension Network {
+    /// ``withParameters(_:)`` for arrays already known to have this network's count and sizes and finite
+    /// values (the trainer's, which the optimiser checks as it writes them): the nodes keep their checked
+    /// structure and only take the new arrays (no validation pass over the values), and only convolution
+    /// nodes recompute their plans. The result equals ``withParameters(_:)``'s.
+    func withTrustedParameters(_ p: [[Float]]) throws -> Network {
+        var copy = self
+        var offset = 0
+        for i in layers.indices {
+            let n = layers[i].parameterCount
+            guard n > 0 else { continue }
+            copy.layers[i] = try layers[i].replacingTrustedParameters(p[offset..<(offset + n)])
+            copy.convolutionPlans[i] = ConvolutionPlan(copy.layers[i], input: shapes[inputs[i][0]])
+            offset += n
+        }
+        return copy
+    }
+}

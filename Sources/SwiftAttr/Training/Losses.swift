@@ -214,9 +214,19 @@ extension Network {
             }
         }
         var (total, gradients) = parts[0]!
-        for part in parts.dropFirst() {
-            total += part!.loss
-            for k in gradients.indices { addInPlace(&gradients[k], part!.gradients[k]) }
+        parts[0] = nil  // gradients now hold the only reference to their buffers, so the sums below write in place
+        for part in parts.dropFirst() { total += part!.loss }
+        guard parts.count > 1 else { return (total, gradients) }
+        // gradients += each later part, in chunk order per element (the order of sequential sums), the
+        // arrays' element ranges on the workers.
+        let sums = (0..<gradients.count).map { k in gradients[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
+        forEachPart(ofArrays: gradients.map(\.count)) { _, k, range in
+            let s = sums[k]!
+            for part in parts.dropFirst() {
+                part!.gradients[k].withUnsafeBufferPointer { g in
+                    for e in range { s[e] += g[e] }
+                }
+            }
         }
         return (total, gradients)
     }

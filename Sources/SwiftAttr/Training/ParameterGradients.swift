@@ -58,6 +58,35 @@ extension Layer {
         }
     }
 
+    /// Number of parameter arrays (``parameterShapes``' count, without building the shapes).
+    var parameterCount: Int {
+        switch self {
+        case .dense, .conv1d, .conv2d, .batchNorm: 2
+        case .embedding: 1
+        case .lstm: 4
+        case .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu, .leakyReLU, .elu,
+             .softplus, .sigmoid, .tanh, .softmax, .dropout, .add, .concat: 0
+        }
+    }
+
+    /// ``replacingParameters(_:)`` for arrays known to have the layer's sizes and finite values (see
+    /// ``Network/withTrustedParameters(_:)``): Linear and convolution layers take them without a pass over
+    /// the values; the other kinds (small, or with derived statistics) go through their checked initialiser.
+    func replacingTrustedParameters(_ p: ArraySlice<[Float]>) throws -> Layer {
+        let p = Array(p)
+        switch self {
+        case .dense(let d):
+            return .dense(Dense(trustedWeight: p[0], bias: p[1], like: d))
+        case .conv1d(let c):
+            return .conv1d(Convolution(trustedWeight: p[0], bias: p[1], like: c))
+        case .conv2d(let c):
+            return .conv2d(Convolution(trustedWeight: p[0], bias: p[1], like: c))
+        case .batchNorm, .embedding, .lstm, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape,
+             .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .dropout, .add, .concat:
+            return try replacingParameters(p)
+        }
+    }
+
     /// PyTorch's default initialisation of the layer's parameters (see ``Network/initialized(seed:)``);
     /// `draw(k, count, bound)` returns `count` uniforms on (−bound, bound) for parameter array `k`.
     func defaultParameters(_ draw: (Int, Int, Float) -> [Float]) -> [[Float]] {
@@ -344,5 +373,29 @@ extension Network {
             for r in 0..<rows { for k in 0..<width { s[k] += Double(p[r * width + k]) } }
         }
         return s.map { Float($0) }
+    }
+}
+
+extension Layer.Dense {
+    /// `d` with the weight and bias replaced by arrays of its sizes with finite values (unchecked).
+    init(trustedWeight weight: [Float], bias: [Float], like d: Layer.Dense) {
+        self.weight = weight
+        self.bias = bias
+        self.inFeatures = d.inFeatures
+        self.outFeatures = d.outFeatures
+    }
+}
+
+extension Layer.Convolution {
+    /// `c` with the weight and bias replaced by arrays of its sizes with finite values (unchecked).
+    init(trustedWeight weight: [Float], bias: [Float], like c: Layer.Convolution) {
+        self.weight = weight
+        self.bias = bias
+        self.outChannels = c.outChannels
+        self.inChannels = c.inChannels
+        self.kernel = c.kernel
+        self.stride = c.stride
+        self.padding = c.padding
+        self.dilation = c.dilation
     }
 }

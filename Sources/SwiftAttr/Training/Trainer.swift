@@ -187,20 +187,21 @@ extension Network {
                 guard loss.isFinite else {
                     throw SwiftAttrError(.numerical, "training: the loss is \(loss) \(where_) (\(globalStep) steps in); lower lr or check the data")
                 }
-                for (k, g) in gradients.enumerated() where !allFinite(g) {
-                    throw SwiftAttrError(.numerical, "training: the gradient of \(parameterNames[k]) is not finite \(where_)")
-                }
                 lossSum += loss * Double(batch.count)
                 // Drop the current network's hold on the parameter buffers, so the update runs in place
                 // instead of copying every array (copy-on-write); a kept best network still shares them and
                 // is copied, as it must be.
                 net = self
-                optimizer.update(&parameters, gradients: gradients)
-                do {
-                    net = try withParameters(parameters)
-                } catch let error as SwiftAttrError where error.code == .nonFinite {
-                    throw SwiftAttrError(.numerical, "training: the weights became non-finite \(where_) (\(error.message)); lower lr")
+                // The update checks the gradients and the new weights for finiteness as it goes; on failure
+                // the run stops and these weights are dropped.
+                let findings = optimizer.update(&parameters, gradients: gradients)
+                if let k = findings.nonFiniteGradient {
+                    throw SwiftAttrError(.numerical, "training: the gradient of \(parameterNames[k]) is not finite \(where_)")
                 }
+                if let k = findings.nonFiniteParameter {
+                    throw SwiftAttrError(.numerical, "training: the weights became non-finite \(where_) (\(parameterNames[k]) contains a non-finite value); lower lr")
+                }
+                net = try withTrustedParameters(parameters)
                 globalStep += 1
             }
 
@@ -248,23 +249,5 @@ extension Network {
             k -= 1
         }
         return p
-    }
-}
-
-/// Whether every value of `a` is finite, in one vectorised pass: x·0 is ±0 for finite x and NaN for NaN
-/// or ±∞, so a sum of x·0 is NaN exactly when some x is not finite (whatever the order of the sum).
-func allFinite(_ a: [Float]) -> Bool {
-    a.withUnsafeBufferPointer { p in
-        guard let base = p.baseAddress else { return true }
-        let raw = UnsafeRawPointer(base)
-        var acc = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= p.count {
-            acc += raw.loadUnaligned(fromByteOffset: 4 * i, as: SIMD8<Float>.self) * 0
-            i += 8
-        }
-        var rest: Float = 0
-        while i < p.count { rest += p[i] * 0; i += 1 }
-        return !(acc.sum() + rest).isNaN
     }
 }
