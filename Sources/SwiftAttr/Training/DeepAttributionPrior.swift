@@ -129,16 +129,16 @@ public final class DeepAttributionPrior: SampledTrainingPenalty, CheckedTraining
         }
         let modelGradients = try pull.parameterGradients(phiCotangent)
         let priorGradients = network.parameterGradients(tape, cotangent: priorCotangent.map { Float($0) }).parameters
-        for (k, g) in priorGradients.enumerated() where !allFinite(g) {
-            throw SwiftAttrError(.numerical, "DAPr: the gradient of the prior network's \(network.parameterNames[k]) is not finite at epoch \(step.epoch), step \(step.step)")
-        }
         var parameters = network.parameters
-        optimizer.update(&parameters, gradients: priorGradients)
-        do {
-            network = try network.withParameters(parameters)
-        } catch let error as SwiftAttrError where error.code == .nonFinite {
-            throw SwiftAttrError(.numerical, "DAPr: the prior network's weights became non-finite at epoch \(step.epoch), step \(step.step); lower its lr")
+        let findings = optimizer.update(&parameters, gradients: priorGradients)
+        let at = "at epoch \(step.epoch), step \(step.step)"
+        if let k = findings.nonFiniteGradient {
+            throw SwiftAttrError(.numerical, "DAPr: the gradient of the prior network's \(network.parameterNames[k]) is not finite \(at)")
         }
+        if let k = findings.nonFiniteParameter {
+            throw SwiftAttrError(.numerical, "DAPr: the prior network's \(network.parameterNames[k]) became non-finite \(at); lower its lr")
+        }
+        network = try network.withTrustedParameters(parameters)
         return (scale * total, modelGradients)
     }
 }
