@@ -311,7 +311,7 @@ func perExampleWithDelta(_ net: Network, _ x: CallerRows, baselines: CallerBasel
 private func integratedGradientsCall(
     _ model: OpaquePointer?, _ x: UnsafePointer<Float>?, _ n: Int64, _ baselines: UnsafePointer<Float>?, _ nBaselines: Int64,
     _ target: UnsafePointer<Int64>?, _ nTarget: Int64, _ nSteps: Int64, _ method: Int32, _ internalBatchSize: Int64,
-    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?, multiplyByInputs: Bool
+    _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?, multiplyByInputs: Bool, call: String
 ) -> Int32 {
     guarded {
         let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
@@ -319,7 +319,7 @@ private func integratedGradientsCall(
         let steps = try checkCount(nSteps, "n_steps")
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")
-        try perExampleWithDelta(net, xs, baselines: base, passes: 3 * steps, out: out, delta: delta) { values, rows, base, range in
+        try perExampleWithDelta(net, xs, baselines: base, passes: 3 * steps, out: out, delta: delta, call: call) { values, rows, base, range in
             let r = try net.integratedGradients(values, rows: rows, baselines: base, targets: try t.slice(range), steps: steps,
                                                 method: rule, internalBatchSize: batchSize, multiplyByInputs: multiplyByInputs)
             return (r.attributions, r.delta)
@@ -336,7 +336,7 @@ public func sa_integrated_gradients(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     integratedGradientsCall(model, x, n, baselines, nBaselines, target, nTarget, nSteps, method, internalBatchSize, out, delta,
-                            multiplyByInputs: true)
+                            multiplyByInputs: true, call: #function)
 }
 
 @_cdecl("sa_path_integrated_gradients")
@@ -348,7 +348,7 @@ public func sa_path_integrated_gradients(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     integratedGradientsCall(model, x, n, baselines, nBaselines, target, nTarget, nSteps, method, internalBatchSize, out, delta,
-                            multiplyByInputs: false)
+                            multiplyByInputs: false, call: #function)
 }
 
 @_cdecl("sa_expected_gradients")
