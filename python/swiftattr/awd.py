@@ -135,6 +135,41 @@ def _analysis_1d(x, h0, levels: int):
     return np.concatenate([a] + bands[::-1], axis=-1)
 
 
+def _filter_rows(g, h):
+    """g (..., m, taps) @ h as one matrix–vector product."""
+    return (g.reshape(-1, g.shape[-1]) @ h).reshape(g.shape[:-1])
+
+
+def _analysis_1d_tangents(x, dx, h0, levels: int):
+    """:func:`_analysis_1d` of a real x together with its derivatives along every filter tap k, in real
+    arithmetic (forward mode): each level is y = G(a)·h with G(a) the gathered windows, linear in a, so
+    ∂y/∂h_k = G(∂a/∂h_k)·h + G(a)·∂h/∂h_k, where ∂h₀/∂h_k = e_k and ∂h₁/∂h_k = (−1)^(L−1−k) e_(L−1−k).
+    ``dx``: (taps, *x.shape) input tangents or None (x does not depend on h). Returns (y, dy)."""
+    taps = h0.size
+    h1 = highpass(h0)
+    sign = (-1.0) ** np.arange(taps)
+    a = x
+    da = np.zeros((taps,) + x.shape) if dx is None else dx
+    bands, dbands = [], []
+    for _ in range(levels):
+        idx = _level_indices(a.shape[-1], taps)
+        g = a[..., idx]  # (..., n/2, taps)
+        dg = da[..., idx]  # (taps, ..., n/2, taps)
+        d = _filter_rows(g, h1)
+        dd = _filter_rows(dg, h1)
+        na = _filter_rows(g, h0)
+        dna = _filter_rows(dg, h0)
+        for k in range(taps):
+            dna[k] += g[..., k]
+            dd[k] += sign[taps - 1 - k] * g[..., taps - 1 - k]
+        bands.append(d)
+        dbands.append(dd)
+        a, da = na, dna
+    y = np.concatenate([a] + bands[::-1], axis=-1)
+    dy = np.concatenate([da] + dbands[::-1], axis=-1)
+    return y, dy
+
+
 def _synthesis_1d(c, h0, levels: int):
     """The adjoint of :func:`_analysis_1d` (its inverse when h₀ is orthogonal)."""
     h1 = highpass(h0)
@@ -259,6 +294,9 @@ class DWT1d(_Wavelet):
     def _analysis(self, x, h0):
         return _analysis_1d(x, h0, self.levels)
 
+    def _analysis_tangents(self, x, h0):
+        return _analysis_1d_tangents(x, None, h0, self.levels)
+
     def _synthesis(self, c, h0):
         return _synthesis_1d(c, h0, self.levels)
 
@@ -284,6 +322,18 @@ class DWT2d(_Wavelet):
             out[..., :h, :w] = np.swapaxes(cols, -1, -2)
             h, w = h // 2, w // 2
         return out
+
+    def _analysis_tangents(self, x, h0):
+        out = x.astype(np.float64, copy=True)
+        dout = np.zeros((h0.size,) + x.shape)
+        h, w = x.shape[-2:]
+        for _ in range(self.levels):
+            rows, drows = _analysis_1d_tangents(out[..., :h, :w], dout[..., :h, :w], h0, 1)
+            cols, dcols = _analysis_1d_tangents(np.swapaxes(rows, -1, -2), np.swapaxes(drows, -1, -2), h0, 1)
+            out[..., :h, :w] = np.swapaxes(cols, -1, -2)
+            dout[..., :h, :w] = np.swapaxes(dcols, -1, -2)
+            h, w = h // 2, w // 2
+        return out, dout
 
     def _synthesis(self, c, h0):
         out = c.astype(np.result_type(c, h0), copy=True)
@@ -371,31 +421,22 @@ def _abs(z):
     return z * np.sign(z.real) if np.iscomplexobj(z) else np.abs(z)
 
 
-@dataclass
-class _Batch:
-    """A batch's values for the loss: the signals, coefficients and reconstruction (real), and their
-    derivatives along each filter tap (taps × batch shape)."""
-
-    x: np.ndarray
-    c: np.ndarray
-    xr: np.ndarray
-    dc: np.ndarray
-    dxr: np.ndarray
-
-
 class _Linearised:
     """W(h₀) and its derivatives ∂W/∂h_k along every tap as matrices over one channel's signal (d × d, d the
-    signal's size), from the transform applied to the identity with complex filters (the complex step). Every
-    batch operation is then a GEMM: the filter bank runs on d rows once per step, not on the batch, and the
-    L tap derivatives of the batch's coefficients and reconstruction are L GEMMs each."""
+    signal's size), from the transform applied to the identity with its tap tangents carried along
+    (:func:`_analysis_1d_tangents`).
+
+    The loss's gradient never forms the batch's tap derivatives: every term is linear in dW, so it is
+    ⟨Ḡ, dW⟩ for one d × d cotangent Ḡ accumulated from the batch by GEMMs (X the rows, C = X Wᵀ the
+    coefficients, X̃ = C W the reconstruction): ⟨A, dC⟩ = ⟨Aᵀ X, dW⟩ and ⟨A, dX̃⟩ = ⟨W Aᵀ X + Cᵀ A, dW⟩. Then
+    ∂loss/∂h_k = ⟨Ḡ, ∂W/∂h_k⟩ for each of the L taps: O(B d²) for the batch, O(L d²) for the taps."""
 
     def __init__(self, transform: _Wavelet, h: np.ndarray, signal_shape):
         d = int(np.prod(signal_shape))
         eye = np.eye(d).reshape((d,) + tuple(signal_shape))
-        hk = h[None, :] + 1j * _STEP * np.eye(h.size)
-        cols = np.stack([transform._analysis(eye, hk[k]).reshape(d, d) for k in range(h.size)])  # row j: W e_j
-        self.w = cols[0].real.T.copy()
-        self.dw = np.ascontiguousarray(np.swapaxes(cols.imag / _STEP, 1, 2))  # (taps, d, d)
+        cols, dcols = transform._analysis_tangents(eye, h)  # row j: W e_j and its tap derivatives
+        self.w = cols.reshape(d, d).T.copy()
+        self.dw = np.ascontiguousarray(np.swapaxes(dcols.reshape(h.size, d, d), 1, 2))  # (taps, d, d)
         self.d = d
 
     def analysis(self, v):
@@ -406,22 +447,9 @@ class _Linearised:
         """Wᵀ c for rows c (·, d)."""
         return c @ self.w
 
-    def tap_analysis(self, v):
-        """∂(W v)/∂h_k for every tap: (taps, ·, d)."""
-        return np.einsum("nd,ked->kne", v, self.dw, optimize=True)
-
-    def tap_synthesis(self, c):
-        """∂(Wᵀ c)/∂h_k with c fixed: (taps, ·, d)."""
-        return np.einsum("ne,ked->knd", c, self.dw, optimize=True)
-
-
-def _complex_steps(lin: _Linearised, x: np.ndarray) -> _Batch:
-    """The batch x (rows of one channel's signal) with c = W x, x̃ = Wᵀ W x and their tap derivatives."""
-    c = lin.analysis(x)
-    dc = lin.tap_analysis(x)
-    xr = lin.synthesis(c)
-    dxr = dc @ lin.w + lin.tap_synthesis(c)
-    return _Batch(x=x, c=c, xr=xr, dc=dc, dxr=dxr)
+    def tap_gradient(self, cotangent):
+        """(⟨Ḡ, ∂W/∂h_k⟩)_k for a d × d cotangent Ḡ."""
+        return np.tensordot(self.dw, cotangent, axes=([1, 2], [0, 1]))
 
 
 def _path(xr, alphas, input_shape):
@@ -461,49 +489,56 @@ def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "s
     signal = xb.shape[xb.ndim - transform.dims:]
     lin = _Linearised(transform, h, signal)
     rows = xb.reshape(-1, lin.d)  # every channel of every example: one row per signal
-    b = _complex_steps(lin, rows)
-    axes = (1, 2)  # sum over everything but the tap axis
+    c = lin.analysis(rows)
+    xr = lin.synthesis(c)
+    cot = np.zeros((lin.d, lin.d))  # Ḡ: the loss's cotangent on W (see _Linearised)
+
+    def through_reconstruction(a):  # ⟨A, dX̃⟩ as a cotangent on W
+        return lin.w @ (a.T @ rows) + c.T @ a
+
     parts = {}
     grad = np.zeros(h.size)
-    diff = b.x - b.xr
+    diff = rows - xr
     parts["reconstruction"] = float((diff ** 2).sum() / B)
-    grad += (-2.0 * diff[None] * b.dxr).sum(axis=axes) / B
+    cot += through_reconstruction(-2.0 * diff / B)
 
     hk = h[None, :] + 1j * _STEP * np.eye(h.size)
     cons = [_constraints(hk[k]) for k in range(h.size)]
     for name, w in weights.items():
         parts[name] = float(cons[0][name].real)
-        grad += w * np.array([c[name].imag for c in cons]) / _STEP
+        grad += w * np.array([cc[name].imag for cc in cons]) / _STEP
 
     if lam_wave:
-        parts["l1_wave"] = float(np.abs(b.c).sum() / (bands * B))
-        grad += lam_wave * (np.sign(b.c)[None] * b.dc).sum(axis=axes) / (bands * B)
+        parts["l1_wave"] = float(np.abs(c).sum() / (bands * B))
+        cot += (lam_wave / (bands * B)) * (np.sign(c).T @ rows)
     else:
         parts["l1_wave"] = 0.0
 
     parts["l1_attr"] = 0.0
     if lam_attr:
-        net = network_for(net, b.xr[: 1].astype(np.float32))
+        net = network_for(net, xb[: 1].astype(np.float32))
         shape = (B,) + net.input_shape
         if xb.shape != shape:
             raise SwiftAttrError(f"inputs: expected shape {shape} (the network's input), got {xb.shape}", SA_ERR_SHAPE)
-        xr32 = b.xr.reshape(shape).astype(np.float32)
+        xr32 = xr.reshape(shape).astype(np.float32)
         if attribution == "integrated_gradients":
             alphas, ws = _gauss_legendre(as_int(n_steps, "n_steps", 1, 10_000))
-            points = _path(b.xr.reshape(shape), alphas, net.input_shape)
+            points = _path(xr.reshape(shape), alphas, net.input_shape)
             g = saliency(net, points, target=_repeat_target(target, B, alphas.size), abs=False).astype(np.float64)
             g = (ws[:, None, None] * g.reshape(alphas.size, B, -1)).sum(0).reshape(shape)
         else:
             g = saliency(net, xr32, target=target, abs=False).astype(np.float64)
         g = g.reshape(-1, lin.d)
         wg = lin.analysis(g)
-        mult = np.ones_like(b.c) if attribution == "saliency" else b.c
+        mult = np.ones_like(c) if attribution == "saliency" else c
         a = mult * wg
         parts["l1_attr"] = float(np.abs(a).sum() / (bands * B))
         s = np.sign(a)
-        term = (s * mult)[None] * lin.tap_analysis(g)
+        # a = M ⊙ (G Wᵀ): the explicit W (⟨S⊙M, G dWᵀ⟩), the coefficients in M = C (⟨S⊙WG, dC⟩), and the
+        # network's gradient moving with the reconstruction (⟨Q, dX̃⟩, Q = H Wᵀ(S ⊙ M)).
+        attr = (s * mult).T @ g
         if attribution != "saliency":
-            term = term + (s * wg)[None] * b.dc
+            attr += (s * wg).T @ rows
         u = lin.synthesis(s * mult).reshape(shape)  # Wᵀ(s ⊙ c^p)
         if attribution == "integrated_gradients":
             u_rep = np.broadcast_to(u.reshape(1, B, -1), (alphas.size, B, u[0].size)).reshape(points.shape)
@@ -511,9 +546,10 @@ def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "s
             q = ((ws * alphas)[:, None, None] * hv.astype(np.float64).reshape(alphas.size, B, -1)).sum(0)
         else:
             q = hessian_vector_product(net, xr32, u.astype(np.float32), target=target).astype(np.float64)
-        q = q.reshape(-1, lin.d)
-        grad += lam_attr * (term.sum(axis=axes) + (q[None] * b.dxr).sum(axis=axes)) / (bands * B)
+        attr += through_reconstruction(q.reshape(-1, lin.d))
+        cot += (lam_attr / (bands * B)) * attr
 
+    grad += lin.tap_gradient(cot)
     total = (parts["reconstruction"] + sum(weights[k] * parts[k] for k in weights) + lam_wave * parts["l1_wave"]
              + lam_attr * parts["l1_attr"])
     return total, parts, grad
