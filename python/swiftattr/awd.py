@@ -53,9 +53,32 @@ _STEP = 1e-30  # the complex step: Im f(h + i·s·e_k)/s = ∂f/∂h_k to roundi
 
 
 def daubechies(order: int) -> np.ndarray:
-    """The low-pass reconstruction filter of the Daubechies wavelet dbN (2N taps, pywt's ``rec_lo``), by
-    spectral factorisation of P(y) = Σ_{k<N} C(N−1+k, k) yᵏ keeping the roots inside the unit circle
-    (minimum phase). Accurate to ~1e-14 up to db15."""
+    """The low-pass reconstruction filter h₀ of the Daubechies wavelet dbN (2N taps; pywt's ``rec_lo``).
+
+    Computed by spectral factorisation of P(y) = Σ_{k<N} C(N−1+k, k) yᵏ, keeping the roots inside the unit
+    circle (minimum phase), normalised to Σh₀ = √2 (Daubechies 1988). Accurate to ~1e-14 up to db15.
+
+    Parameters
+    ----------
+    order : int
+        N, from 1 (Haar) to 20.
+
+    Returns
+    -------
+    numpy.ndarray
+        (2N,) float64 filter.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``order`` outside 1..20.
+
+    Examples
+    --------
+    >>> h = daubechies(2)
+    >>> h.shape, round(float(h.sum()), 6), round(float(h @ h), 6)
+    ((4,), 1.414214, 1.0)
+    """
     n = as_int(order, "order", 1, 20)
     if n == 1:
         return np.array([1.0, 1.0]) / np.sqrt(2.0)
@@ -112,7 +135,13 @@ def _upsample(c: np.ndarray) -> np.ndarray:
 
 
 def highpass(h0: np.ndarray) -> np.ndarray:
-    """h₁ = flip(h₀)·(−1)ⁿ (pywt's ``rec_hi`` for its ``rec_lo``)."""
+    """The high-pass filter h₁ = flip(h₀)·(−1)ⁿ of a low-pass filter (pywt's ``rec_hi`` for its ``rec_lo``).
+
+    Examples
+    --------
+    >>> highpass(np.array([1.0, 2.0, 3.0, 4.0])).tolist()
+    [4.0, -3.0, 2.0, -1.0]
+    """
     return h0[::-1] * (-1.0) ** np.arange(h0.size)
 
 
@@ -231,31 +260,59 @@ class _Wavelet:
         return a
 
     def forward(self, x) -> np.ndarray:
-        """The coefficients of ``x`` (any leading axes), same shape: :attr:`bands` gives their layout."""
+        """The wavelet coefficients of ``x``: same shape (any leading axes; the signal axes last).
+
+        Parameters
+        ----------
+        x : array_like
+            (..., N) for :class:`DWT1d` or (..., H, W) for :class:`DWT2d`; lengths divisible by 2^levels.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 coefficients in :meth:`bands` layout.
+        """
         return self._analysis(self._check(x), self.filter)
 
     def inverse(self, coefficients) -> np.ndarray:
-        """The signals whose coefficients are ``coefficients`` (the synthesis Wᵀ)."""
+        """The signals whose coefficients are ``coefficients``: the synthesis Wᵀ (exactly the inverse of
+        :meth:`forward` when the filter is an orthogonal wavelet).
+        """
         return self._synthesis(self._check(coefficients, "coefficients"), self.filter)
 
     def matrix(self, shape: Sequence[int]) -> np.ndarray:
-        """W (d × d, d = prod(shape)) for one example of ``shape``: coefficients = W @ x.ravel()."""
+        """W (d × d, d = prod(shape)) for one example of ``shape``: ``coefficients = W @ x.ravel()``.
+
+        Examples
+        --------
+        >>> w = DWT1d("db2", levels=2).matrix((8,))
+        >>> bool(np.allclose(w @ w.T, np.eye(8)))
+        True
+        """
         shape = tuple(shape)
         d = int(np.prod(shape))
         return self.forward(np.eye(d).reshape((d,) + shape)).reshape(d, d).T
 
     def transform(self, input_shape: Sequence[int]):
-        """This wavelet as a :class:`swiftattr.Transform` for TRIM (:func:`swiftattr.trim`)."""
+        """This wavelet as a :class:`swiftattr.Transform` (matrix W, inverse Wᵀ) for :func:`swiftattr.trim`.
+        """
         from .trim import Transform
 
         w = self.matrix(input_shape)
         return Transform(w.astype(np.float32), inverse=w.T.astype(np.float32), input_shape=input_shape)
 
     def scaling_and_wavelet(self, iterations: int = 8):
-        """(t, φ, ψ): the scaling and wavelet functions sampled at t = k/2^iterations on their support
-        [0, L − 1], by the cascade (subdivision) algorithm: c ← √2 (c↑2 ∗ h₀) from c = [1] converges to
-        φ(k/2^j) ≈ c[k]; ψ is the same iteration started with one step of h₁ (ψ = √2 Σ h₁[k] φ(2t − k)).
-        For plotting."""
+        """(t, φ, ψ): the scaling and wavelet functions sampled at t = k/2^iterations on [0, L − 1].
+
+        By the cascade (subdivision) algorithm: c ← √2 (c↑2 ∗ h₀) from c = [1] converges to φ(k/2^j) ≈ c[k]; ψ is the
+        same iteration started with one step of h₁ (ψ = √2 Σ h₁[k] φ(2t − k)). For plotting.
+
+        Examples
+        --------
+        >>> t, phi, psi = DWT1d("db4").scaling_and_wavelet(iterations=10)
+        >>> round(float(phi.sum() * (t[1] - t[0])), 6), round(float(psi.sum() * (t[1] - t[0])), 6)
+        (1.0, 0.0)
+        """
         it = as_int(iterations, "iterations", 1, 16)
         h0, h1 = self.filter, self.highpass
 
@@ -287,7 +344,23 @@ class _Wavelet:
 
 
 class DWT1d(_Wavelet):
-    """The periodised 1-D wavelet transform along the last axis (see the module notes)."""
+    """The periodised 1-D wavelet transform along the last axis (see the module notes): pywt's
+    ``wavedec(x, wave, mode="periodization", level=levels)`` concatenated as [a_J, d_J, ..., d_1].
+
+    Parameters
+    ----------
+    wave : str or array_like, default "db5"
+        "haar", "db1" … "db20", or the low-pass filter's taps.
+    levels : int, default 3
+
+    Examples
+    --------
+    >>> w = DWT1d("db4", levels=3)
+    >>> x = np.random.default_rng(0).normal(size=(2, 64))
+    >>> c = w.forward(x)
+    >>> c.shape, bool(np.allclose(w.inverse(c), x)), [b.stop - b.start for b in w.bands((64,))]
+    ((2, 64), True, [8, 8, 16, 32])
+    """
 
     dims = 1
 
@@ -308,7 +381,15 @@ class DWT1d(_Wavelet):
 class DWT2d(_Wavelet):
     """The separable periodised 2-D wavelet transform over the last two axes (the same filter along rows and
     columns). The coefficients keep the image's shape: level by level the low-low block occupies the top-left
-    corner (pywt's ``coeffs_to_array`` layout)."""
+    corner (pywt's ``coeffs_to_array`` layout of ``wavedec2(..., mode="periodization")``).
+
+    Examples
+    --------
+    >>> w = DWT2d("db2", levels=2)
+    >>> img = np.random.default_rng(0).normal(size=(1, 3, 16, 16))
+    >>> bool(np.allclose(w.inverse(w.forward(img)), img)), len(w.bands((16, 16)))
+    (True, 3)
+    """
 
     dims = 2
 
@@ -401,10 +482,31 @@ def _condition_residuals(h):
 
 
 def project_to_wavelet(h0, tol: float = 1e-13, max_iter: int = 100) -> np.ndarray:
-    """The orthogonal low-pass filter nearest ``h0`` in the Gauss–Newton sense: minimum-norm steps
-    h ← h − J⁺ r(h) on the wavelet conditions (:func:`_condition_residuals`, J by the complex step) until
-    ‖r‖ < tol. AWD's penalties hold the conditions only approximately; this makes the fitted filter an exact
-    orthogonal wavelet (so the transform is orthogonal and reconstructs exactly) with the smallest change."""
+    """The orthogonal low-pass filter nearest ``h0`` (Gauss–Newton with minimum-norm steps).
+
+    Iterates h ← h − J⁺ r(h) on the wavelet conditions r (Σh₀ − √2, Σh₁, ‖h₀‖² − 1, the conjugate-mirror
+    condition and orthogonality to even shifts; J by the complex step) until ‖r‖ < ``tol``. AWD's penalties hold
+    the conditions only approximately; this makes a fitted filter an exact orthogonal wavelet (so the transform
+    is orthogonal and reconstructs exactly) with the smallest change.
+
+    Parameters
+    ----------
+    h0 : array_like
+        An even number of finite taps.
+    tol : float, default 1e-13
+    max_iter : int, default 100
+
+    Returns
+    -------
+    numpy.ndarray
+        The projected filter.
+
+    Examples
+    --------
+    >>> h = project_to_wavelet(daubechies(3) + 0.01)
+    >>> round(float(h.sum()), 9), round(float(h @ h), 9)
+    (1.414213562, 1.0)
+    """
     h = _real(h0, "h0").ravel().copy()
     eye = np.eye(h.size)
     for _ in range(as_int(max_iter, "max_iter", 1, 10**6)):
@@ -414,11 +516,6 @@ def project_to_wavelet(h0, tol: float = 1e-13, max_iter: int = 100) -> np.ndarra
         jac = np.stack([_condition_residuals(h + 1j * _STEP * eye[k]).imag / _STEP for k in range(h.size)], axis=1)
         h = h - np.linalg.lstsq(jac, r, rcond=None)[0]
     return h
-
-
-def _abs(z):
-    """|x| continued analytically near a real x ≠ 0 (x·sign(Re x)), so the complex step gives sign(x)·dx."""
-    return z * np.sign(z.real) if np.iscomplexobj(z) else np.abs(z)
 
 
 class _Linearised:
@@ -466,10 +563,43 @@ def _gauss_legendre(n: int):
 
 def wavelet_loss(transform: _Wavelet, net, x, target=None, attribution: str = "saliency", lam_wave: float = 0.0,
                  lam_attr: float = 0.0, n_steps: int = 16, constraint_weights: Optional[dict] = None):
-    """awave's loss of one batch ``x`` (B, *net.input_shape) for the filter of ``transform`` and its gradient
-    with respect to the filter: ``(total, parts, gradient)`` with ``parts`` the named terms (see the module
-    notes) and ``gradient`` of shape (taps,). ``constraint_weights`` multiplies the five wavelet conditions
-    (awave's lamlSum, lamhSum, lamL2norm, lamCMF, lamConv; 1 each by default)."""
+    """awave's loss for one batch and its exact gradient with respect to the filter h₀.
+
+    See the module notes for the terms. The gradient is ⟨Ḡ, ∂W/∂h_k⟩ for one d × d cotangent Ḡ on the
+    transform's matrix (accumulated by GEMMs over the batch), plus the conditions' derivatives (complex step);
+    the attribution term is differentiated through the network's gradient with exact Hessian–vector products.
+
+    Parameters
+    ----------
+    transform : DWT1d or DWT2d
+        Its ``filter`` is the point of evaluation.
+    net : Network or None
+        The trained network (needed only when ``lam_attr`` > 0).
+    x : array_like
+        (B, *net.input_shape) batch (or (B, ..., N) signals without a network).
+    target : int or array of int, optional
+        The output whose attributions are penalised.
+    attribution : {"saliency", "input_x_gradient", "integrated_gradients"}
+    lam_wave, lam_attr : float, default 0
+        Weights of the coefficients' and the attributions' L1 terms.
+    n_steps : int, default 16
+        Gauss–Legendre nodes of Integrated Gradients.
+    constraint_weights : dict, optional
+        Multipliers of the five conditions ("lsum", "hsum", "l2norm", "cmf", "conv"; 1 by default).
+
+    Returns
+    -------
+    (float, dict, numpy.ndarray)
+        The total, the named terms, and the gradient (taps,).
+
+    Examples
+    --------
+    >>> w = DWT1d("db3", levels=2)
+    >>> x = np.random.default_rng(0).normal(size=(4, 32))
+    >>> total, parts, grad = wavelet_loss(w, None, x, lam_wave=0.1)
+    >>> grad.shape, parts["reconstruction"] < 1e-20
+    ((6,), True)
+    """
     from .attribution import saliency
     from .hessians import hessian_vector_product
 
@@ -568,8 +698,18 @@ def _repeat_target(target, B: int, M: int):
 
 @dataclass
 class AWDResult:
-    """What :func:`fit` returns: the fitted ``transform`` (forward, inverse, matrix, TRIM transform), its
-    ``filter`` h₀, the loss ``history`` (one dict of the mean terms per epoch) and the initial filter."""
+    """What :func:`fit` returns.
+
+    Attributes
+    ----------
+    transform : DWT1d or DWT2d
+        The fitted transform (``forward``, ``inverse``, ``matrix``, ``transform`` for TRIM).
+    filter : numpy.ndarray
+        The fitted low-pass filter h₀.
+    initial_filter : numpy.ndarray
+    history : list of dict
+        One record per epoch: the mean of every loss term.
+    """
 
     transform: _Wavelet
     filter: np.ndarray
@@ -618,14 +758,58 @@ def fit(net, X, wave="db5", levels: int = 3, attribution: str = "saliency", targ
         lam_attr: float = 1.0, epochs: int = 20, batch_size: Optional[int] = None, lr: float = 1e-3, n_steps: int = 16,
         constraint_weights: Optional[dict] = None, seed: Optional[int] = 0, project: bool = True,
         callback=None) -> AWDResult:
-    """Fits a wavelet to the trained network ``net`` on inputs ``X`` (N, *net.input_shape) by minimising the AWD
-    loss (see the module notes) over the low-pass filter with Adam (β = 0.9, 0.999), mini-batches of
-    ``batch_size`` in a seeded order. ``wave`` is the initial filter (a name such as "db5" or an array);
-    ``levels`` the depth; images (2-D inputs per channel) use :class:`DWT2d`, signals :class:`DWT1d`.
-    ``callback(epoch, record)`` after every epoch; returning True stops. awave's defaults: lr 1e-3, 20 epochs,
-    every λ 1. With ``project`` (a swiftattr addition) the fitted filter is finally moved to the nearest exact
-    orthogonal wavelet (:func:`project_to_wavelet`), so the conditions hold to rounding and the transform
-    reconstructs exactly; ``project=False`` returns awave's filter as trained."""
+    """Fits a wavelet to a trained network by adaptive wavelet distillation (Ha, Singh et al. 2021).
+
+    Minimises awave's loss (module notes) over the low-pass filter with Adam (β = 0.9, 0.999) on mini-batches of
+    ``batch_size`` (default: the whole set, as awave's ``fit(X=...)``) in a seeded order. Images (inputs with
+    two spatial axes) use :class:`DWT2d`, signals :class:`DWT1d`.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The trained network; its input is the signal (or image) itself.
+    X : array_like
+        (N, *input_shape) inputs.
+    wave : str or array_like, default "db5"
+        The initial filter: "haar", "db1" … "db20", or taps.
+    levels : int, default 3
+    attribution : {"saliency", "input_x_gradient", "integrated_gradients"}, default "saliency"
+    target : int or array of int, optional
+    lam_wave : float, default 0
+    lam_attr : float, default 1
+    epochs : int, default 20
+    batch_size : int, optional
+    lr : float, default 1e-3
+    n_steps : int, default 16
+        Integrated Gradients' nodes.
+    constraint_weights : dict, optional
+        Multipliers of the five wavelet conditions.
+    seed : int or None, default 0
+    project : bool, default True
+        Move the fitted filter to the nearest exact orthogonal wavelet (:func:`project_to_wavelet`; a
+        swiftattr addition). False returns awave's filter as trained.
+    callback : callable, optional
+        ``callback(epoch, record)`` after every epoch; returning True stops.
+
+    Returns
+    -------
+    AWDResult
+
+    Raises
+    ------
+    SwiftAttrError
+        Bad shapes or options, or a non-finite loss (naming the epoch).
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(4, 16)) / 4, np.zeros(4)), sa.Tanh(),
+    ...                      sa.Linear(rng.normal(size=(1, 4)), np.zeros(1))])
+    >>> r = fit(net, rng.normal(size=(32, 16)), wave="db2", levels=2, epochs=3, lr=1e-2)
+    >>> len(r.history), max(r.constraint_residuals().values()) < 1e-10
+    (3, True)
+    """
     from .attribution import _seed
 
     x = _real(X, "X")
@@ -685,8 +869,10 @@ def fit(net, X, wave="db5", levels: int = 3, attribution: str = "saliency", targ
 
 
 def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "saliency", n_steps: int = 16):
-    """The TRIM attributions of ``net`` at the reconstruction x̃ = Wᵀ W x with respect to the coefficients c = W x
-    (saliency, input×gradient or Integrated Gradients from zero), shape of ``X``."""
+    """The TRIM attributions of ``net`` at the reconstruction x̃ = Wᵀ W x with respect to the
+    coefficients c = W x: saliency W∇f(x̃), input×gradient c ⊙ W∇f(x̃), or Integrated Gradients from zero
+    (``n_steps`` Gauss–Legendre nodes). Shape of ``X`` (coefficient layout of :meth:`DWT1d.bands`).
+    """
     from .attribution import saliency
 
     x = transform._check(X, "X")
@@ -709,11 +895,29 @@ def attributions(transform: _Wavelet, net, X, target=None, attribution: str = "s
 
 def distill(transform: _Wavelet, net, X, y, k: int = 6, model: str = "linear", attribution: str = "saliency",
             target=None, X_test=None, y_test=None, n_steps: int = 16) -> dict:
-    """Distils ``net`` into a simple model on the ``k`` wavelet coefficients with the largest mean |attribution|
-    over ``X`` (AWD's interpretable model): ``model`` "linear" (least squares; regression), "lasso" or
-    "logistic" (classification). Returns {"indices", "model" (the fitted scikit-learn estimator), "score"
-    (R² or accuracy on the test set, ``X`` when none), "network_score" (the network's own R² against y, or
-    its accuracy)}."""
+    """Distils ``net`` into a simple model on the ``k`` most attributed wavelet coefficients (AWD's
+    interpretable model).
+
+    Parameters
+    ----------
+    transform : DWT1d or DWT2d
+    net : Network
+    X, y : array_like
+        Inputs (N, *input_shape) and labels (regression values, or class indices for "logistic").
+    k : int, default 6
+    model : {"linear", "lasso", "logistic"}, default "linear"
+    attribution : str, default "saliency"
+    target : int, optional
+        The network output compared with ``y`` (regression).
+    X_test, y_test : array_like, optional
+        Where the scores are computed (``X``, ``y`` when absent).
+
+    Returns
+    -------
+    dict
+        "indices" (k,), "importance" (mean |attribution| of every coefficient), "model" (the fitted
+        scikit-learn estimator), "score" (R² or accuracy) and "network_score" (the network's own).
+    """
     from .attribution import _network
 
     kk = as_int(k, "k", 1, 10**9)
