@@ -569,6 +569,36 @@ def from_onnx(model, input_shape: Optional[Sequence[int]] = None, output: Option
     Identity, Constant, Cast to float32. Opsets 11 to 20 are tested. ``input_shape`` (per example, without the batch) is needed only when the model leaves
     a size unknown; it must agree with the sizes the model fixes. ``output`` names the graph output to
     convert when there are several (skl2onnx's classifiers give ``"label"`` and ``"probabilities"``); only the
-    nodes it depends on are read."""
+    nodes it depends on are read.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes or onnx.ModelProto
+    input_shape : sequence of int, optional
+        The per-example input shape, without the batch.
+    output : str, optional
+        The graph output to convert; None (the default) needs a graph with one output.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``onnx`` is not importable, the model cannot be read, an op or attribute cannot be represented
+        exactly (the message names the op type and the node), ``output`` names no graph output, or ``input_shape``
+        disagrees with the sizes the model fixes (``SA_ERR_SHAPE``).
+
+    Examples
+    --------
+    >>> import io, numpy as np, torch, swiftattr as sa  # doctest: +SKIP
+    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).eval()  # doctest: +SKIP
+    >>> buf = io.BytesIO()  # doctest: +SKIP
+    >>> torch.onnx.export(module, torch.zeros(1, 4), buf)  # doctest: +SKIP
+    >>> net = sa.from_onnx(buf.getvalue())  # doctest: +SKIP
+    >>> net.layer_kinds, net.input_shape  # doctest: +SKIP
+    (['dense', 'tanh'], (4,))
+    """
     onnx = _import_onnx()
     return _Importer(onnx, _load(onnx, model), input_shape, output).build()
