@@ -25,7 +25,8 @@ __all__ = ["CDEP"]
 class CDEP(Prior):
     """lam · Σ_regions mean_nc σ(β − γ), (β, γ) the CD parts of each region. ``mask``: values in [0, 1] (or
     booleans), 1 marking the penalised region; shape the model's input shape (one region; any shape of that
-    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position, shape (L,) or (K, L).
+    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position,
+    shape (L,) or (K, L).
 
     Parameters
     ----------

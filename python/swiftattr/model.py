@@ -38,7 +38,8 @@ class Layer:
     Examples
     --------
     >>> import swiftattr as sa
-    >>> isinstance(sa.ReLU(), sa.Layer), sa.ReLU().kind
+    >>> from swiftattr.model import Layer
+    >>> isinstance(sa.ReLU(), Layer), sa.ReLU().kind
     (True, 'relu')
     """
 
@@ -816,6 +817,13 @@ class Network:
     A Network is a value: ``copy.copy`` shares the immutable model, ``copy.deepcopy`` makes a model of its
     own, and a pickle carries the model bytes (the file :meth:`save` writes), so networks travel to process
     pools, Dask and Ray. Unpickled networks have ``layers = None``, as after :func:`load`.
+
+    Parameters
+    ----------
+    handle : ctypes.c_void_p or int
+        An ``sa_model *`` the Network takes ownership of (freed when the last copy goes).
+    layers : list of Layer, optional
+        The layer descriptions it was built from.
 
     Attributes
     ----------

@@ -592,13 +592,21 @@ def from_onnx(model, input_shape: Optional[Sequence[int]] = None, output: Option
 
     Examples
     --------
-    >>> import io, numpy as np, torch, swiftattr as sa  # doctest: +SKIP
-    >>> module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).eval()  # doctest: +SKIP
-    >>> buf = io.BytesIO()  # doctest: +SKIP
-    >>> torch.onnx.export(module, torch.zeros(1, 4), buf)  # doctest: +SKIP
-    >>> net = sa.from_onnx(buf.getvalue())  # doctest: +SKIP
+    The examples need the ``onnx`` package (not a test dependency), so doctest skips them:
+
+    >>> import numpy as np, swiftattr as sa  # doctest: +SKIP
+    >>> from onnx import TensorProto, helper, numpy_helper  # doctest: +SKIP
+    >>> W, b = np.ones((3, 4), np.float32), np.zeros(3, np.float32)  # doctest: +SKIP
+    >>> graph = helper.make_graph(  # doctest: +SKIP
+    ...     [helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1), helper.make_node("Tanh", ["h"], ["y"])],
+    ...     "demo", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    ...     initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+    >>> net = sa.from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))  # doctest: +SKIP
     >>> net.layer_kinds, net.input_shape  # doctest: +SKIP
     (['dense', 'tanh'], (4,))
+    >>> round(float(net.forward(np.full((1, 4), 0.25))[0, 0]), 3)  # doctest: +SKIP
+    0.762
     """
     onnx = _import_onnx()
     return _Importer(onnx, _load(onnx, model), input_shape, output).build()

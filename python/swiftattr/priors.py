@@ -370,7 +370,34 @@ class InputGradient(Prior):
 
 def handles(prior, net):
     """(list of live handles, ctypes array of their pointers or None) for ``prior``: None, a Prior or a list of
-    them, each checked against ``net``."""
+    them, each checked against ``net``.
+
+    Parameters
+    ----------
+    prior : None, Prior or list of Prior
+    net : Network
+
+    Returns
+    -------
+    owned : list
+        The live handles (keep them until the C call returns).
+    array : ctypes array of void pointers, or None
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an entry is not a prior; a prior's error when it does not fit ``net``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.ones((2, 3)))])
+    >>> handles(None, net)
+    ([], None)
+    >>> owned, array = handles([sa.priors.L1(0.1), sa.priors.Gini(0.1)], net)
+    >>> len(owned), len(array)
+    (2, 2)
+    """
     if prior is None:
         return [], None
     items = list(prior) if isinstance(prior, (list, tuple)) else [prior]
@@ -387,7 +414,19 @@ def handles(prior, net):
 
 def finished(prior, owned) -> None:
     """After a call that used ``owned`` (from :func:`handles` for ``prior``): stateful priors (DAPr) keep what
-    the run learned."""
+    the run learned.
+
+    Parameters
+    ----------
+    prior : None, Prior or list of Prior
+    owned : list
+        What :func:`handles` returned for ``prior``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> finished(None, [])       # nothing to keep
+    """
     if prior is None:
         return
     items = list(prior) if isinstance(prior, (list, tuple)) else [prior]
