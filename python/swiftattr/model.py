@@ -540,7 +540,7 @@ class Softmax(_Activation):
     Raises
     ------
     SwiftAttrError
-        When the network is built with a node after it.
+        ``SA_ERR_INVALID_ARGUMENT`` when the network is built with a node after it.
 
     Examples
     --------
@@ -650,7 +650,8 @@ class Embedding(Layer):
     Raises
     ------
     SwiftAttrError
-        ``SA_ERR_SHAPE`` when ``weight`` is not 2-D; ids outside [0, num_embeddings) fail every call that reads them.
+        ``SA_ERR_SHAPE`` when ``weight`` is not 2-D; every call reading ids outside [0, num_embeddings) (or not
+        integers) raises ``SA_ERR_OUT_OF_RANGE``.
 
     Examples
     --------
@@ -1046,8 +1047,8 @@ class Network:
         Raises
         ------
         SwiftAttrError
-            ``SA_ERR_INVALID_ARGUMENT`` when the network has no Embedding first; the C library's error when an id
-            is not an integer in range; ``SA_ERR_SHAPE`` for a wrong shape.
+            ``SA_ERR_INVALID_ARGUMENT`` when the network has no Embedding first; ``SA_ERR_OUT_OF_RANGE`` when an id
+            is not an integer in [0, num_embeddings); ``SA_ERR_SHAPE`` for a wrong shape.
 
         Examples
         --------

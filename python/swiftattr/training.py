@@ -87,7 +87,8 @@ def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed:
     SwiftAttrError
         ``SA_ERR_UNKNOWN_ENUM`` for an unknown ``loss``; ``SA_ERR_SHAPE`` for ``X`` or ``y`` of the wrong shape;
         ``SA_ERR_OUT_OF_RANGE`` for a class index outside 0..<outputs; ``SA_ERR_INVALID_ARGUMENT`` for labels of
-        the wrong dtype; a prior's error when it does not fit ``net``.
+        the wrong dtype; ``SA_ERR_NON_FINITE`` for NaN or infinite values in ``X``; a prior's error when it does not
+        fit ``net``.
 
     Examples
     --------
