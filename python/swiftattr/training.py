@@ -178,8 +178,24 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
         Adam's (β1, β2), default (0.9, 0.999).
     eps : float, optional
         Adam's ε, default 1e-8.
-    prior, validation, patience, metric, seed, shuffle, initialize, callback, progress
-        As listed above; defaults None, None, None, ``"loss"``, None, True, False, None, None.
+    prior : Prior or list of Prior, optional
+        Default None (no prior).
+    validation : pair (X_val, y_val), optional
+        Default None.
+    patience : int, optional
+        Epochs without improvement before stopping, >= 1; default None (no early stopping).
+    metric : {"loss", "accuracy"}, optional
+        What early stopping and ``best_epoch`` follow, default ``"loss"``.
+    seed : int, optional
+        Default None (a fresh seed).
+    shuffle : bool, optional
+        Default True.
+    initialize : bool, optional
+        Re-initialise the parameters (PyTorch's default rule) before training, default False.
+    callback : callable ``(epoch, logs) -> bool``, optional
+        Default None.
+    progress : None, True or False, optional
+        The per-epoch tqdm bar, default None (shown when tqdm is importable).
 
     Returns
     -------
