@@ -53,6 +53,7 @@ class DAPr(Prior):
     k : int, optional
         References per example, default 1.
     references : array-like, shape (R, *input_shape), optional
+        Rows the references are drawn from; default None (the rest of the mini-batch).
     seed : int, optional
         Seeds the default g's initialisation, default 0.
     prior_network : Network, optional

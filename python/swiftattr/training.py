@@ -75,7 +75,9 @@ def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed:
     loss : {"cross_entropy", "mse", "binary_cross_entropy"}, optional
         Default ``"cross_entropy"``.
     prior : Prior or list of Prior, optional
+        Default None (the loss alone).
     seed : int, optional
+        Seeds the priors' draws; default None (a fresh seed).
 
     Returns
     -------
