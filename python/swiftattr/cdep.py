@@ -25,7 +25,35 @@ __all__ = ["CDEP"]
 class CDEP(Prior):
     """lam · Σ_regions mean_nc σ(β − γ), (β, γ) the CD parts of each region. ``mask``: values in [0, 1] (or
     booleans), 1 marking the penalised region; shape the model's input shape (one region; any shape of that
-    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position, shape (L,) or (K, L)."""
+    many values is accepted) or (K, *input_shape) for K regions. For a token network, one value per position,
+    shape (L,) or (K, L).
+
+    Parameters
+    ----------
+    mask : array-like, shape input_shape or (K, *input_shape)
+        Values in [0, 1] or booleans.
+    lam : float
+        The penalty's weight, finite and >= 0.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` for an empty or 0-D mask (and, checked against a model, one of neither shape);
+        ``SA_ERR_NON_FINITE`` for NaN or infinite values; ``SA_ERR_OUT_OF_RANGE`` for values outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.eye(2, 4)), sa.ReLU(), sa.Linear(np.ones((2, 2)))])
+    >>> X, y = np.ones((3, 4)), np.zeros(3, dtype=np.int64)
+    >>> prior = sa.CDEP(np.array([True, True, False, False]), lam=1.0)
+    >>> prior, prior.regions(net)
+    (CDEP(mask=(4,), lam=1.0), 1)
+    >>> base, _ = sa.loss_and_gradients(net, X, y)
+    >>> total, grads = sa.loss_and_gradients(net, X, y, prior=prior)
+    >>> bool(0 < total - base < 1), len(grads)                         # σ(β − γ) lies in (0, 1)
+    (True, 4)
+    """
 
     samples = False
 
@@ -51,7 +79,28 @@ class CDEP(Prior):
     def regions(self, net) -> int:
         """How many regions the mask holds for ``net``: one when it has the model's input size d (any shape
         of d values: the input shape, flat, or H × W for a one-channel image, as acd accepts), K when its shape
-        is (K, ...) with d values per region; otherwise SA_ERR_SHAPE."""
+        is (K, ...) with d values per region; otherwise SA_ERR_SHAPE.
+
+        Parameters
+        ----------
+        net : Network
+
+        Returns
+        -------
+        int
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_SHAPE`` when the mask fits neither form.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Flatten(), sa.Linear(np.ones((2, 16)))], input_shape=(1, 4, 4))
+        >>> sa.CDEP(np.zeros((4, 4)), 1.0).regions(net), sa.CDEP(np.zeros((3, 1, 4, 4)), 1.0).regions(net)
+        (1, 3)
+        """
         shape = tuple(net.input_shape)
         d = int(np.prod(shape))
         m = self.mask

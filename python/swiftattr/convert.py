@@ -123,7 +123,43 @@ def from_torch(module, input_shape: Optional[Sequence[int]] = None):
     is a Linear, whose width is the shape), the result is a :class:`Network` for that shape. Without it, the
     result is a :class:`LazyNetwork`: the conversion is done now, and the network for a per-example shape is
     built from it on first use and kept (one plan per input shape, as a PyTorch module accepts any image
-    size). Every function taking a Network takes either."""
+    size). Every function taking a Network takes either.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Traced with ``torch.fx``; its weights are copied (float32), the module is not changed.
+    input_shape : sequence of int, optional
+        The per-example input shape, without the batch.
+
+    Returns
+    -------
+    Network or LazyNetwork
+        A Network when the input shape is given or implied by a first Linear layer; a LazyNetwork otherwise.
+        A converted module's node names (``node_names``) travel with the network.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` for an unsupported module or op (naming the op, the module path and the traced
+        node); the C library's error (``SA_ERR_SHAPE``) when ``input_shape`` does not fit the layers.
+
+    Examples
+    --------
+    >>> import numpy as np, torch, swiftattr as sa  # doctest: +SKIP
+    >>> nn = torch.nn  # doctest: +SKIP
+    >>> module = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()  # doctest: +SKIP
+    >>> net = sa.from_torch(module)  # doctest: +SKIP
+    >>> net.layer_kinds, net.input_shape  # doctest: +SKIP
+    (['dense', 'relu', 'dense'], (4,))
+    >>> x = np.ones((1, 4), np.float32)  # doctest: +SKIP
+    >>> bool(np.allclose(net.forward(x), module(torch.from_numpy(x)).detach().numpy(), atol=1e-5))  # doctest: +SKIP
+    True
+    >>> cnn = nn.Sequential(nn.Conv2d(3, 8, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())  # doctest: +SKIP
+    >>> lazy = sa.from_torch(cnn)  # doctest: +SKIP
+    >>> lazy.forward(np.ones((2, 3, 16, 16))).shape  # doctest: +SKIP
+    (2, 8)
+    """
     from ._torch_graph import convert
 
     recipe = convert(module)
@@ -141,7 +177,41 @@ def from_sklearn(estimator, output: str = "proba") -> m.Network:
     ``output="proba"`` ends a classifier with a Softmax so the network computes ``predict_proba`` (a binary
     classifier becomes two logits [0, z], so both class probabilities are outputs); ``output="logits"``
     stops before it. Regressors output ``predict`` unchanged. DeepLIFT attributes a network ending in Softmax
-    at its logits, so its φ sums to the centred logit difference (see :func:`swiftattr.deeplift`)."""
+    at its logits, so its φ sums to the centred logit difference (see :func:`swiftattr.deeplift`).
+
+    Parameters
+    ----------
+    estimator : sklearn.neural_network.MLPClassifier or MLPRegressor
+        Fitted; activation ``"relu"``, ``"tanh"``, ``"logistic"`` or ``"identity"``.
+    output : {"proba", "logits"}, optional
+        Default ``"proba"`` (ignored for regressors).
+
+    Returns
+    -------
+    Network
+        Input shape (n_features_in_,); output (n_classes,) (two for a binary classifier) or (n_outputs,).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` for another estimator, an unfitted one, an unsupported activation or a
+        multi-label classifier; ``SA_ERR_UNKNOWN_ENUM`` for another ``output``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0).fit(X, y)
+    >>> net = sa.from_sklearn(clf)
+    >>> net.layer_kinds, net.output_shape
+    (['dense', 'relu', 'dense', 'softmax'], (2,))
+    >>> bool(np.allclose(net.forward(X), clf.predict_proba(X), atol=1e-4))
+    True
+    >>> sa.from_sklearn(clf, output="logits").layer_kinds
+    ['dense', 'relu', 'dense']
+    """
     name = type(estimator).__name__
     if name not in ("MLPClassifier", "MLPRegressor"):
         raise SwiftAttrError(f"from_sklearn: expected MLPClassifier or MLPRegressor, got {name}")

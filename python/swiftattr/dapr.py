@@ -36,7 +36,54 @@ __all__ = ["DAPr"]
 class DAPr(Prior):
     """The Deep Attribution Prior over ``meta_features`` (d, m): see the module notes. ``hidden``: the hidden
     widths of g (``()``: g is linear in the meta-features, the authors' synthetic setting); or pass a
-    ``prior_network`` (any Network with input size m and one output)."""
+    ``prior_network`` (any Network with input size m and one output).
+
+    Parameters
+    ----------
+    meta_features : array-like, shape (d, m)
+        One row of finite meta-features per input element.
+    hidden : sequence of int, optional
+        Hidden widths of the default g, default ``()``.
+    lam : float, optional
+        The penalty's weight, default 1.0.
+    squared : bool, optional
+        ρ = (·)² instead of |·|, default False.
+    lr : float, optional
+        g's Adam learning rate, default 1e-3.
+    k : int, optional
+        References per example, default 1.
+    references : array-like, shape (R, *input_shape), optional
+        Rows the references are drawn from; default None (the rest of the mini-batch).
+    seed : int, optional
+        Seeds the default g's initialisation, default 0.
+    prior_network : Network, optional
+        g itself (input size m, one output); overrides ``hidden`` and ``seed``.
+
+    Attributes
+    ----------
+    network : Network or None
+        The learned g of the last training run (None before one).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``meta_features`` is not a non-empty (d, m) array, g does not map m values to one,
+        or (checked against a model) d is not the model's input size; ``SA_ERR_INVALID_ARGUMENT`` for non-finite
+        meta-features, a ``prior_network`` that is not a Network, or a malformed number; as :class:`Prior`.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(32, 4)).astype(np.float32); y = (X[:, 0] > 0).astype(np.int64)
+    >>> prior = sa.DAPr(np.eye(4, 2), lam=0.1, seed=0)
+    >>> prior
+    DAPr(4 features × 2 meta-features, lam=0.1, squared=False, k=1)
+    >>> net = sa.Sequential([sa.Linear(np.zeros((2, 4)))]).initialized(0)
+    >>> trained, history = sa.train(net, X, y, prior=prior, epochs=2, batch_size=16, seed=0, progress=False)
+    >>> prior.network.input_size, prior.importance().shape
+    (2, (4,))
+    """
 
     def __init__(self, meta_features, hidden: Sequence[int] = (), lam: float = 1.0, squared: bool = False,
                  lr: float = 1e-3, k: int = 1, references=None, seed: int = 0,
@@ -91,7 +138,29 @@ class DAPr(Prior):
 
     def importance(self, meta_features=None) -> np.ndarray:
         """g's predicted importance (d,) of each input element (of ``meta_features``, by default the prior's
-        own), from the learned g (the initial one before any training)."""
+        own), from the learned g (the initial one before any training).
+
+        Parameters
+        ----------
+        meta_features : array-like, shape (d', m), optional
+            Default: the prior's own (d, m).
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (d',)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_SHAPE`` when the rows do not hold m meta-features.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> g = sa.Sequential([sa.Linear(np.array([[1.0, -1.0]]))])
+        >>> sa.DAPr(np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]]), prior_network=g).importance().tolist()
+        [1.0, -1.0, 1.0]
+        """
         g = self.network if self.network is not None else self.prior_network
         meta = self.meta_features if meta_features is None else as_f32(meta_features, "meta_features")
         return g.forward(meta).reshape(-1)

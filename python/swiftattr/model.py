@@ -29,7 +29,19 @@ def _vector(value, size: int, name: str, what: str) -> Optional[np.ndarray]:
 
 
 class Layer:
-    """Base of the layer descriptions; each knows how to add itself to a C model."""
+    """Base of the layer descriptions; each knows how to add itself to a C model.
+
+    A layer is a plain description (its weights as float32 numpy arrays); it becomes part of a network when
+    :func:`Sequential` or :meth:`Graph.build` adds it to a C model. ``kind`` names the node kind in the
+    library (``net.layer_kinds``).
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> from swiftattr.model import Layer
+    >>> isinstance(sa.ReLU(), Layer), sa.ReLU().kind
+    (True, 'relu')
+    """
 
     kind: str = ""
 
@@ -41,7 +53,30 @@ class Layer:
 
 
 class Linear(Layer):
-    """Dense layer y = W x + b, W of shape (out_features, in_features) as in torch.nn.Linear."""
+    """Dense layer ``y = W x + b``, W of shape (out_features, in_features) as in torch.nn.Linear.
+
+    Parameters
+    ----------
+    weight : array-like, shape (out_features, in_features)
+        W (converted to float32).
+    bias : array-like, shape (out_features,), optional
+        b; None (the default) means zeros.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``weight`` is not 2-D or ``bias`` does not hold ``out_features`` values;
+        ``SA_ERR_INVALID_ARGUMENT`` when either cannot be converted to float32.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> layer = sa.Linear(np.ones((2, 3)), bias=[0.5, -0.5])
+    >>> layer.in_features, layer.out_features
+    (3, 2)
+    >>> sa.Sequential([layer]).forward(np.ones((1, 3))).tolist()
+    [[3.5, 2.5]]
+    """
 
     kind = "dense"
 
@@ -61,7 +96,34 @@ Dense = Linear
 
 
 class Conv1d(Layer):
-    """1-D convolution, W of shape (out_channels, in_channels, kernel_size)."""
+    """1-D convolution (torch.nn.Conv1d, groups 1, zero padding), W of shape (out_channels, in_channels, kernel_size).
+
+    Reads (in_channels, L) per example and writes (out_channels, L_out) with
+    ``L_out = (L + 2·padding − dilation·(kernel_size − 1) − 1) // stride + 1``.
+
+    Parameters
+    ----------
+    weight : array-like, shape (out_channels, in_channels, kernel_size)
+    bias : array-like, shape (out_channels,), optional
+        None (the default) means zeros.
+    stride, padding, dilation : int or sequence of one int, optional
+        Defaults 1, 0 and 1.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``weight`` is not 3-D or ``bias`` has the wrong size; ``SA_ERR_INVALID_ARGUMENT``
+        when stride, padding or dilation is not an int; the C library checks their ranges when the network is built.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Conv1d(np.ones((2, 1, 3)), padding=1)], input_shape=(1, 5))
+    >>> net.output_shape
+    (2, 5)
+    >>> net.forward(np.ones((1, 1, 5)))[0, 0].tolist()
+    [2.0, 3.0, 3.0, 3.0, 2.0]
+    """
 
     kind = "conv1d"
 
@@ -81,7 +143,34 @@ class Conv1d(Layer):
 
 
 class Conv2d(Layer):
-    """2-D convolution, W of shape (out_channels, in_channels, kh, kw)."""
+    """2-D convolution (torch.nn.Conv2d, groups 1, zero padding), W of shape (out_channels, in_channels, kh, kw).
+
+    Reads (in_channels, H, W) per example and writes (out_channels, H_out, W_out), each output size as for
+    :class:`Conv1d` per axis.
+
+    Parameters
+    ----------
+    weight : array-like, shape (out_channels, in_channels, kh, kw)
+    bias : array-like, shape (out_channels,), optional
+        None (the default) means zeros.
+    stride, padding, dilation : int or pair of ints, optional
+        Defaults 1, 0 and 1 (an int applies to both axes).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``weight`` is not 4-D or ``bias`` has the wrong size; ``SA_ERR_INVALID_ARGUMENT``
+        when stride, padding or dilation is neither an int nor a pair of ints.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Conv2d(np.ones((4, 3, 3, 3)), stride=2, padding=1)], input_shape=(3, 8, 8))
+    >>> net.output_shape
+    (4, 4, 4)
+    >>> float(net.forward(np.ones((1, 3, 8, 8)))[0, 0, 1, 1])
+    27.0
+    """
 
     kind = "conv2d"
 
@@ -131,23 +220,127 @@ class _Pool2d(Layer):
 
 
 class MaxPool1d(_Pool1d):
+    """1-D max pooling (torch.nn.MaxPool1d without dilation or ceil_mode): the maximum of each window.
+
+    Parameters
+    ----------
+    kernel_size : int
+    stride : int, optional
+        None (the default) means ``kernel_size``.
+    padding : int, optional
+        Default 0 (padded positions never win the maximum).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an argument is not an int.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.MaxPool1d(2)], input_shape=(1, 4))
+    >>> net.forward(np.array([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[3.0, 2.0]]]
+    """
+
     kind, _fn = "maxpool1d", "sa_model_add_maxpool1d"
 
 
 class MaxPool2d(_Pool2d):
+    """2-D max pooling (torch.nn.MaxPool2d without dilation or ceil_mode): the maximum of each window.
+
+    Parameters
+    ----------
+    kernel_size : int or pair of ints
+    stride : int or pair of ints, optional
+        None (the default) means ``kernel_size``.
+    padding : int or pair of ints, optional
+        Default 0.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an argument is neither an int nor a pair of ints.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.MaxPool2d(2)], input_shape=(1, 4, 4))
+    >>> net.output_shape
+    (1, 2, 2)
+    >>> float(net.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0, 1, 1])
+    15.0
+    """
+
     kind, _fn = "maxpool2d", "sa_model_add_maxpool2d"
 
 
 class AvgPool1d(_Pool1d):
+    """1-D average pooling (torch.nn.AvgPool1d, count_include_pad=True): the mean of each window.
+
+    Parameters
+    ----------
+    kernel_size : int
+    stride : int, optional
+        None (the default) means ``kernel_size``.
+    padding : int, optional
+        Default 0; padded zeros count in the mean.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an argument is not an int.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.AvgPool1d(2)], input_shape=(1, 4))
+    >>> net.forward(np.array([[[1.0, 3.0, 2.0, 0.0]]])).tolist()
+    [[[2.0, 1.0]]]
+    """
+
     kind, _fn = "avgpool1d", "sa_model_add_avgpool1d"
 
 
 class AvgPool2d(_Pool2d):
+    """2-D average pooling (torch.nn.AvgPool2d, count_include_pad=True): the mean of each window.
+
+    Parameters
+    ----------
+    kernel_size : int or pair of ints
+    stride : int or pair of ints, optional
+        None (the default) means ``kernel_size``.
+    padding : int or pair of ints, optional
+        Default 0; padded zeros count in the mean.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an argument is neither an int nor a pair of ints.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.AvgPool2d(2)], input_shape=(1, 4, 4))
+    >>> float(net.forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0, 0, 0])
+    2.5
+    """
+
     kind, _fn = "avgpool2d", "sa_model_add_avgpool2d"
 
 
 class GlobalAvgPool(Layer):
-    """Mean over all positions of each channel: (C, ...) -> (C,)."""
+    """Mean over all positions of each channel: (C, ...) -> (C,) (torch's AdaptiveAvgPool2d(1) then flatten).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.GlobalAvgPool()], input_shape=(2, 2, 2))
+    >>> net.output_shape
+    (2,)
+    >>> net.forward(np.arange(8.0).reshape(1, 2, 2, 2)).tolist()
+    [[1.5, 5.5]]
+    """
 
     kind = "global_avgpool"
 
@@ -156,6 +349,15 @@ class GlobalAvgPool(Layer):
 
 
 class Flatten(Layer):
+    """Flattens each example to one axis (torch.nn.Flatten(start_dim=1)): (C, H, W) -> (C·H·W,).
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> sa.Sequential([sa.Flatten()], input_shape=(2, 3, 4)).output_shape
+    (24,)
+    """
+
     kind = "flatten"
 
     def _add(self, h):
@@ -163,7 +365,25 @@ class Flatten(Layer):
 
 
 class Reshape(Layer):
-    """Views each example under another shape of equal size (``nn.Unflatten``, ``x.view(N, C, H, W)``)."""
+    """Views each example under another shape of equal size (``nn.Unflatten``, ``x.view(N, C, H, W)``).
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The new per-example shape (without the batch); its product must equal the value's size (checked
+        when the network is built).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``shape`` is not a sequence of integers.
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> sa.Sequential([sa.Reshape((2, 3))], input_shape=(6,)).output_shape
+    (2, 3)
+    """
 
     kind = "reshape"
 
@@ -186,10 +406,38 @@ class _Activation(Layer):
 
 
 class ReLU(_Activation):
+    """Elementwise ``max(x, 0)`` (torch.nn.ReLU).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> sa.Sequential([sa.ReLU()], input_shape=(3,)).forward(np.array([[-1.0, 0.0, 2.0]])).tolist()
+    [[0.0, 0.0, 2.0]]
+    """
+
     kind = "relu"
 
 
 class LeakyReLU(_Activation):
+    """Elementwise ``x`` for x > 0, ``negative_slope · x`` otherwise (torch.nn.LeakyReLU).
+
+    Parameters
+    ----------
+    negative_slope : float, optional
+        Default 0.01.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``negative_slope`` is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> sa.Sequential([sa.LeakyReLU(0.5)], input_shape=(2,)).forward(np.array([[-2.0, 2.0]])).tolist()
+    [[-1.0, 2.0]]
+    """
+
     kind = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01):
@@ -200,6 +448,26 @@ class LeakyReLU(_Activation):
 
 
 class ELU(_Activation):
+    """Elementwise ``x`` for x > 0, ``alpha · (exp(x) − 1)`` otherwise (torch.nn.ELU).
+
+    Parameters
+    ----------
+    alpha : float, optional
+        Default 1.0.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``alpha`` is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> y = sa.Sequential([sa.ELU()], input_shape=(2,)).forward(np.array([[-1.0, 2.0]]))
+    >>> round(float(y[0, 0]), 3), float(y[0, 1])
+    (-0.632, 2.0)
+    """
+
     kind = "elu"
 
     def __init__(self, alpha: float = 1.0):
@@ -210,6 +478,26 @@ class ELU(_Activation):
 
 
 class Softplus(_Activation):
+    """Elementwise ``log(1 + exp(beta · x)) / beta`` (torch.nn.Softplus), a smooth ReLU.
+
+    Parameters
+    ----------
+    beta : float, optional
+        Default 1.0; larger values approach ReLU.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``beta`` is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> y = sa.Sequential([sa.Softplus()], input_shape=(1,)).forward(np.zeros((1, 1)))
+    >>> round(float(y[0, 0]), 3)
+    0.693
+    """
+
     kind = "softplus"
 
     def __init__(self, beta: float = 1.0):
@@ -220,21 +508,78 @@ class Softplus(_Activation):
 
 
 class Sigmoid(_Activation):
+    """Elementwise ``1 / (1 + exp(−x))`` (torch.nn.Sigmoid).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> sa.Sequential([sa.Sigmoid()], input_shape=(1,)).forward(np.zeros((1, 1))).tolist()
+    [[0.5]]
+    """
+
     kind = "sigmoid"
 
 
 class Tanh(_Activation):
+    """Elementwise ``tanh(x)`` (torch.nn.Tanh).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> y = sa.Sequential([sa.Tanh()], input_shape=(1,)).forward(np.ones((1, 1)))
+    >>> round(float(y[0, 0]), 3)
+    0.762
+    """
+
     kind = "tanh"
 
 
 class Softmax(_Activation):
-    """Softmax over the example's outputs; allowed as the final layer only."""
+    """Softmax over the example's outputs, ``exp(z_i) / Σ_j exp(z_j)``; allowed as the final layer only.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when the network is built with a node after it.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> p = sa.Sequential([sa.Linear(np.eye(3)), sa.Softmax()]).forward(np.array([[1.0, 1.0, 1.0]]))
+    >>> p.shape, round(float(p.sum()), 3)
+    ((1, 3), 1.0)
+    """
 
     kind = "softmax"
 
 
 class BatchNorm(Layer):
-    """Batch normalisation with inference statistics (torch BatchNorm1d/2d in eval mode)."""
+    """Batch normalisation with inference statistics (torch BatchNorm1d/2d in eval mode):
+    ``y = weight · (x − running_mean) / √(running_var + eps) + bias`` per channel (per feature of a flat value).
+
+    Parameters
+    ----------
+    running_mean : array-like, shape (C,)
+    running_var : array-like, shape (C,)
+    weight : array-like, shape (C,), optional
+        gamma; None (the default) means ones.
+    bias : array-like, shape (C,), optional
+        beta; None (the default) means zeros.
+    eps : float, optional
+        Default 1e-5.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``running_mean`` is not 1-D or another array does not hold C values.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> bn = sa.BatchNorm(running_mean=[1.0, 0.0], running_var=[4.0, 1.0], eps=0.0)
+    >>> sa.Sequential([bn], input_shape=(2,)).forward(np.array([[3.0, 2.0]])).tolist()
+    [[1.0, 2.0]]
+    """
 
     kind = "batchnorm"
 
@@ -259,7 +604,24 @@ BatchNorm2d = BatchNorm
 
 
 class Dropout(Layer):
-    """Identity at inference."""
+    """Dropout (torch.nn.Dropout): the identity at inference, so attributions see the evaluated network.
+
+    Parameters
+    ----------
+    p : float, optional
+        The drop probability, default 0.5 (recorded, not applied).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``p`` is not a number.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> sa.Sequential([sa.Dropout(0.3)], input_shape=(2,)).forward(np.array([[1.0, 2.0]])).tolist()
+    [[1.0, 2.0]]
+    """
 
     kind = "dropout"
 
@@ -278,7 +640,26 @@ class Embedding(Layer):
     the first layer of a network whose input shape is (L,): the ids (integers in [0, num_embeddings), passed
     as any integer or float array) are checked by every call. Attributions of such a token network are taken
     at the embedding output and, by default, summed over the embedding axis (one value per token; see
-    ``sum_embedding`` in :func:`integrated_gradients`)."""
+    ``sum_embedding`` in :func:`integrated_gradients`).
+
+    Parameters
+    ----------
+    weight : array-like, shape (num_embeddings, embedding_dim)
+        Row t is the vector of token t.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``weight`` is not 2-D; every call reading ids outside [0, num_embeddings) (or not
+        integers) raises ``SA_ERR_OUT_OF_RANGE``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Embedding(np.arange(6.0).reshape(3, 2)), sa.Flatten()], input_shape=(2,))
+    >>> net.is_token_model, net.forward(np.array([[2, 0]])).tolist()
+    (True, [[4.0, 5.0, 0.0, 1.0]])
+    """
 
     kind = "embedding"
 
@@ -298,7 +679,33 @@ class LSTM(Layer):
     ``weight_ih`` (4·hidden_size, input_size), ``weight_hh`` (4·hidden_size, hidden_size), ``bias_ih`` and
     ``bias_hh`` (4·hidden_size,) or None (zeros). Reads (L, input_size) per example; writes the last hidden
     state (hidden_size,) — torch's ``output[:, -1]`` or ``h_n[-1]`` — or, with ``return_sequences``, every
-    hidden state (L, hidden_size), torch's ``output``. The initial states are zero."""
+    hidden state (L, hidden_size), torch's ``output``. The initial states are zero.
+
+    Parameters
+    ----------
+    weight_ih : array-like, shape (4·hidden_size, input_size)
+    weight_hh : array-like, shape (4·hidden_size, hidden_size)
+    bias_ih, bias_hh : array-like, shape (4·hidden_size,), optional
+        None (the default) means zeros.
+    return_sequences : bool, optional
+        Default False (the last hidden state only).
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when the weight shapes disagree or a bias has not 4·hidden_size values;
+        ``SA_ERR_INVALID_ARGUMENT`` when ``return_sequences`` is not a bool.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> lstm = sa.LSTM(rng.normal(size=(12, 2)), rng.normal(size=(12, 3)))
+    >>> sa.Sequential([lstm], input_shape=(5, 2)).output_shape
+    (3,)
+    >>> sa.Sequential([sa.LSTM(lstm.weight_ih, lstm.weight_hh, return_sequences=True)], input_shape=(5, 2)).output_shape
+    (5, 3)
+    """
 
     kind = "lstm"
 
@@ -326,7 +733,23 @@ class LSTM(Layer):
 
 class Add(Layer):
     """Elementwise sum of two or more values of one shape (a residual connection). Graph only: give its
-    inputs to :meth:`Graph.add`."""
+    inputs to :meth:`Graph.add`.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when used in :func:`Sequential` (it reads several values) or given fewer
+        than two inputs; the C library rejects inputs of different shapes (``SA_ERR_SHAPE``).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> g = sa.Graph(input_shape=(2,))
+    >>> h = g.add(sa.Linear(2 * np.eye(2)))
+    >>> s = g.add(sa.Add(), [h, g.input])
+    >>> g.build().forward(np.array([[1.0, 2.0]])).tolist()
+    [[3.0, 6.0]]
+    """
 
     kind = "add"
 
@@ -336,7 +759,24 @@ class Add(Layer):
 
 class Concat(Layer):
     """Concatenation of two or more values along the first per-example axis (features of (F,) values,
-    channels of (C, L) and (C, H, W) values). Graph only: give its inputs to :meth:`Graph.add`."""
+    channels of (C, L) and (C, H, W) values). Graph only: give its inputs to :meth:`Graph.add`.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when used in :func:`Sequential` or given fewer than two inputs; the C library
+        rejects values whose other axes differ (``SA_ERR_SHAPE``).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> g = sa.Graph(input_shape=(2,))
+    >>> h = g.add(sa.ReLU())
+    >>> c = g.add(sa.Concat(), [g.input, h])
+    >>> net = g.build()
+    >>> net.output_shape, net.forward(np.array([[-1.0, 2.0]])).tolist()
+    ((4,), [[-1.0, 2.0, 0.0, 2.0]])
+    """
 
     kind = "concat"
 
@@ -377,7 +817,37 @@ class Network:
 
     A Network is a value: ``copy.copy`` shares the immutable model, ``copy.deepcopy`` makes a model of its
     own, and a pickle carries the model bytes (the file :meth:`save` writes), so networks travel to process
-    pools, Dask and Ray. Unpickled networks have ``layers = None``, as after :func:`load`."""
+    pools, Dask and Ray. Unpickled networks have ``layers = None``, as after :func:`load`.
+
+    Parameters
+    ----------
+    handle : ctypes.c_void_p or int
+        An ``sa_model *`` the Network takes ownership of (freed when the last copy goes).
+    layers : list of Layer, optional
+        The layer descriptions it was built from.
+
+    Attributes
+    ----------
+    input_shape, output_shape : tuple of int
+        Per-example shapes (without the batch).
+    input_size, output_size : int
+        Their products.
+    num_layers : int
+        The number of nodes; ``layer_kinds`` names each, ``node_inputs[i]`` lists the values node i reads.
+    layers : list of Layer or None
+        The layer descriptions it was built from (None after :func:`load` or unpickling).
+
+    Examples
+    --------
+    >>> import copy, pickle, numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.ones((3, 4))), sa.ReLU(), sa.Linear(np.ones((2, 3)))])
+    >>> net.input_shape, net.output_shape, net.layer_kinds
+    ((4,), (2,), ['dense', 'relu', 'dense'])
+    >>> net.node_inputs
+    [(0,), (1,), (2,)]
+    >>> pickle.loads(pickle.dumps(net)).forward(np.ones((1, 4))).tolist()
+    [[12.0, 12.0]]
+    """
 
     def __init__(self, handle, layers: Optional[list] = None):
         self._model = _Model(handle if isinstance(handle, ctypes.c_void_p) else ctypes.c_void_p(handle))
@@ -467,7 +937,32 @@ class Network:
 
     def forward(self, x) -> np.ndarray:
         """Outputs for a batch (a numpy array, array-like or torch tensor): a numpy array of shape
-        (n, *output_shape), e.g. (n, classes), or (n, C, H, W) for a network whose output is an image."""
+        (n, *output_shape), e.g. (n, classes), or (n, C, H, W) for a network whose output is an image.
+
+        Parameters
+        ----------
+        x : array-like or torch.Tensor, shape (n, *input_shape)
+            n >= 1 examples (converted to float32).
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, *output_shape)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_SHAPE`` when ``x`` is not a batch of the input shape (one example without the batch axis
+            included); ``SA_ERR_INVALID_ARGUMENT`` for an empty batch.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((2, 3)))])
+        >>> net.forward(np.ones((4, 3))).shape
+        (4, 2)
+        >>> net(np.ones((1, 3))).tolist()
+        [[3.0, 3.0]]
+        """
         x = self._batch(x)
         out = np.empty((x.shape[0],) + self.output_shape, dtype=np.float32)
         check(lib.sa_forward(self._handle, fptr(x), x.shape[0], fptr(out)))
@@ -477,7 +972,30 @@ class Network:
 
     def activations(self, x, layer: int) -> np.ndarray:
         """Value ``layer`` (0: the input, ``j + 1``: the output of node ``j``, ``num_layers``: the output; in a
-        chain, the input of layer ``layer``), flattened per example."""
+        chain, the input of layer ``layer``), flattened per example.
+
+        Parameters
+        ----------
+        x : array-like, shape (n, *input_shape)
+        layer : int
+            A value number in 0..num_layers.
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, size of value ``layer``)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_OUT_OF_RANGE`` when ``layer`` is outside 0..num_layers; ``SA_ERR_SHAPE`` as :meth:`forward`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(-np.ones((3, 2))), sa.ReLU(), sa.Linear(np.ones((1, 3)))])
+        >>> net.activations(np.ones((1, 2)), 1).tolist(), net.activations(np.ones((1, 2)), 2).tolist()
+        ([[-2.0, -2.0, -2.0]], [[0.0, 0.0, 0.0]])
+        """
         x = self._batch(x)
         layer = as_int(layer, "layer")
         if not 0 <= layer <= self.num_layers:  # checked here too: the output buffer's size depends on it
@@ -489,12 +1007,22 @@ class Network:
     # -- token networks (an Embedding first) ---------------------------------------------------------
     @property
     def is_token_model(self) -> bool:
-        """True when node 0 is an Embedding: the inputs are token ids of shape (n, L)."""
+        """True when node 0 is an Embedding: the inputs are token ids of shape (n, L).
+
+        >>> import numpy as np, swiftattr as sa
+        >>> sa.Sequential([sa.Linear(np.ones((1, 2)))]).is_token_model
+        False
+        """
         return bool(self.layer_kinds) and self.layer_kinds[0] == "embedding"
 
     @property
     def embedding_dim(self) -> int:
-        """E of a token network's Embedding."""
+        """E of a token network's Embedding; ``SA_ERR_INVALID_ARGUMENT`` for a network without one.
+
+        >>> import numpy as np, swiftattr as sa
+        >>> sa.Sequential([sa.Embedding(np.zeros((10, 4)))], input_shape=(3,)).embedding_dim
+        4
+        """
         self._require_tokens()
         return self._sizes[1] // self.input_shape[0]
 
@@ -503,7 +1031,33 @@ class Network:
             raise SwiftAttrError("model: its first layer is not an Embedding, so it takes no token ids")
 
     def embed(self, ids, name: str = "inputs") -> np.ndarray:
-        """The embedding vectors (n, L, E) of token ids (n, L) (checked: integers in [0, num_embeddings))."""
+        """The embedding vectors (n, L, E) of token ids (n, L) (checked: integers in [0, num_embeddings)).
+
+        Parameters
+        ----------
+        ids : array-like, shape (n, L)
+            Token ids, integers (of any integer or float dtype).
+        name : str, optional
+            The argument's name in error messages, default ``"inputs"``.
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, L, E)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when the network has no Embedding first; ``SA_ERR_OUT_OF_RANGE`` when an id
+            is not an integer in [0, num_embeddings); ``SA_ERR_SHAPE`` for a wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Embedding(np.arange(6.0).reshape(3, 2)), sa.Flatten()], input_shape=(2,))
+        >>> e = net.embed(np.array([[1, 2]]))
+        >>> e.shape, e[0, 1].tolist()
+        ((1, 2, 2), [4.0, 5.0])
+        """
         self._require_tokens()
         x = self._batch(ids, name)
         out = np.empty(x.shape + (self.embedding_dim,), dtype=np.float32)
@@ -512,7 +1066,20 @@ class Network:
 
     def embedding_rest(self) -> "Network":
         """The network after the Embedding, whose input (L, E) is the embedding output (attributions per
-        embedding coordinate are computed on it)."""
+        embedding coordinate are computed on it). Built once and kept.
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when the network has no Embedding first.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Embedding(np.zeros((10, 4))), sa.Flatten()], input_shape=(3,))
+        >>> net.embedding_rest().input_shape, net.embedding_rest().layer_kinds
+        ((3, 4), ['flatten'])
+        """
         self._require_tokens()
         rest = self.__dict__.get("_rest")
         if rest is None:
@@ -522,12 +1089,50 @@ class Network:
         return rest
 
     def with_softplus(self, beta: float = 10.0) -> "Network":
-        """This network with every ReLU replaced by Softplus(β) (for Integrated Hessians; see hessians.py)."""
+        """This network with every ReLU replaced by Softplus(β) (for Integrated Hessians; see hessians.py).
+
+        Parameters
+        ----------
+        beta : float, optional
+            β of the Softplus layers, default 10.0.
+
+        Returns
+        -------
+        Network
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((2, 2))), sa.ReLU(), sa.Linear(np.ones((1, 2)))])
+        >>> net.with_softplus(5.0).layer_kinds
+        ['dense', 'softplus', 'dense']
+        """
         from .hessians import with_softplus
         return with_softplus(self, beta)
 
     def penultimate(self, x) -> np.ndarray:
-        """The input of the network's final Linear layer (n × h): the features a Bayesian last layer uses."""
+        """The input of the network's final Linear layer (n × h): the features a Bayesian last layer uses.
+
+        Parameters
+        ----------
+        x : array-like, shape (n, *input_shape)
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, h)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when the network has no Linear layer.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((3, 2))), sa.ReLU(), sa.Linear(np.ones((1, 3)))])
+        >>> net.penultimate(np.ones((1, 2))).tolist()
+        [[2.0, 2.0, 2.0]]
+        """
         dense = [i for i, k in enumerate(self.layer_kinds) if k == "dense"]
         if not dense:
             raise SwiftAttrError("model: penultimate features need a final Linear layer, and this model has none")
@@ -535,7 +1140,18 @@ class Network:
 
     # -- parameters (swiftattr.h, section Training) --------------------------------------------------
     def parameter_shapes(self) -> list:
-        """Shapes of the parameter arrays, in :meth:`parameters` order."""
+        """Shapes of the parameter arrays, in :meth:`parameters` order.
+
+        Returns
+        -------
+        list of tuple of int
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> sa.Sequential([sa.Linear(np.ones((3, 2))), sa.ReLU(), sa.Linear(np.ones((1, 3)))]).parameter_shapes()
+        [(3, 2), (3,), (1, 3), (1,)]
+        """
         count, total = ctypes.c_int64(), ctypes.c_int64()
         check(lib.sa_model_parameter_count(self._handle, ctypes.byref(count), ctypes.byref(total)))
         shapes = []
@@ -549,7 +1165,19 @@ class Network:
         """The trainable parameters as numpy arrays (copies), in PyTorch's order and shapes: each Linear or
         convolution's weight then bias, each BatchNorm's weight (gamma) then bias (beta), in node order, as
         ``list(module.parameters())`` of the module it came from. A layer built without a bias has a zero
-        bias here (training learns it); BatchNorm running statistics are not parameters."""
+        bias here (training learns it); BatchNorm running statistics are not parameters.
+
+        Returns
+        -------
+        list of numpy.ndarray, float32, shapes :meth:`parameter_shapes`
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> w, b = sa.Sequential([sa.Linear(np.ones((2, 3)))]).parameters()
+        >>> w.shape, b.tolist()
+        ((2, 3), [0.0, 0.0])
+        """
         shapes = self.parameter_shapes()
         total = sum(int(np.prod(s)) for s in shapes)
         flat = np.empty(total, dtype=np.float32)
@@ -558,7 +1186,30 @@ class Network:
 
     def with_parameters(self, parameters) -> "Network":
         """A new Network: this graph with ``parameters`` (a sequence of arrays in :meth:`parameters` order and
-        shapes), e.g. after a step of one's own optimiser on :func:`swiftattr.loss_and_gradients`."""
+        shapes), e.g. after a step of one's own optimiser on :func:`swiftattr.loss_and_gradients`.
+
+        Parameters
+        ----------
+        parameters : sequence of array-like
+            One array per entry of :meth:`parameter_shapes`, of that shape.
+
+        Returns
+        -------
+        Network
+            A new network (``layers`` is None); this one is unchanged.
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_SHAPE`` when the number of arrays or a shape differs.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((1, 2)))])
+        >>> net.with_parameters([2 * np.ones((1, 2)), [1.0]]).forward(np.ones((1, 2))).tolist()
+        [[5.0]]
+        """
         shapes = self.parameter_shapes()
         parameters = list(parameters)
         if len(parameters) != len(shapes):
@@ -577,14 +1228,48 @@ class Network:
     def initialized(self, seed: int = 0) -> "Network":
         """A new Network: this graph with PyTorch's default initialisation, seeded (weights and biases
         uniform on (−1/√fan_in, 1/√fan_in), as ``kaiming_uniform_(a=√5)`` and torch's bias rule give;
-        BatchNorm weight 1 and bias 0). The draws depend only on ``seed``; they are not torch's numbers."""
+        BatchNorm weight 1 and bias 0). The draws depend only on ``seed``; they are not torch's numbers.
+
+        Parameters
+        ----------
+        seed : int, optional
+            In [0, 2**64 − 1], default 0.
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when ``seed`` is not an integer in range.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.zeros((3, 4)))]).initialized(seed=1)
+        >>> w = net.parameters()[0]
+        >>> bool((np.abs(w) <= 0.5).all()), bool(np.array_equal(w, net.initialized(seed=1).parameters()[0]))
+        (True, True)
+        """
         seed = as_int(seed, "seed", 0, 2**64 - 1)
         out = ctypes.c_void_p()
         check(lib.sa_model_initialized(self._handle, seed, ctypes.byref(out)))
         return Network(out)
 
     def parameter_nodes(self) -> list:
-        """The node index of each parameter array, in :meth:`parameters` order."""
+        """The node index of each parameter array, in :meth:`parameters` order.
+
+        Returns
+        -------
+        list of int
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> sa.Sequential([sa.Linear(np.ones((3, 2))), sa.ReLU(), sa.Linear(np.ones((1, 3)))]).parameter_nodes()
+        [0, 0, 2, 2]
+        """
         nodes = [i for i, kind in enumerate(self.layer_kinds) for _ in range(_PARAMETER_ARRAYS[kind])]
         if len(nodes) != len(self.parameter_shapes()):  # the table below disagrees with the library
             raise SwiftAttrError("model: parameter arrays do not match the layer kinds (swiftattr internal error)",
@@ -596,7 +1281,33 @@ class Network:
         with parameters) re-drawn with the layer's PyTorch default initialiser, the others kept — the
         model-parameter randomisation of Adebayo et al. (2018). The new values are :meth:`initialized`'s for
         ``seed``, so a layer's draws do not depend on which other layers are chosen and the networks of a
-        cascade (top layer, top two, …) share them."""
+        cascade (top layer, top two, …) share them.
+
+        Parameters
+        ----------
+        layers : int or sequence of int, optional
+            Node indices with parameters (see :meth:`parameter_nodes`); None (the default): all of them.
+        seed : int, optional
+            Default 0.
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_OUT_OF_RANGE`` when a chosen node has no parameters; ``SA_ERR_INVALID_ARGUMENT`` when an entry
+            is not an integer.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((3, 2))), sa.ReLU(), sa.Linear(np.ones((1, 3)))])
+        >>> r = net.randomized(layers=2, seed=0).parameters()
+        >>> bool((r[0] == 1).all()), bool((r[2] == 1).all())
+        (True, False)
+        """
         nodes = self.parameter_nodes()
         with_parameters = sorted(set(nodes))
         if layers is None:
@@ -616,7 +1327,26 @@ class Network:
         return self.with_parameters([fresh[k] if node in chosen else kept[k] for k, node in enumerate(nodes)])
 
     def save(self, path) -> None:
-        """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back."""
+        """Writes the model file (see swiftattr.h, sa_model_save); `swiftattr.load` reads it back.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_IO`` when the file cannot be written; ``SA_ERR_INVALID_ARGUMENT`` for a path that is not one.
+
+        Examples
+        --------
+        >>> import os, tempfile, numpy as np, swiftattr as sa
+        >>> net = sa.Sequential([sa.Linear(np.ones((1, 2)))])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     net.save(os.path.join(d, "net.sam"))
+        ...     sa.load(os.path.join(d, "net.sam")).forward(np.ones((1, 2))).tolist()
+        [[2.0]]
+        """
         check(lib.sa_model_save(self._handle, as_path(path, "path")))
 
 
@@ -642,7 +1372,35 @@ def _network_from_model_bytes(data) -> Network:
 
 def Sequential(layers: Sequence[Layer], input_shape: Optional[Sequence[int]] = None) -> Network:
     """A network of ``layers`` in order. ``input_shape`` (per example, e.g. ``(1, 28, 28)``) may be omitted when
-    the first layer with parameters is a Linear layer preceded only by elementwise layers."""
+    the first layer with parameters is a Linear layer preceded only by elementwise layers.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Applied in order (Add and Concat need a :class:`Graph`).
+    input_shape : sequence of int, optional
+        The per-example input shape, without the batch.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an entry is not a layer or ``input_shape`` is needed and missing; the C
+        library's error (naming the layer) when a layer does not fit the shape it reads (``SA_ERR_SHAPE``).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Conv2d(np.ones((2, 1, 3, 3))), sa.ReLU(), sa.Flatten(),
+    ...                      sa.Linear(np.ones((3, 8)))], input_shape=(1, 4, 4))
+    >>> net.layer_kinds, net.output_shape
+    (['conv2d', 'relu', 'flatten', 'dense'], (3,))
+    >>> net.forward(np.ones((2, 1, 4, 4))).tolist()
+    [[72.0, 72.0, 72.0], [72.0, 72.0, 72.0]]
+    """
     layers = list(layers)
     for i, layer in enumerate(layers):
         if not isinstance(layer, Layer):
@@ -671,6 +1429,18 @@ class Graph:
     Values are numbered: ``0`` is the input, and :meth:`add` returns the number of the value the new node
     produces. The network's output is the last value.
 
+    Parameters
+    ----------
+    input_shape : sequence of int
+        The per-example input shape (value 0), without the batch.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``input_shape`` is not a sequence of integers.
+
+    Examples
+    --------
     >>> import numpy as np, swiftattr as sa
     >>> g = sa.Graph(input_shape=(4,))
     >>> h = g.add(sa.Linear(np.eye(4)))            # reads the last value (the input)
@@ -689,12 +1459,44 @@ class Graph:
 
     @property
     def last(self) -> int:
-        """The value the last node produces (0 before any node)."""
+        """The value the last node produces (0 before any node).
+
+        >>> import swiftattr as sa
+        >>> g = sa.Graph(input_shape=(2,))
+        >>> g.last, g.add(sa.ReLU()), g.last
+        (0, 1, 1)
+        """
         return len(self._nodes)
 
     def add(self, layer: Layer, inputs=None) -> int:
         """Appends ``layer`` reading ``inputs`` (a value number, or a list of them for Add and Concat; default:
-        the last value) and returns the number of the value it produces."""
+        the last value) and returns the number of the value it produces.
+
+        Parameters
+        ----------
+        layer : Layer
+        inputs : int or list of int, optional
+            Value numbers in 0..last; Add and Concat need a list of at least two.
+
+        Returns
+        -------
+        int
+            The number of the new node's value.
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when ``layer`` is not a layer, a value number is out of 0..last, or the
+            count of inputs does not suit the layer (shapes are checked by :meth:`build`).
+
+        Examples
+        --------
+        >>> import swiftattr as sa
+        >>> g = sa.Graph(input_shape=(3,))
+        >>> a, b = g.add(sa.ReLU()), g.add(sa.Tanh(), 0)
+        >>> a, b, g.add(sa.Add(), [a, b])
+        (1, 2, 3)
+        """
         if not isinstance(layer, Layer):
             raise SwiftAttrError(f"layer: expected a swiftattr layer (sa.Linear, sa.Add, ...), got {type(layer).__name__}")
         multi = isinstance(layer, (Add, Concat))
@@ -714,7 +1516,26 @@ class Graph:
         return self.last
 
     def build(self) -> Network:
-        """The network (checked node by node in C: shape errors name the node)."""
+        """The network (checked node by node in C: shape errors name the node).
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        SwiftAttrError
+            The C library's error (``SA_ERR_SHAPE`` for values that do not fit) naming the node.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> g = sa.Graph(input_shape=(2,))
+        >>> _ = g.add(sa.Linear(np.ones((3, 2))))
+        >>> net = g.build()
+        >>> net.layer_kinds, net.node_inputs
+        (['dense'], [(0,)])
+        """
         shape = np.ascontiguousarray(self.input_shape, dtype=np.int64)
         handle = ctypes.c_void_p()
         check(lib.sa_model_create(_ffi.iptr(shape), shape.size, ctypes.byref(handle)))
@@ -740,7 +1561,28 @@ class LazyNetwork:
     :class:`Network` for that shape, which it keeps: one plan per input shape. Every function that takes a
     Network takes a LazyNetwork and uses the plan for the shape of its ``inputs``; :meth:`for_shape` gives
     the plan itself (to save it, or to inspect ``layer_kinds`` and ``output_shape``). Copies and pickles
-    carry the conversion (and the plans made so far); plans are immutable, so threads may share them."""
+    carry the conversion (and the plans made so far); plans are immutable, so threads may share them.
+
+    Parameters
+    ----------
+    build : callable
+        Per-example input shape (tuple) → :class:`Network`; picklable for the LazyNetwork to be.
+    layers : list of Layer, optional
+        The converted layers (for display).
+    name : str, optional
+        Shown by ``repr``, default ``"network"``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> build = lambda shape: sa.Sequential([sa.Conv2d(np.ones((1, 1, 3, 3)), padding=1), sa.GlobalAvgPool()],
+    ...                                     input_shape=shape)
+    >>> lazy = sa.LazyNetwork(build, name="demo")
+    >>> lazy.forward(np.ones((2, 1, 5, 5))).shape, lazy.forward(np.ones((1, 1, 8, 8))).shape
+    ((2, 1), (1, 1))
+    >>> sorted(lazy.plans)
+    [(1, 5, 5), (1, 8, 8)]
+    """
 
     input_shape = None  # per call: the shape of the inputs
 
@@ -752,7 +1594,29 @@ class LazyNetwork:
         self._lock = threading.Lock()
 
     def for_shape(self, input_shape) -> Network:
-        """The network for per-example ``input_shape`` (built on first use, then kept)."""
+        """The network for per-example ``input_shape`` (built on first use, then kept).
+
+        Parameters
+        ----------
+        input_shape : sequence of int
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` when ``input_shape`` is not a sequence of integers; whatever building the
+            plan raises (e.g. ``SA_ERR_SHAPE`` for an image too small for the network).
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> lazy = sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten()], input_shape=s))
+        >>> lazy.for_shape((2, 3)).output_shape, lazy.for_shape((2, 3)) is lazy.for_shape([2, 3])
+        ((6,), True)
+        """
         shape = tuple(as_shape(input_shape, "input_shape"))
         plan = self._plans.get(shape)
         if plan is None:
@@ -764,7 +1628,12 @@ class LazyNetwork:
 
     @property
     def plans(self) -> dict:
-        """{per-example input shape: Network} built so far."""
+        """{per-example input shape: Network} built so far (a copy).
+
+        >>> import swiftattr as sa
+        >>> sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten()], input_shape=s)).plans
+        {}
+        """
         return dict(self._plans)
 
     def _plan(self, x, name: str = "inputs") -> Network:
@@ -774,20 +1643,68 @@ class LazyNetwork:
         return self.for_shape(shape[1:])
 
     def forward(self, x) -> np.ndarray:
-        """Outputs for a batch: shape (n, *output_shape) of the plan for the batch's per-example shape."""
+        """Outputs for a batch: shape (n, *output_shape) of the plan for the batch's per-example shape.
+
+        Parameters
+        ----------
+        x : array-like, shape (n, *per-example shape)
+
+        Returns
+        -------
+        numpy.ndarray, float32, shape (n, *output_shape)
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_SHAPE`` when ``x`` has fewer than two axes; as :meth:`Network.forward` otherwise.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> lazy = sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten()], input_shape=s))
+        >>> lazy(np.ones((4, 2, 3))).shape
+        (4, 6)
+        """
         return self._plan(x).forward(x)
 
     __call__ = forward
 
     def activations(self, x, layer: int) -> np.ndarray:
-        """:meth:`Network.activations` of the plan for the shape of ``x``."""
+        """:meth:`Network.activations` of the plan for the shape of ``x``: shape (n, size of value ``layer``).
+
+        >>> import numpy as np, swiftattr as sa
+        >>> lazy = sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten(), sa.ReLU()], input_shape=s))
+        >>> lazy.activations(-np.ones((1, 2, 2)), 1).tolist()
+        [[-1.0, -1.0, -1.0, -1.0]]
+        """
         return self._plan(x).activations(x, layer)
 
     def penultimate(self, x) -> np.ndarray:
-        """:meth:`Network.penultimate` of the plan for the shape of ``x``."""
+        """:meth:`Network.penultimate` of the plan for the shape of ``x``: shape (n, h).
+
+        >>> import numpy as np, swiftattr as sa
+        >>> lazy = sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten(), sa.Linear(np.ones((1, 4)))], input_shape=s))
+        >>> lazy.penultimate(np.ones((3, 2, 2))).shape
+        (3, 4)
+        """
         return self._plan(x).penultimate(x)
 
     def save(self, path) -> None:
+        """Always raises: a LazyNetwork is one network per input shape; save ``net.for_shape(input_shape)``.
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT``, always.
+
+        Examples
+        --------
+        >>> import swiftattr as sa
+        >>> sa.LazyNetwork(lambda s: None).save("x.sam")
+        Traceback (most recent call last):
+        ...
+        swiftattr._ffi.SwiftAttrError: a LazyNetwork has one network per input shape: save net.for_shape(input_shape)
+        """
         raise SwiftAttrError("a LazyNetwork has one network per input shape: save net.for_shape(input_shape)")
 
     def __getstate__(self):
@@ -810,7 +1727,25 @@ class LazyNetwork:
 
 
 def split_parameters(flat: np.ndarray, shapes) -> list:
-    """The concatenated parameter floats ``flat`` as arrays of ``shapes`` (views of ``flat``)."""
+    """The concatenated parameter floats ``flat`` as arrays of ``shapes`` (views of ``flat``).
+
+    Parameters
+    ----------
+    flat : numpy.ndarray, shape (Σ prod(shapes),)
+    shapes : sequence of tuple of int
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Views of ``flat``, one per shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a, b = split_parameters(np.arange(5.0), [(2, 2), (1,)])
+    >>> a.tolist(), b.tolist()
+    ([[0.0, 1.0], [2.0, 3.0]], [4.0])
+    """
     arrays, offset = [], 0
     for s in shapes:
         size = int(np.prod(s))
@@ -820,7 +1755,29 @@ def split_parameters(flat: np.ndarray, shapes) -> list:
 
 
 def network_for(net, inputs) -> Network:
-    """``net`` itself when it is a Network; the plan of a LazyNetwork for the per-example shape of ``inputs``."""
+    """``net`` itself when it is a Network; the plan of a LazyNetwork for the per-example shape of ``inputs``.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+    inputs : array-like, shape (n, *per-example shape)
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``net`` is neither.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> lazy = sa.LazyNetwork(lambda s: sa.Sequential([sa.Flatten()], input_shape=s))
+    >>> network_for(lazy, np.ones((1, 3, 2))).input_shape
+    (3, 2)
+    """
     if isinstance(net, Network):
         return net
     if isinstance(net, LazyNetwork):
@@ -829,7 +1786,31 @@ def network_for(net, inputs) -> Network:
 
 
 def load(path) -> Network:
-    """Reads a model file written by ``Network.save`` or ``sa_model_save``."""
+    """Reads a model file written by ``Network.save`` or ``sa_model_save``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    Network
+        With ``layers = None``.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_IO`` when the file cannot be read; ``SA_ERR_FORMAT`` when it is not a valid model file.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, swiftattr as sa
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     sa.Sequential([sa.Linear(np.ones((2, 3))), sa.Sigmoid()]).save(os.path.join(d, "m.sam"))
+    ...     net = sa.load(os.path.join(d, "m.sam"))
+    >>> net.layer_kinds, net.layers is None
+    (['dense', 'sigmoid'], True)
+    """
     handle = ctypes.c_void_p()
     check(lib.sa_model_load(as_path(path, "path"), ctypes.byref(handle)))
     return Network(handle)

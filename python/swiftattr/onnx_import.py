@@ -569,6 +569,44 @@ def from_onnx(model, input_shape: Optional[Sequence[int]] = None, output: Option
     Identity, Constant, Cast to float32. Opsets 11 to 20 are tested. ``input_shape`` (per example, without the batch) is needed only when the model leaves
     a size unknown; it must agree with the sizes the model fixes. ``output`` names the graph output to
     convert when there are several (skl2onnx's classifiers give ``"label"`` and ``"probabilities"``); only the
-    nodes it depends on are read."""
+    nodes it depends on are read.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, bytes or onnx.ModelProto
+    input_shape : sequence of int, optional
+        The per-example input shape, without the batch.
+    output : str, optional
+        The graph output to convert; None (the default) needs a graph with one output.
+
+    Returns
+    -------
+    Network
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``onnx`` is not importable, the model cannot be read, an op or attribute cannot be represented
+        exactly (the message names the op type and the node), ``output`` names no graph output, or ``input_shape``
+        disagrees with the sizes the model fixes (``SA_ERR_SHAPE``).
+
+    Examples
+    --------
+    The examples need the ``onnx`` package (not a test dependency), so doctest skips them:
+
+    >>> import numpy as np, swiftattr as sa  # doctest: +SKIP
+    >>> from onnx import TensorProto, helper, numpy_helper  # doctest: +SKIP
+    >>> W, b = np.ones((3, 4), np.float32), np.zeros(3, np.float32)  # doctest: +SKIP
+    >>> graph = helper.make_graph(  # doctest: +SKIP
+    ...     [helper.make_node("Gemm", ["x", "W", "b"], ["h"], transB=1), helper.make_node("Tanh", ["h"], ["y"])],
+    ...     "demo", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+    ...     [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+    ...     initializer=[numpy_helper.from_array(W, "W"), numpy_helper.from_array(b, "b")])
+    >>> net = sa.from_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))  # doctest: +SKIP
+    >>> net.layer_kinds, net.input_shape  # doctest: +SKIP
+    (['dense', 'tanh'], (4,))
+    >>> round(float(net.forward(np.full((1, 4), 0.25))[0, 0]), 3)  # doctest: +SKIP
+    0.762
+    """
     onnx = _import_onnx()
     return _Importer(onnx, _load(onnx, model), input_shape, output).build()

@@ -50,7 +50,34 @@ class _Handle:
 
 
 class Prior:
-    """Base of the attribution priors: holds ``lam`` and the sampling (``k``, ``references``)."""
+    """Base of the attribution priors: holds ``lam`` and the sampling (``k``, ``references``).
+
+    Parameters
+    ----------
+    lam : float
+        The penalty's weight, finite and >= 0.
+    k : int, optional
+        Expected-gradients references (and α's) per example, 1 to 65536, default 1.
+    references : array-like, shape (R, *input_shape), optional
+        The rows references are drawn from; None (the default): the other examples of the mini-batch.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``lam`` is negative or not finite, ``k`` is out of range, or ``k`` or
+        ``references`` is given to a prior that draws none; ``SA_ERR_SHAPE`` (when a call checks the prior against
+        a model) for references not of the model's input shape.
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> sa.priors.L1(0.1, k=2)
+    L1(lam=0.1, k=2)
+    >>> sa.priors.L1(-1.0)
+    Traceback (most recent call last):
+    ...
+    swiftattr._ffi.SwiftAttrError: lam must be finite and non-negative (got -1.0)
+    """
 
     samples = True
 
@@ -98,7 +125,39 @@ class Prior:
     def draws(self, n: int, seed: int, step: int = 0):
         """The references and α's the prior draws for a mini-batch of ``n`` examples at global step ``step``
         (from 0) of a run seeded ``seed``: ``(index, alpha)``, each of shape (n, k); ``index[i, j]`` is the row of
-        ``references`` (or, without, of the mini-batch) that is reference j of example i."""
+        ``references`` (or, without, of the mini-batch) that is reference j of example i.
+
+        Parameters
+        ----------
+        n : int
+            Mini-batch size, >= 1.
+        seed : int
+            The run's seed.
+        step : int, optional
+            Global step, from 0 (default 0).
+
+        Returns
+        -------
+        index : numpy.ndarray, int64, shape (n, k)
+        alpha : numpy.ndarray, float32, shape (n, k)
+            In [0, 1].
+
+        Raises
+        ------
+        SwiftAttrError
+            ``SA_ERR_INVALID_ARGUMENT`` for a prior that draws no references or an argument out of range.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa
+        >>> index, alpha = sa.priors.L1(0.1, k=3).draws(4, seed=0)
+        >>> index.shape, alpha.shape
+        ((4, 3), (4, 3))
+        >>> bool((index != np.arange(4)[:, None]).all())        # never the example itself
+        True
+        >>> bool(np.array_equal(index, sa.priors.L1(0.1, k=3).draws(4, seed=0)[0]))
+        True
+        """
         if not self.samples:
             raise SwiftAttrError(f"{type(self).__name__} draws no references")
         n = as_int(n, "n", 1)
@@ -111,7 +170,30 @@ class Prior:
 
 
 class L1(Prior):
-    """lam · mean |phi| (sparsity of the expected-gradients attributions)."""
+    """lam · mean |phi| (sparsity of the expected-gradients attributions; Erion et al.).
+
+    Parameters
+    ----------
+    lam : float
+    k : int, optional
+        Default 1.
+    references : array-like, shape (R, *input_shape), optional
+
+    Raises
+    ------
+    SwiftAttrError
+        As :class:`Prior`.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.ones((2, 2)))])
+    >>> X, y = np.ones((4, 2)), np.zeros(4, dtype=np.int64)
+    >>> base, _ = sa.loss_and_gradients(net, X, y, seed=0)
+    >>> total, _ = sa.loss_and_gradients(net, X, y, prior=sa.priors.L1(0.5, references=np.zeros((1, 2))), seed=0)
+    >>> round(total - base, 3)          # a linear model: phi = (x − 0) · w = 1 for every feature
+    0.5
+    """
 
     def __init__(self, lam: float, k: int = 1, references=None):
         super().__init__(lam, k, references)
@@ -121,7 +203,31 @@ class L1(Prior):
 
 
 class Gini(Prior):
-    """−lam · Gini(mean_n |phi_n|): rewards attributions concentrated on few features."""
+    """−lam · Gini(mean_n |phi_n|): rewards attributions concentrated on few features (Erion et al.),
+    Gini(v) = ½ mean_jk |v_j − v_k| / mean(v).
+
+    Parameters
+    ----------
+    lam : float
+    k : int, optional
+        Default 1.
+    references : array-like, shape (R, *input_shape), optional
+
+    Raises
+    ------
+    SwiftAttrError
+        As :class:`Prior`.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[2.0, 0.0], [0.0, 0.0]]))])
+    >>> X, y = np.ones((4, 2)), np.zeros(4, dtype=np.int64)
+    >>> base, _ = sa.loss_and_gradients(net, X, y, seed=0)
+    >>> total, _ = sa.loss_and_gradients(net, X, y, prior=sa.priors.Gini(1.0, references=np.zeros((1, 2))), seed=0)
+    >>> round(total - base, 3)          # pbar = (2, 0): Gini = ½ · mean(0, 2, 2, 0) / 1 = 0.5
+    -0.5
+    """
 
     def __init__(self, lam: float, k: int = 1, references=None):
         super().__init__(lam, k, references)
@@ -131,7 +237,32 @@ class Gini(Prior):
 
 
 class TotalVariation(Prior):
-    """lam · mean_n total variation of the attribution image (inputs of shape (C, H, W))."""
+    """lam · mean_n total variation of the attribution image (inputs of shape (C, H, W)): Σ_c Σ |differences of
+    phi between vertical and horizontal neighbours| (Erion et al.).
+
+    Parameters
+    ----------
+    lam : float
+    k : int, optional
+        Default 1.
+    references : array-like, shape (R, C, H, W), optional
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` (when checked against a model) when its input is not an image (C, H, W); as
+        :class:`Prior` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Flatten(), sa.Linear(np.ones((2, 4)))], input_shape=(1, 2, 2))
+    >>> X, y = np.ones((3, 1, 2, 2)), np.zeros(3, dtype=np.int64)
+    >>> tv = sa.priors.TotalVariation(1.0, references=np.zeros((1, 1, 2, 2)))
+    >>> loss, grads = sa.loss_and_gradients(net, X, y, prior=tv, seed=0)
+    >>> round(loss - sa.loss_and_gradients(net, X, y, seed=0)[0], 3)   # phi is constant: no variation
+    0.0
+    """
 
     def __init__(self, lam: float, k: int = 1, references=None):
         super().__init__(lam, k, references)
@@ -147,7 +278,33 @@ class TotalVariation(Prior):
 
 
 class Graph(Prior):
-    """lam · pbarᵀ (D − A) pbar over the input elements; ``adjacency``: d × d (d = the model's input size)."""
+    """lam · pbarᵀ (D − A) pbar over the input elements; ``adjacency``: d × d (d = the model's input size),
+    D its row sums on the diagonal, pbar_j = mean_n |phi_nj| (Erion et al.'s graph prior).
+
+    Parameters
+    ----------
+    adjacency : array-like, shape (d, d)
+    lam : float
+    k : int, optional
+        Default 1.
+    references : array-like, shape (R, *input_shape), optional
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` when ``adjacency`` is not square, or (checked against a model) not (d, d); as
+        :class:`Prior` otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 3.0], [0.0, 0.0]]))])
+    >>> X, y = np.ones((4, 2)), np.zeros(4, dtype=np.int64)
+    >>> prior = sa.priors.Graph(np.array([[0.0, 1.0], [1.0, 0.0]]), 1.0, references=np.zeros((1, 2)))
+    >>> total, _ = sa.loss_and_gradients(net, X, y, prior=prior, seed=0)
+    >>> round(total - sa.loss_and_gradients(net, X, y, seed=0)[0], 3)   # (1 − 3)² for pbar = (1, 3)
+    4.0
+    """
 
     def __init__(self, adjacency, lam: float, k: int = 1, references=None):
         super().__init__(lam, k, references)
@@ -168,7 +325,31 @@ class Graph(Prior):
 
 
 class InputGradient(Prior):
-    """lam · mean_n Σ (mask ⊙ ∂/∂x Σ_c log softmax(f(x))_c)²; ``mask`` of the model's input shape (or flat)."""
+    """lam · mean_n Σ (mask ⊙ ∂/∂x Σ_c log softmax(f(x))_c)²; ``mask`` of the model's input shape (or flat).
+
+    Ross, Hughes, Doshi-Velez (2017), "Right for the right reasons"; it draws no references.
+
+    Parameters
+    ----------
+    mask : array-like, shape input_shape or (d,)
+        1 where input gradients are penalised.
+    lam : float
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_SHAPE`` (checked against a model) when ``mask`` is neither the input shape nor flat of its size.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0], [0.0, 0.0]]))])
+    >>> X, y = np.tile([np.log(3.0), 0.0], (2, 1)), np.zeros(2, dtype=np.int64)   # p = (3/4, 1/4)
+    >>> prior = sa.priors.InputGradient(np.array([0.0, 1.0]), 1.0)
+    >>> total, _ = sa.loss_and_gradients(net, X, y, prior=prior)
+    >>> round(total - sa.loss_and_gradients(net, X, y)[0], 3)     # (∂/∂x_1 Σ_c log p_c)² = (2 − 2·¾·2)² = 1
+    1.0
+    """
 
     samples = False
 
@@ -189,7 +370,34 @@ class InputGradient(Prior):
 
 def handles(prior, net):
     """(list of live handles, ctypes array of their pointers or None) for ``prior``: None, a Prior or a list of
-    them, each checked against ``net``."""
+    them, each checked against ``net``.
+
+    Parameters
+    ----------
+    prior : None, Prior or list of Prior
+    net : Network
+
+    Returns
+    -------
+    owned : list
+        The live handles (keep them until the C call returns).
+    array : ctypes array of void pointers, or None
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when an entry is not a prior; a prior's error when it does not fit ``net``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.ones((2, 3)))])
+    >>> handles(None, net)
+    ([], None)
+    >>> owned, array = handles([sa.priors.L1(0.1), sa.priors.Gini(0.1)], net)
+    >>> len(owned), len(array)
+    (2, 2)
+    """
     if prior is None:
         return [], None
     items = list(prior) if isinstance(prior, (list, tuple)) else [prior]
@@ -206,7 +414,19 @@ def handles(prior, net):
 
 def finished(prior, owned) -> None:
     """After a call that used ``owned`` (from :func:`handles` for ``prior``): stateful priors (DAPr) keep what
-    the run learned."""
+    the run learned.
+
+    Parameters
+    ----------
+    prior : None, Prior or list of Prior
+    owned : list
+        What :func:`handles` returned for ``prior``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> finished(None, [])       # nothing to keep
+    """
     if prior is None:
         return
     items = list(prior) if isinstance(prior, (list, tuple)) else [prior]

@@ -26,6 +26,12 @@ def build_info() -> dict:
     ``threads`` (the library's thread count), ``processors``, ``threads_env_ignored``, ``cpu`` (the model
     name), ``cpu_avx2`` and ``arch``.
 
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
     >>> info = build_info()
     >>> info["threads"] >= 1 and info["blas"] in ("scipy-openblas32", "system-openblas")
     True
@@ -41,18 +47,66 @@ def set_num_threads(n: int) -> None:
     factorisations) runs OpenBLAS on that many threads. The library's OpenBLAS is its own copy, so numpy's
     and scipy's thread settings are not touched, and this setting does not touch theirs. Results do not
     depend on the count beyond float32 rounding; one count gives bit-identical results run to run.
+
+    Parameters
+    ----------
+    n : int
+        In 1..256.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_INVALID_ARGUMENT`` when ``n`` is not an integer in 1..256.
+
+    Examples
+    --------
+    >>> before = get_num_threads()
+    >>> set_num_threads(1); get_num_threads()
+    1
+    >>> set_num_threads(before)
+    >>> set_num_threads(0)
+    Traceback (most recent call last):
+    ...
+    swiftattr._ffi.SwiftAttrError: n must be in [1, 256] (got 0)
     """
     check(lib.sa_set_num_threads(as_int(n, "n", 1, MAX_THREADS)))
 
 
 def get_num_threads() -> int:
-    """The library's thread count (see :func:`set_num_threads`)."""
+    """The library's thread count (see :func:`set_num_threads`).
+
+    Returns
+    -------
+    int
+        In 1..256.
+
+    Examples
+    --------
+    >>> 1 <= get_num_threads() <= MAX_THREADS
+    True
+    """
     return int(lib.sa_get_num_threads())
 
 
 def warn_about_environment() -> None:
     """Warn once, at import, when the BLAS runs a generic kernel on a CPU with AVX2, or when
-    ``SWIFTATTR_NUM_THREADS`` was set to something that is not a thread count."""
+    ``SWIFTATTR_NUM_THREADS`` was set to something that is not a thread count.
+
+    Warns
+    -----
+    RuntimeWarning
+        Naming the BLAS, its kernel, the CPU and the cause (a forced ``OPENBLAS_CORETYPE``, the system's
+        OpenBLAS, or an OpenBLAS too old for the CPU), or the ignored ``SWIFTATTR_NUM_THREADS``.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_about_environment()
+    >>> all(issubclass(w.category, RuntimeWarning) for w in caught)
+    True
+    """
     info = build_info()
     if info.get("blas_kernel_generic"):
         forced = os.environ.get("OPENBLAS_CORETYPE")

@@ -63,7 +63,45 @@ def loss_and_gradients(net, X, y, loss: str = "cross_entropy", prior=None, seed:
     """The mean ``loss`` over the batch ``X`` with labels ``y`` plus the attribution priors ``prior`` (None, one
     prior of :mod:`swiftattr.priors` or a list of them), and the gradient of that sum with respect to every
     parameter: ``(loss, [arrays in net.parameters() order and shapes])``. The priors draw their references and
-    α's as at the first step of a training run seeded ``seed`` (None: a fresh seed)."""
+    α's as at the first step of a training run seeded ``seed`` (None: a fresh seed).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+    X : array-like, shape (n, *input_shape)
+    y : array-like
+        Integer class indices of shape (n,) for ``"cross_entropy"``; floats of shape (n, *output_shape) (or (n,)
+        for one output) for ``"mse"`` and ``"binary_cross_entropy"``.
+    loss : {"cross_entropy", "mse", "binary_cross_entropy"}, optional
+        Default ``"cross_entropy"``.
+    prior : Prior or list of Prior, optional
+        Default None (the loss alone).
+    seed : int, optional
+        Seeds the priors' draws; default None (a fresh seed).
+
+    Returns
+    -------
+    loss : float
+    gradients : list of numpy.ndarray, float32, shapes ``net.parameter_shapes()``
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_UNKNOWN_ENUM`` for an unknown ``loss``; ``SA_ERR_SHAPE`` for ``X`` or ``y`` of the wrong shape;
+        ``SA_ERR_OUT_OF_RANGE`` for a class index outside 0..<outputs; ``SA_ERR_INVALID_ARGUMENT`` for labels of
+        the wrong dtype; ``SA_ERR_NON_FINITE`` for NaN or infinite values in ``X``; a prior's error when it does not
+        fit ``net``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.zeros((2, 3)))])
+    >>> loss, grads = sa.loss_and_gradients(net, np.ones((4, 3)), np.array([0, 1, 1, 1]))
+    >>> round(loss, 3), [g.shape for g in grads]           # equal logits: the loss is log 2
+    (0.693, [(2, 3), (2,)])
+    >>> round(float(grads[1][0]), 3)                       # d/db_0 = mean(softmax_0 − [y = 0]) = 0.5 − 0.25
+    0.25
+    """
     net = network_for(net, X)
     code = as_choice(loss, _ffi.LOSSES, "loss")
     seed_value = _seed(seed)
@@ -118,7 +156,80 @@ def train(net, X, y, loss: str = "cross_entropy", optimizer: str = "adam", lr: f
 
     ``history`` is a dict of per-epoch lists (``train_loss``; ``val_loss`` and, for classification losses,
     ``val_accuracy`` with a validation set), plus ``epochs`` (how many ran) and ``best_epoch`` (from 1, with a
-    validation set). A NaN or infinite loss raises SwiftAttrError naming the epoch and step."""
+    validation set). A NaN or infinite loss raises SwiftAttrError naming the epoch and step.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+    X : array-like, shape (n, *input_shape)
+    y : array-like
+        As for :func:`loss_and_gradients`.
+    loss : {"cross_entropy", "mse", "binary_cross_entropy"}, optional
+        Default ``"cross_entropy"``.
+    optimizer : {"adam", "sgd"}, optional
+        Default ``"adam"``.
+    lr : float, optional
+        Learning rate, default 1e-3.
+    epochs : int, optional
+        Default 10.
+    batch_size : int, optional
+        Default 32.
+    weight_decay, momentum : float, optional
+        Default 0.0 (momentum applies to SGD).
+    betas : pair of float, optional
+        Adam's (β1, β2), default (0.9, 0.999).
+    eps : float, optional
+        Adam's ε, default 1e-8.
+    prior : Prior or list of Prior, optional
+        Default None (no prior).
+    validation : pair (X_val, y_val), optional
+        Default None.
+    patience : int, optional
+        Epochs without improvement before stopping, >= 1; default None (no early stopping).
+    metric : {"loss", "accuracy"}, optional
+        What early stopping and ``best_epoch`` follow, default ``"loss"``.
+    seed : int, optional
+        Default None (a fresh seed).
+    shuffle : bool, optional
+        Default True.
+    initialize : bool, optional
+        Re-initialise the parameters (PyTorch's default rule) before training, default False.
+    callback : callable ``(epoch, logs) -> bool``, optional
+        Default None.
+    progress : None, True or False, optional
+        The per-epoch tqdm bar, default None (shown when tqdm is importable).
+
+    Returns
+    -------
+    net : Network
+        The trained network (a new one).
+    history : dict
+        ``train_loss`` (list of float, one per epoch), ``epochs``, and with a validation set ``val_loss``,
+        ``val_accuracy`` (classification losses) and ``best_epoch``.
+
+    Raises
+    ------
+    SwiftAttrError
+        ``SA_ERR_UNKNOWN_ENUM`` for an unknown loss, optimizer or metric; ``SA_ERR_INVALID_ARGUMENT`` for a
+        malformed argument (``patience`` without ``validation``, a non-callable ``callback``, ...); the errors of
+        :func:`loss_and_gradients` for the data; ``SA_ERR_NUMERICAL`` for a NaN or infinite loss, gradient or
+        weight. An exception raised by ``callback`` is re-raised.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 2)).astype(np.float32); y = (X[:, 0] > 0).astype(np.int64)
+    >>> net = sa.Sequential([sa.Linear(np.zeros((2, 2)))])
+    >>> trained, history = sa.train(net, X, y, lr=0.1, epochs=5, batch_size=16, seed=0, progress=False)
+    >>> history["epochs"], len(history["train_loss"]), history["train_loss"][-1] < history["train_loss"][0]
+    (5, 5, True)
+    >>> bool((trained.forward(X).argmax(1) == y).mean() > 0.9)
+    True
+    >>> again, _ = sa.train(net, X, y, lr=0.1, epochs=5, batch_size=16, seed=0, progress=False)
+    >>> bool(np.array_equal(again.parameters()[0], trained.parameters()[0]))   # one seed, one thread count
+    True
+    """
     net = network_for(net, X)
     o = lib.sa_train_default_options()
     o.loss = as_choice(loss, _ffi.LOSSES, "loss")
