@@ -179,14 +179,13 @@ def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = T
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
-        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of
-        range for the model's outputs (SA_ERR_OUT_OF_RANGE);
-        when ``layer`` names no node.
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``layer`` names no node.
 
     Examples
     --------
@@ -245,14 +244,13 @@ def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
-        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of
-        range for the model's outputs (SA_ERR_OUT_OF_RANGE);
-        when ``layer`` names no node.
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``layer`` names no node.
 
     Examples
     --------
@@ -390,15 +388,15 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
         The attributions ((n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``).
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
-        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of
-        range for the model's outputs (SA_ERR_OUT_OF_RANGE);
-        when ``baselines`` has another shape (SA_ERR_SHAPE); for an unknown ``method``
-        (SA_ERR_UNKNOWN_ENUM); for ``n_steps`` < 1; for ``multiply_by_inputs=False`` with ``layer``.
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``baselines`` has another shape (SA_ERR_SHAPE); for an
+        unknown ``method`` (SA_ERR_UNKNOWN_ENUM); for ``n_steps`` < 1; for ``multiply_by_inputs=False`` with
+        ``layer``.
 
     Examples
     --------
@@ -483,15 +481,14 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
-        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of
-        range for the model's outputs (SA_ERR_OUT_OF_RANGE);
-        when ``references`` does not have the input shape (SA_ERR_SHAPE); for a negative
-        ``seed`` or ``n_samples`` < 1.
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``references`` does not have the input shape
+        (SA_ERR_SHAPE); for a negative ``seed`` or ``n_samples`` < 1.
 
     Examples
     --------
@@ -568,14 +565,14 @@ def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples:
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
-        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of
-        range for the model's outputs (SA_ERR_OUT_OF_RANGE);
-        for an unknown ``nt_type`` (SA_ERR_UNKNOWN_ENUM); for a negative ``seed``.
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); for an unknown ``nt_type`` (SA_ERR_UNKNOWN_ENUM); for a
+        negative ``seed``.
 
     Examples
     --------

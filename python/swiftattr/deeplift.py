@@ -91,15 +91,14 @@ def deeplift(net, inputs, baselines=None, target=None, rule: str = "rescale", ma
         with ``layer``.
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE); for an unknown ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); for RevealCancel
-        after an LSTM;
-        when ``baselines`` has another shape (SA_ERR_SHAPE).
+        (SA_ERR_OUT_OF_RANGE); for an unknown ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); for RevealCancel after
+        an LSTM; when ``baselines`` has another shape (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -186,16 +185,15 @@ def deepshap(net, inputs, references, target=None, rule: str = "rescale", intern
         (n, L) or (n, L, E) for token networks.
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE); for an unknown ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); for RevealCancel
-        after an LSTM;
-        when the reference set is empty (SA_ERR_INVALID_ARGUMENT) or
-        ``references`` does not have the input shape (SA_ERR_SHAPE).
+        (SA_ERR_OUT_OF_RANGE); for an unknown ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); for RevealCancel after
+        an LSTM; when the reference set is empty (SA_ERR_INVALID_ARGUMENT) or ``references`` does not have the input
+        shape (SA_ERR_SHAPE).
 
     Examples
     --------

@@ -123,16 +123,15 @@ def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int =
     -------
     numpy.ndarray of float32, shape (N, p, p), or (N, p) with ``interaction_index``
         Token networks: (N, L, L) or (N, L) summed, (N, L·E, L·E) or (N, L·E) with ``sum_embedding=False``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE);
-        when ``baselines`` has another shape (SA_ERR_SHAPE); for an unknown ``method``
-        (SA_ERR_UNKNOWN_ENUM); for ``interaction_index`` out of range (SA_ERR_OUT_OF_RANGE); for a
-        ``softplus_beta`` that is not positive and finite.
+        (SA_ERR_OUT_OF_RANGE); when ``baselines`` has another shape (SA_ERR_SHAPE); for an unknown ``method``
+        (SA_ERR_UNKNOWN_ENUM); for ``interaction_index`` out of range (SA_ERR_OUT_OF_RANGE); for a ``softplus_beta``
+        that is not positive and finite.
 
     Examples
     --------
@@ -217,14 +216,13 @@ def expected_hessians(net, inputs, references, target=None, n_samples: int = 200
     -------
     numpy.ndarray of float32, shape (N, p, p), or (N, p) with ``interaction_index``
         Token networks as in :func:`integrated_hessians`.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE);
-        when ``references`` does not have the input shape (SA_ERR_SHAPE); for
+        (SA_ERR_OUT_OF_RANGE); when ``references`` does not have the input shape (SA_ERR_SHAPE); for
         ``interaction_index`` out of range (SA_ERR_OUT_OF_RANGE); for a negative ``seed``.
 
     Examples
@@ -285,14 +283,13 @@ def hessian_vector_product(net, inputs, v, target=None, return_gradient: bool = 
     -------
     numpy.ndarray of float32, shape of ``inputs``
         H(x_i) v_i; with ``return_gradient`` the pair ``(gradient, hv)``, both of that shape.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE);
-        when ``v`` does not have the shape of ``inputs`` (SA_ERR_SHAPE).
+        (SA_ERR_OUT_OF_RANGE); when ``v`` does not have the shape of ``inputs`` (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -345,7 +342,7 @@ def hessian(net, inputs, target=None, internal_batch_size: Optional[int] = None)
     -------
     numpy.ndarray of float32, shape (N, p, p)
         p = prod(input_shape).
-    
+
     Raises
     ------
     SwiftAttrError

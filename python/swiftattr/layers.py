@@ -48,8 +48,8 @@ def layer_index(net, layer) -> int:
     Raises
     ------
     SwiftAttrError
-        For an unknown name, or a module called more than once (SA_ERR_INVALID_ARGUMENT: the message lists its
-        node indices); for an index out of range (SA_ERR_OUT_OF_RANGE).
+        For an unknown name, or a module called more than once (SA_ERR_INVALID_ARGUMENT: the message lists its node
+        indices); for an index out of range (SA_ERR_OUT_OF_RANGE).
 
     Examples
     --------
@@ -133,15 +133,14 @@ def layer_saliency(net, inputs, layer, target=None, abs: bool = True, internal_b
     Returns
     -------
     numpy.ndarray of float32, shape (n, *layer output shape)
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT).
 
     Examples
     --------
@@ -193,15 +192,14 @@ def layer_gradient_x_activation(net, inputs, layer, target=None, internal_batch_
     Returns
     -------
     numpy.ndarray of float32, shape (n, *layer output shape)
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT).
 
     Examples
     --------
@@ -284,17 +282,15 @@ def layer_integrated_gradients(net, inputs, layer, baselines=None, target=None, 
     numpy.ndarray of float32, shape (n, *layer output shape)
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT);
-        for an unknown ``method`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has another shape
-        (SA_ERR_SHAPE).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an unknown
+        ``method`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has another shape (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -354,17 +350,15 @@ def layer_conductance(net, inputs, layer, baselines=None, target=None, n_steps: 
     numpy.ndarray of float32, shape (n, *layer output shape)
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT);
-        for an unknown ``method`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has another shape
-        (SA_ERR_SHAPE).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an unknown
+        ``method`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has another shape (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -432,17 +426,15 @@ def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = 
     numpy.ndarray of float32, shape (n, *layer output shape)
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(attributions, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT);
-        for an unknown ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has
-        another shape (SA_ERR_SHAPE).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an unknown
+        ``rule`` or ``maxpool`` (SA_ERR_UNKNOWN_ENUM); when ``baselines`` has another shape (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -516,16 +508,15 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     numpy.ndarray of float32, shape (n, 1, *spatial)
         The input's spatial shape with ``upsample``, else the layer's; (n, 1) for a layer without spatial
         axes.
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT);
-        for an unknown ``upsample`` or ``interpolate_mode`` (SA_ERR_UNKNOWN_ENUM).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an unknown
+        ``upsample`` or ``interpolate_mode`` (SA_ERR_UNKNOWN_ENUM).
 
     Examples
     --------
@@ -593,17 +584,16 @@ def guided_grad_cam(net, inputs, layer, target=None, interpolate_mode: str = "ne
     -------
     numpy.ndarray of float32, shape (n, C, *spatial)
         The shape of ``inputs``.
-    
+
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name,
-        SA_ERR_OUT_OF_RANGE for an index); when ``inputs`` does not have the network's input shape
-        (SA_ERR_SHAPE); when ``target`` is missing for a model with several outputs, has neither 1 nor n
-        entries (SA_ERR_SHAPE) or is out of range (SA_ERR_OUT_OF_RANGE); for
-        ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT);
-        for an input without channel and spatial axes, or a layer whose GradCAM does not
-        upsample to the input's spatial shape (SA_ERR_SHAPE).
+        When ``layer`` names no node (SA_ERR_INVALID_ARGUMENT for an unknown or ambiguous name, SA_ERR_OUT_OF_RANGE
+        for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
+        missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an input without
+        channel and spatial axes, or a layer whose GradCAM does not upsample to the input's spatial shape
+        (SA_ERR_SHAPE).
 
     Examples
     --------
@@ -677,10 +667,10 @@ def neuron_integrated_gradients(net, inputs, layer, neuron, baselines=None, n_st
     Raises
     ------
     SwiftAttrError
-        When ``layer`` names no node; when ``neuron`` is out of range for the layer's output
-        (SA_ERR_OUT_OF_RANGE) or a tuple of the wrong length (SA_ERR_SHAPE); when ``inputs`` or ``baselines``
-        have the wrong shape (SA_ERR_SHAPE); for an unknown ``method`` (SA_ERR_UNKNOWN_ENUM);
-        for ``attribute_to_neuron_input=True`` (SA_ERR_INVALID_ARGUMENT).
+        When ``layer`` names no node; when ``neuron`` is out of range for the layer's output (SA_ERR_OUT_OF_RANGE)
+        or a tuple of the wrong length (SA_ERR_SHAPE); when ``inputs`` or ``baselines`` have the wrong shape
+        (SA_ERR_SHAPE); for an unknown ``method`` (SA_ERR_UNKNOWN_ENUM); for ``attribute_to_neuron_input=True``
+        (SA_ERR_INVALID_ARGUMENT).
 
     Examples
     --------
@@ -800,10 +790,10 @@ def noise_tunnel(method, net, inputs, nt_type: str = "smoothgrad", nt_samples: i
     Raises
     ------
     SwiftAttrError
-        For an unknown method name or ``nt_type`` (SA_ERR_UNKNOWN_ENUM); for a token network; for ``noise`` of
-        the wrong shape (SA_ERR_SHAPE); for ``return_convergence_delta`` with a method that has none; for
-        ``draw_baseline_from_distrib`` without ``baselines`` or with a method that takes none; and whatever
-        the method raises for its arguments.
+        For an unknown method name or ``nt_type`` (SA_ERR_UNKNOWN_ENUM); for a token network; for ``noise`` of the
+        wrong shape (SA_ERR_SHAPE); for ``return_convergence_delta`` with a method that has none; for
+        ``draw_baseline_from_distrib`` without ``baselines`` or with a method that takes none; and whatever the
+        method raises for its arguments.
 
     Examples
     --------

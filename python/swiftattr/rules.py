@@ -158,17 +158,16 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
         The input relevances ((n, L) or (n, L, E) for token networks).
     delta : numpy.ndarray of float32, shape (n,)
         Only with ``return_convergence_delta``: ``(relevance, delta)``.
-    
+
     Raises
     ------
     SwiftAttrError
         When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
         model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
-        (SA_ERR_OUT_OF_RANGE);
-        for an unknown rule name (SA_ERR_UNKNOWN_ENUM); for a per-node list
-        of the wrong length (SA_ERR_SHAPE) or a node that does not exist (SA_ERR_OUT_OF_RANGE); for only one
-        of ``low`` and ``high``, or bounds of the wrong shape (SA_ERR_SHAPE); for a "zb" node that does not
-        read the input, or an LSTM.
+        (SA_ERR_OUT_OF_RANGE); for an unknown rule name (SA_ERR_UNKNOWN_ENUM); for a per-node list of the wrong
+        length (SA_ERR_SHAPE) or a node that does not exist (SA_ERR_OUT_OF_RANGE); for only one of ``low`` and
+        ``high``, or bounds of the wrong shape (SA_ERR_SHAPE); for a "zb" node that does not read the input, or an
+        LSTM.
 
     Examples
     --------
@@ -261,7 +260,7 @@ def guided_backprop(net, inputs, target=None, internal_batch_size: Optional[int]
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks.
-    
+
     Raises
     ------
     SwiftAttrError
@@ -313,7 +312,7 @@ def deconvolution(net, inputs, target=None, internal_batch_size: Optional[int] =
     -------
     numpy.ndarray of float32, shape (n, *input_shape)
         (n, L) or (n, L, E) for token networks.
-    
+
     Raises
     ------
     SwiftAttrError
