@@ -151,9 +151,57 @@ def _seed(seed) -> int:
 
 @long_call
 def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = True, layer=None) -> np.ndarray:
-    """Gradient of the target output with respect to the inputs (its absolute value when ``abs``; token
-    networks: at the embedding output, see the module notes). ``layer``: with respect to that node's output
-    instead (a module name or node index; see :mod:`swiftattr.layers`)."""
+    """    Saliency map: the gradient of the target output with respect to the inputs, |∂f_t/∂x| when ``abs``.
+
+    Simonyan, Vedaldi, Zisserman 2014, "Deep inside convolutional networks" (Captum's ``Saliency``). Token
+    networks: at the embedding output (see the module notes).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example (ints, a numpy array or a
+        torch tensor). Default None, allowed only for a model with one output.
+    abs : bool, default True
+        Return the absolute value of the gradient (Captum's default); False gives the signed gradient.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+    layer : str or int, optional
+        With respect to that node's output instead (a module name or node index; see :mod:`swiftattr.layers`
+        and :func:`swiftattr.layers.layer_saliency`). Default None: the inputs.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``layer`` names no node.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(3, 4)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W)])                  # f(x) = W x
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> g = sa.saliency(net, x, target=1)
+    >>> g.shape
+    (5, 4)
+    >>> bool(np.allclose(g, np.abs(W[1])))                   # the gradient of W[1]·x is W[1]
+    True
+    >>> bool(np.allclose(sa.saliency(net, x, target=1, abs=False), W[1]))
+    True
+    """
     if layer is not None:
         from .layers import layer_saliency
         return layer_saliency(net, inputs, layer, target, abs)
@@ -171,9 +219,53 @@ def saliency(net, inputs, target=None, abs: bool = True, sum_embedding: bool = T
 
 @long_call
 def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer=None) -> np.ndarray:
-    """Inputs times the gradient of the target output (token networks: embedding vectors times the
-    gradient there). ``layer``: that node's output times the gradient there (Captum's
-    LayerGradientXActivation; see :mod:`swiftattr.layers`)."""
+    """    Input × gradient: x ⊙ ∂f_t/∂x (Shrikumar et al. 2016; Captum's ``InputXGradient``).
+
+    Token networks: embedding vectors times the gradient there.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example (ints, a numpy array or a
+        torch tensor). Default None, allowed only for a model with one output.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+    layer : str or int, optional
+        That node's output times the gradient there instead (Captum's LayerGradientXActivation; a module name
+        or node index, see :mod:`swiftattr.layers`). Default None: the inputs.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``layer`` names no node.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(3, 4)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W)])                  # f(x) = W x
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> phi = sa.input_x_gradient(net, x, target=[0, 1, 2, 0, 1])   # one target per example
+    >>> phi.shape
+    (5, 4)
+    >>> f = net.forward(x)                                   # a linear model without bias: Σφ = f_t(x)
+    >>> bool(np.allclose(phi.sum(axis=1), f[np.arange(5), [0, 1, 2, 0, 1]], atol=1e-5))
+    True
+    """
     if layer is not None:
         from .layers import layer_gradient_x_activation
         return layer_gradient_x_activation(net, inputs, layer, target)
@@ -190,9 +282,48 @@ def input_x_gradient(net, inputs, target=None, sum_embedding: bool = True, layer
 
 @long_call
 def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarray:
-    """Vector–Jacobian product: the gradient of sum(grad_outputs * net(inputs)) with respect to inputs.
-    ``grad_outputs`` has the shape of ``net.forward(inputs)``, (n, *output_shape), or (n, output_size).
-    Token networks: with respect to the embedding output."""
+    """    Vector–Jacobian product: the gradient of Σ grad_outputs ⊙ net(inputs) with respect to the inputs.
+
+    Token networks: with respect to the embedding output.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    grad_outputs : array_like, shape (n, *output_shape) or (n, output_size)
+        One row of output weights per example (the shape of ``net.forward(inputs)``, or flattened).
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        Σ_k grad_outputs[i, k] ∂f_k/∂x at each example i ((n, L) or (n, L, E) for token networks).
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape or ``grad_outputs`` is not one row of
+        ``output_size`` weights per example (SA_ERR_SHAPE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(3, 4)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W)])                  # f(x) = W x
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> v = np.zeros((5, 3), np.float32); v[:, 2] = 1        # one-hot rows: the gradient of output 2
+    >>> g = sa.gradient(net, x, v)
+    >>> g.shape
+    (5, 4)
+    >>> bool(np.allclose(g, sa.saliency(net, x, target=2, abs=False)))
+    True
+    """
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -211,15 +342,77 @@ def gradient(net, inputs, grad_outputs, sum_embedding: bool = True) -> np.ndarra
 def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int = 50, method: str = "gausslegendre",
                          internal_batch_size: Optional[int] = None, return_convergence_delta: bool = False,
                          sum_embedding: bool = True, layer=None, multiply_by_inputs: bool = True):
-    """Integrated Gradients (Sundararajan et al. 2017): (x − x') ⊙ ∫₀¹ ∇f(x' + α(x − x')) dα.
+    """    Integrated Gradients (Sundararajan, Taly, Yan 2017, "Axiomatic attribution for deep networks").
 
-    ``method``: riemann_left, riemann_right, riemann_middle, riemann_trapezoid or gausslegendre.
-    ``internal_batch_size`` bounds the number of path points evaluated at once (memory). With
-    ``return_convergence_delta`` also returns Σφ − (f(x) − f(x')) per example. ``multiply_by_inputs=False``
-    (Captum's name) returns the path-integrated gradient ∫₀¹ ∇f(x' + α(x − x')) dα instead of its product with
-    x − x' (the delta stays that of the attributions). Token networks: the path runs between embedding vectors
-    (see the module notes for ``sum_embedding`` and the forms of ``baselines``). ``layer``: Captum's
-    LayerIntegratedGradients at that node's output (see :func:`swiftattr.layers.layer_integrated_gradients`)."""
+    φ = (x − x') ⊙ ∫₀¹ ∇f_t(x' + α(x − x')) dα, computed by a quadrature of ``n_steps`` points along the path
+    from the baseline x' to x (Captum's ``IntegratedGradients``). Completeness: Σφ = f_t(x) − f_t(x') up to the
+    quadrature error. Token networks: the path runs between embedding vectors (see the module notes for
+    ``sum_embedding`` and the forms of ``baselines``).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    baselines : float or array_like, optional
+        The baseline x': None (zeros, the default), a scalar (every feature), one example of the input shape
+        (shared) or one per example, (n, *input_shape). Token networks: token ids ((L,), (n, L)) or embedding
+        vectors ((n, L, E); one example as (1, L, E)); None means zero embedding vectors.
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example (ints, a numpy array or a
+        torch tensor). Default None, allowed only for a model with one output.
+    n_steps : int, default 50
+        Number of quadrature points on the path.
+    method : str, default "gausslegendre"
+        The quadrature: "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid" or
+        "gausslegendre".
+    internal_batch_size : int, optional
+        At most this many path points are evaluated at once (bounds memory). Default None: the library's budget.
+    return_convergence_delta : bool, default False
+        Also return the completeness error Σφ − (f_t(x) − f_t(x')) per example.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+    layer : str or int, optional
+        Captum's LayerIntegratedGradients at that node's output (a module name or node index; see
+        :func:`swiftattr.layers.layer_integrated_gradients`). Default None: the inputs.
+    multiply_by_inputs : bool, default True
+        False (Captum's name) returns the path-integrated gradient ∫₀¹ ∇f_t(x' + α(x − x')) dα instead of its
+        product with x − x' (the delta stays that of the attributions). Not supported with ``layer``.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        The attributions ((n, L) or (n, L, E) for token networks; (n, *layer output shape) with ``layer``).
+    delta : numpy.ndarray of float32, shape (n,)
+        Only with ``return_convergence_delta``: ``(attributions, delta)``.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``baselines`` has another shape (SA_ERR_SHAPE); for an
+        unknown ``method`` (SA_ERR_UNKNOWN_ENUM); for ``n_steps`` < 1; for ``multiply_by_inputs=False`` with
+        ``layer``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 4))), sa.Tanh(), sa.Linear(rng.normal(size=(3, 8)))])
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> phi, delta = sa.integrated_gradients(net, x, target=0, return_convergence_delta=True)
+    >>> phi.shape, delta.shape
+    ((5, 4), (5,))
+    >>> f, f0 = net.forward(x)[:, 0], net.forward(np.zeros((1, 4)))[0, 0]
+    >>> bool(np.allclose(phi.sum(axis=1), f - f0, atol=1e-4))   # completeness
+    True
+    >>> bool(np.abs(delta).max() < 1e-4)
+    True
+    """
     if layer is not None:
         from .layers import layer_integrated_gradients
         if not as_bool(multiply_by_inputs, "multiply_by_inputs"):
@@ -250,12 +443,70 @@ def integrated_gradients(net, inputs, baselines=None, target=None, n_steps: int 
 def expected_gradients(net, inputs, references, target=None, n_samples: int = 200, seed: Optional[int] = None,
                        internal_batch_size: Optional[int] = None, first_example: int = 0,
                        sum_embedding: bool = True) -> np.ndarray:
-    """Expected Gradients (Erion et al.): E over references x' and α∼U(0,1) of (x − x') ⊙ ∇f(x' + α(x − x')),
-    from ``n_samples`` draws per example. The same ``seed`` gives the same numbers: example i draws from a
-    stream keyed by (seed, first_example + i, sample), whatever ``internal_batch_size`` or the thread count.
-    ``first_example`` is the index of the first row in the whole batch, so a batch computed in pieces
-    (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding.
-    Token networks: references are token ids (R, L) or embedding vectors (R, L, E)."""
+    """    Expected Gradients (Erion, Janizek, Sturmfels, Lundberg, Lee 2021, "Improving performance of deep learning
+    models with axiomatic attribution priors and expected gradients").
+
+    φ = E_{x'∼references, α∼U(0,1)} [(x − x') ⊙ ∇f_t(x' + α(x − x'))], estimated from ``n_samples`` draws per
+    example. The same ``seed`` gives the same numbers: example i draws from a stream keyed by
+    (seed, first_example + i, sample), whatever ``internal_batch_size`` or the thread count. Σφ estimates
+    f_t(x) − mean f_t(references).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    references : array_like, shape (R, *input_shape)
+        The reference distribution the baselines x' are drawn from (R ≥ 1 rows). Token networks: token ids
+        (R, L) or embedding vectors (R, L, E).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example (ints, a numpy array or a
+        torch tensor). Default None, allowed only for a model with one output.
+    n_samples : int, default 200
+        Draws of (reference, α) per example.
+    seed : int, optional
+        Non-negative seed of the draws. Default None: a fresh random seed (results then differ between calls).
+    internal_batch_size : int, optional
+        At most this many samples are evaluated at once (bounds memory). Default None: the library's budget.
+    first_example : int, default 0
+        The index of the first row of ``inputs`` in the whole batch, so a batch computed in pieces
+        (``first_example`` = each piece's first row) equals the one-call result up to float32 rounding.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); when ``references`` does not have the input shape
+        (SA_ERR_SHAPE); for a negative ``seed`` or ``n_samples`` < 1.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 4))), sa.Tanh(), sa.Linear(rng.normal(size=(3, 8)))])
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> refs = rng.normal(size=(20, 4)).astype(np.float32)
+    >>> phi = sa.expected_gradients(net, x, refs, target=2, n_samples=64, seed=7)
+    >>> phi.shape
+    (5, 4)
+    >>> bool(np.array_equal(phi, sa.expected_gradients(net, x, refs, target=2, n_samples=64, seed=7)))
+    True
+    >>> pieces = [sa.expected_gradients(net, x[a:a + 2], refs, target=2, n_samples=64, seed=7, first_example=a)
+    ...           for a in (0, 2, 4)]
+    >>> bool(np.allclose(np.concatenate(pieces), phi, atol=1e-5))   # computed in pieces: the same draws
+    True
+    """
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding, references=references)
     if moved:
@@ -275,11 +526,70 @@ def expected_gradients(net, inputs, references, target=None, n_samples: int = 20
 def smoothgrad(net, inputs, target=None, nt_type: str = "smoothgrad", n_samples: int = 5, stdevs: float = 1.0,
                seed: Optional[int] = None, internal_batch_size: Optional[int] = None,
                first_example: int = 0, sum_embedding: bool = True, nt_samples: Optional[int] = None) -> np.ndarray:
-    """SmoothGrad (Smilkov et al. 2017) over gradients at x + N(0, stdevs²): ``nt_type`` "smoothgrad" (mean),
-    "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The same ``seed`` gives the same numbers; the
-    draws are keyed by (seed, first_example + i, sample) as in :func:`expected_gradients`. Token networks: the
-    noise is added to the embedding vectors. ``nt_samples`` is Captum's name for ``n_samples``; the shortcut of
-    :func:`swiftattr.noise_tunnel` over the gradient, with the same draws."""
+    """    SmoothGrad (Smilkov, Thorat, Kim, Viégas, Wattenberg 2017, "SmoothGrad: removing noise by adding noise").
+
+    Gradients ∇f_t at ``n_samples`` noisy copies x + N(0, stdevs²) aggregated per example by ``nt_type``:
+    "smoothgrad" (mean), "smoothgrad_sq" (mean of squares) or "vargrad" (variance). The shortcut of
+    :func:`swiftattr.noise_tunnel` over the gradient, with the same draws: keyed by (seed, first_example + i,
+    sample) as in :func:`expected_gradients`. Token networks: the noise is added to the embedding vectors.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples: a numpy array, an array-like or a torch tensor (any device, with or without grad), read
+        as float32. Token networks: token ids, shape (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example (ints, a numpy array or a
+        torch tensor). Default None, allowed only for a model with one output.
+    nt_type : str, default "smoothgrad"
+        "smoothgrad", "smoothgrad_sq" or "vargrad".
+    n_samples : int, default 5
+        Noisy copies per example.
+    stdevs : float, default 1.0
+        Standard deviation of the Gaussian noise (in input units).
+    seed : int, optional
+        Non-negative seed of the noise. Default None: a fresh random seed.
+    internal_batch_size : int, optional
+        At most this many noisy copies are evaluated at once (bounds memory). Default None: the library's budget.
+    first_example : int, default 0
+        The index of the first row of ``inputs`` in the whole batch (see :func:`expected_gradients`).
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E). Ignored
+        for other networks.
+    nt_samples : int, optional
+        Captum's name for ``n_samples``; overrides it when given.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs or is not integral, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        for the model's outputs (SA_ERR_OUT_OF_RANGE); for an unknown ``nt_type`` (SA_ERR_UNKNOWN_ENUM); for a
+        negative ``seed``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W = rng.normal(size=(3, 4)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W)])                  # f(x) = W x
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> sg = sa.smoothgrad(net, x, target=0, n_samples=8, stdevs=0.5, seed=1)
+    >>> sg.shape
+    (5, 4)
+    >>> bool(np.allclose(sg, W[0], atol=1e-5))               # a linear model's gradient ignores the noise
+    True
+    >>> vg = sa.smoothgrad(net, x, target=0, nt_type="vargrad", n_samples=8, seed=1)
+    >>> bool(np.abs(vg).max() < 1e-5)
+    True
+    """
     if nt_samples is not None:
         n_samples = nt_samples
     net, x = _network(net, inputs)

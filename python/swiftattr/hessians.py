@@ -78,15 +78,79 @@ def _token_interactions(net: Network, n: int, sum_embedding, index, run) -> np.n
 def integrated_hessians(net, inputs, baselines=None, target=None, n_steps: int = 32, method: str = "gausslegendre",
                         softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
                         internal_batch_size: Optional[int] = None, sum_embedding: bool = True) -> np.ndarray:
-    """Integrated Hessians over the flattened input: (N, p, p), or (N, p) — row ``interaction_index`` of each
-    matrix, by Hessian–vector products in O(p) memory per example.
+    """    Integrated Hessians (Janizek, Sturmfels, Lee 2021, "Explaining explanations: axiomatic feature
+    interactions for deep networks") over the flattened input.
 
-    ``method``: "gausslegendre" (default; Gauss–Legendre in v after t = v², 32 nodes give completeness errors
-    below 1e-4 relative on softplus(β = 10) networks), "gausslaguerre" (after t = e^(−u); slow on sharp
-    curvature) or "grid" (path_explain's sampling, ``n_steps`` = its ``num_samples``, to reproduce the authors'
-    numbers). ``softplus_beta`` computes with every ReLU replaced by Softplus(β) (see :func:`with_softplus`).
-    ``internal_batch_size`` bounds the path points evaluated at once. Token networks: see the module notes
-    for ``sum_embedding``, ``interaction_index`` and the forms of ``baselines``."""
+    Γ_ij = Δx_i Δx_j ∫∫ αβ ∂²_ij f(x' + αβΔx) dα dβ + δ_ij Δx_i ∫∫ ∂_i f(x' + αβΔx) dα dβ, Δx = x − x', so each
+    row sums to the Integrated Gradients attribution (for networks with a continuous gradient: use
+    ``softplus_beta`` for ReLU networks). Gradients and Hessians are exact (a second-order pass in the
+    library); only the quadrature in t = αβ is approximate. Captum has no equivalent; path_explain's
+    ``PathExplainerTorch.interactions`` is the authors' implementation.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (N, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32; p = prod(input_shape) features.
+        Token networks: token ids (N, L).
+    baselines : float or array_like, optional
+        The baseline x': None (zeros, the default), a scalar, one example of the input shape (shared) or one
+        per example. Token networks: token ids or embedding vectors (see the module notes).
+    target : int or array_like of int, shape (N,), optional
+        The output explained: one index for every example, or one per example. Default None, allowed only for
+        a model with one output.
+    n_steps : int, default 32
+        Quadrature nodes (``method="grid"``: path_explain's ``num_samples``).
+    method : str, default "gausslegendre"
+        "gausslegendre" (Gauss–Legendre in v after t = v²; 32 nodes give completeness errors below 1e-4
+        relative on softplus(β = 10) networks), "gausslaguerre" (after t = e^(−u); slow on sharp curvature)
+        or "grid" (path_explain's sampling, to reproduce the authors' numbers).
+    softplus_beta : float, optional
+        Compute with every ReLU replaced by Softplus(β) (see :func:`with_softplus`; Janizek et al. use β = 10),
+        since a ReLU network's Hessian is 0 almost everywhere. Default None: no substitution.
+    interaction_index : int, optional
+        Return only row ``interaction_index`` of each matrix, (N, p), by Hessian–vector products in O(p)
+        memory per example (token networks: a token position, see the module notes). Default None: the whole
+        matrices, (N, p, p).
+    internal_batch_size : int, optional
+        At most this many path points are evaluated at once (bounds memory). Default None: the library's
+        budget.
+    sum_embedding : bool, default True
+        Token networks only: sum Γ over both embedding axes, (N, L, L); False gives (N, L·E, L·E).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, p, p), or (N, p) with ``interaction_index``
+        Token networks: (N, L, L) or (N, L) summed, (N, L·E, L·E) or (N, L·E) with ``sum_embedding=False``.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); when ``baselines`` has another shape (SA_ERR_SHAPE); for an unknown ``method``
+        (SA_ERR_UNKNOWN_ENUM); for ``interaction_index`` out of range (SA_ERR_OUT_OF_RANGE); for a ``softplus_beta``
+        that is not positive and finite.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 3))), sa.Tanh(), sa.Linear(rng.normal(size=(2, 8)))])
+    >>> x = rng.normal(size=(4, 3)).astype(np.float32)
+    >>> gamma = sa.integrated_hessians(net, x, target=0)
+    >>> gamma.shape
+    (4, 3, 3)
+    >>> bool(np.allclose(gamma, gamma.transpose(0, 2, 1), atol=1e-5))   # symmetric
+    True
+    >>> ig = sa.integrated_gradients(net, x, target=0)
+    >>> bool(np.allclose(gamma.sum(axis=2), ig, atol=1e-4))              # rows sum to Integrated Gradients
+    True
+    >>> row = sa.integrated_hessians(net, x, target=0, interaction_index=1)
+    >>> row.shape, bool(np.allclose(row, gamma[:, 1], atol=1e-5))
+    ((4, 3), True)
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     moved = _at_embedding(net, x, sum_embedding, baselines=baselines)
@@ -110,10 +174,70 @@ def expected_hessians(net, inputs, references, target=None, n_samples: int = 200
                       softplus_beta: Optional[float] = None, interaction_index: Optional[int] = None,
                       internal_batch_size: Optional[int] = None, first_example: int = 0,
                       sum_embedding: bool = True) -> np.ndarray:
-    """Expected Hessians (path_explain's ``use_expectation=True``): the integrand of Integrated Hessians
-    averaged over ``n_samples`` draws of a reference row and α, β ~ U(0, 1). Seeded like
-    :func:`expected_gradients`: example i's draws are keyed by (seed, first_example + i, sample). Token
-    networks: references are token ids (R, L) or embedding vectors (R, L, E); see the module notes."""
+    """    Expected Hessians (Janizek, Sturmfels, Lee 2021; path_explain's ``use_expectation=True``).
+
+    The integrand of :func:`integrated_hessians` averaged over ``n_samples`` draws of a reference row x' and
+    α, β ~ U(0, 1): rows sum (in expectation) to the Expected Gradients attribution. Seeded like
+    :func:`~swiftattr.expected_gradients`: example i's draws are keyed by (seed, first_example + i, sample).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (N, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32; p = prod(input_shape) features.
+        Token networks: token ids (N, L).
+    references : array_like, shape (R, *input_shape)
+        The reference distribution (R ≥ 1 rows). Token networks: token ids (R, L) or embedding vectors
+        (R, L, E); see the module notes.
+    target : int or array_like of int, shape (N,), optional
+        The output explained: one index for every example, or one per example. Default None, allowed only for
+        a model with one output.
+    n_samples : int, default 200
+        Draws of (reference, α, β) per example.
+    seed : int, optional
+        Non-negative seed of the draws. Default None: a fresh random seed.
+    softplus_beta : float, optional
+        Compute with every ReLU replaced by Softplus(β) (see :func:`with_softplus`; Janizek et al. use β = 10),
+        since a ReLU network's Hessian is 0 almost everywhere. Default None: no substitution.
+    interaction_index : int, optional
+        Return only row ``interaction_index`` of each matrix, (N, p), by Hessian–vector products in O(p)
+        memory per example (token networks: a token position, see the module notes). Default None: the whole
+        matrices, (N, p, p).
+    internal_batch_size : int, optional
+        At most this many samples are evaluated at once (bounds memory). Default None: the library's budget.
+    first_example : int, default 0
+        The index of the first row of ``inputs`` in the whole batch, so a batch computed in pieces gives the
+        one-call numbers.
+    sum_embedding : bool, default True
+        Token networks only: sum Γ over both embedding axes, (N, L, L); False gives (N, L·E, L·E).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, p, p), or (N, p) with ``interaction_index``
+        Token networks as in :func:`integrated_hessians`.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); when ``references`` does not have the input shape (SA_ERR_SHAPE); for
+        ``interaction_index`` out of range (SA_ERR_OUT_OF_RANGE); for a negative ``seed``.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 3))), sa.Tanh(), sa.Linear(rng.normal(size=(2, 8)))])
+    >>> x = rng.normal(size=(4, 3)).astype(np.float32)
+    >>> refs = rng.normal(size=(16, 3)).astype(np.float32)
+    >>> gamma = sa.expected_hessians(net, x, refs, target=1, n_samples=64, seed=3)
+    >>> gamma.shape
+    (4, 3, 3)
+    >>> bool(np.array_equal(gamma, sa.expected_hessians(net, x, refs, target=1, n_samples=64, seed=3)))
+    True
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     moved = _at_embedding(net, x, sum_embedding, references=references)
@@ -135,10 +259,54 @@ def expected_hessians(net, inputs, references, target=None, n_samples: int = 200
 
 
 def hessian_vector_product(net, inputs, v, target=None, return_gradient: bool = False):
-    """Exact Hessian–vector products H(x_i) v_i of output ``target`` with respect to the input, shape of
-    ``inputs`` (``v`` has that shape: one direction per example), by one forward-over-reverse pass
-    (Pearlmutter 1994). With ``return_gradient`` also the gradients ∇f_t(x_i) from the same pass:
-    ``(gradient, hv)``. ReLU networks have H = 0 almost everywhere: see :func:`with_softplus`."""
+    """    Exact Hessian–vector products H(x_i) v_i of output ``target`` with respect to the input.
+
+    One forward-over-reverse pass (Pearlmutter 1994, "Fast exact multiplication by the Hessian"). ReLU
+    networks have H = 0 almost everywhere: see :func:`with_softplus`.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (N, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32; p = prod(input_shape) features.
+        Token networks: token ids (N, L).
+    v : array_like, shape of ``inputs``
+        One direction per example.
+    target : int or array_like of int, shape (N,), optional
+        The output explained: one index for every example, or one per example. Default None, allowed only for
+        a model with one output.
+    return_gradient : bool, default False
+        Also return the gradients ∇f_t(x_i) from the same pass.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape of ``inputs``
+        H(x_i) v_i; with ``return_gradient`` the pair ``(gradient, hv)``, both of that shape.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); when ``v`` does not have the shape of ``inputs`` (SA_ERR_SHAPE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 3))), sa.Tanh(), sa.Linear(rng.normal(size=(2, 8)))])
+    >>> x = rng.normal(size=(4, 3)).astype(np.float32)
+    >>> v = rng.normal(size=(4, 3)).astype(np.float32)
+    >>> g, hv = sa.hessian_vector_product(net, x, v, target=0, return_gradient=True)
+    >>> hv.shape
+    (4, 3)
+    >>> H = sa.hessian(net, x, target=0)
+    >>> bool(np.allclose(hv, np.einsum("nij,nj->ni", H, v), atol=1e-5))
+    True
+    >>> bool(np.allclose(g, sa.saliency(net, x, target=0, abs=False)))
+    True
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     vv = net._batch(v, "v")
@@ -152,7 +320,48 @@ def hessian_vector_product(net, inputs, v, target=None, return_gradient: bool = 
 
 
 def hessian(net, inputs, target=None, internal_batch_size: Optional[int] = None) -> np.ndarray:
-    """The exact Hessians ∂²f_t/∂x∂x at each example over the flattened input: (N, p, p)."""
+    """    The exact Hessians ∂²f_t/∂x∂x at each example over the flattened input.
+
+    Exact (the library's second-order pass, as :func:`hessian_vector_product`), not finite differences.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (N, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32; p = prod(input_shape) features.
+        Token networks: token ids (N, L).
+    target : int or array_like of int, shape (N,), optional
+        The output explained: one index for every example, or one per example. Default None, allowed only for
+        a model with one output.
+    internal_batch_size : int, optional
+        At most this many Hessian–vector products are evaluated at once (bounds memory). Default None: the
+        library's budget.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (N, p, p)
+        p = prod(input_shape).
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor N entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 3))), sa.Tanh(), sa.Linear(rng.normal(size=(2, 8)))])
+    >>> x = rng.normal(size=(4, 3)).astype(np.float32)
+    >>> H = sa.hessian(net, x, target=1)
+    >>> H.shape
+    (4, 3, 3)
+    >>> bool(np.allclose(H, H.transpose(0, 2, 1), atol=1e-5))
+    True
+    """
     net, x = _network(net, inputs)
     n, p = x.shape[0], net.input_size
     t = _targets(net, target, n)
@@ -162,7 +371,42 @@ def hessian(net, inputs, target=None, internal_batch_size: Optional[int] = None)
 
 
 def with_softplus(net: Network, beta: float = 10.0) -> Network:
-    """A new Network: ``net`` with every ReLU replaced by Softplus(β) (Janizek et al. use β = 10)."""
+    """    A new Network: ``net`` with every ReLU replaced by Softplus(β), softplus(z) = log(1 + e^(βz)) / β.
+
+    Janizek, Sturmfels, Lee 2021 use β = 10 so that Integrated Hessians sees the curvature a ReLU network
+    hides (its Hessian is 0 almost everywhere); ``net`` itself is not changed.
+
+    Parameters
+    ----------
+    net : Network
+        The model.
+    beta : float, default 10.0
+        The sharpness β (> 0); as β → ∞ Softplus(β) tends to the ReLU.
+
+    Returns
+    -------
+    Network
+        A copy of ``net`` with the substitution.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``net`` is not a swiftattr Network; when ``beta`` is not a positive finite number.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> net = sa.Sequential([sa.Linear(rng.normal(size=(8, 3))), sa.ReLU(), sa.Linear(rng.normal(size=(1, 8)))])
+    >>> x = rng.normal(size=(2, 3)).astype(np.float32)
+    >>> float(np.abs(sa.hessian(net, x)).max())                     # ReLU: no curvature
+    0.0
+    >>> smooth = sa.with_softplus(net, beta=10.0)
+    >>> bool(np.abs(sa.hessian(smooth, x)).max() > 0)
+    True
+    >>> bool(np.allclose(smooth.forward(x), net.forward(x), atol=0.1))   # close to the ReLU network
+    True
+    """
     if not isinstance(net, Network):
         raise SwiftAttrError(f"net: expected a swiftattr Network, got {type(net).__name__}")
     handle = ctypes.c_void_p()

@@ -97,8 +97,13 @@ def _bound(net, value, name):
 def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: float = 0.25, alpha: float = 1.0,
         beta: float = 0.0, low=None, high=None, return_convergence_delta: bool = False,
         internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
-    """Layer-wise relevance propagation of output ``target``: relevance starts at the target output,
-    R = f_t(x), and is redistributed node by node back to the inputs (Captum's ``LRP``).
+    """    Layer-wise relevance propagation of output ``target`` (Bach et al. 2015, "On pixel-wise explanations for
+    non-linear classifier decisions by layer-wise relevance propagation"; Montavon et al. 2019, "Layer-wise
+    relevance propagation: an overview"), as Captum's ``LRP``.
+
+    Relevance starts at the target output, R = f_t(x), and is redistributed node by node back to the inputs;
+    for a Linear or convolution under the ε-rule R_i = Σ_j a_i w_ij R_j / (z_j + ε·sign(z_j)), z_j = Σ_i a_i w_ij + b_j
+    (sign(0) = +1).
 
     ``rule``: a preset for every Linear and convolution — "epsilon" (ε-rule, Captum's default, ε = 1e-9),
     "gamma" (W + γW⁺, the bias kept), "alpha_beta" (α − β = 1; α = 1, β = 0 is Captum's Alpha1_Beta0_Rule:
@@ -111,12 +116,77 @@ def lrp(net, inputs, target=None, rule="epsilon", epsilon: float = 1e-9, gamma: 
     an error. A network ending in Softmax starts at the target logit (Captum refuses a Softmax). γ, α-β and
     z^B stabilise their denominators with 1e-9, as Captum; a denominator that is exactly 0 (``epsilon=0`` at a
     dead unit) passes nothing. Conv1d and the 1-D pools (which Captum refuses) take the rules of the 2-D kinds;
-    a value read by several nodes sums the relevance its readers give it. ``epsilon`` and ``gamma`` are a number
-    for every node taking the rule, or per node (a dict ``{node: value}`` or a list with one value or None per
-    node, over the defaults 1e-9 and 0.25), as Captum's ``EpsilonRule(ε)`` and ``GammaRule(γ)`` per module.
+    a value read by several nodes sums the relevance its readers give it.
 
-    With zero biases and ε → 0 every rule conserves relevance, Σ R = f_t(x). With
-    ``return_convergence_delta`` also returns Captum's delta, f_t(x) − Σ R, per example."""
+    With zero biases and ε → 0 every rule conserves relevance, Σ R = f_t(x).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32. Token networks: token ids (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example. Default None, allowed
+        only for a model with one output.
+    rule : str, dict or list, default "epsilon"
+        A preset name ("epsilon", "gamma", "alpha_beta", "composite"), or per-node rules over the epsilon
+        preset: ``{node index: rule name}`` or a list of one rule name (or None) per node (see above).
+    epsilon : float, dict or list, default 1e-9
+        ε of the ε-rule: a number for every node taking the rule, or per node (a dict ``{node: value}`` or a
+        list with one value or None per node, over the default), as Captum's ``EpsilonRule(ε)`` per module.
+    gamma : float, dict or list, default 0.25
+        γ of the γ-rule, a number or per node as ``epsilon`` (Captum's ``GammaRule(γ)``).
+    alpha : float, default 1.0
+        α of the α-β rule (α − β = 1).
+    beta : float, default 0.0
+        β of the α-β rule.
+    low, high : float or array_like of the input shape, optional
+        The input bounds of the z^B rule (``"zb"``, the "composite" preset's input layer): give both or
+        neither. Default None.
+    return_convergence_delta : bool, default False
+        Also return Captum's delta, f_t(x) − Σ R, per example.
+    internal_batch_size : int, optional
+        At most this many examples are propagated at once (bounds memory). Default None: the library's
+        budget.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        The input relevances ((n, L) or (n, L, E) for token networks).
+    delta : numpy.ndarray of float32, shape (n,)
+        Only with ``return_convergence_delta``: ``(relevance, delta)``.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE); for an unknown rule name (SA_ERR_UNKNOWN_ENUM); for a per-node list of the wrong
+        length (SA_ERR_SHAPE) or a node that does not exist (SA_ERR_OUT_OF_RANGE); for only one of ``low`` and
+        ``high``, or bounds of the wrong shape (SA_ERR_SHAPE); for a "zb" node that does not read the input, or an
+        LSTM.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W1, W2 = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W1), sa.ReLU(), sa.Linear(W2)])   # no biases
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> R, delta = sa.lrp(net, x, target=2, return_convergence_delta=True)
+    >>> R.shape
+    (5, 4)
+    >>> bool(np.allclose(R.sum(axis=1), net.forward(x)[:, 2], atol=1e-4))   # conservation: zero biases
+    True
+    >>> bool(np.abs(delta).max() < 1e-4)
+    True
+    >>> R_gamma = sa.lrp(net, x, target=2, rule={0: "gamma", 2: "epsilon"}, gamma={0: 0.5})   # per node
+    >>> R_gamma.shape
+    (5, 4)
+    """
     net, x = _network(net, inputs)
     moved = _at_embedding(net, x, sum_embedding)
     if moved:
@@ -165,13 +235,102 @@ def _modified_relu(function, net, inputs, target, internal_batch_size, sum_embed
 
 @long_call
 def guided_backprop(net, inputs, target=None, internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
-    """Guided backpropagation (Captum's ``GuidedBackprop``): the gradient of the target output with every
-    ReLU's backward replaced by max(g · 1[x > 0], 0); every other layer takes its ordinary gradient."""
+    """    Guided backpropagation (Springenberg et al. 2015, "Striving for simplicity: the all convolutional net"),
+    Captum's ``GuidedBackprop``.
+
+    The gradient of the target output with every ReLU's backward replaced by max(g · 1[x > 0], 0) (only
+    positive gradients through active units); every other layer takes its ordinary gradient.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32. Token networks: token ids (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example. Default None, allowed
+        only for a model with one output.
+    internal_batch_size : int, optional
+        At most this many examples are propagated at once (bounds memory). Default None: the library's
+        budget.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W1, W2 = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W1), sa.ReLU(), sa.Linear(W2)])   # no biases
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> gb = sa.guided_backprop(net, x, target=0)
+    >>> gb.shape
+    (5, 4)
+    >>> z = x @ W1.T                                       # the ReLU's input
+    >>> bool(np.allclose(gb, np.maximum(W2[0] * (z > 0), 0) @ W1, atol=1e-5))
+    True
+    """
     return _modified_relu(lib.sa_guided_backprop, net, inputs, target, internal_batch_size, sum_embedding)
 
 
 @long_call
 def deconvolution(net, inputs, target=None, internal_batch_size: Optional[int] = None, sum_embedding: bool = True):
-    """Deconvolution (Captum's ``Deconvolution``): the gradient of the target output with every ReLU's
-    backward replaced by max(g, 0), ignoring the forward mask; every other layer takes its ordinary gradient."""
+    """    Deconvolution (Zeiler & Fergus 2014, "Visualizing and understanding convolutional networks"), Captum's
+    ``Deconvolution``.
+
+    The gradient of the target output with every ReLU's backward replaced by max(g, 0), ignoring the forward
+    mask; every other layer takes its ordinary gradient.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        The examples (numpy, array-like or torch tensor), read as float32. Token networks: token ids (n, L).
+    target : int or array_like of int, shape (n,), optional
+        The output explained: one class index for every example, or one per example. Default None, allowed
+        only for a model with one output.
+    internal_batch_size : int, optional
+        At most this many examples are propagated at once (bounds memory). Default None: the library's
+        budget.
+    sum_embedding : bool, default True
+        Token networks only: sum the result over the embedding axis, (n, L); False gives (n, L, E).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (n, *input_shape)
+        (n, L) or (n, L, E) for token networks.
+
+    Raises
+    ------
+    SwiftAttrError
+        When ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is missing for a
+        model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
+        (SA_ERR_OUT_OF_RANGE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W1, W2 = rng.normal(size=(8, 4)).astype(np.float32), rng.normal(size=(3, 8)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W1), sa.ReLU(), sa.Linear(W2)])   # no biases
+    >>> x = rng.normal(size=(5, 4)).astype(np.float32)
+    >>> d = sa.deconvolution(net, x, target=0)
+    >>> d.shape
+    (5, 4)
+    >>> bool(np.allclose(d, np.maximum(W2[0], 0) @ W1, atol=1e-5))   # no forward mask: the same for every x
+    True
+    """
     return _modified_relu(lib.sa_deconvolution, net, inputs, target, internal_batch_size, sum_embedding)
