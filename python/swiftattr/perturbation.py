@@ -155,8 +155,9 @@ def occlusion(net, inputs, sliding_window_shapes, strides=None, baselines=0, tar
     ------
     SwiftAttrError
         If ``inputs`` does not have the network's input shape, ``baselines`` does not broadcast to the
-        batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), or a window size or stride is
-        not positive or does not fit the input.
+        batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), ``sliding_window_shapes`` or
+        ``strides`` do not give one size per input dimension (SA_ERR_SHAPE), or a size is not positive, a window
+        exceeds the input or a stride exceeds its window (some elements would never be occluded).
 
     Examples
     --------
