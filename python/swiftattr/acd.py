@@ -21,33 +21,77 @@ from ._progress import long_call
 @long_call
 def acd(model, x=None, target=None, *, percentile_include: float = 99.5, sweep_dim: int = 1, num_iters=None,
         score_rule: str = "auto", shape=None, channels: int = 1):
-    """The ACD hierarchy of one example.
+    """The ACD hierarchy of one example (Singh, Murdoch, Yu 2019, "Hierarchical interpretations for neural
+    network predictions").
 
-    ``model``: a Network (or LazyNetwork), whose groups are scored by Contextual Decomposition at ``x`` (one
-    example of its input shape): the relevant logit of class ``target``, minus the other class's for a
-    two-class model (``score_rule``: "auto", "target" or "target_minus_other"; acd subtracts for text and
-    not for images: pass "target" to reproduce its 2-D scores of a two-class model). An input of shape [L] or
-    [C, L] gives the 1-D hierarchy over its L positions, [C, H, W] the 2-D one over its pixels (a position's
-    or pixel's mask covers all its channels). Or a callable ``scorer(masks) -> scores``: ``masks`` is an
-    (m, mask_size) float32 array of 0/1 masks (mask_size = channels × L or channels × H × W, channel-major),
-    it returns m scores; then ``shape`` is (L,) or (H, W) and ``x``/``target`` are unused.
+    Unit blocks are scored alone; at each iteration the blocks bordering a component are rescored by the gain
+    of adding them to it (every candidate of the step in one batched call), the candidates whose score reaches
+    the ``percentile_include`` percentile are selected, and the connected selected blocks form the next
+    level's components, as acd's agg_1d.agglomerate and agg_2d.agglomerate build it; in 2-D the remaining
+    components are then merged greedily by the gain s(c1 ∪ c2) − max(s1, s2) (agglomerate_final).
 
-    ``percentile_include``: the percentile of the candidates' scores (1-D: of their absolute values) at or
-    above which they join (acd's examples use 99.5); ``sweep_dim``: positions (1-D) or pixels per side (2-D)
-    of a unit block; ``num_iters``: the largest number of iterations (None: until one component covers the
-    sequence, or every block is selected).
+    Parameters
+    ----------
+    model : Network, LazyNetwork or callable
+        A Network, whose groups are scored by Contextual Decomposition at ``x``: the relevant logit of class
+        ``target``, minus the other class's for a two-class model (see ``score_rule``). An input of shape [L]
+        or [C, L] gives the 1-D hierarchy over its L positions, [C, H, W] the 2-D one over its pixels (a
+        position's or pixel's mask covers all its channels). Or a callable ``scorer(masks) -> scores``:
+        ``masks`` is an (m, mask_size) float32 array of 0/1 masks (mask_size = channels × L or
+        channels × H × W, channel-major), it returns m scores; then ``shape`` is required and ``x``/``target``
+        are unused.
+    x : array_like, shape input_shape or (1, *input_shape)
+        The example to explain (with a Network).
+    target : int, optional
+        The class scored (required unless the network has one output).
+    percentile_include : float, default 99.5
+        The percentile of the candidates' scores (1-D: of their absolute values) at or above which they join
+        (acd's examples use 99.5).
+    sweep_dim : int, default 1
+        Positions (1-D) or pixels per side (2-D) of a unit block.
+    num_iters : int, optional
+        The largest number of iterations (None: until one component covers the sequence, or every block is
+        selected).
+    score_rule : {"auto", "target", "target_minus_other"}, default "auto"
+        acd subtracts the other class's score for text and not for images ("auto" does the same): pass
+        "target" to reproduce its 2-D scores of a two-class model.
+    shape : tuple of int, optional
+        With a scorer: (L,) for a sequence or (H, W) for an image.
+    channels : int, default 1
+        With a scorer: the channels each mask covers.
 
-    Returns a dict:
+    Returns
+    -------
+    dict
+        - ``kind``: "1d" or "2d"; ``shape``: (L,) or (H, W); ``block_size``;
+        - ``levels``: a list, finest first, each a dict with ``labels`` (an int array of ``shape``: the
+          component of every position or pixel, 0 for none), ``components`` (their labels, ascending),
+          ``indices`` (for each component, the flat indices of its positions or pixels) and ``scores`` (each
+          component's score);
+        - ``iteration_levels``: how many levels come from the iterations; the rest (2-D) from the final
+          merges;
+        - ``merges`` (2-D): the final greedy merges in order, each (kept, absorbed, gain) where gain is
+          s(c1 ∪ c2) − max(s1, s2); merge k produces level ``iteration_levels + k``;
+        - ``unit_scores``: the score of each unit block alone (an array of the block grid's shape);
+        - ``full_score``: the score of the whole input.
 
-    - ``kind``: "1d" or "2d"; ``shape``: (L,) or (H, W); ``block_size``;
-    - ``levels``: a list, finest first, each a dict with ``labels`` (an int array of ``shape``: the component
-      of every position or pixel, 0 for none), ``components`` (their labels, ascending), ``indices`` (for
-      each component, the flat indices of its positions or pixels) and ``scores`` (each component's score);
-    - ``iteration_levels``: how many levels come from the iterations; the rest (2-D) from the final merges;
-    - ``merges`` (2-D): the final greedy merges in order, each (kept, absorbed, gain) where gain is
-      s(c1 ∪ c2) − max(s1, s2); merge k produces level ``iteration_levels + k``;
-    - ``unit_scores``: the score of each unit block alone (an array of the block grid's shape);
-    - ``full_score``: the score of the whole input.
+    Raises
+    ------
+    SwiftAttrError
+        If ``x`` is missing or not one example of the input shape (SA_ERR_SHAPE), ``target`` is missing for a
+        network with several outputs or out of range, ``model`` is neither a Network nor callable, ``shape``
+        is missing or not (L,) / (H, W) with a scorer, a scorer returns the wrong number of scores, or an
+        argument is out of its range. An exception the scorer raises is re-raised.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([0, 0, 1, 3, 3, 0, 0, 0], dtype=np.float32)     # positions 3 and 4 matter together
+    >>> h = sa.acd(lambda masks: masks @ w, shape=(8,), percentile_include=90)
+    >>> h["kind"], len(h["levels"]) >= 1, h["full_score"]
+    ('1d', True, 7.0)
+    >>> h["unit_scores"].tolist()
+    [0.0, 0.0, 1.0, 3.0, 3.0, 0.0, 0.0, 0.0]
     """
     pct = as_float(percentile_include, "percentile_include")
     block = as_int(sweep_dim, "sweep_dim", 1, INT64_MAX)

@@ -41,23 +41,17 @@ def _masks(net, mask):
 
 @long_call
 def contextual_decomposition(net, x, mask, target=None, internal_batch_size: Optional[int] = None):
-    """Contextual Decomposition of the outputs of ``x`` (a batch of the input shape) for the group of input
-    elements ``mask`` marks: returns (relevant, irrelevant), the parts of the output due to the masked elements
-    (β, from β₀ = mask·x) and to the rest (γ, from γ₀ = (1 − mask)·x), with relevant + irrelevant = the output.
+    """Contextual Decomposition (Murdoch, Liu, Yu 2018; Singh, Murdoch, Yu 2019), as the ``acd`` package computes it.
 
-    ``mask``: one mask of the input shape, or M masks of shape (M, *input_shape) computed in one batched call
-    (all (example, mask) pairs run through each layer as one matrix product); 0/1 values or booleans
-    (fractional values split an input linearly). Results have shape (N, out) for one mask and (N, M, out) for
-    M masks, or, when ``target`` (one class index, or one per example) is given, that output only: (N,) or
-    (N, M). A network ending in Softmax is decomposed at its logits (as acd scores logits).
-    ``internal_batch_size`` bounds the (example, mask) pairs computed at once (default: a fixed memory
-    budget).
+    Splits the outputs of ``x`` into (relevant, irrelevant): the parts due to the group of input elements
+    ``mask`` marks (β, from β₀ = mask·x) and to the rest (γ, from γ₀ = (1 − mask)·x), propagated layer by
+    layer with relevant + irrelevant = the output.
 
     Rules (acd's): Linear and Conv split their bias in proportion (|r| + 1e-20) : (|s| + 1e-20) of the two
     parts' products, BatchNorm as an affine map (proportion |r|/(|r| + |s|), 0 where undefined), max-pooling
     at the argmax of the whole, ReLU-like activations β' = f(β), γ' = f(β + γ) − f(β), Sigmoid and Tanh
     averaged over both orders; average pooling, Flatten and Dropout apply to both parts, add and concat
-    combine them.
+    combine them. A network ending in Softmax is decomposed at its logits (as acd scores logits).
 
     Token networks (sa.Embedding first, ``x`` token ids of shape (N, L)): ``mask`` is per position, shape (L,)
     or (M, L); β₀ is the embedding vector of each position times its mask value. LSTM: acd's ``cd_text``
@@ -65,7 +59,45 @@ def contextual_decomposition(net, x, mask, target=None, internal_batch_size: Opt
     taken whole), for both outputs (last state, every state); cd_text's span start..stop (inclusive) is the
     mask ``m[start:stop + 1] = 1``. cd_text scores W_out·h without the output bias; a final sa.Linear here
     splits its bias like every affine layer, so relevant + irrelevant = the logits (build the head without a
-    bias to get cd_text's numbers)."""
+    bias to get cd_text's numbers).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``x``).
+    x : array_like, shape (N, *input_shape)
+        A batch of the input shape (token ids (N, L) for a token network).
+    mask : array_like, shape input_shape or (M, *input_shape)
+        One mask, or M masks computed in one batched call (all (example, mask) pairs run through each layer as
+        one matrix product); 0/1 values or booleans (fractional values split an input linearly).
+    target : int or array_like of int, optional
+        One class index, or one per example (N,): return that output only. None: every output.
+    internal_batch_size : int, optional
+        Bounds the (example, mask) pairs computed at once (default: a fixed memory budget).
+
+    Returns
+    -------
+    relevant, irrelevant : numpy.ndarray, float32
+        Shape (N, out) for one mask and (N, M, out) for M masks; with ``target``, (N,) or (N, M).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``mask`` has neither shape ``input_shape`` nor (M, *input_shape) (SA_ERR_SHAPE), ``x`` does not have
+        the input shape, or ``target`` is out of range (SA_ERR_OUT_OF_RANGE).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> rel, irr = sa.contextual_decomposition(net, x, np.array([1, 1, 0, 0]), target=0)
+    >>> rel.shape, float(rel[0]), float(irr[0])
+    ((3,), 3.0, -0.5)
+    >>> rel, irr = sa.contextual_decomposition(net, x, np.eye(4))       # four masks in one call
+    >>> rel.shape, [float(v) for v in rel[0, :, 0]]
+    ((3, 4, 1), [1.0, 2.0, -1.0, 0.5])
+    """
     net = network_for(net, x)
     xs = net._batch(x, "x")
     n = xs.shape[0]

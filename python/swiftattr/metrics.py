@@ -39,10 +39,51 @@ _INFIDELITY_STREAM, _SENSITIVITY_STREAM = 0x494E_4644, 0x5345_4E53  # "INFD", "S
 # -- shared helpers --------------------------------------------------------------------------------
 def draw_perturbations(kind: str, input_shape, n: int, samples: int, scale: float, seed, first_example: int = 0,
                        stream: int = 0) -> np.ndarray:
-    """(n, samples, *input_shape) float32 draws: ``kind`` "normal" (N(0, scale²)) or "uniform" (U(−scale,
+    """Seeded Gaussian or uniform noise for a batch, from the library's counter-based generator.
+
+    (n, samples, *input_shape) float32 draws: ``kind`` "normal" (N(0, scale²)) or "uniform" (U(−scale,
     scale)), in one call of the library's counter-based generator (sa_random_normal, sa_random_uniform):
     example i's draws are a pure function of (``seed``, first_example + i, ``stream``), so they depend only on
-    the seed, the example's index and the stream, and sample s's on nothing after it."""
+    the seed, the example's index and the stream, and sample s's on nothing after it.
+
+    Parameters
+    ----------
+    kind : {"normal", "uniform"}
+    input_shape : sequence of int
+        The shape of one draw.
+    n : int
+        The number of examples.
+    samples : int
+        Draws per example.
+    scale : float
+        The standard deviation ("normal") or the half-width ("uniform").
+    seed : int or None
+        None draws a fresh seed.
+    first_example : int, default 0
+        The index of the first example (draw a batch in pieces with the same numbers).
+    stream : int, default 0
+        Separates independent uses of one seed (0 ≤ stream < 2³²).
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, samples, *input_shape)
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``kind`` is unknown (SA_ERR_UNKNOWN_ENUM) or ``first_example`` or ``stream`` is out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from swiftattr.metrics import draw_perturbations
+    >>> d = draw_perturbations("uniform", (3,), n=4, samples=5, scale=0.1, seed=0)
+    >>> d.shape, bool(np.abs(d).max() <= 0.1)
+    ((4, 5, 3), True)
+    >>> tail = draw_perturbations("uniform", (3,), n=2, samples=5, scale=0.1, seed=0, first_example=2)
+    >>> bool(np.array_equal(tail, d[2:]))                                 # the same computation: bit-exact
+    True
+    """
     kind = as_choice(kind, {"normal": "normal", "uniform": "uniform"}, "kind")
     seed = _seed(seed)
     first = as_int(first_example, "first_example", 0, INT64_MAX)
@@ -128,15 +169,56 @@ def _attributions(attributions, x: np.ndarray, name: str = "attributions") -> np
 def infidelity(net, inputs, attributions, target=None, perturbations=None, n_perturb_samples: Optional[int] = None,
                noise_std: float = 0.003, normalize: bool = False, seed: Optional[int] = None, first_example: int = 0,
                internal_batch_size: Optional[int] = None) -> np.ndarray:
-    """Infidelity (Yeh et al. 2019; Captum's ``infidelity``): per example, the mean over S perturbations I of
-    (Iᵀφ − (f(x) − f(x − I)))², f the ``target`` output.
+    """Infidelity (Yeh et al. 2019, "On the (in)fidelity and sensitivity of explanations"; Captum's ``infidelity``).
 
-    ``perturbations``: (n, S, *input_shape), used as given (the perturbed input is x − I); otherwise
-    ``n_perturb_samples`` (default 10) draws of I ~ N(0, noise_std²) per element (noise_std 0.003, Captum's
-    documented example), seeded as the module notes say. ``normalize`` rescales φ first by the β that
-    minimises the score, β = Σ_s a_s b_s / Σ_s a_s² (a = Iᵀφ, b = f(x) − f(x − I); β = Σab when Σa² = 0, as
-    Captum's safe_div), giving (β²Σa² − 2βΣab + Σb²)/S. ``internal_batch_size`` bounds the rows per forward
-    call (default 8192)."""
+    Per example, INFD = E_I[(Iᵀφ − (f(x) − f(x − I)))²], the mean over S perturbations I, f the ``target``
+    output. ``normalize`` rescales φ first by the β that minimises the score, β = Σ_s a_s b_s / Σ_s a_s²
+    (a = Iᵀφ, b = f(x) − f(x − I); β = Σab when Σa² = 0, as Captum's safe_div), giving
+    (β²Σa² − 2βΣab + Σb²)/S.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (not a token network).
+    inputs : array_like, shape (n, *input_shape)
+    attributions : array_like, shape (n, *input_shape)
+        φ, finite.
+    target : int or array_like of int, optional
+        One output index, or one per example (n,).
+    perturbations : array_like, shape (n, S, *input_shape), optional
+        I, used as given (the perturbed input is x − I).
+    n_perturb_samples : int, optional
+        S when drawn (default 10): I ~ N(0, noise_std²) per element.
+    noise_std : float, default 0.003
+        Captum's documented example.
+    normalize : bool, default False
+    seed : int, optional
+        Drawn perturbations depend only on the seed and first_example + i (see the module notes).
+    first_example : int, default 0
+    internal_batch_size : int, optional
+        Rows per forward call (default 8192).
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n,)
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``attributions`` or ``perturbations`` have the wrong shape (SA_ERR_SHAPE) or are not finite
+        (SA_ERR_NON_FINITE), ``noise_std`` is not positive and finite, or the network takes tokens.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([1.0, 2.0, -1.0, 0.5])
+    >>> net = sa.Sequential([sa.Linear(w[None], np.zeros(1))])          # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> exact = sa.metrics.infidelity(net, x, np.broadcast_to(w, x.shape), target=0, seed=0)  # φ = ∇f: Iᵀφ = Δf
+    >>> wrong = sa.metrics.infidelity(net, x, np.ones(x.shape), target=0, seed=0)
+    >>> exact.shape, bool(exact.max() < 1e-10), bool((wrong > 100 * exact).all())
+    ((3,), True, True)
+    """
     net, x = _network(net, inputs)
     _no_tokens(net, "infidelity")
     n = x.shape[0]
@@ -215,16 +297,54 @@ def _method_result(result, rows: int, size: Optional[int] = None) -> np.ndarray:
 def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float = 0.02,
                     n_perturb_samples: Optional[int] = None, seed: Optional[int] = None, perturbations=None,
                     first_example: int = 0, **method_args) -> np.ndarray:
-    """Max-sensitivity (Yeh et al. 2019; Captum's ``sensitivity_max`` with its default perturbation and
-    Frobenius norm): per example, max over S perturbations δ of ‖φ(x + δ) − φ(x)‖ / ‖φ(x)‖ (the norm of a
-    zero φ(x) taken as 1), φ = ``method(net, inputs, target=target, **method_args)``.
+    """Max-sensitivity (Yeh et al. 2019; Captum's ``sensitivity_max`` with its default perturbation and norm).
 
-    ``method``: an attribution function (sa.saliency, sa.integrated_gradients, a lambda, …) or its name
-    (positional, so that a ``method=`` keyword, e.g. IG's quadrature rule, goes to the attribution function).
-    δ ~ U(−perturb_radius, perturb_radius) per element (the L∞ ball), ``n_perturb_samples`` (default 10)
-    draws per example seeded as the module notes say, or ``perturbations`` (n, S, *input_shape) as given.
-    The method runs once on x and once on all n·S perturbed inputs, stacked example-major, with per-example
-    ``target``, ``baselines`` and ``feature_mask`` repeated to match (as Captum does)."""
+    Per example, SENS = max over S perturbations δ of ‖φ(x + δ) − φ(x)‖ / ‖φ(x)‖ (Frobenius norm; the norm
+    of a zero φ(x) taken as 1), φ = ``method(net, inputs, target=target, **method_args)``. The method runs
+    once on x and once on all n·S perturbed inputs, stacked example-major, with per-example ``target``,
+    ``baselines`` and ``feature_mask`` repeated to match (as Captum does).
+
+    Parameters
+    ----------
+    method : callable or str
+        An attribution function (sa.saliency, sa.integrated_gradients, a lambda, …) or its name; positional,
+        so that a ``method=`` keyword (e.g. IG's quadrature rule) goes to the attribution function.
+    net : Network or LazyNetwork
+        The model (not a token network).
+    inputs : array_like, shape (n, *input_shape)
+    target : int or array_like of int, optional
+    perturb_radius : float, default 0.02
+        δ ~ U(−perturb_radius, perturb_radius) per element (the L∞ ball).
+    n_perturb_samples : int, optional
+        S when drawn (default 10), seeded as the module notes say.
+    seed : int, optional
+    perturbations : array_like, shape (n, S, *input_shape), optional
+        δ as given.
+    first_example : int, default 0
+    **method_args
+        Passed to ``method``.
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (n,)
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``method`` is an unknown name (SA_ERR_UNKNOWN_ENUM), returns attributions of the wrong shape
+        (SA_ERR_SHAPE) or non-finite ones, ``perturbations`` have the wrong shape, ``perturb_radius`` is not
+        positive and finite, or the network takes tokens.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([1.0, 2.0, -1.0, 0.5])
+    >>> net = sa.Sequential([sa.Linear(w[None], np.zeros(1))])          # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> sens = sa.metrics.sensitivity_max(sa.input_x_gradient, net, x, target=0, seed=0)   # φ = w ⊙ x
+    >>> sens.shape, bool((sens > 0).all() and (sens <= 0.02 + 1e-6).all())               # ‖w⊙δ‖/‖w⊙x‖ ≤ 0.02
+    ((3,), True)
+    """
     fn = _method(method)
     net, x = _network(net, inputs)
     _no_tokens(net, "max-sensitivity")
@@ -252,9 +372,19 @@ def sensitivity_max(method, /, net, inputs, target=None, perturb_radius: float =
 # -- deletion and insertion --------------------------------------------------------------------------
 @dataclass
 class Curve:
-    """A deletion or insertion curve: ``scores`` (n, steps + 1) of the target output after removing (or
-    inserting) the top ``fractions`` (steps + 1,) of the features, and ``auc`` (n,) its trapezoidal area over
-    the fraction in [0, 1]. ``order`` (n, M) lists each example's features from the most attributed."""
+    """A deletion or insertion curve (Petsiuk et al. 2018), from :func:`deletion` or :func:`insertion`.
+
+    Attributes
+    ----------
+    fractions : numpy.ndarray, shape (steps + 1,)
+        The fraction of the features removed (or inserted) at each step, from 0 to 1.
+    scores : numpy.ndarray, shape (n, steps + 1)
+        The target output after removing (or inserting) the top ``fractions`` of the features.
+    auc : numpy.ndarray, shape (n,)
+        The trapezoidal area under ``scores`` over the fraction in [0, 1].
+    order : numpy.ndarray, shape (n, M)
+        Each example's features from the most attributed.
+    """
 
     fractions: np.ndarray
     scores: np.ndarray
@@ -349,12 +479,52 @@ def _curve(net, inputs, attributions, target, baselines, feature_mask, n_steps, 
 @long_call
 def deletion(net, inputs, attributions, target=None, baselines=0.0, feature_mask=None, n_steps: Optional[int] = None,
              blur_sigma: Optional[float] = None, internal_batch_size: Optional[int] = None) -> Curve:
-    """The deletion curve (Petsiuk et al. 2018): the ``target`` output as the features are set, from the most
-    attributed down, to ``baselines`` (a value, one example, n examples, or "blur": the input blurred by a
-    Gaussian of ``blur_sigma`` elements, default 2, over its spatial axes). ``feature_mask`` groups elements
-    into features (superpixels; sa.feature_ablation's convention), a feature's attribution being the sum
-    over its elements. ``n_steps`` points after the start (default min(M, 50) for M features), removing
-    round(j·M/n_steps) features at step j. A faithful attribution gives a low area (``.auc``)."""
+    """The deletion curve (Petsiuk et al. 2018, "RISE"): the output as the most attributed features are removed.
+
+    The ``target`` output as the features are set, from the most attributed down, to ``baselines``; a
+    feature's attribution is the sum over its elements. Step j removes round(j·M/n_steps) features. A
+    faithful attribution gives a low area (``.auc``).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (not a token network).
+    inputs : array_like, shape (n, *input_shape)
+    attributions : array_like, shape (n, *input_shape)
+    target : int or array_like of int, optional
+    baselines : float, array_like or "blur", default 0.0
+        A value, one example, n examples, or "blur": the input blurred by a Gaussian of ``blur_sigma``
+        elements over its spatial axes (L of (L,) and (C, L), (H, W) of (C, H, W)).
+    feature_mask : array_like of int, optional
+        Groups elements into features (superpixels; sa.feature_ablation's convention, ids contiguous 0..M-1).
+    n_steps : int, optional
+        Points after the start (default min(M, 50) for M features).
+    blur_sigma : float, optional
+        With ``baselines="blur"`` only (default 2).
+    internal_batch_size : int, optional
+        Rows per forward call (default 8192).
+
+    Returns
+    -------
+    Curve
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``attributions`` do not have the inputs' shape (SA_ERR_SHAPE) or are not finite, ``baselines`` or
+        ``feature_mask`` do not broadcast or its ids are not contiguous, ``blur_sigma`` is given without
+        "blur", not positive, or too large for the input, or the network takes tokens.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([1.0, 2.0, -1.0, 0.5])
+    >>> net = sa.Sequential([sa.Linear(w[None], np.zeros(1))])          # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> c = sa.metrics.deletion(net, x, w * x, target=0, n_steps=4)        # remove 2, 1, 0.5 then −1
+    >>> c.fractions.tolist(), c.scores[0].tolist(), round(float(c.auc[0]), 4)
+    ([0.0, 0.25, 0.5, 0.75, 1.0], [2.5, 0.5, -0.5, -1.0, 0.0], 0.0625)
+    """
     return _curve(net, inputs, attributions, target, baselines, feature_mask, n_steps, blur_sigma,
                   internal_batch_size, inserting=False)
 
@@ -362,8 +532,51 @@ def deletion(net, inputs, attributions, target=None, baselines=0.0, feature_mask
 @long_call
 def insertion(net, inputs, attributions, target=None, baselines=0.0, feature_mask=None, n_steps: Optional[int] = None,
               blur_sigma: Optional[float] = None, internal_batch_size: Optional[int] = None) -> Curve:
-    """The insertion curve: from ``baselines`` (as :func:`deletion`), the features are given their input values
-    from the most attributed down. A faithful attribution gives a high area (``.auc``)."""
+    """The insertion curve (Petsiuk et al. 2018): the output as the most attributed features are inserted.
+
+    From ``baselines`` (as :func:`deletion`), the features are given their input values from the most
+    attributed down. A faithful attribution gives a high area (``.auc``).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (not a token network).
+    inputs : array_like, shape (n, *input_shape)
+    attributions : array_like, shape (n, *input_shape)
+    target : int or array_like of int, optional
+    baselines : float, array_like or "blur", default 0.0
+        A value, one example, n examples, or "blur": the input blurred by a Gaussian of ``blur_sigma``
+        elements over its spatial axes (L of (L,) and (C, L), (H, W) of (C, H, W)).
+    feature_mask : array_like of int, optional
+        Groups elements into features (superpixels; sa.feature_ablation's convention, ids contiguous 0..M-1).
+    n_steps : int, optional
+        Points after the start (default min(M, 50) for M features); step j inserts round(j·M/n_steps).
+    blur_sigma : float, optional
+        With ``baselines="blur"`` only (default 2).
+    internal_batch_size : int, optional
+        Rows per forward call (default 8192).
+
+    Returns
+    -------
+    Curve
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``attributions`` do not have the inputs' shape (SA_ERR_SHAPE) or are not finite, ``baselines`` or
+        ``feature_mask`` do not broadcast or its ids are not contiguous, ``blur_sigma`` is given without
+        "blur", not positive, or too large for the input, or the network takes tokens.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([1.0, 2.0, -1.0, 0.5])
+    >>> net = sa.Sequential([sa.Linear(w[None], np.zeros(1))])          # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> c = sa.metrics.insertion(net, x, w * x, target=0, n_steps=4)
+    >>> c.scores[0].tolist(), round(float(c.auc[0]), 4)
+    ([0.0, 2.0, 3.0, 3.5, 2.5], 2.4375)
+    """
     return _curve(net, inputs, attributions, target, baselines, feature_mask, n_steps, blur_sigma,
                   internal_batch_size, inserting=True)
 
@@ -371,15 +584,53 @@ def insertion(net, inputs, attributions, target=None, baselines=0.0, feature_mas
 # -- completeness -----------------------------------------------------------------------------------
 def completeness(net, inputs, attributions, target=None, baselines=None, references=None,
                  relative: bool = False) -> np.ndarray:
-    """The completeness (summation-to-delta, efficiency) residual per example: Σφ − (f(x) − f(x')), for
-    attributions that should sum to the change of the ``target`` output from a baseline x' — Integrated
-    Gradients, DeepLIFT, Shapley value sampling and KernelSHAP with ``baselines``; Expected Gradients,
-    DeepSHAP with ``references`` (f(x') is then the mean of f over the references); Integrated and
-    Expected Hessians (attributions (n, p, p): every Γ_ij summed); TRIM coefficients ((n, k): summed).
-    Contextual Decomposition's ``(relevant, irrelevant)`` pair gives relevant + irrelevant − f(x), the output
-    (the logits of a network ending in Softmax) — of ``target`` when it is given, per mask for M masks.
-    ``baselines``: None (zeros), a scalar, one example or n examples. ``relative`` divides by
-    |f(x) − f(x')| (0 where that is 0)."""
+    """The completeness (summation-to-delta, efficiency) residual per example: Σφ − (f(x) − f(x')).
+
+    For attributions that should sum to the change of the ``target`` output from a baseline x' — Integrated
+    Gradients (Sundararajan et al. 2017), DeepLIFT, Shapley value sampling and KernelSHAP with
+    ``baselines``; Expected Gradients, DeepSHAP with ``references`` (f(x') is then the mean of f over the
+    references); Integrated and Expected Hessians (attributions (n, p, p): every Γ_ij summed); TRIM
+    coefficients ((n, k): summed). Contextual Decomposition's ``(relevant, irrelevant)`` pair gives
+    relevant + irrelevant − f(x), the output (the logits of a network ending in Softmax) — of ``target`` when
+    it is given, per mask for M masks.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+    inputs : array_like, shape (n, *input_shape)
+    attributions : array_like, shape (n, ...), or a (relevant, irrelevant) pair
+    target : int or array_like of int, optional
+    baselines : float or array_like, optional
+        None (zeros), a scalar, one example or n examples.
+    references : array_like, shape (m, *input_shape), optional
+        Instead of ``baselines``.
+    relative : bool, default False
+        Divide by |f(x) − f(x')| (0 where that is 0).
+
+    Returns
+    -------
+    numpy.ndarray, float64
+        (n,); for a decomposition the shape of its parts.
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``attributions`` have no row per example or the parts of a pair differ in shape (SA_ERR_SHAPE), are
+        not finite, or both ``baselines`` and ``references`` are given (a pair takes neither).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> w = np.array([1.0, 2.0, -1.0, 0.5])
+    >>> net = sa.Sequential([sa.Linear(w[None], np.zeros(1))])          # f(x) = w·x
+    >>> x = np.ones((3, 4), dtype=np.float32)
+    >>> r = sa.metrics.completeness(net, x, sa.integrated_gradients(net, x, target=0), target=0)
+    >>> r.shape, bool(np.abs(r).max() < 1e-4)
+    ((3,), True)
+    >>> parts = sa.contextual_decomposition(net, x, np.array([1, 1, 0, 0]), target=0)
+    >>> bool(np.abs(sa.metrics.completeness(net, x, parts, target=0)).max() < 1e-5)
+    True
+    """
     from .attribution import _baselines
 
     net, x = _network(net, inputs)

@@ -119,9 +119,55 @@ def _batch_size(internal_batch_size, perturbations_per_eval, n: int) -> int:
 @long_call
 def occlusion(net, inputs, sliding_window_shapes, strides=None, baselines=0, target=None,
               internal_batch_size: Optional[int] = None, perturbations_per_eval: Optional[int] = None) -> np.ndarray:
-    """Occlusion (Captum's ``Occlusion``): the mean over the windows covering an element of
-    f(x) − f(x with the window set to the baseline). ``sliding_window_shapes`` has one size per input
-    dimension (channels included); ``strides`` an int or one per dimension (default 1)."""
+    """Occlusion (Zeiler & Fergus 2014; Captum's ``Occlusion``).
+
+    φ_j = mean over the windows W covering element j of f(x) − f(x with W set to the baseline): each window of
+    ``sliding_window_shapes`` slides over the input with ``strides``, and its output drop is shared by the
+    elements it covers.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    sliding_window_shapes : int or sequence of int
+        The window size, one per input dimension (channels included).
+    strides : int or sequence of int, optional
+        The step of the window, an int or one per dimension (default 1).
+    baselines : float or array_like, default 0
+        A scalar, one example ``input_shape``, n examples ``(n, *input_shape)``, or any array broadcastable to
+        the batch (Captum's broadcasting). 0 and None mean zeros.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` does not broadcast to the
+        batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), ``sliding_window_shapes`` or
+        ``strides`` do not give one size per input dimension (SA_ERR_SHAPE), or a size is not positive, a window
+        exceeds the input or a stride exceeds its window (some elements would never be occluded).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> phi = sa.occlusion(net, x, sliding_window_shapes=(1,), target=0)   # one element at a time: w·x
+    >>> phi.shape, phi[0].tolist()
+    ((2, 4), [1.0, 2.0, -1.0, 0.5])
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     rank = len(net.input_shape)
@@ -139,8 +185,55 @@ def occlusion(net, inputs, sliding_window_shapes, strides=None, baselines=0, tar
 def feature_ablation(net, inputs, baselines=0, feature_mask=None, target=None,
                      internal_batch_size: Optional[int] = None,
                      perturbations_per_eval: Optional[int] = None) -> np.ndarray:
-    """Feature ablation (Captum's ``FeatureAblation``): each feature's elements get
-    f(x) − f(x with that feature set to the baseline)."""
+    """Feature ablation (Captum's ``FeatureAblation``).
+
+    Every element of feature m gets φ = f(x) − f(x with feature m set to the baseline): one forward pass per
+    feature and example.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    baselines : float or array_like, default 0
+        A scalar, one example ``input_shape``, n examples ``(n, *input_shape)``, or any array broadcastable to
+        the batch (Captum's broadcasting). 0 and None mean zeros.
+    feature_mask : array_like of int, optional
+        Feature ids 0..M-1 (contiguous) grouping input elements: one mask broadcastable to ``input_shape``
+        (e.g. ``(1, 1, H, W)`` for all channels) or one per example ``(n, *input_shape)``. None: every element
+        is its own feature.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` or ``feature_mask`` do not broadcast to
+        the batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), or the feature ids are
+        negative or too large.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> sa.feature_ablation(net, x, target=0)[0].tolist()
+    [1.0, 2.0, -1.0, 0.5]
+    >>> phi = sa.feature_ablation(net, x, feature_mask=np.array([0, 0, 1, 1]), target=0)   # two features
+    >>> phi[0].tolist()
+    [3.0, 3.0, -0.5, -0.5]
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
@@ -156,9 +249,55 @@ def feature_ablation(net, inputs, baselines=0, feature_mask=None, target=None,
 def feature_permutation(net, inputs, feature_mask=None, target=None, seed: Optional[int] = None,
                         permutations=None, internal_batch_size: Optional[int] = None,
                         perturbations_per_eval: Optional[int] = None) -> np.ndarray:
-    """Feature permutation (Captum's ``FeaturePermutation``): each feature is permuted across the batch (a
-    permutation that is not the identity); its elements get f(x) − f(x with the feature permuted).
-    ``permutations`` (M × n integers, row f the permutation of feature f) fixes them, e.g. to Captum's."""
+    """Feature permutation (Breiman 2001; Captum's ``FeaturePermutation``).
+
+    Each feature is permuted across the batch (a permutation that is not the identity, so n ≥ 2); its
+    elements get φ = f(x) − f(x with that feature permuted).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    feature_mask : array_like of int, optional
+        Feature ids 0..M-1 (contiguous) grouping input elements: one mask broadcastable to ``input_shape``
+        (e.g. ``(1, 1, H, W)`` for all channels) or one per example ``(n, *input_shape)``. None: every element
+        is its own feature.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    seed : int, optional
+        Seed of the counter-based stream keyed by (seed, first_example + i, sample); None draws a fresh seed.
+    permutations : array_like of int, shape (M, n), optional
+        Row m the permutation of the batch for feature m; fixes them, e.g. to Captum's.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` or ``feature_mask`` do not broadcast to
+        the batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), ``permutations`` has the
+        wrong shape or a row is not a permutation of 0..n-1.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> x = np.array([[1, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32)
+    >>> phi = sa.feature_permutation(net, x, target=0, permutations=np.tile([1, 0], (4, 1)))  # swap the rows
+    >>> phi.tolist()
+    [[1.0, 0.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]]
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     mask, rows, m = _mask(net, feature_mask, n)
@@ -175,10 +314,63 @@ def shapley_value_sampling(net, inputs, baselines=0, feature_mask=None, n_sample
                            seed: Optional[int] = None, target=None, permutations=None,
                            internal_batch_size: Optional[int] = None, perturbations_per_eval: Optional[int] = None,
                            first_example: int = 0) -> np.ndarray:
-    """Shapley value sampling (Castro et al. 2009; Captum's ``ShapleyValueSampling``): the mean over
-    ``n_samples`` random feature orders of each feature's marginal contribution when it switches from the
-    baseline to the input. Σφ = f(x) − f(baseline) for every example. ``permutations`` (n_samples × M,
-    shared by the batch, as Captum draws them) fixes the orders."""
+    """Shapley value sampling (Castro et al. 2009; Captum's ``ShapleyValueSampling``).
+
+    φ_m = the mean over ``n_samples`` random feature orders of feature m's marginal contribution
+    f(x_{S ∪ m}) − f(x_S) when it switches from the baseline to the input after the features S before it in the
+    order. Σφ = f(x) − f(baseline) for every example (efficiency).
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    baselines : float or array_like, default 0
+        A scalar, one example ``input_shape``, n examples ``(n, *input_shape)``, or any array broadcastable to
+        the batch (Captum's broadcasting). 0 and None mean zeros.
+    feature_mask : array_like of int, optional
+        Feature ids 0..M-1 (contiguous) grouping input elements: one mask broadcastable to ``input_shape``
+        (e.g. ``(1, 1, H, W)`` for all channels) or one per example ``(n, *input_shape)``. None: every element
+        is its own feature.
+    n_samples : int, default 25
+        The number of feature orders per example.
+    seed : int, optional
+        Seed of the counter-based stream keyed by (seed, first_example + i, sample); None draws a fresh seed.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    permutations : array_like of int, shape (n_samples, M), optional
+        The feature orders, shared by the batch (as Captum draws them); overrides ``n_samples``.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+    first_example : int, default 0
+        Index of the first row in the whole batch, so a batch computed in pieces draws what the whole batch
+        draws.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` or ``feature_mask`` do not broadcast to
+        the batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), or ``permutations`` is not of
+        shape (n_samples, M) with permutations of 0..M-1 as rows.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> phi = sa.shapley_value_sampling(net, x, n_samples=4, seed=0, target=0)   # exact for a linear f
+    >>> phi[0].tolist(), float(phi[0].sum())
+    ([1.0, 2.0, -1.0, 0.5], 2.5)
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
@@ -203,13 +395,69 @@ def shapley_value_sampling(net, inputs, baselines=0, feature_mask=None, n_sample
 def kernel_shap(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25, seed: Optional[int] = None,
                 target=None, coalitions=None, coalition_weights=None, internal_batch_size: Optional[int] = None,
                 perturbations_per_eval: Optional[int] = None, first_example: int = 0) -> np.ndarray:
-    """KernelSHAP (Lundberg & Lee 2017): the Shapley-kernel weighted least-squares fit under the efficiency
-    constraint Σφ = f(x) − f(baseline), solved exactly as shap's KernelExplainer. When ``n_samples`` ≥ 2^M − 2
-    every coalition is enumerated and φ are the exact Shapley values; otherwise ``n_samples`` coalitions are
-    drawn per example with the kernel as their distribution. ``coalitions`` ((K, M) shared or (n, K, M), 0/1)
-    passes the samples, e.g. Captum's or shap's, weighted by ``coalition_weights`` ((K,) or (n, K), like the
-    coalitions; default 1 each — shap's ``kernelWeights`` reproduce shap's fit); empty and full coalitions among
-    them are skipped."""
+    """KernelSHAP (Lundberg & Lee 2017), solved exactly as shap's ``KernelExplainer``.
+
+    φ minimises Σ_z π(z) (f(h(z)) − f(baseline) − Σ_m z_m φ_m)² over coalitions z ∈ {0, 1}^M (h(z) takes the
+    input where z_m = 1 and the baseline elsewhere), with the Shapley kernel π(z) = (M − 1) / (C(M, |z|) |z|
+    (M − |z|)), under the efficiency constraint Σφ = f(x) − f(baseline). When ``n_samples`` ≥ 2^M − 2 every
+    coalition is enumerated and φ are the exact Shapley values; otherwise ``n_samples`` coalitions are drawn
+    per example with the kernel as their distribution.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    baselines : float or array_like, default 0
+        A scalar, one example ``input_shape``, n examples ``(n, *input_shape)``, or any array broadcastable to
+        the batch (Captum's broadcasting). 0 and None mean zeros.
+    feature_mask : array_like of int, optional
+        Feature ids 0..M-1 (contiguous) grouping input elements: one mask broadcastable to ``input_shape``
+        (e.g. ``(1, 1, H, W)`` for all channels) or one per example ``(n, *input_shape)``. None: every element
+        is its own feature.
+    n_samples : int, default 25
+        The number of coalitions per example.
+    seed : int, optional
+        Seed of the counter-based stream keyed by (seed, first_example + i, sample); None draws a fresh seed.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    coalitions : array_like of 0/1, shape (K, M) or (n, K, M), optional
+        The samples to fit, shared or per example (e.g. Captum's or shap's); empty and full coalitions among
+        them are skipped. Overrides ``n_samples``.
+    coalition_weights : array_like, shape (K,) or (n, K), optional
+        One weight per coalition, like ``coalitions`` (default 1 each; shap's ``kernelWeights`` reproduce
+        shap's fit). Needs ``coalitions``.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+    first_example : int, default 0
+        Index of the first row in the whole batch, so a batch computed in pieces draws what the whole batch
+        draws.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` or ``feature_mask`` do not broadcast to
+        the batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), ``coalitions`` are not 0/1 of
+        shape (K, M) or (n, K, M), or ``coalition_weights`` are given without coalitions or with the wrong shape.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> phi = sa.kernel_shap(net, x, n_samples=100, seed=0, target=0)   # 100 ≥ 2^4 − 2: exact Shapley values
+    >>> [round(float(v), 3) for v in phi[0]]
+    [1.0, 2.0, -1.0, 0.5]
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)
@@ -237,11 +485,73 @@ def lime(net, inputs, baselines=0, feature_mask=None, n_samples: int = 25, simil
          distance_mode: str = "cosine", surrogate: str = "lasso", alpha: float = 0.01, seed: Optional[int] = None,
          target=None, coalitions=None, internal_batch_size: Optional[int] = None,
          perturbations_per_eval: Optional[int] = None, first_example: int = 0) -> np.ndarray:
-    """LIME (Ribeiro et al. 2016) with Captum's ``Lime`` defaults: ``n_samples`` coalitions per example (each
-    feature kept with probability ½), weighted by Captum's exponential kernel exp(−D²/(2·similarity²)) with D
-    the cosine (default) or euclidean distance between the input and the perturbed input, and a weighted
-    linear ``surrogate`` with intercept — "lasso" (scikit-learn's Lasso, ``alpha``) or "linear" — whose
-    coefficients are the attributions. ``coalitions`` as for :func:`kernel_shap`."""
+    """LIME (Ribeiro et al. 2016) with Captum's ``Lime`` defaults.
+
+    ``n_samples`` coalitions z per example (each feature kept with probability ½, the others set to the
+    baseline) are weighted by Captum's exponential kernel exp(−D²/(2·similarity²)), D the cosine (default) or
+    euclidean distance between the input and the perturbed input, and a weighted linear ``surrogate`` with
+    intercept is fitted to f(h(z)) — "lasso" (scikit-learn's Lasso, ``alpha``) or "linear" (least squares).
+    Its coefficients are the attributions.
+
+    Parameters
+    ----------
+    net : Network or LazyNetwork
+        The model (a LazyNetwork is planned for the shape of ``inputs``).
+    inputs : array_like, shape (n, *input_shape)
+        A batch of the network's input shape (numpy or torch, converted to float32).
+    baselines : float or array_like, default 0
+        A scalar, one example ``input_shape``, n examples ``(n, *input_shape)``, or any array broadcastable to
+        the batch (Captum's broadcasting). 0 and None mean zeros.
+    feature_mask : array_like of int, optional
+        Feature ids 0..M-1 (contiguous) grouping input elements: one mask broadcastable to ``input_shape``
+        (e.g. ``(1, 1, H, W)`` for all channels) or one per example ``(n, *input_shape)``. None: every element
+        is its own feature.
+    n_samples : int, default 25
+        The number of coalitions per example.
+    similarity : float, default 1.0
+        The kernel width.
+    distance_mode : {"cosine", "euclidean"}, default "cosine"
+        The distance D of the kernel.
+    surrogate : {"lasso", "linear"}, default "lasso"
+        The interpretable model.
+    alpha : float, default 0.01
+        The Lasso's L1 penalty (scikit-learn's convention).
+    seed : int, optional
+        Seed of the counter-based stream keyed by (seed, first_example + i, sample); None draws a fresh seed.
+    target : int or array_like of int, optional
+        The output to explain: one index for the batch or one per example ``(n,)``; may be None for a network
+        with one output.
+    coalitions : array_like of 0/1, shape (K, M) or (n, K, M), optional
+        The samples, as for :func:`kernel_shap`.
+    internal_batch_size : int, optional
+        Rows per forward chunk (default: a fixed memory budget). Chunks run in parallel.
+    perturbations_per_eval : int, optional
+        Captum's name: ``internal_batch_size = perturbations_per_eval * n``.
+    first_example : int, default 0
+        Index of the first row in the whole batch, so a batch computed in pieces draws what the whole batch
+        draws.
+
+    Returns
+    -------
+    numpy.ndarray, float32, shape (n, *input_shape)
+        The attribution of every input element (all elements of one feature share its value).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``inputs`` does not have the network's input shape, ``baselines`` or ``feature_mask`` do not broadcast to
+        the batch (code SA_ERR_SHAPE), ``target`` is out of range (SA_ERR_OUT_OF_RANGE), ``distance_mode`` or
+        ``surrogate`` is unknown (SA_ERR_UNKNOWN_ENUM), or ``coalitions`` are malformed.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, -1.0, 0.5]]), np.zeros(1))])  # f(x) = w·x
+    >>> x = np.ones((2, 4), dtype=np.float32)
+    >>> phi = sa.lime(net, x, n_samples=200, surrogate="linear", seed=0, target=0)   # a linear f is fitted exactly
+    >>> [round(float(v), 3) for v in phi[0]]
+    [1.0, 2.0, -1.0, 0.5]
+    """
     net, x = _network(net, inputs)
     n = x.shape[0]
     b, nb = _baselines(net, baselines, n)

@@ -33,14 +33,49 @@ INTERACTIONS = {
 
 def interactions(n: int = 5000, d: int = 10, kind="multiply", n_interactions: Optional[int] = None,
                  equal_coeffs: bool = False, seed: Optional[int] = None) -> dict:
-    """path_explain's interaction benchmark data: x ~ N(0, I_d) and y = Σ_k c_k g_k(x_i, x_j) over
-    ``n_interactions`` distinct pairs i < j (default min(20, d(d−1)/2)) drawn without replacement, g_k of
-    ``kind`` (a name of :data:`INTERACTIONS` — multiply, maximum, minimum, squaresum = (a+b)², sign_modify =
-    a·sign(b), cossum = cos(a+b), tanhsum = tanh(a+b) — or a list of names, one drawn per pair), c ~ N(0, 1)
-    (1 with ``equal_coeffs``); y and c are then divided by the standard deviation of y, as path_explain does.
+    """path_explain's interaction benchmark data (Janizek, Sturmfels, Lee 2021, "Explaining explanations").
 
-    Returns X (n, d), y (n,) float32, truth (d, d): Σ|c| of the pairs, symmetric (zero elsewhere),
-    feature_truth (d,): Σ|c| over the pairs a feature is in, pairs (K, 2), kinds, coefficients (K,)."""
+    x ~ N(0, I_d) and y = Σ_k c_k g_k(x_i, x_j) over ``n_interactions`` distinct pairs i < j drawn without
+    replacement, g_k of ``kind`` (a name of :data:`INTERACTIONS` — multiply, maximum, minimum, squaresum =
+    (a+b)², sign_modify = a·sign(b), cossum = cos(a+b), tanhsum = tanh(a+b) — or a list of names, one drawn
+    per pair), c ~ N(0, 1) (1 with ``equal_coeffs``); y and c are then divided by the standard deviation of y,
+    as path_explain does.
+
+    Parameters
+    ----------
+    n : int, default 5000
+        Examples.
+    d : int, default 10
+        Features (at least 2).
+    kind : str or list of str, default "multiply"
+        The interaction function(s).
+    n_interactions : int, optional
+        K pairs (default min(20, d(d−1)/2)).
+    equal_coeffs : bool, default False
+    seed : int, optional
+        The same seed gives the same data.
+
+    Returns
+    -------
+    dict
+        X (n, d) float32, y (n,) float32, truth (d, d): Σ|c| of the pairs, symmetric (zero elsewhere),
+        feature_truth (d,): Σ|c| over the pairs a feature is in, pairs (K, 2), kinds (K names),
+        coefficients (K,).
+
+    Raises
+    ------
+    SwiftAttrError
+        If ``kind`` names no interaction (SA_ERR_UNKNOWN_ENUM), a size is out of range, or y is constant.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> d = sa.simulate.interactions(n=200, d=5, n_interactions=2, seed=0)
+    >>> d["X"].shape, d["y"].shape, d["truth"].shape, d["pairs"].shape
+    ((200, 5), (200,), (5, 5), (2, 2))
+    >>> round(float(d["y"].std()), 3), bool(np.allclose(d["truth"], d["truth"].T))
+    (1.0, True)
+    """
     n, d = as_int(n, "n", 1, INT64_MAX), as_int(d, "d", 2, INT64_MAX)
     pairs_all = np.stack(np.triu_indices(d, k=1), axis=1)
     K = min(20, len(pairs_all)) if n_interactions is None else as_int(n_interactions, "n_interactions", 1, len(pairs_all))
@@ -92,15 +127,57 @@ def _correlated_normal(rng, n: int, p: int, rho: float, structure: str) -> np.nd
 def rate_data(n: int = 500, p: int = 25, n_causal: int = 5, n_interacting: int = 0, correlation: float = 0.0,
               structure: str = "ar1", pve: float = 0.8, interaction_share: float = 0.5, task: str = "regression",
               seed: Optional[int] = None) -> dict:
-    """RATE's simulations (Crawford et al. 2019): inputs x ~ N(0, Σ) (``correlation`` ρ with ``structure``
-    "ar1", Σ_ij = ρ^|i−j|, or "equicorrelated"), a linear effect Xβ of ``n_causal`` features (β ~ N(0, 1) on
-    them) plus, with ``n_interacting`` > 0, pairwise products among the first ``n_interacting`` causal
-    features (coefficients N(0, 1)) taking ``interaction_share`` of the signal's variance; the signal explains
-    ``pve`` of the variance of y and Gaussian noise the rest. ``task="classification"`` gives y = 1 where
-    y > its median (int64 labels).
+    """RATE's simulations (Crawford et al. 2019, "Variable prioritization in nonlinear black box methods").
 
-    Returns X (n, p) float32, y, truth (p,): 1 for the causal features, causal (indices), beta (p,), pairs
-    (interacting pairs, (K, 2)), interaction_coefficients (K,)."""
+    Inputs x ~ N(0, Σ) (``correlation`` ρ with ``structure`` "ar1", Σ_ij = ρ^|i−j|, or "equicorrelated",
+    Σ_ij = ρ for i ≠ j), a linear effect Xβ of ``n_causal`` features (β ~ N(0, 1) on them) plus, with
+    ``n_interacting`` > 0, pairwise products among the first ``n_interacting`` causal features (coefficients
+    N(0, 1)) taking ``interaction_share`` of the signal's variance; the signal explains ``pve`` of the
+    variance of y and Gaussian noise the rest. ``task="classification"`` gives y = 1 where y > its median
+    (int64 labels).
+
+    Parameters
+    ----------
+    n : int, default 500
+        Examples (at least 2).
+    p : int, default 25
+        Features.
+    n_causal : int, default 5
+        Features with a linear effect (1..p).
+    n_interacting : int, default 0
+        Causal features that also interact pairwise (0..n_causal).
+    correlation : float, default 0.0
+        ρ in [0, 1).
+    structure : {"ar1", "equicorrelated"}, default "ar1"
+    pve : float, default 0.8
+        The proportion of variance explained by the signal, in (0, 1].
+    interaction_share : float, default 0.5
+        The interactions' share of the signal's variance, in [0, 1).
+    task : {"regression", "classification"}, default "regression"
+    seed : int, optional
+
+    Returns
+    -------
+    dict
+        X (n, p) float32, y ((n,) float32, or int64 labels), truth (p,): 1 for the causal features, causal
+        (indices), beta (p,), pairs (interacting pairs, (K, 2)), interaction_coefficients (K,).
+
+    Raises
+    ------
+    SwiftAttrError
+        If a size, ``correlation``, ``pve`` or ``interaction_share`` is out of range, or ``structure`` or
+        ``task`` is unknown (SA_ERR_UNKNOWN_ENUM).
+
+    Examples
+    --------
+    >>> import swiftattr as sa
+    >>> d = sa.simulate.rate_data(n=100, p=10, n_causal=3, n_interacting=2, correlation=0.5, seed=0)
+    >>> d["X"].shape, int(d["truth"].sum()), len(d["causal"]), d["pairs"].shape
+    ((100, 10), 3, 3, (1, 2))
+    >>> c = sa.simulate.rate_data(n=100, p=10, task="classification", seed=0)
+    >>> sorted(set(c["y"].tolist()))
+    [0, 1]
+    """
     n, p = as_int(n, "n", 2, INT64_MAX), as_int(p, "p", 1, INT64_MAX)
     q = as_int(n_causal, "n_causal", 1, p)
     m = as_int(n_interacting, "n_interacting", 0, q)
@@ -141,14 +218,48 @@ def rate_data(n: int = 500, p: int = 25, n_causal: int = 5, n_interacting: int =
 
 def frequency(n: int = 1000, length: int = 64, band: int = 1, n_bands: int = 8, amplitude: float = 1.0,
               seed: Optional[int] = None) -> dict:
-    """A TRIM simulation: signals whose label depends on one frequency band only. In the real orthonormal
-    Fourier basis of sa.fourier_transform((length,)), every coefficient is N(0, 1) noise, and the
-    coefficients in band ``band`` (of sa.frequency_bands(T, n_bands)) carry in addition (2y − 1)·amplitude·u
-    for a fixed random unit direction u; y ∈ {0, 1} is drawn with probability ½, so only that band tells the
-    classes apart (linearly, with margin ``amplitude``).
+    """A TRIM simulation (Singh, Ha, Yu et al. 2020): signals whose label depends on one frequency band only.
 
-    Returns X (n, length) float32 (the signals in time), y (n,) int64, truth (n_bands,): 1 for the band,
-    truth_coefficients (k,): 1 for its coefficients, coefficients (n, k), transform, bands (n_bands, k)."""
+    In the real orthonormal Fourier basis of sa.fourier_transform((length,)), every coefficient is N(0, 1)
+    noise, and the coefficients in band ``band`` (of sa.frequency_bands(T, n_bands)) carry in addition
+    (2y − 1)·amplitude·u for a fixed random unit direction u; y ∈ {0, 1} is drawn with probability ½, so only
+    that band tells the classes apart (linearly, with margin ``amplitude``).
+
+    Parameters
+    ----------
+    n : int, default 1000
+        Examples.
+    length : int, default 64
+        Samples per signal (2..4096).
+    band : int, default 1
+        The informative band (0..n_bands − 1).
+    n_bands : int, default 8
+        Bands (1..length).
+    amplitude : float, default 1.0
+        Finite.
+    seed : int, optional
+
+    Returns
+    -------
+    dict
+        X (n, length) float32 (the signals in time), y (n,) int64, truth (n_bands,): 1 for the band,
+        truth_coefficients (k,): 1 for its coefficients, coefficients (n, k), transform (the Transform),
+        bands (n_bands, k).
+
+    Raises
+    ------
+    SwiftAttrError
+        If a size is out of range, ``amplitude`` is not finite, or the band holds no coefficient.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> d = sa.simulate.frequency(n=50, length=16, band=2, n_bands=4, seed=0)
+    >>> d["X"].shape, d["truth"].tolist(), d["bands"].shape
+    ((50, 16), [0.0, 0.0, 1.0, 0.0], (4, 16))
+    >>> bool(np.allclose(d["transform"].coefficients(d["X"]), d["coefficients"], atol=1e-4))
+    True
+    """
     from .trim import fourier_transform, frequency_bands
 
     n, L = as_int(n, "n", 1, INT64_MAX), as_int(length, "length", 2, 4096)
