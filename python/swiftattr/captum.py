@@ -665,7 +665,7 @@ class Occlusion(_Perturbation):
 
     def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
                   additional_forward_args=None, perturbations_per_eval=1, show_progress=False):
-        """f_t(x) − f_t(x with a window replaced by the baseline), spread over the window's elements and
+        """f_t(x) − f_t(x with a window replaced by the baseline), given to every element of the window and
         averaged over the windows covering each element (Zeiler & Fergus 2014).
 
         Parameters
