@@ -21,6 +21,8 @@ test: install
 	$(SWIFT) test
 	bash tests/c/run.sh
 	cd /tmp && $(PYTHON) -m pytest -q $(CURDIR)/python/tests
+# The docstrings' examples, on the installed package (examples that need torch, captum or dask are marked SKIP).
+	cd /tmp && $(PYTHON) -m pytest -q --doctest-modules $$($(PYTHON) -c "import swiftattr, os; print(os.path.dirname(swiftattr.__file__))")
 	SWIFT=$(SWIFT) PYTHON=$(PYTHON) bash scripts/second_kernel.sh
 
 # The Swift and C suites once more on another OpenBLAS kernel (part of `make test`).

@@ -127,6 +127,47 @@ def _plot(x, phi, method: str, path: str) -> None:
 
 
 def explain(args) -> int:
+    """Runs the ``explain`` command on parsed arguments: loads the model and inputs, runs the method, writes the
+    attributions (and the plot), and prints where they went.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        What ``python -m swiftattr explain --help`` lists: ``model``, ``inputs``, ``method``, ``target``,
+        ``out``, ``plot``, ``baselines``, ``references``, ``n_steps``, ``n_samples``, ``seed``,
+        ``internal_batch_size``, ``output``, ``option`` (a list of "KEY=VALUE"), ``threads``, ``progress``.
+        INPUTS of the model's input shape (one example) are taken as a batch of one.
+
+    Returns
+    -------
+    int
+        0 on success.
+
+    Raises
+    ------
+    SystemExit
+        With a message naming the option, for a missing model file, an unreadable .npy, a missing or unwanted
+        ``--references``, an option the method does not take, or a malformed ``--option`` or ``--target``.
+    SwiftAttrError
+        When the method refuses its arguments (:func:`main` turns it into exit status 1).
+
+    Examples
+    --------
+    >>> import argparse, os, tempfile, numpy as np, swiftattr as sa
+    >>> from swiftattr.__main__ import explain
+    >>> d = tempfile.mkdtemp()
+    >>> sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32))]).save(os.path.join(d, "m.sam"))
+    >>> np.save(os.path.join(d, "x.npy"), np.ones((2, 3), np.float32))
+    >>> args = argparse.Namespace(model=os.path.join(d, "m.sam"), inputs=os.path.join(d, "x.npy"),
+    ...     method="input_x_gradient", target="0", out=os.path.join(d, "phi.npy"), plot=None, baselines=None,
+    ...     references=None, n_steps=None, n_samples=None, seed=None, internal_batch_size=None, output=None,
+    ...     option=[], threads=None, progress=False)
+    >>> explain(args)  # doctest: +ELLIPSIS
+    input_x_gradient: attributions of shape (2, 3) written to ...phi.npy
+    0
+    >>> np.load(os.path.join(d, "phi.npy"))[0].tolist()
+    [1.0, 0.0, 0.0]
+    """
     import swiftattr as sa
 
     if args.threads is not None:
@@ -168,6 +209,40 @@ def explain(args) -> int:
 
 
 def main(argv=None) -> int:
+    """The command line's entry point: ``python -m swiftattr COMMAND ...`` (one command, ``explain``).
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 when the library refused the call (its SwiftAttrError is printed
+        to stderr as ``error: ...``).
+
+    Raises
+    ------
+    SystemExit
+        From argparse for unknown or missing options (status 2) and ``--help`` (status 0), and with a message
+        for the input errors :func:`explain` reports.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, swiftattr as sa
+    >>> from swiftattr.__main__ import main
+    >>> d = tempfile.mkdtemp()
+    >>> sa.Sequential([sa.Linear(2 * np.eye(3, dtype=np.float32))]).save(os.path.join(d, "m.sam"))
+    >>> np.save(os.path.join(d, "x.npy"), np.ones((4, 3), np.float32))
+    >>> main([  # doctest: +ELLIPSIS
+    ...     "explain", os.path.join(d, "m.sam"), os.path.join(d, "x.npy"), "--method", "integrated_gradients",
+    ...     "--target", "1", "--n-steps", "8", "--out", os.path.join(d, "phi.npy")])
+    integrated_gradients: attributions of shape (4, 3) written to ...phi.npy
+    0
+    >>> np.load(os.path.join(d, "phi.npy"))[0].round(3).tolist()
+    [0.0, 2.0, 0.0]
+    """
     args = _parser().parse_args(argv)
     from swiftattr import SwiftAttrError
 

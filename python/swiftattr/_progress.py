@@ -135,7 +135,44 @@ class _Tracker:
 def long_call(fn):
     """Adds ``show_progress=False`` (keyword) to ``fn`` and runs it with the progress handler and the Ctrl-C
     handling described in the module notes. Nested wrapped calls (a function calling another) share the
-    outer call's handler."""
+    outer call's handler.
+
+    The wrapper installs the handler only where it has work: always in the main thread (for Ctrl-C), and in
+    other threads only when ``show_progress`` is true. Its signature gains ``show_progress`` (before any
+    ``**kwargs``) and its docstring describes it (in the "Parameters" section when there is one).
+
+    Parameters
+    ----------
+    fn : callable
+        A function that makes native calls; it must not have a ``show_progress`` parameter itself.
+
+    Returns
+    -------
+    callable
+        The wrapper, with ``fn``'s name and docstring (plus ``show_progress``). Calling it with a
+        ``show_progress`` that is not a bool (or numpy bool) raises SwiftAttrError; Ctrl-C during the call
+        raises KeyboardInterrupt once the native call has stopped.
+
+    Raises
+    ------
+    TypeError
+        When ``fn`` already has a ``show_progress`` parameter.
+
+    Examples
+    --------
+    >>> import inspect
+    >>> from swiftattr._progress import long_call
+    >>> @long_call
+    ... def double(x):
+    ...     'Twice x.'
+    ...     return 2 * x
+    >>> double(3), double(4, show_progress=False)
+    (6, 8)
+    >>> str(inspect.signature(double))
+    '(x, *, show_progress: bool = False)'
+    >>> "show_progress" in double.__doc__
+    True
+    """
     signature = inspect.signature(fn)
     if "show_progress" in signature.parameters:
         raise TypeError(f"{fn.__name__} already has a show_progress parameter")

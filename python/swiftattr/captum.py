@@ -194,25 +194,119 @@ def _with_delta(inp: _Inputs, result, with_delta: bool):
 
 
 class Saliency(_Method):
-    """Captum's ``Saliency``: |∂f_t/∂x| (``abs=True``) or the raw gradient."""
+    """Captum's ``Saliency``: |∂f_t/∂x| (``abs=True``) or the raw gradient.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, abs=True, additional_forward_args=None):
+        """|∂f_t/∂x| (``abs=True``, Captum's default) or the signed gradient, per input element.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        abs : bool, default True
+            Take the absolute value.
+        additional_forward_args : None
+            Only None (the model takes one input).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of :func:`swiftattr.saliency`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.Saliency(net).attribute(x, target=0)[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("Saliency.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "Saliency.attribute")
         return inp.back(_sa.saliency(self.net, inp.array, target=_target(target, "Saliency"), abs=abs))
 
 
 class InputXGradient(_Method):
-    """Captum's ``InputXGradient``: x ⊙ ∂f_t/∂x."""
+    """Captum's ``InputXGradient``: x ⊙ ∂f_t/∂x.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None):
+        """x ⊙ ∂f_t/∂x.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.input_x_gradient`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.InputXGradient(net).attribute(2 * x)[0].tolist()
+        [2.0, 4.0, 6.0]
+        """
         _require_default("InputXGradient.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "InputXGradient.attribute")
         return inp.back(_sa.input_x_gradient(self.net, inp.array, target=_target(target, "InputXGradient")))
 
 
 class IntegratedGradients(_Method):
-    """Captum's ``IntegratedGradients``; ``multiply_by_inputs=False`` gives the path-integrated gradient."""
+    """Captum's ``IntegratedGradients``; ``multiply_by_inputs=False`` gives the path-integrated gradient.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    multiply_by_inputs : bool, default True
+        Captum's global attributions (times x − baseline); False gives the local ones.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _init(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("IntegratedGradients", multiply_by_inputs)
@@ -223,6 +317,51 @@ class IntegratedGradients(_Method):
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
                   method="gausslegendre", internal_batch_size=None, return_convergence_delta=False):
+        """Integrated Gradients (Sundararajan et al. 2017):
+        (x − x′) ⊙ ∫₀¹ ∂f_t(x′ + α(x − x′))/∂x dα.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        n_steps : int, default 50
+            Quadrature points.
+        method : str, default "gausslegendre"
+            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid" or "gausslegendre".
+        internal_batch_size : int, optional
+            Bound on the path points evaluated at once (memory).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            convergence delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.integrated_gradients`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> phi, delta = sa.captum.IntegratedGradients(net).attribute(x, target=0, return_convergence_delta=True)
+        >>> phi[0].round(3).tolist(), bool(abs(delta).max() < 1e-4)
+        ([1.0, 2.0, 3.0], True)
+        """
         _require_default("IntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "IntegratedGradients.attribute")
         r = _sa.integrated_gradients(self.net, inp.array, baselines=_numpy(baselines),
@@ -234,7 +373,20 @@ class IntegratedGradients(_Method):
 
 
 class DeepLift(_Method):
-    """Captum's ``DeepLift`` (the Rescale rule; ``eps`` is Captum's guard for near-zero differences)."""
+    """Captum's ``DeepLift`` (the Rescale rule; ``eps`` is Captum's guard for near-zero differences).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    multiply_by_inputs : bool, default True
+        Captum's global attributions (times x − baseline); False gives the local ones.
+    eps : float, default 1e-10
+        Captum's guard for near-zero differences (stored).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _init(self, multiply_by_inputs=True, eps=1e-10):
         self.multiply_by_inputs = _multiply("DeepLift", multiply_by_inputs)
@@ -246,6 +398,46 @@ class DeepLift(_Method):
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None,
                   return_convergence_delta=False, custom_attribution_func=None):
+        """DeepLIFT's Rescale rule (Shrikumar et al. 2017), max-pools as Captum (``maxpool="gradient"``).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        custom_attribution_func : None
+            Only None.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            convergence delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, a custom attribution function), and for the errors
+            of :func:`swiftattr.deeplift`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.DeepLift(net).attribute(x, target=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("DeepLift.attribute", additional_forward_args=(additional_forward_args, None),
                          custom_attribution_func=(custom_attribution_func, None))
         inp = _Inputs(inputs, "DeepLift.attribute")
@@ -267,13 +459,65 @@ def _references(net, inp: _Inputs, baselines):
 
 
 class DeepLiftShap(DeepLift):
-    """Captum's ``DeepLiftShap``: DeepLIFT averaged over the reference set ``baselines`` (R, *input_shape)."""
+    """Captum's ``DeepLiftShap``: DeepLIFT averaged over the reference set ``baselines`` (R, *input_shape).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    multiply_by_inputs : bool, default True
+        Captum's global attributions (times x − baseline); False gives the local ones.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _init(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("DeepLiftShap", multiply_by_inputs)
 
     def attribute(self, inputs, baselines, target=None, additional_forward_args=None, return_convergence_delta=False,
                   custom_attribution_func=None):
+        """DeepLIFT averaged over the references: φ = (1/R) Σ_r φ(x, r).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor or ndarray of shape (R, *input_shape), or one example
+            The reference set.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        custom_attribution_func : None
+            Only None.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            convergence delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, a custom attribution function), and for the errors
+            of :func:`swiftattr.deepshap`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> refs = np.zeros((4, 3), np.float32)
+        >>> sa.captum.DeepLiftShap(net).attribute(x, refs, target=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("DeepLiftShap.attribute", additional_forward_args=(additional_forward_args, None),
                          custom_attribution_func=(custom_attribution_func, None))
         inp = _Inputs(inputs, "DeepLiftShap.attribute")
@@ -287,7 +531,18 @@ class GradientShap(_Method):
     """Captum's ``GradientShap``: expected gradients over the reference set ``baselines`` with ``n_samples``
     draws per example (Gaussian input noise, ``stdevs`` > 0, is not supported). Captum draws with torch's
     global generator; here the draws come from ``seed`` (a swiftattr extension, default 0), so the numbers
-    agree with Captum in expectation, not draw for draw."""
+    agree with Captum in expectation, not draw for draw.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    multiply_by_inputs : bool, default True
+        Only True.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _init(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("GradientShap", multiply_by_inputs)
@@ -300,6 +555,53 @@ class GradientShap(_Method):
 
     def attribute(self, inputs, baselines, n_samples=5, stdevs=0.0, target=None, additional_forward_args=None,
                   return_convergence_delta=False, seed=0):
+        """Expected Gradients (Erion et al. 2021): (x − r) ⊙ ∂f_t(r + α(x − r))/∂x averaged over
+        ``n_samples`` draws of a reference r and α ~ U(0, 1); the delta is Σφ − (f(x) − mean_r f(r)).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor or ndarray of shape (R, *input_shape), or one example
+            The reference set.
+        n_samples : int, default 5
+            Draws per example.
+        stdevs : float, default 0.0
+            Only 0.0 (no input noise).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        seed : int, default 0
+            A swiftattr extension: the seed of the draws.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            convergence delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``stdevs`` > 0), and for the errors of
+            :func:`swiftattr.expected_gradients`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> refs = np.zeros((4, 3), np.float32)
+        >>> gs = sa.captum.GradientShap(net)
+        >>> phi, delta = gs.attribute(x, refs, n_samples=8, target=0, return_convergence_delta=True)
+        >>> phi[0].round(3).tolist(), bool(abs(delta).max() < 1e-4)
+        ([1.0, 2.0, 3.0], True)
+        """
         _require_default("GradientShap.attribute", additional_forward_args=(additional_forward_args, None),
                          stdevs=(stdevs, 0.0))
         inp = _Inputs(inputs, "GradientShap.attribute")
@@ -350,10 +652,62 @@ def _one_per_input(value, name: str):
 
 
 class Occlusion(_Perturbation):
-    """Captum's ``Occlusion``."""
+    """Captum's ``Occlusion``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, sliding_window_shapes, strides=None, baselines=None, target=None,
                   additional_forward_args=None, perturbations_per_eval=1, show_progress=False):
+        """f_t(x) − f_t(x with a window replaced by the baseline), given to every element of the window and
+        averaged over the windows covering each element (Zeiler & Fergus 2014).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        sliding_window_shapes : tuple of int (or a one-element tuple of it)
+            The window's shape (one example's dimensions).
+        strides : int or tuple of int, optional
+            Steps between windows (default 1).
+        baselines : scalar, tensor or ndarray, optional
+            The replacement value (default 0).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, several window shapes), and for the errors of
+            :func:`swiftattr.occlusion`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.Occlusion(net).attribute(x, (1,), target=0)[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
         self._check("Occlusion.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "Occlusion.attribute")
         shapes = _one_per_input(sliding_window_shapes, "sliding_window_shapes")
@@ -365,10 +719,60 @@ class Occlusion(_Perturbation):
 
 
 class FeatureAblation(_Perturbation):
-    """Captum's ``FeatureAblation``."""
+    """Captum's ``FeatureAblation``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
                   perturbations_per_eval=1, show_progress=False):
+        """f_t(x) − f_t(x with one feature (group of ``feature_mask``) replaced by the baseline).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : scalar, tensor or ndarray, optional
+            The replacement (default 0).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        feature_mask : tensor or ndarray of the input's shape (or one example's), optional
+            Integer group of every input element (default: every element its own feature).
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.feature_ablation`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> mask = np.array([0, 0, 1])
+        >>> sa.captum.FeatureAblation(net).attribute(x, target=0, feature_mask=mask)[0].tolist()
+        [3.0, 3.0, 3.0]
+        """
         self._check("FeatureAblation.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "FeatureAblation.attribute")
         fn = _sa.feature_ablation
@@ -378,10 +782,59 @@ class FeatureAblation(_Perturbation):
 
 
 class FeaturePermutation(_Perturbation):
-    """Captum's ``FeaturePermutation`` (the permutations come from ``seed``, a swiftattr extension)."""
+    """Captum's ``FeaturePermutation`` (the permutations come from ``seed``, a swiftattr extension).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None, feature_mask=None, perturbations_per_eval=1,
                   show_progress=False, seed=None):
+        """f_t(x) − f_t(x with a feature's values permuted across the batch), per example.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        feature_mask : tensor or ndarray of the input's shape (or one example's), optional
+            Integer group of every input element (default: every element its own feature).
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+        seed : int, optional
+            A swiftattr extension: the seed of the draws (None: drawn afresh).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.feature_permutation`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.FeaturePermutation(net).attribute(x, target=0, seed=0).shape
+        (2, 3)
+        """
         self._check("FeaturePermutation.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "FeaturePermutation.attribute")
         fn = _sa.feature_permutation
@@ -390,10 +843,63 @@ class FeaturePermutation(_Perturbation):
 
 
 class ShapleyValueSampling(_Perturbation):
-    """Captum's ``ShapleyValueSampling`` (orders drawn from ``seed``, a swiftattr extension)."""
+    """Captum's ``ShapleyValueSampling`` (orders drawn from ``seed``, a swiftattr extension).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
                   n_samples=25, perturbations_per_eval=1, show_progress=False, seed=None):
+        """Shapley values estimated from ``n_samples`` random feature orders (Castro et al. 2009).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : scalar, tensor or ndarray, optional
+            The value of an absent feature (default 0).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        feature_mask : tensor or ndarray of the input's shape (or one example's), optional
+            Integer group of every input element (default: every element its own feature).
+        n_samples : int, default 25
+            Feature orders per example.
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+        seed : int, optional
+            A swiftattr extension: the seed of the draws (None: drawn afresh).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.shapley_value_sampling`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.ShapleyValueSampling(net).attribute(x, target=0, n_samples=4, seed=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         self._check("ShapleyValueSampling.attribute", additional_forward_args, show_progress)
         inp = _Inputs(inputs, "ShapleyValueSampling.attribute")
         fn = _sa.shapley_value_sampling
@@ -404,10 +910,65 @@ class ShapleyValueSampling(_Perturbation):
 
 class KernelShap(_Perturbation):
     """Captum's ``KernelShap`` (coalitions drawn from ``seed``, a swiftattr extension; the exact constrained
-    solve of shap's KernelExplainer)."""
+    solve of shap's KernelExplainer).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
                   n_samples=25, perturbations_per_eval=1, return_input_shape=True, show_progress=False, seed=None):
+        """KernelSHAP (Lundberg & Lee 2017): Shapley values from a weighted regression on ``n_samples`` coalitions.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : scalar, tensor or ndarray, optional
+            The value of an absent feature (default 0).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        feature_mask : tensor or ndarray of the input's shape (or one example's), optional
+            Integer group of every input element (default: every element its own feature).
+        n_samples : int, default 25
+            Coalitions per example.
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+        return_input_shape : bool, default True
+            Only True.
+        seed : int, optional
+            A swiftattr extension: the seed of the draws (None: drawn afresh).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``return_input_shape=False``), and for the errors of
+            :func:`swiftattr.kernel_shap`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.KernelShap(net).attribute(x, target=0, n_samples=32, seed=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         self._check("KernelShap.attribute", additional_forward_args, show_progress)
         _require_default("KernelShap.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "KernelShap.attribute")
@@ -420,7 +981,18 @@ class KernelShap(_Perturbation):
 class Lime(_Perturbation):
     """Captum's ``Lime`` with its default interpretable model (a Lasso, α = 0.01) and similarity (the
     exponential kernel of the cosine distance, width 1); other models, similarities and perturbation
-    functions are not supported."""
+    functions are not supported.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    interpretable_model, similarity_func, perturb_func : None
+        Only None (Captum's defaults).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _init(self, interpretable_model=None, similarity_func=None, perturb_func=None):
         for name, value in (("interpretable_model", interpretable_model), ("similarity_func", similarity_func),
@@ -430,6 +1002,52 @@ class Lime(_Perturbation):
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, feature_mask=None,
                   n_samples=50, perturbations_per_eval=1, return_input_shape=True, show_progress=False, seed=None):
+        """LIME (Ribeiro et al. 2016): the coefficients of a Lasso fitted to ``n_samples`` perturbed copies.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : scalar, tensor or ndarray, optional
+            The value of an absent feature (default 0).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        feature_mask : tensor or ndarray of the input's shape (or one example's), optional
+            Integer group of every input element (default: every element its own feature).
+        n_samples : int, default 50
+            Perturbed copies per example.
+        perturbations_per_eval : int, default 1
+            Perturbed copies evaluated per forward call.
+        show_progress : bool, default False
+            Show a progress bar (when the swiftattr function has one).
+        return_input_shape : bool, default True
+            Only True.
+        seed : int, optional
+            A swiftattr extension: the seed of the draws (None: drawn afresh).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``return_input_shape=False``), and for the errors of
+            :func:`swiftattr.lime`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.Lime(net).attribute(x, target=0, n_samples=64, seed=0).shape
+        (2, 3)
+        """
         self._check("Lime.attribute", additional_forward_args, show_progress)
         _require_default("Lime.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "Lime.attribute")
@@ -443,7 +1061,15 @@ class NoiseTunnel:
     """Captum's ``NoiseTunnel`` around any of this module's attribution objects: :func:`swiftattr.noise_tunnel`
     runs the wrapped ``.attribute`` on all noisy copies of a block of examples at once (per-example ``target``,
     ``baselines`` and ``feature_mask`` repeated for the copies). The noise is drawn from ``seed`` (a swiftattr
-    extension; Captum uses torch's global generator), keyed by example and sample."""
+    extension; Captum uses torch's global generator), keyed by example and sample.
+
+    Parameters
+    ----------
+    attribution_method : a swiftattr.captum attribution object
+        The method whose attributions are smoothed.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def __init__(self, attribution_method):
         if not isinstance(attribution_method, _Method):
@@ -456,6 +1082,51 @@ class NoiseTunnel:
 
     def attribute(self, inputs, nt_type="smoothgrad", nt_samples=5, nt_samples_batch_size=None, stdevs=1.0,
                   draw_baseline_from_distrib=False, seed=None, **kwargs):
+        """The wrapped method's attributions aggregated over ``nt_samples`` noisy copies x + N(0, stdevs²)
+        of each example (Smilkov et al. 2017; Adebayo et al. 2018 for VarGrad).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        nt_type : {"smoothgrad", "smoothgrad_sq", "vargrad"}, default "smoothgrad"
+            Mean, mean of squares, or variance.
+        nt_samples : int, default 5
+            Noisy copies per example.
+        nt_samples_batch_size : int, optional
+            Accepted for Captum's signature.
+        stdevs : float, default 1.0
+            Standard deviation of the noise.
+        draw_baseline_from_distrib : bool, default False
+            ``baselines`` is a reference set and each copy takes one.
+        seed : int, optional
+            A swiftattr extension: the seed of the draws (None: drawn afresh).
+        **kwargs
+            The wrapped ``attribute``'s arguments (``target``, ``baselines``, ...).
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            deltas of the n·nt_samples copies.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.noise_tunnel`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])   # f(x) = x0 + 2 x1 + 3 x2
+        >>> x = np.ones((2, 3), np.float32)
+        >>> nt = sa.captum.NoiseTunnel(sa.captum.Saliency(net))
+        >>> nt.attribute(x, nt_samples=4, stdevs=0.1, seed=0, target=0)[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
         method = self.attribution_method
         inp = _Inputs(inputs, "NoiseTunnel.attribute")
         signature = inspect.signature(method.attribute)
@@ -494,10 +1165,63 @@ class _Layer(_Method):
 
 class LayerGradCam(_Layer):
     """Captum's ``LayerGradCam`` (Captum's default ``relu_attributions=False``; the result at the layer's
-    resolution, as Captum's; upsample with ``swiftattr.grad_cam(..., upsample=True)``)."""
+    resolution, as Captum's; upsample with ``swiftattr.grad_cam(..., upsample=True)``).
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False,
                   relu_attributions=False, attr_dim_summation=True):
+        """GradCAM (Selvaraju et al. 2017): Σ_c w_c a_c over the layer output's channels, w_c the spatial
+        mean of ∂f_t/∂a_c (ReLU'd when ``relu_attributions``).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+        relu_attributions : bool, default False
+            ReLU the map.
+        attr_dim_summation : bool, default True
+            Only True.
+
+        Returns
+        -------
+        tensor or ndarray
+            Of shape (n, 1, *the layer's spatial shape) (never a tuple), in the input's kind.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``attr_dim_summation=False``,
+            ``attribute_to_layer_input=True``), and for the errors of :func:`swiftattr.grad_cam`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Conv2d(np.ones((1, 1, 1, 1), np.float32)), sa.ReLU(), sa.Flatten(),
+        ...                      sa.Linear(np.ones((1, 4), np.float32))], input_shape=(1, 2, 2))
+        >>> x = np.ones((1, 1, 2, 2), np.float32)
+        >>> cam = sa.captum.LayerGradCam(net, 0).attribute(x, target=0)
+        >>> cam.shape, cam.sum().item()
+        ((1, 1, 2, 2), 4.0)
+        """
         _require_default("LayerGradCam.attribute", additional_forward_args=(additional_forward_args, None),
                          attr_dim_summation=(attr_dim_summation, True))
         inp = _Inputs(inputs, "LayerGradCam.attribute")
@@ -508,7 +1232,22 @@ class LayerGradCam(_Layer):
 
 
 class LayerIntegratedGradients(_Layer):
-    """Captum's ``LayerIntegratedGradients``."""
+    """Captum's ``LayerIntegratedGradients``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+    multiply_by_inputs : bool, default True
+        Only True.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _extra(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("LayerIntegratedGradients", multiply_by_inputs)
@@ -521,6 +1260,52 @@ class LayerIntegratedGradients(_Layer):
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
                   method="gausslegendre", internal_batch_size=None, return_convergence_delta=False,
                   attribute_to_layer_input=False):
+        """Integrated Gradients at the layer's output, along the path between its activations at the
+        baselines and at the inputs.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        n_steps : int, default 50
+            Quadrature points.
+        method : str, default "gausslegendre"
+            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid" or "gausslegendre".
+        internal_batch_size : int, optional
+            Bound on the path points evaluated at once (memory).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Of shape (n, *the layer output's shape) (never a tuple), in the input's kind; with
+            ``return_convergence_delta`` also the delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``attribute_to_layer_input=True``), and for the
+            errors of :func:`swiftattr.layer_integrated_gradients`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.LayerIntegratedGradients(net, 0).attribute(x, target=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("LayerIntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LayerIntegratedGradients.attribute")
         layer = self._layer("LayerIntegratedGradients.attribute", attribute_to_layer_input)
@@ -538,7 +1323,20 @@ def _layer_result(inp, r, with_delta):
 
 
 class LayerConductance(_Layer):
-    """Captum's ``LayerConductance``."""
+    """Captum's ``LayerConductance``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     @staticmethod
     def has_convergence_delta() -> bool:
@@ -547,6 +1345,52 @@ class LayerConductance(_Layer):
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None, n_steps=50,
                   method="gausslegendre", internal_batch_size=None, return_convergence_delta=False,
                   attribute_to_layer_input=False):
+        """Conductance (Dhamdhere et al. 2018) of the layer's output units along the input path.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        n_steps : int, default 50
+            Quadrature points.
+        method : str, default "gausslegendre"
+            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid" or "gausslegendre".
+        internal_batch_size : int, optional
+            Bound on the path points evaluated at once (memory).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Of shape (n, *the layer output's shape) (never a tuple), in the input's kind; with
+            ``return_convergence_delta`` also the delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``attribute_to_layer_input=True``), and for the
+            errors of :func:`swiftattr.layer_conductance`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> phi = sa.captum.LayerConductance(net, 0).attribute(x, target=0)   # the quadrature sees ReLU'(0) = 0 at α = 0
+        >>> phi.shape, bool(np.allclose(phi[0], [1.0, 2.0, 3.0], atol=0.01))
+        ((2, 3), True)
+        """
         _require_default("LayerConductance.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LayerConductance.attribute")
         layer = self._layer("LayerConductance.attribute", attribute_to_layer_input)
@@ -558,12 +1402,61 @@ class LayerConductance(_Layer):
 
 
 class LayerGradientXActivation(_Layer):
-    """Captum's ``LayerGradientXActivation``."""
+    """Captum's ``LayerGradientXActivation``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+    multiply_by_inputs : bool, default True
+        Captum's global attributions (a ⊙ ∂f_t/∂a); False gives ∂f_t/∂a.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _extra(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("LayerGradientXActivation", multiply_by_inputs)
 
     def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False):
+        """a ⊙ ∂f_t/∂a at the layer's output a (only ∂f_t/∂a with ``multiply_by_inputs=False``).
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of shape (n, *the layer output's shape) (never a tuple), in the input's kind.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``attribute_to_layer_input=True``), and for the
+            errors of :func:`swiftattr.layer_gradient_x_activation`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.LayerGradientXActivation(net, 0).attribute(2 * x, target=0)[0].tolist()
+        [2.0, 4.0, 6.0]
+        """
         _require_default("LayerGradientXActivation.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LayerGradientXActivation.attribute")
         layer = self._layer("LayerGradientXActivation.attribute", attribute_to_layer_input)
@@ -576,7 +1469,22 @@ class LayerGradientXActivation(_Layer):
 
 
 class LayerDeepLift(_Layer):
-    """Captum's ``LayerDeepLift``."""
+    """Captum's ``LayerDeepLift``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+    multiply_by_inputs : bool, default True
+        Captum's global attributions (times x − baseline); False gives the local ones.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _extra(self, multiply_by_inputs=True):
         self.multiply_by_inputs = _multiply("LayerDeepLift", multiply_by_inputs)
@@ -587,6 +1495,47 @@ class LayerDeepLift(_Layer):
 
     def attribute(self, inputs, baselines=None, target=None, additional_forward_args=None,
                   return_convergence_delta=False, attribute_to_layer_input=False, custom_attribution_func=None):
+        """DeepLIFT multipliers times the difference from the baseline at the layer's output.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+        custom_attribution_func : None
+            Only None.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Of shape (n, *the layer output's shape) (never a tuple), in the input's kind; with
+            ``return_convergence_delta`` also the delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, a custom attribution function,
+            ``attribute_to_layer_input=True``), and for the errors of :func:`swiftattr.layer_deeplift`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.LayerDeepLift(net, 0).attribute(x, target=0)[0].round(3).tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("LayerDeepLift.attribute", additional_forward_args=(additional_forward_args, None),
                          custom_attribution_func=(custom_attribution_func, None))
         inp = _Inputs(inputs, "LayerDeepLift.attribute")
@@ -598,13 +1547,71 @@ class LayerDeepLift(_Layer):
 
 
 class NeuronIntegratedGradients(_Layer):
-    """Captum's ``NeuronIntegratedGradients``."""
+    """Captum's ``NeuronIntegratedGradients``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+    multiply_by_inputs : bool, default True
+        Only True.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def _extra(self, multiply_by_inputs=True):
         _require_default("NeuronIntegratedGradients", multiply_by_inputs=(multiply_by_inputs, True))
 
     def attribute(self, inputs, neuron_selector, baselines=None, additional_forward_args=None, n_steps=50,
                   method="gausslegendre", internal_batch_size=None, attribute_to_neuron_input=False):
+        """Integrated Gradients of one element of the layer's output with respect to the inputs.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        neuron_selector : int or tuple of int
+            A flat index into one example's layer output, or indices into its shape (not a function).
+        baselines : tensor, ndarray, scalar or None, default None
+            None (zeros), a scalar, one example (shared) or one per example.
+        additional_forward_args : None
+            Only None (the model takes one input).
+        n_steps : int, default 50
+            Quadrature points.
+        method : str, default "gausslegendre"
+            "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid" or "gausslegendre".
+        internal_batch_size : int, optional
+            Bound on the path points evaluated at once (memory).
+        attribute_to_neuron_input : bool, default False
+            Only False.
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, a function as ``neuron_selector``), and for the
+            errors of :func:`swiftattr.neuron_integrated_gradients`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.NeuronIntegratedGradients(net, 0).attribute(x, 1)[0].round(3).tolist()
+        [0.0, 1.0, 0.0]
+        """
         _require_default("NeuronIntegratedGradients.attribute", additional_forward_args=(additional_forward_args, None),
                          attribute_to_neuron_input=(attribute_to_neuron_input, False))
         if callable(neuron_selector):
@@ -618,28 +1625,164 @@ class NeuronIntegratedGradients(_Layer):
 
 
 class GuidedBackprop(_Method):
-    """Captum's ``GuidedBackprop``."""
+    """Captum's ``GuidedBackprop``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None):
+        """Guided backpropagation (Springenberg et al. 2015): the gradient with every ReLU passing back only
+        positive gradient where its input was positive.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.guided_backprop`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.GuidedBackprop(net).attribute(x, target=0)[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("GuidedBackprop.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "GuidedBackprop.attribute")
         return inp.back(self._fn("guided_backprop")(self.net, inp.array, target=_target(target, "GuidedBackprop")))
 
 
 class Deconvolution(_Method):
-    """Captum's ``Deconvolution``."""
+    """Captum's ``Deconvolution``.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None):
+        """Deconvolution (Zeiler & Fergus 2014): the gradient with every ReLU applied to the gradient
+        flowing back instead of gated by its input.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets), and for the errors of
+            :func:`swiftattr.deconvolution`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> sa.captum.Deconvolution(net).attribute(-x, target=0)[0].tolist()
+        [1.0, 2.0, 3.0]
+        """
         _require_default("Deconvolution.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "Deconvolution.attribute")
         return inp.back(self._fn("deconvolution")(self.net, inp.array, target=_target(target, "Deconvolution")))
 
 
 class GuidedGradCam(_Layer):
-    """Captum's ``GuidedGradCam``: GradCAM of ``layer`` upsampled to the input, times guided backprop."""
+    """Captum's ``GuidedGradCam``: GradCAM of ``layer`` upsampled to the input, times guided backprop.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+    layer : torch.nn.Module, str or int
+        A module of the model, or (for a Network) a node index or ``named_modules()`` name.
+    device_ids : ignored
+        Accepted for Captum's signature.
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None, interpolate_mode="nearest",
                   attribute_to_layer_input=False):
+        """Guided backpropagation times the ReLU'd GradCAM of the layer upsampled to the input.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        interpolate_mode : {"nearest", "bilinear"}, default "nearest"
+            How GradCAM is upsampled.
+        attribute_to_layer_input : bool, default False
+            Only False (attributions belong to the layer's output).
+
+        Returns
+        -------
+        tensor or ndarray
+            Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
+            for a numpy input; a one-element tuple when the inputs were one.
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, ``attribute_to_layer_input=True``), and for the
+            errors of :func:`swiftattr.guided_grad_cam`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Conv2d(np.ones((1, 1, 1, 1), np.float32)), sa.ReLU(), sa.Flatten(),
+        ...                      sa.Linear(np.ones((1, 4), np.float32))], input_shape=(1, 2, 2))
+        >>> x = np.ones((1, 1, 2, 2), np.float32)
+        >>> sa.captum.GuidedGradCam(net, 0).attribute(x, target=0).sum().item()
+        4.0
+        """
         _require_default("GuidedGradCam.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "GuidedGradCam.attribute")
         layer = self._layer("GuidedGradCam.attribute", attribute_to_layer_input)
@@ -652,10 +1795,59 @@ class LRP(_Method):
     """Captum's ``LRP``: the rule of each module is read from its ``rule`` attribute as Captum sets it
     (``EpsilonRule(ε)``, ``GammaRule(γ)``, ``Alpha1_Beta0_Rule``, ``IdentityRule``); modules without one take
     Captum's default, the ε-rule with ε = 1e-9. As in Captum, a rule on a ReLU, Tanh or Dropout is ignored,
-    and a γ or α-β rule on a weightless module (a pool) acts as the ε-rule with ε = 1e-9."""
+    and a γ or α-β rule on a weightless module (a pool) acts as the ε-rule with ε = 1e-9.
+
+    Parameters
+    ----------
+    forward_func : torch.nn.Module or swiftattr Network
+        The model (``model`` or ``model.forward``), converted by :func:`swiftattr.from_torch` and cached;
+        a Network is used as it is (then inputs and results are numpy arrays).
+
+    :meth:`attribute` has the arguments and an example.
+    """
 
     def attribute(self, inputs, target=None, additional_forward_args=None, return_convergence_delta=False,
                   verbose=False):
+        """Layer-wise relevance propagation (Bach et al. 2015): R = f_t(x) redistributed back to the inputs by
+        each module's rule.
+
+        Parameters
+        ----------
+        inputs : tensor, ndarray or one-element tuple of shape (n, *input_shape)
+            The examples (a batch).
+        target : int, list of int, 1-D tensor or None, default None
+            The output explained: one index, or one per example (None: the only output).
+        additional_forward_args : None
+            Only None (the model takes one input).
+        return_convergence_delta : bool, default False
+            Also return the convergence delta per example.
+        verbose : bool, default False
+            Ignored.
+
+        Returns
+        -------
+        tensor or ndarray, or (attributions, delta)
+            Attributions of the input's shape, in the input's kind (tensor of its dtype and device, numpy array,
+            or a one-element tuple when the inputs were one); with ``return_convergence_delta`` also the
+            convergence delta, shape (n,).
+
+        Raises
+        ------
+        SwiftAttrError
+            For an argument swiftattr does not support (named in the message: several input tensors,
+            ``additional_forward_args``, tuple targets, an unknown rule, ``set_bias_to_zero=True``), and for
+            the errors of :func:`swiftattr.lrp`.
+
+        Examples
+        --------
+        >>> import numpy as np, swiftattr as sa, swiftattr.captum
+        >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32)), sa.ReLU(),
+        ...                      sa.Linear(np.array([[1.0, 2.0, 3.0]], np.float32))])
+        >>> x = np.ones((2, 3), np.float32)
+        >>> phi, delta = sa.captum.LRP(net).attribute(x, target=0, return_convergence_delta=True)
+        >>> phi[0].round(3).tolist(), bool(abs(delta).max() < 1e-4)
+        ([1.0, 2.0, 3.0], True)
+        """
         _require_default("LRP.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LRP.attribute")
         plan = _sa.model.network_for(self.net, inp.array)

@@ -124,14 +124,32 @@ def attribute(method: Union[str, Callable], net, X, chunks: Optional[int] = None
         Of shape (n, *the method's per-example result shape), chunked as the rows of X: the same numbers as
         ``method(net, X, **method_args)`` in one call, up to float32 rounding.
 
+    Raises
+    ------
+    ImportError
+        When dask is not installed.
+    SwiftAttrError
+        When ``method`` is not a swiftattr function (or name of one), when it mixes the examples of one call
+        (``feature_permutation``), with ``return_convergence_delta=True`` or a method that does not return one
+        array, when ``chunks`` is not positive, when X is a scalar (code SA_ERR_SHAPE), and for the method's own
+        argument errors (checked here on the first row, before any block is submitted).
+
     Examples
     --------
+    The examples need dask (``pip install 'dask[array]'``), so doctest skips them.
+
     >>> import numpy as np, swiftattr as sa
     >>> net = sa.Sequential([sa.Linear(np.eye(3, dtype=np.float32), np.zeros(3, np.float32))])
     >>> phi = sa.distributed.attribute(sa.integrated_gradients, net, np.ones((10, 3), np.float32), chunks=4,
-    ...                                target=0)
-    >>> phi.compute()[0].round(3).tolist()
+    ...                                target=0)  # doctest: +SKIP
+    >>> phi.chunks  # doctest: +SKIP
+    ((4, 4, 2), (3,))
+    >>> phi.compute()[0].round(3).tolist()  # doctest: +SKIP
     [1.0, 0.0, 0.0]
+    >>> phi = sa.distributed.attribute("expected_gradients", net, np.ones((10, 3), np.float32), chunks=4,
+    ...                                references=np.zeros((5, 3), np.float32), target=0, seed=1)  # doctest: +SKIP
+    >>> phi.shape  # doctest: +SKIP
+    (10, 3)
     """
     dask, da = _dask()
     fn = _method(method)

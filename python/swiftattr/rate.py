@@ -45,13 +45,35 @@ _DEFAULT_MAX_ITER = {"regression": 1000, "classification": 100}
 
 @dataclass
 class RateResult:
-    """RATE for each output class (arrays have one row per class).
+    """RATE for each output class (arrays have one row per class), as :func:`rate` and :func:`rate_last_layer`
+    return it.
 
-    rate, kld: (classes, m) with m = p, or the number of groups for group RATE; nullified variables have 0.
-    delta, ess: (classes,) — Δ = Σ RATE log(m·RATE) and ESS = 100/(1+Δ) percent.
-    esa_mean: (classes, p) posterior mean of the effect-size analogue.
-    rank: (classes,) dimension of the effect-size covariance's range that was used (p when full rank).
-    pseudo_inverse: (classes,) True where Σ was singular or ill-conditioned and the pseudo-inverse was used.
+    Attributes
+    ----------
+    rate, kld : ndarray of shape (classes, m)
+        RATE_j (summing to 1 over the m scores of a class) and the KL divergence it normalises; m = p, or
+        the number of groups for group RATE; nullified variables have 0.
+    delta, ess : ndarray of shape (classes,)
+        Δ = Σ RATE log(m·RATE) and ESS = 100/(1+Δ) percent.
+    esa_mean : ndarray of shape (classes, p), or None
+        Posterior mean of the effect-size analogue (None when the effect-size posterior was given).
+    rank : ndarray of shape (classes,)
+        Dimension of the effect-size covariance's range that was used (p when full rank).
+    pseudo_inverse : ndarray of bool, shape (classes,)
+        True where Σ was singular or ill-conditioned and the pseudo-inverse was used.
+    groups : list of arrays, or None
+        The variable indices of each group (group RATE).
+    nullify : ndarray of int64, or None
+        The variables conditioned on (conditional RATE).
+    classes : int
+        Property: the number of rows (``rate.shape[0]``).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> r = sa.rate(esa_mean=np.array([2.0, 0.0, 0.0]), esa_cov=np.eye(3))
+    >>> r.classes, r.rate.shape, r.esa_mean is None
+    (1, (1, 3), True)
     """
 
     rate: np.ndarray
@@ -71,12 +93,33 @@ class RateResult:
 
 @dataclass
 class BayesianLastLayer:
-    """Gaussian posterior over a network's last Dense layer f = H W + b.
+    """Gaussian posterior over a network's last Dense layer f = H W + b, as :func:`bayesian_last_layer`
+    returns it (pass it to :func:`rate_last_layer`).
 
-    W_mean: (h, outputs); W_cov: (outputs, h, h), the posterior covariance of each column of W;
-    b: (outputs,) point estimate; H: the float64 features the posterior was fitted on;
-    noise_precision, prior_precision: (outputs,) evidence-maximised values (regression) or the prior
-    precision used (classification; noise_precision is None).
+    Attributes
+    ----------
+    W_mean : ndarray of shape (h, outputs)
+        Posterior mean of W.
+    W_cov : ndarray of shape (outputs, h, h)
+        The posterior covariance of each column of W.
+    b : ndarray of shape (outputs,)
+        Point estimate of the bias.
+    H : ndarray of shape (n, h)
+        The float64 features the posterior was fitted on.
+    task : str
+        "regression" or "classification".
+    prior_precision, noise_precision : ndarray of shape (outputs,)
+        Evidence-maximised values (regression), or the prior precision used (classification; noise_precision
+        is None).
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> H = rng.standard_normal((40, 3))
+    >>> post = sa.bayesian_last_layer(H=H, y=H @ [1.0, -2.0, 0.5] + 0.1 * rng.standard_normal(40), task="regression")
+    >>> post.W_mean.shape, post.W_cov.shape, post.b.shape, post.noise_precision.shape
+    ((3, 1), (1, 3, 3), (1,), (1,))
     """
 
     W_mean: np.ndarray
@@ -184,19 +227,68 @@ def rate(X=None, *, f_draws=None, M_F=None, V_F=None, esa_mean=None, esa_cov=Non
          projection="covariance", exact_kld: bool = False, nullify: Optional[Sequence[int]] = None,
          groups: Optional[Sequence[Sequence[int]]] = None, rank: Optional[int] = None,
          jitter: float = 0.0) -> RateResult:
-    """RATE variable importance, one vector per output class.
+    """RATE variable importance (Crawford et al. 2019), one vector per output class.
+
+    With the effect-size analogue β̃ ~ N(μ, Σ) and Λ = Σ⁻¹ (Λ⁺ when Σ is singular), the KL divergence lost
+    when β̃_j is set to zero is KLD_j = ½ μ_j² α_j with α_j = Λ_jj − 1/Σ_jj (a Schur complement);
+    ``exact_kld`` adds ½ [Σ_jjΛ_jj − 1 − log(Σ_jjΛ_jj)]. RATE_j = KLD_j / Σ_k KLD_k; Δ and ESS as in the
+    module notes. All computation is float64 in libswiftattr.
 
     Give exactly one posterior:
       * ``f_draws``: posterior draws of the outputs, (classes, draws, n) or (draws, n), with ``X`` (n, p);
       * ``M_F``, ``V_F``: Gaussian posterior of the outputs, (classes, n) and (classes, n, n), with ``X``;
       * ``esa_mean``, ``esa_cov``: the effect-size posterior itself, (classes, p) and (classes, p, p).
 
-    projection: "covariance" (β̃ = X_cᵀ(f − f̄)/(n−1), default) or "pseudoinverse" (β̃ = X⁺f).
-    exact_kld: add the trace and log-determinant terms of the Gaussian KL divergence.
-    nullify: variables to condition on as well (conditional RATE); groups: lists of variable indices
-    (group RATE, one score per group). rank: force the low-rank path with at most this many singular
-    directions of X (the low-rank path is automatic when n < p). jitter: ridge added to Σ's diagonal,
-    relative to its mean diagonal.
+    Parameters
+    ----------
+    X : array of shape (n, p), optional
+        The inputs; required with ``f_draws`` or ``M_F``/``V_F``, refused with ``esa_mean``/``esa_cov``.
+    f_draws : array of shape (classes, draws, n) or (draws, n), optional
+        Posterior draws of the model's outputs at the rows of X.
+    M_F, V_F : arrays of shape (classes, n) and (classes, n, n) (or without the class axis), optional
+        Gaussian posterior of the outputs.
+    esa_mean, esa_cov : arrays of shape (classes, p) and (classes, p, p) (or without the class axis), optional
+        The effect-size posterior itself.
+    projection : {"covariance", "pseudoinverse"} or int, default "covariance"
+        β̃ = X_cᵀ(f − f̄)/(n−1) (default) or β̃ = X⁺f; an int is an ``sa_projection`` code.
+    exact_kld : bool, default False
+        Add the trace and log-determinant terms of the Gaussian KL divergence.
+    nullify : sequence of int, optional
+        Variables to condition on as well (conditional RATE); they get RATE 0.
+    groups : sequence of sequences of int, optional
+        Lists of variable indices (group RATE, one score per group).
+    rank : int, optional
+        Force the low-rank path with at most this many singular directions of X (the low-rank path is
+        automatic when n < p).
+    jitter : float, default 0.0
+        Ridge added to Σ's diagonal, relative to its mean diagonal.
+
+    Returns
+    -------
+    RateResult
+        ``rate`` and ``kld`` of shape (classes, m) (m = p, or the number of groups), ``delta``, ``ess``,
+        ``rank``, ``pseudo_inverse`` of shape (classes,), ``esa_mean`` (classes, p) (None with ``esa_mean=``).
+
+    Raises
+    ------
+    SwiftAttrError
+        When no posterior or more than one is given, when X is missing (or given with ``esa_mean``), when
+        shapes do not fit together (code SA_ERR_SHAPE), when an array is not real numbers, when an index in
+        ``nullify`` or ``groups`` is not an integer or is out of range, or when ``groups`` is empty.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((60, 4))
+    >>> f = X @ [3.0, 0.5, 0.0, 0.0] + 0.1 * rng.standard_normal((200, 60))   # 200 posterior draws
+    >>> r = sa.rate(X, f_draws=f)
+    >>> r.rate.shape, int(r.rate[0].argmax()), bool(abs(r.rate.sum() - 1) < 1e-9)
+    ((1, 4), 0, True)
+    >>> bool(r.ess[0] < 100)
+    True
+    >>> sa.rate(X, f_draws=f, groups=[[0, 1], [2, 3]]).rate.shape
+    (1, 2)
     """
     opts, keep, null, group_list = _options(exact_kld, nullify, groups, jitter, projection, rank)
     sources = [name for name, v in (("f_draws", f_draws), ("M_F", M_F), ("V_F", V_F),
@@ -258,6 +350,43 @@ def rate_last_layer(X, H=None, W_mean=None, W_cov=None, b=None, *, projection="c
     log-odds f₁ − f₀ (mean W₁ − W₀, covariance Σ₁ + Σ₀: the columns' posteriors are independent), since
     the two class outputs carry the same information. See the module notes for what Δ and ESS mean and
     why pure interactions get RATE ≈ 0.
+
+    Parameters
+    ----------
+    X : array of shape (n, p)
+        The inputs.
+    H : array of shape (n, h), optional
+        Penultimate features of the rows of X; None with a :class:`BayesianLastLayer` (its own ``H``).
+    W_mean : array of shape (h, classes) or (h,), or BayesianLastLayer
+        Posterior mean of W, or the whole posterior (then ``W_cov`` and ``b`` must be None).
+    W_cov : array of shape (classes, h, h) or (h, h), optional
+        Posterior covariance of each column of W.
+    b : array of shape (classes,), scalar, or None
+        The bias (None: no bias).
+    projection, exact_kld, nullify, groups, rank, jitter
+        As in :func:`rate` (defaults "covariance", False, None, None, None, 0.0).
+
+    Returns
+    -------
+    RateResult
+        ``rate`` of shape (classes, p) (one row for a binary classifier's posterior), as :func:`rate`.
+
+    Raises
+    ------
+    SwiftAttrError
+        When neither a posterior nor H, W_mean and W_cov are given, when ``W_cov`` or ``b`` come with a
+        posterior, when shapes do not fit together (code SA_ERR_SHAPE), or for the argument errors of
+        :func:`rate`.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((50, 3))
+    >>> H = np.tanh(X @ rng.standard_normal((3, 5)))
+    >>> r = sa.rate_last_layer(X, H, rng.standard_normal(5), 0.01 * np.eye(5))
+    >>> r.rate.shape, bool(abs(r.rate.sum() - 1) < 1e-9)
+    ((1, 3), True)
     """
     if isinstance(W_mean, BayesianLastLayer):
         post = W_mean
@@ -315,6 +444,47 @@ def bayesian_last_layer(net=None, X=None, y=None, *, H=None, task: Optional[str]
     Hessian at the MAP). ``task=None`` (the default) guesses, and warns saying what it guessed and why:
     classification when the network ends in Softmax or y holds integer class indices (an integer dtype),
     regression otherwise. Pass ``task=`` to choose and silence the warning.
+
+    Parameters
+    ----------
+    net : Network, optional
+        The trained network; its ``penultimate(X)`` gives H (and its last layer informs the task guess).
+    X : array of shape (n, *input_shape), optional
+        The inputs the features are computed on (with ``net``).
+    y : array of shape (n,) or (n, outputs)
+        Regression targets, or integer class labels 0..K−1 (K ≤ n).
+    H : array of shape (n, h), optional
+        The features themselves, instead of ``net`` and ``X``.
+    task : {"regression", "classification"}, optional
+        None guesses (with a warning).
+    prior_precision : float, default 1.0
+        The prior precision of the classification weights (regression maximises the evidence instead).
+    max_iter : int, optional
+        Iteration limit: the evidence fixed point (default 1000) or Newton's method (default 100).
+    tol : float, default 1e-8
+        Convergence tolerance of those iterations.
+
+    Returns
+    -------
+    BayesianLastLayer
+        ``W_mean`` (h, outputs), ``W_cov`` (outputs, h, h), ``b`` (outputs,), with outputs = K for
+        classification (at least 2).
+
+    Raises
+    ------
+    SwiftAttrError
+        When neither ``net`` and ``X`` nor ``H`` are given, when ``y`` is missing, has the wrong number of
+        rows (code SA_ERR_SHAPE) or holds non-integer or out-of-range labels (SA_ERR_OUT_OF_RANGE), or when
+        ``task``, ``max_iter`` or ``tol`` is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> H = np.random.default_rng(0).standard_normal((40, 3))
+    >>> labels = (H[:, 0] > 0).astype(np.int64)
+    >>> post = sa.bayesian_last_layer(H=H, y=labels, task="classification")
+    >>> post.W_mean.shape, post.W_cov.shape, post.noise_precision is None
+    ((3, 2), (2, 3, 3), True)
     """
     if task is None:
         task = _guess_task(net, y)
@@ -398,7 +568,16 @@ def _caller_level() -> int:
 class GlobalExplanation:
     """What :func:`explain_globally` found: the last-layer ``posterior``, its RATE ``result`` (one row per
     class; one row for a binary classifier or a single regression output) and the ``figure`` (None when
-    ``plot=False``)."""
+    ``plot=False``).
+
+    Attributes
+    ----------
+    posterior : BayesianLastLayer
+    result : RateResult
+    figure : matplotlib.figure.Figure or None
+    rate, ess, delta : ndarray
+        Properties: ``result.rate`` (rows, p), ``result.ess`` and ``result.delta`` (rows,).
+    """
 
     posterior: BayesianLastLayer
     result: RateResult
@@ -443,8 +622,52 @@ def explain_globally(net, X, y, *, task: Optional[str] = None, feature_names=Non
     100 %) means no variable stands out; variables acting only through interactions get RATE ≈ 0 (use
     Integrated Hessians for those).
 
-    Returns a :class:`GlobalExplanation` (``.rate``, ``.delta``, ``.ess``, ``.posterior``, ``.result``,
-    ``.figure``); in a notebook it displays as its plot.
+    Parameters
+    ----------
+    net : Network
+        The trained network, ending in a Linear layer (optionally followed by Softmax).
+    X : array of shape (n, *input_shape)
+        The inputs (flattened to (n, p) for RATE).
+    y : array of shape (n,) or (n, outputs)
+        Class labels or regression targets.
+    task : {"regression", "classification"}, optional
+        As in :func:`bayesian_last_layer` (None guesses, with a warning).
+    feature_names : sequence of str, optional
+        Names of the p variables in the plot.
+    top : int, optional
+        Plot only the ``top`` largest RATE values.
+    plot : bool, default True
+        Draw the figure.
+    path : str or path-like, optional
+        Save the figure there.
+    projection : str, default "covariance"
+        As in :func:`rate`.
+    prior_precision : float, default 1.0
+        As in :func:`bayesian_last_layer`.
+    **rate_options
+        ``exact_kld``, ``nullify``, ``groups``, ``rank``, ``jitter`` of :func:`rate_last_layer`.
+
+    Returns
+    -------
+    GlobalExplanation
+        ``.rate`` (rows, p), ``.delta``, ``.ess``, ``.posterior``, ``.result``, ``.figure``; in a notebook it
+        displays as its plot.
+
+    Raises
+    ------
+    SwiftAttrError
+        For the errors of :func:`bayesian_last_layer` and :func:`rate_last_layer`.
+
+    Examples
+    --------
+    >>> import numpy as np, swiftattr as sa
+    >>> rng = np.random.default_rng(0)
+    >>> W1, W2 = rng.standard_normal((6, 3)).astype(np.float32), rng.standard_normal((1, 6)).astype(np.float32)
+    >>> net = sa.Sequential([sa.Linear(W1), sa.Tanh(), sa.Linear(W2)])
+    >>> X = rng.standard_normal((40, 3)).astype(np.float32)
+    >>> g = sa.explain_globally(net, X, 2 * X[:, 0], task="regression", plot=False)
+    >>> g.rate.shape, g.figure is None
+    ((1, 3), True)
     """
     posterior = bayesian_last_layer(net, X, y, task=task, prior_precision=prior_precision)
     x = _f64(X, "X")
