@@ -519,22 +519,56 @@ def project_to_wavelet(h0, tol: float = 1e-13, max_iter: int = 100) -> np.ndarra
 
 
 class _Linearised:
-    """W(h₀) and its derivatives ∂W/∂h_k along every tap as matrices over one channel's signal (d × d, d the
-    signal's size), from the transform applied to the identity with its tap tangents carried along
-    (:func:`_analysis_1d_tangents`).
+    """W(h₀) as a matrix over one channel's signal (d × d, d the signal's size), and the filter gradient of
+    ⟨Ḡ, W(h₀)⟩ for a cotangent Ḡ.
 
     The loss's gradient never forms the batch's tap derivatives: every term is linear in dW, so it is
     ⟨Ḡ, dW⟩ for one d × d cotangent Ḡ accumulated from the batch by GEMMs (X the rows, C = X Wᵀ the
-    coefficients, X̃ = C W the reconstruction): ⟨A, dC⟩ = ⟨Aᵀ X, dW⟩ and ⟨A, dX̃⟩ = ⟨W Aᵀ X + Cᵀ A, dW⟩. Then
-    ∂loss/∂h_k = ⟨Ḡ, ∂W/∂h_k⟩ for each of the L taps: O(B d²) for the batch, O(L d²) for the taps."""
+    coefficients, X̃ = C W the reconstruction): ⟨A, dC⟩ = ⟨Aᵀ X, dW⟩ and ⟨A, dX̃⟩ = ⟨W Aᵀ X + Cᵀ A, dW⟩.
+
+    1-D: W is a product of level matrices, linear in h₀: its band rows are A0_J···A0_1 (the approximation) and
+    A1_j A0_{j−1}···A0_1 (the details of level j), with A0[m, (2m + t + 1 − L/2) mod n] = h₀[t] and A1 the same
+    with h₁. So ∂⟨Ḡ, W⟩/∂h_k is, over every factor X_i of every band, ⟨Lᵢᵀ Ḡ_band Rᵢᵀ, ∂X_i/∂h_k⟩ (Lᵢ, Rᵢ the
+    products to its left and right) — a sum of the middle matrix over tap k's pattern: reverse mode, O(d²)
+    GEMM work per level, no per-tap matrices. 2-D: W and its tap derivatives from the transform applied to
+    the identity with tangents (:func:`_analysis_1d_tangents`), O(L d²) memory."""
 
     def __init__(self, transform: _Wavelet, h: np.ndarray, signal_shape):
         d = int(np.prod(signal_shape))
-        eye = np.eye(d).reshape((d,) + tuple(signal_shape))
-        cols, dcols = transform._analysis_tangents(eye, h)  # row j: W e_j and its tap derivatives
-        self.w = cols.reshape(d, d).T.copy()
-        self.dw = np.ascontiguousarray(np.swapaxes(dcols.reshape(h.size, d, d), 1, 2))  # (taps, d, d)
         self.d = d
+        self.h = h
+        self.dw = None
+        if isinstance(transform, DWT1d):
+            self.levels = transform.levels
+            self.w = self._levels_1d(d)
+        else:
+            eye = np.eye(d).reshape((d,) + tuple(signal_shape))
+            cols, dcols = transform._analysis_tangents(eye, h)  # row j: W e_j and its tap derivatives
+            self.w = cols.reshape(d, d).T.copy()
+            self.dw = np.ascontiguousarray(np.swapaxes(dcols.reshape(h.size, d, d), 1, 2))  # (taps, d, d)
+
+    def _levels_1d(self, n: int) -> np.ndarray:
+        """Builds the level matrices A0_j, A1_j and W from them."""
+        h0, h1 = self.h, highpass(self.h)
+        taps = h0.size
+        self.a0, self.a1, self.idx = [], [], []
+        size = n
+        for _ in range(self.levels):
+            idx = _level_indices(size, taps)
+            rows = np.repeat(np.arange(size // 2), taps)
+            a0 = np.zeros((size // 2, size))
+            a1 = np.zeros((size // 2, size))
+            np.add.at(a0, (rows, idx.ravel()), np.tile(h0, size // 2))
+            np.add.at(a1, (rows, idx.ravel()), np.tile(h1, size // 2))
+            self.a0.append(a0)
+            self.a1.append(a1)
+            self.idx.append(idx)
+            size //= 2
+        self.prefix = [np.eye(n)]  # prefix[j] = A0_j ··· A0_1 (A0 of levels 1..j), prefix[0] = I
+        for a0 in self.a0:
+            self.prefix.append(a0 @ self.prefix[-1])
+        blocks = [self.prefix[-1]] + [self.a1[j] @ self.prefix[j] for j in range(self.levels - 1, -1, -1)]
+        return np.concatenate(blocks, axis=0)
 
     def analysis(self, v):
         """W v for rows v (·, d)."""
@@ -546,7 +580,40 @@ class _Linearised:
 
     def tap_gradient(self, cotangent):
         """(⟨Ḡ, ∂W/∂h_k⟩)_k for a d × d cotangent Ḡ."""
-        return np.tensordot(self.dw, cotangent, axes=([1, 2], [0, 1]))
+        if self.dw is not None:
+            return np.tensordot(self.dw, cotangent, axes=([1, 2], [0, 1]))
+        taps = self.h.size
+        flip = (-1.0) ** np.arange(taps)  # ∂h₁[t]/∂h₀[L−1−t] = (−1)^t
+        grad = np.zeros(taps)
+        J = self.levels
+
+        def pattern(m, j):  # Σ_rows M[r, idx[r, t]] for every tap t of level j's matrices
+            idx = self.idx[j]
+            return m[np.arange(idx.shape[0])[:, None], idx].sum(0)
+
+        # band rows of W, in the concatenation order [a_J, d_J, ..., d_1]: (cotangent rows, last factor, its level)
+        start = 0
+        bands = []
+        size = self.d >> J
+        bands.append((slice(start, start + size), "a", J - 1))
+        start += size
+        for j in range(J - 1, -1, -1):
+            size = self.d >> (j + 1)
+            bands.append((slice(start, start + size), "d", j))
+            start += size
+        for rows, kind, top in bands:
+            # ⟨g, X_top A0_{top−1} ··· A0_0⟩ with X_top = A0 or A1 of level `top`; for factor j, with L the
+            # factors above it and R = prefix[j] those below, ⟨g, L X_j R⟩ = ⟨Lᵀ g Rᵀ, X_j⟩
+            lt_g = cotangent[rows]  # Lᵀ g, from the top (L = I)
+            for j in range(top, -1, -1):
+                mid = lt_g @ self.prefix[j].T
+                if j == top and kind == "d":
+                    grad += flip[::-1] * pattern(mid, j)[::-1]  # through h₁: tap k gets (−1)^(L−1−k)·pattern[L−1−k]
+                    lt_g = self.a1[j].T @ lt_g
+                else:
+                    grad += pattern(mid, j)
+                    lt_g = self.a0[j].T @ lt_g
+        return grad
 
 
 def _path(xr, alphas, input_shape):
