@@ -92,22 +92,36 @@ extension Network {
 
     /// Gradients at node `layer`'s output (see ``LayerGradients``), chunks of rows in parallel.
     public func layerGradients(_ x: [Float], rows: Int, layer: Int, targets: [Int], internalBatchSize: Int? = nil) throws -> LayerGradients {
-        let (v, targets, _) = try layerCall(x, rows: rows, layer: layer, targets: targets)
-        let chunk = try chunkRows(from: 0, requested: internalBatchSize)
-        let d = inputSize, dv = size(at: v)
+        let dv = size(at: try layerValue(layer))
         var gradients = [Float](repeating: 0, count: rows * dv), activations = gradients
-        gradients.withUnsafeMutableBufferPointer { gp in
-            activations.withUnsafeMutableBufferPointer { ap in
+        try gradients.withUnsafeMutableBufferPointer { gp in
+            try activations.withUnsafeMutableBufferPointer { ap in
                 let g = gp.baseAddress!, a = ap.baseAddress!
-                Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
-                    let tape = record(Array(x[(range.lowerBound * d)..<(range.upperBound * d)]), rows: range.count)
-                    let back = pullback(tape, cotangent: targetSeed(Array(targets[range])), to: v)
-                    (g + range.lowerBound * dv).update(from: back, count: back.count)
-                    (a + range.lowerBound * dv).update(from: tape.value(v), count: range.count * dv)
+                try forEachLayerChunk(x, rows: rows, layer: layer, targets: targets, internalBatchSize: internalBatchSize) { range, back, act in
+                    (g + range.lowerBound * dv).update(from: back, count: range.count * dv)
+                    (a + range.lowerBound * dv).update(from: act, count: range.count * dv)
                 }
             }
         }
         return LayerGradients(gradients: gradients, activations: activations)
+    }
+
+    /// The one forward-and-pullback loop of the layer methods: chunks of rows in parallel, each handed to
+    /// `body` as (its rows, ∂f_t/∂a, a), both range.count × the size of node `layer`'s output, so that a
+    /// method reduces them per chunk without gathering full copies first.
+    func forEachLayerChunk(
+        _ x: [Float], rows: Int, layer: Int, targets: [Int], internalBatchSize: Int?,
+        _ body: (Range<Int>, UnsafePointer<Float>, UnsafePointer<Float>) -> Void
+    ) throws {
+        let (v, targets, _) = try layerCall(x, rows: rows, layer: layer, targets: targets)
+        let chunk = try chunkRows(from: 0, requested: internalBatchSize)
+        let d = inputSize
+        Parallel.forEachChunk(count: rows, chunk: chunk) { _, range, _ in
+            let tape = record(Array(x[(range.lowerBound * d)..<(range.upperBound * d)]), rows: range.count)
+            let back = pullback(tape, cotangent: targetSeed(Array(targets[range])), to: v)
+            let act = tape.value(v)
+            back.withUnsafeBufferPointer { bp in act.withUnsafeBufferPointer { body(range, bp.baseAddress!, $0.baseAddress!) } }
+        }
     }
 
     /// Layer saliency: ∂f_t/∂a at node `layer`'s output (its absolute value when `absolute`).
@@ -310,20 +324,26 @@ extension Network {
         internalBatchSize: Int? = nil
     ) throws -> [Float] {
         let outShape = try gradCAMShape(layer: layer, upsampling: upsampling)
-        let g = try layerGradients(x, rows: rows, layer: layer, targets: targets, internalBatchSize: internalBatchSize)
         let shape = shapes[layer + 1]
         let channels = shape[0], plane = shape.dropFirst().reduce(1, *)
+        // Per chunk, in parallel: the same sums in the same order as a serial pass over the rows.
         var cam = [Float](repeating: 0, count: rows * plane)
-        for n in 0..<rows {
-            for c in 0..<channels {
-                let off = (n * channels + c) * plane
-                var mean: Float = 0
-                for k in 0..<plane { mean += g.gradients[off + k] }
-                mean /= Float(plane)
-                for k in 0..<plane { cam[n * plane + k] += mean * g.activations[off + k] }
+        try cam.withUnsafeMutableBufferPointer { cp in
+            let camBase = cp.baseAddress!
+            try forEachLayerChunk(x, rows: rows, layer: layer, targets: targets, internalBatchSize: internalBatchSize) { range, g, a in
+                for r in 0..<range.count {
+                    let row = camBase + (range.lowerBound + r) * plane
+                    for c in 0..<channels {
+                        let off = (r * channels + c) * plane
+                        var mean: Float = 0
+                        for k in 0..<plane { mean += g[off + k] }
+                        mean /= Float(plane)
+                        for k in 0..<plane { row[k] += mean * a[off + k] }
+                    }
+                    if reluAttributions { for k in 0..<plane { row[k] = max(row[k], 0) } }
+                }
             }
         }
-        if reluAttributions { cam = cam.map { max($0, 0) } }
         guard outShape.count > 1, upsampling != .none else { return cam }
         return Self.interpolate(cam, planes: rows, from: Array(shape.dropFirst()), to: Array(outShape.dropFirst()), mode: upsampling)
     }
@@ -352,6 +372,21 @@ extension Network {
         let rowsOut = to.count == 2 ? to[0] : 1, colsOut = to.last!
         let ys = from.count == 2 ? axis(rowsIn, rowsOut) : [(0, 0, Float(1), Float(0))], xs = axis(colsIn, colsOut)
         let inPlane = rowsIn * colsIn, outPlane = rowsOut * colsOut
+        if mode != .linear {
+            // Nearest: a gather (what the blend below computes with weights 1 and 0, for finite values).
+            let rowIndex = ys.map { $0.0 * colsIn }, colIndex = xs.map { $0.0 }
+            return maps.withUnsafeBufferPointer { mp in
+                uninitializedFloats(planes * outPlane) { out in
+                    for p in 0..<planes {
+                        let src = mp.baseAddress! + p * inPlane, dst = out + p * outPlane
+                        for r in 0..<rowsOut {
+                            let line = src + rowIndex[r], o = dst + r * colsOut
+                            for c in 0..<colsOut { o[c] = line[colIndex[c]] }
+                        }
+                    }
+                }
+            }
+        }
         return uninitializedFloats(planes * outPlane) { out in
             for p in 0..<planes {
                 let src = p * inPlane
