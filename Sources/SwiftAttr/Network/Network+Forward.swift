@@ -166,19 +166,7 @@ extension Network {
                 }
             }
         case .softmax:
-            return uninitializedFloats(count) { y in
-                x.withUnsafeBufferPointer { xp in
-                    for n in 0..<rows {
-                        let xi = xp.baseAddress! + n * inSize, yi = y + n * inSize
-                        var m = -Float.infinity
-                        for k in 0..<inSize { m = max(m, xi[k]) }
-                        var sum: Float = 0
-                        for k in 0..<inSize { yi[k] = _exp(xi[k] - m); sum += yi[k] }
-                        let inv = 1 / sum
-                        for k in 0..<inSize { yi[k] *= inv }
-                    }
-                }
-            }
+            return Network.softmaxRows(x, rows: rows, width: inSize)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
             return Activation(layers[i])!.apply(x)
         case .embedding(let e):
@@ -194,6 +182,23 @@ extension Network {
     /// The embedding rows of `count` ids. Entry points check the ids (``checkTokenIds(_:name:)``); an id
     /// that is not an integer in 0..<vocab (only reachable through the unchecked ``forward(_:rows:)``)
     /// gives a row of NaN, never an out-of-bounds read.
+    /// Row-wise softmax of a rows × width matrix, shifted by each row's maximum (the Softmax node's forward).
+    static func softmaxRows(_ x: [Float], rows: Int, width: Int) -> [Float] {
+        uninitializedFloats(rows * width) { y in
+            x.withUnsafeBufferPointer { xp in
+                for n in 0..<rows {
+                    let xi = xp.baseAddress! + n * width, yi = y + n * width
+                    var m = -Float.infinity
+                    for k in 0..<width { m = max(m, xi[k]) }
+                    var sum: Float = 0
+                    for k in 0..<width { yi[k] = _exp(xi[k] - m); sum += yi[k] }
+                    let inv = 1 / sum
+                    for k in 0..<width { yi[k] *= inv }
+                }
+            }
+        }
+    }
+
     func embed(_ e: Layer.Embedding, _ ids: [Float], count: Int) -> [Float] {
         let E = e.dimension
         return uninitializedFloats(count * E) { y in

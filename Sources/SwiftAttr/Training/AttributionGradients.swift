@@ -130,9 +130,9 @@ public struct AttributionPullback {
                 out[c] = network.attributionParameterGradients(self, chunks[c], directions: directions(cotangent, chunks[c]))
             }
         }
-        var total = parts[0]!
-        for part in parts.dropFirst() { for q in total.indices { addInPlace(&total[q], part![q]) } }
-        return total
+        var gradients = parts.map { $0! }
+        parts = []
+        return sumInChunkOrder(&gradients)
     }
 
     /// v_nj = u_n ⊙ w_nj / k for the points of `chunk`.
@@ -166,6 +166,9 @@ struct AttributionChunk {
     let second: [[Float]]
     /// g at node i's output (index i).
     let gradients: [[Float]]
+    /// For the functional Σ_c log softmax: softmax of the output rows (points × width), which seeds both the
+    /// gradient pass and every cotangent's adjoint; otherwise nil.
+    let softmax: [Float]?
 }
 
 extension Network {
@@ -307,6 +310,7 @@ extension Network {
             }
         }
         let tape = Tape(start: 0, end: end, rows: M, values: values.map { $0 ?? [] }, argmax: argmax)
+        let softmax = functional == .logSoftmaxSum ? Network.softmaxRows(tape.output, rows: M, width: width) : nil
         // 2. Gradient pass from h′(f), keeping g at every node's output.
         var seed = [Float](repeating: 0, count: M * width)
         switch functional {
@@ -319,7 +323,7 @@ extension Network {
             for e in seed.indices { seed[e] = 1 }
         case .logSoftmaxSum:
             // ∂/∂f_j Σ_c log s_c = 1 − K s_j.
-            let s = Network.softmaxRows(tape.output, rows: M, width: width)
+            let s = softmax!
             for e in seed.indices { seed[e] = 1 - Float(width) * s[e] }
         }
         var gradients = [[Float]](repeating: [], count: end)
@@ -351,23 +355,8 @@ extension Network {
                 }
             }
         }
-        return (AttributionChunk(examples: examples, weights: weights, tape: tape, first: first, second: second, gradients: gradients), phi)
-    }
-
-    /// Row-wise softmax of a rows × width matrix.
-    static func softmaxRows(_ f: [Float], rows: Int, width: Int) -> [Float] {
-        uninitializedFloats(rows * width) { s in
-            f.withUnsafeBufferPointer { fp in
-                for r in 0..<rows {
-                    let z = fp.baseAddress! + r * width, o = s + r * width
-                    var m = -Float.infinity
-                    for c in 0..<width { m = max(m, z[c]) }
-                    var sum: Float = 0
-                    for c in 0..<width { o[c] = _exp(z[c] - m); sum += o[c] }
-                    for c in 0..<width { o[c] /= sum }
-                }
-            }
-        }
+        return (AttributionChunk(examples: examples, weights: weights, tape: tape, first: first, second: second, gradients: gradients,
+                                 softmax: softmax), phi)
     }
 
     /// Steps 3 and 4 of the engine for one chunk and its directions `v` (its points × inputSize).
@@ -381,7 +370,7 @@ extension Network {
         var seed: [Float] = []
         if a.functional == .logSoftmaxSum {
             // H_h ḟ = −K s ⊙ (ḟ − s·ḟ) for h = Σ_c log softmax_c.
-            let width = size(at: end), s = Network.softmaxRows(tape.output, rows: M, width: width), fd = tangents[end]
+            let width = size(at: end), s = chunk.softmax!, fd = tangents[end]
             seed = [Float](repeating: 0, count: M * width)
             for r in 0..<M {
                 var dot: Float = 0

@@ -97,12 +97,11 @@ extension Network {
                 out[c] = pass.run(xs, rows: range.count)
             }
         }
-        var (total, gradients) = parts[0]!
-        for part in parts.dropFirst() {
-            total += part!.value
-            for k in gradients.indices { addInPlace(&gradients[k], part!.gradients[k]) }
-        }
-        return (total, gradients)
+        var total = parts[0]!.value
+        for part in parts.dropFirst() { total += part!.value }
+        var gradients = parts.map { $0!.gradients }
+        parts = []
+        return (total, sumInChunkOrder(&gradients))
     }
 }
 

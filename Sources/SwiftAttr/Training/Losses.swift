@@ -213,25 +213,34 @@ extension Network {
                 out[c] = (value, parameterGradients(tape, cotangent: cotangent).parameters)
             }
         }
-        var (total, gradients) = parts[0]!
-        parts[0] = nil  // gradients now hold the only reference to their buffers, so the sums below write in place
+        var total = parts[0]!.loss
         for part in parts.dropFirst() { total += part!.loss }
-        guard parts.count > 1 else { return (total, gradients) }
-        // gradients += each later part, in chunk order per element (the order of sequential sums), the
-        // arrays' element ranges on the workers.
-        let sums = (0..<gradients.count).map { k in gradients[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
-        forEachPart(ofArrays: gradients.map(\.count)) { _, k, range in
-            let s = sums[k]!
-            for part in parts.dropFirst() {
-                part!.gradients[k].withUnsafeBufferPointer { g in
-                    for e in range { s[e] += g[e] }
-                }
-            }
-        }
-        return (total, gradients)
+        var gradients = parts.map { $0!.gradients }
+        parts = []  // the chunks' arrays now have one owner each, so the sum writes into the first in place
+        return (total, sumInChunkOrder(&gradients))
     }
 
     /// The fewest rows a worker takes in a training step (smaller GEMMs lose more to per-call overhead
     /// than a second thread gains).
     static let minimumTrainingChunk = 16
+}
+
+/// The sum of per-chunk parameter gradients (`parts[c]`: chunk c's arrays, in parameter order), per element in
+/// chunk order — the order of a sequential sum, so the result does not depend on how the elements are split —
+/// with the arrays' element ranges on the workers. Sums into the first chunk's arrays, which it takes from
+/// `parts` (unshared, they are written in place rather than copied).
+func sumInChunkOrder(_ parts: inout [[[Float]]]) -> [[Float]] {
+    var gradients = parts[0]
+    parts[0] = []
+    guard parts.count > 1 else { return gradients }
+    let sums = (0..<gradients.count).map { k in gradients[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
+    forEachPart(ofArrays: gradients.map(\.count)) { _, k, range in
+        let s = sums[k]!
+        for part in parts.dropFirst() {
+            part[k].withUnsafeBufferPointer { g in
+                for e in range { s[e] += g[e] }
+            }
+        }
+    }
+    return gradients
 }
