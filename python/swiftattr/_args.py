@@ -92,11 +92,15 @@ def as_shape(value, name: str) -> tuple:
     return tuple(as_int(d, f"{name}[{i}]") for i, d in enumerate(items))
 
 
+def is_torch_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor, recognised by its type's module (torch is never imported here)."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy")
+
+
 def from_torch_tensor(value):
     """A torch tensor as a numpy array of its dtype (detached, on the CPU; bfloat16, which numpy lacks, as
-    float32); anything else unchanged. torch is never imported here: a tensor is recognised by its type's
-    module."""
-    if type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy"):
+    float32); anything else unchanged."""
+    if is_torch_tensor(value):
         t = value.detach().cpu()
         if str(t.dtype) == "torch.bfloat16":
             t = t.float()

@@ -27,7 +27,7 @@ from typing import Optional
 import numpy as np
 
 import swiftattr as _sa
-from ._args import SA_ERR_INVALID_ARGUMENT, as_f32
+from ._args import SA_ERR_INVALID_ARGUMENT, as_f32, from_torch_tensor, is_torch_tensor
 from ._ffi import SwiftAttrError
 from .model import LazyNetwork, Network
 
@@ -47,13 +47,9 @@ def _unsupported(where: str, name: str, why: str = "") -> SwiftAttrError:
 def _require_default(where: str, **given) -> None:
     """Raises for every argument whose value is not Captum's default (passed as (value, default) pairs)."""
     for name, (value, default) in given.items():
-        same = value is default or (not _is_tensor(value) and not isinstance(value, np.ndarray) and value == default)
+        same = value is default or (not is_torch_tensor(value) and not isinstance(value, np.ndarray) and value == default)
         if not same:
             raise _unsupported(where, f"{name}={value!r}")
-
-
-def _is_tensor(x) -> bool:
-    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
 
 
 class _Inputs:
@@ -70,7 +66,7 @@ class _Inputs:
         self.array = _numpy(inputs)
 
     def back(self, array, keep_tuple: bool = True):
-        if _is_tensor(self.like):
+        if is_torch_tensor(self.like):
             import torch
 
             out = torch.from_numpy(np.ascontiguousarray(array)).to(dtype=self.like.dtype, device=self.like.device)
@@ -88,9 +84,7 @@ def _numpy(x, name: str = "baselines"):
         if len(x) != 1:
             raise _unsupported("attribute", name, f"a tuple of {len(x)} tensors (models with one input only)")
         x = x[0]
-    if _is_tensor(x):
-        return x.detach().cpu().numpy()
-    return x
+    return from_torch_tensor(x)
 
 
 def _mask(feature_mask):
