@@ -287,12 +287,8 @@ extension Network {
         _ x: [Float], rows: Int, labels: TrainingLabels, loss: Loss, penalties: [any TrainingPenalty], seed: UInt64
     ) throws -> (loss: Double, gradients: [[Float]]) {
         var (value, gradients) = try lossAndGradients(x, rows: rows, labels: labels, loss: loss)
-        let step = TrainingStep(epoch: 1, step: 1, globalStep: 0, seed: seed)
-        for penalty in penalties {
-            let (p, g) = try penalty.lossAndGradient(network: self, batch: x, rows: rows, labels: labels, step: step)
-            value += p
-            for k in gradients.indices { addInPlace(&gradients[k], g[k]) }
-        }
+        try addPenalties(penalties, batch: x, rows: rows, labels: labels, step: TrainingStep(epoch: 1, step: 1, globalStep: 0, seed: seed),
+                         context: "", loss: &value, gradients: &gradients)
         return (value, gradients)
     }
 }

@@ -149,7 +149,6 @@ extension Network {
 
         var net = options.initialize ? try initialized(seed: options.seed) : self
         var parameters = net.parameters
-        let shapes = parameterShapes
         var optimizer = try OptimizerState(options.optimizer)
         var history = TrainingHistory()
         var best: (score: Double, epoch: Int, network: Network)?
@@ -174,16 +173,9 @@ extension Network {
                 let by = labels.gather(batch, width: width)
                 var (loss, gradients) = net.batchLossAndGradients(bx, rows: batch.count, labels: by, loss: options.loss, end: end)
                 let where_ = "at epoch \(epoch), step \(step)"
-                for penalty in penalties {
-                    let (value, g) = try penalty.lossAndGradient(
-                        network: net, batch: bx, rows: batch.count, labels: by,
-                        step: TrainingStep(epoch: epoch, step: step, globalStep: globalStep, seed: options.seed))
-                    guard g.count == shapes.count, zip(g, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
-                        throw SwiftAttrError.shape("penalty \(type(of: penalty)) \(where_): its gradient must have the network's \(shapes.count) parameter arrays and their shapes")
-                    }
-                    loss += value
-                    for k in gradients.indices { addInPlace(&gradients[k], g[k]) }
-                }
+                try net.addPenalties(penalties, batch: bx, rows: batch.count, labels: by,
+                                     step: TrainingStep(epoch: epoch, step: step, globalStep: globalStep, seed: options.seed),
+                                     context: " " + where_, loss: &loss, gradients: &gradients)
                 guard loss.isFinite else {
                     throw SwiftAttrError(.numerical, "training: the loss is \(loss) \(where_) (\(globalStep) steps in); lower lr or check the data")
                 }
@@ -249,5 +241,25 @@ extension Network {
             k -= 1
         }
         return p
+    }
+}
+
+extension Network {
+    /// Adds each penalty's value to `loss` and its gradient to `gradients` (the parameters' arrays), one
+    /// step's evaluation; a penalty whose gradient does not have the parameters' count and shapes is a shape
+    /// error naming it (`context`, e.g. " at epoch 2, step 5", says where).
+    func addPenalties(
+        _ penalties: [any TrainingPenalty], batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep,
+        context: String, loss: inout Double, gradients: inout [[Float]]
+    ) throws {
+        let shapes = parameterShapes
+        for penalty in penalties {
+            let (value, g) = try penalty.lossAndGradient(network: self, batch: batch, rows: rows, labels: labels, step: step)
+            guard g.count == shapes.count, zip(g, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
+                throw SwiftAttrError.shape("penalty \(type(of: penalty))\(context): its gradient must have the network's \(shapes.count) parameter arrays and their shapes")
+            }
+            loss += value
+            for k in gradients.indices { addInPlace(&gradients[k], g[k]) }
+        }
     }
 }
