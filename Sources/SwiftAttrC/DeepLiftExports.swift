@@ -27,7 +27,7 @@ public func sa_deeplift(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?
 ) -> Int32 {
     guarded {
-        let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
+        let (net, _, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
         let r = try deepLiftRule(rule), m = try maxPoolRule(maxpool)
         let batchSize = try chunk(internalBatchSize)
         _ = try nonNull(out, "out")

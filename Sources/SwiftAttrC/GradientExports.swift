@@ -314,7 +314,7 @@ private func integratedGradientsCall(
     _ out: UnsafeMutablePointer<Float>?, _ delta: UnsafeMutablePointer<Float>?, multiplyByInputs: Bool, call: String
 ) -> Int32 {
     guarded {
-        let (net, rows, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
+        let (net, _, xs, base, t) = try baselineCall(model, x, n, baselines, nBaselines, target, nTarget)
         let rule = try quadrature(method)
         let steps = try checkCount(nSteps, "n_steps")
         let batchSize = try chunk(internalBatchSize)
