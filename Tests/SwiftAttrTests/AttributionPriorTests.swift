@@ -15,6 +15,7 @@ final class AttributionPriorTests: XCTestCase {
 
     /// φ in float64 for the prior's functional at the engine's draws.
     static func referenceAttributions(_ net: Network, _ x: [Float], rows: Int, labels: [Int], prior: AttributionPrior, seed: UInt64) -> [Double] {
+        if net.tokenEmbedding != nil { return tokenReferenceAttributions(net, x, rows: rows, labels: labels, prior: prior, seed: seed) }
         var ref = Reference(net)
         let d = net.inputSize, h = 1e-4
         func gradient(_ p: [Double], _ scalar: ([Double]) -> Double) -> [Double] {
@@ -344,16 +345,10 @@ final class AttributionPriorTests: XCTestCase {
         assertError(.nonFinite, mentioning: "inputs") {
             try AttributionPrior(.l1, lambda: 1).lossAndGradient(network: mlp, batch: bad, rows: 2, labels: labels, step: step)
         }
-        // Embedding and LSTM are refused, naming the node.
-        let lstm = try Layer.LSTM(weightIH: g.normals(8 * 3), weightHH: g.normals(8 * 2), biasIH: nil, biasHH: nil, inputSize: 3, hiddenSize: 2,
-                                  returnSequences: false)
-        let seq = net([4, 3], [.lstm(lstm), g.dense(2, 2)])
-        assertError(.invalidArgument, mentioning: "layer 0 (LSTM)") {
-            try AttributionPrior(.l1, lambda: 1).lossAndGradient(network: seq, batch: g.normals(24), rows: 2, labels: labels, step: step)
-        }
+        // A token network's batch must hold token ids (its references too: RecurrentAttributionPriorTests).
         let emb = net([3], [.embedding(try .init(weight: g.normals(10), vocabularySize: 5, dimension: 2)), .flatten, g.dense(2, 6)])
-        assertError(.invalidArgument, mentioning: "layer 0 (Embedding)") {
-            try AttributionPrior(.inputGradient(mask: [1, 1, 1]), lambda: 1).lossAndGradient(network: emb, batch: [0, 1, 2, 3, 4, 0], rows: 2, labels: labels, step: step)
+        assertError(.outOfRange, mentioning: "inputs[4] = 5.0 is not a token id") {
+            try AttributionPrior(.inputGradient(mask: [1, 1, 1]), lambda: 1).lossAndGradient(network: emb, batch: [0, 1, 2, 3, 5, 0], rows: 2, labels: labels, step: step)
         }
         // A NaN cotangent is refused by the pullback.
         let a = try AttributionPrior(.l1, lambda: 1).attributions(network: mlp, batch: x, rows: 2, labels: labels, step: step)
