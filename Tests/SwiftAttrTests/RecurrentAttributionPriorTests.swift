@@ -64,7 +64,7 @@ extension AttributionPriorTests {
             (try AttributionPrior(.l1, lambda: 2), "L1"),
             (try AttributionPrior(.l1, lambda: 2, sampling: .init(k: 2)), "L1 with k = 2"),
             (try AttributionPrior(.gini, lambda: 1), "Gini"),
-            (try AttributionPrior(.graph(adjacency: adjacency), lambda: 2), "Graph"),
+            (try AttributionPrior(.graph(adjacency: adjacency), lambda: 10), "Graph"),
             (try AttributionPrior(.inputGradient(mask: g.uniforms(d, 0.2, 1.5)), lambda: 10), "InputGradient"),
         ]
     }

@@ -190,7 +190,15 @@ extension Network {
     /// The cotangents dz_t of the gate pre-activations (rows·L × 4H, row n·L + t, gates i, f, g, o) for the
     /// cotangent `dy` at the LSTM's output: the backward recurrence of ``lstmBackward`` (which applies
     /// W_ih to them), shared with the parameter gradients (dW_ih = dzᵀX, dW_hh = Σ_t dz_tᵀh_{t−1}, db = Σ dz).
-    func lstmGateCotangents(_ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int) -> [Float] {
+    ///
+    /// Double back-propagation (AttributionGradients+Recurrent.swift) runs the same recurrence with
+    /// `sources`, one row of 6H floats per (n, t), [ q_i q_f q_g q_o | q_c | q_carry ]: dc_t gets q_c, dz_t
+    /// gets q_gate and the carry to dc_{t−1} gets q_carry (the curvature terms, so the recurrence stays one
+    /// affine pass); and `states` (nil, or 2H floats per row) receives every step's total [ dh_t | dc_t ].
+    func lstmGateCotangents(
+        _ l: Layer.LSTM, coefficients: [Float], _ dy: [Float], rows N: Int, length L: Int, sources: [Float]? = nil,
+        states: UnsafeMutablePointer<Float>? = nil
+    ) -> [Float] {
         let H = l.hiddenSize, G = 4 * H, W = 10 * H
         var dz = [Float](repeating: 0, count: N * L * G)
         var dh = l.returnSequences ? [Float](repeating: 0, count: N * H) : dy
@@ -200,24 +208,29 @@ extension Network {
                 dc.withUnsafeMutableBufferPointer { dcp in
                     coefficients.withUnsafeBufferPointer { kp in
                         dy.withUnsafeBufferPointer { gp in
-                            l.weightHH.withUnsafeBufferPointer { w in
-                                for t in stride(from: L - 1, through: 0, by: -1) {
-                                    if t < L - 1 {
-                                        BLAS.sgemm(m: N, n: H, k: G, a: dzp.baseAddress! + (t + 1) * G, lda: L * G, b: w.baseAddress!,
-                                                   c: dhp.baseAddress!)
-                                    }
-                                    for n in 0..<N {
-                                        let r = n * L + t, k = kp.baseAddress! + r * W, d = dzp.baseAddress! + r * G
-                                        let hn = dhp.baseAddress! + n * H, cn = dcp.baseAddress! + n * H
-                                        let seq = l.returnSequences ? gp.baseAddress! + r * H : nil
-                                        for j in 0..<H {
-                                            let gh = hn[j] + (seq?[j] ?? 0)
-                                            let gc = cn[j] + gh * k[5 * H + j]
-                                            d[j] = gc * k[6 * H + j] * k[j]
-                                            d[H + j] = gc * k[8 * H + j] * k[H + j]
-                                            d[2 * H + j] = gc * k[7 * H + j] * k[2 * H + j]
-                                            d[3 * H + j] = gh * k[4 * H + j] * k[3 * H + j]
-                                            cn[j] = gc * k[9 * H + j]
+                            (sources ?? []).withUnsafeBufferPointer { qp in
+                                l.weightHH.withUnsafeBufferPointer { w in
+                                    let source = sources == nil ? nil : qp.baseAddress
+                                    for t in stride(from: L - 1, through: 0, by: -1) {
+                                        if t < L - 1 {
+                                            BLAS.sgemm(m: N, n: H, k: G, a: dzp.baseAddress! + (t + 1) * G, lda: L * G, b: w.baseAddress!,
+                                                       c: dhp.baseAddress!)
+                                        }
+                                        for n in 0..<N {
+                                            let r = n * L + t, k = kp.baseAddress! + r * W, d = dzp.baseAddress! + r * G
+                                            let hn = dhp.baseAddress! + n * H, cn = dcp.baseAddress! + n * H
+                                            let seq = l.returnSequences ? gp.baseAddress! + r * H : nil
+                                            let q = source.map { $0 + r * 6 * H }, state = states.map { $0 + r * 2 * H }
+                                            for j in 0..<H {
+                                                let gh = hn[j] + (seq?[j] ?? 0)
+                                                let gc = cn[j] + gh * k[5 * H + j] + (q?[4 * H + j] ?? 0)
+                                                d[j] = gc * k[6 * H + j] * k[j] + (q?[j] ?? 0)
+                                                d[H + j] = gc * k[8 * H + j] * k[H + j] + (q?[H + j] ?? 0)
+                                                d[2 * H + j] = gc * k[7 * H + j] * k[2 * H + j] + (q?[2 * H + j] ?? 0)
+                                                d[3 * H + j] = gh * k[4 * H + j] * k[3 * H + j] + (q?[3 * H + j] ?? 0)
+                                                cn[j] = gc * k[9 * H + j] + (q?[5 * H + j] ?? 0)
+                                                if let state { state[j] = gh; state[H + j] = gc }
+                                            }
                                         }
                                     }
                                 }

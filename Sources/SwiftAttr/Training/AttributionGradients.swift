@@ -27,9 +27,11 @@
 /// In a network whose activations are all piecewise linear (ReLU, LeakyReLU, max-pool) and a target
 /// output, z̄ is zero everywhere: step 4 is then one GEMM per parametrised node, g_outᵀ ż_in.
 ///
-/// Every node kind of ``Layer`` has its rule here except Embedding and LSTM, which are refused with a
-/// SwiftAttrError naming the node (token ids have no input gradient; the LSTM's second-order rule is not
-/// written). BatchNorm is in inference semantics, as the trainer's.
+/// Every node kind of ``Layer`` has its rule: the LSTM's (reverse-over-forward through the unrolled
+/// recurrence) and the Embedding's are in AttributionGradients+Recurrent.swift. A token network (an Embedding
+/// first) is attributed at the embedding output, summed over the embedding axis (one φ per token, as every
+/// token attribution of the library), and the penalty's gradient reaches the embedding table through the
+/// points and the weights w. BatchNorm is in inference semantics, as the trainer's.
 
 /// The scalar of the network output whose input gradient is the attribution, per example.
 public enum AttributionFunctional: Sendable, Equatable {
@@ -113,21 +115,25 @@ public struct AttributionPullback {
     let end: Int
     let functional: AttributionFunctional
     let chunks: [AttributionChunk]
+    /// A token network's ids and references: `network` is then the network after the embedding, φ is per
+    /// token and the embedding table's gradient comes first (AttributionGradients+Recurrent.swift).
+    var tokens: TokenAttributionPoints? = nil
 
     /// ∂/∂θ Σ_nd u_nd φ_nd: the gradient with respect to every parameter (the order and shapes of
     /// ``Network/parameters``) of the attributions contracted with `cotangent` (N × d, e.g. ∂P/∂φ of a
     /// penalty P). One tangent forward pass and one backward pass over the N·k points.
     public func parameterGradients(_ cotangent: [Float]) throws -> [[Float]] {
-        let d = network.inputSize
+        let d = tokens?.length ?? network.inputSize
         guard cotangent.count == rows * d else {
             throw SwiftAttrError.shape("cotangent: expected \(rows)×\(d) = \(rows * d) values (the attributions' shape), got \(cotangent.count)")
         }
         try Check.finite(cotangent, "cotangent")
+        let cotangent = tokens?.expanded(cotangent) ?? cotangent
         var parts = [[[Float]]?](repeating: nil, count: chunks.count)
         parts.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
             Parallel.forEachChunk(count: chunks.count, chunk: 1) { c, _, _ in
-                out[c] = network.attributionParameterGradients(self, chunks[c], directions: directions(cotangent, chunks[c]))
+                out[c] = network.attributionParameterGradients(self, chunks[c], cotangent: cotangent)
             }
         }
         var gradients = parts.map { $0! }
@@ -136,7 +142,7 @@ public struct AttributionPullback {
     }
 
     /// v_nj = u_n ⊙ w_nj / k for the points of `chunk`.
-    private func directions(_ u: [Float], _ chunk: AttributionChunk) -> [Float] {
+    func directions(_ u: [Float], _ chunk: AttributionChunk) -> [Float] {
         let d = network.inputSize, M = chunk.examples.count * k, first = chunk.examples.lowerBound, scale = 1 / Float(k)
         return uninitializedFloats(M * d) { out in
             u.withUnsafeBufferPointer { up in
@@ -162,6 +168,8 @@ struct AttributionChunk {
     /// points × d: the weights w of the points (nil: all ones).
     let weights: [Float]?
     let tape: Network.Tape
+    /// Per node: f′ and f″ of an activation (f″ only when curved); `second` of an LSTM, its gradient record
+    /// (``Network/lstmAttributionGradient``).
     let first: [[Float]]
     let second: [[Float]]
     /// g at node i's output (index i).
@@ -169,22 +177,11 @@ struct AttributionChunk {
     /// For the functional Σ_c log softmax: softmax of the output rows (points × width), which seeds both the
     /// gradient pass and every cotangent's adjoint; otherwise nil.
     let softmax: [Float]?
+    /// points × d: g at the points, kept when asked (a token network's embedding table needs it); else nil.
+    var pointGradients: [Float]? = nil
 }
 
 extension Network {
-    /// Refuses the node kinds double back-propagation has no rule for (Embedding, LSTM), naming the node.
-    func checkAttributionGradientSupport(to end: Int) throws {
-        for i in 0..<end {
-            switch layers[i] {
-            case .embedding, .lstm:
-                throw SwiftAttrError.invalid("layer \(i) (\(layers[i].name)): attribution priors (double back-propagation) do not support \(layers[i].name) nodes")
-            case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .relu,
-                 .leakyReLU, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .dropout, .add, .concat:
-                break
-            }
-        }
-    }
-
     /// Expected-gradients attributions of `functional` for the batch `x` (rows × inputSize) at the points of
     /// `draws` (references from `references`, R × inputSize, or from the batch itself when nil), with their
     /// pullback to the parameters.
@@ -203,6 +200,7 @@ extension Network {
         for (b, r) in draws.referenceIndex.enumerated() where r < 0 || r >= available {
             throw SwiftAttrError(.outOfRange, "draws: reference index \(r) (draw \(b)) is out of range 0..<\(available)")
         }
+        if tokenEmbedding != nil { return try tokenAttributionPullback(x, rows: rows, k: k, functional: functional, source: source, draws: draws) }
         return try attributionPullback(rows: rows, k: k, functional: functional, repeatingTargets: true) { examples in
             let M = examples.count * k
             var points = [Float](repeating: 0, count: M * d), weights = points
@@ -228,6 +226,7 @@ extension Network {
     /// final Softmax if any), with its pullback to the parameters.
     public func inputGradientWithPullback(_ x: [Float], rows: Int) throws -> AttributionPullback {
         try checkInputs(x, rows: rows)
+        if tokenEmbedding != nil { return try tokenAttributionPullback(x, rows: rows, k: 1, functional: .logSoftmaxSum, source: nil, draws: nil) }
         let d = inputSize
         return try attributionPullback(rows: rows, k: 1, functional: .logSoftmaxSum, repeatingTargets: false) { examples in
             (examples.count == rows ? x : Array(x[(examples.lowerBound * d)..<(examples.upperBound * d)]), nil)
@@ -235,13 +234,13 @@ extension Network {
     }
 
     /// Steps 1 and 2 of the engine, per chunk of examples: `points(examples)` gives the chunk's points
-    /// (examples.count·k × inputSize, example-major) and their weights (nil: ones).
-    private func attributionPullback(
-        rows: Int, k: Int, functional: AttributionFunctional, repeatingTargets: Bool,
+    /// (examples.count·k × inputSize, example-major) and their weights (nil: ones); `keepsPointGradients`: keep
+    /// g at the points in the chunks.
+    func attributionPullback(
+        rows: Int, k: Int, functional: AttributionFunctional, repeatingTargets: Bool, keepsPointGradients: Bool = false,
         points: (Range<Int>) -> (points: [Float], weights: [Float]?)
     ) throws -> AttributionPullback {
         let end = functional == .logSoftmaxSum && endsWithSoftmax ? layers.count - 1 : layers.count
-        try checkAttributionGradientSupport(to: end)
         let width = size(at: end), d = inputSize
         if case .target(let t) = functional {
             guard t.count == rows else { throw SwiftAttrError.shape("targets: expected \(rows) class indices (one per example), got \(t.count)") }
@@ -263,7 +262,7 @@ extension Network {
                 Parallel.forEachChunk(count: rows, chunk: chunk) { c, examples, _ in
                     let (p, w) = points(examples)
                     let record = attributionRecord(p, examples: examples, k: k, weights: w, functional: functional, end: end,
-                                                   repeatingTargets: repeatingTargets)
+                                                   repeatingTargets: repeatingTargets, keepsPointGradients: keepsPointGradients)
                     out[c] = record.chunk
                     (phiBase + examples.lowerBound * d).update(from: record.phi, count: record.phi.count)
                 }
@@ -287,14 +286,19 @@ extension Network {
     /// Steps 1 and 2 for the points of one chunk of examples; returns its record and its rows of φ.
     private func attributionRecord(
         _ points: [Float], examples: Range<Int>, k: Int, weights: [Float]?, functional: AttributionFunctional, end: Int,
-        repeatingTargets: Bool
+        repeatingTargets: Bool, keepsPointGradients: Bool
     ) -> (chunk: AttributionChunk, phi: [Float]) {
         let M = examples.count * k, width = size(at: end), d = inputSize
         // 1. Forward record.
         var argmax = [[Int32]](repeating: [], count: end)
-        var first = [[Float]](repeating: [], count: end), second = first
+        var first = [[Float]](repeating: [], count: end), second = first, steps = first
         let values = walkForward(points, from: 0, to: end, keep: true) { i, reads -> [Float] in
             switch layers[i] {
+            case .lstm(let l):
+                var record: [Float]? = []
+                let y = lstmForward(l, reads[0], rows: M, length: shapes[input(of: i)][0], record: &record)
+                steps[i] = record!
+                return y
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
                 let (y, d1, d2) = Activation(layers[i])!.valueAndDerivatives(reads[0])
                 first[i] = d1
@@ -305,11 +309,11 @@ extension Network {
                 argmax[i] = positions
                 return y
             case .dense, .conv1d, .conv2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .softmax, .batchNorm, .dropout,
-                 .add, .concat, .embedding, .lstm:
+                 .add, .concat, .embedding:
                 return applyNode(i, reads, rows: M, argmax: nil)
             }
         }
-        let tape = Tape(start: 0, end: end, rows: M, values: values.map { $0 ?? [] }, argmax: argmax)
+        let tape = Tape(start: 0, end: end, rows: M, values: values.map { $0 ?? [] }, argmax: argmax, steps: steps)
         let softmax = functional == .logSoftmaxSum ? Network.softmaxRows(tape.output, rows: M, width: width) : nil
         // 2. Gradient pass from h′(f), keeping g at every node's output.
         var seed = [Float](repeating: 0, count: M * width)
@@ -332,8 +336,13 @@ extension Network {
             switch layers[i] {
             case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
                 return [zipMap(gOut, first[i]) { $0 * $1 }]
+            case .lstm(let l):
+                // `second` keeps the LSTM's gradient record for step 4.
+                let step = lstmAttributionGradient(l, gOut, steps: tape.steps[i], rows: M, length: shapes[input(of: i)][0])
+                second[i] = step.record
+                return [step.input]
             case .dense, .conv1d, .conv2d, .maxPool1d, .maxPool2d, .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .softmax,
-                 .batchNorm, .dropout, .add, .concat, .embedding, .lstm:
+                 .batchNorm, .dropout, .add, .concat, .embedding:
                 return pullbackNode(i, gOut, rows: M, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1), argmax: argmax[i])
             }
         }, accumulate: addInPlace) ?? [Float](repeating: 0, count: M * d)
@@ -356,15 +365,17 @@ extension Network {
             }
         }
         return (AttributionChunk(examples: examples, weights: weights, tape: tape, first: first, second: second, gradients: gradients,
-                                 softmax: softmax), phi)
+                                 softmax: softmax, pointGradients: keepsPointGradients ? gIn : nil), phi)
     }
 
-    /// Steps 3 and 4 of the engine for one chunk and its directions `v` (its points × inputSize).
-    func attributionParameterGradients(_ a: AttributionPullback, _ chunk: AttributionChunk, directions v: [Float]) -> [[Float]] {
+    /// Steps 3 and 4 of the engine for one chunk and the cotangent `u` of φ (rows × inputSize; the directions
+    /// are v = u ⊙ w / k). A token network's pullback also forms z̄ at the points, for the embedding table.
+    func attributionParameterGradients(_ a: AttributionPullback, _ chunk: AttributionChunk, cotangent u: [Float]) -> [[Float]] {
         let tape = chunk.tape, M = tape.rows, end = a.end
-        // 3. Tangents of every value.
-        let tangents = walkForward(v, from: 0, to: end, keep: true) { i, reads -> [Float] in
-            attributionTangent(i, reads, a, chunk)
+        // 3. Tangents of every value (an LSTM also records its steps' tangents).
+        var recurrent = [[Float]](repeating: [], count: end)
+        let tangents = walkForward(a.directions(u, chunk), from: 0, to: end, keep: true) { i, reads -> [Float] in
+            attributionTangent(i, reads, a, chunk, record: &recurrent[i])
         }.map { $0 ?? [] }
         // 4. Adjoint of the primal values; [] stands for a zero signal.
         var seed: [Float] = []
@@ -379,8 +390,8 @@ extension Network {
             }
         }
         var perNode = [[[Float]]?](repeating: nil, count: layers.count)
-        _ = walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
-            let step = attributionAdjoint(i, zbar, chunk, tangents: tangents)
+        let zbar0 = walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
+            let step = attributionAdjoint(i, zbar, chunk, tangents: tangents, recurrent: recurrent, formsInput: a.tokens != nil)
             perNode[i] = step.parameters
             return step.inputs
         }, accumulate: { x, y in
@@ -390,11 +401,13 @@ extension Network {
         for (i, layer) in layers.enumerated() {
             gradients += perNode[i] ?? layer.parameterShapes.map { [Float](repeating: 0, count: $0.reduce(1, *)) }
         }
+        if let t = a.tokens { gradients.insert(t.tableGradient(chunk, k: a.k, cotangent: u, zbar: zbar0 ?? []), at: 0) }
         return gradients
     }
 
-    /// Node i's tangent from the tangents of the values it reads (step 3).
-    private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback, _ chunk: AttributionChunk) -> [Float] {
+    /// Node i's tangent from the tangents of the values it reads (step 3); an LSTM leaves its steps'
+    /// tangents in `record`.
+    private func attributionTangent(_ i: Int, _ reads: [[Float]], _ a: AttributionPullback, _ chunk: AttributionChunk, record: inout [Float]) -> [Float] {
         let M = chunk.tape.rows
         switch layers[i] {
         case .dense(let d):
@@ -446,22 +459,28 @@ extension Network {
                     for c in 0..<n { out[r * n + c] = s[r * n + c] * (t[r * n + c] - dot) }
                 }
             }
-        case .embedding, .lstm:
-            preconditionFailure("\(layers[i].name): refused by checkAttributionGradientSupport")
+        case .lstm(let l):
+            let step = lstmAttributionTangent(l, reads[0], steps: chunk.tape.steps[i], rows: M, length: shapes[input(of: i)][0])
+            record = step.record
+            return step.output
+        case .embedding:
+            preconditionFailure("an Embedding is node 0 of a token network, whose engine runs on the network after it")
         }
     }
 
     /// Node i's step 4: the primal adjoints z̄ of the values it reads ([] for zero; never formed for value
-    /// 0) and its parameter gradients, from z̄ at its output (`zbar`, [] for zero), g at its output and the
-    /// recorded values and tangents.
-    private func attributionAdjoint(_ i: Int, _ zbar: [Float], _ a: AttributionChunk, tangents: [[Float]]) -> (inputs: [[Float]], parameters: [[Float]]?) {
+    /// 0 unless `formsInput`) and its parameter gradients, from z̄ at its output (`zbar`, [] for zero), g at its
+    /// output and the recorded values and tangents (`recurrent`: the LSTMs' step tangents).
+    private func attributionAdjoint(
+        _ i: Int, _ zbar: [Float], _ a: AttributionChunk, tangents: [[Float]], recurrent: [[Float]], formsInput: Bool
+    ) -> (inputs: [[Float]], parameters: [[Float]]?) {
         let tape = a.tape, M = tape.rows, g = a.gradients[i]
-        let reads = inputs[i]
-        // z̄ through the node's linear(ised) part, for the values other than the input.
+        let reads = inputs[i], skipped = formsInput ? -1 : 0
+        // z̄ through the node's linear(ised) part, for the values other than the input (unless `formsInput`).
         func linearAdjoint() -> [[Float]] {
-            guard !zbar.isEmpty, reads.contains(where: { $0 != 0 }) else { return reads.map { _ in [] } }
+            guard !zbar.isEmpty, reads.contains(where: { $0 != skipped }) else { return reads.map { _ in [] } }
             let back = pullbackNode(i, zbar, rows: M, reads: reads.map { tape.value($0) }, output: tape.value(i + 1), argmax: tape.argmax[i])
-            return zip(reads, back).map { $0 == 0 ? [] : $1 }
+            return zip(reads, back).map { $0 == skipped ? [] : $1 }
         }
         switch layers[i] {
         case .dense(let d):
@@ -511,7 +530,7 @@ extension Network {
         case .avgPool1d, .avgPool2d, .globalAvgPool, .flatten, .reshape, .dropout, .add, .concat, .maxPool1d, .maxPool2d:
             return (linearAdjoint(), nil)
         case .relu, .leakyReLU, .elu, .softplus, .sigmoid, .tanh:
-            guard reads[0] != 0 else { return ([[]], nil) }
+            guard reads[0] != skipped else { return ([[]], nil) }
             let curved = !a.second[i].isEmpty
             if zbar.isEmpty && !curved { return ([[]], nil) }
             let d1 = a.first[i], d2 = a.second[i], t = tangents[reads[0]]
@@ -524,7 +543,7 @@ extension Network {
             }
             return ([out], nil)
         case .softmax:
-            guard reads[0] != 0 else { return ([[]], nil) }
+            guard reads[0] != skipped else { return ([[]], nil) }
             // J z̄ + H_g ż with H_u ż = a ⊙ ż − a (s·ż) − s (a·ż), a = s ⊙ (u − u·s).
             let s = tape.value(i + 1), n = size(at: i + 1), t = tangents[reads[0]]
             let out = uninitializedFloats(M * n) { o in
@@ -545,8 +564,13 @@ extension Network {
                 }
             }
             return ([out], nil)
-        case .embedding, .lstm:
-            preconditionFailure("\(layers[i].name): refused by checkAttributionGradientSupport")
+        case .lstm(let l):
+            let step = lstmAttributionAdjoint(l, zbar, input: tape.value(reads[0]), inputTangent: tangents[reads[0]], steps: tape.steps[i],
+                                              gradient: a.second[i], tangent: recurrent[i], rows: M, length: shapes[reads[0]][0],
+                                              formsInput: reads[0] != skipped)
+            return ([step.input], step.parameters)
+        case .embedding:
+            preconditionFailure("an Embedding is node 0 of a token network, whose engine runs on the network after it")
         }
     }
 }

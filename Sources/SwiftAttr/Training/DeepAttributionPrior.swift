@@ -48,7 +48,6 @@ public final class DeepAttributionPrior: SampledTrainingPenalty, CheckedTraining
         }
         guard !priorNetwork.parameterShapes.isEmpty else { throw SwiftAttrError.invalid("prior_network: g has no parameters to train") }
         try Check.finite(metaFeatures, "meta_features")
-        try priorNetwork.checkAttributionGradientSupport(to: priorNetwork.layers.count)
         self.metaFeatures = metaFeatures
         self.metaCount = m
         self.lambda = lambda

@@ -335,34 +335,49 @@ extension Network {
     /// dW_hh = dzᵀH₋ with H₋ the previous hidden state of every step (0 at t = 0, h_{t−1} from the tape's
     /// step records), and db_ih = db_hh = Σ dz — three GEMMs' worth of work for the whole batch.
     private func lstmParameterGradients(_ l: Layer.LSTM, _ dz: [Float], input x: [Float], steps: [Float], rows: Int, length L: Int) -> [[Float]] {
-        let H = l.hiddenSize, G = 4 * H, E = l.inputSize, W = 10 * H, R = rows * L
-        let previous = uninitializedFloats(R * H) { hp in
-            steps.withUnsafeBufferPointer { s in
-                for r in 0..<R {
-                    if r % L == 0 {
-                        (hp + r * H).update(repeating: 0, count: H)
-                    } else {
-                        (hp + r * H).update(from: s.baseAddress! + (r - 1) * W + 9 * H, count: H)
+        let H = l.hiddenSize
+        return lstmParameterGradients(l, dz, input: x, previous: lstmPreviousRows(steps, width: 10 * H, offset: 9 * H, count: H, rows: rows * L, length: L))
+    }
+
+    /// dW_ih = dzᵀX, dW_hh = dzᵀH₋ and db_ih = db_hh = Σ dz from gate cotangents dz, inputs X and previous
+    /// hidden states H₋ (rows·L rows each). With `tangentTerm` (double back-propagation's g_z, Ẋ, Ḣ₋) the
+    /// weights also receive g_zᵀẊ and g_zᵀḢ₋, accumulated by a second GEMM each; the biases nothing.
+    func lstmParameterGradients(
+        _ l: Layer.LSTM, _ dz: [Float], input x: [Float], previous: [Float], tangentTerm: (dz: [Float], input: [Float], previous: [Float])? = nil
+    ) -> [[Float]] {
+        let H = l.hiddenSize, G = 4 * H, E = l.inputSize, R = dz.count / G
+        func weight(_ columns: Int, _ terms: [(dz: [Float], values: [Float])]) -> [Float] {
+            uninitializedFloats(G * columns) { w in
+                for (t, term) in terms.enumerated() {
+                    term.dz.withUnsafeBufferPointer { d in
+                        term.values.withUnsafeBufferPointer { v in
+                            BLAS.sgemm(transA: true, m: G, n: columns, k: R, a: d.baseAddress!, b: v.baseAddress!, beta: t == 0 ? 0 : 1, c: w)
+                        }
                     }
                 }
             }
         }
-        let dWih = uninitializedFloats(G * E) { w in
-            dz.withUnsafeBufferPointer { d in
-                x.withUnsafeBufferPointer { xp in
-                    BLAS.sgemm(transA: true, m: G, n: E, k: R, a: d.baseAddress!, b: xp.baseAddress!, c: w)
-                }
-            }
-        }
-        let dWhh = uninitializedFloats(G * H) { w in
-            dz.withUnsafeBufferPointer { d in
-                previous.withUnsafeBufferPointer { hp in
-                    BLAS.sgemm(transA: true, m: G, n: H, k: R, a: d.baseAddress!, b: hp.baseAddress!, c: w)
-                }
-            }
-        }
+        let tangent = tangentTerm.map { [$0] } ?? []
+        let dWih = weight(E, [(dz, x)] + tangent.map { ($0.dz, $0.input) })
+        let dWhh = weight(H, [(dz, previous)] + tangent.map { ($0.dz, $0.previous) })
         let db = columnSums(dz, rows: R, width: G)
         return [dWih, dWhh, db, db]
+    }
+
+    /// The `count` floats at `offset` of each row's previous step (rows n·L + t of `width` floats; zeros at
+    /// t = 0): H₋ from the hidden states of a step record.
+    func lstmPreviousRows(_ records: [Float], width: Int, offset: Int, count: Int, rows R: Int, length L: Int) -> [Float] {
+        uninitializedFloats(R * count) { hp in
+            records.withUnsafeBufferPointer { s in
+                for r in 0..<R {
+                    if r % L == 0 {
+                        (hp + r * count).update(repeating: 0, count: count)
+                    } else {
+                        (hp + r * count).update(from: s.baseAddress! + (r - 1) * width + offset, count: count)
+                    }
+                }
+            }
+        }
     }
 
     /// Sums over the rows of a rows × width matrix (float64 accumulation); zeros for an empty `m`.
