@@ -1241,7 +1241,8 @@ SA_API int sa_random_uniform(uint64_t seed, int64_t first_example, int64_t n, in
  *
  * A prior is a penalty on the model's attributions added to the task loss in sa_train (options->priors)
  * and sa_loss_and_gradients; its gradient with respect to the weights is computed by double
- * back-propagation (every node kind except Embedding and LSTM, which are SA_ERR_INVALID_ARGUMENT).
+ * back-propagation (every node kind, LSTM included). A token model (Embedding first) is attributed at
+ * the embedding output summed over the embedding axis, one phi per token (d = L; references are token ids).
  * With a mini-batch of N examples, d input elements, phi the attributions and pbar_j = mean_n |phi_nj|:
  *   sa_prior_l1               lam · mean_nj |phi_nj|
  *   sa_prior_gini             −lam · Gini(pbar), Gini(v) = ½ mean_jk |v_j − v_k| / mean(v) (0 when v = 0)

@@ -19,8 +19,11 @@ For the first four, phi is Expected Gradients of the label's output: ``k`` refer
 ``references=None``, from the other examples of the same mini-batch (example n takes row
 (n + 1 + floor(u·(N − 1))) mod N of the batch, u uniform); the draws depend only on the run's seed, the step
 and the example's row in the mini-batch (``prior.draws(n, seed, step)`` returns them). The weights' gradient
-of every prior is exact (double back-propagation). Priors are plain values: copy and pickle them freely;
-the C handle is made when a call needs it.
+of every prior is exact (double back-propagation, through every layer kind, LSTM included). For a token model
+(``sa.Embedding`` first) phi is taken at the embedding output and summed over the embedding axis, one value per
+token as ``sa.expected_gradients`` of such a model gives (d = the sequence length: masks and adjacencies are per
+token, ``references`` are token ids), and the penalty's gradient reaches the embedding table. Priors are plain
+values: copy and pickle them freely; the C handle is made when a call needs it.
 """
 from __future__ import annotations
 
