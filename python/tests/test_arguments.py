@@ -276,6 +276,7 @@ def test_paths_with_a_nul_byte(net, tmp_path):
         net.save("")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")  # sklearn: the short fits do not converge, by design
 def test_from_sklearn_output_is_a_choice():
     sklearn = pytest.importorskip("sklearn.neural_network")
     rng = np.random.default_rng(0)
