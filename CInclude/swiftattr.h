@@ -1290,6 +1290,16 @@ SA_API int sa_prior_input_gradient(const float *mask, int64_t d, double lam, sa_
  *  apply). Into *out_prior (free with sa_prior_free). */
 SA_API int sa_prior_cdep(const float *masks, int64_t n_masks, int64_t d, double lam, sa_prior **out_prior);
 
+/* --- CDEP per-example masks --- */
+/** CDEP as sa_prior_cdep, with a set of n_masks masks per training example: masks holds n_examples ×
+ *  n_masks × d values in [0, 1], set e (values e·n_masks·d onwards) for row e of the x given to sa_train
+ *  (which uses, for each mini-batch row, the set of the training example it holds, whatever the shuffling)
+ *  or to sa_loss_and_gradients (set e for row e). n must equal n_examples: SA_ERR_SHAPE otherwise, reported
+ *  by sa_train at its first step or by sa_loss_and_gradients. With every set equal to one shared set the
+ *  result is sa_prior_cdep's, bit for bit. Into *out_prior (free with sa_prior_free). */
+SA_API int sa_prior_cdep_per_example(const float *masks, int64_t n_examples, int64_t n_masks, int64_t d, double lam,
+                                     sa_prior **out_prior);
+
 /** Expected-Gradients sampling of an EG prior (not sa_prior_input_gradient): k >= 1 references per example
  *  and, with n_references > 0, the reference set `references` (n_references × reference_size floats,
  *  reference_size the model's input size); references = NULL and n_references = 0: the other examples of

@@ -151,6 +151,20 @@ public func sa_prior_cdep(_ masks: UnsafePointer<Float>?, _ nMasks: Int64, _ d: 
     }
 }
 
+// --- CDEP per-example masks (Training/CDEPPenalty.swift, exampleCount) ---
+
+@_cdecl("sa_prior_cdep_per_example")
+public func sa_prior_cdep_per_example(
+    _ masks: UnsafePointer<Float>?, _ nExamples: Int64, _ nMasks: Int64, _ d: Int64, _ lam: Double, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+    guarded {
+        let e = try checkCount(nExamples, "n_examples"), k = try checkCount(nMasks, "n_masks"), n = try checkCount(d, "d")
+        let sets = try checkedProduct(e, k, "masks", factors: ["n_examples", "n_masks"])
+        let m = try Allocation.copy(try floats(masks, try checkedProduct(sets, n, "masks", factors: ["n_examples · n_masks", "d"]), "masks"), "masks")
+        try publishPrior(try CDEPPenalty(masks: m, maskCount: k, exampleCount: e, lam: try lambda(lam)), to: out)
+    }
+}
+
 @_cdecl("sa_prior_set_sampling")
 public func sa_prior_set_sampling(
     _ prior: OpaquePointer?, _ k: Int64, _ references: UnsafePointer<Float>?, _ nReferences: Int64, _ referenceSize: Int64

@@ -209,13 +209,15 @@ final class CDEPTests: XCTestCase {
             return l.returnSequences ? (outR, outI) : (hr, hi)
         }
 
-        /// λ Σ_k mean_nc σ(β − γ) over `rows` examples and `count` masks.
-        mutating func penalty(_ x: [Float], rows: Int, masks: [Float], count: Int, lam: Double) -> Double {
+        /// λ Σ_k mean_nc σ(β − γ) over `rows` examples and `count` masks (per example: example n's set of
+        /// `count` masks starts at mask n·count).
+        mutating func penalty(_ x: [Float], rows: Int, masks: [Float], count: Int, lam: Double, perExample: Bool = false) -> Double {
             let d = net.inputSize
             var total = 0.0, classes = 0
             for n in 0..<rows {
                 for k in 0..<count {
-                    let (b, g) = parts(x[(n * d)..<((n + 1) * d)].map(Double.init), mask: masks[(k * d)..<((k + 1) * d)].map(Double.init))
+                    let m = ((perExample ? n * count : 0) + k) * d
+                    let (b, g) = parts(x[(n * d)..<((n + 1) * d)].map(Double.init), mask: masks[m..<(m + d)].map(Double.init))
                     classes = b.count
                     for c in b.indices { total += 1 / (1 + exp(-(b[c] - g[c]))) }
                 }
@@ -238,21 +240,24 @@ final class CDEPTests: XCTestCase {
     /// u = 6e-8, ≈ 1e-5 of the scale, and the shares' derivatives amplify the absolute rounding of r, s
     /// (≈ 1e-7·Σ|w||x|) by 1/t ≲ 1e3 only in those near-kink units. Hence 1e-3 of the largest entry: an
     /// order of margin, while a wrong rule, sign or index is off by O(1) of an entry.
+    /// `perExample`: `masks` holds a set of `count` masks per example (row n's set n).
     func checkCDEP(_ net: Network, _ x: [Float], rows: Int, masks: [Float], count: Int, labels: TrainingLabels? = nil,
-                   _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
+                   perExample: Bool = false, _ what: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let lam = 0.7
-        let penalty = try CDEPPenalty(masks: masks, maskCount: count, lam: lam)
+        let penalty = try CDEPPenalty(masks: masks, maskCount: count, exampleCount: perExample ? rows : nil, lam: lam)
         let (value, gradients) = try net.contextualDecompositionPenalty(x, rows: rows, penalty: penalty)
         XCTAssertEqual(gradients.map(\.count), net.parameterShapes.map { $0.reduce(1, *) }, what, file: file, line: line)
         var ref = CDReference(net)
-        let expected = ref.penalty(x, rows: rows, masks: masks, count: count, lam: lam)
+        let expected = ref.penalty(x, rows: rows, masks: masks, count: count, lam: lam, perExample: perExample)
         XCTAssertGreaterThan(ref.kink, 1e-3, "\(what): the point lies near a kink of a share", file: file, line: line)
         XCTAssertEqual(value, expected, accuracy: 1e-5 * abs(expected), "\(what) penalty", file: file, line: line)
 
-        // The engine's own CD gives the same penalty (it carries one part, so rounding differs: 1e-5).
-        let cd = try net.contextualDecomposition(x, rows: rows, masks: masks, maskCount: count)
-        let fromCD = lam * zip(cd.relevant, cd.irrelevant).map { 1 / (1 + exp(-Double($0 - $1))) }.reduce(0, +) / Double(cd.relevant.count / count)
-        XCTAssertEqual(value, fromCD, accuracy: 1e-5 * abs(expected), "\(what) penalty from contextualDecomposition", file: file, line: line)
+        if !perExample {
+            // The engine's own CD gives the same penalty (it carries one part, so rounding differs: 1e-5).
+            let cd = try net.contextualDecomposition(x, rows: rows, masks: masks, maskCount: count)
+            let fromCD = lam * zip(cd.relevant, cd.irrelevant).map { 1 / (1 + exp(-Double($0 - $1))) }.reduce(0, +) / Double(cd.relevant.count / count)
+            XCTAssertEqual(value, fromCD, accuracy: 1e-5 * abs(expected), "\(what) penalty from contextualDecomposition", file: file, line: line)
+        }
 
         let taskLoss: ((Network) -> Double)? = labels.map { labels in
             { n in
@@ -272,8 +277,8 @@ final class CDEPTests: XCTestCase {
                 q[k][e] = w - h
                 let wm = q[k][e], nm = try net.withParameters(q)
                 var rp = CDReference(np), rm = CDReference(nm)
-                let pp = rp.penalty(x, rows: rows, masks: masks, count: count, lam: lam)
-                let pm = rm.penalty(x, rows: rows, masks: masks, count: count, lam: lam)
+                let pp = rp.penalty(x, rows: rows, masks: masks, count: count, lam: lam, perExample: perExample)
+                let pm = rm.penalty(x, rows: rows, masks: masks, count: count, lam: lam, perExample: perExample)
                 fdPenalty.append((pp - pm) / (Double(wp) - Double(wm)))
                 if let taskLoss { fdTotal.append((pp + taskLoss(np) - pm - taskLoss(nm)) / (Double(wp) - Double(wm))) }
             }
@@ -304,13 +309,18 @@ final class CDEPTests: XCTestCase {
         return m
     }
 
-    func testMLPGradient() throws {
+    /// An MLP with smooth activations, three examples and two masks whose points lie away from every kink
+    /// (``testMLPGradient`` checks that for each example with each mask).
+    func smoothMLP() -> (net: Network, x: [Float], masks: [Float]) {
         var g = Gen(55)
         // tanh (f(0) = 0), softplus and sigmoid (f(0) ≠ 0: the bias-split path), ELU (monotone, f(0) = 0).
         let mlp = net([6], [g.dense(5, 6), .tanh, g.dense(6, 5), .softplus(beta: 2), g.dense(5, 6), .sigmoid, g.dense(4, 5), .elu(alpha: 1),
                             g.dense(3, 4)])
-        let x = g.normals(3 * 6)
-        let masks: [Float] = [1, 1, 0, 0, 0, 0, 0, 0, 0.5, 1, 0, 0.25]
+        return (mlp, g.normals(3 * 6), [1, 1, 0, 0, 0, 0, 0, 0, 0.5, 1, 0, 0.25])
+    }
+
+    func testMLPGradient() throws {
+        let (mlp, x, masks) = smoothMLP()
         try checkCDEP(mlp, x, rows: 3, masks: masks, count: 2, labels: .classes([2, 0, 1]), "MLP, two masks")
         // A final Softmax: the penalty is on the logits, the same function of the weights.
         try checkCDEP(try mlp.appending(.softmax), x, rows: 3, masks: Array(masks[0..<6]), count: 1, labels: .classes([1, 1, 0]),
@@ -455,5 +465,123 @@ final class CDEPTests: XCTestCase {
         let before = try plain.contextualDecompositionPenalty(x, rows: rows, penalty: measure).value
         let after = try penalised.contextualDecompositionPenalty(x, rows: rows, penalty: measure).value
         XCTAssertLessThan(after, before - 0.05, "CDEP should lower the decoy's CD share (\(before) → \(after))")
+    }
+
+    // MARK: Per-example masks
+
+    /// Per-example masks that are all one shared set run the same computation (the same mask values read at
+    /// the same places): the same bits as the shared masks, for the penalty and for a training run.
+    func testPerExampleMasksEqualToTheSharedMasksGiveTheSameBits() throws {
+        var g = Gen(60)
+        let mlp = net([6], [g.dense(5, 6), .tanh, g.dense(6, 5), .softplus(beta: 2), g.dense(3, 6)])
+        let rows = 40
+        let x = g.normals(rows * 6), labels = TrainingTests.classes(rows, 3, seed: 4)
+        let shared: [Float] = [1, 1, 0, 0, 0, 0, 0, 0, 0.5, 1, 0, 0.25]
+        let one = try CDEPPenalty(masks: shared, maskCount: 2, lam: 0.7)
+        let each = try CDEPPenalty(masks: Array([[Float]](repeating: shared, count: rows).joined()), maskCount: 2, exampleCount: rows, lam: 0.7)
+        let a = try mlp.contextualDecompositionPenalty(x, rows: rows, penalty: one)
+        let b = try mlp.contextualDecompositionPenalty(x, rows: rows, penalty: each)
+        XCTAssertEqual(a.value, b.value)
+        XCTAssertEqual(a.gradients, b.gradients)
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batchSize = 8
+        options.seed = 3
+        let ta = try mlp.train(x, rows: rows, labels: .classes(labels), options: options, penalties: [one])
+        let tb = try mlp.train(x, rows: rows, labels: .classes(labels), options: options, penalties: [each])
+        XCTAssertEqual(ta.network.parameters, tb.network.parameters)
+        XCTAssertEqual(ta.history, tb.history)
+    }
+
+    /// Distinct masks per example (one and two regions, an MLP and a CNN): the float64 reference with row n's
+    /// masks, and central differences (the error analysis of ``checkCDEP``).
+    func testPerExampleMaskGradient() throws {
+        // testMLPGradient's points with its masks a and b chosen per example: every (example, mask) pair is one
+        // it checks away from the kinks, while the rows' masks differ.
+        let (mlp, x, shared) = smoothMLP()
+        let a = Array(shared[0..<6]), b = Array(shared[6..<12])
+        try checkCDEP(mlp, x, rows: 3, masks: a + b + a, count: 1, labels: .classes([2, 0, 1]), perExample: true,
+                      "MLP, one mask per example")
+        try checkCDEP(mlp, x, rows: 3, masks: a + b + b + a + b + b, count: 2, labels: .classes([0, 0, 2]), perExample: true,
+                      "MLP, two masks per example")
+        var g = Gen(88)  // a seed whose points lie ≥ 1e-2 from every kink with these masks
+        let cnn = net([1, 4, 4], [g.conv(2, 1, kernel: [2, 2]), .elu(alpha: 1), .flatten, g.dense(3, 18)])
+        var xc = g.distinct(2 * 16)
+        for i in xc.indices { xc[i] *= 0.5 }
+        let corners = Self.cornerMask([1, 4, 4], block: 2, corners: [(false, false)], inside: 0.9, outside: 0.15)
+            + Self.cornerMask([1, 4, 4], block: 2, corners: [(true, true)], inside: 0.85, outside: 0.2)
+        try checkCDEP(cnn, xc, rows: 2, masks: corners, count: 1, labels: .classes([1, 2]), perExample: true, "CNN, a corner per image")
+    }
+
+    /// Records, at every training step, the CDEP penalty the trainer added and the same penalty computed
+    /// explicitly: the step's network on the batch, with the masks of the batch's training rows gathered by
+    /// hand (``Network/trainingPermutation(count:seed:epoch:)``) as per-example masks of the batch alone.
+    final class PerExampleCheck: TrainingPenalty {
+        let inner: CDEPPenalty
+        let masks: [Float], d: Int, seed: UInt64, batchSize: Int
+        var steps: [(trained: (Double, [[Float]]), explicit: (Double, [[Float]]), unshuffled: Double)] = []
+
+        init(_ inner: CDEPPenalty, masks: [Float], d: Int, seed: UInt64, batchSize: Int) {
+            (self.inner, self.masks, self.d, self.seed, self.batchSize) = (inner, masks, d, seed, batchSize)
+        }
+
+        func lossAndGradient(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep) throws -> (Double, [[Float]]) {
+            let trained = try inner.lossAndGradient(network: network, batch: batch, rows: rows, labels: labels, step: step)
+            let n = inner.exampleCount!
+            let order = Network.trainingPermutation(count: n, seed: seed, epoch: step.epoch)
+            let first = (step.step - 1) * batchSize, members = order[first..<min(n, first + rows)]
+            let gathered = try CDEPPenalty(masks: members.flatMap { masks[($0 * d)..<(($0 + 1) * d)] }, maskCount: 1, exampleCount: rows, lam: inner.lam)
+            let explicit = try network.contextualDecompositionPenalty(batch, rows: rows, penalty: gathered)
+            // The masks of rows first..<first + rows without the shuffle: what a mix-up of indices would use.
+            let wrong = try CDEPPenalty(masks: Array(masks[(first * d)..<((first + rows) * d)]), maskCount: 1, exampleCount: rows, lam: inner.lam)
+            let unshuffled = try network.contextualDecompositionPenalty(batch, rows: rows, penalty: wrong).value
+            steps.append((trained, explicit, unshuffled))
+            return trained
+        }
+    }
+
+    func testTrainingUsesEachExamplesMaskUnderShuffling() throws {
+        var g = Gen(62)
+        let rows = 20, d = 4
+        let model = net([d], [g.dense(6, d), .tanh, g.dense(2, 6)])
+        let x = g.normals(rows * d), labels = TrainingTests.classes(rows, 2, seed: 8)
+        // Row e's mask marks feature e % 4 only: distinct neighbours, so a wrong index changes the value.
+        let masks = (0..<rows).flatMap { e in (0..<d).map { Float($0 == e % d ? 1 : 0) } }
+        var options = TrainingOptions()
+        options.epochs = 2
+        options.batchSize = 6
+        options.seed = 21
+        let check = PerExampleCheck(try CDEPPenalty(masks: masks, maskCount: 1, exampleCount: rows, lam: 2), masks: masks, d: d,
+                                    seed: options.seed, batchSize: options.batchSize)
+        _ = try model.train(x, rows: rows, labels: .classes(labels), options: options, penalties: [check])
+        XCTAssertEqual(check.steps.count, 2 * 4)
+        for (k, s) in check.steps.enumerated() {
+            XCTAssertEqual(s.trained.0, s.explicit.0, "step \(k): the value")
+            XCTAssertEqual(s.trained.1, s.explicit.1, "step \(k): the gradients")
+        }
+        XCTAssert(check.steps.contains { abs($0.unshuffled - $0.trained.0) > 1e-4 }, "the unshuffled masks should give other values")
+    }
+
+    func testPerExampleMasksOfTheWrongRowCountAreRefused() throws {
+        var g = Gen(63)
+        let mlp = net([4], [g.dense(3, 4), .relu, g.dense(2, 3)])
+        let x = g.normals(3 * 4)
+        func error(_ body: () throws -> Void) -> SwiftAttrError? {
+            do { try body(); return nil } catch let e as SwiftAttrError { return e } catch { return SwiftAttrError(.internal, "\(error)") }
+        }
+        // Not a whole number of examples × masks; a non-positive example count.
+        XCTAssertEqual(error { _ = try CDEPPenalty(masks: [Float](repeating: 0, count: 10), maskCount: 1, exampleCount: 4, lam: 1) }?.code, .shapeMismatch)
+        XCTAssertEqual(error { _ = try CDEPPenalty(masks: [1, 0, 0, 0], maskCount: 1, exampleCount: 0, lam: 1) }?.code, .invalidArgument)
+        // Masks for 2 examples against 3 rows, directly, through lossAndGradients and through training.
+        let two = try CDEPPenalty(masks: [Float](repeating: 0.5, count: 2 * 4), maskCount: 1, exampleCount: 2, lam: 1)
+        for e in [error { _ = try mlp.contextualDecompositionPenalty(x, rows: 3, penalty: two) },
+                  error { _ = try mlp.lossAndGradients(x, rows: 3, labels: .classes([0, 1, 0]), loss: .crossEntropy, penalties: [two], seed: 0) },
+                  error { _ = try mlp.train(x, rows: 3, labels: .classes([0, 1, 0]), penalties: [two]) }] {
+            XCTAssertEqual(e?.code, .shapeMismatch)
+            XCTAssert(e?.message.contains("mask") == true && e?.message.contains("2 examples") == true, e?.message ?? "no error")
+        }
+        // Masks for 3 examples of another size than the input.
+        let wide = try CDEPPenalty(masks: [Float](repeating: 0.5, count: 3 * 5), maskCount: 1, exampleCount: 3, lam: 1)
+        XCTAssertEqual(error { _ = try mlp.contextualDecompositionPenalty(x, rows: 3, penalty: wide) }?.code, .shapeMismatch)
     }
 }

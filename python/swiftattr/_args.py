@@ -129,3 +129,44 @@ def expect_shape(arr: np.ndarray, shape: tuple, name: str, what: str = "") -> np
         because = f" ({what})" if what else ""
         raise SwiftAttrError(f"{name}: expected shape {tuple(shape)}{because}, got {arr.shape}", SA_ERR_SHAPE)
     return arr
+
+
+def baseline_rows(net, baselines, n: int, name: str = "baselines", broadcast: bool = False):
+    """``baselines`` for C as (array or None, row count) against ``net``'s input shape and a batch of ``n``:
+    None → (None, 0), zeros in C; a scalar → one filled example. ``broadcast=False`` (the gradient methods):
+    else exactly one example (the input shape, or 1 row) or ``n`` rows, SA_ERR_SHAPE naming ``name``
+    otherwise. ``broadcast=True`` (the perturbation methods, Captum's broadcasting): a scalar 0 is also
+    (None, 0), and any shape that broadcasts to one example or, with a leading axis of ``n``, to the ``n``
+    examples is expanded to it.
+
+    >>> import numpy as np, swiftattr as sa
+    >>> net = sa.Sequential([sa.Linear(np.ones((1, 3)))])
+    >>> [b.shape for b, _ in (baseline_rows(net, 0.5, 2), baseline_rows(net, np.ones((2, 3)), 2))]
+    [(1, 3), (2, 3)]
+    >>> baseline_rows(net, 0, 2, broadcast=True), baseline_rows(net, np.ones((2, 1)), 2, broadcast=True)[0].shape
+    ((None, 0), (2, 3))
+    """
+    if baselines is None:
+        return None, 0
+    b = as_f32(baselines, name)
+    shape = tuple(net.input_shape)
+    if b.ndim == 0:
+        if broadcast and float(b) == 0.0:
+            return None, 0
+        return np.full((1,) + shape, b, dtype=np.float32), 1
+    if not broadcast:
+        if b.shape == shape:
+            return np.ascontiguousarray(b[None]), 1
+        if b.shape[1:] == shape and b.shape[0] in (1, n):
+            return b, b.shape[0]
+        raise SwiftAttrError(f"{name}: expected one example of shape {shape} or {n} examples, got shape {b.shape}",
+                             SA_ERR_SHAPE)
+    rows = n if b.ndim == len(shape) + 1 and b.shape[0] == n else 1
+    try:
+        full = np.broadcast_to(b, (rows,) + shape) if b.ndim <= len(shape) + 1 else None
+    except ValueError:
+        full = None
+    if full is None:
+        raise SwiftAttrError(f"{name}: shape {b.shape} does not broadcast to one example {shape} or to {n} examples",
+                             SA_ERR_SHAPE)
+    return np.ascontiguousarray(full, dtype=np.float32), rows

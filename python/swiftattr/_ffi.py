@@ -676,6 +676,10 @@ _sig("sa_prior_input_gradient", [f32p, c_int64, c_double, POINTER(prior_p)])
 # --- CDEP ---
 # SA_API int sa_prior_cdep(const float *masks, int64_t n_masks, int64_t d, double lam, sa_prior **out_prior);
 _sig("sa_prior_cdep", [f32p, c_int64, c_int64, c_double, POINTER(prior_p)])
+# --- CDEP per-example masks ---
+# SA_API int sa_prior_cdep_per_example(const float *masks, int64_t n_examples, int64_t n_masks, int64_t d, double lam,
+#                                      sa_prior **out_prior);
+_sig("sa_prior_cdep_per_example", [f32p, c_int64, c_int64, c_int64, c_double, POINTER(prior_p)])
 # SA_API int sa_prior_set_sampling(sa_prior *prior, int64_t k, const float *references, int64_t n_references,
 #                                  int64_t reference_size);
 _sig("sa_prior_set_sampling", [prior_p, c_int64, f32p, c_int64, c_int64])

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import _ffi
 from ._args import (INT64_MAX, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_bool, as_choice, as_f32, as_float, as_int,
-                    expect_shape, from_torch_tensor)
+                    baseline_rows, expect_shape, from_torch_tensor)
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
 from .model import network_for
 from ._progress import long_call
@@ -83,18 +83,9 @@ def _targets(net: Network, target, n: int) -> np.ndarray:
 
 
 def _baselines(net: Network, baselines, n: int, name: str = "baselines"):
-    """(array or None, count): None → zeros; a scalar → filled; one example → broadcast; n examples."""
-    if baselines is None:
-        return None, 0
-    b = as_f32(baselines, name)
-    if b.ndim == 0:
-        return np.full((1,) + net.input_shape, b, dtype=np.float32), 1
-    if b.shape == net.input_shape:
-        return np.ascontiguousarray(b[None]), 1
-    if b.shape[1:] == net.input_shape and b.shape[0] in (1, n):
-        return b, b.shape[0]
-    raise SwiftAttrError(f"{name}: expected one example of shape {net.input_shape} or {n} examples, got shape {b.shape}",
-                         SA_ERR_SHAPE)
+    """(array or None, count): None → zeros; a scalar → filled; one example → broadcast; n examples
+    (:func:`swiftattr._args.baseline_rows`, strict)."""
+    return baseline_rows(net, baselines, n, name)
 
 
 def _token_values(net, values, name: str):

@@ -635,6 +635,48 @@ def _baseline_value(b):
     return 0 if b is None else b
 
 
+def _interpretable_mask(feature_mask):
+    """KernelShap's and Lime's feature_mask as Captum takes it: the ids shifted to start at 0 (Captum
+    subtracts the smallest id of the whole mask); None stays None."""
+    m = _mask(feature_mask)
+    if m is None:
+        return None
+    m = np.asarray(m)
+    return m - m.min() if m.size else m
+
+
+def _interpretable(attributions, feature_mask, where: str):
+    """Captum's ``return_input_shape=False`` for KernelShap and Lime: the surrogate's coefficients, one per
+    interpretable feature, (n, M) for n examples — M = the largest id of the (shifted) mask + 1; without a
+    mask every element is a feature. Each element of a feature holds its coefficient, so it is read at the
+    feature's first element (an id no element has would get 0, Lasso's coefficient of a constant column)."""
+    a = np.asarray(attributions)
+    n = a.shape[0]
+    if feature_mask is None:
+        return a.reshape(n, -1)
+    try:
+        ids = np.broadcast_to(np.asarray(feature_mask), a.shape).reshape(n, -1)
+    except ValueError:
+        raise SwiftAttrError(f"{where}: feature_mask of shape {np.shape(feature_mask)} does not broadcast to the "
+                             f"attributions' {a.shape}") from None
+    out = np.zeros((n, int(ids.max()) + 1), dtype=a.dtype)
+    flat = a.reshape(n, -1)
+    for r in range(n):
+        present, first = np.unique(ids[r], return_index=True)
+        out[r, present] = flat[r, first]
+    return out
+
+
+def _shaped(inp, out, mask, return_input_shape, where: str):
+    """KernelShap's and Lime's result in the input's kind: of the input's shape, or (``return_input_shape``
+    False) the coefficients per feature (:func:`_interpretable`), never a tuple."""
+    if not isinstance(return_input_shape, (bool, np.bool_)):
+        raise SwiftAttrError(f"{where}: return_input_shape: expected True or False, got {return_input_shape!r}")
+    if return_input_shape:
+        return inp.back(out)
+    return inp.back(_interpretable(out, mask, where), keep_tuple=False)
+
+
 def _one_per_input(value, name: str):
     """Captum's per-input tuple of tuples (one window shape or stride per input tensor) for the one input:
     ((2, 2),) → (2, 2); several entries are refused rather than all but the first ignored."""
@@ -938,7 +980,7 @@ class KernelShap(_Perturbation):
         show_progress : bool, default False
             Show a progress bar (when the swiftattr function has one).
         return_input_shape : bool, default True
-            Only True.
+            False: the coefficients per interpretable feature, shape (n, number of features), as Captum's.
         seed : int, optional
             A swiftattr extension: the seed of the draws (None: drawn afresh).
 
@@ -946,13 +988,14 @@ class KernelShap(_Perturbation):
         -------
         tensor or ndarray
             Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
-            for a numpy input; a one-element tuple when the inputs were one.
+            for a numpy input; a one-element tuple when the inputs were one. With ``return_input_shape=False``
+            (n, number of features), never a tuple.
 
         Raises
         ------
         SwiftAttrError
             For an argument swiftattr does not support (named in the message: several input tensors,
-            ``additional_forward_args``, tuple targets, ``return_input_shape=False``), and for the errors of
+            ``additional_forward_args``, tuple targets), and for the errors of
             :func:`swiftattr.kernel_shap`.
 
         Examples
@@ -964,12 +1007,12 @@ class KernelShap(_Perturbation):
         [1.0, 2.0, 3.0]
         """
         self._check("KernelShap.attribute", additional_forward_args, show_progress)
-        _require_default("KernelShap.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "KernelShap.attribute")
-        fn = _sa.kernel_shap
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
-                           n_samples=n_samples, seed=seed, target=_target(target, "KernelShap"),
-                           perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+        fn, mask = _sa.kernel_shap, _interpretable_mask(feature_mask)
+        out = fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=mask,
+                 n_samples=n_samples, seed=seed, target=_target(target, "KernelShap"),
+                 perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn))
+        return _shaped(inp, out, mask, return_input_shape, "KernelShap.attribute")
 
 
 class Lime(_Perturbation):
@@ -1017,7 +1060,7 @@ class Lime(_Perturbation):
         show_progress : bool, default False
             Show a progress bar (when the swiftattr function has one).
         return_input_shape : bool, default True
-            Only True.
+            False: the coefficients per interpretable feature, shape (n, number of features), as Captum's.
         seed : int, optional
             A swiftattr extension: the seed of the draws (None: drawn afresh).
 
@@ -1025,13 +1068,14 @@ class Lime(_Perturbation):
         -------
         tensor or ndarray
             Of the input's shape; a tensor of the input's dtype and device for a tensor input, a numpy array
-            for a numpy input; a one-element tuple when the inputs were one.
+            for a numpy input; a one-element tuple when the inputs were one. With ``return_input_shape=False``
+            (n, number of features), never a tuple.
 
         Raises
         ------
         SwiftAttrError
             For an argument swiftattr does not support (named in the message: several input tensors,
-            ``additional_forward_args``, tuple targets, ``return_input_shape=False``), and for the errors of
+            ``additional_forward_args``, tuple targets), and for the errors of
             :func:`swiftattr.lime`.
 
         Examples
@@ -1043,12 +1087,12 @@ class Lime(_Perturbation):
         (2, 3)
         """
         self._check("Lime.attribute", additional_forward_args, show_progress)
-        _require_default("Lime.attribute", return_input_shape=(return_input_shape, True))
         inp = _Inputs(inputs, "Lime.attribute")
-        fn = _sa.lime
-        return inp.back(fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=_mask(feature_mask),
-                           n_samples=n_samples, seed=seed, target=_target(target, "Lime"),
-                           perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn)))
+        fn, mask = _sa.lime, _interpretable_mask(feature_mask)
+        out = fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=mask,
+                 n_samples=n_samples, seed=seed, target=_target(target, "Lime"),
+                 perturbations_per_eval=perturbations_per_eval, **self._progress_args(fn))
+        return _shaped(inp, out, mask, return_input_shape, "Lime.attribute")
 
 
 class NoiseTunnel:
@@ -1177,7 +1221,8 @@ class LayerGradCam(_Layer):
     def attribute(self, inputs, target=None, additional_forward_args=None, attribute_to_layer_input=False,
                   relu_attributions=False, attr_dim_summation=True):
         """GradCAM (Selvaraju et al. 2017): Σ_c w_c a_c over the layer output's channels, w_c the spatial
-        mean of ∂f_t/∂a_c (ReLU'd when ``relu_attributions``).
+        mean of ∂f_t/∂a_c (ReLU'd when ``relu_attributions``); with ``attr_dim_summation=False`` the
+        per-channel maps w_c a_c, unsummed.
 
         Parameters
         ----------
@@ -1192,19 +1237,20 @@ class LayerGradCam(_Layer):
         relu_attributions : bool, default False
             ReLU the map.
         attr_dim_summation : bool, default True
-            Only True.
+            Sum over the channels (axis 1); False keeps one map per channel, as Captum's.
 
         Returns
         -------
         tensor or ndarray
-            Of shape (n, 1, *the layer's spatial shape) (never a tuple), in the input's kind.
+            Of shape (n, 1, *the layer's spatial shape), or with ``attr_dim_summation=False`` the layer's
+            output shape (n, C, *spatial) (never a tuple), in the input's kind.
 
         Raises
         ------
         SwiftAttrError
             For an argument swiftattr does not support (named in the message: several input tensors,
-            ``additional_forward_args``, tuple targets, ``attr_dim_summation=False``,
-            ``attribute_to_layer_input=True``), and for the errors of :func:`swiftattr.grad_cam`.
+            ``additional_forward_args``, tuple targets, ``attribute_to_layer_input=True``), and for the
+            errors of :func:`swiftattr.grad_cam`.
 
         Examples
         --------
@@ -1216,12 +1262,11 @@ class LayerGradCam(_Layer):
         >>> cam.shape, cam.sum().item()
         ((1, 1, 2, 2), 4.0)
         """
-        _require_default("LayerGradCam.attribute", additional_forward_args=(additional_forward_args, None),
-                         attr_dim_summation=(attr_dim_summation, True))
+        _require_default("LayerGradCam.attribute", additional_forward_args=(additional_forward_args, None))
         inp = _Inputs(inputs, "LayerGradCam.attribute")
         layer = self._layer("LayerGradCam.attribute", attribute_to_layer_input)
         out = self._fn("grad_cam")(self.net, inp.array, layer, target=_target(target, "LayerGradCam"),
-                                   relu_attributions=relu_attributions, upsample=False)
+                                   relu_attributions=relu_attributions, upsample=False, attr_dim_summation=attr_dim_summation)
         return inp.back(out, keep_tuple=False)
 
 

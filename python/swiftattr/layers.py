@@ -468,7 +468,7 @@ def layer_deeplift(net, inputs, layer, baselines=None, target=None, rule: str = 
 @long_call
 def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, upsample=True,
              interpolate_mode: str = "nearest", internal_batch_size: Optional[int] = None,
-             attribute_to_layer_input: bool = False):
+             attribute_to_layer_input: bool = False, attr_dim_summation: bool = True):
     """    GradCAM (Selvaraju et al. 2017, "Grad-CAM: visual explanations from deep networks via gradient-based
     localization"), Captum's LayerGradCam.
 
@@ -477,6 +477,8 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     with ``upsample`` (the default), of the input: resized as Captum's
     ``LayerAttribution.interpolate(attr, x.shape[2:], interpolate_mode)`` (torch's F.interpolate with a size),
     align_corners=False. A layer without spatial axes (a Linear's output) gives one value per example, (n, 1).
+    ``attr_dim_summation=False`` (Captum's flag) keeps the channels: w_c a_c per channel, shape (n, C, *spatial)
+    of the layer (ReLU'd per element; these maps are not upsampled).
 
     Parameters
     ----------
@@ -502,12 +504,15 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     attribute_to_layer_input : bool, default False
         Captum's flag; only False (the layer's output) is supported: for a layer's input pass the node that
         computes it.
+    attr_dim_summation : bool, default True
+        Captum's flag: sum w_c a_c over the channels (axis 1). False: one map per channel, (n, *layer shape),
+        the summands of the default's map; needs ``upsample=False``.
 
     Returns
     -------
     numpy.ndarray of float32, shape (n, 1, *spatial)
         The input's spatial shape with ``upsample``, else the layer's; (n, 1) for a layer without spatial
-        axes.
+        axes; (n, *layer shape) with ``attr_dim_summation=False``.
 
     Raises
     ------
@@ -516,7 +521,8 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
         for an index); when ``inputs`` does not have the network's input shape (SA_ERR_SHAPE); when ``target`` is
         missing for a model with several outputs, has neither 1 nor n entries (SA_ERR_SHAPE) or is out of range
         (SA_ERR_OUT_OF_RANGE); for ``attribute_to_layer_input=True`` (SA_ERR_INVALID_ARGUMENT); for an unknown
-        ``upsample`` or ``interpolate_mode`` (SA_ERR_UNKNOWN_ENUM).
+        ``upsample`` or ``interpolate_mode`` (SA_ERR_UNKNOWN_ENUM); for ``attr_dim_summation=False`` with an
+        ``upsample`` other than False (SA_ERR_INVALID_ARGUMENT).
 
     Examples
     --------
@@ -533,8 +539,13 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     (2, 1, 4, 4)
     >>> bool(np.allclose(cam.sum(axis=(1, 2, 3)), cnn.forward(x)[:, 0], atol=1e-5))   # pool then Linear, no bias
     True
+    >>> per = sa.grad_cam(cnn, x, 1, target=0, relu_attributions=False, upsample=False, attr_dim_summation=False)
+    >>> per.shape, bool(np.allclose(per.sum(axis=1, keepdims=True), cam, atol=1e-5))   # the channels' summands
+    ((2, 2, 4, 4), True)
     """
     _to_layer_output(attribute_to_layer_input)
+    if not as_bool(attr_dim_summation, "attr_dim_summation"):
+        return _grad_cam_per_channel(net, inputs, layer, target, relu_attributions, upsample, internal_batch_size)
     net, x, index, _ = _setup(net, inputs, layer)
     if isinstance(upsample, str):
         code = as_choice(upsample, _ffi.UPSAMPLE_MODES, "upsample")
@@ -549,6 +560,22 @@ def grad_cam(net, inputs, layer, target=None, relu_attributions: bool = True, up
     check(lib.sa_grad_cam(net._handle, fptr(x), x.shape[0], iptr(t), t.size, index,
                           int(as_bool(relu_attributions, "relu_attributions")), code, _chunk(internal_batch_size), fptr(out)))
     return out
+
+
+def _grad_cam_per_channel(net, inputs, layer, target, relu_attributions, upsample, internal_batch_size):
+    """Captum's LayerGradCam with attr_dim_summation=False: w_c a_c per channel, w_c the spatial mean of the layer
+    gradient (:func:`layer_saliency` without abs), a the layer's output; ReLU'd per element when asked."""
+    if isinstance(upsample, str) or as_bool(upsample, "upsample"):
+        raise SwiftAttrError(f"upsample={upsample!r}: with attr_dim_summation=False the per-channel maps stay at the "
+                             "layer's resolution (as Captum's); pass upsample=False", SA_ERR_INVALID_ARGUMENT)
+    relu = as_bool(relu_attributions, "relu_attributions")
+    net, x, index, shape = _setup(net, inputs, layer)
+    g = layer_saliency(net, x, index, target, abs=False, internal_batch_size=internal_batch_size)
+    a = net.activations(x, index + 1).reshape(shape)
+    spatial = tuple(range(2, g.ndim))
+    w = g.mean(axis=spatial, keepdims=True, dtype=np.float32) if spatial else g
+    out = (w * a).astype(np.float32, copy=False)
+    return np.maximum(out, 0, out=out) if relu else out
 
 
 @long_call

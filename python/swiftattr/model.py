@@ -13,6 +13,7 @@ import numpy as np
 from . import _ffi
 from ._args import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, as_f32, as_float, as_int, as_ints, as_path, as_shape, expect_shape
 from ._ffi import SwiftAttrError, check, fptr, iptr, lib
+from ._progress import long_call
 
 
 def _weight(value, ndim: int, name: str, layout: str) -> np.ndarray:
@@ -935,6 +936,7 @@ class Network:
             raise SwiftAttrError(f"{name}: the batch is empty")
         return arr
 
+    @long_call
     def forward(self, x) -> np.ndarray:
         """Outputs for a batch (a numpy array, array-like or torch tensor): a numpy array of shape
         (n, *output_shape), e.g. (n, classes), or (n, C, H, W) for a network whose output is an image.
@@ -1642,6 +1644,7 @@ class LazyNetwork:
             raise SwiftAttrError(f"{name}: expected a batch (n, *per-example shape), got shape {shape}", SA_ERR_SHAPE)
         return self.for_shape(shape[1:])
 
+    @long_call
     def forward(self, x) -> np.ndarray:
         """Outputs for a batch: shape (n, *output_shape) of the plan for the batch's per-example shape.
 

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from . import _ffi
-from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, as_f32, as_float, as_int, as_ints, from_torch_tensor
+from ._args import INT64_MAX, SA_ERR_SHAPE, as_choice, baseline_rows, as_f32, as_float, as_int, as_ints, from_torch_tensor
 from ._ffi import SwiftAttrError, bptr, check, dptr, fptr, iptr, lib
 from .attribution import _chunk, _network, _seed, _targets
 from ._progress import long_call
@@ -29,22 +29,8 @@ from ._progress import long_call
 
 def _baselines(net, baselines, n: int):
     """(array or None, count) for C: None or 0 → zeros; a scalar → filled; otherwise broadcast to one example
-    or to the n examples (Captum's broadcasting)."""
-    if baselines is None:
-        return None, 0
-    b = as_f32(baselines, "baselines")
-    shape = net.input_shape
-    if b.ndim == 0:
-        return (None, 0) if float(b) == 0.0 else (np.full((1,) + shape, b, dtype=np.float32), 1)
-    rows = n if b.ndim == len(shape) + 1 and b.shape[0] == n else 1
-    try:
-        full = np.broadcast_to(b, (rows,) + shape) if b.ndim <= len(shape) + 1 else None
-    except ValueError:
-        full = None
-    if full is not None:
-        return np.ascontiguousarray(full, dtype=np.float32), rows
-    raise SwiftAttrError(f"baselines: shape {b.shape} does not broadcast to one example {shape} or to {n} examples",
-                         SA_ERR_SHAPE)
+    or to the n examples (Captum's broadcasting; :func:`swiftattr._args.baseline_rows`)."""
+    return baseline_rows(net, baselines, n, broadcast=True)
 
 
 def _mask(net, feature_mask, n: int):

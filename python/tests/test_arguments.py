@@ -276,6 +276,7 @@ def test_paths_with_a_nul_byte(net, tmp_path):
         net.save("")
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")  # sklearn: the short fits do not converge, by design
 def test_from_sklearn_output_is_a_choice():
     sklearn = pytest.importorskip("sklearn.neural_network")
     rng = np.random.default_rng(0)
@@ -285,3 +286,23 @@ def test_from_sklearn_output_is_a_choice():
         sa.from_sklearn(clf, output="probability")
     with raises(UNKNOWN_ENUM, "output: unknown"):
         sa.from_sklearn(clf, output=["proba"])
+
+
+def test_one_baselines_helper_keeps_each_callers_rules(net):
+    """_args.baseline_rows serves the gradient methods (strict: one example or n rows) and the perturbation
+    methods (Captum's broadcasting, a scalar 0 is C's zeros) through one flag, with each one's errors."""
+    from swiftattr._args import baseline_rows
+    from swiftattr.attribution import _baselines as strict
+    from swiftattr.perturbation import _baselines as broadcasting
+    d = net.input_shape[0]
+    b, rows = strict(net, 0.0, 2)
+    assert rows == 1 and b.shape == (1, d) and not b.any()
+    assert broadcasting(net, 0.0, 2) == (None, 0) and strict(net, None, 2) == (None, 0)
+    b, rows = broadcasting(net, np.arange(d, dtype=np.float32)[None], 3)
+    assert rows == 1 and b.shape == (1, d)
+    b, rows = broadcasting(net, np.ones((3, 1), np.float32), 3)  # a trailing axis of 1 broadcasts to the input
+    assert rows == 3 and b.shape == (3, d)
+    with raises(SHAPE, "my_baselines: expected one example"):
+        baseline_rows(net, np.ones((3, 1), np.float32), 3, "my_baselines")
+    with raises(SHAPE, "does not broadcast"):
+        broadcasting(net, np.ones((2, d + 1), np.float32), 3)

@@ -42,7 +42,7 @@ def test_adapter_takes_a_swiftattr_network_and_returns_numpy_for_numpy():
     (lambda net, x: sc.DeepLift(net).attribute(x, target=0, custom_attribution_func=lambda *a: a), "custom_attribution_func"),
     (lambda net, x: sc.GradientShap(net).attribute(x, np.zeros((2, 3), np.float32), stdevs=0.1, target=0), "stdevs"),
     (lambda net, x: sc.Lime(net, interpretable_model=object()), "interpretable_model"),
-    (lambda net, x: sc.KernelShap(net).attribute(x, target=0, return_input_shape=False), "return_input_shape"),
+    (lambda net, x: sc.LayerIntegratedGradients(net, 0, multiply_by_inputs=False), "multiply_by_inputs"),
 ])
 def test_unsupported_arguments_raise_naming_them(call, name):
     net = _mlp()
@@ -93,3 +93,54 @@ def test_bad_values_are_refused_by_name():
         sc.GradientShap(net).attribute(x, np.zeros((2, 3), np.float32), target=0, return_convergence_delta="yes")
     with pytest.raises(sa.SwiftAttrError, match="baselines"):
         sc.GradientShap(net).attribute(x, np.zeros((2, 4), np.float32), target=0, return_convergence_delta=True)
+
+
+# ------------------------------------------------------------------ return_input_shape=False (KernelShap, Lime)
+def _linear():
+    return sa.Sequential([sa.Linear(np.array([[1.0, -2.0, 3.0, 0.5], [0.0, 1.0, 1.0, 1.0]], np.float32))])
+
+
+def test_return_input_shape_false_gives_one_coefficient_per_feature():
+    """Captum's form: (n, M) coefficients, M = max − min of the mask ids + 1 (Captum shifts the ids to start at
+    0, so a mask of ids 1 and 2 is taken). On a linear model KernelSHAP's regression is exact for any full-rank coalitions, so the
+    coefficient of a group is the sum of w_i x_i over it; each equals the value every element of the group
+    carries in the input-shaped result."""
+    net, x = _linear(), np.array([[1.0, 1.0, 2.0, -1.0], [0.5, -1.0, 0.0, 2.0]], np.float32)
+    w = np.array([1.0, -2.0, 3.0, 0.5])
+    ks = sc.KernelShap(net)
+    plain = ks.attribute(x, target=0, n_samples=64, seed=0, return_input_shape=False)
+    close(plain, w * x)  # no mask: every element a feature, (n, d)
+    mask = np.array([[1, 1, 2, 2]])  # ids 1 and 2: shifted to 0 and 1, as Captum does
+    coef = ks.attribute(x, target=0, n_samples=64, seed=0, feature_mask=mask, return_input_shape=False)
+    groups = np.stack([(w * x)[:, :2].sum(1), (w * x)[:, 2:].sum(1)], axis=1)
+    close(coef, groups, rtol=1e-4)
+    full = ks.attribute(x, target=0, n_samples=64, seed=0, feature_mask=mask)
+    np.testing.assert_array_equal(coef[:, [0, 0, 1, 1]], full)
+    np.testing.assert_array_equal(full, ks.attribute(x, target=0, n_samples=64, seed=0, feature_mask=mask - 1))
+    lime = sc.Lime(net)
+    per_example = np.array([[0, 0, 1, 1], [0, 1, 1, 1]])
+    coef = lime.attribute(x, target=1, n_samples=40, seed=1, feature_mask=per_example, return_input_shape=False)
+    full = lime.attribute(x, target=1, n_samples=40, seed=1, feature_mask=per_example)
+    assert coef.shape == (2, 2)
+    np.testing.assert_array_equal(coef[0, [0, 0, 1, 1]], full[0])
+    np.testing.assert_array_equal(coef[1, [0, 1, 1, 1]], full[1])
+    with pytest.raises(sa.SwiftAttrError, match="return_input_shape"):
+        ks.attribute(x, target=0, return_input_shape="no")
+
+
+def test_return_input_shape_false_matches_captum_live():
+    """Captum's own KernelShap on the same linear model and grouping (skipped without torch and captum)."""
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
+    import warnings
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -2.0, 3.0, 0.5], [0.0, 1.0, 1.0, 1.0]]))
+    x, mask = torch.tensor([[1.0, 1.0, 2.0, -1.0], [0.5, -1.0, 0.0, 2.0]]), torch.tensor([[1, 1, 2, 2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = captum_attr.KernelShap(model).attribute(x, target=0, n_samples=64, feature_mask=mask, return_input_shape=False)
+    got = sc.KernelShap(model).attribute(x, target=0, n_samples=64, seed=0, feature_mask=mask, return_input_shape=False)
+    assert isinstance(got, torch.Tensor) and got.shape == want.shape
+    close(got, want, rtol=1e-3)  # Captum's Lasso-free least squares in float32: ~1e-5 of the scale
+

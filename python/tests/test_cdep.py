@@ -119,3 +119,100 @@ def test_token_lstm_model_trains_with_cdep():
     assert 0 < total - base < 1 and all(np.isfinite(g).all() for g in grads)
     _, history = sa.train(net, ids, [1, 0], prior=prior, epochs=2, batch_size=2, seed=0, progress=False)
     assert np.isfinite(history["train_loss"]).all()
+
+
+# --- per-example masks ----------------------------------------------------------------------------------
+def test_per_example_masks_equal_to_the_shared_mask_give_the_same_bits(fx):
+    """Every example given the shared masks runs the same computation: the same loss, gradients and trained
+    weights, bit for bit."""
+    net = _model(fx, "mlp")
+    x, y, masks = fx["x"], fx["y"], fx["masks"][:, None]
+    n = x.shape[0]
+    shared, each = sa.CDEP(masks, 0.8), sa.CDEP(np.broadcast_to(masks, (n,) + masks.shape), 0.8, per_example=True)
+    a, b = sa.loss_and_gradients(net, x, y, prior=shared), sa.loss_and_gradients(net, x, y, prior=each)
+    assert a[0] == b[0]
+    for ga, gb in zip(a[1], b[1]):
+        np.testing.assert_array_equal(ga, gb)
+    ta, ha = sa.train(net, x, y, prior=shared, epochs=2, batch_size=3, seed=4, progress=False)
+    tb, hb = sa.train(net, x, y, prior=each, epochs=2, batch_size=3, seed=4, progress=False)
+    assert ha["train_loss"] == hb["train_loss"]
+    for pa, pb in zip(ta.parameters(), tb.parameters()):
+        np.testing.assert_array_equal(pa, pb)
+
+
+def test_per_example_masks_are_row_n_for_example_n(fx):
+    """loss_and_gradients with per-example masks (one or two regions each) equals the mean over the rows of the
+    shared-mask penalty of row n with mask n alone (the penalty is λ times a mean over examples), values and
+    gradients. Float32 error: each side sums a few hundred rounded terms per entry (≈ 1e-6 relative of the
+    scale), so 1e-5 of the largest entry; a mask taken from the wrong row changes an entry by O(1) of it."""
+    net = _model(fx, "cnn")
+    x, y = fx["x"], fx["y"]
+    n = x.shape[0]
+    rng = np.random.default_rng(5)
+    for regions in (1, 2):
+        masks = rng.random((n, regions, 1, 8, 8)).astype(np.float32)
+        prior = sa.CDEP(masks if regions > 1 else masks[:, 0], 1.5, per_example=True)
+        assert prior.regions(net) == regions
+        base, base_g = sa.loss_and_gradients(net, x, y)
+        total, grads = sa.loss_and_gradients(net, x, y, prior=prior)
+        rows = []
+        for r in range(n):
+            b0, g0 = sa.loss_and_gradients(net, x[r:r + 1], y[r:r + 1])
+            t0, g1 = sa.loss_and_gradients(net, x[r:r + 1], y[r:r + 1], prior=sa.CDEP(masks[r], 1.5))
+            rows.append((t0 - b0, [a - b for a, b in zip(g1, g0)]))
+        expected = np.mean([v for v, _ in rows])
+        assert total - base == pytest.approx(expected, rel=1e-5)
+        for k in range(len(grads)):
+            want = np.mean([g[k] for _, g in rows], axis=0)
+            scale = max(np.abs(want).max(), 1e-6)
+            np.testing.assert_allclose(grads[k] - base_g[k], want, rtol=0, atol=1e-5 * scale, err_msg=f"gradient {k}")
+        # A mask mix-up would be visible: the rows' masks reversed give another penalty.
+        flipped, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(prior.mask[::-1], 1.5, per_example=True))
+        assert abs(flipped - total) > 1e-4
+
+
+def test_training_under_shuffling_uses_each_examples_mask(fx):
+    """With SGD at lr 1e-30 no weight moves (|w| ≫ 1e-30·|g| in float32), so every step's loss is taken on the
+    initial network, and an epoch's train loss, Σ_batches |b|·loss_b / n, is the full-set loss (the penalty is λ
+    times a mean over examples) whatever the shuffle, if and only if each batch row uses its own example's mask.
+    Masks all-ones on even and all-zeros on odd examples make a mix-up change the penalty by O(λ). Float32 error
+    of the regrouped sums: ≈ 1e-6 relative, hence 1e-5."""
+    net = _model(fx, "mlp")
+    x, y = fx["x"], fx["y"]
+    n = x.shape[0]
+    masks = np.zeros((n, 1, 8, 8), np.float32)
+    masks[::2] = 1
+    prior = sa.CDEP(masks, 10.0, per_example=True)
+    full, _ = sa.loss_and_gradients(net, x, y, prior=prior)
+    for seed in (1, 2):
+        trained, history = sa.train(net, x, y, prior=prior, optimizer="sgd", lr=1e-30, epochs=2, batch_size=3, seed=seed,
+                                    progress=False)
+        for pa, pb in zip(trained.parameters(), net.parameters()):
+            np.testing.assert_array_equal(pa, pb)
+        assert history["train_loss"] == pytest.approx([full, full], rel=1e-5)
+    # The same masks against the rows in another order give another loss: the check above can fail.
+    other, _ = sa.loss_and_gradients(net, x, y, prior=sa.CDEP(np.roll(masks, 1, axis=0), 10.0, per_example=True))
+    assert abs(other - full) > 1e-3 * abs(full)
+
+
+def test_per_example_mask_errors(fx):
+    net = _model(fx, "mlp")
+    x, y = fx["x"], fx["y"]
+    n = x.shape[0]
+    with pytest.raises(sa.SwiftAttrError) as e:  # one row short of X
+        sa.loss_and_gradients(net, x, y, prior=sa.CDEP(np.ones((n - 1, 1, 8, 8)), 1.0, per_example=True))
+    assert _code(e) == SA_ERR_SHAPE and "mask" in str(e.value) and f"{n - 1} examples" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.train(net, x, y, prior=sa.CDEP(np.ones((n + 2, 1, 8, 8)), 1.0, per_example=True), epochs=1, progress=False)
+    assert _code(e) == SA_ERR_SHAPE and "mask" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:  # each example's mask not of the input's size
+        sa.loss_and_gradients(net, x, y, prior=sa.CDEP(np.ones((n, 7, 7)), 1.0, per_example=True))
+    assert _code(e) == SA_ERR_SHAPE and "(n, 1, 8, 8)" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:  # no example axis
+        sa.CDEP(np.ones(64), 1.0, per_example=True)
+    assert _code(e) == SA_ERR_SHAPE
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.CDEP(np.ones((2, 64)), 1.0, per_example="yes")
+    assert _code(e) == SA_ERR_INVALID_ARGUMENT and "per_example" in str(e.value)
+    each = sa.CDEP(np.ones((n, 64)), 1.0, per_example=True)
+    assert repr(pickle.loads(pickle.dumps(each))) == repr(each)

@@ -10,6 +10,7 @@ relative rounding per layer (a few layers here), so the errors are ~1e-6 of the 
 tests allow 1e-4 of it (the issue's 1e-4 relative), while any definitional difference (which values the
 skip sees, the quadrature nodes, the pooling of the gradients) moves values by far more.
 """
+import copy
 import os
 import sys
 
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+import swiftattr.captum  # noqa: F401  (sa.captum)
 from swiftattr._ffi import SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -332,3 +334,61 @@ def test_layer_methods_at_an_embedding_are_the_token_attributions():
     close(sa.layer_integrated_gradients(net, ids, 0, b, target=1),
           sa.integrated_gradients(net, ids, b, target=1, sum_embedding=False))
     close(sa.layer_deeplift(net, ids, 0, b, target=1), sa.deeplift(net, ids, b, target=1, sum_embedding=False))
+
+
+# --- attr_dim_summation (Captum's LayerGradCam flag) ----------------------------------------------------
+CHANNELS = os.path.join(HERE, "fixtures", "grad_cam_channels_captum.npz")
+CHANNEL_LAYERS = {"mlp": {"0": 0, "1": 1, "2": 2}, "cnn": {"0": 0, "1": 1, "2": 2, "4": 4}}
+
+
+def test_grad_cam_per_channel_matches_captum(f, nets):
+    """attr_dim_summation=False: Captum's per-channel maps w_c a_c (ReLU'd per element or not), on conv, ReLU and
+    pooling outputs and on Linear outputs (no spatial axes: w = the gradient itself); summed over the channels
+    they are the default's map (fixture from fixtures/make_grad_cam_channels.py; tolerance as the module's)."""
+    c = np.load(CHANNELS)
+    for key, layers in CHANNEL_LAYERS.items():
+        net, x, t = nets[key], f[f"{key}_x"], f[f"{key}_t"]
+        for name, node in layers.items():
+            per = sa.grad_cam(net, x, node, t, upsample=False, attr_dim_summation=False)
+            raw = sa.grad_cam(net, x, node, t, relu_attributions=False, upsample=False, attr_dim_summation=False)
+            close(per, c[f"{key}_gradcam_ch_{name}"], (key, name))
+            close(raw, c[f"{key}_gradcam_ch_raw_{name}"], (key, name, "raw"))
+            summed = sa.grad_cam(net, x, node, t, relu_attributions=False, upsample=False)
+            close(summed, c[f"{key}_gradcam_sum_raw_{name}"], (key, name, "sum"))
+            close(raw.sum(axis=1, keepdims=True), summed, (key, name, "channels add up"))
+            adapter = sa.captum.LayerGradCam(net, node)
+            close(adapter.attribute(x, target=t, attr_dim_summation=False, relu_attributions=True), c[f"{key}_gradcam_ch_{name}"])
+            close(adapter.attribute(x, target=t), c[f"{key}_gradcam_sum_raw_{name}"])
+
+
+def test_grad_cam_per_channel_errors(f, nets):
+    net, x, t = nets["cnn"], f["cnn_x"], f["cnn_t"]
+    with pytest.raises(sa.SwiftAttrError) as e:  # per-channel maps are not upsampled: upsample=False is required
+        sa.grad_cam(net, x, 1, t, attr_dim_summation=False)
+    assert e.value.code == SA_ERR_INVALID_ARGUMENT and "upsample" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.grad_cam(net, x, 1, t, upsample="bilinear", attr_dim_summation=False)
+    assert e.value.code == SA_ERR_INVALID_ARGUMENT and "upsample" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:
+        sa.grad_cam(net, x, 1, t, upsample=False, attr_dim_summation="no")
+    assert e.value.code == SA_ERR_INVALID_ARGUMENT and "attr_dim_summation" in str(e.value)
+    with pytest.raises(sa.SwiftAttrError) as e:  # the layer is checked as for the summed map
+        sa.grad_cam(net, x, 99, t, upsample=False, attr_dim_summation=False)
+    assert e.value.code == SA_ERR_OUT_OF_RANGE
+
+
+def test_grad_cam_per_channel_live_against_captum():
+    """The same against Captum itself, on a fresh CNN (skipped without torch and captum)."""
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.Tanh(), torch.nn.Conv2d(5, 4, 3, stride=2), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 4)).eval()
+    reference = copy.deepcopy(model).double()
+    x = torch.randn(4, 3, 10, 10)
+    for k in (1, 3):
+        for relu in (False, True):
+            want = captum_attr.LayerGradCam(reference, reference[k]).attribute(
+                x.double(), target=2, relu_attributions=relu, attr_dim_summation=False).detach().numpy()
+            got = sa.captum.LayerGradCam(model, model[k]).attribute(x, target=2, relu_attributions=relu, attr_dim_summation=False)
+            close(got.numpy(), want, (k, relu))

@@ -58,6 +58,7 @@ def test_penultimate_and_activations(rng):
     np.testing.assert_allclose(net.activations(x, 0), x.astype(np.float32))
 
 
+@pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")  # sklearn: the short fits do not converge, by design
 def test_from_sklearn(rng):
     sklearn = pytest.importorskip("sklearn")
     from sklearn.neural_network import MLPClassifier, MLPRegressor

@@ -69,7 +69,8 @@ def recorder(monkeypatch):
 LONG_CALLS = [sa.saliency, sa.input_x_gradient, sa.gradient, sa.integrated_gradients, sa.expected_gradients, sa.smoothgrad,
               sa.deeplift, sa.deepshap, sa.integrated_hessians, sa.expected_hessians, sa.contextual_decomposition, sa.acd,
               sa.occlusion, sa.feature_ablation, sa.feature_permutation, sa.shapley_value_sampling, sa.kernel_shap, sa.lime,
-              sa.train, sa.rate, sa.rate_last_layer, sa.bayesian_last_layer, sa.explain_globally]
+              sa.train, sa.rate, sa.rate_last_layer, sa.bayesian_last_layer, sa.explain_globally,
+              sa.Network.forward, sa.LazyNetwork.forward]
 
 
 @pytest.mark.parametrize("fn", LONG_CALLS, ids=lambda f: f.__name__)
@@ -192,3 +193,17 @@ def test_sigint_without_a_progress_bar():
         sa.integrated_gradients(net, x, target=1, n_steps=STEPS)
     timer.join()
     assert sa.integrated_gradients(net, x[:4], target=1, n_steps=STEPS).shape == (4, D)
+
+
+def test_forward_shows_progress_and_gives_the_same_outputs(recorder):
+    """Network.forward (and net(x), its alias) takes show_progress like the other long calls; the bar reports
+    examples up to the batch and the outputs are the same bits."""
+    made, _ = recorder
+    net, x = mlp(), data()
+    plain = net.forward(x)
+    np.testing.assert_array_equal(net(x, show_progress=True), plain)
+    (bar,) = made
+    assert bar.closed and bar.reports and bar.reports[-1][0] == bar.reports[-1][1]
+    with pytest.raises(sa.SwiftAttrError, match="show_progress"):
+        net.forward(x, show_progress=1)
+

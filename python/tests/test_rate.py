@@ -335,7 +335,7 @@ def test_bayesian_last_layer_regression_is_an_evidence_maximum():
     for fa, fb in ((1.05, 1), (0.95, 1), (1, 1.05), (1, 0.95)):
         assert log_evidence(a * fa, beta * fb) < best
     # H directly gives the same, and rate_last_layer runs on it
-    same = sa.bayesian_last_layer(H=H, y=y)
+    same = sa.bayesian_last_layer(H=H, y=y, task="regression")
     np.testing.assert_allclose(same.W_mean, post.W_mean)
     res = sa.rate_last_layer(X, post.H, post.W_mean, post.W_cov, post.b)
     assert res.rate.shape == (1, p) and np.isfinite(res.rate).all()
@@ -424,10 +424,10 @@ def test_bad_inputs_raise_with_named_argument():
     raises(-3, ["H"], sa.rate_last_layer, X, H[:-1], np.ones(4), np.eye(4))
     raises(-6, ["task"], sa.bayesian_last_layer, H=H, y=np.ones(n), task="survival")
     Hn = H.copy(); Hn[0, 0] = np.nan
-    raises(-4, ["H"], sa.bayesian_last_layer, H=Hn, y=np.ones(n))
+    raises(-4, ["H"], sa.bayesian_last_layer, H=Hn, y=np.ones(n), task="regression")
     labels = np.zeros(n, dtype=int); labels[1] = 1; labels[2] = -1
     raises(-5, ["y[2]"], sa.bayesian_last_layer, H=H, y=labels, task="classification")
-    raises(-3, ["y"], sa.bayesian_last_layer, H=H, y=np.ones(n + 1))
+    raises(-3, ["y"], sa.bayesian_last_layer, H=H, y=np.ones(n + 1), task="regression")
 
 
 # --- plot --------------------------------------------------------------------------------------------
@@ -578,8 +578,8 @@ def test_arguments_are_converted_once_and_checked():
     raises(-6, ["task"], sa.bayesian_last_layer, H=H, y=y, task=1)
     raises(-2, ["y"], sa.bayesian_last_layer, H=H, y=labels.astype(bool), task="classification")
     # An integral float is the integer it names: same posterior as the int.
-    a = sa.bayesian_last_layer(H=H, y=y, max_iter=500.0)
-    b = sa.bayesian_last_layer(H=H, y=y, max_iter=500)
+    a = sa.bayesian_last_layer(H=H, y=y, task="regression", max_iter=500.0)
+    b = sa.bayesian_last_layer(H=H, y=y, task="regression", max_iter=500)
     np.testing.assert_array_equal(a.W_mean, b.W_mean)
 
     for bad in ("no", "yes", 1, 0, None, np.array([True])):

@@ -85,7 +85,7 @@ def test_rate_recovers_planted_linear_drivers(correlation, projection):
     d = sa.simulate.rate_data(n=1000, p=10, n_causal=3, correlation=correlation, pve=0.9, seed=2)
     net, _ = sa.train(mlp(10, h=16, act=sa.ReLU), d["X"], d["y"], loss="mse", lr=0.01, epochs=30, seed=0,
                       initialize=True, progress=False)
-    post = sa.bayesian_last_layer(net, d["X"], d["y"])
+    post = sa.bayesian_last_layer(net, d["X"], d["y"], task="regression")
     res = sa.rate_last_layer(d["X"], post.H, post.W_mean, post.W_cov, post.b, projection=projection)
     assert sa.checks.recovery(res.rate[0], d["truth"])["precision_at_k"] == 1.0
 

@@ -347,7 +347,7 @@ def test_torch_tensors_everywhere():
                                   sa.deeplift(chain, xs.detach().numpy(), baselines=np.zeros(4), target=1))
     np.testing.assert_array_equal(sa.deepshap(chain, xs, torch.randn(5, 4).numpy(), target=0).shape, (3, 4))
     H = torch.from_numpy(net.penultimate(x)).double().requires_grad_(True)
-    fit = sa.bayesian_last_layer(H=H, y=torch.arange(5.0, dtype=torch.float64))
-    np.testing.assert_array_equal(fit.W_mean, sa.bayesian_last_layer(H=H.detach().numpy(), y=np.arange(5.0)).W_mean)
+    fit = sa.bayesian_last_layer(H=H, y=torch.arange(5.0, dtype=torch.float64), task="regression")
+    np.testing.assert_array_equal(fit.W_mean, sa.bayesian_last_layer(H=H.detach().numpy(), y=np.arange(5.0), task="regression").W_mean)
     with pytest.raises(sa.SwiftAttrError, match="dtype bool"):
         net.forward(torch.zeros(1, 3, 8, 8, dtype=torch.bool))

@@ -1,7 +1,7 @@
 /*
  * test_cdep.c — the CDEP prior through the C interface: sa_prior_cdep's argument errors, the penalty added by
  * sa_loss_and_gradients (in (0, lam·n_masks) and additive over regions), a mask of the wrong size refused when
- * used, and a training run with it.
+ * used, a training run with it, and per-example masks (sa_prior_cdep_per_example).
  */
 #include "check.h"
 
@@ -67,6 +67,36 @@ int main(void) {
     double history[2 * SA_TRAIN_HISTORY_COLUMNS];
     EXPECT_OK(sa_train(m, x, N, y, NULL, NULL, 0, NULL, NULL, &o, NULL, NULL, &trained, history, 2 * SA_TRAIN_HISTORY_COLUMNS, NULL));
     CHECK(trained != NULL && isfinite(history[0]), "a run with CDEP");
+
+    /* Per-example masks (sa_prior_cdep_per_example): every example given the shared set gives the shared
+     * prior's loss and gradients bit for bit (the same computation); a set count other than the rows of x is
+     * refused, naming the mask, by sa_loss_and_gradients and by sa_train. */
+    float each[N * 2 * D];
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < 2 * D; j++) each[i * 2 * D + j] = masks[j];
+    sa_prior *per = NULL, *short_per = NULL;
+    EXPECT_OK(sa_prior_cdep_per_example(each, N, 2, D, 0.5, &per));
+    EXPECT_OK(sa_prior_cdep_per_example(each, N - 1, 2, D, 0.5, &short_per));
+    EXPECT_ERROR(sa_prior_cdep_per_example(each, 0, 2, D, 0.5, &p), SA_ERR_INVALID_ARGUMENT, "n_examples");
+    EXPECT_ERROR(sa_prior_cdep_per_example(NULL, N, 2, D, 0.5, &p), SA_ERR_NULL_POINTER, "masks");
+    each[5] = 3;
+    EXPECT_ERROR(sa_prior_cdep_per_example(each, N, 2, D, 0.5, &p), SA_ERR_OUT_OF_RANGE, "[0, 1]");
+    each[5] = masks[5];
+    const sa_prior *list_per[1] = {per}, *list_short[1] = {short_per};
+    float shared_g[64], per_g[64];
+    double shared_l = 0, per_l = 0;
+    EXPECT_OK(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, list_both, 1, 0, &shared_l, shared_g, 64));
+    EXPECT_OK(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, list_per, 1, 0, &per_l, per_g, 64));
+    int same = shared_l == per_l;
+    for (int i = 0; i < H * D + H + K * H + K; i++) same = same && shared_g[i] == per_g[i];
+    CHECK(same, "per-example masks all equal to the shared set: the same bits (%.9g vs %.9g)", per_l, shared_l);
+    EXPECT_ERROR(sa_loss_and_gradients(m, x, N, y, NULL, SA_LOSS_CROSS_ENTROPY, list_short, 1, 0, &loss, with, 64), SA_ERR_SHAPE, "mask");
+    o.priors = list_short;
+    sa_model *none = NULL;
+    EXPECT_ERROR(sa_train(m, x, N, y, NULL, NULL, 0, NULL, NULL, &o, NULL, NULL, &none, NULL, 0, NULL), SA_ERR_SHAPE, "mask");
+    CHECK(none == NULL, "no model from a refused run");
+    sa_prior_free(per);
+    sa_prior_free(short_per);
 
     sa_model_free(trained);
     sa_prior_free(wide);

@@ -33,25 +33,38 @@
 ///   ℓ1 share of the step's input parts (differentiated too); back-propagation through time over all pairs,
 ///   one GEMM per step for the recurrence and one each for dW_ih and dW_hh.
 ///
+/// Per-example masks (``exampleCount`` set): mask set e (maskCount masks) belongs to training example e, and
+/// each batch row uses the set of the training example it holds (``TrainingStep/examples``; outside the
+/// trainer row n uses set n), as the authors' ISIC experiment segments the band-aid patches per image.
+///
 /// Every node kind CD supports has its reverse here (the switches are exhaustive), so no kind is refused.
 /// In exact arithmetic the forward parts equal ``Network/contextualDecomposition(_:rows:masks:maskCount:internalBatchSize:)``'s;
 /// in float32 they differ by rounding only (that method carries one part and takes the other as h minus it).
 /// Derivatives at the kinks (|·| at 0, ReLU at 0) are torch's: sign(0) = 0, ReLU′(0) = 0.
 public struct CDEPPenalty: CheckedTrainingPenalty, Sendable {
-    /// maskCount × inputSize values in [0, 1]; 1 marks the region (for a token network, one value per position).
+    /// (exampleCount ?? 1) × maskCount × inputSize values in [0, 1]; 1 marks the region (for a token
+    /// network, one value per position).
     public let masks: [Float]
     public let maskCount: Int
+    /// nil: one set of `maskCount` masks shared by every example; n: a set per training example (n sets, set e
+    /// for example e), so the training set (or the batch of ``Network/lossAndGradients(_:rows:labels:loss:penalties:seed:)``)
+    /// must have n rows.
+    public let exampleCount: Int?
     /// λ.
     public let lam: Double
 
-    /// Checks what can be checked without the network: `maskCount` positive, `masks` a whole number of
-    /// masks, every value finite and in [0, 1], `lam` finite and non-negative. The mask size is checked
-    /// against the network on every call.
-    public init(masks: [Float], maskCount: Int, lam: Double) throws {
+    /// Checks what can be checked without the network: `maskCount` (and `exampleCount`, when given)
+    /// positive, `masks` a whole number of mask sets, every value finite and in [0, 1], `lam` finite and
+    /// non-negative. The mask size is checked against the network, and the example count against the
+    /// examples, on every call.
+    public init(masks: [Float], maskCount: Int, exampleCount: Int? = nil, lam: Double) throws {
         try Check.positive(maskCount, "n_masks")
+        if let exampleCount { try Check.positive(exampleCount, "n_examples") }
         guard lam.isFinite, lam >= 0 else { throw SwiftAttrError.invalid("lam must be finite and non-negative (got \(lam))") }
-        guard !masks.isEmpty, masks.count % maskCount == 0 else {
-            throw SwiftAttrError.shape("mask: \(masks.count) values do not make \(maskCount) masks of one size")
+        let sets = exampleCount ?? 1
+        guard !masks.isEmpty, masks.count % (maskCount * sets) == 0 else {
+            let what = exampleCount.map { "\($0) examples × \(maskCount)" } ?? "\(maskCount)"
+            throw SwiftAttrError.shape("mask: \(masks.count) values do not make \(what) masks of one size")
         }
         try Check.finite(masks, "mask")
         if let i = masks.firstIndex(where: { !(0...1).contains($0) }) {
@@ -59,32 +72,54 @@ public struct CDEPPenalty: CheckedTrainingPenalty, Sendable {
         }
         self.masks = masks
         self.maskCount = maskCount
+        self.exampleCount = exampleCount
         self.lam = lam
     }
 
     public func lossAndGradient(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep) throws -> (Double, [[Float]]) {
-        try network.contextualDecompositionPenalty(batch, rows: rows, penalty: self)
+        try network.contextualDecompositionPenalty(batch, rows: rows, penalty: self, examples: step.examples, exampleCount: step.exampleCount)
     }
 
     /// Throws unless the masks have the network's input size (one value per position for a token network).
     public func check(_ network: Network) throws {
-        let d = network.inputSize
-        guard masks.count == maskCount * d else {
+        let d = network.inputSize, sets = exampleCount ?? 1
+        guard masks.count == sets * maskCount * d else {
             let what = network.tokenEmbedding == nil ? "of shape \(network.inputShape)" : "of one value per position, shape \(network.inputShape) (token network)"
-            throw SwiftAttrError.shape("mask: expected \(maskCount) masks \(what) = \(maskCount * d) values, got \(masks.count)")
+            let count = exampleCount.map { "\($0) examples × \(maskCount)" } ?? "\(maskCount)"
+            throw SwiftAttrError.shape("mask: expected \(count) masks \(what) = \(sets * maskCount * d) values, got \(masks.count)")
         }
+    }
+
+    /// The mask set of each of the batch's `rows` (nil: the shared set), from the batch's training-set rows
+    /// `examples` (nil: rows 0..<rows) of a training set of `total` rows (nil: `rows`). Per-example masks need
+    /// `total` to be their example count: a shape error naming the mask otherwise.
+    func maskSets(rows: Int, examples: [Int]?, total: Int?) throws -> [Int]? {
+        guard let n = exampleCount else { return nil }
+        let total = total ?? rows
+        guard total == n else {
+            throw SwiftAttrError.shape("mask: per-example masks for \(n) examples, but the training examples are \(total) rows (one mask set per row of the inputs)")
+        }
+        guard let examples else { return Array(0..<rows) }
+        guard examples.count == rows, examples.allSatisfy({ (0..<n).contains($0) }) else {
+            throw SwiftAttrError.invalid("examples: \(examples.count) training-set rows in 0..<\(n) expected for a batch of \(rows)")
+        }
+        return examples
     }
 }
 
 extension Network {
     /// The CDEP penalty of `penalty` on the examples `x` (rows × inputSize) and its gradient with respect to
-    /// every parameter (the order and shapes of ``parameters``). Examples are split into one chunk per
-    /// worker; the chunks' values and gradients are summed in chunk order (repeatable for a fixed thread
-    /// count).
-    public func contextualDecompositionPenalty(_ x: [Float], rows: Int, penalty: CDEPPenalty) throws -> (value: Double, gradients: [[Float]]) {
+    /// every parameter (the order and shapes of ``parameters``). With per-example masks, row r of `x` is
+    /// training example `examples[r]` of a set of `exampleCount` rows (nil: row r is example r of `rows`).
+    /// Examples are split into one chunk per worker; the chunks' values and gradients are summed in chunk
+    /// order (repeatable for a fixed thread count).
+    public func contextualDecompositionPenalty(
+        _ x: [Float], rows: Int, penalty: CDEPPenalty, examples: [Int]? = nil, exampleCount: Int? = nil
+    ) throws -> (value: Double, gradients: [[Float]]) {
         try checkInputs(x, rows: rows)
         try penalty.check(self)
         let d = inputSize
+        let sets = try penalty.maskSets(rows: rows, examples: examples, total: exampleCount)
         let pass = try CDEPPass(self, penalty: penalty, totalRows: rows)
         let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
         let chunk = max(Network.minimumTrainingChunk, perWorker)
@@ -94,7 +129,7 @@ extension Network {
             let out = out.baseAddress!
             Parallel.forEachChunk(count: rows, chunk: chunk) { c, range, _ in
                 let xs = range.count == rows ? x : Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
-                out[c] = pass.run(xs, rows: range.count)
+                out[c] = pass.run(xs, rows: range.count, maskSets: sets.map { Array($0[range]) })
             }
         }
         var total = parts[0]!.value
@@ -149,16 +184,19 @@ struct CDEPPass {
         scale = Float(penalty.lam / Double(totalRows * net.size(at: plan.top)))
     }
 
-    /// The penalty of `rows` examples (their share of the batch mean) and its parameter gradients.
-    func run(_ x: [Float], rows n: Int) -> (value: Double, gradients: [[Float]]) {
+    /// The penalty of `rows` examples (their share of the batch mean) and its parameter gradients; example e
+    /// uses mask set `maskSets[e]` (nil: the shared set 0).
+    func run(_ x: [Float], rows n: Int, maskSets: [Int]?) -> (value: Double, gradients: [[Float]]) {
         let K = maskCount, P = n * K, d = net.inputSize
+        // Where pair p's mask starts in `masks`: set (of example p / K) × K + region p % K, times d.
+        let maskAt = (0..<P).map { p in ((maskSets?[p / K] ?? 0) * K + p % K) * d }
         let start = plan.start, top = plan.top
         let input = start == 0 ? x : net.apply(layer: 0, to: x, rows: n, argmax: nil)
         let ds = net.size(at: start), per = ds / d
         // The parts at the start value: β₀ = m·x in row p, γ₀ = (1 − m)·x in row P + p, pair p = (example p / K, mask p % K).
         let x0 = uninitializedFloats(2 * P * ds) { y in
             for p in 0..<P {
-                let xe = (p / K) * ds, mo = (p % K) * d
+                let xe = (p / K) * ds, mo = maskAt[p]
                 for j in 0..<ds {
                     let m = masks[mo + j / per], v = input[xe + j]
                     y[p * ds + j] = m * v
@@ -171,7 +209,7 @@ struct CDEPPass {
         var recurrences = [LSTMRecord?](repeating: nil, count: top - start)
         let values = net.walkForward(x0, from: start, to: top, keep: true) { i, reads -> [Float] in
             if case .lstm(let l) = net.layers[i] {
-                return lstmForward(l, node: i, reads[0], pairs: P, record: &recurrences[i - start])
+                return lstmForward(l, node: i, reads[0], pairs: P, maskAt: maskAt, record: &recurrences[i - start])
             }
             return forward(node: i, reads, pairs: P, products: &products[i - start], argmax: &argmax[i - start])
         }.map { $0! }
@@ -207,7 +245,7 @@ struct CDEPPass {
             var dW = [Float](repeating: 0, count: e.weight.count)
             let E = e.dimension
             for p in 0..<P {
-                let xe = (p / K) * d, mo = (p % K) * d
+                let xe = (p / K) * d, mo = maskAt[p]
                 for t in 0..<d {
                     let m = masks[mo + t], row = Int(x[xe + t]) * E, at = t * E
                     for j in 0..<E { dW[row + j] += m * dx0[p * ds + at + j] + (1 - m) * dx0[(P + p) * ds + at + j] }
@@ -429,15 +467,15 @@ struct LSTMRecord {
 
 extension CDEPPass {
     /// The LSTM rule (ContextualDecomposition.swift's, acd's `cd_text`) on the stacked parts `x` of its input,
-    /// recording what ``lstmBackward(_:node:_:input:record:pairs:)`` needs.
-    func lstmForward(_ l: Layer.LSTM, node i: Int, _ x: [Float], pairs P: Int, record: inout LSTMRecord?) -> [Float] {
+    /// recording what ``lstmBackward(_:node:_:input:record:pairs:)`` needs; pair p's mask starts at `maskAt[p]`.
+    func lstmForward(_ l: Layer.LSTM, node i: Int, _ x: [Float], pairs P: Int, maskAt: [Int], record: inout LSTMRecord?) -> [Float] {
         let v = net.inputs[i][0], L = net.shapes[v][0], E = l.inputSize, H = l.hiddenSize, G = 4 * H, n = L * E
-        let d = net.inputSize, K = maskCount, fromMask = v == plan.start
+        let d = net.inputSize, fromMask = v == plan.start
         let w = uninitializedFloats(P * L) { wp in
             for p in 0..<P {
                 for t in 0..<L {
                     if fromMask {
-                        let q = d / L, mo = (p % K) * d + t * q
+                        let q = d / L, mo = maskAt[p] + t * q
                         var total: Float = 0
                         for k in 0..<q { total += masks[mo + k] }
                         wp[p * L + t] = total / Float(q)
@@ -501,7 +539,7 @@ extension CDEPPass {
         }
     }
 
-    /// The reverse of ``lstmForward(_:node:_:pairs:record:)``: back-propagation through time of the parts
+    /// The reverse of ``lstmForward(_:node:_:pairs:maskAt:record:)``: back-propagation through time of the parts
     /// over all pairs; returns the cotangent of the stacked input parts and [dW_ih, dW_hh, db_ih, db_hh].
     func lstmBackward(_ l: Layer.LSTM, node i: Int, _ dy: [Float], input x: [Float], record r: LSTMRecord, pairs P: Int) -> (inputs: [[Float]], parameters: [[Float]]) {
         let v = net.inputs[i][0], L = net.shapes[v][0], E = l.inputSize, H = l.hiddenSize, G = 4 * H, n = L * E

@@ -107,6 +107,12 @@ public struct TrainingStep: Sendable, Equatable {
     public var globalStep: Int
     /// The run's seed (``TrainingOptions/seed``).
     public var seed: UInt64
+    /// The training-set rows the mini-batch holds, in batch order (the trainer shuffles), for penalties with
+    /// data per training example (CDEP's per-example masks). nil: the batch's rows are examples 0..<rows, in
+    /// order (``Network/lossAndGradients(_:rows:labels:loss:penalties:seed:)``).
+    public var examples: [Int]? = nil
+    /// The training set's row count (nil: the batch is the whole set).
+    public var exampleCount: Int? = nil
 }
 
 /// An extra term of the training loss (the attribution priors), evaluated on every mini-batch.
@@ -115,7 +121,8 @@ public struct TrainingStep: Sendable, Equatable {
 /// network (the weights before the step's update), the mini-batch (rows × inputSize floats, the shuffled
 /// examples) and its labels; the returned value is added to the task loss and the returned arrays to the
 /// task's parameter gradients, which must therefore have the order and shapes of
-/// ``Network/parameterShapes`` (the trainer checks them). A thrown error stops training and is passed on.
+/// ``Network/parameterShapes`` (the trainer checks them). The batch's rows are the training examples
+/// ``TrainingStep/examples`` of ``TrainingStep/exampleCount``. A thrown error stops training and is passed on.
 /// The penalty's weight λ is the conformer's business: return λ·penalty and λ·∇penalty. A penalty with
 /// parameters of its own (DAPr's prior network) is a class that keeps them and steps them inside the
 /// call, e.g. with an ``OptimizerState`` of its own, so they train jointly with the model (the trainer
@@ -174,7 +181,8 @@ extension Network {
                 var (loss, gradients) = net.batchLossAndGradients(bx, rows: batch.count, labels: by, loss: options.loss, end: end)
                 let where_ = "at epoch \(epoch), step \(step)"
                 try net.addPenalties(penalties, batch: bx, rows: batch.count, labels: by,
-                                     step: TrainingStep(epoch: epoch, step: step, globalStep: globalStep, seed: options.seed),
+                                     step: TrainingStep(epoch: epoch, step: step, globalStep: globalStep, seed: options.seed,
+                                                        examples: Array(batch), exampleCount: rows),
                                      context: " " + where_, loss: &loss, gradients: &gradients)
                 guard loss.isFinite else {
                     throw SwiftAttrError(.numerical, "training: the loss is \(loss) \(where_) (\(globalStep) steps in); lower lr or check the data")
