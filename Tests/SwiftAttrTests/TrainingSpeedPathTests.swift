@@ -156,12 +156,15 @@ final class TrainingSpeedPathTests: XCTestCase {
         let whole = TrainingChunks(mlp, rows: 64)
         XCTAssertEqual([whole.count, whole.size], [1, 64])
         XCTAssertTrue(whole.splitsGEMMs)
-        // Over the budget (2²⁰ floats of tape: 922 per row here, so 1,137 rows, 379 points of three tapes):
-        // chunks of rows, one or more per worker, none larger than the budget.
+        // Over the budget (2²⁰ floats of tape per worker: 922 per row here, so 1,137 rows, 379 points of
+        // three tapes; one chunk may hold two workers' 758): chunks of rows, one or more per worker, none
+        // larger than a worker's budget.
         let big = TrainingChunks(mlp, rows: 1000, tapesPerPoint: 3)
         XCTAssertFalse(big.splitsGEMMs)
         XCTAssertEqual([big.count, big.size], [4, 250])
+        XCTAssertTrue(TrainingChunks(mlp, rows: 700, tapesPerPoint: 3).splitsGEMMs, "700 points of three tapes fit two workers' budgets")
         XCTAssertTrue(TrainingChunks(mlp, rows: 1000).splitsGEMMs, "one tape per point: within the budget")
+        XCTAssertTrue(TrainingChunks(mlp, rows: 64, pointsPerExample: 4, tapesPerPoint: 3).splitsGEMMs, "k = 4 references")
         // A convolution: one chunk per worker (of examples with their k points each).
         let cnn = net([1, 6, 6], [g.conv(2, 1, kernel: [3, 3]), .relu, .flatten, g.dense(3, 32)])
         XCTAssertFalse(cnn.trainsAsOneChunk)

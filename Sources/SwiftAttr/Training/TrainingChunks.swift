@@ -14,7 +14,7 @@
 ///   gradients are summed in chunk order (``sumInChunkOrder(_:)``).
 ///
 /// The budget is ``Network/chunkRows(from:requested:)`` (tape floats per worker) divided by the tapes a
-/// point keeps. Either way the split is a function of the batch size, the network and the thread count
+/// point keeps; one chunk of the whole batch may hold the workers' budgets together. Either way the split is a function of the batch size, the network and the thread count
 /// only, so for a fixed thread count a pass repeats bit for bit; the random draws of a step never depend
 /// on it (they are keyed by the example's row, see ``ExpectedGradientsDraws``).
 struct TrainingChunks {
@@ -34,7 +34,8 @@ struct TrainingChunks {
         let workers = Parallel.workerCount
         let perWorker = (rows + workers - 1) / workers
         let budgetPoints = max(1, ((try? network.chunkRows(from: 0, requested: nil)) ?? perWorker * k) / tapes)
-        if network.trainsAsOneChunk && rows * k <= budgetPoints {
+        // One chunk may hold what the workers' chunks would hold together.
+        if network.trainsAsOneChunk && rows * k <= workers * budgetPoints {
             size = max(1, rows)
             requested = size
             count = 1
