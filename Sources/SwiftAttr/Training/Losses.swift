@@ -214,7 +214,6 @@ extension Network {
         parts = []  // the chunks' arrays now have one owner each, so the sum writes into the first in place
         return (total, sumInChunkOrder(&gradients))
     }
-
 }
 
 /// The sum of per-chunk parameter gradients (`parts[c]`: chunk c's arrays, in parameter order), per element in
