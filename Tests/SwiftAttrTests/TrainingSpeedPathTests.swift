@@ -118,8 +118,10 @@ final class TrainingSpeedPathTests: XCTestCase {
     /// same bits as the sequential sum of the parts.
     func testSummedGradientPartsEqualTheSequentialSum() throws {
         var g = Gen(24)
-        // 40·300 + 40 + … floats: enough to split the sum over workers.
-        let n = net([300], [g.dense(40, 300), .relu, g.dense(3, 40)])
+        // 40·300 + 40 + … floats: enough to split the sum over workers. The pooling node (kernel 1: the
+        // identity) makes the network one that trains in chunks of rows (TrainingChunks).
+        let n = net([1, 300], [.avgPool1d(pool([1])), .flatten, g.dense(40, 300), .relu, g.dense(3, 40)])
+        XCTAssertFalse(n.trainsAsOneChunk)
         let rows = 64, x = g.normals(rows * 300), y = (0..<rows).map { $0 % 3 }
         let saved = Parallel.threadCount
         defer { try? Parallel.setThreadCount(saved) }
@@ -137,5 +139,104 @@ final class TrainingSpeedPathTests: XCTestCase {
             if expected == nil { expected = scaled } else { for k in scaled.indices { addInPlace(&expected![k], scaled[k]) } }
         }
         XCTAssertEqual(whole.gradients, expected!)
+    }
+
+    // MARK: The split of a training pass (TrainingChunks)
+
+    /// The one rule: a network of GEMMs and elementwise nodes runs a batch within the budget as one chunk
+    /// with split GEMMs; other networks, and batches over the budget, run chunks of rows on the workers, at
+    /// least 16 points each.
+    func testTrainingChunkRule() throws {
+        var g = Gen(25)
+        let saved = Parallel.threadCount
+        defer { try? Parallel.setThreadCount(saved) }
+        try Parallel.setThreadCount(2)
+        let mlp = net([784], [g.dense(64, 784), .relu, g.dense(10, 64)])
+        XCTAssertTrue(mlp.trainsAsOneChunk)
+        let whole = TrainingChunks(mlp, rows: 64)
+        XCTAssertEqual([whole.count, whole.size], [1, 64])
+        XCTAssertTrue(whole.splitsGEMMs)
+        // Over the budget (2²⁰ floats of tape per worker: 922 per row here, so 1,137 rows, 379 points of
+        // three tapes; one chunk may hold two workers' 758): chunks of rows, one or more per worker, none
+        // larger than a worker's budget.
+        let big = TrainingChunks(mlp, rows: 1000, tapesPerPoint: 3)
+        XCTAssertFalse(big.splitsGEMMs)
+        XCTAssertEqual([big.count, big.size], [4, 250])
+        XCTAssertTrue(TrainingChunks(mlp, rows: 700, tapesPerPoint: 3).splitsGEMMs, "700 points of three tapes fit two workers' budgets")
+        XCTAssertTrue(TrainingChunks(mlp, rows: 1000).splitsGEMMs, "one tape per point: within the budget")
+        XCTAssertTrue(TrainingChunks(mlp, rows: 64, pointsPerExample: 4, tapesPerPoint: 3).splitsGEMMs, "k = 4 references")
+        // A convolution: one chunk per worker (of examples with their k points each).
+        let cnn = net([1, 6, 6], [g.conv(2, 1, kernel: [3, 3]), .relu, .flatten, g.dense(3, 32)])
+        XCTAssertFalse(cnn.trainsAsOneChunk)
+        let rows = TrainingChunks(cnn, rows: 64)
+        XCTAssertEqual([rows.count, rows.size], [2, 32])
+        XCTAssertFalse(rows.splitsGEMMs)
+        XCTAssertEqual(TrainingChunks(cnn, rows: 12, pointsPerExample: 4).size, 6)
+        // One thread: one chunk, nothing split.
+        try Parallel.setThreadCount(1)
+        let one = TrainingChunks(mlp, rows: 64)
+        XCTAssertEqual(one.count, 1)
+        XCTAssertFalse(one.splitsGEMMs)
+    }
+
+    /// Split GEMMs (blocks of C on the workers, along its larger dimension, every transposition) equal the
+    /// unsplit GEMM up to float32 rounding and repeat bit for bit. Each entry of C is the same k-term dot
+    /// product either way; only the kernel's register tile may differ at block edges, so the differences are
+    /// a few ulps of |A||B| (k = 70 terms of magnitude ≤ 4·4: 1e-5 of the scale is ample).
+    func testSplitGEMMsEqualTheUnsplitGEMM() throws {
+        var g = Gen(26)
+        let saved = Parallel.threadCount
+        defer { try? Parallel.setThreadCount(saved) }
+        try Parallel.setThreadCount(3)
+        for (m, n) in [(70, 300), (300, 70)] {
+            let k = 70
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = g.normals(m * k), b = g.normals(k * n), c0 = g.normals(m * n)
+                    XCTAssertGreaterThanOrEqual(m * n * k, BLAS.splitGEMMWork)
+                    func run(_ split: Bool) -> [Float] {
+                        var c = c0
+                        a.withUnsafeBufferPointer { ap in
+                            b.withUnsafeBufferPointer { bp in
+                                c.withUnsafeMutableBufferPointer { cp in
+                                    Parallel.singleThreadedBLAS {
+                                        Parallel.splittingGEMMs(split) {
+                                            BLAS.sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: ap.baseAddress!,
+                                                       b: bp.baseAddress!, beta: 0.25, c: cp.baseAddress!)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        return c
+                    }
+                    let plain = run(false), split = run(true)
+                    assertClose(split, plain, rel: 1e-5, "\(m)×\(n) transA \(transA) transB \(transB)")
+                    XCTAssertEqual(run(true), split, "repeats")
+                }
+            }
+        }
+    }
+
+    /// A dense network's step runs as one chunk with split GEMMs: its loss and gradients (with and without an
+    /// expected-gradients prior) equal the chunked computation of one thread up to float32 rounding (sums over
+    /// the rows in another grouping: a few ulps, 1e-5 of the scale is ample), and repeat bit for bit.
+    func testOneChunkStepsAgreeWithOneThreadAndRepeat() throws {
+        var g = Gen(27)
+        let n = net([200], [g.dense(96, 200), .relu, g.dense(48, 96), .relu, g.dense(3, 48)])
+        let rows = 64, x = g.normals(rows * 200), y = (0..<rows).map { $0 % 3 }
+        let prior = try AttributionPrior(.l1, lambda: 0.5)
+        let saved = Parallel.threadCount
+        defer { try? Parallel.setThreadCount(saved) }
+        try Parallel.setThreadCount(1)
+        let one = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
+        try Parallel.setThreadCount(2)
+        XCTAssertTrue(TrainingChunks(n, rows: rows, tapesPerPoint: 3).splitsGEMMs)
+        let two = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
+        let again = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
+        XCTAssertEqual(two.loss, one.loss, accuracy: 1e-6 * one.loss)
+        for k in one.gradients.indices { assertClose(two.gradients[k], one.gradients[k], rel: 1e-5, "gradient \(k), split vs one thread") }
+        XCTAssertEqual(again.loss, two.loss)
+        XCTAssertEqual(again.gradients, two.gradients)
     }
 }

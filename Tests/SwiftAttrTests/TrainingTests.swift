@@ -167,10 +167,13 @@ final class TrainingTests: XCTestCase {
 
     /// A step's batch is split into one chunk of rows per worker: the chunks' sums equal the one-chunk
     /// result up to float32 rounding (each gradient entry is a sum over the rows in a different grouping:
-    /// relative differences of a few ulps, 1e-5 of the scale is ample), and repeat bit for bit.
+    /// relative differences of a few ulps, 1e-5 of the scale is ample), and repeat bit for bit. (The pooling
+    /// node, kernel 1, is the identity; it makes the network one that trains in chunks of rows, see
+    /// TrainingChunks.)
     func testChunkedStepsAgreeAcrossThreadCountsAndRepeat() throws {
         var g = Gen(10)
-        let n = net([6], [g.dense(16, 6), .tanh, g.dense(3, 16)])
+        let n = net([1, 6], [.avgPool1d(pool([1])), .flatten, g.dense(16, 6), .tanh, g.dense(3, 16)])
+        XCTAssertFalse(n.trainsAsOneChunk)
         let x = g.normals(64 * 6), y = Self.classes(64, 3, seed: 9)
         let saved = Parallel.threadCount
         defer { try? Parallel.setThreadCount(saved) }

@@ -1,7 +1,8 @@
 import CBLAS
 
 /// Row-major GEMM wrappers over OpenBLAS. Outside a chunked region a call runs on the library's thread
-/// count (``Parallel/threadedBLAS(_:)``); inside one, single-threaded.
+/// count (``Parallel/threadedBLAS(_:)``); inside one, single-threaded; inside
+/// ``Parallel/splittingGEMMs(_:_:)``, a large sgemm is cut into blocks of C on the library's workers.
 ///
 /// `C ← α·op(A)·op(B) + β·C` with `op(A)` of shape m×k and `op(B)` of shape k×n; leading dimensions
 /// default to the dense row-major ones.
@@ -18,14 +19,50 @@ enum BLAS {
             if beta == 0 { c.update(repeating: 0, count: m * (ldc ?? n)) }
             return
         }
+        let lda = lda ?? (transA ? m : k), ldb = ldb ?? (transB ? k : n), ldc = ldc ?? n
+        if ThreadContext.current.pointee.splitsGEMMs,
+           splitSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc) {
+            return
+        }
         Parallel.threadedBLAS {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha,
-            a, Int32(lda ?? (transA ? m : k)),
-            b, Int32(ldb ?? (transB ? k : n)),
-            beta, c, Int32(ldc ?? n))
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
+    }
+
+    /// The fewest multiply–adds (m·n·k) a GEMM needs to be split over the workers (below, the hand-off to
+    /// the pool costs more than the second thread gains).
+    static let splitGEMMWork = 1 << 20
+    /// Split blocks are multiples of this many rows or columns of C (the kernels' register tiles).
+    static let splitGEMMBlock = 16
+
+    /// Inside ``Parallel/splittingGEMMs(_:_:)``: C cut along its larger dimension into one block per worker
+    /// (multiples of ``splitGEMMBlock``), block p = a single-threaded GEMM of the matching rows of op(A) or
+    /// columns of op(B) on worker p. Each worker packs only its part of the larger operand — for a Linear
+    /// layer the weight matrix — which batch-row chunks would each pack whole. Returns false (and does
+    /// nothing) when the GEMM is too small to split.
+    private static func splitSgemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) -> Bool {
+        let alongColumns = n >= m, extent = alongColumns ? n : m
+        let workers = min(Parallel.workerCount, extent / splitGEMMBlock)
+        guard workers > 1, m * n * k >= splitGEMMWork else { return false }
+        let block = ((extent + workers - 1) / workers + splitGEMMBlock - 1) / splitGEMMBlock * splitGEMMBlock
+        let parts = (extent + block - 1) / block
+        Parallel.forEachChunk(count: parts, chunk: 1) { p, _, _ in
+            let lo = p * block, width = min(extent, lo + block) - lo
+            // Columns lo..<lo+width of op(B) and C, or rows of op(A) and C.
+            let ap = alongColumns ? a : (transA ? a + lo : a + lo * lda)
+            let bp = alongColumns ? (transB ? b + lo * ldb : b + lo) : b
+            let cp = alongColumns ? c + lo : c + lo * ldc
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(alongColumns ? m : width), Int32(alongColumns ? width : n), Int32(k), alpha,
+                ap, Int32(lda), bp, Int32(ldb), beta, cp, Int32(ldc))
+        }
+        return true
     }
 
     @inline(__always)

@@ -121,6 +121,19 @@ public enum Parallel {
         try BLASThreading.run(.single, body)
     }
 
+    /// Runs `body` on the calling thread with, when `split`, every large single-precision GEMM it calls
+    /// (``BLAS/sgemm``) cut into blocks of the output, one per worker, each a single-threaded GEMM: the
+    /// parallelism of a pass that runs a whole batch as one chunk. A block of C is computed from the same
+    /// rows and columns of A and B as unsplit, and the split is fixed for a fixed thread count, so results
+    /// repeat bit for bit. The workers' own GEMMs are never split again.
+    static func splittingGEMMs<T>(_ split: Bool, _ body: () throws -> T) rethrows -> T {
+        let context = ThreadContext.current
+        let saved = context.pointee.splitsGEMMs
+        context.pointee.splitsGEMMs = split
+        defer { context.pointee.splitsGEMMs = saved }
+        return try body()
+    }
+
     /// Runs `body` with OpenBLAS on ``threadCount`` threads (factorisations, large unchunked GEMMs).
     static func threadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
         try BLASThreading.run(.threaded, body)
@@ -379,6 +392,8 @@ struct ThreadContext {
     var depth = 0
     var threads: Int?
     var poolThread = false
+    /// Inside ``Parallel/splittingGEMMs(_:_:)``: large GEMMs are split over the workers (``BLAS/sgemm``).
+    var splitsGEMMs = false
 
     private static let key: pthread_key_t = {
         var key = pthread_key_t()

@@ -132,7 +132,7 @@ extension Network {
             }
         }
         return AttributionPullback(attributions: phi, rows: rows, k: k, network: rest, bareConvolutions: inner.bareConvolutions, end: inner.end,
-                                   functional: functional, chunks: inner.chunks,
+                                   functional: functional, split: inner.split, chunks: inner.chunks,
                                    tokens: TokenAttributionPoints(embedding: e, length: L, ids: x, references: source, draws: draws))
     }
 

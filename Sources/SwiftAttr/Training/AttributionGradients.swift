@@ -100,9 +100,9 @@ public struct ExpectedGradientsDraws: Sendable, Equatable {
 ///     let (value, u) = myPenalty(a.attributions)                                          // P and ∂P/∂φ (n × d)
 ///     return (value, try a.parameterGradients(u))                                         // ∂P/∂θ
 ///
-/// The examples are split into chunks, one or more per worker thread (at least 16 points each); each chunk
-/// runs every step with single-threaded GEMMs on its own rows, and the chunks' parameter gradients are
-/// summed in chunk order, so for a fixed thread count the results repeat bit for bit.
+/// The examples are split by ``TrainingChunks`` (one chunk with its GEMMs split over the workers, or chunks
+/// of examples on the workers with single-threaded GEMMs); the chunks' parameter gradients are summed in
+/// chunk order, so for a fixed thread count the results repeat bit for bit.
 public struct AttributionPullback {
     /// N × d: φ_n = (1/k) Σ_j w_nj ⊙ ∇_x h_n(p_nj).
     public let attributions: [Float]
@@ -114,6 +114,8 @@ public struct AttributionPullback {
     let bareConvolutions: [Layer.Convolution?]
     let end: Int
     let functional: AttributionFunctional
+    /// How the examples were split (the pullback runs on the same split).
+    let split: TrainingChunks
     let chunks: [AttributionChunk]
     /// A token network's ids and references: `network` is then the network after the embedding, φ is per
     /// token and the embedding table's gradient comes first (AttributionGradients+Recurrent.swift).
@@ -132,7 +134,7 @@ public struct AttributionPullback {
         var parts = [[[Float]]?](repeating: nil, count: chunks.count)
         parts.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
-            Parallel.forEachChunk(count: chunks.count, chunk: 1) { c, _, _ in
+            split.forEachRecorded { c in
                 out[c] = network.attributionParameterGradients(self, chunks[c], cotangent: cotangent)
             }
         }
@@ -248,18 +250,14 @@ extension Network {
                 throw SwiftAttrError(.outOfRange, "targets[\(n)] = \(c) is out of range 0..<\(width) (the network has \(width) outputs)")
             }
         }
-        // Chunks of examples: one or more per worker, at least 16 points each, within the memory budget (a
-        // point keeps about three tapes: values, gradients, tangents).
-        let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
-        let budget = max(1, ((try? chunkRows(from: 0, requested: nil)) ?? perWorker * k) / (3 * k))
-        let chunk = max((Network.minimumTrainingChunk + k - 1) / k, min(perWorker, budget))
-        let size = Parallel.balancedChunk(count: rows, chunk: chunk), count = (rows + size - 1) / size
-        var chunks = [AttributionChunk?](repeating: nil, count: count)
+        // A point keeps about three tapes: values, gradients, tangents.
+        let split = TrainingChunks(self, rows: rows, pointsPerExample: k, tapesPerPoint: 3)
+        var chunks = [AttributionChunk?](repeating: nil, count: split.count)
         var phi = [Float](repeating: 0, count: rows * d)
         chunks.withUnsafeMutableBufferPointer { out in
             phi.withUnsafeMutableBufferPointer { phiBuffer in
                 let out = out.baseAddress!, phiBase = phiBuffer.baseAddress!
-                Parallel.forEachChunk(count: rows, chunk: chunk) { c, examples, _ in
+                split.forEach(rows: rows) { c, examples in
                     let (p, w) = points(examples)
                     let record = attributionRecord(p, examples: examples, k: k, weights: w, functional: functional, end: end,
                                                    repeatingTargets: repeatingTargets, keepsPointGradients: keepsPointGradients)
@@ -280,7 +278,7 @@ extension Network {
             }
         }
         return AttributionPullback(attributions: phi, rows: rows, k: k, network: self, bareConvolutions: bare, end: end,
-                                   functional: functional, chunks: chunks.map { $0! })
+                                   functional: functional, split: split, chunks: chunks.map { $0! })
     }
 
     /// Steps 1 and 2 for the points of one chunk of examples; returns its record and its rows of φ.

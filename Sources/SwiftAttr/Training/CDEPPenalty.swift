@@ -111,8 +111,9 @@ extension Network {
     /// The CDEP penalty of `penalty` on the examples `x` (rows × inputSize) and its gradient with respect to
     /// every parameter (the order and shapes of ``parameters``). With per-example masks, row r of `x` is
     /// training example `examples[r]` of a set of `exampleCount` rows (nil: row r is example r of `rows`).
-    /// Examples are split into one chunk per worker; the chunks' values and gradients are summed in chunk
-    /// order (repeatable for a fixed thread count).
+    /// Examples are split by ``TrainingChunks`` (an example is 2K rows of the pass, β and γ for each of its K
+    /// masks, each keeping its values and their cotangents); the chunks' values and gradients are summed in
+    /// chunk order (repeatable for a fixed thread count).
     public func contextualDecompositionPenalty(
         _ x: [Float], rows: Int, penalty: CDEPPenalty, examples: [Int]? = nil, exampleCount: Int? = nil
     ) throws -> (value: Double, gradients: [[Float]]) {
@@ -121,13 +122,11 @@ extension Network {
         let d = inputSize
         let sets = try penalty.maskSets(rows: rows, examples: examples, total: exampleCount)
         let pass = try CDEPPass(self, penalty: penalty, totalRows: rows)
-        let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
-        let chunk = max(Network.minimumTrainingChunk, perWorker)
-        let size = Parallel.balancedChunk(count: rows, chunk: chunk), chunks = (rows + size - 1) / size
-        var parts = [(value: Double, gradients: [[Float]])?](repeating: nil, count: chunks)
+        let split = TrainingChunks(self, rows: rows, pointsPerExample: 2 * penalty.maskCount, tapesPerPoint: 2)
+        var parts = [(value: Double, gradients: [[Float]])?](repeating: nil, count: split.count)
         parts.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: chunk) { c, range, _ in
+            split.forEach(rows: rows) { c, range in
                 let xs = range.count == rows ? x : Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
                 out[c] = pass.run(xs, rows: range.count, maskSets: sets.map { Array($0[range]) })
             }

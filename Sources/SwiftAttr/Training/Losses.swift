@@ -190,22 +190,17 @@ extension Network {
 
     /// ``lossAndGradients(_:rows:labels:loss:)`` on checked arguments, the loss reading value `end`.
     ///
-    /// The batch is split into one chunk of rows per worker (at least ``minimumTrainingChunk`` rows each, at
-    /// most the rows of the passes' memory budget, ``chunkRows(from:requested:)``);
-    /// each worker records its chunk's tape and walks it back with single-threaded GEMMs, and the chunks'
-    /// losses and gradients (each divided by the whole batch's count) are summed in chunk order. So the
-    /// elementwise work runs in parallel too, no BLAS threads spin on a loaded machine, and for a fixed
-    /// thread count the result is bit-for-bit repeatable.
+    /// The batch is split by ``TrainingChunks`` (one chunk with split GEMMs, or chunks of rows on the
+    /// workers); each chunk's tape is recorded and walked back, and the chunks' losses and gradients (each
+    /// divided by the whole batch's count) are summed in chunk order. No BLAS threads spin on a loaded
+    /// machine, and for a fixed thread count the result is bit-for-bit repeatable.
     func batchLossAndGradients(_ x: [Float], rows: Int, labels: TrainingLabels, loss: Loss, end: Int) -> (loss: Double, gradients: [[Float]]) {
         let width = size(at: end), d = inputSize
-        let perWorker = (rows + Parallel.workerCount - 1) / Parallel.workerCount
-        let budget = (try? chunkRows(from: 0, requested: nil)) ?? perWorker
-        let chunk = max(Network.minimumTrainingChunk, min(perWorker, budget))
-        let size = Parallel.balancedChunk(count: rows, chunk: chunk), chunks = (rows + size - 1) / size
-        var parts = [(loss: Double, gradients: [[Float]])?](repeating: nil, count: chunks)
+        let split = TrainingChunks(self, rows: rows)
+        var parts = [(loss: Double, gradients: [[Float]])?](repeating: nil, count: split.count)
         parts.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: chunk) { c, range, _ in
+            split.forEach(rows: rows) { c, range in
                 let xs = range.count == rows ? x : Array(x[(range.lowerBound * d)..<(range.upperBound * d)])
                 let ys = range.count == rows ? labels : labels.gather(range, width: width)
                 let tape = record(xs, rows: range.count, from: 0, to: end)
@@ -219,10 +214,6 @@ extension Network {
         parts = []  // the chunks' arrays now have one owner each, so the sum writes into the first in place
         return (total, sumInChunkOrder(&gradients))
     }
-
-    /// The fewest rows a worker takes in a training step (smaller GEMMs lose more to per-call overhead
-    /// than a second thread gains).
-    static let minimumTrainingChunk = 16
 }
 
 /// The sum of per-chunk parameter gradients (`parts[c]`: chunk c's arrays, in parameter order), per element in

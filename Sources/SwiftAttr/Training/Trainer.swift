@@ -267,7 +267,10 @@ extension Network {
                 throw SwiftAttrError.shape("penalty \(type(of: penalty))\(context): its gradient must have the network's \(shapes.count) parameter arrays and their shapes")
             }
             loss += value
-            for k in gradients.indices { addInPlace(&gradients[k], g[k]) }
+            // gradients += g elementwise, on the workers (the sum of two parts in chunk order).
+            var parts = [gradients, g]
+            gradients = []
+            gradients = sumInChunkOrder(&parts)
         }
     }
 }
