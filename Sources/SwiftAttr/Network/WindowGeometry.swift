@@ -1,3 +1,5 @@
+import CKernels
+
 /// The geometry of a sliding window over `[C, H, W]` (1-D layers use H = 1 and a 1×k window), shared by
 /// convolutions and pooling: im2col/col2im and window iteration live here once.
 struct WindowGeometry {
@@ -111,12 +113,8 @@ struct WindowGeometry {
             // Stride 1, no padding, no dilation: every run is a whole output row read straight from the input.
             forEachPatchEntry { k, c, i, j in
                 for n in 0..<rows {
-                    let src = x + n * inputSize + c * inputPlane + i * width + j
-                    let dst = cols + k * columns + n * P
-                    for oh in 0..<outHeight {
-                        let s = src + oh * width, d = dst + oh * outWidth
-                        for ow in 0..<outWidth { d[ow] = s[ow] }
-                    }
+                    swiftattr_im2col_plane(x + n * inputSize + c * inputPlane, width, outHeight, outWidth, 1, 1, i, j,
+                                           0, outHeight, 0, outWidth, cols + k * columns + n * P)
                 }
             }
             return
@@ -140,20 +138,9 @@ struct WindowGeometry {
                     (dst + r.upperBound).update(repeating: 0, count: P - r.upperBound)
                     continue
                 }
-                dst.update(repeating: 0, count: validH.lowerBound * outWidth)
-                (dst + validH.upperBound * outWidth).update(repeating: 0, count: (outHeight - validH.upperBound) * outWidth)
-                for oh in validH {
-                    let d = dst + oh * outWidth
-                    let src = xc + (oh * sh + shiftH) * width + shiftW
-                    for ow in 0..<validW.lowerBound { d[ow] = 0 }
-                    if sw == 1 {
-                        // Runs are short (an output row): a plain loop beats a memmove call.
-                        for ow in validW { d[ow] = src[ow] }
-                    } else {
-                        for ow in validW { d[ow] = src[ow * sw] }
-                    }
-                    for ow in validW.upperBound..<outWidth { d[ow] = 0 }
-                }
+                // Strided windows (the stride-2 3×3 and 1×1 convolutions): CKernels gathers the rows.
+                swiftattr_im2col_plane(xc, width, outHeight, outWidth, sh, sw, shiftH, shiftW,
+                                       validH.lowerBound, validH.upperBound, validW.lowerBound, validW.upperBound, dst)
             }
         }
     }
@@ -197,12 +184,8 @@ struct WindowGeometry {
         if isDenseWindow {
             forEachPatchEntry { k, c, i, j in
                 for n in 0..<rows {
-                    let dst = dx + n * inputSize + c * inputPlane + i * width + j
-                    let src = cols + k * columns + n * P
-                    for oh in 0..<outHeight {
-                        let d = dst + oh * width, s = src + oh * outWidth
-                        for ow in 0..<outWidth { d[ow] += s[ow] }
-                    }
+                    swiftattr_col2im_plane(cols + k * columns + n * P, width, outWidth, 1, 1, i, j, 0, outHeight, 0, outWidth,
+                                           dx + n * inputSize + c * inputPlane)
                 }
             }
             return
@@ -212,16 +195,9 @@ struct WindowGeometry {
             guard !validW.isEmpty else { return }
             let shiftW = j * dw - pw, shiftH = i * dh - ph
             for n in 0..<rows {
-                let dxc = dx + n * inputSize + c * inputPlane
-                for oh in validH {
-                    let src = cols + k * columns + n * P + oh * outWidth
-                    let dst = dxc + (oh * sh + shiftH) * width + shiftW
-                    if sw == 1 {
-                        for ow in validW { dst[ow] += src[ow] }
-                    } else {
-                        for ow in validW { dst[ow * sw] += src[ow] }
-                    }
-                }
+                swiftattr_col2im_plane(cols + k * columns + n * P, width, outWidth, sh, sw, shiftH, shiftW,
+                                       validH.lowerBound, validH.upperBound, validW.lowerBound, validW.upperBound,
+                                       dx + n * inputSize + c * inputPlane)
             }
         }
     }
@@ -231,18 +207,8 @@ struct WindowGeometry {
     @inline(__always)
     func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, offset: Int32) {
         if ph == 0 && pw == 0 && kh == 2 && kw == 2 && dh == 1 && dw == 1 {
-            // The common 2×2 window, unrolled; ties keep the first position in row-major order.
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth {
-                    let a = oh * sh * width + ow * sw, b = a + 1, c = a + width, d = c + 1
-                    var best = x[a], at = a
-                    if x[b] > best { best = x[b]; at = b }
-                    if x[c] > best { best = x[c]; at = c }
-                    if x[d] > best { best = x[d]; at = d }
-                    y[oh * outWidth + ow] = best
-                    argmax?[oh * outWidth + ow] = offset + Int32(at)
-                }
-            }
+            // The common 2×2 window (CKernels); ties keep the first position in row-major order.
+            swiftattr_maxpool2x2_plane(x, width, outHeight, outWidth, sh, sw, y, argmax, offset)
             return
         }
         if ph == 0 && pw == 0 {
