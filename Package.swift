@@ -46,6 +46,6 @@ let package = Package(
         // CInclude/swiftattr.h as a module: the C layer takes its structs (sa_rate_options) from the header.
         .systemLibrary(name: "CSwiftAttr", path: "Sources/CSwiftAttr"),
         .target(name: "SwiftAttrC", dependencies: ["SwiftAttr", "CSwiftAttr"], swiftSettings: optimise),
-        .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr"]),
+        .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr", "CKernels"]),
     ]
 )

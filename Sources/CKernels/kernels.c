@@ -16,6 +16,24 @@
 
 #define BODY static inline __attribute__((always_inline))
 
+/* `for (ptrdiff_t i = lo; i < hi; i++) body` for the short loops over one row (a row of tiles or of
+ * outputs: 4 to 32 entries): vectorised at the widest of 16, 8 or 4 lanes that divides the trip count, so a
+ * row of 8 does not fall through a 16-lane loop into its scalar remainder. */
+#define ROW_LOOP(i, lo, hi, ...)                                                                                        \
+    do {                                                                                                                \
+        const ptrdiff_t row_lo_ = (lo), row_hi_ = (hi), row_n_ = row_hi_ - row_lo_;                                     \
+        if (row_n_ % 16 == 0) {                                                                                         \
+            _Pragma("clang loop vectorize_width(16) interleave_count(1)")                                              \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        } else if (row_n_ % 8 == 0) {                                                                                   \
+            _Pragma("clang loop vectorize_width(8) interleave_count(1)")                                               \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        } else {                                                                                                        \
+            _Pragma("clang loop vectorize_width(4) interleave_count(1)")                                               \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        }                                                                                                               \
+    } while (0)
+
 /* --- the loops --- */
 
 BODY void winograd_input_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th,
@@ -71,23 +89,23 @@ BODY void winograd_input_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_
             const float *restrict r2 = r0 + n1, *restrict r3 = r1 + n1;
             float *restrict v0 = v + j * xs + a * tw, *restrict v1 = v + (4 + j) * xs + a * tw;
             float *restrict v2 = v + (8 + j) * xs + a * tw, *restrict v3 = v + (12 + j) * xs + a * tw;
-            for (ptrdiff_t b = 0; b < tw; b++) {
+            ROW_LOOP(b, 0, tw, {
                 const float d0 = r0[b], d1 = r1[b], d2 = r2[b], d3 = r3[b];
                 v0[b] = d0 - d2;
                 v1[b] = d1 + d2;
                 v2[b] = d2 - d1;
                 v3[b] = d1 - d3;
-            }
+            });
         }
     }
 }
 
 /* y[2b] = even[b], y[2b + 1] = odd[b] for the first `count` entries of y. */
 BODY void interleave(const float *restrict even, const float *restrict odd, float *restrict y, ptrdiff_t count) {
-    for (ptrdiff_t b = 0; b < count / 2; b++) {
+    ROW_LOOP(b, 0, count / 2, {
         y[2 * b] = even[b];
         y[2 * b + 1] = odd[b];
-    }
+    });
     if (count % 2 == 1) y[count - 1] = even[count / 2];
 }
 
@@ -123,7 +141,13 @@ BODY void winograd_output_body(const float *m, ptrdiff_t xs, ptrdiff_t th, ptrdi
 
 /* d[ow] = x[base + ow·sw] for ow in [ow0, ow1); `sw` is a constant where the caller passes one. */
 BODY void gather_row(const float *restrict x, ptrdiff_t base, ptrdiff_t sw, ptrdiff_t ow0, ptrdiff_t ow1, float *restrict d) {
-    for (ptrdiff_t ow = ow0; ow < ow1; ow++) d[ow] = x[base + ow * sw];
+    if (sw != 1) {
+        /* Strided: scalar (AVX-512's gather is slower than scalar loads here). */
+        _Pragma("clang loop vectorize(disable)")
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) d[ow] = x[base + ow * sw];
+        return;
+    }
+    memcpy(d + ow0, x + base + ow0, (size_t)(ow1 - ow0) * sizeof(float));
 }
 
 BODY void im2col_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw,
@@ -148,7 +172,12 @@ BODY void im2col_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_
 
 /* dx[base + ow·sw] += s[ow] for ow in [ow0, ow1). */
 BODY void scatter_add_row(const float *restrict s, ptrdiff_t base, ptrdiff_t sw, ptrdiff_t ow0, ptrdiff_t ow1, float *restrict dx) {
-    for (ptrdiff_t ow = ow0; ow < ow1; ow++) dx[base + ow * sw] += s[ow];
+    if (sw != 1) {
+        _Pragma("clang loop vectorize(disable)")
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) dx[base + ow * sw] += s[ow];
+        return;
+    }
+    ROW_LOOP(ow, ow0, ow1, { dx[base + ow] += s[ow]; });
 }
 
 BODY void col2im_body(const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h,
@@ -163,12 +192,123 @@ BODY void col2im_body(const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdif
     }
 }
 
+/* Outputs o of `count` whose input position o·stride + shift lies inside [0, extent): [*first, *last). */
+BODY void valid_range(ptrdiff_t shift, ptrdiff_t stride, ptrdiff_t extent, ptrdiff_t count, ptrdiff_t *first, ptrdiff_t *last) {
+    const ptrdiff_t f = shift >= 0 ? 0 : (-shift + stride - 1) / stride, limit = extent - shift;
+    ptrdiff_t l = limit <= 0 ? 0 : (limit + stride - 1) / stride;
+    if (l > count) l = count;
+    *first = f;
+    *last = l > f ? l : f;
+}
+
+/* The columns of one H × W plane split by parity: even (rows of we = ⌈W/2⌉) and odd (rows of wo = ⌊W/2⌋). */
+BODY void split_columns(const float *restrict x, ptrdiff_t H, ptrdiff_t W, float *restrict even, float *restrict odd) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    if (W % 2 == 0) {
+        for (ptrdiff_t t = 0; t < H * wo; t++) {
+            even[t] = x[2 * t];
+            odd[t] = x[2 * t + 1];
+        }
+        return;
+    }
+    for (ptrdiff_t r = 0; r < H; r++) {
+        for (ptrdiff_t q = 0; q < wo; q++) {
+            even[r * we + q] = x[r * W + 2 * q];
+            odd[r * wo + q] = x[r * W + 2 * q + 1];
+        }
+        even[r * we + wo] = x[r * W + W - 1];
+    }
+}
+
+/* Column stride 2: each patch entry's row reads every other input column, i.e. a contiguous run of the
+ * plane's even or odd columns (by the parity of its column shift), so the plane is split once and every
+ * entry copies runs (no gathers). */
+BODY void im2col_stride2_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w,
+                              float *dst, ptrdiff_t ldk, float *scratch) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    float *even = scratch, *odd = scratch + H * we;
+    split_columns(x, H, W, even, odd);
+    for (ptrdiff_t i = 0; i < kh; i++) {
+        ptrdiff_t oh0, oh1;
+        const ptrdiff_t shift_h = i * dh - ph;
+        valid_range(shift_h, sh, H, out_h, &oh0, &oh1);
+        for (ptrdiff_t j = 0; j < kw; j++) {
+            float *d = dst + (i * kw + j) * ldk;
+            ptrdiff_t ow0, ow1;
+            const ptrdiff_t shift_w = j * dw - pw;
+            valid_range(shift_w, 2, W, out_w, &ow0, &ow1);
+            if (oh0 >= oh1 || ow0 >= ow1) {
+                memset(d, 0, (size_t)(out_h * out_w) * sizeof(float));
+                continue;
+            }
+            memset(d, 0, (size_t)(oh0 * out_w) * sizeof(float));
+            memset(d + oh1 * out_w, 0, (size_t)((out_h - oh1) * out_w) * sizeof(float));
+            /* input column 2·ow + shift_w = 2·(ow + half) + parity */
+            const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
+            const float *plane = parity ? odd : even;
+            for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+                float *restrict row = d + oh * out_w;
+                const float *restrict src = plane + (oh * sh + shift_h) * width + half;
+                for (ptrdiff_t ow = 0; ow < ow0; ow++) row[ow] = 0;
+                memcpy(row + ow0, src + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+                for (ptrdiff_t ow = ow1; ow < out_w; ow++) row[ow] = 0;
+            }
+        }
+    }
+}
+
+/* The adjoint: sums every patch entry of the channel onto its even and odd columns, in patch order (the
+ * order of the plain col2im, so the same bits), then interleaves them into dx (overwritten). */
+BODY void col2im_stride2_body(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w,
+                              ptrdiff_t ldk, float *dx, float *scratch) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    float *even = scratch, *odd = scratch + H * we;
+    memset(scratch, 0, (size_t)(H * W) * sizeof(float));
+    for (ptrdiff_t i = 0; i < kh; i++) {
+        ptrdiff_t oh0, oh1;
+        const ptrdiff_t shift_h = i * dh - ph;
+        valid_range(shift_h, sh, H, out_h, &oh0, &oh1);
+        for (ptrdiff_t j = 0; j < kw; j++) {
+            const float *s = src + (i * kw + j) * ldk;
+            ptrdiff_t ow0, ow1;
+            const ptrdiff_t shift_w = j * dw - pw;
+            valid_range(shift_w, 2, W, out_w, &ow0, &ow1);
+            if (ow0 >= ow1) continue;
+            const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
+            float *plane = parity ? odd : even;
+            for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+                const float *restrict row = s + oh * out_w;
+                float *restrict d = plane + (oh * sh + shift_h) * width + half;
+                ROW_LOOP(ow, ow0, ow1, { d[ow] += row[ow]; });
+            }
+        }
+    }
+    if (W % 2 == 0) {
+        const float *restrict e = even, *restrict o = odd;
+        float *restrict y = dx;
+        for (ptrdiff_t t = 0; t < H * wo; t++) {
+            y[2 * t] = e[t];
+            y[2 * t + 1] = o[t];
+        }
+        return;
+    }
+    for (ptrdiff_t r = 0; r < H; r++) {
+        for (ptrdiff_t q = 0; q < wo; q++) {
+            dx[r * W + 2 * q] = even[r * we + q];
+            dx[r * W + 2 * q + 1] = odd[r * wo + q];
+        }
+        dx[r * W + W - 1] = even[r * we + wo];
+    }
+}
+
 /* One output row of 2×2 max-pooling (rows r0 and r0 + width of the window). */
 BODY void maxpool_row(const float *restrict r0, ptrdiff_t width, ptrdiff_t base, ptrdiff_t out_w, ptrdiff_t sw,
                       float *restrict y, int32_t *restrict argmax, int32_t offset) {
     const float *restrict r1 = r0 + width;
     if (argmax) {
-        for (ptrdiff_t ow = 0; ow < out_w; ow++) {
+        ROW_LOOP(ow, 0, out_w, {
             const ptrdiff_t i = ow * sw;
             float best = r0[i];
             int32_t at = (int32_t)(base + i);
@@ -178,9 +318,9 @@ BODY void maxpool_row(const float *restrict r0, ptrdiff_t width, ptrdiff_t base,
             if (d > best) { best = d; at = (int32_t)(base + i + width + 1); }
             y[ow] = best;
             argmax[ow] = offset + at;
-        }
+        });
     } else {
-        for (ptrdiff_t ow = 0; ow < out_w; ow++) {
+        ROW_LOOP(ow, 0, out_w, {
             const ptrdiff_t i = ow * sw;
             float best = r0[i];
             const float b = r0[i + 1], c = r1[i], d = r1[i + 1];
@@ -188,7 +328,7 @@ BODY void maxpool_row(const float *restrict r0, ptrdiff_t width, ptrdiff_t base,
             best = c > best ? c : best;
             best = d > best ? d : best;
             y[ow] = best;
-        }
+        });
     }
 }
 
@@ -212,6 +352,8 @@ BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff
     ptrdiff_t shift_h, ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dst
 #define COL2IM_ARGS const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, \
     ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx
+#define STRIDE2_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t ph, \
+    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
 #define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
     int32_t *argmax, int32_t offset
 
@@ -222,6 +364,8 @@ typedef struct {
     void (*im2col)(IM2COL_ARGS);
     void (*col2im)(COL2IM_ARGS);
     void (*maxpool)(MAXPOOL_ARGS);
+    void (*im2col_stride2)(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch);
+    void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
 } kernel_table;
 
 #define VARIANT(suffix, attributes)                                                                                     \
@@ -237,9 +381,17 @@ typedef struct {
     attributes static void col2im_##suffix(COL2IM_ARGS) {                                                               \
         col2im_body(src, width, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dx);                               \
     }                                                                                                                   \
-    attributes static void maxpool_##suffix(MAXPOOL_ARGS) { maxpool_body(x, width, out_h, out_w, sh, sw, y, argmax, offset); }
+    attributes static void maxpool_##suffix(MAXPOOL_ARGS) { maxpool_body(x, width, out_h, out_w, sh, sw, y, argmax, offset); } \
+    attributes static void im2col_stride2_##suffix(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch) {           \
+        im2col_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, dst, ldk, scratch);                      \
+    }                                                                                                                   \
+    attributes static void col2im_stride2_##suffix(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {           \
+        col2im_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);                       \
+    }
 
-#define TABLE(suffix, label) { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix }
+#define TABLE(suffix, label)                                                                                            \
+    { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
+      im2col_stride2_##suffix, col2im_stride2_##suffix }
 
 VARIANT(baseline, )
 #if defined(__x86_64__)
@@ -323,6 +475,14 @@ void swiftattr_im2col_plane(IM2COL_ARGS) {
 
 void swiftattr_col2im_plane(COL2IM_ARGS) {
     current()->col2im(src, width, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dx);
+}
+
+void swiftattr_im2col_stride2(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch) {
+    current()->im2col_stride2(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, dst, ldk, scratch);
+}
+
+void swiftattr_col2im_stride2(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {
+    current()->col2im_stride2(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);
 }
 
 void swiftattr_maxpool2x2_plane(MAXPOOL_ARGS) { current()->maxpool(x, width, out_h, out_w, sh, sw, y, argmax, offset); }

@@ -57,6 +57,19 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_plane(const float *src, ptrdiff_t
                                                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, ptrdiff_t shift_w,
                                                      ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx);
 
+/* im2col of one channel plane x (H × W) of one example for column stride 2, every patch entry (i, j) of a
+ * kh × kw window (row stride sh, padding ph, pw, dilation dh, dw): patch row (i, j) (out_h × out_w, the
+ * entries of swiftattr_im2col_plane) at dst + (i·kw + j)·ldk. `scratch`: H·W floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_stride2(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                                                       ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                                       ptrdiff_t out_h, ptrdiff_t out_w, float *dst, ptrdiff_t ldk, float *scratch);
+
+/* Its adjoint: dx (H × W, overwritten) = the sum over the patch rows at src + (i·kw + j)·ldk of their
+ * entries at their input positions, added in patch order. `scratch`: H·W floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_stride2(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                                                       ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                                       ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t ldk, float *dx, float *scratch);
+
 /* 2×2 max-pooling of one plane without padding or dilation, strides sh, sw: y[oh·out_w + ow] = the first
  * maximum in row-major order of the window at (oh·sh, ow·sw) (a later entry wins only when greater, so a
  * NaN in the first position stays), and argmax (when not NULL) its in-plane index plus `offset`. */

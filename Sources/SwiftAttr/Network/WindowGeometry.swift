@@ -119,6 +119,20 @@ struct WindowGeometry {
             }
             return
         }
+        if sw == 2 {
+            // Column stride 2 (the strided 3×3 and 1×1 convolutions): CKernels splits each channel plane into
+            // its even and odd columns once, and every patch row copies contiguous runs of one of them.
+            var scratch = uninitializedFloats(inputPlane) { _ in }
+            scratch.withUnsafeMutableBufferPointer { sp in
+                for c in 0..<channels {
+                    for n in 0..<rows {
+                        swiftattr_im2col_stride2(x + n * inputSize + c * inputPlane, height, width, kh, kw, sh, ph, pw, dh, dw,
+                                                 outHeight, outWidth, cols + c * kh * kw * columns + n * P, columns, sp.baseAddress!)
+                    }
+                }
+            }
+            return
+        }
         let sameWidth = isSameWidthStrideOne
         forEachPatchEntry { k, c, i, j in
             let validW = validColumns(j), validH = validRows(i)
@@ -138,7 +152,7 @@ struct WindowGeometry {
                     (dst + r.upperBound).update(repeating: 0, count: P - r.upperBound)
                     continue
                 }
-                // Strided windows (the stride-2 3×3 and 1×1 convolutions): CKernels gathers the rows.
+                // Padded or strided windows: CKernels gathers the rows.
                 swiftattr_im2col_plane(xc, width, outHeight, outWidth, sh, sw, shiftH, shiftW,
                                        validH.lowerBound, validH.upperBound, validW.lowerBound, validW.upperBound, dst)
             }
@@ -175,6 +189,19 @@ struct WindowGeometry {
                         (dxc + end).update(repeating: 0, count: inputPlane - end)
                     } else {
                         for p in 0..<r.count { d[p] += s[p] }
+                    }
+                }
+            }
+            return
+        }
+        if sw == 2 {
+            // The adjoint of im2col's stride-2 path, summing in patch order (the order of the loop below).
+            var scratch = uninitializedFloats(inputPlane) { _ in }
+            scratch.withUnsafeMutableBufferPointer { sp in
+                for c in 0..<channels {
+                    for n in 0..<rows {
+                        swiftattr_col2im_stride2(cols + c * kh * kw * columns + n * P, height, width, kh, kw, sh, ph, pw, dh, dw,
+                                                 outHeight, outWidth, columns, dx + n * inputSize + c * inputPlane, sp.baseAddress!)
                     }
                 }
             }
