@@ -36,6 +36,11 @@
 
 /* --- the loops --- */
 
+/* n floats of zeros (no call for none: the dense paths ask for none on every row). */
+BODY void zero(float *p, ptrdiff_t n) {
+    if (n > 0) memset(p, 0, (size_t)n * sizeof(float));
+}
+
 BODY void winograd_input_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th,
                               ptrdiff_t tw, float *v, ptrdiff_t xs, float *scratch) {
     /* The zero-padded plane's 2·th + 2 rows of L = 2·tw + 2 columns, split by row parity (P0: even rows, P1:
@@ -147,18 +152,18 @@ BODY void gather_row(const float *restrict x, ptrdiff_t base, ptrdiff_t sw, ptrd
         for (ptrdiff_t ow = ow0; ow < ow1; ow++) d[ow] = x[base + ow * sw];
         return;
     }
-    memcpy(d + ow0, x + base + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+    ROW_LOOP(ow, ow0, ow1, { d[ow] = x[base + ow]; });
 }
 
 BODY void im2col_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw,
                       ptrdiff_t shift_h, ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1,
                       float *dst) {
     if (oh0 >= oh1 || ow0 >= ow1) {
-        memset(dst, 0, (size_t)(out_h * out_w) * sizeof(float));
+        zero(dst, out_h * out_w);
         return;
     }
-    memset(dst, 0, (size_t)(oh0 * out_w) * sizeof(float));
-    memset(dst + oh1 * out_w, 0, (size_t)((out_h - oh1) * out_w) * sizeof(float));
+    zero(dst, oh0 * out_w);
+    zero(dst + oh1 * out_w, (out_h - oh1) * out_w);
     for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
         float *d = dst + oh * out_w;
         const ptrdiff_t base = (oh * sh + shift_h) * width + shift_w;
@@ -239,11 +244,11 @@ BODY void im2col_stride2_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_
             const ptrdiff_t shift_w = j * dw - pw;
             valid_range(shift_w, 2, W, out_w, &ow0, &ow1);
             if (oh0 >= oh1 || ow0 >= ow1) {
-                memset(d, 0, (size_t)(out_h * out_w) * sizeof(float));
+                zero(d, out_h * out_w);
                 continue;
             }
-            memset(d, 0, (size_t)(oh0 * out_w) * sizeof(float));
-            memset(d + oh1 * out_w, 0, (size_t)((out_h - oh1) * out_w) * sizeof(float));
+            zero(d, oh0 * out_w);
+            zero(d + oh1 * out_w, (out_h - oh1) * out_w);
             /* input column 2·ow + shift_w = 2·(ow + half) + parity */
             const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
             const float *plane = parity ? odd : even;
@@ -251,7 +256,7 @@ BODY void im2col_stride2_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_
                 float *restrict row = d + oh * out_w;
                 const float *restrict src = plane + (oh * sh + shift_h) * width + half;
                 for (ptrdiff_t ow = 0; ow < ow0; ow++) row[ow] = 0;
-                memcpy(row + ow0, src + ow0, (size_t)(ow1 - ow0) * sizeof(float));
+                ROW_LOOP(ow, ow0, ow1, { row[ow] = src[ow]; });
                 for (ptrdiff_t ow = ow1; ow < out_w; ow++) row[ow] = 0;
             }
         }
@@ -265,7 +270,7 @@ BODY void col2im_stride2_body(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdif
                               ptrdiff_t ldk, float *dx, float *scratch) {
     const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
     float *even = scratch, *odd = scratch + H * we;
-    memset(scratch, 0, (size_t)(H * W) * sizeof(float));
+    zero(scratch, H * W);
     for (ptrdiff_t i = 0; i < kh; i++) {
         ptrdiff_t oh0, oh1;
         const ptrdiff_t shift_h = i * dh - ph;
