@@ -111,10 +111,11 @@ struct WindowGeometry {
         let P = outputPlane, columns = rows * P
         if isDenseWindow {
             // Stride 1, no padding, no dilation: every run is a whole output row read straight from the input.
-            forEachPatchEntry { k, c, i, j in
+            // One CKernels call per channel plane covers its kh·kw patch rows (small planes would pay a call each).
+            for c in 0..<channels {
                 for n in 0..<rows {
-                    swiftattr_im2col_plane(x + n * inputSize + c * inputPlane, width, outHeight, outWidth, 1, 1, i, j,
-                                           0, outHeight, 0, outWidth, cols + k * columns + n * P)
+                    swiftattr_im2col_dense(x + n * inputSize + c * inputPlane, width, kh, kw, outHeight, outWidth,
+                                           cols + c * kh * kw * columns + n * P, columns)
                 }
             }
             return
@@ -209,9 +210,10 @@ struct WindowGeometry {
         }
         dx.update(repeating: 0, count: rows * inputSize)
         if isDenseWindow {
-            forEachPatchEntry { k, c, i, j in
+            // Per channel plane, its patch rows in patch order (each input's sums in the order of the loop below).
+            for c in 0..<channels {
                 for n in 0..<rows {
-                    swiftattr_col2im_plane(cols + k * columns + n * P, width, outWidth, 1, 1, i, j, 0, outHeight, 0, outWidth,
+                    swiftattr_col2im_dense(cols + c * kh * kw * columns + n * P, width, kh, kw, outHeight, outWidth, columns,
                                            dx + n * inputSize + c * inputPlane)
                 }
             }
