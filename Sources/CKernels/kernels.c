@@ -36,7 +36,7 @@
 
 /* --- the loops --- */
 
-/* n floats of zeros (no call for none: the dense paths ask for none on every row). */
+/* n floats of zeros (no call for none). */
 BODY void zero(float *p, ptrdiff_t n) {
     if (n > 0) memset(p, 0, (size_t)n * sizeof(float));
 }
@@ -194,38 +194,6 @@ BODY void col2im_body(const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdif
         if (sw == 1) scatter_add_row(s, base, 1, ow0, ow1, dx);
         else if (sw == 2) scatter_add_row(s, base, 2, ow0, ow1, dx);
         else scatter_add_row(s, base, sw, ow0, ow1, dx);
-    }
-}
-
-/* Dense windows (stride 1, no padding, no dilation): every patch entry (i, j) of one channel plane of one
- * example in one call (small planes would otherwise pay a call per entry): its row oh is input row oh + i
- * from column j. */
-BODY void im2col_dense_body(const float *x, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w,
-                            float *dst, ptrdiff_t ldk) {
-    for (ptrdiff_t i = 0; i < kh; i++) {
-        for (ptrdiff_t j = 0; j < kw; j++) {
-            float *d = dst + (i * kw + j) * ldk;
-            for (ptrdiff_t oh = 0; oh < out_h; oh++) {
-                const float *restrict s = x + (oh + i) * W + j;
-                float *restrict row = d + oh * out_w;
-                ROW_LOOP(ow, 0, out_w, { row[ow] = s[ow]; });
-            }
-        }
-    }
-}
-
-/* Its adjoint, adding onto dx in patch order (the order of one call per entry). */
-BODY void col2im_dense_body(const float *src, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w,
-                            ptrdiff_t ldk, float *dx) {
-    for (ptrdiff_t i = 0; i < kh; i++) {
-        for (ptrdiff_t j = 0; j < kw; j++) {
-            const float *s = src + (i * kw + j) * ldk;
-            for (ptrdiff_t oh = 0; oh < out_h; oh++) {
-                const float *restrict row = s + oh * out_w;
-                float *restrict d = dx + (oh + i) * W + j;
-                ROW_LOOP(ow, 0, out_w, { d[ow] += row[ow]; });
-            }
-        }
     }
 }
 
@@ -391,7 +359,6 @@ BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff
     ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx
 #define STRIDE2_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t ph, \
     ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
-#define DENSE_ARGS const float *x, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w
 #define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
     int32_t *argmax, int32_t offset
 
@@ -404,8 +371,6 @@ typedef struct {
     void (*maxpool)(MAXPOOL_ARGS);
     void (*im2col_stride2)(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch);
     void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
-    void (*im2col_dense)(DENSE_ARGS, float *dst, ptrdiff_t ldk);
-    void (*col2im_dense)(DENSE_ARGS, ptrdiff_t ldk, float *dx);
 } kernel_table;
 
 #define VARIANT(suffix, attributes)                                                                                     \
@@ -427,17 +392,11 @@ typedef struct {
     }                                                                                                                   \
     attributes static void col2im_stride2_##suffix(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {           \
         col2im_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);                       \
-    }                                                                                                                   \
-    attributes static void im2col_dense_##suffix(DENSE_ARGS, float *dst, ptrdiff_t ldk) {                               \
-        im2col_dense_body(x, W, kh, kw, out_h, out_w, dst, ldk);                                                        \
-    }                                                                                                                   \
-    attributes static void col2im_dense_##suffix(DENSE_ARGS, ptrdiff_t ldk, float *dx) {                                \
-        col2im_dense_body(x, W, kh, kw, out_h, out_w, ldk, dx);                                                         \
     }
 
 #define TABLE(suffix, label)                                                                                            \
     { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
-      im2col_stride2_##suffix, col2im_stride2_##suffix, im2col_dense_##suffix, col2im_dense_##suffix }
+      im2col_stride2_##suffix, col2im_stride2_##suffix }
 
 VARIANT(baseline, )
 #if defined(__x86_64__)
@@ -530,9 +489,5 @@ void swiftattr_im2col_stride2(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *sc
 void swiftattr_col2im_stride2(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {
     current()->col2im_stride2(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);
 }
-
-void swiftattr_im2col_dense(DENSE_ARGS, float *dst, ptrdiff_t ldk) { current()->im2col_dense(x, W, kh, kw, out_h, out_w, dst, ldk); }
-
-void swiftattr_col2im_dense(DENSE_ARGS, ptrdiff_t ldk, float *dx) { current()->col2im_dense(x, W, kh, kw, out_h, out_w, ldk, dx); }
 
 void swiftattr_maxpool2x2_plane(MAXPOOL_ARGS) { current()->maxpool(x, width, out_h, out_w, sh, sw, y, argmax, offset); }

@@ -57,15 +57,6 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_plane(const float *src, ptrdiff_t
                                                      ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, ptrdiff_t shift_w,
                                                      ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx);
 
-/* im2col of one channel plane x (rows of W) of one example for a dense window (stride 1, no padding, no
- * dilation): patch row (i, j) (out_h × out_w: x[(oh + i)·W + j + ow]) at dst + (i·kw + j)·ldk. */
-SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_dense(const float *x, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h,
-                                                     ptrdiff_t out_w, float *dst, ptrdiff_t ldk);
-
-/* Its adjoint: adds patch row (i, j) at src + (i·kw + j)·ldk onto dx at its input positions, in patch order. */
-SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_dense(const float *src, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h,
-                                                     ptrdiff_t out_w, ptrdiff_t ldk, float *dx);
-
 /* im2col of one channel plane x (H × W) of one example for column stride 2, every patch entry (i, j) of a
  * kh × kw window (row stride sh, padding ph, pw, dilation dh, dw): patch row (i, j) (out_h × out_w, the
  * entries of swiftattr_im2col_plane) at dst + (i·kw + j)·ldk. `scratch`: H·W floats. */

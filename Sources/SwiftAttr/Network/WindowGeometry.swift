@@ -111,11 +111,14 @@ struct WindowGeometry {
         let P = outputPlane, columns = rows * P
         if isDenseWindow {
             // Stride 1, no padding, no dilation: every run is a whole output row read straight from the input.
-            // One CKernels call per channel plane covers its kh·kw patch rows (small planes would pay a call each).
-            for c in 0..<channels {
+            forEachPatchEntry { k, c, i, j in
                 for n in 0..<rows {
-                    swiftattr_im2col_dense(x + n * inputSize + c * inputPlane, width, kh, kw, outHeight, outWidth,
-                                           cols + c * kh * kw * columns + n * P, columns)
+                    let src = x + n * inputSize + c * inputPlane + i * width + j
+                    let dst = cols + k * columns + n * P
+                    for oh in 0..<outHeight {
+                        let s = src + oh * width, d = dst + oh * outWidth
+                        for ow in 0..<outWidth { d[ow] = s[ow] }
+                    }
                 }
             }
             return
@@ -210,11 +213,14 @@ struct WindowGeometry {
         }
         dx.update(repeating: 0, count: rows * inputSize)
         if isDenseWindow {
-            // Per channel plane, its patch rows in patch order (each input's sums in the order of the loop below).
-            for c in 0..<channels {
+            forEachPatchEntry { k, c, i, j in
                 for n in 0..<rows {
-                    swiftattr_col2im_dense(cols + c * kh * kw * columns + n * P, width, kh, kw, outHeight, outWidth, columns,
-                                           dx + n * inputSize + c * inputPlane)
+                    let dst = dx + n * inputSize + c * inputPlane + i * width + j
+                    let src = cols + k * columns + n * P
+                    for oh in 0..<outHeight {
+                        let d = dst + oh * width, s = src + oh * outWidth
+                        for ow in 0..<outWidth { d[ow] += s[ow] }
+                    }
                 }
             }
             return
