@@ -39,10 +39,13 @@ let package = Package(
     ],
     targets: [
         .target(name: "CBLAS", cSettings: blasC, linkerSettings: blasLink),
-        .target(name: "SwiftAttr", dependencies: ["CBLAS"], swiftSettings: optimise),
+        // The hot non-GEMM loops (Winograd transforms, im2col/col2im, max-pooling), compiled per instruction
+        // set and dispatched at run time (Sources/CKernels/include/swiftattr_kernels.h).
+        .target(name: "CKernels"),
+        .target(name: "SwiftAttr", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimise),
         // CInclude/swiftattr.h as a module: the C layer takes its structs (sa_rate_options) from the header.
         .systemLibrary(name: "CSwiftAttr", path: "Sources/CSwiftAttr"),
         .target(name: "SwiftAttrC", dependencies: ["SwiftAttr", "CSwiftAttr"], swiftSettings: optimise),
-        .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr"]),
+        .testTarget(name: "SwiftAttrTests", dependencies: ["SwiftAttr", "CKernels"]),
     ]
 )

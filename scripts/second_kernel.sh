@@ -2,6 +2,8 @@
 # Runs the Swift and C suites a second time with OpenBLAS forced onto another kernel than the first
 # run's, so that no assertion can depend on one kernel's rounding. Prescott (SSE3) runs on every x86-64
 # CPU; when the environment already forces it, Nehalem; on aarch64, ARMV8 (or NEOVERSEN1 when forced).
+# The second run also forces the baseline variant of the library's own kernels (SWIFTATTR_ISA=default,
+# Sources/CKernels), so both their widest and their portable code paths are tested.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,5 +20,7 @@ if [ "$first" = "$second" ]; then
   echo "second kernel: forcing $kernel did not change the kernel ('$first')" >&2
   exit 1
 fi
-OPENBLAS_CORETYPE=$kernel "$SWIFT" test
-OPENBLAS_CORETYPE=$kernel bash tests/c/run.sh
+isa=$(cd /tmp && $PY -W ignore -c "import swiftattr as sa; print(sa.build_info()['kernels'])")
+echo "second kernel: the library's kernels ran '$isa', now SWIFTATTR_ISA=default"
+OPENBLAS_CORETYPE=$kernel SWIFTATTR_ISA=default "$SWIFT" test
+OPENBLAS_CORETYPE=$kernel SWIFTATTR_ISA=default bash tests/c/run.sh

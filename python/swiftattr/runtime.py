@@ -24,7 +24,9 @@ def build_info() -> dict:
     ``"SkylakeX"``, ``"Haswell"``, ``"Zen"``, ...; ``"Prescott"`` when it does not know the CPU),
     ``blas_config``, ``blas_kernel_generic`` (True when that kernel lacks AVX2 on a CPU that has it),
     ``threads`` (the library's thread count), ``processors``, ``threads_env_ignored``, ``cpu`` (the model
-    name), ``cpu_avx2`` and ``arch``.
+    name), ``cpu_avx2``, ``arch`` and ``kernels`` (the instruction set of the library's own hot loops:
+    ``"avx512f"``, ``"avx2"`` or ``"default"``, the widest the CPU runs unless the environment variable
+    ``SWIFTATTR_ISA`` caps it; every choice gives the same results).
 
     Returns
     -------

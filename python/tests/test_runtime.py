@@ -81,3 +81,33 @@ def test_generic_kernel_warning(monkeypatch):
         warnings.simplefilter("always")
         runtime.warn_about_environment()
     assert caught == []
+
+
+# --- the library's own kernels (Sources/CKernels): the instruction set in build_info, SWIFTATTR_ISA ---
+
+_ISA_PROBE = """
+import numpy as np, swiftattr as sa
+rng = np.random.default_rng(3)
+net = sa.Sequential([sa.Conv2d(rng.standard_normal((16, 2, 3, 3)).astype(np.float32), np.zeros(16, np.float32), stride=2,
+                               padding=1), sa.ReLU(), sa.Conv2d(rng.standard_normal((16, 16, 3, 3)).astype(np.float32) / 12,
+                               np.zeros(16, np.float32), padding=1), sa.ReLU(), sa.MaxPool2d(2), sa.Flatten(),
+                     sa.Linear(rng.standard_normal((3, 256)).astype(np.float32), np.zeros(3, np.float32))],
+                    input_shape=(2, 16, 16))
+x = rng.standard_normal((3, 2, 16, 16)).astype(np.float32)
+phi = sa.integrated_gradients(net, x, target=1, n_steps=4)
+print(sa.build_info()["kernels"], net.forward(x).tobytes().hex(), phi.tobytes().hex())
+"""
+
+
+def test_kernels_isa_is_reported_and_capped_by_the_environment():
+    # Every variant runs the same float operations in the same order, so forcing the baseline changes no bit
+    # (the same computation repeated). The network has a strided 3x3 convolution (im2col/col2im), a 16-channel
+    # 3x3 convolution (Winograd, both directions) and a 2x2 max-pool.
+    assert sa.build_info()["kernels"] in ("avx512f", "avx2", "default")
+    widest, forced = _run(_ISA_PROBE), _run(_ISA_PROBE, SWIFTATTR_ISA="default")
+    assert widest.returncode == 0 and forced.returncode == 0, widest.stderr + forced.stderr
+    isa, *results = widest.stdout.split()
+    forced_isa, *forced_results = forced.stdout.split()
+    assert isa in ("avx512f", "avx2", "default")
+    assert forced_isa == "default"
+    assert results == forced_results

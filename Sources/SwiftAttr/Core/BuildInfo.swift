@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +34,11 @@ public enum BuildInfo {
         "bobcat", "katmai", "coppermine", "northwood", "banias", "athlon", "generic", "sandybridge", "bulldozer",
         "unknown",
     ]
+
+    /// The instruction set the library's own hot loops (Winograd transforms, im2col/col2im, max-pooling) run:
+    /// `"avx512f"`, `"avx2"` or `"default"` (baseline x86-64, or any other architecture), the widest this CPU
+    /// supports unless `SWIFTATTR_ISA` in the environment caps it. Every choice gives the same bits.
+    public static var kernels: String { String(cString: swiftattr_kernels_isa()) }
 
     /// The CPU's model name (`/proc/cpuinfo`), or the architecture when it names none.
     public static let cpuModel: String = cpuInfoField(["model name", "Model", "cpu model"]) ?? architecture
@@ -82,6 +88,7 @@ public enum BuildInfo {
             ("cpu", quoted(cpuModel)),
             ("cpu_avx2", cpuHasAVX2 ? "true" : "false"),
             ("arch", quoted(architecture)),
+            ("kernels", quoted(kernels)),
         ]
         return "{" + fields.map { "\(quoted($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// The geometry of a sliding window over `[C, H, W]` (1-D layers use H = 1 and a 1×k window), shared by
 /// convolutions and pooling: im2col/col2im and window iteration live here once.
 struct WindowGeometry {
@@ -121,6 +123,20 @@ struct WindowGeometry {
             }
             return
         }
+        if sw == 2 {
+            // Column stride 2 (the strided 3×3 and 1×1 convolutions): CKernels splits each channel plane into
+            // its even and odd columns once, and every patch row copies contiguous runs of one of them.
+            var scratch = uninitializedFloats(inputPlane) { _ in }
+            scratch.withUnsafeMutableBufferPointer { sp in
+                for c in 0..<channels {
+                    for n in 0..<rows {
+                        swiftattr_im2col_stride2(x + n * inputSize + c * inputPlane, height, width, kh, kw, sh, ph, pw, dh, dw,
+                                                 outHeight, outWidth, cols + c * kh * kw * columns + n * P, columns, sp.baseAddress!)
+                    }
+                }
+            }
+            return
+        }
         let sameWidth = isSameWidthStrideOne
         forEachPatchEntry { k, c, i, j in
             let validW = validColumns(j), validH = validRows(i)
@@ -140,20 +156,9 @@ struct WindowGeometry {
                     (dst + r.upperBound).update(repeating: 0, count: P - r.upperBound)
                     continue
                 }
-                dst.update(repeating: 0, count: validH.lowerBound * outWidth)
-                (dst + validH.upperBound * outWidth).update(repeating: 0, count: (outHeight - validH.upperBound) * outWidth)
-                for oh in validH {
-                    let d = dst + oh * outWidth
-                    let src = xc + (oh * sh + shiftH) * width + shiftW
-                    for ow in 0..<validW.lowerBound { d[ow] = 0 }
-                    if sw == 1 {
-                        // Runs are short (an output row): a plain loop beats a memmove call.
-                        for ow in validW { d[ow] = src[ow] }
-                    } else {
-                        for ow in validW { d[ow] = src[ow * sw] }
-                    }
-                    for ow in validW.upperBound..<outWidth { d[ow] = 0 }
-                }
+                // Padded or strided windows: CKernels gathers the rows.
+                swiftattr_im2col_plane(xc, width, outHeight, outWidth, sh, sw, shiftH, shiftW,
+                                       validH.lowerBound, validH.upperBound, validW.lowerBound, validW.upperBound, dst)
             }
         }
     }
@@ -193,6 +198,19 @@ struct WindowGeometry {
             }
             return
         }
+        if sw == 2 {
+            // The adjoint of im2col's stride-2 path, summing in patch order (the order of the loop below).
+            var scratch = uninitializedFloats(inputPlane) { _ in }
+            scratch.withUnsafeMutableBufferPointer { sp in
+                for c in 0..<channels {
+                    for n in 0..<rows {
+                        swiftattr_col2im_stride2(cols + c * kh * kw * columns + n * P, height, width, kh, kw, sh, ph, pw, dh, dw,
+                                                 outHeight, outWidth, columns, dx + n * inputSize + c * inputPlane, sp.baseAddress!)
+                    }
+                }
+            }
+            return
+        }
         dx.update(repeating: 0, count: rows * inputSize)
         if isDenseWindow {
             forEachPatchEntry { k, c, i, j in
@@ -212,16 +230,9 @@ struct WindowGeometry {
             guard !validW.isEmpty else { return }
             let shiftW = j * dw - pw, shiftH = i * dh - ph
             for n in 0..<rows {
-                let dxc = dx + n * inputSize + c * inputPlane
-                for oh in validH {
-                    let src = cols + k * columns + n * P + oh * outWidth
-                    let dst = dxc + (oh * sh + shiftH) * width + shiftW
-                    if sw == 1 {
-                        for ow in validW { dst[ow] += src[ow] }
-                    } else {
-                        for ow in validW { dst[ow * sw] += src[ow] }
-                    }
-                }
+                swiftattr_col2im_plane(cols + k * columns + n * P, width, outWidth, sh, sw, shiftH, shiftW,
+                                       validH.lowerBound, validH.upperBound, validW.lowerBound, validW.upperBound,
+                                       dx + n * inputSize + c * inputPlane)
             }
         }
     }
@@ -231,18 +242,8 @@ struct WindowGeometry {
     @inline(__always)
     func maxPool(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>?, offset: Int32) {
         if ph == 0 && pw == 0 && kh == 2 && kw == 2 && dh == 1 && dw == 1 {
-            // The common 2×2 window, unrolled; ties keep the first position in row-major order.
-            for oh in 0..<outHeight {
-                for ow in 0..<outWidth {
-                    let a = oh * sh * width + ow * sw, b = a + 1, c = a + width, d = c + 1
-                    var best = x[a], at = a
-                    if x[b] > best { best = x[b]; at = b }
-                    if x[c] > best { best = x[c]; at = c }
-                    if x[d] > best { best = x[d]; at = d }
-                    y[oh * outWidth + ow] = best
-                    argmax?[oh * outWidth + ow] = offset + Int32(at)
-                }
-            }
+            // The common 2×2 window (CKernels); ties keep the first position in row-major order.
+            swiftattr_maxpool2x2_plane(x, width, outHeight, outWidth, sh, sw, y, argmax, offset)
             return
         }
         if ph == 0 && pw == 0 {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Winograd minimal filtering F(2×2, 3×3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
 /// Networks") for stride-1, dilation-1 3×3 two-dimensional convolutions.
 ///
@@ -84,12 +86,10 @@ enum Winograd {
     /// `x` (rows × C × H × W, zero-padded by ph rows and pw columns on each side) with the filters `f`, plus
     /// `bias[k]` when given. `examplesPerBlock` overrides the block size of ``blockFloats`` (for tests).
     ///
-    /// The transforms run four tiles at a time (SIMD4, the baseline SSE width). The input transform takes
-    /// B along each (zero-padded) input row once, into its four per-tile column combinations R_j, and then
-    /// Bᵀ down the four rows under each tile row (every input row serves two tile rows); the output
-    /// transform interleaves each output tile's two columns in registers. Vector loops may run up to 3
-    /// lanes past a row's end: V and M rows have 4 floats of slack (leading dimension: a full block's T + 4)
-    /// and the scratch rows 8 or more, so those lanes land in scratch.
+    /// The transforms are CKernels' `swiftattr_winograd_input` (per input plane, into V) and
+    /// `swiftattr_winograd_output` (per output plane, from M), compiled for AVX-512, AVX2 and the baseline
+    /// and chosen at run time (``BuildInfo/kernels``); every variant computes the operations of the error
+    /// analysis above in the same order, so all return the same bits.
     static func convolve(
         _ x: UnsafePointer<Float>, rows: Int, height H: Int, width W: Int, padding ph: Int, _ pw: Int,
         filters f: Filters, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>, examplesPerBlock: Int? = nil
@@ -99,117 +99,33 @@ enum Winograd {
         precondition(Ho >= 1 && Wo >= 1, "Winograd.convolve: empty output")
         let th = (Ho + 1) / 2, tw = (Wo + 1) / 2, tiles = th * tw
         let perBlock = max(1, min(rows, examplesPerBlock ?? blockFloats / (16 * (C + K) * tiles)))
-        // One leading dimension for every block; the slack of M is zeroed (a partial last block's extra lanes
-        // read the previous block's finite values).
+        // One leading dimension for every block; its 4 floats of slack keep the 16 rows of V and M that one
+        // tile's transform touches off power-of-two strides (cache-set conflicts).
         let ld = perBlock * tiles + 4
-        // Scratch: one padded input row (input columns −pw ..< 2·tw + 2 − pw cover the W inputs, + 8 of
-        // slack), R_j for the 2·th + 2 padded rows (rows of `span` floats), and 4 output rows.
-        let span = tw + 8, paddedRow = 2 * tw + 2, rowRows = 2 * th + 2
         var V = uninitializedFloats(16 * C * ld) { _ in }
-        var M = uninitializedFloats(16 * K * ld) { m in for row in 0..<(16 * K) { (m + row * ld + ld - 4).update(repeating: 0, count: 4) } }
-        var scratch = [Float](repeating: 0, count: paddedRow + 8 + (4 * rowRows + 4) * span)
+        var M = uninitializedFloats(16 * K * ld) { _ in }
+        var scratch = uninitializedFloats(max(swiftattr_winograd_input_scratch(th, tw), swiftattr_winograd_output_scratch(th, tw))) { _ in }
         V.withUnsafeMutableBufferPointer { vb in
         M.withUnsafeMutableBufferPointer { mb in
         scratch.withUnsafeMutableBufferPointer { sb in
         f.u.withUnsafeBufferPointer { ub in
-            let V = vb.baseAddress!, M = mb.baseAddress!
-            let U = ub.baseAddress!
-            // row: the padded input row; R: R_j of padded row r at R + (4r + j)·span; out: 4 output rows.
-            let row = sb.baseAddress!, R = row + paddedRow + 8, out = R + 4 * rowRows * span
+            let V = vb.baseAddress!, M = mb.baseAddress!, U = ub.baseAddress!, work = sb.baseAddress!
             var n0 = 0
             while n0 < rows {
                 let nb = min(perBlock, rows - n0), T = nb * tiles
                 for e in 0..<nb {
                     for c in 0..<C {
-                        let plane = x + ((n0 + e) * C + c) * H * W
-                        // B along each padded row r (input row r − ph): with E/O its even/odd columns, tile b's
-                        // four values are E[b] − E[b+1], O[b] + E[b+1], E[b+1] − O[b], O[b] − O[b+1].
-                        for r in 0..<rowRows {
-                            let ih = r - ph, R0 = R + 4 * r * span, R1 = R0 + span, R2 = R1 + span, R3 = R2 + span
-                            guard ih >= 0 && ih < H else {
-                                for j in 0..<4 { (R0 + j * span).update(repeating: 0, count: tw) }
-                                continue
-                            }
-                            let src = plane + ih * W
-                            let left = min(pw, paddedRow), right = min(paddedRow, pw + W)
-                            for q in 0..<left { row[q] = 0 }
-                            for q in left..<right { row[q] = src[q - pw] }
-                            for q in right..<paddedRow { row[q] = 0 }
-                            var b = 0
-                            while b < tw {
-                                let x0 = load4(row + 2 * b), x1 = load4(row + 2 * b + 4), x2 = load4(row + 2 * b + 8)
-                                let e0 = SIMD4(x0[0], x0[2], x1[0], x1[2]), o0 = SIMD4(x0[1], x0[3], x1[1], x1[3])
-                                let e1 = SIMD4(x0[2], x1[0], x1[2], x2[0]), o1 = SIMD4(x0[3], x1[1], x1[3], x2[1])
-                                store4(e0 - e1, R0 + b)
-                                store4(o0 + e1, R1 + b)
-                                store4(e1 - o0, R2 + b)
-                                store4(o0 - o1, R3 + b)
-                                b += 4
-                            }
-                        }
-                        // Bᵀ down the four rows under tile row a: V_{4i+j} from R_j of rows 2a ..< 2a + 4:
-                        // r0 − r2, r1 + r2, r2 − r1, r1 − r3.
-                        for a in 0..<th {
-                            let column = e * tiles + a * tw
-                            for j in 0..<4 {
-                                let r0 = R + (8 * a + j) * span, r1 = r0 + 4 * span, r2 = r1 + 4 * span, r3 = r2 + 4 * span
-                                let v0 = V + (j * C + c) * ld + column, v1 = v0 + 4 * C * ld, v2 = v1 + 4 * C * ld, v3 = v2 + 4 * C * ld
-                                var b = 0
-                                while b < tw {
-                                    let d0 = load4(r0 + b), d1 = load4(r1 + b), d2 = load4(r2 + b), d3 = load4(r3 + b)
-                                    store4(d0 - d2, v0 + b)
-                                    store4(d1 + d2, v1 + b)
-                                    store4(d2 - d1, v2 + b)
-                                    store4(d1 - d3, v3 + b)
-                                    b += 4
-                                }
-                            }
-                        }
+                        swiftattr_winograd_input(x + ((n0 + e) * C + c) * H * W, H, W, ph, pw, th, tw,
+                                                 V + c * ld + e * tiles, C * ld, work)
                     }
                 }
                 for xi in 0..<16 {
                     BLAS.sgemm(m: K, n: T, k: C, a: U + xi * K * C, b: V + xi * C * ld, ldb: ld, c: M + xi * K * ld, ldc: ld)
                 }
-                // Y = Aᵀ M A per tile: s0 = m0 + m1 + m2 and s1 = m1 − m2 − m3 down the rows, then the same along
-                // the columns, four tiles at a time, stored interleaved into y (a row's last partial group
-                // through `out`, cropped to Ho × Wo).
                 for e in 0..<nb {
                     for k in 0..<K {
-                        let plane = y + ((n0 + e) * K + k) * Ho * Wo
-                        let shift = SIMD4<Float>(repeating: bias?[k] ?? 0)
-                        for a in 0..<th {
-                            let m = M + k * ld + e * tiles + a * tw, s = K * ld
-                            var b = 0
-                            while b < tw {
-                                let p = m + b
-                                let m00 = load4(p), m01 = load4(p + s), m02 = load4(p + 2 * s), m03 = load4(p + 3 * s)
-                                let m10 = load4(p + 4 * s), m11 = load4(p + 5 * s), m12 = load4(p + 6 * s), m13 = load4(p + 7 * s)
-                                let m20 = load4(p + 8 * s), m21 = load4(p + 9 * s), m22 = load4(p + 10 * s), m23 = load4(p + 11 * s)
-                                let m30 = load4(p + 12 * s), m31 = load4(p + 13 * s), m32 = load4(p + 14 * s), m33 = load4(p + 15 * s)
-                                let s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23
-                                let s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32, s13 = m13 - m23 - m33
-                                let y00 = s00 + s01 + s02 + shift, y01 = s01 - s02 - s03 + shift
-                                let y10 = s10 + s11 + s12 + shift, y11 = s11 - s12 - s13 + shift
-                                let top = plane + 2 * a * Wo + 2 * b, bottom = top + Wo
-                                if 2 * b + 8 <= Wo {
-                                    store4(SIMD4(y00[0], y01[0], y00[1], y01[1]), top)
-                                    store4(SIMD4(y00[2], y01[2], y00[3], y01[3]), top + 4)
-                                    if 2 * a + 1 < Ho {
-                                        store4(SIMD4(y10[0], y11[0], y10[1], y11[1]), bottom)
-                                        store4(SIMD4(y10[2], y11[2], y10[3], y11[3]), bottom + 4)
-                                    }
-                                } else {
-                                    // The row's last (partial) group of tiles, cropped to Wo.
-                                    store4(y00, out)
-                                    store4(y01, out + span)
-                                    store4(y10, out + 2 * span)
-                                    store4(y11, out + 3 * span)
-                                    interleave(out, out + span, into: top, count: Wo - 2 * b)
-                                    if 2 * a + 1 < Ho { interleave(out + 2 * span, out + 3 * span, into: bottom, count: Wo - 2 * b) }
-                                }
-                                b += 4
-                            }
-                        }
+                        swiftattr_winograd_output(M + k * ld + e * tiles, K * ld, th, tw, Ho, Wo, bias?[k] ?? 0,
+                                                  y + ((n0 + e) * K + k) * Ho * Wo, work)
                     }
                 }
                 n0 += nb
@@ -218,31 +134,6 @@ enum Winograd {
         }
         }
         }
-    }
-
-    /// `y[2b] = even[b]`, `y[2b + 1] = odd[b]` for the first `count` entries of y.
-    @inline(__always)
-    private static func interleave(_ even: UnsafePointer<Float>, _ odd: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
-        for b in 0..<(count / 2) {
-            y[2 * b] = even[b]
-            y[2 * b + 1] = odd[b]
-        }
-        if count % 2 == 1 { y[count - 1] = even[count / 2] }
-    }
-
-    @inline(__always)
-    private static func load4(_ p: UnsafePointer<Float>) -> SIMD4<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
-    }
-
-    @inline(__always)
-    private static func load4(_ p: UnsafeMutablePointer<Float>) -> SIMD4<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD4<Float>.self)
-    }
-
-    @inline(__always)
-    private static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
     }
 }
 

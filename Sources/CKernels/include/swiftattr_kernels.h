@@ -1,0 +1,79 @@
+/*
+ * swiftattr_kernels.h — the hot non-GEMM loops of the network passes (Winograd transforms, im2col/col2im,
+ * 2×2 max-pooling), compiled for several instruction sets and chosen once at run time.
+ *
+ * The library is built for baseline x86-64 (SSE2), so Swift's SIMD code runs at SSE width on every CPU.
+ * kernels.c compiles each loop three times on x86-64 — for AVX-512 (F, VL, BW, DQ: x86-64-v4), for AVX2
+ * with FMA, and for the baseline — and the first call picks the widest the CPU supports
+ * (`__builtin_cpu_supports`). `SWIFTATTR_ISA=default|avx2|avx512f` in the environment caps the choice
+ * (a request the CPU cannot run falls back to the widest it can), so the baseline path can be tested on
+ * any machine. Elsewhere (aarch64) only the portable build exists: "default".
+ *
+ * Every variant computes the same operations in the same order (kernels.c disables FMA contraction), so
+ * all of them return the same bits: the choice changes speed only.
+ */
+#ifndef SWIFTATTR_KERNELS_H
+#define SWIFTATTR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SWIFTATTR_KERNELS_HIDDEN __attribute__((visibility("hidden")))
+
+/* The instruction set the kernels run ("avx512f", "avx2" or "default"). */
+SWIFTATTR_KERNELS_HIDDEN const char *swiftattr_kernels_isa(void);
+
+/* Selects `isa` ("avx512f", "avx2", "default"; capped to what the CPU runs) for all later calls and
+ * returns the name now in use, or NULL (nothing changed) when `isa` names no variant. For tests. */
+SWIFTATTR_KERNELS_HIDDEN const char *swiftattr_kernels_select(const char *isa);
+
+/* 1 when this CPU and build can run `isa`, else 0. */
+SWIFTATTR_KERNELS_HIDDEN int swiftattr_kernels_supported(const char *isa);
+
+/* Winograd F(2×2, 3×3) input transform of one channel plane `x` (H × W, zero-padded by ph rows and pw
+ * columns) into its th × tw tiles: V_ξ[a·tw + b] = (Bᵀ d B)_ξ of the 4×4 input tile at padded rows
+ * 2a ..< 2a + 4, columns 2b ..< 2b + 4, written to v + ξ·xi_stride + a·tw + b for ξ = 0 ..< 16.
+ * `scratch`: at least swiftattr_winograd_input_scratch(th, tw) floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_winograd_input(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw,
+                                                       ptrdiff_t th, ptrdiff_t tw, float *v, ptrdiff_t xi_stride, float *scratch);
+SWIFTATTR_KERNELS_HIDDEN ptrdiff_t swiftattr_winograd_input_scratch(ptrdiff_t th, ptrdiff_t tw);
+
+/* Winograd F(2×2, 3×3) output transform of one output channel: from M_ξ[t] at m + ξ·xi_stride + t
+ * (t = a·tw + b over the th × tw tiles), Y = Aᵀ M A + bias per tile, written to the Ho × Wo plane y
+ * (tiles cropped to Ho × Wo). `scratch`: at least swiftattr_winograd_output_scratch(th, tw) floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_winograd_output(const float *m, ptrdiff_t xi_stride, ptrdiff_t th, ptrdiff_t tw,
+                                                        ptrdiff_t Ho, ptrdiff_t Wo, float bias, float *y, float *scratch);
+SWIFTATTR_KERNELS_HIDDEN ptrdiff_t swiftattr_winograd_output_scratch(ptrdiff_t th, ptrdiff_t tw);
+
+/* One im2col patch row of one example: dst (out_h × out_w) gets x[(oh·sh + shift_h)·width + shift_w + ow·sw]
+ * for oh in [oh0, oh1), ow in [ow0, ow1) (the positions inside the input), zero elsewhere. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_plane(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w,
+                                                     ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, ptrdiff_t shift_w,
+                                                     ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dst);
+
+/* The adjoint of swiftattr_im2col_plane: adds src[oh·out_w + ow] to dx[(oh·sh + shift_h)·width + shift_w +
+ * ow·sw] over the same ranges. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_plane(const float *src, ptrdiff_t width, ptrdiff_t out_w,
+                                                     ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, ptrdiff_t shift_w,
+                                                     ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx);
+
+/* im2col of one channel plane x (H × W) of one example for column stride 2, every patch entry (i, j) of a
+ * kh × kw window (row stride sh, padding ph, pw, dilation dh, dw): patch row (i, j) (out_h × out_w, the
+ * entries of swiftattr_im2col_plane) at dst + (i·kw + j)·ldk. `scratch`: H·W floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_stride2(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                                                       ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                                       ptrdiff_t out_h, ptrdiff_t out_w, float *dst, ptrdiff_t ldk, float *scratch);
+
+/* Its adjoint: dx (H × W, overwritten) = the sum over the patch rows at src + (i·kw + j)·ldk of their
+ * entries at their input positions, added in patch order. `scratch`: H·W floats. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_stride2(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
+                                                       ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
+                                                       ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t ldk, float *dx, float *scratch);
+
+/* 2×2 max-pooling of one plane without padding or dilation, strides sh, sw: y[oh·out_w + ow] = the first
+ * maximum in row-major order of the window at (oh·sh, ow·sw) (a later entry wins only when greater, so a
+ * NaN in the first position stays), and argmax (when not NULL) its in-plane index plus `offset`. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_maxpool2x2_plane(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w,
+                                                         ptrdiff_t sh, ptrdiff_t sw, float *y, int32_t *argmax, int32_t offset);
+
+#endif

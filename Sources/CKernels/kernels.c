@@ -1,0 +1,493 @@
+/*
+ * kernels.c — the loops of swiftattr_kernels.h, written once as plain C the compiler vectorises, compiled
+ * per instruction set and dispatched once (see the header).
+ *
+ * Contraction into FMA is off: the AVX2 and AVX-512 variants then round exactly as the baseline does, so
+ * every variant gives the same bits (the Winograd transforms add and subtract only; their order is that
+ * of Winograd.swift's error analysis: left to right as written).
+ */
+#include "swiftattr_kernels.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#pragma clang fp contract(off)
+
+#define BODY static inline __attribute__((always_inline))
+
+/* `for (ptrdiff_t i = lo; i < hi; i++) body` for the short loops over one row (a row of tiles or of
+ * outputs: 4 to 32 entries): vectorised at the widest of 16, 8 or 4 lanes that divides the trip count, so a
+ * row of 8 does not fall through a 16-lane loop into its scalar remainder. */
+#define ROW_LOOP(i, lo, hi, ...)                                                                                        \
+    do {                                                                                                                \
+        const ptrdiff_t row_lo_ = (lo), row_hi_ = (hi), row_n_ = row_hi_ - row_lo_;                                     \
+        if (row_n_ % 16 == 0) {                                                                                         \
+            _Pragma("clang loop vectorize_width(16) interleave_count(1)")                                              \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        } else if (row_n_ % 8 == 0) {                                                                                   \
+            _Pragma("clang loop vectorize_width(8) interleave_count(1)")                                               \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        } else {                                                                                                        \
+            _Pragma("clang loop vectorize_width(4) interleave_count(1)")                                               \
+            for (ptrdiff_t i = row_lo_; i < row_hi_; i++) __VA_ARGS__                                                  \
+        }                                                                                                               \
+    } while (0)
+
+/* --- the loops --- */
+
+/* n floats of zeros (no call for none). */
+BODY void zero(float *p, ptrdiff_t n) {
+    if (n > 0) memset(p, 0, (size_t)n * sizeof(float));
+}
+
+BODY void winograd_input_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th,
+                              ptrdiff_t tw, float *v, ptrdiff_t xs, float *scratch) {
+    /* The zero-padded plane's 2·th + 2 rows of L = 2·tw + 2 columns, split by row parity (P0: even rows, P1:
+     * odd rows) and then by column parity (X_pe, X_po: rows of n1 = tw + 1), so that every step below but
+     * the last is one long contiguous loop over a whole plane (the loops stay long whatever the plane's
+     * width, which keeps wide vectors busy). The arithmetic, and its order, is that of Winograd.swift. */
+    const ptrdiff_t L = 2 * tw + 2, n1 = tw + 1, rows = th + 1, count = rows * n1;
+    float *P0 = scratch, *P1 = P0 + rows * L;
+    float *X = P1 + rows * L;                 /* X + (2p + q)·(count + 1): row parity p, column parity q */
+    float *R = X + 4 * (count + 1);           /* R + (2j + p)·count: R_j of the rows of parity p */
+    for (ptrdiff_t r = 0; r < 2 * th + 2; r++) {
+        float *dst = ((r & 1) ? P1 : P0) + (r >> 1) * L;
+        const ptrdiff_t ih = r - ph;
+        if (ih < 0 || ih >= H) { memset(dst, 0, (size_t)L * sizeof(float)); continue; }
+        const ptrdiff_t left = pw < L ? pw : L, right = pw + W < L ? pw + W : L;
+        memset(dst, 0, (size_t)left * sizeof(float));
+        if (right > left) memcpy(dst + left, x + ih * W + (left - pw), (size_t)(right - left) * sizeof(float));
+        memset(dst + right, 0, (size_t)(L - right) * sizeof(float));
+    }
+    for (ptrdiff_t p = 0; p < 2; p++) {
+        const float *restrict src = p ? P1 : P0;
+        float *restrict e = X + 2 * p * (count + 1), *restrict o = e + count + 1;
+        for (ptrdiff_t k = 0; k < count; k++) {
+            e[k] = src[2 * k];
+            o[k] = src[2 * k + 1];
+        }
+        e[count] = 0;
+        o[count] = 0;
+    }
+    /* B along each padded row: tile b's four column combinations of the row's entries q0..q3 (columns
+     * 2b ..< 2b + 4: even[b], odd[b], even[b + 1], odd[b + 1]) are q0 − q2, q1 + q2, q2 − q1, q1 − q3 (R_j).
+     * Column tw of each row of R is not a tile (it reads the next row): never read below. */
+    for (ptrdiff_t p = 0; p < 2; p++) {
+        const float *restrict e = X + 2 * p * (count + 1), *restrict o = e + count + 1;
+        float *restrict R0 = R + p * count, *restrict R1 = R + (2 + p) * count;
+        float *restrict R2 = R + (4 + p) * count, *restrict R3 = R + (6 + p) * count;
+        for (ptrdiff_t k = 0; k < count; k++) {
+            const float q0 = e[k], q1 = o[k], q2 = e[k + 1], q3 = o[k + 1];
+            R0[k] = q0 - q2;
+            R1[k] = q1 + q2;
+            R2[k] = q2 - q1;
+            R3[k] = q1 - q3;
+        }
+    }
+    /* Bᵀ down the four rows under tile row a (d0..d3: R_j of padded rows 2a ..< 2a + 4, i.e. rows a and
+     * a + 1 of the even and the odd plane): V_{4i+j} = d0 − d2, d1 + d2, d2 − d1, d1 − d3. */
+    for (ptrdiff_t j = 0; j < 4; j++) {
+        const float *Ej = R + 2 * j * count, *Oj = Ej + count;
+        for (ptrdiff_t a = 0; a < th; a++) {
+            const float *restrict r0 = Ej + a * n1, *restrict r1 = Oj + a * n1;
+            const float *restrict r2 = r0 + n1, *restrict r3 = r1 + n1;
+            float *restrict v0 = v + j * xs + a * tw, *restrict v1 = v + (4 + j) * xs + a * tw;
+            float *restrict v2 = v + (8 + j) * xs + a * tw, *restrict v3 = v + (12 + j) * xs + a * tw;
+            ROW_LOOP(b, 0, tw, {
+                const float d0 = r0[b], d1 = r1[b], d2 = r2[b], d3 = r3[b];
+                v0[b] = d0 - d2;
+                v1[b] = d1 + d2;
+                v2[b] = d2 - d1;
+                v3[b] = d1 - d3;
+            });
+        }
+    }
+}
+
+/* y[2b] = even[b], y[2b + 1] = odd[b] for the first `count` entries of y. */
+BODY void interleave(const float *restrict even, const float *restrict odd, float *restrict y, ptrdiff_t count) {
+    ROW_LOOP(b, 0, count / 2, {
+        y[2 * b] = even[b];
+        y[2 * b + 1] = odd[b];
+    });
+    if (count % 2 == 1) y[count - 1] = even[count / 2];
+}
+
+BODY void winograd_output_body(const float *m, ptrdiff_t xs, ptrdiff_t th, ptrdiff_t tw, ptrdiff_t Ho, ptrdiff_t Wo,
+                               float bias, float *y, float *scratch) {
+    /* Y = Aᵀ M A per tile over all th·tw tiles at once: s0 = m0 + m1 + m2 and s1 = m1 − m2 − m3 down the
+     * rows, then the same along the columns, plus the bias; then each tile row's two output rows
+     * interleaved into y, cropped to Ho × Wo. */
+    const ptrdiff_t tiles = th * tw;
+    float *restrict y00 = scratch, *restrict y01 = scratch + tiles;
+    float *restrict y10 = scratch + 2 * tiles, *restrict y11 = scratch + 3 * tiles;
+    const float *restrict m0 = m, *restrict m1 = m + xs, *restrict m2 = m + 2 * xs, *restrict m3 = m + 3 * xs;
+    const float *restrict m4 = m + 4 * xs, *restrict m5 = m + 5 * xs, *restrict m6 = m + 6 * xs, *restrict m7 = m + 7 * xs;
+    const float *restrict m8 = m + 8 * xs, *restrict m9 = m + 9 * xs, *restrict m10 = m + 10 * xs, *restrict m11 = m + 11 * xs;
+    const float *restrict m12 = m + 12 * xs, *restrict m13 = m + 13 * xs, *restrict m14 = m + 14 * xs,
+                *restrict m15 = m + 15 * xs;
+    for (ptrdiff_t t = 0; t < tiles; t++) {
+        const float s00 = m0[t] + m4[t] + m8[t], s01 = m1[t] + m5[t] + m9[t];
+        const float s02 = m2[t] + m6[t] + m10[t], s03 = m3[t] + m7[t] + m11[t];
+        const float s10 = m4[t] - m8[t] - m12[t], s11 = m5[t] - m9[t] - m13[t];
+        const float s12 = m6[t] - m10[t] - m14[t], s13 = m7[t] - m11[t] - m15[t];
+        y00[t] = s00 + s01 + s02 + bias;
+        y01[t] = s01 - s02 - s03 + bias;
+        y10[t] = s10 + s11 + s12 + bias;
+        y11[t] = s11 - s12 - s13 + bias;
+    }
+    for (ptrdiff_t a = 0; a < th; a++) {
+        float *top = y + 2 * a * Wo;
+        interleave(y00 + a * tw, y01 + a * tw, top, Wo);
+        if (2 * a + 1 < Ho) interleave(y10 + a * tw, y11 + a * tw, top + Wo, Wo);
+    }
+}
+
+/* d[ow] = x[base + ow·sw] for ow in [ow0, ow1); `sw` is a constant where the caller passes one. */
+BODY void gather_row(const float *restrict x, ptrdiff_t base, ptrdiff_t sw, ptrdiff_t ow0, ptrdiff_t ow1, float *restrict d) {
+    if (sw != 1) {
+        /* Strided: scalar (AVX-512's gather is slower than scalar loads here). */
+        _Pragma("clang loop vectorize(disable)")
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) d[ow] = x[base + ow * sw];
+        return;
+    }
+    ROW_LOOP(ow, ow0, ow1, { d[ow] = x[base + ow]; });
+}
+
+BODY void im2col_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw,
+                      ptrdiff_t shift_h, ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1,
+                      float *dst) {
+    if (oh0 >= oh1 || ow0 >= ow1) {
+        zero(dst, out_h * out_w);
+        return;
+    }
+    zero(dst, oh0 * out_w);
+    zero(dst + oh1 * out_w, (out_h - oh1) * out_w);
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+        float *d = dst + oh * out_w;
+        const ptrdiff_t base = (oh * sh + shift_h) * width + shift_w;
+        for (ptrdiff_t ow = 0; ow < ow0; ow++) d[ow] = 0;
+        if (sw == 1) gather_row(x, base, 1, ow0, ow1, d);
+        else if (sw == 2) gather_row(x, base, 2, ow0, ow1, d);
+        else gather_row(x, base, sw, ow0, ow1, d);
+        for (ptrdiff_t ow = ow1; ow < out_w; ow++) d[ow] = 0;
+    }
+}
+
+/* dx[base + ow·sw] += s[ow] for ow in [ow0, ow1). */
+BODY void scatter_add_row(const float *restrict s, ptrdiff_t base, ptrdiff_t sw, ptrdiff_t ow0, ptrdiff_t ow1, float *restrict dx) {
+    if (sw != 1) {
+        _Pragma("clang loop vectorize(disable)")
+        for (ptrdiff_t ow = ow0; ow < ow1; ow++) dx[base + ow * sw] += s[ow];
+        return;
+    }
+    ROW_LOOP(ow, ow0, ow1, { dx[base + ow] += s[ow]; });
+}
+
+BODY void col2im_body(const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h,
+                      ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx) {
+    if (ow0 >= ow1) return;
+    for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+        const float *s = src + oh * out_w;
+        const ptrdiff_t base = (oh * sh + shift_h) * width + shift_w;
+        if (sw == 1) scatter_add_row(s, base, 1, ow0, ow1, dx);
+        else if (sw == 2) scatter_add_row(s, base, 2, ow0, ow1, dx);
+        else scatter_add_row(s, base, sw, ow0, ow1, dx);
+    }
+}
+
+/* Outputs o of `count` whose input position o·stride + shift lies inside [0, extent): [*first, *last). */
+BODY void valid_range(ptrdiff_t shift, ptrdiff_t stride, ptrdiff_t extent, ptrdiff_t count, ptrdiff_t *first, ptrdiff_t *last) {
+    const ptrdiff_t f = shift >= 0 ? 0 : (-shift + stride - 1) / stride, limit = extent - shift;
+    ptrdiff_t l = limit <= 0 ? 0 : (limit + stride - 1) / stride;
+    if (l > count) l = count;
+    *first = f;
+    *last = l > f ? l : f;
+}
+
+/* The columns of one H × W plane split by parity: even (rows of we = ⌈W/2⌉) and odd (rows of wo = ⌊W/2⌋). */
+BODY void split_columns(const float *restrict x, ptrdiff_t H, ptrdiff_t W, float *restrict even, float *restrict odd) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    if (W % 2 == 0) {
+        for (ptrdiff_t t = 0; t < H * wo; t++) {
+            even[t] = x[2 * t];
+            odd[t] = x[2 * t + 1];
+        }
+        return;
+    }
+    for (ptrdiff_t r = 0; r < H; r++) {
+        for (ptrdiff_t q = 0; q < wo; q++) {
+            even[r * we + q] = x[r * W + 2 * q];
+            odd[r * wo + q] = x[r * W + 2 * q + 1];
+        }
+        even[r * we + wo] = x[r * W + W - 1];
+    }
+}
+
+/* Column stride 2: each patch entry's row reads every other input column, i.e. a contiguous run of the
+ * plane's even or odd columns (by the parity of its column shift), so the plane is split once and every
+ * entry copies runs (no gathers). */
+BODY void im2col_stride2_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w,
+                              float *dst, ptrdiff_t ldk, float *scratch) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    float *even = scratch, *odd = scratch + H * we;
+    split_columns(x, H, W, even, odd);
+    for (ptrdiff_t i = 0; i < kh; i++) {
+        ptrdiff_t oh0, oh1;
+        const ptrdiff_t shift_h = i * dh - ph;
+        valid_range(shift_h, sh, H, out_h, &oh0, &oh1);
+        for (ptrdiff_t j = 0; j < kw; j++) {
+            float *d = dst + (i * kw + j) * ldk;
+            ptrdiff_t ow0, ow1;
+            const ptrdiff_t shift_w = j * dw - pw;
+            valid_range(shift_w, 2, W, out_w, &ow0, &ow1);
+            if (oh0 >= oh1 || ow0 >= ow1) {
+                zero(d, out_h * out_w);
+                continue;
+            }
+            zero(d, oh0 * out_w);
+            zero(d + oh1 * out_w, (out_h - oh1) * out_w);
+            /* input column 2·ow + shift_w = 2·(ow + half) + parity */
+            const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
+            const float *plane = parity ? odd : even;
+            for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+                float *restrict row = d + oh * out_w;
+                const float *restrict src = plane + (oh * sh + shift_h) * width + half;
+                for (ptrdiff_t ow = 0; ow < ow0; ow++) row[ow] = 0;
+                ROW_LOOP(ow, ow0, ow1, { row[ow] = src[ow]; });
+                for (ptrdiff_t ow = ow1; ow < out_w; ow++) row[ow] = 0;
+            }
+        }
+    }
+}
+
+/* The adjoint: sums every patch entry of the channel onto its even and odd columns, in patch order (the
+ * order of the plain col2im, so the same bits), then interleaves them into dx (overwritten). */
+BODY void col2im_stride2_body(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh,
+                              ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w,
+                              ptrdiff_t ldk, float *dx, float *scratch) {
+    const ptrdiff_t we = (W + 1) / 2, wo = W / 2;
+    float *even = scratch, *odd = scratch + H * we;
+    zero(scratch, H * W);
+    for (ptrdiff_t i = 0; i < kh; i++) {
+        ptrdiff_t oh0, oh1;
+        const ptrdiff_t shift_h = i * dh - ph;
+        valid_range(shift_h, sh, H, out_h, &oh0, &oh1);
+        for (ptrdiff_t j = 0; j < kw; j++) {
+            const float *s = src + (i * kw + j) * ldk;
+            ptrdiff_t ow0, ow1;
+            const ptrdiff_t shift_w = j * dw - pw;
+            valid_range(shift_w, 2, W, out_w, &ow0, &ow1);
+            if (ow0 >= ow1) continue;
+            const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
+            float *plane = parity ? odd : even;
+            for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
+                const float *restrict row = s + oh * out_w;
+                float *restrict d = plane + (oh * sh + shift_h) * width + half;
+                ROW_LOOP(ow, ow0, ow1, { d[ow] += row[ow]; });
+            }
+        }
+    }
+    if (W % 2 == 0) {
+        const float *restrict e = even, *restrict o = odd;
+        float *restrict y = dx;
+        for (ptrdiff_t t = 0; t < H * wo; t++) {
+            y[2 * t] = e[t];
+            y[2 * t + 1] = o[t];
+        }
+        return;
+    }
+    for (ptrdiff_t r = 0; r < H; r++) {
+        for (ptrdiff_t q = 0; q < wo; q++) {
+            dx[r * W + 2 * q] = even[r * we + q];
+            dx[r * W + 2 * q + 1] = odd[r * wo + q];
+        }
+        dx[r * W + W - 1] = even[r * we + wo];
+    }
+}
+
+/* One output row of 2×2 max-pooling (rows r0 and r0 + width of the window). */
+BODY void maxpool_row(const float *restrict r0, ptrdiff_t width, ptrdiff_t base, ptrdiff_t out_w, ptrdiff_t sw,
+                      float *restrict y, int32_t *restrict argmax, int32_t offset) {
+    const float *restrict r1 = r0 + width;
+    if (argmax) {
+        ROW_LOOP(ow, 0, out_w, {
+            const ptrdiff_t i = ow * sw;
+            float best = r0[i];
+            int32_t at = (int32_t)(base + i);
+            const float b = r0[i + 1], c = r1[i], d = r1[i + 1];
+            if (b > best) { best = b; at = (int32_t)(base + i + 1); }
+            if (c > best) { best = c; at = (int32_t)(base + i + width); }
+            if (d > best) { best = d; at = (int32_t)(base + i + width + 1); }
+            y[ow] = best;
+            argmax[ow] = offset + at;
+        });
+    } else {
+        ROW_LOOP(ow, 0, out_w, {
+            const ptrdiff_t i = ow * sw;
+            float best = r0[i];
+            const float b = r0[i + 1], c = r1[i], d = r1[i + 1];
+            best = b > best ? b : best;
+            best = c > best ? c : best;
+            best = d > best ? d : best;
+            y[ow] = best;
+        });
+    }
+}
+
+BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw,
+                       float *y, int32_t *argmax, int32_t offset) {
+    for (ptrdiff_t oh = 0; oh < out_h; oh++) {
+        const ptrdiff_t base = oh * sh * width;
+        int32_t *a = argmax ? argmax + oh * out_w : NULL;
+        if (sw == 2) maxpool_row(x + base, width, base, out_w, 2, y + oh * out_w, a, offset);
+        else maxpool_row(x + base, width, base, out_w, sw, y + oh * out_w, a, offset);
+    }
+}
+
+/* --- one instance of every loop per instruction set --- */
+
+#define WINOGRAD_INPUT_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th, ptrdiff_t tw, \
+    float *v, ptrdiff_t xs, float *scratch
+#define WINOGRAD_OUTPUT_ARGS const float *m, ptrdiff_t xs, ptrdiff_t th, ptrdiff_t tw, ptrdiff_t Ho, ptrdiff_t Wo, float bias, \
+    float *y, float *scratch
+#define IM2COL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, \
+    ptrdiff_t shift_h, ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dst
+#define COL2IM_ARGS const float *src, ptrdiff_t width, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, ptrdiff_t shift_h, \
+    ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx
+#define STRIDE2_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t ph, \
+    ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
+#define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
+    int32_t *argmax, int32_t offset
+
+typedef struct {
+    const char *name;
+    void (*winograd_input)(WINOGRAD_INPUT_ARGS);
+    void (*winograd_output)(WINOGRAD_OUTPUT_ARGS);
+    void (*im2col)(IM2COL_ARGS);
+    void (*col2im)(COL2IM_ARGS);
+    void (*maxpool)(MAXPOOL_ARGS);
+    void (*im2col_stride2)(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch);
+    void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
+} kernel_table;
+
+#define VARIANT(suffix, attributes)                                                                                     \
+    attributes static void winograd_input_##suffix(WINOGRAD_INPUT_ARGS) {                                               \
+        winograd_input_body(x, H, W, ph, pw, th, tw, v, xs, scratch);                                                   \
+    }                                                                                                                   \
+    attributes static void winograd_output_##suffix(WINOGRAD_OUTPUT_ARGS) {                                             \
+        winograd_output_body(m, xs, th, tw, Ho, Wo, bias, y, scratch);                                                  \
+    }                                                                                                                   \
+    attributes static void im2col_##suffix(IM2COL_ARGS) {                                                               \
+        im2col_body(x, width, out_h, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dst);                         \
+    }                                                                                                                   \
+    attributes static void col2im_##suffix(COL2IM_ARGS) {                                                               \
+        col2im_body(src, width, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dx);                               \
+    }                                                                                                                   \
+    attributes static void maxpool_##suffix(MAXPOOL_ARGS) { maxpool_body(x, width, out_h, out_w, sh, sw, y, argmax, offset); } \
+    attributes static void im2col_stride2_##suffix(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch) {           \
+        im2col_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, dst, ldk, scratch);                      \
+    }                                                                                                                   \
+    attributes static void col2im_stride2_##suffix(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {           \
+        col2im_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);                       \
+    }
+
+#define TABLE(suffix, label)                                                                                            \
+    { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
+      im2col_stride2_##suffix, col2im_stride2_##suffix }
+
+VARIANT(baseline, )
+#if defined(__x86_64__)
+VARIANT(avx2, __attribute__((target("avx2,fma"))))
+VARIANT(avx512, __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))))
+/* Index order: each entry needs everything the one before it needs. */
+static const kernel_table tables[] = { TABLE(baseline, "default"), TABLE(avx2, "avx2"), TABLE(avx512, "avx512f") };
+#else
+static const kernel_table tables[] = { TABLE(baseline, "default") };
+#endif
+enum { TABLE_COUNT = sizeof(tables) / sizeof(tables[0]) };
+
+/* --- dispatch --- */
+
+/* The widest table this CPU runs. */
+static int widest_supported(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+static int table_index(const char *isa) {
+    if (!isa) return -1;
+    for (int i = 0; i < TABLE_COUNT; i++)
+        if (strcmp(tables[i].name, isa) == 0) return i;
+#if !defined(__x86_64__)
+    /* The x86 names are valid everywhere (a portable SWIFTATTR_ISA setting); they cap to "default". */
+    if (strcmp(isa, "avx2") == 0 || strcmp(isa, "avx512f") == 0) return 0;
+#endif
+    return -1;
+}
+
+static _Atomic(const kernel_table *) active = NULL;
+
+static const kernel_table *current(void) {
+    const kernel_table *t = atomic_load_explicit(&active, memory_order_acquire);
+    if (t) return t;
+    /* Racing first calls compute the same table. An unknown SWIFTATTR_ISA is ignored. */
+    int chosen = widest_supported(), requested = table_index(getenv("SWIFTATTR_ISA"));
+    if (requested >= 0 && requested < chosen) chosen = requested;
+    t = &tables[chosen];
+    atomic_store_explicit(&active, t, memory_order_release);
+    return t;
+}
+
+const char *swiftattr_kernels_isa(void) { return current()->name; }
+
+const char *swiftattr_kernels_select(const char *isa) {
+    int requested = table_index(isa), widest = widest_supported();
+    if (requested < 0) return NULL;
+    const kernel_table *t = &tables[requested < widest ? requested : widest];
+    atomic_store_explicit(&active, t, memory_order_release);
+    return t->name;
+}
+
+int swiftattr_kernels_supported(const char *isa) {
+    int i = table_index(isa);
+    return i >= 0 && i <= widest_supported() && strcmp(tables[i].name, isa) == 0;
+}
+
+/* --- the entry points --- */
+
+ptrdiff_t swiftattr_winograd_input_scratch(ptrdiff_t th, ptrdiff_t tw) {
+    return 2 * (th + 1) * (2 * tw + 2) + 4 * ((th + 1) * (tw + 1) + 1) + 8 * (th + 1) * (tw + 1);
+}
+
+ptrdiff_t swiftattr_winograd_output_scratch(ptrdiff_t th, ptrdiff_t tw) { return 4 * th * tw; }
+
+void swiftattr_winograd_input(WINOGRAD_INPUT_ARGS) { current()->winograd_input(x, H, W, ph, pw, th, tw, v, xs, scratch); }
+
+void swiftattr_winograd_output(WINOGRAD_OUTPUT_ARGS) { current()->winograd_output(m, xs, th, tw, Ho, Wo, bias, y, scratch); }
+
+void swiftattr_im2col_plane(IM2COL_ARGS) {
+    current()->im2col(x, width, out_h, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dst);
+}
+
+void swiftattr_col2im_plane(COL2IM_ARGS) {
+    current()->col2im(src, width, out_w, sh, sw, shift_h, shift_w, oh0, oh1, ow0, ow1, dx);
+}
+
+void swiftattr_im2col_stride2(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch) {
+    current()->im2col_stride2(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, dst, ldk, scratch);
+}
+
+void swiftattr_col2im_stride2(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {
+    current()->col2im_stride2(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);
+}
+
+void swiftattr_maxpool2x2_plane(MAXPOOL_ARGS) { current()->maxpool(x, width, out_h, out_w, sh, sw, y, argmax, offset); }

@@ -1,0 +1,183 @@
+import CKernels
+import XCTest
+@testable import SwiftAttr
+
+/// CKernels (Sources/CKernels): the Winograd transforms, im2col/col2im and 2×2 max-pooling compiled per
+/// instruction set and chosen at run time.
+///
+/// Every variant runs the same float operations in the same order (FMA contraction is off in kernels.c),
+/// so each must return exactly the bits of the baseline ("default") variant: the same computation
+/// repeated, hence bit-for-bit assertions. The stride-2 im2col copies values, so it equals its definition
+/// exactly; its col2im adds each input's terms in patch order starting from zero, as the definition here
+/// does in Float, so it too must match bit for bit.
+final class KernelDispatchTests: XCTestCase {
+    /// The variants this CPU runs, baseline first.
+    static var variants: [String] { ["default", "avx2", "avx512f"].filter { swiftattr_kernels_supported($0) == 1 } }
+
+    /// Runs `body` once per variant and returns its results (the variant in use is restored afterwards).
+    func perVariant<T>(_ body: () -> T) -> [(String, T)] {
+        let original = String(cString: swiftattr_kernels_isa())
+        defer { _ = swiftattr_kernels_select(original) }
+        return Self.variants.map { isa in
+            XCTAssertEqual(swiftattr_kernels_select(isa).map { String(cString: $0) }, isa)
+            return (isa, body())
+        }
+    }
+
+    func assertSameBits(_ results: [(String, [Float])], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        guard let (_, base) = results.first else { return XCTFail("no variant", file: file, line: line) }
+        for (isa, r) in results.dropFirst() {
+            XCTAssertEqual(r.count, base.count, "\(what): \(isa) count", file: file, line: line)
+            if let i = r.indices.first(where: { i in i < base.count && r[i].bitPattern != base[i].bitPattern }) {
+                XCTFail("\(what): \(isa) entry \(i) is \(r[i]), default gives \(base[i])", file: file, line: line)
+            }
+        }
+    }
+
+    func testSelectionAndBuildInfo() {
+        XCTAssertEqual(swiftattr_kernels_supported("default"), 1)
+        XCTAssertEqual(swiftattr_kernels_supported("sse9"), 0)
+        let original = String(cString: swiftattr_kernels_isa())
+        XCTAssertTrue(Self.variants.contains(original), original)
+        XCTAssertNil(swiftattr_kernels_select("sse9"), "an unknown name selects nothing")
+        XCTAssertEqual(String(cString: swiftattr_kernels_isa()), original)
+        // A request wider than the CPU runs is capped to the widest it runs.
+        XCTAssertEqual(swiftattr_kernels_select("avx512f").map { String(cString: $0) }, Self.variants.last)
+        XCTAssertEqual(swiftattr_kernels_select("default").map { String(cString: $0) }, "default")
+        XCTAssertEqual(BuildInfo.kernels, "default")
+        XCTAssertTrue(BuildInfo.json.contains("\"kernels\": \"default\""), BuildInfo.json)
+        _ = swiftattr_kernels_select(original)
+        XCTAssertEqual(BuildInfo.kernels, original)
+        #if arch(x86_64)
+        if BuildInfo.cpuHasAVX2 { XCTAssertTrue(Self.variants.contains("avx2")) }
+        #else
+        XCTAssertEqual(Self.variants, ["default"])
+        #endif
+    }
+
+    /// Winograd forward and transposed passes on planes whose tile rows hold 1 to 17 tiles (the row loops
+    /// run 16, 8 or 4 lanes wide by the row's length), every padding up to 2, odd and even sizes.
+    func testWinogradVariantsGiveTheSameBits() {
+        var gen = Gen(41)
+        for (H, W) in [(3, 3), (4, 9), (8, 8), (9, 16), (16, 18), (17, 33), (32, 32), (5, 26)] {
+            for p in 0...2 where H + 2 * p - 2 >= 1 && W + 2 * p - 2 >= 1 {
+                let C = 3, K = 2, rows = 2
+                let c = try! Layer.Convolution(weight: gen.normals(K * C * 9), bias: gen.normals(K), outChannels: K, inChannels: C,
+                                               kernel: [3, 3], stride: [1, 1], padding: [p, p], dilation: [1, 1])
+                let g = WindowGeometry(convolution: c, input: [C, H, W])
+                let forward = Winograd.Filters(weight: c.weight, outChannels: K, inChannels: C, transposed: false)
+                let transposed = Winograd.Filters(weight: c.weight, outChannels: K, inChannels: C, transposed: true)
+                let x = gen.normals(rows * C * H * W), dy = gen.normals(rows * K * g.outputPlane)
+                let what = "\(H)×\(W), padding \(p)"
+                assertSameBits(perVariant { Winograd.forward(forward, g, x, bias: c.bias, rows: rows) }, "\(what): forward")
+                assertSameBits(perVariant { Winograd.transposed(transposed, g, dy, rows: rows) }, "\(what): transposed")
+            }
+        }
+    }
+
+    /// Stride-2 geometries (the CKernels even/odd column path), plus dense, padded and general ones.
+    static let geometries: [([Int], [Int], [Int], [Int], [Int])] = [
+        ([2, 32, 32], [3, 3], [2, 2], [1, 1], [1, 1]),   // the ResNet's strided 3×3
+        ([3, 16, 16], [1, 1], [2, 2], [0, 0], [1, 1]),   // its strided 1×1 downsample
+        ([2, 7, 7], [3, 3], [2, 2], [1, 1], [1, 1]),     // odd width
+        ([2, 6, 9], [3, 3], [1, 2], [2, 0], [1, 1]),     // column stride 2 only, odd width
+        ([1, 9, 8], [3, 2], [2, 2], [2, 2], [2, 1]),     // dilated, padding wider than half the kernel
+        ([2, 5, 4], [2, 3], [2, 2], [0, 2], [1, 2]),     // a tap column entirely in the padding
+        ([2, 1, 11], [1, 3], [1, 2], [0, 1], [1, 1]),    // one row
+        ([2, 13], [3], [2], [1], [1]),                   // 1-D, stride 2
+        ([2, 28, 28], [5, 5], [1, 1], [0, 0], [1, 1]),   // the benchmark CNN's dense 5×5
+        ([2, 12, 12], [5, 5], [1, 1], [0, 0], [1, 1]),
+        ([2, 9, 10], [3, 3], [3, 3], [1, 1], [1, 1]),    // stride 3 (scalar rows)
+        ([2, 5, 7], [3, 3], [1, 1], [1, 1], [1, 1]),     // padded stride 1 ("same" width)
+        ([2, 7, 5], [3, 3], [1, 1], [1, 2], [2, 1]),     // padded stride 1, not same width
+    ]
+
+    func testIm2colAndCol2imEqualTheirDefinitionsOnEveryVariant() {
+        for (index, t) in Self.geometries.enumerated() {
+            let g = WindowGeometry(shape: t.0, kernel: t.1, stride: t.2, padding: t.3, dilation: t.4)
+            let rows = 2, P = g.outputPlane, columns = rows * P
+            var gen = Gen(700 + UInt64(index))
+            let x = gen.normals(rows * g.inputSize), c = gen.normals(g.patchSize * columns)
+            var expected = [Float](repeating: 0, count: g.patchSize * columns)
+            var adjoint = [Float](repeating: 0, count: rows * g.inputSize)
+            for n in 0..<rows {
+                for ch in 0..<g.channels {
+                    for i in 0..<g.kh {
+                        for j in 0..<g.kw {
+                            let k = (ch * g.kh + i) * g.kw + j
+                            for oh in 0..<g.outHeight {
+                                for ow in 0..<g.outWidth {
+                                    let ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw
+                                    guard ih >= 0, ih < g.height, iw >= 0, iw < g.width else { continue }
+                                    let at = k * columns + n * P + oh * g.outWidth + ow, to = n * g.inputSize + ch * g.inputPlane + ih * g.width + iw
+                                    expected[at] = x[to]
+                                    adjoint[to] += c[at]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let what = "geometry \(t)"
+            let cols = perVariant {
+                uninitializedFloats(g.patchSize * columns) { out in
+                    out.update(repeating: .nan, count: g.patchSize * columns)
+                    x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: out) }
+                }
+            }
+            for (isa, r) in cols { XCTAssertEqual(r, expected, "\(what): im2col, \(isa)") }
+            let dx = perVariant { () -> [Float] in
+                var dx = [Float](repeating: .nan, count: rows * g.inputSize), scratch = c
+                dx.withUnsafeMutableBufferPointer { d in
+                    scratch.withUnsafeMutableBufferPointer { g.col2im($0.baseAddress!, rows: rows, into: d.baseAddress!) }
+                }
+                return dx
+            }
+            assertSameBits(dx, "\(what): col2im")
+            // The stride-2 and dense paths add in patch order from zero, as the definition: the same bits.
+            // (The same-width stride-1 path sums in the same order too, after zeroing its scratch.)
+            for (isa, r) in dx { XCTAssertEqual(r, adjoint, "\(what): col2im, \(isa)") }
+        }
+    }
+
+    /// 2×2 max-pooling, strides 2 and 1, with ties (the first position in row-major order wins), a NaN in a
+    /// window's first position (kept: nothing compares greater) and in a later one (ignored), on rows of 1 to
+    /// 17 outputs.
+    func testMaxPoolEqualsItsDefinitionOnEveryVariant() {
+        var gen = Gen(55)
+        for (H, W) in [(2, 2), (4, 9), (6, 16), (3, 34), (8, 24), (5, 33)] {
+            for s in [1, 2] {
+                let g = WindowGeometry(shape: [1, H, W], kernel: [2, 2], stride: [s, s], padding: [0, 0], dilation: [1, 1])
+                var x = gen.normals(H * W).map { ($0 * 2).rounded() / 2 }   // many ties
+                x[0] = .nan
+                x[W / 2] = .nan
+                var expected = [Float](), expectedAt = [Int32]()
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        let corner = oh * s * W + ow * s
+                        var best = x[corner], at = corner
+                        for q in [corner + 1, corner + W, corner + W + 1] where x[q] > best { best = x[q]; at = q }
+                        expected.append(best)
+                        expectedAt.append(Int32(at) + 7)
+                    }
+                }
+                let what = "\(H)×\(W), stride \(s)"
+                let results = perVariant { () -> ([Float], [Float], [Int32]) in
+                    var y = [Float](repeating: 0, count: g.outputPlane), y2 = y, at = [Int32](repeating: -1, count: g.outputPlane)
+                    x.withUnsafeBufferPointer { xp in
+                        y.withUnsafeMutableBufferPointer { g.maxPool(xp.baseAddress!, $0.baseAddress!, argmax: nil, offset: 0) }
+                        y2.withUnsafeMutableBufferPointer { yp in
+                            at.withUnsafeMutableBufferPointer { g.maxPool(xp.baseAddress!, yp.baseAddress!, argmax: $0.baseAddress!, offset: 7) }
+                        }
+                    }
+                    return (y, y2, at)
+                }
+                for (isa, (y, y2, at)) in results {
+                    XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(what): values, \(isa)")
+                    XCTAssertEqual(y2.map(\.bitPattern), expected.map(\.bitPattern), "\(what): values with argmax, \(isa)")
+                    XCTAssertEqual(at, expectedAt, "\(what): argmax, \(isa)")
+                }
+            }
+        }
+    }
+}
