@@ -254,9 +254,11 @@ BODY void im2col_stride2_body(const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_
             const float *plane = parity ? odd : even;
             for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
                 float *restrict row = d + oh * out_w;
-                const float *restrict src = plane + (oh * sh + shift_h) * width + half;
+                /* from ow0, so no pointer before the plane is formed (half < 0 with padding ≥ 2) */
+                const float *restrict src = plane + (oh * sh + shift_h) * width + (half + ow0);
+                float *restrict dst = row + ow0;
                 for (ptrdiff_t ow = 0; ow < ow0; ow++) row[ow] = 0;
-                ROW_LOOP(ow, ow0, ow1, { row[ow] = src[ow]; });
+                ROW_LOOP(ow, 0, ow1 - ow0, { dst[ow] = src[ow]; });
                 for (ptrdiff_t ow = ow1; ow < out_w; ow++) row[ow] = 0;
             }
         }
@@ -284,9 +286,9 @@ BODY void col2im_stride2_body(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdif
             const ptrdiff_t parity = shift_w & 1, half = (shift_w - parity) / 2, width = parity ? wo : we;
             float *plane = parity ? odd : even;
             for (ptrdiff_t oh = oh0; oh < oh1; oh++) {
-                const float *restrict row = s + oh * out_w;
-                float *restrict d = plane + (oh * sh + shift_h) * width + half;
-                ROW_LOOP(ow, ow0, ow1, { d[ow] += row[ow]; });
+                const float *restrict row = s + oh * out_w + ow0;
+                float *restrict d = plane + (oh * sh + shift_h) * width + (half + ow0);
+                ROW_LOOP(ow, 0, ow1 - ow0, { d[ow] += row[ow]; });
             }
         }
     }

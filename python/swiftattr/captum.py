@@ -642,14 +642,23 @@ def _interpretable_mask(feature_mask):
     if m is None:
         return None
     m = np.asarray(m)
+    if m.dtype.kind not in "iu":
+        raise SwiftAttrError(f"feature_mask: expected integer feature ids, got dtype {m.dtype}")
     return m - m.min() if m.size else m
+
+
+def _check_return_input_shape(return_input_shape, where: str):
+    """Refuses a ``return_input_shape`` that is not a bool before any sample is evaluated."""
+    if not isinstance(return_input_shape, (bool, np.bool_)):
+        raise SwiftAttrError(f"{where}: return_input_shape: expected True or False, got {return_input_shape!r}")
 
 
 def _interpretable(attributions, feature_mask, where: str):
     """Captum's ``return_input_shape=False`` for KernelShap and Lime: the surrogate's coefficients, one per
     interpretable feature, (n, M) for n examples — M = the largest id of the (shifted) mask + 1; without a
     mask every element is a feature. Each element of a feature holds its coefficient, so it is read at the
-    feature's first element (an id no element has would get 0, Lasso's coefficient of a constant column)."""
+    feature's first element (an id that no element of a row has gets 0 there: it is not a feature of that
+    row; Captum samples such ids like the others and gives them an arbitrary, typically small, coefficient)."""
     a = np.asarray(attributions)
     n = a.shape[0]
     if feature_mask is None:
@@ -670,8 +679,7 @@ def _interpretable(attributions, feature_mask, where: str):
 def _shaped(inp, out, mask, return_input_shape, where: str):
     """KernelShap's and Lime's result in the input's kind: of the input's shape, or (``return_input_shape``
     False) the coefficients per feature (:func:`_interpretable`), never a tuple."""
-    if not isinstance(return_input_shape, (bool, np.bool_)):
-        raise SwiftAttrError(f"{where}: return_input_shape: expected True or False, got {return_input_shape!r}")
+    _check_return_input_shape(return_input_shape, where)
     if return_input_shape:
         return inp.back(out)
     return inp.back(_interpretable(out, mask, where), keep_tuple=False)
@@ -1007,6 +1015,7 @@ class KernelShap(_Perturbation):
         [1.0, 2.0, 3.0]
         """
         self._check("KernelShap.attribute", additional_forward_args, show_progress)
+        _check_return_input_shape(return_input_shape, "KernelShap.attribute")
         inp = _Inputs(inputs, "KernelShap.attribute")
         fn, mask = _sa.kernel_shap, _interpretable_mask(feature_mask)
         out = fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=mask,
@@ -1087,6 +1096,7 @@ class Lime(_Perturbation):
         (2, 3)
         """
         self._check("Lime.attribute", additional_forward_args, show_progress)
+        _check_return_input_shape(return_input_shape, "Lime.attribute")
         inp = _Inputs(inputs, "Lime.attribute")
         fn, mask = _sa.lime, _interpretable_mask(feature_mask)
         out = fn(self.net, inp.array, baselines=_baseline_value(baselines), feature_mask=mask,

@@ -128,6 +128,23 @@ def test_return_input_shape_false_gives_one_coefficient_per_feature():
         ks.attribute(x, target=0, return_input_shape="no")
 
 
+def test_interpretable_masks_and_flags_are_checked_before_any_sample(monkeypatch):
+    """A bool or float feature_mask is a SwiftAttrError naming it (not numpy's TypeError from shifting the
+    ids), and a bad return_input_shape is refused before KernelShap or Lime evaluates anything."""
+    net, x = _linear(), np.ones((2, 4), np.float32)
+    for cls in (sc.KernelShap, sc.Lime):
+        for bad in (np.array([[True, False, True, False]]), np.array([[0.0, 0.0, 1.0, 1.0]])):
+            with pytest.raises(sa.SwiftAttrError, match="feature_mask"):
+                cls(net).attribute(x, target=0, n_samples=8, feature_mask=bad)
+    calls = []
+    monkeypatch.setattr(sa, "kernel_shap", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(sa, "lime", lambda *a, **k: calls.append(1))
+    for cls in (sc.KernelShap, sc.Lime):
+        with pytest.raises(sa.SwiftAttrError, match="return_input_shape"):
+            cls(net).attribute(x, target=0, n_samples=8, return_input_shape=1)
+    assert calls == []
+
+
 def test_return_input_shape_false_matches_captum_live():
     """Captum's own KernelShap on the same linear model and grouping (skipped without torch and captum)."""
     torch = pytest.importorskip("torch")
