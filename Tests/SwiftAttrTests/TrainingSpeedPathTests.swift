@@ -194,6 +194,10 @@ final class TrainingSpeedPathTests: XCTestCase {
                 for transB in [false, true] {
                     let a = g.normals(m * k), b = g.normals(k * n), c0 = g.normals(m * n)
                     XCTAssertGreaterThanOrEqual(m * n * k, BLAS.splitGEMMWork)
+                    // The GEMM is really cut (else the comparison below compares the unsplit GEMM with itself).
+                    let plan = try XCTUnwrap(BLAS.splitPlan(m: m, n: n, k: k, workers: Parallel.workerCount))
+                    XCTAssertGreaterThan(plan.parts, 1)
+                    XCTAssertEqual(plan.alongColumns, n >= m)
                     func run(_ split: Bool) -> [Float] {
                         var c = c0
                         a.withUnsafeBufferPointer { ap in
@@ -232,6 +236,9 @@ final class TrainingSpeedPathTests: XCTestCase {
         let one = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
         try Parallel.setThreadCount(2)
         XCTAssertTrue(TrainingChunks(n, rows: rows, tapesPerPoint: 3).splitsGEMMs)
+        // The first layer's GEMMs (64 × 96 × 200 forward, 96 × 200 × 64 for its weight gradient) are cut.
+        XCTAssertGreaterThan(try XCTUnwrap(BLAS.splitPlan(m: rows, n: 96, k: 200, workers: Parallel.workerCount)).parts, 1)
+        XCTAssertGreaterThan(try XCTUnwrap(BLAS.splitPlan(m: 96, n: 200, k: rows, workers: Parallel.workerCount)).parts, 1)
         let two = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
         let again = try n.lossAndGradients(x, rows: rows, labels: .classes(y), loss: .crossEntropy, penalties: [prior], seed: 3)
         XCTAssertEqual(two.loss, one.loss, accuracy: 1e-6 * one.loss)

@@ -46,11 +46,8 @@ enum BLAS {
         transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) -> Bool {
-        let alongColumns = n >= m, extent = alongColumns ? n : m
-        let workers = min(Parallel.workerCount, extent / splitGEMMBlock)
-        guard workers > 1, m * n * k >= splitGEMMWork else { return false }
-        let block = ((extent + workers - 1) / workers + splitGEMMBlock - 1) / splitGEMMBlock * splitGEMMBlock
-        let parts = (extent + block - 1) / block
+        guard let (alongColumns, block, parts) = splitPlan(m: m, n: n, k: k, workers: Parallel.workerCount) else { return false }
+        let extent = alongColumns ? n : m
         Parallel.forEachChunk(count: parts, chunk: 1) { p, _, _ in
             let lo = p * block, width = min(extent, lo + block) - lo
             // Columns lo..<lo+width of op(B) and C, or rows of op(A) and C.
@@ -63,6 +60,17 @@ enum BLAS {
                 ap, Int32(lda), bp, Int32(ldb), beta, cp, Int32(ldc))
         }
         return true
+    }
+
+    /// How ``splitSgemm`` cuts an m×n×k GEMM over `workers`: along C's columns (n ≥ m) or rows, in blocks of
+    /// `block` (a multiple of ``splitGEMMBlock``), `parts` of them; nil when it is not split (too small, or
+    /// fewer than two blocks).
+    static func splitPlan(m: Int, n: Int, k: Int, workers: Int) -> (alongColumns: Bool, block: Int, parts: Int)? {
+        let alongColumns = n >= m, extent = alongColumns ? n : m
+        let workers = min(workers, extent / splitGEMMBlock)
+        guard workers > 1, m * n * k >= splitGEMMWork else { return nil }
+        let block = ((extent + workers - 1) / workers + splitGEMMBlock - 1) / splitGEMMBlock * splitGEMMBlock
+        return (alongColumns, block, (extent + block - 1) / block)
     }
 
     @inline(__always)
