@@ -13,6 +13,8 @@ import pytest
 import swiftattr as sa
 from swiftattr import _ffi
 
+from conftest import assert_prior_matches_torch
+
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "priors_torch.npz")
 SEED = 11
 LAM = {"l1": 2.0, "gini": 1.0, "graph": 20.0, "tv": 0.5, "input_gradient": 100.0, "l1_k2": 2.0}
@@ -46,26 +48,7 @@ CASES = [(m, c) for m in ("mlp", "cnn") for c in ("l1", "gini", "graph", "input_
 
 @pytest.mark.parametrize("name,case", CASES)
 def test_penalised_gradients_equal_torch_double_backprop(fx, name, case):
-    net = build(fx, name)
-    prior = prior_for(fx, name, case)
-    if case != "input_gradient":
-        index, alpha = prior.draws(6, SEED)
-        np.testing.assert_array_equal(index, fx[f"{name}_{case}_index"])
-        np.testing.assert_array_equal(alpha, fx[f"{name}_{case}_alpha"])
-    value, grads = sa.loss_and_gradients(net, fx[f"{name}_x"], fx[f"{name}_y"], prior=prior, seed=SEED)
-    expected = fx[f"{name}_{case}_loss"]
-    # Both sides compute in float32 along different operation orders: a few hundred roundings of O(1) values,
-    # ≈ 1e-5 relative; 1e-4 of the largest entry leaves a margin while a wrong rule is off by O(1).
-    assert abs(value - expected) <= 1e-4 * max(1.0, abs(expected)), (value, expected)
-    plain, plain_grads = sa.loss_and_gradients(net, fx[f"{name}_x"], fx[f"{name}_y"])
-    assert abs(value - plain) > 1e-3, "the penalty must matter"
-    for k, g in enumerate(grads):
-        want = fx[f"{name}_{case}_g{k}"]
-        scale = np.abs(want).max()
-        err = np.abs(g.astype(np.float64) - want).max()
-        assert err <= 1e-4 * scale + 1e-7, f"{name} {case} gradient {k}: max error {err} vs scale {scale}"
-    share = max(np.abs(g - p).max() for g, p in zip(grads, plain_grads))
-    assert share > 1e-3, "the penalty's gradient must matter"
+    assert_prior_matches_torch(fx, build(fx, name), prior_for(fx, name, case), name, case, SEED)
 
 
 def test_a_list_of_priors_adds_up(fx):

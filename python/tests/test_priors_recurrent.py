@@ -12,6 +12,8 @@ import pytest
 import swiftattr as sa
 from swiftattr import _ffi
 
+from conftest import assert_prior_matches_torch
+
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "priors_lstm_torch.npz")
 SEED = 5
 LAM = {"l1": 2.0, "gini": 1.0, "input_gradient": 500.0, "l1_k2": 2.0}
@@ -38,28 +40,7 @@ def prior_for(fx, name, case):
 
 @pytest.mark.parametrize("name,case", [(m, c) for m in ("seq", "text") for c in ("l1", "gini", "input_gradient", "l1_k2")])
 def test_penalised_gradients_equal_torch_double_backprop(fx, name, case):
-    net = build(fx, name)
-    prior = prior_for(fx, name, case)
-    if case != "input_gradient":
-        index, alpha = prior.draws(6, SEED)
-        np.testing.assert_array_equal(index, fx[f"{name}_{case}_index"])
-        np.testing.assert_array_equal(alpha, fx[f"{name}_{case}_alpha"])
-    value, grads = sa.loss_and_gradients(net, fx[f"{name}_x"], fx[f"{name}_y"], prior=prior, seed=SEED)
-    expected = fx[f"{name}_{case}_loss"]
-    # Both sides compute in float32 along different operation orders: the 5-step recurrence and its three
-    # passes (tangent, gradient, adjoint) round a few hundred times per value at O(1) magnitudes, ≈ 1e-5
-    # relative; 1e-4 of the largest entry leaves a margin while a wrong rule is off by O(1) of it.
-    assert abs(value - expected) <= 1e-4 * max(1.0, abs(expected)), (value, expected)
-    plain, plain_grads = sa.loss_and_gradients(net, fx[f"{name}_x"], fx[f"{name}_y"])
-    assert abs(value - plain) > 1e-3, "the penalty must matter"
-    assert len(grads) == len([k for k in fx if k.startswith(f"{name}_{case}_g")])
-    for k, g in enumerate(grads):
-        want = fx[f"{name}_{case}_g{k}"]
-        scale = np.abs(want).max()
-        err = np.abs(g.astype(np.float64) - want).max()
-        assert err <= 1e-4 * scale + 1e-7, f"{name} {case} gradient {k}: max error {err} vs scale {scale}"
-    share = max(np.abs(g - p).max() for g, p in zip(grads, plain_grads))
-    assert share > 1e-3, "the penalty's gradient must matter"
+    assert_prior_matches_torch(fx, build(fx, name), prior_for(fx, name, case), name, case, SEED)
 
 
 def token_classifier(seed=0):
