@@ -678,8 +678,8 @@ def _interpretable(attributions, feature_mask, where: str):
 
 def _shaped(inp, out, mask, return_input_shape, where: str):
     """KernelShap's and Lime's result in the input's kind: of the input's shape, or (``return_input_shape``
-    False) the coefficients per feature (:func:`_interpretable`), never a tuple."""
-    _check_return_input_shape(return_input_shape, where)
+    False) the coefficients per feature (:func:`_interpretable`), never a tuple. ``return_input_shape`` was
+    checked before the samples ran (:func:`_check_return_input_shape`)."""
     if return_input_shape:
         return inp.back(out)
     return inp.back(_interpretable(out, mask, where), keep_tuple=False)
