@@ -76,4 +76,14 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_stride2(const float *src, ptrdiff
 SWIFTATTR_KERNELS_HIDDEN void swiftattr_maxpool2x2_plane(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w,
                                                          ptrdiff_t sh, ptrdiff_t sw, float *y, int32_t *argmax, int32_t offset);
 
+/* One spin-wait step (x86 `pause`, aarch64 `yield`): tells the core a thread is polling a flag, so a
+ * sibling hyperthread runs faster and the loop draws less power. Used by the worker pool's bounded spin. */
+static inline void swiftattr_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -1,4 +1,6 @@
 import CBLAS
+import CKernels
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,8 +17,8 @@ import Glibc
 /// so a RATE factorisation running on BLAS threads never sees another thread's chunked region switch
 /// OpenBLAS to one thread under it. For a fixed thread count, every call is bit-for-bit repeatable.
 ///
-/// Chunks run on the library's own threads (``WorkerPool``), never on the thread that calls, and the pool
-/// is fork-safe: see ``WorkerPool`` for why.
+/// Chunks run on the calling thread and the library's own threads (``WorkerPool``), which poll briefly
+/// between regions; the pool is fork-safe: see ``WorkerPool`` for how.
 public enum Parallel {
     /// The largest thread count accepted by ``setThreadCount(_:)`` (and `SWIFTATTR_NUM_THREADS`).
     public static let maximumThreads = 256
@@ -222,27 +224,37 @@ public enum CallGate {
     }
 }
 
-/// The library's worker threads: they run every chunk of every parallel region.
+/// The library's worker threads: they run the chunks of every parallel region, beside the calling thread.
 ///
-/// Why not libdispatch, and why the calling thread only waits (fork safety). The Swift runtime's `once`
-/// lock (lazy globals, prespecialized generic metadata: `swift_once`, reached for example from
+/// **Hand-off.** The thread that opens a region runs unit 0 itself and then any unit no pool thread has
+/// claimed yet, so a region of w units wakes at most w − 1 pool threads, and a unit whose pool thread is
+/// slow to start (or whose virtual CPU the host has descheduled) is taken by the caller. A pool thread that
+/// finishes a unit, and a caller waiting for the last units, poll for up to ``spinNanoseconds`` before they
+/// sleep on a condition: a training step or a path method opens dozens of regions a few hundred
+/// microseconds apart, and on a virtual machine waking a sleeping thread (an idle virtual CPU) costs about
+/// as much as such a region — with every hand-off through a condition, two threads were 3× slower than one.
+/// At most ``Parallel/processorCount`` − 1 pool threads poll at a time, and the poll is bounded, so an idle
+/// process stops using the processors within a fraction of a millisecond.
+///
+/// **Fork safety: why not libdispatch, and why one thread never helps.** The Swift runtime's `once` lock
+/// (lazy globals, prespecialized generic metadata: `swift_once`, reached for example from
 /// `swift_getCanonicalPrespecializedGenericMetadata` when DeepLIFT first builds its dictionaries) is a
 /// priority-inheritance futex that holds its owner's thread id, and the runtime caches that id per thread.
 /// After `fork()` the child's one thread keeps its parent's cached id. When it takes such a lock and another
 /// thread contends, the kernel queues the waiter behind the parent's thread (the id in the lock word) and
 /// the child's unlock fails with EPERM, which the runtime retries forever: a hang, with the lock "owned" by
-/// a thread that is not in the child. `DispatchQueue.concurrentPerform` ran chunks on the calling thread and
-/// on pool threads at once, so the first call after fork hung whenever the calling thread took such a lock
-/// first and a worker arrived while it held it (gdb: the child's thread spinning on FUTEX_UNLOCK_PI, a
-/// worker in FUTEX_LOCK_PI on `_DictionaryStorage`'s token, the lock word holding the parent's thread id;
-/// 1 in 400 to 2,000 forked children on an idle machine, up to 30 % on a busy one).
+/// a thread that is not in the child (gdb: the child's thread spinning on FUTEX_UNLOCK_PI, a worker in
+/// FUTEX_LOCK_PI on `_DictionaryStorage`'s token, the lock word holding the parent's thread id; 1 in 400 to
+/// 2,000 forked children with `DispatchQueue.concurrentPerform`, up to 30 % on a busy machine).
 ///
-/// So a region's chunks run only on pool threads, which a fork child creates afresh (with their own ids),
-/// while the calling thread waits on a condition: inside the library no thread ever contends with a thread
-/// that survived fork. `pthread_atfork` handlers (``Parallel/forkHandlers``) keep the pool consistent across
-/// fork. A pool thread that opens a nested region runs units of it itself while it waits (so nesting
-/// cannot exhaust the pool). Worker index `w` of a region is a unit of work, run by whichever pool thread
-/// claims it; chunk `c` always belongs to unit `c mod workers`, so per-worker accumulators are repeatable.
+/// So in a fork child the thread that survived fork (``forkSurvivor``) never runs a unit: its chunks run
+/// only on pool threads, which the child creates afresh (with their own ids), while it waits; inside the
+/// library no thread ever contends with the thread whose id is stale. Every other thread — any thread of a
+/// process that did not fork, and threads a fork child creates — has a correct id and helps. The
+/// `pthread_atfork` handlers (``Parallel/forkHandlers``) keep the pool consistent across fork. A pool thread
+/// that opens a nested region runs units of it too (so nesting cannot exhaust the pool). Worker index `w` of
+/// a region is a unit of work, run by whichever thread claims it; chunk `c` always belongs to unit
+/// `c mod workers`, so per-worker accumulators are repeatable whichever thread runs them.
 enum WorkerPool {
     /// One region: units `0..<end`, run by `run(w)`; lives on the stack of the thread that waits for it.
     struct Job {
@@ -256,6 +268,10 @@ enum WorkerPool {
     /// Threads beyond this wait for a free one (progress is guaranteed: units never wait on queued units).
     static let maximumPoolThreads = 4 * Parallel.maximumThreads
 
+    /// How long an idle pool thread, or a caller waiting for the last units of its region, polls before it
+    /// sleeps (200 µs: longer than the gaps between the regions of one call, short next to a call).
+    static let spinNanoseconds = 200_000
+
     nonisolated(unsafe) private static var mutex = newMutex()
     /// Signalled when units are queued.
     nonisolated(unsafe) private static var work = newCondition()
@@ -268,6 +284,14 @@ enum WorkerPool {
     nonisolated(unsafe) private static var threads = 0
     /// Pool threads running a unit.
     nonisolated(unsafe) private static var busy = 0
+    /// Pool threads polling for work (at most ``Parallel/processorCount`` − 1), and sleeping on `work`.
+    nonisolated(unsafe) private static var spinning = 0
+    nonisolated(unsafe) private static var sleeping = 0
+    /// In a fork child: the thread that called fork (its cached runtime thread id is its parent's).
+    nonisolated(unsafe) private static var forkSurvivor: pthread_t?
+
+    /// What pollers read without the mutex: `queued`, and a count of finished units (both changed under it).
+    private static let polled = PolledCounters()
 
     private static func newMutex() -> pthread_mutex_t {
         var m = pthread_mutex_t()
@@ -281,19 +305,28 @@ enum WorkerPool {
         return c
     }
 
-    /// Runs `body(w)` for w in 0..<workers on pool threads and returns when all have finished. The calling
-    /// thread only waits, unless it is a pool thread itself (a nested region) or no pool thread could be
-    /// started (then nothing runs beside it); it then claims units too.
+    /// Runs `body(w)` for w in 0..<workers and returns when all have finished: the calling thread runs unit 0
+    /// and any unit still unclaimed when it is done; pool threads run the others. Only the thread that
+    /// survived a fork (see ``WorkerPool``) runs none — unless no pool thread could be started.
     static func run(workers: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             var job = Job(run: body, end: workers, unfinished: workers)
             withUnsafeMutablePointer(to: &job) { job in
-                let poolThread = ThreadContext.current.pointee.poolThread
                 pthread_mutex_lock(&mutex)
-                enqueue(job)
-                let helps = poolThread || threads == 0
-                if workers > 1 { pthread_cond_broadcast(&work) } else { pthread_cond_signal(&work) }
-                if helps {
+                let survivor = forkSurvivor.map { pthread_equal($0, pthread_self()) != 0 } ?? false
+                let poolThread = ThreadContext.current.pointee.poolThread
+                let runsUnitZero = poolThread || !survivor
+                if runsUnitZero { job.pointee.next = 1 }
+                if job.pointee.next < workers { enqueue(job) }
+                wakeSleepers()
+                if runsUnitZero {
+                    pthread_mutex_unlock(&mutex)
+                    job.pointee.run(0)
+                    pthread_mutex_lock(&mutex)
+                    job.pointee.unfinished -= 1
+                }
+                // The survivor of a fork claims units only when no pool thread could be started.
+                if runsUnitZero || threads == 0 {
                     while job.pointee.next < job.pointee.end {
                         let w = claim(job)
                         pthread_mutex_unlock(&mutex)
@@ -302,18 +335,55 @@ enum WorkerPool {
                         job.pointee.unfinished -= 1
                     }
                 }
-                while job.pointee.unfinished > 0 { pthread_cond_wait(&finished, &mutex) }
+                finish(job)
                 pthread_mutex_unlock(&mutex)
             }
         }
     }
 
-    /// Appends `job` and starts threads until every queued unit has a thread that is not busy. Under `mutex`.
+    /// Waits (under `mutex`, which it releases while it polls or sleeps) until every unit of `job` has finished.
+    private static func finish(_ job: UnsafeMutablePointer<Job>) {
+        while job.pointee.unfinished > 0 {
+            let seen = polled.finished.load(ordering: .acquiring)
+            pthread_mutex_unlock(&mutex)
+            let changed = poll { polled.finished.load(ordering: .acquiring) != seen }
+            pthread_mutex_lock(&mutex)
+            if !changed && job.pointee.unfinished > 0 { pthread_cond_wait(&finished, &mutex) }
+        }
+    }
+
+    /// Polls `ready` for up to ``spinNanoseconds`` (not at all on one processor); whether it became true.
+    private static func poll(_ ready: () -> Bool) -> Bool {
+        guard Parallel.processorCount > 1 else { return ready() }
+        var start = timespec(), now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        while true {
+            for _ in 0..<64 {
+                if ready() { return true }
+                swiftattr_cpu_relax()
+            }
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if (now.tv_sec - start.tv_sec) * 1_000_000_000 + (now.tv_nsec - start.tv_nsec) >= spinNanoseconds {
+                return ready()
+            }
+        }
+    }
+
+    /// Appends `job` (its units from `next` on) and starts threads until every queued unit has a thread that
+    /// is not busy. Under `mutex`.
     private static func enqueue(_ job: UnsafeMutablePointer<Job>) {
         if let last = tail { last.pointee.link = job } else { head = job }
         tail = job
-        queued += job.pointee.end
+        queued += job.pointee.end - job.pointee.next
+        polled.queued.store(queued, ordering: .releasing)
         while threads - busy < queued && threads < maximumPoolThreads && startThread() { threads += 1 }
+    }
+
+    /// Wakes sleeping pool threads for the queued units the polling ones will not take. Under `mutex`.
+    private static func wakeSleepers() {
+        let wanted = queued - spinning
+        guard sleeping > 0, wanted > 0 else { return }
+        if wanted > 1 { pthread_cond_broadcast(&work) } else { pthread_cond_signal(&work) }
     }
 
     /// Takes the next unit of `job`, unlinking the job once all its units are taken. Under `mutex`.
@@ -321,6 +391,7 @@ enum WorkerPool {
         let w = job.pointee.next
         job.pointee.next += 1
         queued -= 1
+        polled.queued.store(queued, ordering: .releasing)
         if job.pointee.next == job.pointee.end {
             var previous: UnsafeMutablePointer<Job>? = nil
             var p = head
@@ -348,12 +419,28 @@ enum WorkerPool {
         return pthread_create(&thread, &attributes, { _ in WorkerPool.serve() }, nil) == 0
     }
 
-    /// A pool thread's life: claim a unit, run it, report it finished.
+    /// A pool thread's life: claim a unit, run it, report it finished; when the queue is empty, poll for a
+    /// while (if fewer than processorCount − 1 threads poll), then sleep until units are queued.
     private static func serve() -> Never {
         ThreadContext.current.pointee.poolThread = true
         pthread_mutex_lock(&mutex)
+        var mayPoll = true
         while true {
-            while head == nil { pthread_cond_wait(&work, &mutex) }
+            while head == nil {
+                if mayPoll && spinning < Parallel.processorCount - 1 {
+                    spinning += 1
+                    pthread_mutex_unlock(&mutex)
+                    _ = poll { polled.queued.load(ordering: .acquiring) > 0 }
+                    pthread_mutex_lock(&mutex)
+                    spinning -= 1
+                    mayPoll = false
+                    continue
+                }
+                sleeping += 1
+                pthread_cond_wait(&work, &mutex)
+                sleeping -= 1
+                mayPoll = true
+            }
             let job = head!
             let w = claim(job)
             busy += 1
@@ -362,18 +449,21 @@ enum WorkerPool {
             pthread_mutex_lock(&mutex)
             busy -= 1
             job.pointee.unfinished -= 1
+            polled.finished.add(1, ordering: .releasing)
             // The job may be gone once its owner wakes: it is not touched after this.
             if job.pointee.unfinished == 0 { pthread_cond_broadcast(&finished) }
+            mayPoll = true
         }
     }
 
-    /// Fork, prepare (after ``BLASThreading/prepareForFork()``: no region runs, so every pool thread waits on
-    /// `work`): hold the pool's mutex across fork.
+    /// Fork, prepare (after ``BLASThreading/prepareForFork()``: no region runs, so every pool thread polls or
+    /// waits on `work`): hold the pool's mutex across fork.
     static func prepareForFork() { pthread_mutex_lock(&mutex) }
 
     static func parentAfterFork() { pthread_mutex_unlock(&mutex) }
 
-    /// Fork, child: no pool thread exists here; the pool starts empty and grows again on demand.
+    /// Fork, child: no pool thread exists here; the pool starts empty and grows again on demand, and the
+    /// forking thread is remembered as the one that never runs units.
     static func childAfterFork() {
         mutex = newMutex()
         work = newCondition()
@@ -383,6 +473,16 @@ enum WorkerPool {
         queued = 0
         threads = 0
         busy = 0
+        spinning = 0
+        sleeping = 0
+        forkSurvivor = pthread_self()
+        polled.queued.store(0, ordering: .relaxed)
+    }
+
+    /// The counters pollers read without the pool's mutex.
+    private final class PolledCounters: Sendable {
+        let queued = Atomic<Int>(0)
+        let finished = Atomic<Int>(0)
     }
 }
 
