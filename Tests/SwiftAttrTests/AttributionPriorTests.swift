@@ -142,6 +142,13 @@ final class AttributionPriorTests: XCTestCase {
         let penaltyShare = zip(gradients.flatMap { $0 }, taskGradients.flatMap { $0 }).map { Double($0 - $1) }
         XCTAssertGreaterThan(maxAbs(penaltyShare), 0.05 * maxAbs(fd), "\(what): the penalty's gradient is negligible", file: file, line: line)
         assertClose(gradients.flatMap { $0 }, fd, rel: 3e-4, "\(what) parameter gradients", file: file, line: line)
+        // The trainer adds the prior's gradient to the task's in place (a Linear weight's GEMM accumulates into
+        // the task's array); the prior's own gradient added afterwards is the same sum in another order: each
+        // entry is a float32 sum of ≤ 3·rows·k products, so they agree to ~1e-6 of the largest entry.
+        let (_, own) = try prior.lossAndGradient(network: net, batch: x, rows: rows, labels: .classes(labels),
+                                                 step: TrainingStep(epoch: 1, step: 1, globalStep: 0, seed: seed))
+        let separate = zip(taskGradients, own).flatMap { zip($0, $1).map { Double($0) + Double($1) } }
+        assertClose(gradients.flatMap { $0 }, separate, rel: 1e-5, "\(what): in-place and separate prior gradients", file: file, line: line)
     }
 
     /// Every prior of a network with flat inputs (TotalVariation needs an image).

@@ -343,10 +343,11 @@ enum WorkerPool {
 
     /// Waits (under `mutex`, which it releases while it polls or sleeps) until every unit of `job` has finished.
     private static func finish(_ job: UnsafeMutablePointer<Job>) {
+        let counters = polled  // read once: each access to a static is a `swift_once` call
         while job.pointee.unfinished > 0 {
-            let seen = polled.finished.load(ordering: .acquiring)
+            let seen = counters.finished.load(ordering: .acquiring)
             pthread_mutex_unlock(&mutex)
-            let changed = poll { polled.finished.load(ordering: .acquiring) != seen }
+            let changed = poll { counters.finished.load(ordering: .acquiring) != seen }
             pthread_mutex_lock(&mutex)
             if !changed && job.pointee.unfinished > 0 { pthread_cond_wait(&finished, &mutex) }
         }
@@ -423,14 +424,15 @@ enum WorkerPool {
     /// while (if fewer than processorCount − 1 threads poll), then sleep until units are queued.
     private static func serve() -> Never {
         ThreadContext.current.pointee.poolThread = true
+        let counters = polled, pollers = Parallel.processorCount - 1
         pthread_mutex_lock(&mutex)
         var mayPoll = true
         while true {
             while head == nil {
-                if mayPoll && spinning < Parallel.processorCount - 1 {
+                if mayPoll && spinning < pollers {
                     spinning += 1
                     pthread_mutex_unlock(&mutex)
-                    _ = poll { polled.queued.load(ordering: .acquiring) > 0 }
+                    _ = poll { counters.queued.load(ordering: .acquiring) > 0 }
                     pthread_mutex_lock(&mutex)
                     spinning -= 1
                     mayPoll = false
@@ -449,7 +451,7 @@ enum WorkerPool {
             pthread_mutex_lock(&mutex)
             busy -= 1
             job.pointee.unfinished -= 1
-            polled.finished.add(1, ordering: .releasing)
+            counters.finished.add(1, ordering: .releasing)
             // The job may be gone once its owner wakes: it is not touched after this.
             if job.pointee.unfinished == 0 { pthread_cond_broadcast(&finished) }
             mayPoll = true

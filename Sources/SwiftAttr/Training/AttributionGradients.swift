@@ -125,22 +125,39 @@ public struct AttributionPullback {
     /// ``Network/parameters``) of the attributions contracted with `cotangent` (N × d, e.g. ∂P/∂φ of a
     /// penalty P). One tangent forward pass and one backward pass over the N·k points.
     public func parameterGradients(_ cotangent: [Float]) throws -> [[Float]] {
+        var gradients: [[Float]] = []
+        try parameterGradients(cotangent, adding: &gradients)
+        return gradients
+    }
+
+    /// ``parameterGradients(_:)`` added to `sum` (the parameters' arrays; empty: set to them). With one
+    /// chunk, each Linear weight's gradient GEMM accumulates straight into its array of `sum` (β = 1), where
+    /// a separate gradient would be written and then added: the trainer adds a prior's gradient to the task
+    /// loss's this way.
+    func parameterGradients(_ cotangent: [Float], adding sum: inout [[Float]]) throws {
         let d = tokens?.length ?? network.inputSize
         guard cotangent.count == rows * d else {
             throw SwiftAttrError.shape("cotangent: expected \(rows)×\(d) = \(rows * d) values (the attributions' shape), got \(cotangent.count)")
         }
         try Check.finite(cotangent, "cotangent")
         let cotangent = tokens?.expanded(cotangent) ?? cotangent
+        if chunks.count == 1 && !sum.isEmpty {
+            split.forEachRecorded { _ in network.attributionParameterGradients(self, chunks[0], cotangent: cotangent, adding: &sum) }
+            return
+        }
         var parts = [[[Float]]?](repeating: nil, count: chunks.count)
         parts.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
             split.forEachRecorded { c in
-                out[c] = network.attributionParameterGradients(self, chunks[c], cotangent: cotangent)
+                var g: [[Float]] = []
+                network.attributionParameterGradients(self, chunks[c], cotangent: cotangent, adding: &g)
+                out[c] = g
             }
         }
-        var gradients = parts.map { $0! }
+        var gradients = (sum.isEmpty ? [] : [sum]) + parts.map { $0! }
         parts = []
-        return sumInChunkOrder(&gradients)
+        sum = []
+        sum = sumInChunkOrder(&gradients)
     }
 
     /// v_nj = u_n ⊙ w_nj / k for the points of `chunk`.
@@ -368,7 +385,8 @@ extension Network {
 
     /// Steps 3 and 4 of the engine for one chunk and the cotangent `u` of φ (rows × inputSize; the directions
     /// are v = u ⊙ w / k). A token network's pullback also forms z̄ at the points, for the embedding table.
-    func attributionParameterGradients(_ a: AttributionPullback, _ chunk: AttributionChunk, cotangent u: [Float]) -> [[Float]] {
+    /// Adds the chunk's parameter gradients to `sum` (the parameters' arrays in order; empty: sets them).
+    func attributionParameterGradients(_ a: AttributionPullback, _ chunk: AttributionChunk, cotangent u: [Float], adding sum: inout [[Float]]) {
         let tape = chunk.tape, M = tape.rows, end = a.end
         // 3. Tangents of every value (an LSTM also records its steps' tangents).
         var recurrent = [[Float]](repeating: [], count: end)
@@ -387,20 +405,33 @@ extension Network {
                 for c in 0..<width { seed[r * width + c] = -Float(width) * s[r * width + c] * (fd[r * width + c] - dot) }
             }
         }
+        // Node i's first parameter array in `sum` (a token network's embedding table comes first).
+        var first = [Int](repeating: 0, count: layers.count)
+        var next = a.tokens == nil ? 0 : 1
+        for (i, layer) in layers.enumerated() { first[i] = next; next += layer.parameterShapes.count }
+        let adds = !sum.isEmpty
         var perNode = [[[Float]]?](repeating: nil, count: layers.count)
-        let zbar0 = walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
-            let step = attributionAdjoint(i, zbar, chunk, tangents: tangents, recurrent: recurrent, formsInput: a.tokens != nil)
-            perNode[i] = step.parameters
-            return step.inputs
-        }, accumulate: { x, y in
-            if x.isEmpty { x = y } else if !y.isEmpty { addInPlace(&x, y) }
-        })
+        let zbar0 = withUnsafeMutablePointer(to: &sum) { sum in
+            walkBackward(from: end, to: 0, seed: seed, node: { i, zbar -> [[Float]] in
+                // A Linear weight's gradient GEMM accumulates into its array of `sum` when there is one.
+                var weight: UnsafeMutablePointer<Float>? = nil
+                if adds, case .dense = layers[i] { weight = sum.pointee[first[i]].withUnsafeMutableBufferPointer { $0.baseAddress } }
+                let step = attributionAdjoint(i, zbar, chunk, tangents: tangents, recurrent: recurrent, formsInput: a.tokens != nil,
+                                              addingWeightGradientTo: weight)
+                perNode[i] = step.parameters
+                return step.inputs
+            }, accumulate: { x, y in
+                if x.isEmpty { x = y } else if !y.isEmpty { addInPlace(&x, y) }
+            })
+        }
         var gradients: [[Float]] = []
+        if let t = a.tokens { gradients.append(t.tableGradient(chunk, k: a.k, cotangent: u, zbar: zbar0 ?? [])) }
         for (i, layer) in layers.enumerated() {
             gradients += perNode[i] ?? layer.parameterShapes.map { [Float](repeating: 0, count: $0.reduce(1, *)) }
         }
-        if let t = a.tokens { gradients.insert(t.tableGradient(chunk, k: a.k, cotangent: u, zbar: zbar0 ?? []), at: 0) }
-        return gradients
+        guard adds else { sum = gradients; return }
+        // [] marks a weight gradient already accumulated into `sum`.
+        for (j, g) in gradients.enumerated() where !g.isEmpty { addInPlace(&sum[j], g) }
     }
 
     /// Node i's tangent from the tangents of the values it reads (step 3); an LSTM leaves its steps'
@@ -470,7 +501,8 @@ extension Network {
     /// 0 unless `formsInput`) and its parameter gradients, from z̄ at its output (`zbar`, [] for zero), g at its
     /// output and the recorded values and tangents (`recurrent`: the LSTMs' step tangents).
     private func attributionAdjoint(
-        _ i: Int, _ zbar: [Float], _ a: AttributionChunk, tangents: [[Float]], recurrent: [[Float]], formsInput: Bool
+        _ i: Int, _ zbar: [Float], _ a: AttributionChunk, tangents: [[Float]], recurrent: [[Float]], formsInput: Bool,
+        addingWeightGradientTo weightSum: UnsafeMutablePointer<Float>? = nil
     ) -> (inputs: [[Float]], parameters: [[Float]]?) {
         let tape = a.tape, M = tape.rows, g = a.gradients[i]
         let reads = inputs[i], skipped = formsInput ? -1 : 0
@@ -482,20 +514,20 @@ extension Network {
         }
         switch layers[i] {
         case .dense(let d):
+            // dW = gᵀẋ + z̄ᵀx as one GEMM over 2M rows, [g; z̄]ᵀ·[ẋ; x]: dW (out × in, the largest matrix of
+            // the step) is written once, where two GEMMs of M rows would each stream it.
+            // With `weightSum`, dW is added to it (β = 1) and [] returned in its place.
             let x = tape.value(reads[0]), t = tangents[reads[0]]
-            let dW = uninitializedFloats(d.outFeatures * d.inFeatures) { w in
-                g.withUnsafeBufferPointer { gp in
-                    t.withUnsafeBufferPointer { tp in
-                        BLAS.sgemm(transA: true, m: d.outFeatures, n: d.inFeatures, k: M, a: gp.baseAddress!, b: tp.baseAddress!, c: w)
-                    }
-                }
-                guard !zbar.isEmpty else { return }
-                zbar.withUnsafeBufferPointer { zp in
-                    x.withUnsafeBufferPointer { xp in
-                        BLAS.sgemm(transA: true, m: d.outFeatures, n: d.inFeatures, k: M, a: zp.baseAddress!, b: xp.baseAddress!, beta: 1, c: w)
+            let (left, right, depth) = zbar.isEmpty ? (g, t, M) : (g + zbar, t + x, 2 * M)
+            func weightGradient(_ w: UnsafeMutablePointer<Float>, beta: Float) {
+                left.withUnsafeBufferPointer { lp in
+                    right.withUnsafeBufferPointer { rp in
+                        BLAS.sgemm(transA: true, m: d.outFeatures, n: d.inFeatures, k: depth, a: lp.baseAddress!, b: rp.baseAddress!, beta: beta, c: w)
                     }
                 }
             }
+            let dW: [Float]
+            if let weightSum { weightGradient(weightSum, beta: 1); dW = [] } else { dW = uninitializedFloats(d.outFeatures * d.inFeatures) { weightGradient($0, beta: 0) } }
             return (linearAdjoint(), [dW, columnSums(zbar, rows: M, width: d.outFeatures)])
         case .conv1d(let c), .conv2d(let c):
             let geometry = WindowGeometry(convolution: c, input: shapes[reads[0]])

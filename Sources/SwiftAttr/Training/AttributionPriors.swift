@@ -102,7 +102,7 @@ public enum AttributionPriorKind: Sendable, Equatable {
 }
 
 /// One attribution prior with its weight λ (a ``TrainingPenalty``).
-public struct AttributionPrior: SampledTrainingPenalty, CheckedTrainingPenalty, Sendable, Equatable {
+public struct AttributionPrior: SampledTrainingPenalty, CheckedTrainingPenalty, GradientAccumulatingPenalty, Sendable, Equatable {
     public var kind: AttributionPriorKind
     public var lambda: Double
     public var sampling: ExpectedGradientsSampling
@@ -170,9 +170,18 @@ public struct AttributionPrior: SampledTrainingPenalty, CheckedTrainingPenalty, 
     }
 
     public func lossAndGradient(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep) throws -> (Double, [[Float]]) {
+        var gradients: [[Float]] = []
+        let value = try loss(network: network, batch: batch, rows: rows, labels: labels, step: step, addingGradientTo: &gradients)
+        return (value, gradients)
+    }
+
+    /// The penalty's value, its gradient added to `gradients` in place (see ``AttributionPullback``).
+    func loss(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep,
+              addingGradientTo gradients: inout [[Float]]) throws -> Double {
         let a = try attributions(network: network, batch: batch, rows: rows, labels: labels, step: step)
         let (value, u) = penalty(a.attributions, rows: rows, shape: network.inputShape)
-        return (value, try a.parameterGradients(u))
+        try a.parameterGradients(u, adding: &gradients)
+        return value
     }
 
     /// The penalty of attributions `phi` (rows × ∏shape) and its cotangent ∂P/∂φ (float64 sums).

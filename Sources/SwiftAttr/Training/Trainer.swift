@@ -252,6 +252,16 @@ extension Network {
     }
 }
 
+/// A penalty that adds its gradient to the parameters' arrays in place (its GEMMs accumulate into them),
+/// where ``TrainingPenalty/lossAndGradient(network:batch:rows:labels:step:)`` writes a gradient of its own
+/// that the trainer then adds: ``Network/addPenalties(_:batch:rows:labels:step:context:loss:gradients:)``
+/// prefers it. The two must agree up to float32 rounding.
+protocol GradientAccumulatingPenalty: TrainingPenalty {
+    /// The penalty's value, its gradient added to `gradients` (the network's parameter arrays).
+    func loss(network: Network, batch: [Float], rows: Int, labels: TrainingLabels, step: TrainingStep,
+              addingGradientTo gradients: inout [[Float]]) throws -> Double
+}
+
 extension Network {
     /// Adds each penalty's value to `loss` and its gradient to `gradients` (the parameters' arrays), one
     /// step's evaluation; a penalty whose gradient does not have the parameters' count and shapes is a shape
@@ -262,6 +272,10 @@ extension Network {
     ) throws {
         let shapes = parameterShapes
         for penalty in penalties {
+            if let accumulating = penalty as? any GradientAccumulatingPenalty {
+                loss += try accumulating.loss(network: self, batch: batch, rows: rows, labels: labels, step: step, addingGradientTo: &gradients)
+                continue
+            }
             let (value, g) = try penalty.lossAndGradient(network: self, batch: batch, rows: rows, labels: labels, step: step)
             guard g.count == shapes.count, zip(g, shapes).allSatisfy({ $0.count == $1.reduce(1, *) }) else {
                 throw SwiftAttrError.shape("penalty \(type(of: penalty))\(context): its gradient must have the network's \(shapes.count) parameter arrays and their shapes")
