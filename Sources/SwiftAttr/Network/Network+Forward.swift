@@ -278,22 +278,27 @@ extension Network {
     /// (Stride-1 3×3 convolutions with enough channels run by ``Winograd`` instead: see ``ConvolutionPlan``.)
     func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
-        let cols = uninitializedFloats(K * columns) { cp in
-            x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }
-        }
         if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
+            // Per example: its patch matrix (K × P, in cache) and at once its GEMM. A patch matrix of the
+            // whole chunk (K × rows·P, megabytes) would be written to memory and read back.
+            var cols = uninitializedFloats(K * P) { _ in }
             return uninitializedFloats(rows * O * P) { y in
-                cols.withUnsafeBufferPointer { cp in
-                    c.weight.withUnsafeBufferPointer { w in
-                        for n in 0..<rows {
-                            let yn = y + n * O * P
-                            for o in 0..<O { (yn + o * P).update(repeating: c.bias[o], count: P) }
-                            BLAS.sgemm(m: O, n: P, k: K, a: w.baseAddress!, b: cp.baseAddress! + n * P, ldb: columns,
-                                       beta: 1, c: yn)
+                cols.withUnsafeMutableBufferPointer { cp in
+                    x.withUnsafeBufferPointer { xp in
+                        c.weight.withUnsafeBufferPointer { w in
+                            for n in 0..<rows {
+                                g.im2col(xp.baseAddress! + n * g.inputSize, rows: 1, into: cp.baseAddress!)
+                                let yn = y + n * O * P
+                                for o in 0..<O { (yn + o * P).update(repeating: c.bias[o], count: P) }
+                                BLAS.sgemm(m: O, n: P, k: K, a: w.baseAddress!, b: cp.baseAddress!, beta: 1, c: yn)
+                            }
                         }
                     }
                 }
             }
+        }
+        let cols = uninitializedFloats(K * columns) { cp in
+            x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: cp) }
         }
         let product = uninitializedFloats(O * columns) { t in
             cols.withUnsafeBufferPointer { cp in
