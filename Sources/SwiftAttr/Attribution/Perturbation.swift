@@ -123,8 +123,13 @@ extension Network {
     /// pieces of whole rounds of chunks (the chunks of one region over all inputs) of about
     /// ``CallProgress/workPerPiece`` multiply–adds; with `reports`, the calling thread's progress observer is
     /// told after each piece how many perturbed inputs are done (and may stop the call by throwing).
+    ///
+    /// `nearReferences` (rows × inputSize; nil: none): when every input of example i differs from its row i
+    /// in a small box (occlusion, feature ablation) and the network starts with a convolution, node 0 is
+    /// computed from the reference's output plus the outputs the box reaches
+    /// (``forward(_:rows:nearReferences:referenceOf:)``).
     func perturbedOutputs(
-        rows: Int, perExample: Int, targets: [Int], chunk: Int, reports: Bool = true,
+        rows: Int, perExample: Int, targets: [Int], chunk: Int, reports: Bool = true, nearReferences: [Float]? = nil,
         fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void
     ) throws -> [Double] {
         let total = rows * perExample
@@ -149,7 +154,11 @@ extension Network {
                     let batch = uninitializedFloats(range.count * d) { p in
                         for (r, j) in range.enumerated() { fill(j / perExample, j % perExample, p + r * d) }
                     }
-                    let y = net.forward(batch, rows: range.count)
+                    let y = nearReferences.flatMap { references in
+                        net.sharesFirstConvolution ? references.withUnsafeBufferPointer {
+                            net.forward(batch, rows: range.count, nearReferences: $0.baseAddress!) { (range.lowerBound + $0) / perExample }
+                        } : nil
+                    } ?? net.forward(batch, rows: range.count)
                     for (r, j) in range.enumerated() { res[j] = Double(y[r * out + targets[j / perExample]]) }
                 }
                 start += count
@@ -254,7 +263,7 @@ extension Network {
         let boxes = (0..<positions).map(box)
         let d = inputSize
         return try Parallel.singleThreadedBLAS {
-            let y = try perturbedOutputs(rows: rows, perExample: positions + 1, targets: targets, chunk: chunk) { i, s, row in
+            let y = try perturbedOutputs(rows: rows, perExample: positions + 1, targets: targets, chunk: chunk, nearReferences: x) { i, s, row in
                 x.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 guard s < positions else { return }
                 forEachElement(boxes[s]) { row[$0] = b[i * d + $0] }
@@ -287,7 +296,7 @@ extension Network {
         let groups = try featureGroups(mask, maskRows: maskRows, rows: rows)
         let m = groups.count, d = inputSize
         return try Parallel.singleThreadedBLAS {
-            let y = try perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk) { i, s, row in
+            let y = try perturbedOutputs(rows: rows, perExample: m + 1, targets: targets, chunk: chunk, nearReferences: x) { i, s, row in
                 x.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 guard s < m else { return }
                 for k in groups.members(i, s) { row[Int(k)] = b[i * d + Int(k)] }

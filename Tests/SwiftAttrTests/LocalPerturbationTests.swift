@@ -1,0 +1,77 @@
+import XCTest
+@testable import SwiftAttr
+
+/// Network+LocalPerturbation.swift: a first convolution of inputs that differ from a reference in a box
+/// reuses the reference's output and recomputes only the outputs whose windows meet the box.
+final class LocalPerturbationTests: XCTestCase {
+    private func dense(_ w: [Float], out: Int, in n: Int) throws -> Layer {
+        .dense(try .init(weight: w, bias: nil, outFeatures: out, inFeatures: n))
+    }
+
+    /// Rows near two references (unchanged, a box at a corner, at an edge, inside, one element, the whole
+    /// input changed) give the outputs of the plain forward pass, for every first-layer geometry: padding,
+    /// stride 2, dilation 2, several channels, 1-D. The recomputed outputs come from a GEMM of another shape,
+    /// so they agree to float32 rounding (1e-5 of the scale); a wrong box, crop or copy is off by O(1).
+    func testEqualsThePlainForwardPass() throws {
+        var g = Gen(11)
+        func conv2d(_ cin: Int, _ cout: Int, _ k: [Int], stride: [Int], padding: [Int], dilation: [Int]) throws -> Layer {
+            .conv2d(try .init(weight: g.normals(cout * cin * k[0] * k[1]), bias: g.normals(cout), outChannels: cout, inChannels: cin,
+                              kernel: k, stride: stride, padding: padding, dilation: dilation))
+        }
+        let cases: [(String, [Int], Layer)] = [
+            ("5×5", [1, 12, 12], try conv2d(1, 4, [5, 5], stride: [1, 1], padding: [0, 0], dilation: [1, 1])),
+            ("3×3 padded, 3 channels", [3, 10, 9], try conv2d(3, 5, [3, 3], stride: [1, 1], padding: [1, 1], dilation: [1, 1])),
+            ("stride 2, padding 2", [2, 11, 13], try conv2d(2, 3, [5, 3], stride: [2, 2], padding: [2, 1], dilation: [1, 1])),
+            ("dilation 2", [1, 12, 12], try conv2d(1, 2, [3, 3], stride: [1, 2], padding: [2, 0], dilation: [2, 2])),
+            ("1-D", [2, 17], .conv1d(try .init(weight: g.normals(3 * 2 * 4), bias: g.normals(3), outChannels: 3, inChannels: 2,
+                                               kernel: [4], stride: [2], padding: [1], dilation: [1]))),
+        ]
+        for (name, shape, first) in cases {
+            let probe = try Network(inputShape: shape, layers: [first])
+            let net = try Network(inputShape: shape, layers: [first, .relu, .flatten, try dense(g.normals(3 * probe.outputSize), out: 3, in: probe.outputSize)])
+            XCTAssertTrue(net.sharesFirstConvolution, name)
+            let d = net.inputSize, references = g.normals(2 * d)
+            let (H, W) = shape.count == 3 ? (shape[1], shape[2]) : (1, shape[1])
+            let C = shape[0]
+            // Boxes (h0, h1, w0, w1) of changed elements, in every channel or in channel 0 only.
+            let boxes: [(Int, Int, Int, Int, Bool)] = [
+                (0, 1, 0, 1, true), (H - 2, H - 1, W - 3, W - 1, false), (H / 2, H / 2 + 1, 0, 2, true),
+                (H / 3, H / 3, W / 2, W / 2, false), (0, H - 1, 0, W - 1, true),
+            ]
+            var rows: [Float] = [], referenceIndex: [Int] = []
+            for ref in 0..<2 {
+                rows += references[(ref * d)..<((ref + 1) * d)]
+                referenceIndex.append(ref)
+                for (a0, a1, b0, b1, all) in boxes {
+                    // (Clamped to the input: a 1-D input has one row.)
+                    let h0 = max(0, a0), h1 = min(H - 1, max(h0, a1)), w0 = max(0, b0), w1 = min(W - 1, max(w0, b1))
+                    var row = Array(references[(ref * d)..<((ref + 1) * d)])
+                    for c in 0..<(all ? C : 1) {
+                        for h in h0...h1 { for w in w0...w1 { row[(c * H + h) * W + w] += 0.5 + Float(h + w) } }
+                    }
+                    rows += row
+                    referenceIndex.append(ref)
+                }
+            }
+            let count = referenceIndex.count
+            let plain = net.forward(rows, rows: count)
+            let shared = references.withUnsafeBufferPointer { net.forward(rows, rows: count, nearReferences: $0.baseAddress!) { referenceIndex[$0] } }
+            let scale = plain.map(abs).max()!
+            assertClose(shared, plain, rel: 1e-5, name)
+            XCTAssertGreaterThan(scale, 0, name)
+        }
+    }
+
+    /// Networks whose input is read again after node 0, or that do not start with a convolution, do not share.
+    func testOnlyAFirstConvolutionOfTheInputShares() throws {
+        var g = Gen(3)
+        let conv = Layer.conv2d(try .init(weight: g.normals(9), bias: [0], outChannels: 1, inChannels: 1, kernel: [3, 3], stride: [1, 1],
+                                          padding: [1, 1], dilation: [1, 1]))
+        XCTAssertFalse(try Network(inputShape: [4], layers: [try dense(g.normals(8), out: 2, in: 4)]).sharesFirstConvolution)
+        var residual = try Network(inputShape: [1, 4, 4])
+        try residual.append(conv, inputs: [0])
+        try residual.append(.add, inputs: [1, 0])
+        XCTAssertFalse(residual.sharesFirstConvolution)
+        XCTAssertTrue(try Network(inputShape: [1, 4, 4], layers: [conv, .relu]).sharesFirstConvolution)
+    }
+}
