@@ -203,7 +203,7 @@ def from_sklearn(estimator, output: str = "proba") -> m.Network:
     >>> from sklearn.neural_network import MLPClassifier
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
-    >>> clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0).fit(X, y)
+    >>> clf = MLPClassifier(hidden_layer_sizes=(5,), solver="lbfgs", max_iter=500, random_state=0).fit(X, y)
     >>> net = sa.from_sklearn(clf)
     >>> net.layer_kinds, net.output_shape
     (['dense', 'relu', 'dense', 'softmax'], (2,))
