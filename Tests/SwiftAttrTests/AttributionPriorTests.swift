@@ -18,14 +18,7 @@ final class AttributionPriorTests: XCTestCase {
         if net.tokenEmbedding != nil { return tokenReferenceAttributions(net, x, rows: rows, labels: labels, prior: prior, seed: seed) }
         var ref = Reference(net)
         let d = net.inputSize, h = 1e-4
-        func gradient(_ p: [Double], _ scalar: ([Double]) -> Double) -> [Double] {
-            (0..<d).map { i in
-                var a = p, b = p
-                a[i] += h
-                b[i] -= h
-                return (scalar(ref.forward(a)) - scalar(ref.forward(b))) / (2 * h)
-            }
-        }
+        func gradient(_ p: [Double], _ scalar: ([Double]) -> Double) -> [Double] { ref.gradient(at: p, h: h, scalar) }
         var phi = [Double](repeating: 0, count: rows * d)
         switch prior.kind {
         case .inputGradient:

@@ -30,13 +30,6 @@ final class ConvolutionSpeedPathTests: XCTestCase {
         WindowGeometry(shape: t.0, kernel: t.1, stride: t.2, padding: t.3, dilation: t.4)
     }
 
-    /// Input position (plane index) under patch entry (i, j) of output position (oh, ow), or nil in the padding.
-    static func source(_ g: WindowGeometry, _ oh: Int, _ ow: Int, _ i: Int, _ j: Int) -> Int? {
-        let ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw
-        guard ih >= 0, ih < g.height, iw >= 0, iw < g.width else { return nil }
-        return ih * g.width + iw
-    }
-
     /// im2col copies values, so it must equal the definition exactly; col2im adds at most kh·kw float32
     /// terms per input (relative error ≤ kh·kw·2⁻²⁴ of their absolute sum, < 1e-5 of the scale here).
     func testIm2colAndCol2imEqualTheirDefinitions() {
@@ -44,26 +37,8 @@ final class ConvolutionSpeedPathTests: XCTestCase {
             let g = Self.geometry(t), rows = 3, P = g.outputPlane, columns = rows * P
             var gen = Gen(300 + UInt64(index))
             let x = gen.normals(rows * g.inputSize)
-            var expected = [Float](repeating: 0, count: g.patchSize * columns)
-            var adjoint = [Double](repeating: 0, count: rows * g.inputSize)
             let c = gen.normals(g.patchSize * columns)
-            for n in 0..<rows {
-                for ch in 0..<g.channels {
-                    for i in 0..<g.kh {
-                        for j in 0..<g.kw {
-                            let k = (ch * g.kh + i) * g.kw + j
-                            for oh in 0..<g.outHeight {
-                                for ow in 0..<g.outWidth {
-                                    guard let s = Self.source(g, oh, ow, i, j) else { continue }
-                                    let at = k * columns + n * P + oh * g.outWidth + ow, to = n * g.inputSize + ch * g.inputPlane + s
-                                    expected[at] = x[to]
-                                    adjoint[to] += Double(c[at])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let (expected, adjoint) = im2colDefinition(g, x, cotangent: c, rows: rows, adjointIn: Double.self)
             let what = "geometry \(t)"
             let cols = uninitializedFloats(g.patchSize * columns) { out in
                 x.withUnsafeBufferPointer { g.im2col($0.baseAddress!, rows: rows, into: out) }

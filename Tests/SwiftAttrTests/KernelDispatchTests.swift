@@ -98,26 +98,7 @@ final class KernelDispatchTests: XCTestCase {
             let rows = 2, P = g.outputPlane, columns = rows * P
             var gen = Gen(700 + UInt64(index))
             let x = gen.normals(rows * g.inputSize), c = gen.normals(g.patchSize * columns)
-            var expected = [Float](repeating: 0, count: g.patchSize * columns)
-            var adjoint = [Float](repeating: 0, count: rows * g.inputSize)
-            for n in 0..<rows {
-                for ch in 0..<g.channels {
-                    for i in 0..<g.kh {
-                        for j in 0..<g.kw {
-                            let k = (ch * g.kh + i) * g.kw + j
-                            for oh in 0..<g.outHeight {
-                                for ow in 0..<g.outWidth {
-                                    let ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw
-                                    guard ih >= 0, ih < g.height, iw >= 0, iw < g.width else { continue }
-                                    let at = k * columns + n * P + oh * g.outWidth + ow, to = n * g.inputSize + ch * g.inputPlane + ih * g.width + iw
-                                    expected[at] = x[to]
-                                    adjoint[to] += c[at]
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            let (expected, adjoint) = im2colDefinition(g, x, cotangent: c, rows: rows, adjointIn: Float.self)
             let what = "geometry \(t)"
             let cols = perVariant {
                 uninitializedFloats(g.patchSize * columns) { out in

@@ -23,14 +23,7 @@ extension AttributionPriorTests {
         func embedded(_ n: Int) -> [Double] {
             (0..<D).map { Double(e.weight[Int(x[n * L + $0 / E]) * E + $0 % E]) }
         }
-        func gradient(_ p: [Double], _ scalar: ([Double]) -> Double) -> [Double] {
-            (0..<D).map { i in
-                var a = p, b = p
-                a[i] += h
-                b[i] -= h
-                return (scalar(ref.forward(a)) - scalar(ref.forward(b))) / (2 * h)
-            }
-        }
+        func gradient(_ p: [Double], _ scalar: ([Double]) -> Double) -> [Double] { ref.gradient(at: p, h: h, scalar) }
         var phi = [Double](repeating: 0, count: rows * L)
         switch prior.kind {
         case .inputGradient:

@@ -74,6 +74,17 @@ struct Reference {
         (l + 2 * p - d * (k - 1) - 1) / s + 1
     }
 
+    /// ∂scalar(f)/∂x at `p` by central differences of ``forward(_:)`` with step h (truncation h²·f‴/6,
+    /// rounding ≈ 1e-16/h).
+    mutating func gradient(at p: [Double], h: Double, _ scalar: ([Double]) -> Double) -> [Double] {
+        p.indices.map { i in
+            var a = p, b = p
+            a[i] += h
+            b[i] -= h
+            return (scalar(forward(a)) - scalar(forward(b))) / (2 * h)
+        }
+    }
+
     mutating func forward(_ x: [Double]) -> [Double] {
         var values = [x]
         for (i, layer) in net.layers.enumerated() {
@@ -345,4 +356,33 @@ func assertError<T>(
 /// Net from an input shape and layers (test helper: traps on a shape error).
 func net(_ shape: [Int], _ layers: [Layer]) -> Network {
     do { return try Network(inputShape: shape, layers: layers) } catch { fatalError("test network does not build: \(error)") }
+}
+
+/// The im2col matrix of `x` (rows × inputSize) by its definition — patch entry k = (c, i, j) of output
+/// position p of example n at (k, n·P + p), zero over the padding — and the col2im of `c` (the same
+/// layout) accumulated in `T` in patch order from zero, as the library's col2im adds.
+func im2colDefinition<T: BinaryFloatingPoint>(_ g: WindowGeometry, _ x: [Float], cotangent c: [Float], rows: Int,
+                                              adjointIn _: T.Type) -> (cols: [Float], adjoint: [T]) {
+    let P = g.outputPlane, columns = rows * P
+    var cols = [Float](repeating: 0, count: g.patchSize * columns)
+    var adjoint = [T](repeating: 0, count: rows * g.inputSize)
+    for n in 0..<rows {
+        for ch in 0..<g.channels {
+            for i in 0..<g.kh {
+                for j in 0..<g.kw {
+                    let k = (ch * g.kh + i) * g.kw + j
+                    for oh in 0..<g.outHeight {
+                        for ow in 0..<g.outWidth {
+                            let ih = oh * g.sh - g.ph + i * g.dh, iw = ow * g.sw - g.pw + j * g.dw
+                            guard ih >= 0, ih < g.height, iw >= 0, iw < g.width else { continue }
+                            let at = k * columns + n * P + oh * g.outWidth + ow, to = n * g.inputSize + ch * g.inputPlane + ih * g.width + iw
+                            cols[at] = x[to]
+                            adjoint[to] += T(c[at])
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return (cols, adjoint)
 }
