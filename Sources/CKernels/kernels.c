@@ -349,6 +349,102 @@ BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff
     }
 }
 
+/* --- seeded standard normals: Philox4x32-10 and Box–Muller, one block per loop iteration --- */
+
+/* Random123's Philox4x32-10 of (c0, c1, c2, c3) under (k0, k1), as RandomSource.swift's CounterRandom.philox. */
+BODY void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        const uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n1 = (uint32_t)p1;
+        const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1, n3 = (uint32_t)p0;
+        c[0] = n0; c[1] = n1; c[2] = n2; c[3] = n3;
+    }
+}
+
+/* An integer 0 ≤ m < 2⁵³ as a double, exactly (x86-64 has no vector uint64 → double conversion below
+ * AVX-512DQ): m's low 52 bits under the exponent of 2⁵², minus 2⁵², plus 2⁵² when bit 52 is set. */
+BODY double exact_double(uint64_t m) {
+    union { uint64_t u; double d; } v = { .u = (m & 0x000FFFFFFFFFFFFFull) | 0x4330000000000000ull };
+    return (v.d - 0x1p52) + (double)(int32_t)(m >> 52) * 0x1p52;
+}
+
+/* ln y for 2⁻⁵³ ≤ y ≤ 1: y = 2ᵉ·m with m in [√½, √2), ln y = e·ln 2 + 2 atanh(s), s = (m − 1)/(m + 1),
+ * |s| ≤ 0.1716, atanh by its series to s¹⁹ (truncation below 2⁻⁵² relative); ln 2 in two parts.
+ * Relative error a few ulps of double. */
+BODY double log_unit(double y) {
+    union { double d; uint64_t u; } v = { .d = y };
+    int64_t e = (int64_t)((v.u >> 52) & 0x7FF) - 1023;
+    v.u = (v.u & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull; /* m in [1, 2) */
+    double m = v.d;
+    const int big = m > 1.4142135623730951;
+    m = big ? 0.5 * m : m;
+    e += big;
+    const double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    double p = 1.0 / 19;
+    p = p * s2 + 1.0 / 17; p = p * s2 + 1.0 / 15; p = p * s2 + 1.0 / 13; p = p * s2 + 1.0 / 11;
+    p = p * s2 + 1.0 / 9; p = p * s2 + 1.0 / 7; p = p * s2 + 1.0 / 5; p = p * s2 + 1.0 / 3;
+    const double ed = (double)e;
+    return ed * 6.93147180369123816490e-01 + (ed * 1.90821492927058770002e-10 + (2 * s + 2 * s * (s2 * p)));
+}
+
+/* The two standard normals of block `block` of (seed, example, stream): uniforms u₀, u₁ of 53 bits from the
+ * block's words, r = √(−2 ln(1 − u₀)), θ = 2π u₁, (r cos θ, r sin θ). The angle is reduced exactly: 4u₁ = q + f
+ * with q the nearest integer and |f| ≤ ½, θ = (π/2)(q + f), sin and cos of a = (π/2) f (|a| ≤ π/4) by their
+ * Taylor series to a¹⁷ and a¹⁸ (truncation below 2⁻⁵⁴), then rotated by the quadrant q mod 4. Only IEEE
+ * operations in a fixed order (no libm): the same bits on every CPU and in every variant. */
+BODY void normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block, double *z0, double *z1) {
+    uint32_t c[4] = { (uint32_t)example, (uint32_t)(example >> 32), stream, block };
+    philox4x32(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+    const double u0 = exact_double(((uint64_t)c[0] << 32 | c[1]) >> 11) * 0x1p-53;
+    const double u1 = exact_double(((uint64_t)c[2] << 32 | c[3]) >> 11) * 0x1p-53;
+    const double r = __builtin_elementwise_sqrt(-2.0 * log_unit(1.0 - u0)); /* IEEE sqrt, no errno */
+    const double t = 4.0 * u1;
+    const double q = (t + 0x1.8p52) - 0x1.8p52; /* nearest integer, ties to even */
+    const double a = (t - q) * 1.57079632679489661923, a2 = a * a;
+    double sp = 1.0 / 355687428096000.0;                               /* 1/17! */
+    sp = sp * a2 - 1.0 / 1307674368000.0; sp = sp * a2 + 1.0 / 6227020800.0; sp = sp * a2 - 1.0 / 39916800.0;
+    sp = sp * a2 + 1.0 / 362880.0; sp = sp * a2 - 1.0 / 5040.0; sp = sp * a2 + 1.0 / 120.0; sp = sp * a2 - 1.0 / 6.0;
+    const double sin_a = a + a * (a2 * sp);
+    double cp = 1.0 / 6402373705728000.0;                              /* 1/18! */
+    cp = cp * a2 - 1.0 / 20922789888000.0; cp = cp * a2 + 1.0 / 87178291200.0; cp = cp * a2 - 1.0 / 479001600.0;
+    cp = cp * a2 + 1.0 / 3628800.0; cp = cp * a2 - 1.0 / 40320.0; cp = cp * a2 + 1.0 / 720.0; cp = cp * a2 - 1.0 / 24.0;
+    cp = cp * a2 + 0.5;
+    const double cos_a = 1.0 - a2 * cp;
+    const int quadrant = (int)q & 3;
+    const double cos_t = quadrant == 0 ? cos_a : quadrant == 1 ? -sin_a : quadrant == 2 ? -cos_a : sin_a;
+    const double sin_t = quadrant == 0 ? sin_a : quadrant == 1 ? cos_a : quadrant == 2 ? -sin_a : -cos_a;
+    *z0 = r * cos_t;
+    *z1 = r * sin_t;
+}
+
+/* count normals: out[j] = (float) word j mod 2 of block first_block + j/2 (the blocks' pairs in order). */
+BODY void normals_body(uint64_t seed, uint64_t example, uint32_t stream, uint32_t first_block, ptrdiff_t count,
+                       float *out) {
+    enum { GROUP = 256 };
+    const ptrdiff_t pairs = count / 2;
+    for (ptrdiff_t g = 0; g < pairs; g += GROUP) {
+        const ptrdiff_t n = pairs - g < GROUP ? pairs - g : GROUP;
+        float a[GROUP], b[GROUP];
+        for (ptrdiff_t i = 0; i < n; i++) {
+            double z0, z1;
+            normal_pair(seed, example, stream, first_block + (uint32_t)(g + i), &z0, &z1);
+            a[i] = (float)z0;
+            b[i] = (float)z1;
+        }
+        float *restrict o = out + 2 * g;
+        for (ptrdiff_t i = 0; i < n; i++) {
+            o[2 * i] = a[i];
+            o[2 * i + 1] = b[i];
+        }
+    }
+    if (count & 1) {
+        double z0, z1;
+        normal_pair(seed, example, stream, first_block + (uint32_t)pairs, &z0, &z1);
+        out[count - 1] = (float)z0;
+    }
+}
+
 /* --- one instance of every loop per instruction set --- */
 
 #define WINOGRAD_INPUT_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th, ptrdiff_t tw, \
@@ -361,6 +457,7 @@ BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff
     ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx
 #define STRIDE2_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t ph, \
     ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
+#define NORMALS_ARGS uint64_t seed, uint64_t example, uint32_t stream, uint32_t first_block, ptrdiff_t count, float *out
 #define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
     int32_t *argmax, int32_t offset
 
@@ -373,6 +470,7 @@ typedef struct {
     void (*maxpool)(MAXPOOL_ARGS);
     void (*im2col_stride2)(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch);
     void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
+    void (*normals)(NORMALS_ARGS);
 } kernel_table;
 
 #define VARIANT(suffix, attributes)                                                                                     \
@@ -394,11 +492,12 @@ typedef struct {
     }                                                                                                                   \
     attributes static void col2im_stride2_##suffix(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {           \
         col2im_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);                       \
-    }
+    }                                                                                                                   \
+    attributes static void normals_##suffix(NORMALS_ARGS) { normals_body(seed, example, stream, first_block, count, out); }
 
 #define TABLE(suffix, label)                                                                                            \
     { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
-      im2col_stride2_##suffix, col2im_stride2_##suffix }
+      im2col_stride2_##suffix, col2im_stride2_##suffix, normals_##suffix }
 
 VARIANT(baseline, )
 #if defined(__x86_64__)
@@ -493,3 +592,9 @@ void swiftattr_col2im_stride2(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scr
 }
 
 void swiftattr_maxpool2x2_plane(MAXPOOL_ARGS) { current()->maxpool(x, width, out_h, out_w, sh, sw, y, argmax, offset); }
+
+void swiftattr_normals(NORMALS_ARGS) { current()->normals(seed, example, stream, first_block, count, out); }
+
+void swiftattr_normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block, double *z) {
+    normal_pair(seed, example, stream, block, &z[0], &z[1]);
+}

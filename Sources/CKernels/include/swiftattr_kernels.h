@@ -76,6 +76,15 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_stride2(const float *src, ptrdiff
 SWIFTATTR_KERNELS_HIDDEN void swiftattr_maxpool2x2_plane(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w,
                                                          ptrdiff_t sh, ptrdiff_t sw, float *y, int32_t *argmax, int32_t offset);
 
+/* count seeded standard normals: out[j] = word j mod 2 of block first_block + j/2 of Philox4x32-10 at counter
+ * (example low, example high, stream, block) under key (seed low, seed high), through Box–Muller on the
+ * block's two 53-bit uniforms, rounded to float. Computed with IEEE operations only (no libm), so every
+ * variant and CPU gives the same bits; swiftattr_normal_pair gives the same pair in double. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_normals(uint64_t seed, uint64_t example, uint32_t stream, uint32_t first_block,
+                                                ptrdiff_t count, float *out);
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block,
+                                                    double *z);
+
 /* One spin-wait step (x86 `pause`, aarch64 `yield`): tells the core a thread is polling a flag, so a
  * sibling hyperthread runs faster and the loop draws less power. Used by the worker pool's bounded spin. */
 static inline void swiftattr_cpu_relax(void) {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// NoiseTunnel (Captum's NoiseTunnel; Smilkov et al. 2017, Adebayo et al. 2018) over any attribution
 /// method: the method runs once on a batch of noisy copies x_i + ε_is (example-major: row i·S + s, as
 /// Captum's repeat_interleave), and the copies' attributions are aggregated per example by a
@@ -15,11 +17,8 @@ public enum NoiseTunnel {
     @inline(__always)
     static func addNoise(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, width d: Int, stdev: Float,
                          seed: UInt64, example: UInt64, sample: UInt32) {
-        for k in stride(from: 0, to: d, by: 2) {
-            let (z0, z1) = CounterRandom.normals(seed: seed, example: example, sample: sample, block: UInt32(k / 2))
-            out[k] = x[k] + stdev * Float(z0)
-            if k + 1 < d { out[k + 1] = x[k + 1] + stdev * Float(z1) }
-        }
+        swiftattr_normals(seed, example, sample, 0, d, out)
+        for k in 0..<d { out[k] = x[k] + stdev * out[k] }
     }
 
     /// `samples` noisy copies of each of the `rows` rows of `x` (`width` floats each): rows·samples rows,

@@ -1,10 +1,13 @@
+import CKernels
+
 /// Bulk seeded draws for callers that need the noise itself (the faithfulness metrics perturb inputs with
 /// it): row i of n rows, `count` floats, is a pure function of (seed, firstExample + i, stream), so a batch
 /// drawn in pieces with each piece's `firstExample` equals the one-call draws bit for bit.
 extension CounterRandom {
     /// The distribution of ``fill(_:seed:firstExample:rows:count:stream:distribution:)``.
     public enum Distribution: Sendable {
-        /// Standard normal (Box–Muller, ``normals(seed:example:sample:block:)``).
+        /// Standard normal (Box–Muller, ``normals(seed:example:sample:block:)``, rounded to float32; CKernels'
+        /// vectorised `swiftattr_normals`).
         case normal
         /// Uniform on [lo, hi) (lo < hi, both finite): lo + (hi − lo)·u in double, rounded to float32 and
         /// kept below hi.
@@ -25,23 +28,19 @@ extension CounterRandom {
             for i in range {
                 let example = firstExample &+ UInt64(i)
                 let row = base + i * count
-                var j = 0
-                while j < count {
-                    let block = UInt32(truncatingIfNeeded: j / 2)
-                    let pair: (Float, Float)
-                    switch distribution {
-                    case .normal:
-                        let (z0, z1) = normals(seed: seed, example: example, sample: stream, block: block)
-                        pair = (Float(z0), Float(z1))
-                    case .uniform(let lo, let hi):
-                        let (u0, u1) = uniforms(seed: seed, example: example, sample: stream, block: block)
-                        let width = Double(hi) - Double(lo)
-                        func below(_ u: Double) -> Float { min(Float(Double(lo) + width * u), hi.nextDown) }
-                        pair = (below(u0), below(u1))
+                switch distribution {
+                case .normal:
+                    swiftattr_normals(seed, example, stream, 0, count, row)
+                case .uniform(let lo, let hi):
+                    let width = Double(hi) - Double(lo)
+                    func below(_ u: Double) -> Float { min(Float(Double(lo) + width * u), hi.nextDown) }
+                    var j = 0
+                    while j < count {
+                        let (u0, u1) = uniforms(seed: seed, example: example, sample: stream, block: UInt32(truncatingIfNeeded: j / 2))
+                        row[j] = below(u0)
+                        if j + 1 < count { row[j + 1] = below(u1) }
+                        j += 2
                     }
-                    row[j] = pair.0
-                    if j + 1 < count { row[j + 1] = pair.1 }
-                    j += 2
                 }
             }
         }

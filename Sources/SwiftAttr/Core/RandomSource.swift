@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -108,11 +109,19 @@ public enum CounterRandom {
 
     /// Two independent standard normals from block `block` of (seed, example, sample): Box–Muller on its
     /// two uniforms, (r cos θ, r sin θ) with r = √(−2 ln(1 − u₀)), θ = 2π u₁.
+    ///
+    /// CKernels computes them (`swiftattr_normal_pair`) with IEEE operations only — its own logarithm, and
+    /// sine and cosine after an exact reduction of 4u₁ to the nearest quadrant — so the bits are the same on
+    /// every CPU, whatever libm it has; each value is within a few ulps of double of the exact Box–Muller
+    /// transform. ``fill(_:seed:firstExample:rows:count:stream:distribution:)`` draws whole rows of the same
+    /// values, vectorised.
     @inline(__always)
     public static func normals(seed: UInt64, example: UInt64, sample: UInt32, block: UInt32) -> (Double, Double) {
-        let (u0, u1) = uniforms(seed: seed, example: example, sample: sample, block: block)
-        let r = (-2 * _log(1 - u0)).squareRoot(), theta = 2 * Double.pi * u1
-        return (r * cos(theta), r * sin(theta))
+        var z = (0.0, 0.0)
+        withUnsafeMutableBytes(of: &z) {
+            swiftattr_normal_pair(seed, example, sample, block, $0.baseAddress!.assumingMemoryBound(to: Double.self))
+        }
+        return z
     }
 
     /// A uniform index in 0..<n from a uniform `u` on [0, 1).
