@@ -175,6 +175,31 @@ BODY void im2col_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_
     }
 }
 
+/* The patch matrix of `rows` examples for a dense window (stride 1, no padding, no dilation): patch row
+ * k = (c·kh + i)·kw + j of example n at dst + k·ldk + n·out_h·out_w holds x[n·input_size + c·H·W + (oh + i)·W
+ * + ow + j] over the out_h × out_w outputs. Loops over (c, i) and each output row once, and copies that input
+ * row's kw shifted runs, so every input row is read from L1. */
+BODY void im2col_dense_body(const float *x, ptrdiff_t rows, ptrdiff_t input_size, ptrdiff_t channels, ptrdiff_t H,
+                            ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w, float *dst,
+                            ptrdiff_t ldk) {
+    const ptrdiff_t P = out_h * out_w;
+    for (ptrdiff_t n = 0; n < rows; n++) {
+        for (ptrdiff_t c = 0; c < channels; c++) {
+            for (ptrdiff_t i = 0; i < kh; i++) {
+                const float *plane = x + n * input_size + c * H * W + i * W;
+                float *patch = dst + (c * kh + i) * kw * ldk + n * P;
+                for (ptrdiff_t oh = 0; oh < out_h; oh++) {
+                    const float *restrict src = plane + oh * W;
+                    for (ptrdiff_t j = 0; j < kw; j++) {
+                        float *restrict d = patch + j * ldk + oh * out_w;
+                        ROW_LOOP(ow, 0, out_w, { d[ow] = src[ow + j]; });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* dx[base + ow·sw] += s[ow] for ow in [ow0, ow1). */
 BODY void scatter_add_row(const float *restrict s, ptrdiff_t base, ptrdiff_t sw, ptrdiff_t ow0, ptrdiff_t ow1, float *restrict dx) {
     if (sw != 1) {
@@ -457,6 +482,8 @@ BODY void normals_body(uint64_t seed, uint64_t example, uint32_t stream, uint32_
     ptrdiff_t shift_w, ptrdiff_t oh0, ptrdiff_t oh1, ptrdiff_t ow0, ptrdiff_t ow1, float *dx
 #define STRIDE2_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t sh, ptrdiff_t ph, \
     ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
+#define DENSE_ARGS const float *x, ptrdiff_t rows, ptrdiff_t input_size, ptrdiff_t channels, ptrdiff_t H, ptrdiff_t W, \
+    ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w, float *dst, ptrdiff_t ldk
 #define NORMALS_ARGS uint64_t seed, uint64_t example, uint32_t stream, uint32_t first_block, ptrdiff_t count, float *out
 #define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
     int32_t *argmax, int32_t offset
@@ -471,6 +498,7 @@ typedef struct {
     void (*im2col_stride2)(STRIDE2_ARGS, float *dst, ptrdiff_t ldk, float *scratch);
     void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
     void (*normals)(NORMALS_ARGS);
+    void (*im2col_dense)(DENSE_ARGS);
 } kernel_table;
 
 #define VARIANT(suffix, attributes)                                                                                     \
@@ -493,11 +521,15 @@ typedef struct {
     attributes static void col2im_stride2_##suffix(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch) {           \
         col2im_stride2_body(x, H, W, kh, kw, sh, ph, pw, dh, dw, out_h, out_w, ldk, dx, scratch);                       \
     }                                                                                                                   \
-    attributes static void normals_##suffix(NORMALS_ARGS) { normals_body(seed, example, stream, first_block, count, out); }
+    attributes static void normals_##suffix(NORMALS_ARGS) { normals_body(seed, example, stream, first_block, count, out); } \
+    attributes static void im2col_dense_##suffix(DENSE_ARGS) {                                                          \
+        im2col_dense_body(x, rows, input_size, channels, H, W, kh, kw, out_h, out_w, dst, ldk);                         \
+    }
 
 #define TABLE(suffix, label)                                                                                            \
     { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
-      im2col_stride2_##suffix, col2im_stride2_##suffix, normals_##suffix }
+      im2col_stride2_##suffix, col2im_stride2_##suffix, normals_##suffix,            \
+      im2col_dense_##suffix }
 
 VARIANT(baseline, )
 #if defined(__x86_64__)
@@ -597,4 +629,8 @@ void swiftattr_normals(NORMALS_ARGS) { current()->normals(seed, example, stream,
 
 void swiftattr_normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block, double *z) {
     normal_pair(seed, example, stream, block, &z[0], &z[1]);
+}
+
+void swiftattr_im2col_dense(DENSE_ARGS) {
+    current()->im2col_dense(x, rows, input_size, channels, H, W, kh, kw, out_h, out_w, dst, ldk);
 }

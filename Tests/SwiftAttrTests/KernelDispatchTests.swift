@@ -76,7 +76,8 @@ final class KernelDispatchTests: XCTestCase {
         }
     }
 
-    /// Stride-2 geometries (the CKernels even/odd column path), plus dense, padded and general ones.
+    /// Stride-2 geometries (the CKernels even/odd column path), dense ones (CKernels' dense-window path), plus
+    /// padded and general ones.
     static let geometries: [([Int], [Int], [Int], [Int], [Int])] = [
         ([2, 32, 32], [3, 3], [2, 2], [1, 1], [1, 1]),   // the ResNet's strided 3×3
         ([3, 16, 16], [1, 1], [2, 2], [0, 0], [1, 1]),   // its strided 1×1 downsample
@@ -88,6 +89,8 @@ final class KernelDispatchTests: XCTestCase {
         ([2, 13], [3], [2], [1], [1]),                   // 1-D, stride 2
         ([2, 28, 28], [5, 5], [1, 1], [0, 0], [1, 1]),   // the benchmark CNN's dense 5×5
         ([2, 12, 12], [5, 5], [1, 1], [0, 0], [1, 1]),
+        ([3, 10, 11], [2, 4], [1, 1], [0, 0], [1, 1]),   // dense, non-square kernel, rows of 8
+        ([2, 20], [4], [1], [0], [1]),                   // 1-D dense: rows of 17
         ([2, 9, 10], [3, 3], [3, 3], [1, 1], [1, 1]),    // stride 3 (scalar rows)
         ([2, 5, 7], [3, 3], [1, 1], [1, 1], [1, 1]),     // padded stride 1 ("same" width)
         ([2, 7, 5], [3, 3], [1, 1], [1, 2], [2, 1]),     // padded stride 1, not same width

@@ -64,6 +64,14 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_stride2(const float *x, ptrdiff_t
                                                        ptrdiff_t sh, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw,
                                                        ptrdiff_t out_h, ptrdiff_t out_w, float *dst, ptrdiff_t ldk, float *scratch);
 
+/* The patch matrix of `rows` examples (each input_size floats apart, channels × H × W) for a dense kh × kw
+ * window (stride 1, no padding, no dilation; out_h = H − kh + 1, out_w = W − kw + 1): patch row
+ * k = (c·kh + i)·kw + j of example n, at dst + k·ldk + n·out_h·out_w, holds the input under entry (i, j)
+ * of every output position. */
+SWIFTATTR_KERNELS_HIDDEN void swiftattr_im2col_dense(const float *x, ptrdiff_t rows, ptrdiff_t input_size, ptrdiff_t channels,
+                                                     ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h,
+                                                     ptrdiff_t out_w, float *dst, ptrdiff_t ldk);
+
 /* Its adjoint: dx (H × W, overwritten) = the sum over the patch rows at src + (i·kw + j)·ldk of their
  * entries at their input positions, added in patch order. `scratch`: H·W floats. */
 SWIFTATTR_KERNELS_HIDDEN void swiftattr_col2im_stride2(const float *src, ptrdiff_t H, ptrdiff_t W, ptrdiff_t kh, ptrdiff_t kw,
