@@ -24,6 +24,9 @@ final class ConvolutionSpeedPathTests: XCTestCase {
         ([2, 9, 9], [3, 3], [1, 1], [1, 1], [1, 1]),   // plane 81: per-example GEMMs
         ([2, 9], [3], [1], [1], [1]),                  // 1-D
         ([1, 70], [3], [1], [2], [1]),                 // 1-D, plane ≥ perExampleGEMMPlane
+        ([4, 7, 9], [3, 5], [1, 1], [0, 0], [1, 1]),   // dense, C·kw = 20: by kernel rows (plane 25)
+        ([8, 6, 10], [2, 2], [1, 1], [0, 0], [1, 1]),  // by kernel rows, C·kw = 16 exactly, even kernel
+        ([4, 9, 9], [5, 5], [1, 1], [0, 0], [1, 1]),   // by kernel rows, 5×5 as in the benchmark CNN
     ]
 
     static func geometry(_ t: ([Int], [Int], [Int], [Int], [Int])) -> WindowGeometry {
@@ -54,7 +57,8 @@ final class ConvolutionSpeedPathTests: XCTestCase {
     }
 
     /// Forward against the float64 reference and the pullback against its central differences, on both
-    /// sides of the per-example GEMM threshold, for several and for single rows (the tolerances of
+    /// sides of the per-example GEMM threshold and by kernel rows (``WindowGeometry/kernelRows``), for
+    /// several and for single rows (the tolerances of
     /// LayerPullbackTests: float32 sums of ≤ 50 terms against float64).
     func testConvolutionNetworksOnBothGEMMPaths() throws {
         for (index, t) in Self.geometries.enumerated() {
@@ -77,5 +81,7 @@ final class ConvolutionSpeedPathTests: XCTestCase {
         }
         XCTAssert(Self.geometries.contains { Self.geometry($0).outputPlane >= WindowGeometry.perExampleGEMMPlane })
         XCTAssert(Self.geometries.contains { Self.geometry($0).outputPlane < WindowGeometry.perExampleGEMMPlane })
+        XCTAssert(Self.geometries.contains { Self.geometry($0).kernelRows != nil })
+        XCTAssert(Self.geometries.contains { Self.geometry($0).isDenseWindow && Self.geometry($0).kernelRows == nil })
     }
 }

@@ -278,6 +278,29 @@ extension Network {
     /// (Stride-1 3×3 convolutions with enough channels run by ``Winograd`` instead: see ``ConvolutionPlan``.)
     func convolve(_ c: Layer.Convolution, _ g: WindowGeometry, _ x: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
+        if let r = g.kernelRows {
+            // Per example: the row-unrolled patch matrix R, then one GEMM per kernel row onto the bias.
+            let Kr = r.patchSize, ldr = r.outputPlane
+            let byRow = c.weightsByKernelRow(kh: g.kh, kw: g.kw)
+            var R = uninitializedFloats(Kr * ldr) { _ in }
+            return uninitializedFloats(rows * O * P) { y in
+                R.withUnsafeMutableBufferPointer { rp in
+                    x.withUnsafeBufferPointer { xp in
+                        byRow.withUnsafeBufferPointer { w in
+                            for n in 0..<rows {
+                                r.im2col(xp.baseAddress! + n * g.inputSize, rows: 1, into: rp.baseAddress!)
+                                let yn = y + n * O * P
+                                for o in 0..<O { (yn + o * P).update(repeating: c.bias[o], count: P) }
+                                for i in 0..<g.kh {
+                                    BLAS.sgemm(m: O, n: P, k: Kr, a: w.baseAddress! + i * O * Kr, b: rp.baseAddress! + i * g.outWidth,
+                                               ldb: ldr, beta: 1, c: yn)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
         if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
             // Per example: its patch matrix (K × P, in cache) and at once its GEMM. A patch matrix of the
             // whole chunk (K × rows·P, megabytes) would be written to memory and read back.
@@ -314,6 +337,25 @@ extension Network {
                     for n in 0..<rows {
                         let src = t.baseAddress! + o * columns + n * P, dst = y + (n * O + o) * P
                         for p in 0..<P { dst[p] = src[p] + b }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Layer.Convolution {
+    /// The weights regrouped by kernel row for ``WindowGeometry/kernelRows``: Wᵢ (O × C·kw) at i·O·C·kw,
+    /// Wᵢ[o, c·kw + j] = W[o, c, i, j].
+    func weightsByKernelRow(kh: Int, kw: Int) -> [Float] {
+        let O = outChannels, C = inChannels
+        return uninitializedFloats(weight.count) { out in
+            weight.withUnsafeBufferPointer { w in
+                for o in 0..<O {
+                    for c in 0..<C {
+                        for i in 0..<kh {
+                            (out + (i * O + o) * C * kw + c * kw).update(from: w.baseAddress! + ((o * C + c) * kh + i) * kw, count: kw)
+                        }
                     }
                 }
             }

@@ -249,6 +249,29 @@ extension Network {
     /// col2im's scratch.
     func convolveTransposed(_ c: Layer.Convolution, _ g: WindowGeometry, _ dy: [Float], rows: Int) -> [Float] {
         let P = g.outputPlane, K = g.patchSize, O = c.outChannels, columns = rows * P
+        if let r = g.kernelRows {
+            // Per example: dR = Σᵢ Wᵢᵀ · dY into R's columns i·outW ..< i·outW + P (overlapping views, added in
+            // kernel-row order), then R's col2im.
+            let Kr = r.patchSize, ldr = r.outputPlane
+            let byRow = c.weightsByKernelRow(kh: g.kh, kw: g.kw)
+            var dR = uninitializedFloats(Kr * ldr) { _ in }
+            return uninitializedFloats(rows * g.inputSize) { dx in
+                dR.withUnsafeMutableBufferPointer { rp in
+                    dy.withUnsafeBufferPointer { d in
+                        byRow.withUnsafeBufferPointer { w in
+                            for n in 0..<rows {
+                                rp.update(repeating: 0)
+                                for i in 0..<g.kh {
+                                    BLAS.sgemm(transA: true, m: Kr, n: P, k: O, a: w.baseAddress! + i * O * Kr, lda: Kr,
+                                               b: d.baseAddress! + n * O * P, beta: 1, c: rp.baseAddress! + i * g.outWidth, ldc: ldr)
+                                }
+                                r.col2im(rp.baseAddress!, rows: 1, into: dx + n * g.inputSize)
+                            }
+                        }
+                    }
+                }
+            }
+        }
         var cols: [Float]
         if rows == 1 || P >= WindowGeometry.perExampleGEMMPlane {
             cols = uninitializedFloats(K * columns) { cp in

@@ -40,6 +40,18 @@ struct WindowGeometry {
     /// no more instructions at P = 64, the CIFAR ResNet's smallest plane; smaller P was not measured).
     static let perExampleGEMMPlane = 64
 
+    /// The row-unrolled form of a dense 2-D window with several kernel rows and at least 16 entries per
+    /// kernel row (C·kw): the convolution runs from the patch matrix of a 1 × kw window over all H input rows,
+    /// R (C·kw × H·outW), R[(c, j), r·outW + ow] = x[c, r, ow + j]. Output p = oh·outW + ow under kernel row
+    /// i reads R's column (oh + i)·outW + ow = i·outW + p, so Y = Σᵢ Wᵢ · R[:, i·outW ..< i·outW + P], kh
+    /// GEMMs reading R in place (ldb = H·outW), with Wᵢ (O × C·kw) kernel row i's weights. R is kh·outH/H
+    /// times smaller than im2col's matrix (the benchmark CNN's second layer: 30 KB instead of 100 KB, in L1),
+    /// and its col2im adds kh times fewer entries. Nil for other windows.
+    var kernelRows: WindowGeometry? {
+        guard isDenseWindow, kh > 1, channels * kw >= 16 else { return nil }
+        return WindowGeometry(shape: [channels, height, width], kernel: [1, kw], stride: [1, 1], padding: [0, 0], dilation: [1, 1])
+    }
+
     var inputPlane: Int { height * width }
     var outputPlane: Int { outHeight * outWidth }
     var inputSize: Int { channels * inputPlane }
