@@ -9,7 +9,8 @@ final class LocalPerturbationTests: XCTestCase {
     }
 
     /// Rows near two references — unchanged, a box at a corner, at an edge, inside, one element, the whole
-    /// input changed, in every channel or in channel 0 only — through the shared forward pass and the plain one.
+    /// input changed, in every channel or in channel 0 only — through the shared forward pass, with each row
+    /// near its reference and as chains of rows each near the one before, and through the plain one.
     private func assertSharedForwardEqualsPlain(_ net: Network, _ shape: [Int], _ g: inout Gen, _ name: String) throws {
         let d = net.inputSize, references = g.normals(2 * d)
         let (H, W) = shape.count == 3 ? (shape[1], shape[2]) : (1, shape[1])
@@ -36,10 +37,18 @@ final class LocalPerturbationTests: XCTestCase {
         }
         let count = referenceIndex.count
         let plain = net.forward(rows, rows: count)
-        let shared = references.withUnsafeBufferPointer { net.forward(rows, rows: count, nearReferences: $0.baseAddress!) { referenceIndex[$0] } }
+        let shared = references.withUnsafeBufferPointer { net.forward(rows, rows: count, nearReferences: $0.baseAddress!) { .reference(referenceIndex[$0]) } }
         let scale = plain.map(abs).max()!
         assertClose(shared, plain, rel: 1e-5, name)
         XCTAssertGreaterThan(scale, 0, name)
+        // As chains: each reference's own row from the reference, every later row from the row before it (then
+        // two boxes differ, its own and the last row's; the whole-input row changes everything after it).
+        let chained = references.withUnsafeBufferPointer {
+            net.forward(rows, rows: count, nearReferences: $0.baseAddress!) { r in
+                r == 0 || referenceIndex[r] != referenceIndex[r - 1] ? .reference(referenceIndex[r]) : .previousRow
+            }
+        }
+        assertClose(chained, plain, rel: 1e-5, "\(name), chained")
     }
 
     /// Rows near two references give the outputs of the plain forward pass, for every first-layer geometry: padding,
@@ -108,6 +117,52 @@ final class LocalPerturbationTests: XCTestCase {
         try skipping.append(.relu, inputs: [1])
         try skipping.append(try conv2d(6, 6, 3), inputs: [1])
         XCTAssertNil(skipping.bandedConvolution, "the second convolution does not read the node before it")
+    }
+
+    /// Shapley value sampling on a LeNet-like CNN runs each permutation's coalitions as a chain (each near
+    /// the one before): its attributions equal the definition evaluated with plain forward passes, and any
+    /// chunk size (1, 4, 7 rows: none a whole number of chains, which the chunks round up to) gives the same
+    /// numbers up to float32 rounding of the other GEMM shapes (1e-5 of the largest).
+    func testShapleyAlongChainsEqualsItsDefinition() throws {
+        var g = Gen(31)
+        func conv2d(_ cin: Int, _ cout: Int, _ k: Int) throws -> Layer {
+            .conv2d(try .init(weight: g.normals(cout * cin * k * k, scale: 1 / Float(cin * k * k).squareRoot()), bias: g.normals(cout),
+                              outChannels: cout, inChannels: cin, kernel: [k, k], stride: [1, 1], padding: [0, 0], dilation: [1, 1]))
+        }
+        let layers = [try conv2d(1, 6, 3), .relu, .maxPool2d(try .init(kernel: [2, 2], stride: [2, 2], padding: [0, 0])),
+                      try conv2d(6, 4, 3), .relu, .flatten]
+        let probe = try Network(inputShape: [1, 14, 14], layers: layers)
+        let net = try Network(inputShape: [1, 14, 14], layers: layers + [try dense(g.normals(3 * probe.outputSize, scale: 0.2), out: 3, in: probe.outputSize)])
+        XCTAssertEqual(net.bandedConvolution, 3)
+        let rows = 2, d = 196, m = 4, samples = 3
+        // Four 7×7 superpixels; three permutations shared by both examples.
+        let mask = (0..<d).map { (($0 / 14) / 7) * 2 + ($0 % 14) / 7 }
+        let permutations = [0, 1, 2, 3, 2, 0, 3, 1, 3, 2, 1, 0]
+        let x = g.normals(rows * d), b = g.normals(rows * d, scale: 0.3), targets = [1, 2]
+        var expected = [Float](repeating: 0, count: rows * d)
+        for i in 0..<rows {
+            var phi = [Double](repeating: 0, count: m)
+            for s in 0..<samples {
+                var row = Array(b[(i * d)..<((i + 1) * d)])
+                var previous = Double(net.forward(row, rows: 1)[targets[i]])
+                for k in 0..<m {
+                    let f = permutations[s * m + k]
+                    for e in 0..<d where mask[e] == f { row[e] = x[i * d + e] }
+                    let current = Double(net.forward(row, rows: 1)[targets[i]])
+                    phi[f] += (current - previous) / Double(samples)
+                    previous = current
+                }
+            }
+            for e in 0..<d { expected[i * d + e] = Float(phi[mask[e]]) }
+        }
+        func shapley(_ chunk: Int?) throws -> [Float] {
+            try net.shapleyValueSampling(x, rows: rows, baselines: b, mask: mask, targets: targets, permutations: permutations,
+                                         internalBatchSize: chunk)
+        }
+        let whole = try shapley(nil)
+        // Each φ is a sum of output differences ~1 computed in float32 (outputs ~3): 1e-5 of the largest φ.
+        assertClose(whole, expected, rel: 1e-5, "Shapley along chains against its definition")
+        for chunk in [1, 4, 7] { assertClose(try shapley(chunk), whole, rel: 1e-5, "chunk \(chunk)") }
     }
 
     /// Networks whose input is read again after node 0, or that do not start with a convolution, do not share.

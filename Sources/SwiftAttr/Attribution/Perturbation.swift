@@ -127,42 +127,51 @@ extension Network {
     /// `nearReferences` (rows × inputSize; nil: none): when every input of example i differs from its row i
     /// in a small box (occlusion, feature ablation) and the network starts with a convolution, node 0 is
     /// computed from the reference's output plus the outputs the box reaches
-    /// (``forward(_:rows:nearReferences:referenceOf:)``).
+    /// (``forward(_:rows:nearReferences:referenceOf:)``). With `chains` c > 1, input j of an example is
+    /// instead close to input j − 1 unless c divides j (Shapley value sampling's coalitions, each one feature
+    /// more than the last): chunks then hold whole chains (at least one, even when a chain is longer than
+    /// `chunk`), so every input's result is computed along the same chain whatever the chunk size.
     func perturbedOutputs(
         rows: Int, perExample: Int, targets: [Int], chunk: Int, reports: Bool = true, nearReferences: [Float]? = nil,
-        fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+        chains: Int = 1, fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void
     ) throws -> [Double] {
         let total = rows * perExample
         guard total > 0 else { return [] }
+        precondition(chains >= 1 && perExample % chains == 0, "chains must divide perExample")
         // Max-pooling after ReLU commutes (and is exact): the forward pass then runs the ReLU on the pooled tensor.
         let net = gradientEquivalent ?? self
         let d = inputSize, out = outputSize
-        // The chunks of one region over every input: `size` rows, in rounds of one chunk per worker.
-        let size = Parallel.balancedChunk(count: total, chunk: chunk)
-        let round = size * max(1, min(Parallel.workerCount, total))
-        let (roundWork, overflow) = round.multipliedReportingOverflow(by: net.forwardWork)
+        // Work is split in whole chains (units of `chains` rows; one row each without chains): the chunks of
+        // one region over every input, `size` units each, in rounds of one chunk per worker.
+        let units = total / chains, unitChunk = max(1, chunk / chains)
+        let size = Parallel.balancedChunk(count: units, chunk: unitChunk)
+        let round = size * max(1, min(Parallel.workerCount, units))
+        let (roundWork, overflow) = (round * chains).multipliedReportingOverflow(by: net.forwardWork)
         let piece = round * max(1, overflow ? 1 : CallProgress.workPerPiece / max(1, roundWork))
         var result = [Double](repeating: 0, count: total)
         try result.withUnsafeMutableBufferPointer { buffer in
             let res = buffer.baseAddress!
             var start = 0
-            while start < total {
-                let first = start, count = min(piece, total - start)
-                // One piece: the region as it always was; a full piece of several: the same chunks of `size` rows.
-                Parallel.forEachChunk(count: count, chunk: count == total ? chunk : size) { _, local, _ in
-                    let range = (first + local.lowerBound)..<(first + local.upperBound)
+            while start < units {
+                let first = start, count = min(piece, units - start)
+                // One piece: the region as it always was; a full piece of several: the same chunks of `size` units.
+                Parallel.forEachChunk(count: count, chunk: count == units ? unitChunk : size) { _, local, _ in
+                    let range = ((first + local.lowerBound) * chains)..<((first + local.upperBound) * chains)
                     let batch = uninitializedFloats(range.count * d) { p in
                         for (r, j) in range.enumerated() { fill(j / perExample, j % perExample, p + r * d) }
                     }
                     let y = nearReferences.flatMap { references in
                         net.sharesFirstConvolution ? references.withUnsafeBufferPointer {
-                            net.forward(batch, rows: range.count, nearReferences: $0.baseAddress!) { (range.lowerBound + $0) / perExample }
+                            net.forward(batch, rows: range.count, nearReferences: $0.baseAddress!) { r in
+                                let j = range.lowerBound + r
+                                return j % chains == 0 ? .reference(j / perExample) : .previousRow
+                            }
                         } : nil
                     } ?? net.forward(batch, rows: range.count)
                     for (r, j) in range.enumerated() { res[j] = Double(y[r * out + targets[j / perExample]]) }
                 }
                 start += count
-                if reports { try CallProgress.report(start, of: total) }
+                if reports { try CallProgress.report(start * chains, of: total) }
             }
         }
         return result
@@ -439,7 +448,9 @@ extension Network {
         return try Parallel.singleThreadedBLAS {
             let ends = try endpointOutputs(x, b, rows: rows, targets: targets, chunk: chunk)
             // Input (s, k) of example i: the baseline with the first k + 1 features of permutation s from x.
-            let y = try perturbedOutputs(rows: rows, perExample: samples * steps, targets: targets, chunk: chunk) { i, j, row in
+            // Each coalition adds one feature to the one before it: forward passes along each permutation's chain.
+            let y = try perturbedOutputs(rows: rows, perExample: samples * steps, targets: targets, chunk: chunk, nearReferences: b,
+                                         chains: steps) { i, j, row in
                 let s = j / steps, k = j % steps, o = order(i, s)
                 b.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + i * d, count: d) }
                 for q in 0...k {

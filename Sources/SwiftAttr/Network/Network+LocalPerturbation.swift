@@ -28,12 +28,22 @@ extension Network {
         }
     }
 
-    /// The outputs of `rows` inputs (`x`, rows × inputSize) where row r is close to reference row
-    /// `referenceOf(r)` of `references`: node 0 from the reference's output plus the outputs whose windows
-    /// meet the changed box (see the extension's note), the other nodes as in ``forward(_:rows:)``. Equal
-    /// to ``forward(_:rows:)`` up to float32 rounding (the recomputed outputs come from a GEMM of another
-    /// shape). Requires ``sharesFirstConvolution``.
-    func forward(_ x: [Float], rows: Int, nearReferences references: UnsafePointer<Float>, referenceOf: (Int) -> Int) -> [Float] {
+    /// The input a perturbed row is close to: row `index` of the references, or the row just before it in
+    /// the same batch (a chain of perturbations that each change a little more, as Shapley value sampling's
+    /// coalitions do).
+    enum PerturbationReference: Equatable {
+        case reference(Int)
+        case previousRow
+    }
+
+    /// The outputs of `rows` inputs (`x`, rows × inputSize) where row r is close to `referenceOf(r)` (a row
+    /// of `references`, or row r − 1; row 0 needs a row of `references`): node 0 from the reference's output
+    /// plus the outputs whose windows meet the changed box (see the extension's note), the other nodes as in
+    /// ``forward(_:rows:)``. Equal to ``forward(_:rows:)`` up to float32 rounding (the recomputed outputs come
+    /// from a GEMM of another shape; along a chain of previous rows a banded convolution adds one rounded
+    /// difference per row). Requires ``sharesFirstConvolution``.
+    func forward(_ x: [Float], rows: Int, nearReferences references: UnsafePointer<Float>,
+                 referenceOf: (Int) -> PerturbationReference) -> [Float] {
         let c: Layer.Convolution
         switch layers[0] {
         case .conv1d(let conv), .conv2d(let conv):
@@ -50,12 +60,19 @@ extension Network {
         let first = uninitializedFloats(rows * outSize) { y in
             x.withUnsafeBufferPointer { xb in
                 for r in 0..<rows {
-                    let ref = referenceOf(r), row = xb.baseAddress! + r * d, base = references + ref * d
-                    if referenceOutputs[ref] == nil {
-                        referenceOutputs[ref] = apply(layer: 0, to: Array(UnsafeBufferPointer(start: base, count: d)), rows: 1, argmax: nil)
+                    let row = xb.baseAddress! + r * d, yr = y + r * outSize, base: UnsafePointer<Float>
+                    switch referenceOf(r) {
+                    case .reference(let ref):
+                        base = references + ref * d
+                        if referenceOutputs[ref] == nil {
+                            referenceOutputs[ref] = apply(layer: 0, to: Array(UnsafeBufferPointer(start: base, count: d)), rows: 1, argmax: nil)
+                        }
+                        referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
+                    case .previousRow:
+                        precondition(r > 0, "row 0 has no previous row")
+                        base = row - d
+                        yr.update(from: yr - outSize, count: outSize)
                     }
-                    let yr = y + r * outSize
-                    referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
                     // The box of input rows and columns where the row differs from its reference.
                     var h0 = H, h1 = -1, w0 = W, w1 = -1
                     for ch in 0..<C {
@@ -111,7 +128,7 @@ extension Network {
         guard let k = bandedConvolution else { return forward(first, rows: rows, from: 1, to: layers.count) }
         let mid = forward(first, rows: rows, from: 1, to: k)
         let referenceMids = referenceOutputs.mapValues { forward($0, rows: 1, from: 1, to: k) }
-        let banded = convolve(layer: k, mid, rows: rows, nearReferences: referenceMids) { referenceOf($0) }
+        let banded = convolve(layer: k, mid, rows: rows, nearReferences: referenceMids, referenceOf: referenceOf)
         return forward(banded, rows: rows, from: k + 1, to: layers.count)
     }
 
@@ -135,25 +152,39 @@ extension Network {
         return nil
     }
 
-    /// Node k (a 2-D convolution by kernel rows) of `rows` inputs `a`, row r near `referenceInputs[referenceOf(r)]`:
-    /// the reference's output plus, per kernel row i, Wᵢ times the difference's row-unrolled band over the
-    /// output rows that band reaches (see the extension's note).
+    /// Node k (a 2-D convolution by kernel rows) of `rows` inputs `a`, row r near its reference's input (in
+    /// `referenceInputs`, or row r − 1 of `a`): the reference's output plus, per kernel row i, Wᵢ times the
+    /// difference's row-unrolled band over the output rows that band reaches (see the extension's note).
     private func convolve(layer k: Int, _ a: [Float], rows: Int, nearReferences referenceInputs: [Int: [Float]],
-                          referenceOf: (Int) -> Int) -> [Float] {
+                          referenceOf: (Int) -> PerturbationReference) -> [Float] {
         guard case .conv2d(let c) = layers[k] else { preconditionFailure("node \(k) is not a 2-D convolution") }
         let g = WindowGeometry(convolution: c, input: shapes[k])
         let C = g.channels, H = g.height, W = g.width, O = c.outChannels, OH = g.outHeight, OW = g.outWidth
         let P = g.outputPlane, inSize = g.inputSize, outSize = O * P, Kr = C * g.kw
         let byRow = c.weightsByKernelRow(kh: g.kh, kw: g.kw)
         let referenceOutputs = referenceInputs.mapValues { apply(layer: k, to: $0, rows: 1, argmax: nil) }
+        func withReferenceInput(_ reference: PerturbationReference, previous: UnsafePointer<Float>,
+                                _ body: (UnsafePointer<Float>) -> Void) {
+            switch reference {
+            case .reference(let ref):
+                referenceInputs[ref]!.withUnsafeBufferPointer { body($0.baseAddress!) }
+            case .previousRow:
+                body(previous)
+            }
+        }
         return uninitializedFloats(rows * outSize) { y in
             a.withUnsafeBufferPointer { ab in
                 byRow.withUnsafeBufferPointer { w in
                     for r in 0..<rows {
-                        let ref = referenceOf(r), yr = y + r * outSize, row = ab.baseAddress! + r * inSize
-                        referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
-                        referenceInputs[ref]!.withUnsafeBufferPointer { rb in
-                            let base = rb.baseAddress!
+                        let yr = y + r * outSize, row = ab.baseAddress! + r * inSize
+                        let reference = referenceOf(r)
+                        switch reference {
+                        case .reference(let ref):
+                            referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
+                        case .previousRow:
+                            yr.update(from: yr - outSize, count: outSize)
+                        }
+                        withReferenceInput(reference, previous: r > 0 ? row - inSize : row) { base in
                             // The band of input rows where the row differs from its reference.
                             var r0 = H, r1 = -1
                             for ch in 0..<C {
