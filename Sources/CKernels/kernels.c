@@ -470,6 +470,52 @@ BODY void normals_body(uint64_t seed, uint64_t example, uint32_t stream, uint32_
     }
 }
 
+/* --- optimiser steps (torch.optim's rules), one element at a time in a fixed operation order --- */
+
+/* 1 when x is ±∞ or NaN (its exponent bits all set): an integer test, so the flag's reduction vectorises. */
+BODY int32_t non_finite(float x) {
+    union { float f; uint32_t u; } v = { .f = x };
+    return (v.u & 0x7F800000u) == 0x7F800000u;
+}
+
+/* torch.optim.Adam: d = g + λp; m = β₁m + (1 − β₁)d; v = β₂v + (1 − β₂)d·d; p = p − s·m / (√v / √c₂ + ε),
+ * s = lr / c₁. Bit 0 of the result: some g is not finite; bit 1: some updated p is not finite. */
+BODY int adam_body(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, ptrdiff_t n,
+                   float b1, float b2, float eps, float step_size, float root_c2, float lambda) {
+    int32_t g_bad = 0, p_bad = 0;
+    const float a1 = 1 - b1, a2 = 1 - b2;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const float gi = g[i], pi = p[i];
+        const float d = gi + lambda * pi;
+        const float mi = b1 * m[i] + a1 * d;
+        const float vi = b2 * v[i] + a2 * d * d;
+        m[i] = mi;
+        v[i] = vi;
+        const float updated = pi - step_size * mi / (__builtin_elementwise_sqrt(vi) / root_c2 + eps);
+        p[i] = updated;
+        g_bad |= non_finite(gi);
+        p_bad |= non_finite(updated);
+    }
+    return (g_bad ? 1 : 0) | (p_bad ? 2 : 0);
+}
+
+/* torch.optim.SGD (dampening 0, no Nesterov): d = g + λp; u = μu + d (u = d when μ = 0); p = p − lr·u. */
+BODY int sgd_body(float *restrict p, const float *restrict g, float *restrict u, ptrdiff_t n, float lr, float mu,
+                  float lambda) {
+    int32_t g_bad = 0, p_bad = 0;
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const float gi = g[i], pi = p[i];
+        const float d = gi + lambda * pi;
+        const float ui = mu == 0 ? d : mu * u[i] + d;
+        u[i] = ui;
+        const float updated = pi - lr * ui;
+        p[i] = updated;
+        g_bad |= non_finite(gi);
+        p_bad |= non_finite(updated);
+    }
+    return (g_bad ? 1 : 0) | (p_bad ? 2 : 0);
+}
+
 /* --- one instance of every loop per instruction set --- */
 
 #define WINOGRAD_INPUT_ARGS const float *x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t ph, ptrdiff_t pw, ptrdiff_t th, ptrdiff_t tw, \
@@ -484,6 +530,9 @@ BODY void normals_body(uint64_t seed, uint64_t example, uint32_t stream, uint32_
     ptrdiff_t pw, ptrdiff_t dh, ptrdiff_t dw, ptrdiff_t out_h, ptrdiff_t out_w
 #define DENSE_ARGS const float *x, ptrdiff_t rows, ptrdiff_t input_size, ptrdiff_t channels, ptrdiff_t H, ptrdiff_t W, \
     ptrdiff_t kh, ptrdiff_t kw, ptrdiff_t out_h, ptrdiff_t out_w, float *dst, ptrdiff_t ldk
+#define ADAM_ARGS float *p, const float *g, float *m, float *v, ptrdiff_t n, float b1, float b2, float eps, \
+    float step_size, float root_c2, float lambda
+#define SGD_ARGS float *p, const float *g, float *u, ptrdiff_t n, float lr, float mu, float lambda
 #define NORMALS_ARGS uint64_t seed, uint64_t example, uint32_t stream, uint32_t first_block, ptrdiff_t count, float *out
 #define MAXPOOL_ARGS const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff_t out_w, ptrdiff_t sh, ptrdiff_t sw, float *y, \
     int32_t *argmax, int32_t offset
@@ -499,6 +548,8 @@ typedef struct {
     void (*col2im_stride2)(STRIDE2_ARGS, ptrdiff_t ldk, float *dx, float *scratch);
     void (*normals)(NORMALS_ARGS);
     void (*im2col_dense)(DENSE_ARGS);
+    int (*adam)(ADAM_ARGS);
+    int (*sgd)(SGD_ARGS);
 } kernel_table;
 
 #define VARIANT(suffix, attributes)                                                                                     \
@@ -524,12 +575,14 @@ typedef struct {
     attributes static void normals_##suffix(NORMALS_ARGS) { normals_body(seed, example, stream, first_block, count, out); } \
     attributes static void im2col_dense_##suffix(DENSE_ARGS) {                                                          \
         im2col_dense_body(x, rows, input_size, channels, H, W, kh, kw, out_h, out_w, dst, ldk);                         \
-    }
+    }                                                                                                                   \
+    attributes static int adam_##suffix(ADAM_ARGS) { return adam_body(p, g, m, v, n, b1, b2, eps, step_size, root_c2, lambda); } \
+    attributes static int sgd_##suffix(SGD_ARGS) { return sgd_body(p, g, u, n, lr, mu, lambda); }
 
 #define TABLE(suffix, label)                                                                                            \
     { label, winograd_input_##suffix, winograd_output_##suffix, im2col_##suffix, col2im_##suffix, maxpool_##suffix,     \
       im2col_stride2_##suffix, col2im_stride2_##suffix, normals_##suffix,            \
-      im2col_dense_##suffix }
+      im2col_dense_##suffix, adam_##suffix, sgd_##suffix }
 
 VARIANT(baseline, )
 #if defined(__x86_64__)
@@ -634,3 +687,7 @@ void swiftattr_normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uin
 void swiftattr_im2col_dense(DENSE_ARGS) {
     current()->im2col_dense(x, rows, input_size, channels, H, W, kh, kw, out_h, out_w, dst, ldk);
 }
+
+int swiftattr_adam(ADAM_ARGS) { return current()->adam(p, g, m, v, n, b1, b2, eps, step_size, root_c2, lambda); }
+
+int swiftattr_sgd(SGD_ARGS) { return current()->sgd(p, g, u, n, lr, mu, lambda); }

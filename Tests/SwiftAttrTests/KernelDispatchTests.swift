@@ -196,4 +196,56 @@ final class KernelDispatchTests: XCTestCase {
         }
         XCTAssertLessThan(worst, 3e-14)
     }
+    /// The optimiser steps: every variant gives the bits of the scalar rule in Swift (the same IEEE operations
+    /// in the same order: Swift does not contract into FMA either), on lengths around the vector widths, with
+    /// weight decay and momentum; and they flag a non-finite gradient (bit 0) and a non-finite updated
+    /// parameter (bit 1).
+    func testOptimizerStepsGiveTheScalarRuleOnEveryVariant() {
+        var gen = Gen(77)
+        let b1: Float = 0.9, b2: Float = 0.999, eps: Float = 1e-8, stepSize: Float = 1.7e-3, rootC2: Float = 0.05, lambda: Float = 0.01
+        for n in [1, 7, 8, 9, 31, 64, 100] {
+            let p0 = gen.normals(n), g = gen.normals(n), m0 = gen.normals(n, scale: 0.1), v0 = gen.normals(n, scale: 0.1).map { $0 * $0 }
+            var p = p0, m = m0, v = v0
+            for i in 0..<n {
+                let d = g[i] + lambda * p[i]
+                m[i] = b1 * m[i] + (1 - b1) * d
+                v[i] = b2 * v[i] + (1 - b2) * d * d
+                p[i] = p[i] - stepSize * m[i] / (v[i].squareRoot() / rootC2 + eps)
+            }
+            let adam = perVariant { () -> [Float] in
+                var q = p0, a = m0, b = v0
+                XCTAssertEqual(swiftattr_adam(&q, g, &a, &b, n, b1, b2, eps, stepSize, rootC2, lambda), 0)
+                return q + a + b
+            }
+            XCTAssertEqual(adam[0].1.map(\.bitPattern), (p + m + v).map(\.bitPattern), "Adam, n = \(n)")
+            assertSameBits(adam, "Adam, n = \(n)")
+            for mu: Float in [0, 0.9] {
+                var q = p0, u = m0
+                for i in 0..<n {
+                    let d = g[i] + lambda * q[i]
+                    u[i] = mu == 0 ? d : mu * u[i] + d
+                    q[i] = q[i] - 0.01 * u[i]
+                }
+                let sgd = perVariant { () -> [Float] in
+                    var r = p0, w = m0
+                    XCTAssertEqual(swiftattr_sgd(&r, g, &w, n, 0.01, mu, lambda), 0)
+                    return r + w
+                }
+                XCTAssertEqual(sgd[0].1.map(\.bitPattern), (q + u).map(\.bitPattern), "SGD μ = \(mu), n = \(n)")
+                assertSameBits(sgd, "SGD μ = \(mu), n = \(n)")
+            }
+        }
+        let original = String(cString: swiftattr_kernels_isa())
+        defer { _ = swiftattr_kernels_select(original) }
+        for isa in Self.variants {
+            _ = swiftattr_kernels_select(isa)
+            var p: [Float] = Array(repeating: 1, count: 20), m = [Float](repeating: 0, count: 20), v = m
+            var g = [Float](repeating: 0.5, count: 20)
+            g[13] = .nan
+            XCTAssertEqual(swiftattr_adam(&p, g, &m, &v, 20, b1, b2, eps, stepSize, rootC2, 0) & 1, 1, "\(isa): NaN gradient")
+            g[13] = 0.5
+            p[17] = .greatestFiniteMagnitude
+            XCTAssertEqual(swiftattr_sgd(&p, g, &m, 20, -1e38, 0, 0), 2, "\(isa): an update that overflows")
+        }
+    }
 }

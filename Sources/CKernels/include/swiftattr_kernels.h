@@ -93,6 +93,15 @@ SWIFTATTR_KERNELS_HIDDEN void swiftattr_normals(uint64_t seed, uint64_t example,
 SWIFTATTR_KERNELS_HIDDEN void swiftattr_normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block,
                                                     double *z);
 
+/* One optimiser step over n elements, in place: parameters p, gradients g and the state (Adam's moments m and
+ * v; SGD's momentum buffer u). Adam (torch.optim.Adam): d = g + λp; m = β₁m + (1 − β₁)d;
+ * v = β₂v + (1 − β₂)d·d; p = p − step_size·m / (√v / root_c2 + ε). SGD: d = g + λp; u = μu + d (u = d when
+ * μ = 0); p = p − lr·u. Each element alone, in that order: the same bits for any split and variant. Returns
+ * bit 0 set when some gradient, bit 1 when some updated parameter is not finite. */
+SWIFTATTR_KERNELS_HIDDEN int swiftattr_adam(float *p, const float *g, float *m, float *v, ptrdiff_t n, float b1, float b2,
+                                            float eps, float step_size, float root_c2, float lambda);
+SWIFTATTR_KERNELS_HIDDEN int swiftattr_sgd(float *p, const float *g, float *u, ptrdiff_t n, float lr, float mu, float lambda);
+
 /* One spin-wait step (x86 `pause`, aarch64 `yield`): tells the core a thread is polling a flag, so a
  * sibling hyperthread runs faster and the loop draws less power. Used by the worker pool's bounded spin. */
 static inline void swiftattr_cpu_relax(void) {

@@ -3,9 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-#if arch(x86_64) && canImport(_Builtin_intrinsics)
-import _Builtin_intrinsics.intel
-#endif
+import CKernels
 
 /// The optimisers, with PyTorch's update rules (`torch.optim.SGD`, `torch.optim.Adam`), so a run can be
 /// compared step by step with torch.
@@ -80,20 +78,27 @@ public struct OptimizerState: Sendable {
         let s = settings, lambda = s.weightDecay
         switch s.kind {
         case .sgd:
-            return Self.elementwise(&parameters, gradients, &first, &second, SGDRule(lr: s.learningRate, mu: s.momentum, lambda: lambda))
+            let lr = s.learningRate, mu = s.momentum
+            return Self.elementwise(&parameters, gradients, &first, &second) { p, g, u, _, n in
+                swiftattr_sgd(p, g, u, n, lr, mu, lambda)
+            }
         case .adam:
             let b1 = s.beta1, b2 = s.beta2, eps = s.eps
             let c1 = 1 - Self.power(Double(b1), step), c2 = 1 - Self.power(Double(b2), step)
             let stepSize = Float(Double(s.learningRate) / c1), rootC2 = Float(c2.squareRoot())
-            return Self.elementwise(&parameters, gradients, &first, &second,
-                                    AdamRule(b1: b1, b2: b2, eps: eps, stepSize: stepSize, rootC2: rootC2, lambda: lambda))
+            return Self.elementwise(&parameters, gradients, &first, &second) { p, g, m, v, n in
+                swiftattr_adam(p, g, m, v, n, b1, b2, eps, stepSize, rootC2, lambda)
+            }
         }
     }
 
-    /// Runs `rule` over every array, split by ``forEachPart(ofArrays:_:)``, reporting per array whether a
-    /// gradient or an updated value was not finite.
-    private static func elementwise<Rule: UpdateRule>(
-        _ parameters: inout [[Float]], _ gradients: [[Float]], _ first: inout [[Float]], _ second: inout [[Float]], _ rule: Rule
+    /// Runs `step(p, g, a, b, count)` — a CKernels rule (`swiftattr_adam`, `swiftattr_sgd`: each element
+    /// alone, vectorised per instruction set) returning bit 0 for a non-finite gradient and bit 1 for a
+    /// non-finite updated parameter — over every array, split by ``forEachPart(ofArrays:_:)``, and reports
+    /// per array what it found.
+    private static func elementwise(
+        _ parameters: inout [[Float]], _ gradients: [[Float]], _ first: inout [[Float]], _ second: inout [[Float]],
+        _ step: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Int32
     ) -> UpdateFindings {
         let arrays = parameters.count
         // Unique buffers (copy-on-write resolved here, before any worker writes) whose addresses stay valid
@@ -101,87 +106,28 @@ public struct OptimizerState: Sendable {
         let P = (0..<arrays).map { k in parameters[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
         let A = (0..<arrays).map { k in first[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
         let B = (0..<arrays).map { k in second[k].withUnsafeMutableBufferPointer { $0.baseAddress } }
-        // bad[k]: (gradient, parameter) non-finite somewhere in array k; each part writes its own flags.
+        // bad[c · arrays + k]: what part c of array k found; each part writes its own entries.
         let counts = gradients.map(\.count)
         let parts = partCount(ofArrays: counts)
-        var bad = [(Bool, Bool)](repeating: (false, false), count: parts * arrays)
+        var bad = [Int32](repeating: 0, count: parts * arrays)
         bad.withUnsafeMutableBufferPointer { out in
             let out = out.baseAddress!
             forEachPart(ofArrays: counts) { c, k, range in
                 gradients[k].withUnsafeBufferPointer { g in
                     let lo = range.lowerBound
-                    out[c * arrays + k] = elementwise(P[k]! + lo, g.baseAddress! + lo, A[k]! + lo, B[k]! + lo, count: range.count, rule)
+                    out[c * arrays + k] = step(P[k]! + lo, g.baseAddress! + lo, A[k]! + lo, B[k]! + lo, range.count)
                 }
             }
         }
         var findings = UpdateFindings()
         for k in 0..<arrays {
             for c in 0..<parts {
-                let (g, p) = bad[c * arrays + k]
-                if g, findings.nonFiniteGradient == nil { findings.nonFiniteGradient = k }
-                if p, findings.nonFiniteParameter == nil { findings.nonFiniteParameter = k }
+                let found = bad[c * arrays + k]
+                if found & 1 != 0, findings.nonFiniteGradient == nil { findings.nonFiniteGradient = k }
+                if found & 2 != 0, findings.nonFiniteParameter == nil { findings.nonFiniteParameter = k }
             }
         }
         return findings
-    }
-
-    /// Runs `rule` over `n` elements of a parameter array, its gradient and two state arrays, eight lanes at
-    /// a time (SIMD8: the compiler cannot prove the four buffers disjoint and would otherwise go element by
-    /// element), then the remainder with the same rule on one live lane. The square roots of a block of 64
-    /// elements are taken in one pass over a private buffer (see ``squareRoots(_:count:)``). Every lane computes exactly the scalar formula. Returns whether
-    /// some gradient and some updated parameter is not finite: x·0 is ±0 for finite x and NaN otherwise, so
-    /// a sum of them is NaN exactly when one is not finite (in any order).
-    @inline(__always)
-    private static func elementwise<Rule: UpdateRule>(
-        _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>,
-        count n: Int, _ rule: Rule
-    ) -> (Bool, Bool) {
-        let P = UnsafeMutableRawPointer(p), G = UnsafeRawPointer(g), A = UnsafeMutableRawPointer(a), B = UnsafeMutableRawPointer(b)
-        var gCheck = SIMD8<Float>(repeating: 0), pCheck = SIMD8<Float>(repeating: 0)
-        let block = 64
-        var e = 0
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: block) { t in
-            let T = UnsafeMutableRawPointer(t.baseAddress!), roots = t.baseAddress!
-            while e + 8 <= n {
-                let length = min(block, (n - e) & ~7)
-                var j = 0
-                while j < length {
-                    let o = 4 * (e + j)
-                    let pv = P.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    var av = A.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    var bv = B.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    let gv = G.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    let r = rule.prepare(pv, gv, &av, &bv)
-                    gCheck += gv * 0
-                    A.storeBytes(of: av, toByteOffset: o, as: SIMD8<Float>.self)
-                    B.storeBytes(of: bv, toByteOffset: o, as: SIMD8<Float>.self)
-                    T.storeBytes(of: r, toByteOffset: 4 * j, as: SIMD8<Float>.self)
-                    j += 8
-                }
-                if Rule.usesRoot { squareRoots(roots, count: length) }
-                j = 0
-                while j < length {
-                    let o = 4 * (e + j)
-                    var pv = P.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-                    rule.finish(&pv, A.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self), T.loadUnaligned(fromByteOffset: 4 * j, as: SIMD8<Float>.self))
-                    pCheck += pv * 0
-                    P.storeBytes(of: pv, toByteOffset: o, as: SIMD8<Float>.self)
-                    j += 8
-                }
-                e += length
-            }
-        }
-        var gRest: Float = 0, pRest: Float = 0
-        while e < n {
-            var pv = SIMD8<Float>(repeating: p[e]), av = SIMD8<Float>(repeating: a[e]), bv = SIMD8<Float>(repeating: b[e])
-            let r = rule.prepare(pv, SIMD8<Float>(repeating: g[e]), &av, &bv)
-            rule.finish(&pv, av, SIMD8<Float>(repeating: r[0].squareRoot()))
-            p[e] = pv[0]; a[e] = av[0]; b[e] = bv[0]
-            gRest += g[e] * 0
-            pRest += pv[0] * 0
-            e += 1
-        }
-        return ((gCheck.sum() + gRest).isNaN, (pCheck.sum() + pRest).isNaN)
     }
 
     /// `b^t` in float64 (torch computes the bias corrections in Python floats, with C's pow).
@@ -193,49 +139,6 @@ public struct OptimizerState: Sendable {
 public struct UpdateFindings: Sendable, Equatable {
     public var nonFiniteGradient: Int?
     public var nonFiniteParameter: Int?
-}
-
-/// One optimiser's element rule on eight lanes, in two halves around a square root (a generic parameter
-/// rather than closures, so it is specialised and inlined into the loop): `prepare` updates the state a, b
-/// from parameter p and gradient g and returns the value whose square root `finish` receives (when
-/// `usesRoot`), `finish` updates p.
-private protocol UpdateRule {
-    static var usesRoot: Bool { get }
-    func prepare(_ p: SIMD8<Float>, _ g: SIMD8<Float>, _ a: inout SIMD8<Float>, _ b: inout SIMD8<Float>) -> SIMD8<Float>
-    func finish(_ p: inout SIMD8<Float>, _ a: SIMD8<Float>, _ root: SIMD8<Float>)
-}
-
-/// torch.optim.SGD: d = g + λp; v = μv + d (v = d when μ = 0); p −= lr·v.
-private struct SGDRule: UpdateRule {
-    let lr: Float, mu: Float, lambda: Float
-    static var usesRoot: Bool { false }
-    @inline(__always)
-    func prepare(_ p: SIMD8<Float>, _ g: SIMD8<Float>, _ v: inout SIMD8<Float>, _ unused: inout SIMD8<Float>) -> SIMD8<Float> {
-        let d = g + lambda * p
-        v = mu == 0 ? d : mu * v + d
-        return SIMD8(repeating: 0)
-    }
-    @inline(__always)
-    func finish(_ p: inout SIMD8<Float>, _ v: SIMD8<Float>, _ unused: SIMD8<Float>) {
-        p -= lr * v
-    }
-}
-
-/// torch.optim.Adam: d = g + λp; m = β₁m + (1−β₁)d; v = β₂v + (1−β₂)d²; p −= stepSize·m / (√v/√c₂ + ε).
-private struct AdamRule: UpdateRule {
-    let b1: Float, b2: Float, eps: Float, stepSize: Float, rootC2: Float, lambda: Float
-    static var usesRoot: Bool { true }
-    @inline(__always)
-    func prepare(_ p: SIMD8<Float>, _ g: SIMD8<Float>, _ m: inout SIMD8<Float>, _ v: inout SIMD8<Float>) -> SIMD8<Float> {
-        let d = g + lambda * p
-        m = b1 * m + (1 - b1) * d
-        v = b2 * v + (1 - b2) * d * d
-        return v
-    }
-    @inline(__always)
-    func finish(_ p: inout SIMD8<Float>, _ m: SIMD8<Float>, _ root: SIMD8<Float>) {
-        p -= stepSize * m / (root / rootC2 + eps)
-    }
 }
 
 /// Below this many floats in all, ``forEachPart(ofArrays:_:)`` runs on the calling thread (a worker
@@ -264,20 +167,4 @@ func forEachPart(ofArrays counts: [Int], _ body: (Int, Int, Range<Int>) -> Void)
     } else {
         Parallel.forEachChunk(count: parts, chunk: 1) { c, _, _ in run(c) }
     }
-}
-
-/// `p[i] = √p[i]` for `count` (a multiple of 4) floats. `Float.squareRoot()` compiles to a scalar `sqrtss`
-/// with a libm fallback (C's errno semantics), which no loop vectorises, so on x86-64 this takes four at a
-/// time with SSE's `sqrtps`; both are IEEE square roots, correctly rounded, so the results are the same bits.
-@inline(__always)
-private func squareRoots(_ p: UnsafeMutablePointer<Float>, count: Int) {
-    #if arch(x86_64) && canImport(_Builtin_intrinsics)
-    var i = 0
-    while i < count {
-        _mm_storeu_ps(p + i, _mm_sqrt_ps(_mm_loadu_ps(p + i)))
-        i += 4
-    }
-    #else
-    for i in 0..<count { p[i] = p[i].squareRoot() }
-    #endif
 }
