@@ -1,4 +1,7 @@
 import CKernels
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Winograd minimal filtering F(2×2, 3×3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional Neural
 /// Networks") for stride-1, dilation-1 3×3 two-dimensional convolutions.
@@ -77,10 +80,22 @@ enum Winograd {
         }
     }
 
-    /// V_ξ and M_ξ of one block take at most this many floats (4 MB): the GEMMs then read what the input
-    /// transform just wrote from the 4 MB L2 cache, while a block still holds enough tiles (T) that the
-    /// 16 GEMM calls per block are long.
-    static let blockFloats = 1 << 20
+    /// V_ξ and M_ξ of one block take at most this many floats: one core's L2 cache (`sysconf`'s
+    /// `_SC_LEVEL2_CACHE_SIZE`; 4 MB when it is unknown), at least 256 KB. The GEMMs then read what the input
+    /// transform just wrote from L2, while a block still holds enough tiles (T) that the 16 GEMM calls per
+    /// block are long. The block size changes which examples share a GEMM (and so, through the GEMM's shape,
+    /// possibly the rounding of its sums: the tests compare blocks within float32 tolerances), so results can
+    /// differ in the last bits between CPUs with different L2 sizes. Measured on a Zen 3 guest (512 KB L2), IG on the
+    /// issue-9 ResNet, alternating in the same minutes: 4 MB blocks 0.55–0.68 s against 512 KB blocks
+    /// 0.53–0.63 s (means 0.62 and 0.57); in a second comparison of whole builds 0.55–0.65 against 0.57–0.58 s.
+    static let blockFloats: Int = {
+        #if os(Linux)
+        let l2 = sysconf(Int32(_SC_LEVEL2_CACHE_SIZE))
+        #else
+        let l2 = -1
+        #endif
+        return l2 > 0 ? max(1 << 16, l2 / MemoryLayout<Float>.size) : 1 << 20
+    }()
 
     /// `y` (rows × K × Ho × Wo, Ho = H + 2·ph − 2, Wo = W + 2·pw − 2) = the stride-1 3×3 cross-correlation of
     /// `x` (rows × C × H × W, zero-padded by ph rows and pw columns on each side) with the filters `f`, plus
