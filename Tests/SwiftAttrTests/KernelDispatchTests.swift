@@ -3,8 +3,8 @@ import Foundation
 import XCTest
 @testable import SwiftAttr
 
-/// CKernels (Sources/CKernels): the Winograd transforms, im2col/col2im and 2×2 max-pooling compiled per
-/// instruction set and chosen at run time.
+/// CKernels (Sources/CKernels): the Winograd transforms, im2col/col2im, 2×2 max-pooling, seeded normals and
+/// the optimisers' steps, compiled per instruction set and chosen at run time.
 ///
 /// Every variant runs the same float operations in the same order (FMA contraction is off in kernels.c),
 /// so each must return exactly the bits of the baseline ("default") variant: the same computation

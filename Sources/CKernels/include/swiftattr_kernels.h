@@ -1,6 +1,7 @@
 /*
- * swiftattr_kernels.h — the hot non-GEMM loops of the network passes (Winograd transforms, im2col/col2im,
- * 2×2 max-pooling), compiled for several instruction sets and chosen once at run time.
+ * swiftattr_kernels.h — the hot non-GEMM loops of the library (Winograd transforms, im2col/col2im, 2×2
+ * max-pooling, seeded standard normals, the optimisers' steps), compiled for several instruction sets and
+ * chosen once at run time.
  *
  * The library is built for baseline x86-64 (SSE2), so Swift's SIMD code runs at SSE width on every CPU.
  * kernels.c compiles each loop three times on x86-64 — for AVX-512 (F, VL, BW, DQ: x86-64-v4), for AVX2
