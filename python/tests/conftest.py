@@ -1,7 +1,19 @@
+import importlib
+
 import numpy as np
 import pytest
 
 import swiftattr as sa
+
+
+def optional_import(name: str):
+    """The module `name`, or a skip of the calling test (or module) when importing it raises ImportError (not
+    installed, or installed but broken): pytest.importorskip skips only on ModuleNotFoundError from pytest 9.1 on, and its
+    `exc_type=` needs pytest 8.2."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        pytest.skip(f"could not import {name!r}: {error}", allow_module_level=True)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 import swiftattr as sa
 from swiftattr import _ffi
+from conftest import optional_import
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "acd_hierarchies.npz")
 
@@ -205,7 +206,7 @@ def image_hierarchy(fx):
 
 
 def test_plot_acd_text(text_hierarchy, tmp_path):
-    pytest.importorskip("matplotlib")
+    optional_import("matplotlib")
     words = [f"w{i}" for i in range(14)]
     axes = sa.plot.acd_text(text_hierarchy, words, path=tmp_path / "text.png")
     assert len(axes) == 2 and (tmp_path / "text.png").stat().st_size > 0
@@ -223,7 +224,7 @@ def test_plot_acd_text(text_hierarchy, tmp_path):
 
 
 def test_plot_acd_image(image_hierarchy, tmp_path):
-    pytest.importorskip("matplotlib")
+    optional_import("matplotlib")
     n = len(image_hierarchy["levels"])
     image = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     axes = sa.plot.acd_image(image_hierarchy, image, path=tmp_path / "image.png")

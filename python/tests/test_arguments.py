@@ -9,7 +9,7 @@ import pytest
 
 import swiftattr as sa
 from swiftattr import _ffi
-from conftest import smooth_mlp
+from conftest import optional_import, smooth_mlp
 
 SHAPE, INVALID, OUT_OF_RANGE, UNKNOWN_ENUM = -3, -2, -5, -6
 X = np.zeros((2, 6), np.float32)
@@ -278,7 +278,7 @@ def test_paths_with_a_nul_byte(net, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")  # sklearn: the short fits do not converge, by design
 def test_from_sklearn_output_is_a_choice():
-    sklearn = pytest.importorskip("sklearn.neural_network")
+    sklearn = optional_import("sklearn.neural_network")
     rng = np.random.default_rng(0)
     clf = sklearn.MLPClassifier(hidden_layer_sizes=(4,), max_iter=20).fit(rng.standard_normal((30, 3)),
                                                                             np.arange(30) % 3)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
-scipy_optimize = pytest.importorskip("scipy.optimize")
+scipy_optimize = optional_import("scipy.optimize")
 
 
 def objective(theta, H, y, k, alpha):

@@ -5,6 +5,7 @@ import pytest
 
 import swiftattr as sa
 import swiftattr.captum as sc
+from conftest import optional_import
 
 def _np(t):
     return t.detach().cpu().numpy() if hasattr(t, "detach") else t
@@ -52,7 +53,7 @@ def test_unsupported_arguments_raise_naming_them(call, name):
 
 
 def test_a_plain_callable_is_refused_with_a_clear_error():
-    pytest.importorskip("torch")
+    optional_import("torch")
     with pytest.raises(sa.SwiftAttrError, match="forward_func"):
         sc.Saliency(lambda x: x)
 
@@ -147,8 +148,8 @@ def test_interpretable_masks_and_flags_are_checked_before_any_sample(monkeypatch
 
 def test_return_input_shape_false_matches_captum_live():
     """Captum's own KernelShap on the same linear model and grouping (skipped without torch and captum)."""
-    torch = pytest.importorskip("torch")
-    captum_attr = pytest.importorskip("captum.attr")
+    torch = optional_import("torch")
+    captum_attr = optional_import("captum.attr")
     import warnings
     model = torch.nn.Sequential(torch.nn.Linear(4, 2, bias=False))
     with torch.no_grad():

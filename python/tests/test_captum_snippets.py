@@ -9,6 +9,7 @@ import pytest
 
 import swiftattr as sa
 import swiftattr.captum as sc
+from conftest import optional_import
 
 def _np(t):
     return t.detach().cpu().numpy() if hasattr(t, "detach") else t
@@ -22,8 +23,8 @@ def close(a, b, rtol=1e-4):
 
 
 
-torch = pytest.importorskip("torch")
-captum_attr = pytest.importorskip("captum.attr")
+torch = optional_import("torch")
+captum_attr = optional_import("captum.attr")
 # Captum's own notices on its reference computations (inputs set to require grad, hooks on activations) are
 # not this suite's: silenced so that `pytest -W error::UserWarning` tests swiftattr alone.
 pytestmark = [pytest.mark.filterwarnings("ignore:Input Tensor 0 did not already require gradients:UserWarning"),

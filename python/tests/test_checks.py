@@ -6,6 +6,7 @@ import pytest
 import swiftattr as sa
 from swiftattr import checks
 from swiftattr._ffi import SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM
+from conftest import optional_import
 
 
 def bars(rng, n):
@@ -112,7 +113,7 @@ def test_label_randomization(trained):
 
 
 def test_spearman_with_ties_matches_scipy(rng):
-    stats = pytest.importorskip("scipy.stats")
+    stats = optional_import("scipy.stats")
     a = rng.integers(0, 5, (4, 30)).astype(np.float32)
     b = rng.standard_normal((4, 30)).astype(np.float32)
     got = checks.spearman(a, b)
@@ -122,7 +123,7 @@ def test_spearman_with_ties_matches_scipy(rng):
 
 
 def test_ssim_and_hog_match_scikit_image(rng):
-    pytest.importorskip("skimage")
+    optional_import("skimage")
     from skimage.feature import hog as sk_hog
     from skimage.metrics import structural_similarity
 

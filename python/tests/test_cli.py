@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(sa.__file__)))
 
@@ -19,7 +20,7 @@ def cli(*args, cwd=None):
 
 
 def onnx_mlp(path):
-    onnx = pytest.importorskip("onnx")
+    onnx = optional_import("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(6)

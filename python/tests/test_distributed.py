@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
-da = pytest.importorskip("dask.array")
+da = optional_import("dask.array")
 
 D, K = 12, 3
 
@@ -106,7 +107,7 @@ def test_refusals():
 
 
 def test_local_cluster_of_processes():
-    distributed = pytest.importorskip("dask.distributed")
+    distributed = optional_import("dask.distributed")
     net, x = mlp(), data(40)
     refs = data(6) * 0.5
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \

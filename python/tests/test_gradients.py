@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
-from conftest import small_cnn, smooth_mlp
+from conftest import optional_import, small_cnn, smooth_mlp
 
 METHODS = ["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre"]
 
@@ -136,7 +136,7 @@ def test_threads_give_serial_numbers(rng):
 
 
 def test_image_attribution_figure(tmp_path, rng):
-    pytest.importorskip("matplotlib")
+    optional_import("matplotlib")
     net = small_cnn(rng)
     x = rng.standard_normal((3, 2, 8, 8)).astype(np.float32)
     phi = sa.integrated_gradients(net, x, target=0)

@@ -7,7 +7,7 @@ import pytest
 
 import swiftattr as sa
 from swiftattr import _ffi
-from conftest import small_cnn, smooth_mlp
+from conftest import optional_import, small_cnn, smooth_mlp
 
 
 def relu_mlp(rng, d=5, h=12, out=2):
@@ -79,7 +79,7 @@ def test_grid_matches_torch_reference_of_path_explain_sampling(rng):
     """path_explain's use_expectation=False estimator (s = ⌈√n⌉ grid, n kept at rounded linspace, each
     sample weighted 1/n), written out in float64 torch: swiftattr's grid must give the same numbers up to
     float32 arithmetic (1e-4 of max|Γ|). path_explain itself is not installed here (it needs tensorflow)."""
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     d, n = 4, 10
     model = _torch_mlp(torch, rng, d, beta=10.0)
     net = sa.from_torch(model.float(), input_shape=(d,))
@@ -98,7 +98,7 @@ def test_grid_matches_torch_reference_of_path_explain_sampling(rng):
 def test_default_rule_matches_torch_reference(rng):
     """The exact Hessian of the library against torch autograd, through the whole Integrated Hessians sum at
     a fine reference rule (Gauss–Legendre on [0, 1] in v, t = v², 200 nodes)."""
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     d = 3
     model = _torch_mlp(torch, rng, d, beta=10.0)
     net = sa.from_torch(model.float(), input_shape=(d,))
@@ -170,7 +170,7 @@ def test_grid_equals_path_explain_fixture():
 
 
 def test_plot_interactions(tmp_path, rng):
-    pytest.importorskip("matplotlib")
+    optional_import("matplotlib")
     net = smooth_mlp(rng)
     gamma = sa.integrated_hessians(net, rng.standard_normal((1, 6)).astype(np.float32), target=0)[0]
     axes = sa.plot.interactions(gamma, feature_names=list("abcdef"), top=4, path=tmp_path / "g.png")

@@ -20,6 +20,7 @@ import pytest
 import swiftattr as sa
 import swiftattr.captum  # noqa: F401  (sa.captum)
 from swiftattr._ffi import SA_ERR_INVALID_ARGUMENT, SA_ERR_OUT_OF_RANGE, SA_ERR_SHAPE, SA_ERR_UNKNOWN_ENUM
+from conftest import optional_import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = os.path.join(HERE, "fixtures", "layers_captum.npz")
@@ -285,7 +286,7 @@ def test_grad_cam_shapes(nets, f):
 
 
 def test_from_torch_keeps_module_names(f):
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     nn = torch.nn
 
     class Block(nn.Module):
@@ -379,8 +380,8 @@ def test_grad_cam_per_channel_errors(f, nets):
 
 def test_grad_cam_per_channel_live_against_captum():
     """The same against Captum itself, on a fresh CNN (skipped without torch and captum)."""
-    torch = pytest.importorskip("torch")
-    captum_attr = pytest.importorskip("captum.attr")
+    torch = optional_import("torch")
+    captum_attr = optional_import("captum.attr")
     torch.manual_seed(3)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3), torch.nn.Tanh(), torch.nn.Conv2d(5, 4, 3, stride=2), torch.nn.ReLU(),
                                 torch.nn.Flatten(), torch.nn.Linear(4 * 3 * 3, 4)).eval()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
-from conftest import small_cnn, smooth_mlp
+from conftest import optional_import, small_cnn, smooth_mlp
 
 
 def every_layer_net(rng):
@@ -60,7 +60,7 @@ def test_penultimate_and_activations(rng):
 
 @pytest.mark.filterwarnings("ignore:Stochastic Optimizer:UserWarning")  # sklearn: the short fits do not converge, by design
 def test_from_sklearn(rng):
-    sklearn = pytest.importorskip("sklearn")
+    sklearn = optional_import("sklearn")
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
     X = rng.standard_normal((200, 5))
@@ -80,7 +80,7 @@ def test_from_sklearn(rng):
 
 
 def test_from_torch(rng):
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(

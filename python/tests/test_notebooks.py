@@ -8,6 +8,7 @@ import os
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
 NOTEBOOKS = sorted(glob.glob(os.path.join(EXAMPLES, "*.ipynb")))
@@ -31,9 +32,9 @@ def test_notebook_is_committed_without_outputs(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_runs(path, tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
+    nbformat = optional_import("nbformat")
+    nbclient = optional_import("nbclient")
+    optional_import("ipykernel")
     # The kernel is a new process: give it the package these tests import (a checkout's python/ or site-packages).
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(sa.__file__)))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
-onnx = pytest.importorskip("onnx")
+onnx = optional_import("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")

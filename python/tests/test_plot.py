@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
-from conftest import small_cnn
+from conftest import optional_import, small_cnn
 
-matplotlib = pytest.importorskip("matplotlib")
+matplotlib = optional_import("matplotlib")
 from matplotlib.figure import Figure  # noqa: E402
 
 BACKEND = "module://swiftattr_test_backend"
@@ -164,7 +164,7 @@ def test_image_outlier_clipping_is_captums_cumulative_threshold():
 
 
 def test_image_scale_matches_captum_when_installed(rng):
-    visualization = pytest.importorskip("captum.attr._utils.visualization")
+    visualization = optional_import("captum.attr._utils.visualization")
     image = rng.random((12, 12, 3))
     attr = rng.standard_normal((12, 12, 3)) ** 3  # heavy tails, so clipping matters
     for sign in ("positive", "negative", "absolute_value"):

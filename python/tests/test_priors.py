@@ -13,7 +13,7 @@ import pytest
 import swiftattr as sa
 from swiftattr import _ffi
 
-from conftest import assert_prior_matches_torch
+from conftest import assert_prior_matches_torch, optional_import
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "priors_torch.npz")
 SEED = 11
@@ -137,7 +137,7 @@ def test_bad_input_raises_with_c_codes(fx):
 
 def test_torch_double_backprop_directly_when_installed(fx):
     """With torch importable: the same comparison on fresh random weights (not only the fixture's)."""
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     nn = torch.nn
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Linear(7, 4)).eval()

@@ -5,6 +5,7 @@ import pytest
 
 import swiftattr as sa
 from swiftattr import SwiftAttrError
+from conftest import optional_import
 
 MU = np.array([1.0, 0.5, -0.2])
 SIGMA = np.array([[1, .5, .2], [.5, 1, .3], [.2, .3, 1]])
@@ -432,7 +433,7 @@ def test_bad_inputs_raise_with_named_argument():
 
 # --- plot --------------------------------------------------------------------------------------------
 def test_plot_rate_smoke():
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = optional_import("matplotlib")
     matplotlib.use("Agg")
     rng = np.random.default_rng(16)
     mu = rng.standard_normal((2, 6))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
 
 def mlp(p=5, h=8, outputs=2, softmax=False, seed=0):
@@ -75,7 +76,7 @@ def test_the_task_is_guessed_and_said():
 
 
 def test_explain_globally_fits_rates_and_plots(tmp_path):
-    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib = optional_import("matplotlib")
     backend = matplotlib.get_backend()
     X, labels = tabular()
     path = tmp_path / "rate.png"

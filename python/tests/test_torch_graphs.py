@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import swiftattr as sa
+from conftest import optional_import
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURE = np.load(os.path.join(HERE, "fixtures", "graph_captum.npz"))
@@ -100,7 +101,7 @@ def test_forward_keeps_the_output_shape():
 # -- with torch ---------------------------------------------------------------------------------------------
 
 def _torch():
-    return pytest.importorskip("torch")
+    return optional_import("torch")
 
 
 def _models():

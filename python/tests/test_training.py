@@ -16,6 +16,7 @@ import pytest
 
 import swiftattr as sa
 from swiftattr import _ffi
+from conftest import optional_import
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "training_torch.npz")
 
@@ -147,7 +148,7 @@ def test_callback_receives_logs_stops_and_reraises():
 
 
 def test_progress_bar_when_tqdm_is_importable(capsys):
-    pytest.importorskip("tqdm")
+    optional_import("tqdm")
     x, y = separable(32)
     sa.train(untrained(), x, y, epochs=2, seed=0, progress=True)
     assert "epoch" in capsys.readouterr().err
@@ -248,7 +249,7 @@ def test_a_model_ending_in_softmax_trains_on_its_logits(fx):
 def test_models_from_torch_and_onnx_train():
     """Converted models train: a torch module through sa.from_torch (SGD steps equal torch's), and the
     committed ONNX ResNet and MLP exports (one epoch lowers nothing to NaN and changes every parameter array)."""
-    torch = pytest.importorskip("torch")
+    torch = optional_import("torch")
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.ELU(), torch.nn.Linear(7, 3)).eval()
     net = sa.from_torch(module, input_shape=(5,))
@@ -263,7 +264,7 @@ def test_models_from_torch_and_onnx_train():
         opt.step()
     for k, (p, q) in enumerate(zip(trained.parameters(), module.parameters())):
         close(p, q.detach().numpy(), f"from_torch parameter {k}")
-    pytest.importorskip("onnx")
+    optional_import("onnx")
     fixtures = os.path.join(os.path.dirname(__file__), "fixtures")
     for name in ("mlp", "resnet"):
         onnx_net = sa.from_onnx(os.path.join(fixtures, f"{name}.onnx"))
