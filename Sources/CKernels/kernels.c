@@ -376,17 +376,6 @@ BODY void maxpool_body(const float *x, ptrdiff_t width, ptrdiff_t out_h, ptrdiff
 
 /* --- seeded standard normals: Philox4x32-10 and Box–Muller, one block per loop iteration --- */
 
-/* Random123's Philox4x32-10 of (c0, c1, c2, c3) under (k0, k1), as RandomSource.swift's CounterRandom.philox. */
-BODY void philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1) {
-    for (int round = 0; round < 10; round++) {
-        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
-        const uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
-        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n1 = (uint32_t)p1;
-        const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1, n3 = (uint32_t)p0;
-        c[0] = n0; c[1] = n1; c[2] = n2; c[3] = n3;
-    }
-}
-
 /* An integer 0 ≤ m < 2⁵³ as a double, exactly (x86-64 has no vector uint64 → double conversion below
  * AVX-512DQ): m's low 52 bits under the exponent of 2⁵², minus 2⁵², plus 2⁵² when bit 52 is set. */
 BODY double exact_double(uint64_t m) {
@@ -420,7 +409,7 @@ BODY double log_unit(double y) {
  * operations in a fixed order (no libm): the same bits on every CPU and in every variant. */
 BODY void normal_pair(uint64_t seed, uint64_t example, uint32_t stream, uint32_t block, double *z0, double *z1) {
     uint32_t c[4] = { (uint32_t)example, (uint32_t)(example >> 32), stream, block };
-    philox4x32(c, (uint32_t)seed, (uint32_t)(seed >> 32));
+    swiftattr_philox4x32(c, (uint32_t)seed, (uint32_t)(seed >> 32));
     const double u0 = exact_double(((uint64_t)c[0] << 32 | c[1]) >> 11) * 0x1p-53;
     const double u1 = exact_double(((uint64_t)c[2] << 32 | c[3]) >> 11) * 0x1p-53;
     const double r = __builtin_elementwise_sqrt(-2.0 * log_unit(1.0 - u0)); /* IEEE sqrt, no errno */

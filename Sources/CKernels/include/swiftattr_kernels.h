@@ -103,6 +103,19 @@ SWIFTATTR_KERNELS_HIDDEN int swiftattr_adam(float *p, const float *g, float *m, 
                                             float eps, float step_size, float root_c2, float lambda);
 SWIFTATTR_KERNELS_HIDDEN int swiftattr_sgd(float *p, const float *g, float *u, ptrdiff_t n, float lr, float mu, float lambda);
 
+/* Philox4x32-10 (Salmon, Moraes, Dror, Shaw, SC 2011; Random123's constants) of the counter c[0..3] under the
+ * key (k0, k1), in place: the one definition behind every seeded draw (Swift's CounterRandom.philox and the
+ * normals above call it). Inline, so it costs no call from Swift or C. */
+static inline void swiftattr_philox4x32(uint32_t c[4], uint32_t k0, uint32_t k1) {
+    for (int round = 0; round < 10; round++) {
+        if (round > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        const uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
+        const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k0, n1 = (uint32_t)p1;
+        const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k1, n3 = (uint32_t)p0;
+        c[0] = n0; c[1] = n1; c[2] = n2; c[3] = n3;
+    }
+}
+
 /* One spin-wait step (x86 `pause`, aarch64 `yield`): tells the core a thread is polling a flag, so a
  * sibling hyperthread runs faster and the loop draws less power. Used by the worker pool's bounded spin. */
 static inline void swiftattr_cpu_relax(void) {

@@ -76,18 +76,14 @@ public struct RandomSource: RandomNumberGenerator, Sendable {
 /// each example's index in the whole batch). Known-answer test: Random123's `kat_vectors` for
 /// philox4x32 with 10 rounds.
 public enum CounterRandom {
-    /// Philox4x32-10 of `counter` under `key`.
+    /// Philox4x32-10 of `counter` under `key` (CKernels' `swiftattr_philox4x32`, the one definition the
+    /// vectorised normals use too).
     @inline(__always)
     public static func philox(
         counter: (UInt32, UInt32, UInt32, UInt32), key: (UInt32, UInt32)
     ) -> (UInt32, UInt32, UInt32, UInt32) {
-        var c = counter, k = key
-        for round in 0..<10 {
-            if round > 0 { k = (k.0 &+ 0x9E37_79B9, k.1 &+ 0xBB67_AE85) }
-            let p0 = UInt64(0xD251_1F53) &* UInt64(c.0), p1 = UInt64(0xCD9E_8D57) &* UInt64(c.2)
-            c = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
-                 UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0))
-        }
+        var c = counter
+        withUnsafeMutableBytes(of: &c) { swiftattr_philox4x32($0.baseAddress!.assumingMemoryBound(to: UInt32.self), key.0, key.1) }
         return c
     }
 
