@@ -163,29 +163,13 @@ extension Network {
         let P = g.outputPlane, inSize = g.inputSize, outSize = O * P, Kr = C * g.kw
         let byRow = c.weightsByKernelRow(kh: g.kh, kw: g.kw)
         let referenceOutputs = referenceInputs.mapValues { apply(layer: k, to: $0, rows: 1, argmax: nil) }
-        func withReferenceInput(_ reference: PerturbationReference, previous: UnsafePointer<Float>,
-                                _ body: (UnsafePointer<Float>) -> Void) {
-            switch reference {
-            case .reference(let ref):
-                referenceInputs[ref]!.withUnsafeBufferPointer { body($0.baseAddress!) }
-            case .previousRow:
-                body(previous)
-            }
-        }
         return uninitializedFloats(rows * outSize) { y in
             a.withUnsafeBufferPointer { ab in
                 byRow.withUnsafeBufferPointer { w in
                     for r in 0..<rows {
                         let yr = y + r * outSize, row = ab.baseAddress! + r * inSize
-                        let reference = referenceOf(r)
-                        switch reference {
-                        case .reference(let ref):
-                            referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
-                        case .previousRow:
-                            yr.update(from: yr - outSize, count: outSize)
-                        }
-                        withReferenceInput(reference, previous: r > 0 ? row - inSize : row) { base in
-                            // The band of input rows where the row differs from its reference.
+                        // Adds Wᵢ times the band where the row differs from `base`, its reference's input.
+                        func addBand(from base: UnsafePointer<Float>) {
                             var r0 = H, r1 = -1
                             for ch in 0..<C {
                                 for h in 0..<H where h < r0 || h > r1 {
@@ -219,6 +203,15 @@ extension Network {
                                                c: yr + lo * OW, ldc: P)
                                 }
                             }
+                        }
+                        switch referenceOf(r) {
+                        case .reference(let ref):
+                            referenceOutputs[ref]!.withUnsafeBufferPointer { yr.update(from: $0.baseAddress!, count: outSize) }
+                            referenceInputs[ref]!.withUnsafeBufferPointer { addBand(from: $0.baseAddress!) }
+                        case .previousRow:
+                            precondition(r > 0, "row 0 has no previous row")
+                            yr.update(from: yr - outSize, count: outSize)
+                            addBand(from: row - inSize)
                         }
                     }
                 }
