@@ -58,8 +58,12 @@ extension Network {
         return r
     }
 
-    private func integratedGradients(
-        _ x: [Float], rows: Int, base: [Float], targets: [Int], alphas: [Double], weights: [Double], chunk: Int, rowChunk: Int
+    /// `throughPieces`: take a piecewise-linear section after the prefix through its pieces
+    /// (``piecewiseLinearPathCotangents(_:zInput:zReference:rows:alphas:weights:targets:chunk:)``) when there
+    /// is one; false evaluates every step through it (the tests compare the two).
+    func integratedGradients(
+        _ x: [Float], rows: Int, base: [Float], targets: [Int], alphas: [Double], weights: [Double], chunk: Int, rowChunk: Int,
+        throughPieces: Bool = true
     ) -> IntegratedGradients {
         let p = affinePrefixLength, steps = alphas.count
         let d = inputSize, dp = size(at: p)
@@ -72,18 +76,24 @@ extension Network {
             return PathPoint(example: i, reference: i, alpha: alphas[k], weight: weights[k])
         }
         // Σ_k w_k ∇_h f(h_k) per example at the prefix output, then Pᵀ once per example.
-        let accumulators = WorkerAccumulators<Double>(count: rows * dp, workers: Parallel.workers(count: count, chunk: chunk))
-        defer { accumulators.release() }
-        pathCotangents(prefix: p, zInput: zInput, zReference: zBase, count: count, point: point, targets: targets, chunk: chunk) { slice, g, worker in
-            let acc = accumulators[worker]
-            g.withUnsafeBufferPointer { gp in
-                for (r, point) in slice.enumerated() {
-                    let dst = acc + point.example * dp, src = gp.baseAddress! + r * dp
-                    for k in 0..<dp { dst[k] += Double(src[k]) }
+        let summed: [Float]
+        if throughPieces, steps > 1, let section = piecewiseLinearSection(from: p) {
+            summed = piecewiseLinearPathCotangents(
+                section, zInput: zInput, zReference: zBase, rows: rows, alphas: alphas, weights: weights, targets: targets, chunk: chunk)
+        } else {
+            let accumulators = WorkerAccumulators<Double>(count: rows * dp, workers: Parallel.workers(count: count, chunk: chunk))
+            defer { accumulators.release() }
+            pathCotangents(prefix: p, zInput: zInput, zReference: zBase, count: count, point: point, targets: targets, chunk: chunk) { slice, g, worker in
+                let acc = accumulators[worker]
+                g.withUnsafeBufferPointer { gp in
+                    for (r, point) in slice.enumerated() {
+                        let dst = acc + point.example * dp, src = gp.baseAddress! + r * dp
+                        for k in 0..<dp { dst[k] += Double(src[k]) }
+                    }
                 }
             }
+            summed = accumulators.floatSum()
         }
-        let summed = accumulators.floatSum()
         let gradients = pullbackAffineRows(summed, rows: rows, from: p, to: 0, chunk: rowChunk)
         var attributions = [Float](repeating: 0, count: rows * d)
         for j in 0..<(rows * d) { attributions[j] = (x[j] - base[j]) * gradients[j] }
