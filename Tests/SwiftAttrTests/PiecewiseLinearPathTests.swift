@@ -72,6 +72,30 @@ final class PiecewiseLinearPathTests: XCTestCase {
                     "conv → ReLU → flatten → Dense")
     }
 
+    /// Residual graphs: the linear node's input is also read by the shortcut add (and, in the second, by a
+    /// concat further on), so the tail runs from that input with the linear node severed.
+    func testResidualGraphs() throws {
+        var g = Gen(40)
+        // stem conv → ReLU → h; h → conv → tanh → conv → add(h, ·) → softplus → global average → Dense.
+        var block = net([2, 6, 6], [g.conv(3, 2, kernel: [3, 3], padding: [1, 1]), .relu])
+        try block.append(g.conv(3, 3, kernel: [3, 3], padding: [1, 1]), inputs: [2])
+        try block.append(.tanh, inputs: [3])
+        try block.append(g.conv(3, 3, kernel: [3, 3], padding: [1, 1]), inputs: [4])
+        try block.append(.add, inputs: [2, 5])
+        try block.append(.softplus(beta: 1), inputs: [6])
+        try block.append(.globalAvgPool, inputs: [7])
+        try block.append(g.dense(2, 3), inputs: [8])
+        XCTAssertEqual(block.piecewiseLinearSection(from: block.affinePrefixLength)?.fansOut, true)
+        try compare(block, rows: 3, seed: 41, "residual block")
+        // Dense: h read by the linear node and by a concat after it.
+        var wide = net([5], [g.dense(8, 5), .leakyReLU(slope: 0.3)])
+        try wide.append(g.dense(4, 8), inputs: [2])
+        try wide.append(.tanh, inputs: [3])
+        try wide.append(.concat, inputs: [4, 2])
+        try wide.append(g.dense(3, 12), inputs: [5])
+        try compare(wide, rows: 4, seed: 42, "concat of the section's output")
+    }
+
     /// Through the public entry (which takes the gradient equivalent: the ReLU moves after the pool), a
     /// ReLU-tailed CNN of the benchmark's shape, small: completeness up to the quadrature error.
     func testPublicEntryOnReLUCNN() throws {
@@ -98,12 +122,20 @@ final class PiecewiseLinearPathTests: XCTestCase {
         XCTAssertNil(averaged.piecewiseLinearSection(from: averaged.affinePrefixLength), "average pooling ends the section")
         let noLinear = net([4], [g.dense(5, 4), .relu, .sigmoid])
         XCTAssertNil(noLinear.piecewiseLinearSection(from: noLinear.affinePrefixLength), "no linear node")
-        // Fan-out: the ReLU output is read by the Dense layer and by an add.
+        // Fan-out of the linear node's input (the ReLU output, read by the Dense layer and by an add): a section.
         var graph = net([4], [g.dense(4, 4), .relu])
         try! graph.append(g.dense(4, 4), inputs: [2])
         try! graph.append(.add, inputs: [2, 3])
         try! graph.append(g.dense(2, 4), inputs: [4])
-        XCTAssertNil(graph.piecewiseLinearSection(from: graph.affinePrefixLength), "a value read twice")
+        XCTAssertEqual(graph.piecewiseLinearSection(from: graph.affinePrefixLength)?.fansOut, true)
+        XCTAssertEqual(net([4], [g.dense(4, 4), .relu, g.dense(2, 4)]).piecewiseLinearSection(from: 1)?.fansOut, false)
+        // Fan-out inside the section (the ReLU output read by the max-pool and by an add further on): none.
+        var inside = net([1, 4, 4], [g.conv(2, 1, kernel: [1, 1]), .relu, .maxPool2d(pool([2, 2], stride: [1, 1]))])
+        try! inside.append(g.conv(2, 2, kernel: [2, 2], padding: [1, 1]), inputs: [3])
+        try! inside.append(.add, inputs: [2, 4])
+        try! inside.append(.flatten, inputs: [5])
+        try! inside.append(g.dense(2, 32), inputs: [6])
+        XCTAssertNil(inside.piecewiseLinearSection(from: inside.affinePrefixLength), "a section value read twice")
         let lenet = net([1, 8, 8], [g.conv(2, 1, kernel: [3, 3]), .maxPool2d(pool([2, 2])), .relu, g.conv(2, 2, kernel: [2, 2]), .relu,
                                     .flatten, g.dense(2, 8)])
         let s = lenet.piecewiseLinearSection(from: lenet.affinePrefixLength)

@@ -17,6 +17,11 @@
 /// of piece (r, s) adds s·(Wᵀ(G_{j₁} − G_{j₀}))_e to the cotangent of z_r. One transposed pass Wᵀ G_K per
 /// example gives every final run; each change needs one entry (Wᵀ G_j)_e, the dot product of a column of W.
 ///
+/// When other nodes read L's input too (the shortcut of a residual block), the rest of the network runs
+/// per step from that input with L's output supplied and L severed in the pullback; the other readers'
+/// cotangents d_k at the input are summed the same way (prefix sums D_j), and a run adds
+/// s·((Wᵀ(G_{j₁} − G_{j₀}))_e + D_{j₁,e} − D_{j₀,e}).
+///
 /// Steps are taken in increasing α, so the changes are few. A step with many changes (more than 1/8 of L's
 /// inputs) recomputes W a, W b or Wᵀ G_j densely. The results equal the per-step computation up to float32
 /// rounding: the running sums W a are updated in float32 (each update adds one rounding of a product),
@@ -24,23 +29,27 @@
 /// attributions do not depend on chunking or the thread count.
 extension Network {
     /// Nodes `start..<linear` select and scale (ReLU, LeakyReLU, max-pooling, views) and node `linear` is a
-    /// Dense layer or a convolution, in a chain whose values are each read once.
+    /// Dense layer or a convolution, in a chain whose values are each read once — except the linear node's
+    /// input, which other nodes may read as well (a residual block's shortcut) when it is a cut.
     struct PiecewiseLinearSection {
         let start: Int
         let linear: Int
+        /// Nodes after the linear one read its input, or an earlier value than its output.
+        let fansOut: Bool
     }
 
     /// The piecewise-linear section beginning at value `start` (the affine prefix's end), or nil.
     func piecewiseLinearSection(from start: Int) -> PiecewiseLinearSection? {
         var i = start
         while i < layers.count {
-            guard inputs[i] == [i], consumers[i] == 1 else { return nil }
+            guard inputs[i] == [i] else { return nil }
             switch layers[i] {
             case .relu, .leakyReLU, .maxPool1d, .maxPool2d, .flatten, .reshape, .dropout:
+                guard consumers[i] == 1 else { return nil }
                 i += 1
             case .dense, .conv1d, .conv2d:
-                guard i > start, cut[i + 1] else { return nil }
-                return PiecewiseLinearSection(start: start, linear: i)
+                guard i > start, cut[i] else { return nil }
+                return PiecewiseLinearSection(start: start, linear: i, fansOut: consumers[i] > 1 || !cut[i + 1])
             case .avgPool1d, .avgPool2d, .globalAvgPool, .elu, .softplus, .sigmoid, .tanh, .softmax, .batchNorm, .add, .concat,
                  .embedding, .lstm:
                 return nil
@@ -134,7 +143,7 @@ extension Network {
 
     /// The pieces of every element of node `s.linear`'s input for `rows` rows `h` of value `s.start`: the
     /// entry of the row each element copies (−1 where its scale is 0) and the scale.
-    func pieces(_ s: PiecewiseLinearSection, _ h: [Float], rows: Int) -> (entry: [Int32], scale: [Float]) {
+    func pieces(_ s: PiecewiseLinearSection, _ h: [Float], rows: Int) -> (entry: [Int32], scale: [Float], values: [Float]) {
         var values = h
         var entry: [Int32]? = nil  // nil: the identity
         var scale: [Float]? = nil  // nil: all 1
@@ -156,7 +165,7 @@ extension Network {
                         }
                     }
                 }
-                if i + 1 < s.linear { values = apply(layer: i, to: values, rows: rows, argmax: nil) }
+                if i + 1 < s.linear || s.fansOut { values = apply(layer: i, to: values, rows: rows, argmax: nil) }
             case .maxPool1d, .maxPool2d:
                 let (y, winners) = applyRecordingArgmax(i, [values], rows: rows)
                 let count = rows * outSize
@@ -194,14 +203,62 @@ extension Network {
                 }
             }
         }
-        return (entries, scales)
+        return (entries, scales, s.fansOut ? values : [])
+    }
+
+    /// For `rows` rows `h` of the linear node's input and its outputs `z` there: the cotangent at its output
+    /// and, when other nodes read its input, the cotangent at the input through them alone (the linear
+    /// node severed), for the seeds `weights[r]·e_{targets[r]}`.
+    func sectionTailCotangents(_ s: PiecewiseLinearSection, h: [Float], z: [Float], rows: Int, targets: [Int], weights: [Float])
+        -> (output: [Float], input: [Float]?) {
+        let q = s.linear
+        guard s.fansOut else { return (targetCotangents(at: q + 1, z, rows: rows, targets: targets, weights: weights), nil) }
+        let tape = record(h, rows: rows, from: q, computed: (q, z))
+        let out = outputSize
+        var seed = [Float](repeating: 0, count: rows * out)
+        for r in 0..<rows { seed[r * out + targets[r]] = weights[r] }
+        var atOutput = [Float]()
+        let atInput = pullback(tape, cotangent: seed, to: q, severing: q) { atOutput = $0 }
+        if atOutput.isEmpty { atOutput = [Float](repeating: 0, count: rows * size(at: q + 1)) }
+        return (atOutput, atInput)
+    }
+
+    /// One example's running state along its path, carried from one block of steps to the next (a class:
+    /// its buffers are borrowed side by side).
+    private final class PathState {
+        /// W a and W b at the last step run forward, position-major (P × O).
+        var a: [Float], b: [Float]
+        /// The pieces at the last step run forward, and those the backward's current runs hold.
+        var forwardEntry: [Int32], forwardScale: [Float], runEntry: [Int32], runScale: [Float]
+        /// Σ_{k<j} g_k, channel-major, before the next step run backward.
+        var sum: [Double]
+        /// Σ_{k<j} d_k: the other readers' cotangents at the linear node's input (fan-out only).
+        var direct: [Double]
+        /// (Wᵀ G_{run start})_e + D_{run start, e} of every element's current run.
+        var last: [Double]
+        /// The cotangent at value `start` so far.
+        var cotangent: [Double]
+
+        init(inputs m: Int, outputs m2: Int, prefix dp: Int) {
+            a = [Float](repeating: 0, count: m2)
+            b = a
+            forwardEntry = [Int32](repeating: -1, count: m)
+            forwardScale = [Float](repeating: 0, count: m)
+            runEntry = forwardEntry
+            runScale = forwardScale
+            sum = [Double](repeating: 0, count: m2)
+            direct = [Double](repeating: 0, count: m)
+            last = [Double](repeating: 0, count: m)
+            cotangent = [Double](repeating: 0, count: dp)
+        }
     }
 
     /// Σ_k w_k ∇_z f_t(z(α_k)) for each example at the output of the affine prefix (value `s.start`), as
     /// ``pathCotangents(prefix:zInput:zReference:count:point:targets:chunk:consume:)`` would sum it, computed
-    /// through the section's pieces (see the extension's documentation). `chunk`: path points per chunk
-    /// (whole examples: at least one example's steps). `denseChanges`: a step with more changes than this
-    /// recomputes densely (default 1/8 of the linear node's inputs; the tests vary it).
+    /// through the section's pieces (see the extension's documentation). `chunk` bounds the path points
+    /// evaluated at once: whole examples when it holds all their steps, else blocks of one example's steps
+    /// (each example's state carries over). `denseChanges`: a step with more changes than this recomputes
+    /// densely (default 1/8 of the linear node's inputs; the tests vary it).
     func piecewiseLinearPathCotangents(
         _ s: PiecewiseLinearSection, zInput: [Float], zReference: [Float], rows: Int, alphas: [Float], weights: [Float],
         targets: [Int], chunk: Int, denseChanges: Int? = nil
@@ -213,164 +270,212 @@ extension Network {
         let steps = order.count
         let sortedAlphas = order.map { alphas[$0] }, sortedWeights = order.map { weights[$0] }
         let denseChanges = denseChanges ?? max(1, m / 8)
+        let examplesPerChunk = max(1, chunk / steps), stepsPerBlock = max(1, min(steps, chunk))
         var result = [Float](repeating: 0, count: rows * dp)
-        /// Position-major `a` (P × O) to channel-major rows, combined: out[o·P + p] = u·a[p·O + o] + v·b[p·O + o].
+
+        /// out[o·P + p] = u·a[p·O + o] + v·b[p·O + o] (position-major to channel-major, blocks of 16 positions).
         func combine(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ u: Float, _ v: Float, into out: UnsafeMutablePointer<Float>) {
-            for p in 0..<positions {
-                for o in 0..<channels { out[o * positions + p] = u * a[p * channels + o] + v * b[p * channels + o] }
+            var p0 = 0
+            while p0 < positions {
+                let p1 = min(positions, p0 + 16)
+                for o in 0..<channels {
+                    let dst = out + o * positions
+                    for p in p0..<p1 { dst[p] = u * a[p * channels + o] + v * b[p * channels + o] }
+                }
+                p0 = p1
             }
         }
-        func positionMajor(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>) {
-            for o in 0..<channels { for p in 0..<positions { out[p * channels + o] = x[o * positions + p] } }
+        /// Channel-major (O × P) to position-major, blocks of 16 positions.
+        func positionMajor<T>(_ x: UnsafePointer<T>, into out: UnsafeMutablePointer<Float>, _ convert: (T) -> Float) {
+            var p0 = 0
+            while p0 < positions {
+                let p1 = min(positions, p0 + 16)
+                for o in 0..<channels {
+                    let src = x + o * positions
+                    for p in p0..<p1 { out[p * channels + o] = convert(src[p]) }
+                }
+                p0 = p1
+            }
         }
-        result.withUnsafeMutableBufferPointer { resultBuffer in
-            let resultBase = resultBuffer.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: max(1, chunk / max(1, steps))) { _, range, _ in
-                let examples = range.count, n = examples * steps
-                // Path points, example-major, steps in increasing α.
-                let h = uninitializedFloats(n * dp) { hp in
-                    zInput.withUnsafeBufferPointer { zi in
-                        zReference.withUnsafeBufferPointer { zr in
-                            for (e, example) in range.enumerated() {
-                                let xi = zi.baseAddress! + example * dp, xr = zr.baseAddress! + example * dp
-                                for j in 0..<steps {
-                                    let a = sortedAlphas[j], b = 1 - a, out = hp + (e * steps + j) * dp
-                                    for k in 0..<dp { out[k] = b * xr[k] + a * xi[k] }
-                                }
+
+        /// Steps `js` of the examples `examples` (example-major rows), advancing their states.
+        func run(_ examples: [Int], _ js: Range<Int>, _ states: [PathState]) {
+            let blockSteps = js.count, n = examples.count * blockSteps
+            let h = uninitializedFloats(n * dp) { hp in
+                zInput.withUnsafeBufferPointer { zi in
+                    zReference.withUnsafeBufferPointer { zr in
+                        for (e, example) in examples.enumerated() {
+                            let xi = zi.baseAddress! + example * dp, xr = zr.baseAddress! + example * dp
+                            for (t, j) in js.enumerated() {
+                                let a = sortedAlphas[j], b = 1 - a, out = hp + (e * blockSteps + t) * dp
+                                for k in 0..<dp { out[k] = b * xr[k] + a * xi[k] }
                             }
                         }
                     }
                 }
-                let (entry, scale) = pieces(s, h, rows: n)
-                // Forward: L's output at every point from the running W a, W b; the changes of every step
-                // (`changes[offsets[row] ..< offsets[row + 1]]`).
-                var changes = [Int32](), offsets = [Int](repeating: 0, count: n + 1)
-                var z2 = [Float](unsafeUninitializedCapacity: n * m2) { _, initialized in initialized = n * m2 }  // every row written below
-                var a = [Float](repeating: 0, count: positions * channels), b = a, ends = [Float](repeating: 0, count: 2 * m)
-                entry.withUnsafeBufferPointer { entryBuffer in
-                    scale.withUnsafeBufferPointer { scaleBuffer in
-                        zInput.withUnsafeBufferPointer { ziBuffer in
-                            zReference.withUnsafeBufferPointer { zrBuffer in
-                                let entryBase = entryBuffer.baseAddress!, scaleBase = scaleBuffer.baseAddress!
-                                for (e, example) in range.enumerated() {
-                                    let zr = zrBuffer.baseAddress! + example * dp, zi = ziBuffer.baseAddress! + example * dp
-                                    @inline(__always) func endpoints(_ row: Int, _ k: Int) -> (Float, Float) {
-                                        let r = Int(entryBase[row * m + k]), c = scaleBase[row * m + k]
-                                        return r < 0 ? (0, 0) : (c * zr[r], c * zi[r])
-                                    }
-                                    func recompute(_ row: Int) {
-                                        for k in 0..<m { (ends[k], ends[m + k]) = endpoints(row, k) }
-                                        let y = apply(layer: q, to: ends, rows: 2, argmax: nil)
-                                        y.withUnsafeBufferPointer { yp in
-                                            a.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress!, into: $0.baseAddress!) }
-                                            b.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress! + m2, into: $0.baseAddress!) }
-                                        }
-                                    }
-                                    let row0 = e * steps
-                                    recompute(row0)
-                                    for j in 0..<steps {
-                                        let row = row0 + j
-                                        if j > 0 {
-                                            let first = changes.count
-                                            let now = entryBase + row * m, before = now - m
-                                            let nowScale = scaleBase + row * m, beforeScale = nowScale - m
-                                            appendChanges(now, before, nowScale, beforeScale, count: m, to: &changes)
-                                            let count = changes.count - first
-                                            if count > denseChanges {
-                                                recompute(row)
-                                            } else if count > 0 {
-                                                a.withUnsafeMutableBufferPointer { ap in
-                                                    b.withUnsafeMutableBufferPointer { bp in
-                                                        for c in first..<changes.count {
-                                                            let k = Int(changes[c])
-                                                            let (newA, newB) = endpoints(row, k), (oldA, oldB) = endpoints(row - 1, k)
-                                                            columns.scatter(k, newA - oldA, newB - oldB, into: ap.baseAddress!, bp.baseAddress!)
-                                                        }
+            }
+            let (entry, scale, values) = pieces(s, h, rows: n)
+            // Forward: L's output at every point from the running W a, W b; the changes of every step
+            // (`changes[offsets[row] ..< offsets[row + 1]]`).
+            var changes = [Int32](), offsets = [Int](repeating: 0, count: n + 1)
+            var z2 = [Float](unsafeUninitializedCapacity: n * m2) { _, initialized in initialized = n * m2 }  // every row written below
+            var ends = [Float](repeating: 0, count: 2 * m)
+            entry.withUnsafeBufferPointer { entryBuffer in
+                scale.withUnsafeBufferPointer { scaleBuffer in
+                    zInput.withUnsafeBufferPointer { ziBuffer in
+                        zReference.withUnsafeBufferPointer { zrBuffer in
+                            for (e, example) in examples.enumerated() {
+                                let zr = zrBuffer.baseAddress! + example * dp, zi = ziBuffer.baseAddress! + example * dp
+                                states[e].a.withUnsafeMutableBufferPointer { ap in
+                                    states[e].b.withUnsafeMutableBufferPointer { bp in
+                                        states[e].forwardEntry.withUnsafeMutableBufferPointer { before in
+                                            states[e].forwardScale.withUnsafeMutableBufferPointer { beforeScale in
+                                                let ap = ap.baseAddress!, bp = bp.baseAddress!
+                                                func recompute(_ now: UnsafePointer<Int32>, _ nowScale: UnsafePointer<Float>) {
+                                                    for k in 0..<m {
+                                                        let r = Int(now[k])
+                                                        (ends[k], ends[m + k]) = r < 0 ? (0, 0) : (nowScale[k] * zr[r], nowScale[k] * zi[r])
+                                                    }
+                                                    let y = apply(layer: q, to: ends, rows: 2, argmax: nil)
+                                                    y.withUnsafeBufferPointer { yp in
+                                                        positionMajor(yp.baseAddress!, into: ap) { $0 }
+                                                        positionMajor(yp.baseAddress! + m2, into: bp) { $0 }
                                                     }
                                                 }
-                                            }
-                                        }
-                                        offsets[row + 1] = changes.count
-                                        let alpha = sortedAlphas[j]
-                                        z2.withUnsafeMutableBufferPointer { combine(a, b, 1 - alpha, alpha, into: $0.baseAddress! + row * m2) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                let rowTargets = range.flatMap { example in [Int](repeating: targets[example], count: steps) }
-                let rowWeights = (0..<n).map { sortedWeights[$0 % steps] }
-                let g = targetCotangents(at: q + 1, z2, rows: n, targets: rowTargets, weights: rowWeights)
-                // Backward: each element's runs of one piece, from the prefix sums of g.
-                var sum = [Double](repeating: 0, count: m2)  // Σ_{k<j} g_k
-                var snapshot = [Float](repeating: 0, count: m2)
-                var cotangent = [Double](repeating: 0, count: dp)
-                var last = [Float](repeating: 0, count: m)  // (Wᵀ G_{run start})_k
-                var current = [Int32](repeating: 0, count: m), currentScale = [Float](repeating: 0, count: m)
-                func snapshotSum(channelMajor: Bool) {
-                    sum.withUnsafeBufferPointer { sp in
-                        snapshot.withUnsafeMutableBufferPointer { out in
-                            if channelMajor {
-                                for k in 0..<m2 { out[k] = Float(sp[k]) }
-                            } else {
-                                for o in 0..<channels { for p in 0..<positions { out[p * channels + o] = Float(sp[o * positions + p]) } }
-                            }
-                        }
-                    }
-                }
-                entry.withUnsafeBufferPointer { entryBuffer in
-                    scale.withUnsafeBufferPointer { scaleBuffer in
-                        g.withUnsafeBufferPointer { gp in
-                            let entryBase = entryBuffer.baseAddress!, scaleBase = scaleBuffer.baseAddress!
-                            for (e, example) in range.enumerated() {
-                                let row0 = e * steps
-                                for k in 0..<dp { cotangent[k] = 0 }
-                                for k in 0..<m { last[k] = 0; current[k] = entryBase[row0 * m + k]; currentScale[k] = scaleBase[row0 * m + k] }
-                                for k in 0..<m2 { sum[k] = 0 }
-                                for j in 0..<steps {
-                                    let row = row0 + j, list = offsets[row]..<offsets[row + 1]
-                                    if !list.isEmpty {
-                                        let dense: [Float]?
-                                        if list.count > denseChanges {
-                                            snapshotSum(channelMajor: true)
-                                            dense = pullbackAffine(snapshot, rows: 1, from: q + 1, to: q)
-                                        } else {
-                                            snapshotSum(channelMajor: false)
-                                            dense = nil
-                                        }
-                                        snapshot.withUnsafeBufferPointer { sp in
-                                            for c in list {
-                                                let k = Int(changes[c])
-                                                let v = dense?[k] ?? columns.gather(k, from: sp.baseAddress!)
-                                                if current[k] >= 0 {
-                                                    cotangent[Int(current[k])] += Double(currentScale[k]) * (Double(v) - Double(last[k]))
+                                                for (t, j) in js.enumerated() {
+                                                    let row = e * blockSteps + t
+                                                    let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
+                                                    if j == 0 {
+                                                        recompute(now, nowScale)
+                                                    } else {
+                                                        let first = changes.count
+                                                        appendChanges(now, before.baseAddress!, nowScale, beforeScale.baseAddress!, count: m, to: &changes)
+                                                        let count = changes.count - first
+                                                        if count > denseChanges {
+                                                            recompute(now, nowScale)
+                                                        } else {
+                                                            for c in first..<changes.count {
+                                                                let k = Int(changes[c]), r = Int(now[k]), r0 = Int(before[k])
+                                                                let (newA, newB) = r < 0 ? (0, 0) : (nowScale[k] * zr[r], nowScale[k] * zi[r])
+                                                                let (oldA, oldB) = r0 < 0 ? (0, 0) : (beforeScale[k] * zr[r0], beforeScale[k] * zi[r0])
+                                                                columns.scatter(k, newA - oldA, newB - oldB, into: ap, bp)
+                                                            }
+                                                        }
+                                                    }
+                                                    before.baseAddress!.update(from: now, count: m)
+                                                    beforeScale.baseAddress!.update(from: nowScale, count: m)
+                                                    offsets[row + 1] = changes.count
+                                                    let alpha = sortedAlphas[j]
+                                                    z2.withUnsafeMutableBufferPointer { combine(ap, bp, 1 - alpha, alpha, into: $0.baseAddress! + row * m2) }
                                                 }
-                                                last[k] = v
-                                                current[k] = entryBase[row * m + k]
-                                                currentScale[k] = scaleBase[row * m + k]
                                             }
                                         }
                                     }
-                                    let gRow = gp.baseAddress! + row * m2
-                                    sum.withUnsafeMutableBufferPointer { sp in for k in 0..<m2 { sp[k] += Double(gRow[k]) } }
                                 }
-                                snapshotSum(channelMajor: true)
-                                let total = pullbackAffine(snapshot, rows: 1, from: q + 1, to: q)
-                                for k in 0..<m where current[k] >= 0 {
-                                    cotangent[Int(current[k])] += Double(currentScale[k]) * (Double(total[k]) - Double(last[k]))
-                                }
-                                let out = resultBase + example * dp
-                                for k in 0..<dp { out[k] = Float(cotangent[k]) }
                             }
                         }
                     }
+                }
+            }
+            let rowTargets = examples.flatMap { example in [Int](repeating: targets[example], count: blockSteps) }
+            let rowWeights = (0..<n).map { sortedWeights[js.lowerBound + $0 % blockSteps] }
+            let (g, direct) = sectionTailCotangents(s, h: values, z: z2, rows: n, targets: rowTargets, weights: rowWeights)
+            // Backward: each element's runs of one piece, from the prefix sums of g.
+            var snapshot = [Float](repeating: 0, count: m2)
+            entry.withUnsafeBufferPointer { entryBuffer in
+                scale.withUnsafeBufferPointer { scaleBuffer in
+                    g.withUnsafeBufferPointer { gp in
+                        for e in examples.indices {
+                            states[e].sum.withUnsafeMutableBufferPointer { sumBuffer in
+                              states[e].direct.withUnsafeMutableBufferPointer { directSum in
+                                states[e].cotangent.withUnsafeMutableBufferPointer { cotangent in
+                                    states[e].last.withUnsafeMutableBufferPointer { last in
+                                        states[e].runEntry.withUnsafeMutableBufferPointer { current in
+                                            states[e].runScale.withUnsafeMutableBufferPointer { currentScale in
+                                                let sum = sumBuffer.baseAddress!
+                                                for (t, j) in js.enumerated() {
+                                                    let row = e * blockSteps + t
+                                                    let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
+                                                    if j == 0 {
+                                                        current.baseAddress!.update(from: now, count: m)
+                                                        currentScale.baseAddress!.update(from: nowScale, count: m)
+                                                    }
+                                                    let list = offsets[row]..<offsets[row + 1]
+                                                    if !list.isEmpty {
+                                                        let dense: [Float]?
+                                                        if list.count > denseChanges {
+                                                            snapshot.withUnsafeMutableBufferPointer { out in for k in 0..<m2 { out[k] = Float(sum[k]) } }
+                                                            dense = pullbackAffine(snapshot, rows: 1, from: q + 1, to: q)
+                                                        } else {
+                                                            snapshot.withUnsafeMutableBufferPointer { positionMajor(UnsafePointer(sum), into: $0.baseAddress!) { Float($0) } }
+                                                            dense = nil
+                                                        }
+                                                        snapshot.withUnsafeBufferPointer { sp in
+                                                            for c in list {
+                                                                let k = Int(changes[c])
+                                                                let v = Double(dense?[k] ?? columns.gather(k, from: sp.baseAddress!)) + directSum[k]
+                                                                if current[k] >= 0 {
+                                                                    cotangent[Int(current[k])] += Double(currentScale[k]) * (v - last[k])
+                                                                }
+                                                                last[k] = v
+                                                                current[k] = now[k]
+                                                                currentScale[k] = nowScale[k]
+                                                            }
+                                                        }
+                                                    }
+                                                    if let direct {
+                                                        // The other readers' cotangent at the linear node's input: summed like g, it
+                                                        // joins each run's difference.
+                                                        direct.withUnsafeBufferPointer { directBuffer in
+                                                            let d = directBuffer.baseAddress! + row * m
+                                                            for k in 0..<m { directSum[k] += Double(d[k]) }
+                                                        }
+                                                    }
+                                                    let gRow = gp.baseAddress! + row * m2
+                                                    for k in 0..<m2 { sum[k] += Double(gRow[k]) }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                              }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        result.withUnsafeMutableBufferPointer { resultBuffer in
+            let resultBase = resultBuffer.baseAddress!
+            Parallel.forEachChunk(count: rows, chunk: examplesPerChunk) { _, range, _ in
+                let examples = Array(range)
+                let states = examples.map { _ in PathState(inputs: m, outputs: m2, prefix: dp) }
+                var j0 = 0
+                while j0 < steps {
+                    let j1 = examples.count > 1 ? steps : min(steps, j0 + stepsPerBlock)
+                    run(examples, j0..<j1, states)
+                    j0 = j1
+                }
+                // Every element's last run ends at G_K: (Wᵀ G_K)_e − (Wᵀ G_start)_e.
+                for (e, example) in examples.enumerated() {
+                    let total = pullbackAffine(states[e].sum.map(Float.init), rows: 1, from: q + 1, to: q)
+                    let state = states[e]
+                    var cotangent = state.cotangent
+                    for k in 0..<m where state.runEntry[k] >= 0 {
+                        cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(total[k]) + state.direct[k] - state.last[k])
+                    }
+                    let out = resultBase + example * dp
+                    for k in 0..<dp { out[k] = Float(cotangent[k]) }
                 }
             }
         }
         return result
     }
 }
+
+@inline(__always)
+private func entryBase(_ buffer: UnsafeBufferPointer<Int32>) -> UnsafePointer<Int32> { buffer.baseAddress! }
 
 /// Appends to `changes` every k < count where (entry, scale) differs between `now` and `before` (bit
 /// patterns compared, blocks of 16 tested at once).

@@ -42,12 +42,16 @@ extension Network {
     }
 
     /// Runs nodes `start..<end` keeping every value for ``pullback(_:cotangent:)``; `given`: the earlier
-    /// values the nodes read when `start` is not a cut (see ``walkForward``).
-    func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil, given: [Int: [Float]] = [:]) -> Tape {
+    /// values the nodes read when `start` is not a cut (see ``walkForward``); `computed`: a node whose
+    /// output the caller has already computed, used as given (a Dense layer or convolution: nothing else is
+    /// recorded for it).
+    func record(_ x: [Float], rows: Int, from start: Int = 0, to end: Int? = nil, given: [Int: [Float]] = [:],
+                computed: (node: Int, output: [Float])? = nil) -> Tape {
         let end = end ?? layers.count
         var argmax = [[Int32]](repeating: [], count: end - start)
         var steps = [[Float]](repeating: [], count: end - start)
         let values = walkForward(x, from: start, to: end, keep: true, given: given) { i, reads -> [Float] in
+            if let computed, computed.node == i { return computed.output }
             switch layers[i] {
             case .lstm(let l):
                 var record: [Float]? = []

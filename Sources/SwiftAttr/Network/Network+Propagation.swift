@@ -37,8 +37,8 @@ extension Network {
     }
 
     /// Runs nodes `end − 1` down to `start`, from `seed` at value `end`. `node(i, signal)` turns the
-    /// signal at node i's output into one signal per value it reads; signals meeting at a value are
-    /// combined by `accumulate`. Nodes whose output receives no signal (not on a path to value `end`) are
+    /// signal at node i's output into one signal per value it reads, or none (it passes nothing back);
+    /// signals meeting at a value are combined by `accumulate`. Nodes whose output receives no signal (not on a path to value `end`) are
     /// skipped. Returns the signal at value `start`, or nil when no path reaches it. With `holdingFixed`,
     /// `start` need not be a cut: signals to values below it are dropped, so the result is the partial
     /// derivative with respect to value `start` with every earlier value held fixed.
@@ -55,6 +55,7 @@ extension Network {
             guard let signal = signals[i + 1 - start] else { continue }
             signals[i + 1 - start] = nil
             let back = node(i, signal)
+            guard !back.isEmpty else { continue }
             for (k, v) in inputs[i].enumerated() where v >= start {
                 if signals[v - start] == nil {
                     signals[v - start] = back[k]

@@ -4,12 +4,20 @@ extension Network {
     /// Pulls `cotangent` (rows × size(at: tape.end)) back through the recorded nodes, returning the
     /// cotangent at value `to` (default `tape.start`; zeros when the output does not depend on it). A value
     /// that is not a cut gets the partial derivative, every earlier value held fixed (a layer attribution).
-    func pullback(_ tape: Tape, cotangent: [Float], to value: Int? = nil) -> [Float] {
+    ///
+    /// `severing`: a node whose output cotangent is handed to `received` and that passes nothing back (the
+    /// caller accounts for its inputs' share; see ``piecewiseLinearPathCotangents``).
+    func pullback(_ tape: Tape, cotangent: [Float], to value: Int? = nil, severing severed: Int? = nil,
+                  received: ([Float]) -> Void = { _ in }) -> [Float] {
         let start = value ?? tape.start
         precondition(start >= tape.start, "a pullback ends inside its tape")
         return walkBackward(from: tape.end, to: start, seed: cotangent, holdingFixed: !cut[start], node: { i, dy in
-            pullbackNode(i, dy, rows: tape.rows, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1),
-                         argmax: tape.argmax[i - tape.start], steps: tape.steps[i - tape.start])
+            if i == severed {
+                received(dy)
+                return []
+            }
+            return pullbackNode(i, dy, rows: tape.rows, reads: inputs[i].map { tape.value($0) }, output: tape.value(i + 1),
+                                argmax: tape.argmax[i - tape.start], steps: tape.steps[i - tape.start])
         }, accumulate: addInPlace) ?? [Float](repeating: 0, count: tape.rows * size(at: start))
     }
 
