@@ -84,7 +84,14 @@ extension Network {
             }
             let o = outChannels, patch = geometry.patchSize
             taps = uninitializedFloats(patch * o) { t in
-                for oc in 0..<o { for k in 0..<patch { t[k * o + oc] = weight[oc * patch + k] } }
+                weight.withUnsafeBufferPointer { w in
+                    // Blocks of 16 × 16, so that reads and writes both stay within a few cache lines.
+                    for k0 in stride(from: 0, to: patch, by: 16) {
+                        for o0 in stride(from: 0, to: o, by: 16) {
+                            for oc in o0..<min(o, o0 + 16) { for k in k0..<min(patch, k0 + 16) { t[k * o + oc] = w[oc * patch + k] } }
+                        }
+                    }
+                }
             }
         }
 
@@ -275,6 +282,10 @@ extension Network {
 
         /// out[o·P + p] = u·a[p·O + o] + v·b[p·O + o] (position-major to channel-major, blocks of 16 positions).
         func combine(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ u: Float, _ v: Float, into out: UnsafeMutablePointer<Float>) {
+            if positions == 1 {
+                for o in 0..<channels { out[o] = u * a[o] + v * b[o] }
+                return
+            }
             var p0 = 0
             while p0 < positions {
                 let p1 = min(positions, p0 + 16)
@@ -287,6 +298,10 @@ extension Network {
         }
         /// Channel-major (O × P) to position-major, blocks of 16 positions.
         func positionMajor<T>(_ x: UnsafePointer<T>, into out: UnsafeMutablePointer<Float>, _ convert: (T) -> Float) {
+            if positions == 1 {
+                for o in 0..<channels { out[o] = convert(x[o]) }
+                return
+            }
             var p0 = 0
             while p0 < positions {
                 let p1 = min(positions, p0 + 16)
@@ -320,6 +335,26 @@ extension Network {
             var changes = [Int32](), offsets = [Int](repeating: 0, count: n + 1)
             var z2 = [Float](unsafeUninitializedCapacity: n * m2) { _, initialized in initialized = n * m2 }  // every row written below
             var ends = [Float](repeating: 0, count: 2 * m)
+            if js.lowerBound == 0 {
+                // Step 0 of every example: W a and W b of all of them in one pass of L (2 rows each).
+                let starts = uninitializedFloats(2 * examples.count * m) { out in
+                    for (e, example) in examples.enumerated() {
+                        let row = e * blockSteps, zr = example * dp
+                        for k in 0..<m {
+                            let r = Int(entry[row * m + k]), c = scale[row * m + k]
+                            out[2 * e * m + k] = r < 0 ? 0 : c * zReference[zr + r]
+                            out[(2 * e + 1) * m + k] = r < 0 ? 0 : c * zInput[zr + r]
+                        }
+                    }
+                }
+                let y = apply(layer: q, to: starts, rows: 2 * examples.count, argmax: nil)
+                y.withUnsafeBufferPointer { yp in
+                    for e in examples.indices {
+                        states[e].a.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress! + 2 * e * m2, into: $0.baseAddress!) { $0 } }
+                        states[e].b.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress! + (2 * e + 1) * m2, into: $0.baseAddress!) { $0 } }
+                    }
+                }
+            }
             entry.withUnsafeBufferPointer { entryBuffer in
                 scale.withUnsafeBufferPointer { scaleBuffer in
                     zInput.withUnsafeBufferPointer { ziBuffer in
@@ -345,9 +380,7 @@ extension Network {
                                                 for (t, j) in js.enumerated() {
                                                     let row = e * blockSteps + t
                                                     let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
-                                                    if j == 0 {
-                                                        recompute(now, nowScale)
-                                                    } else {
+                                                    if j > 0 {
                                                         let first = changes.count
                                                         appendChanges(now, before.baseAddress!, nowScale, beforeScale.baseAddress!, count: m, to: &changes)
                                                         let count = changes.count - first
@@ -457,13 +490,16 @@ extension Network {
                     run(examples, j0..<j1, states)
                     j0 = j1
                 }
-                // Every element's last run ends at G_K: (Wᵀ G_K)_e − (Wᵀ G_start)_e.
+                // Every element's last run ends at G_K: (Wᵀ G_K)_e − (Wᵀ G_start)_e, Wᵀ G_K of all examples in one pass.
+                let sums = uninitializedFloats(examples.count * m2) { out in
+                    for e in examples.indices { for k in 0..<m2 { out[e * m2 + k] = Float(states[e].sum[k]) } }
+                }
+                let totals = pullbackAffine(sums, rows: examples.count, from: q + 1, to: q)
                 for (e, example) in examples.enumerated() {
-                    let total = pullbackAffine(states[e].sum.map(Float.init), rows: 1, from: q + 1, to: q)
                     let state = states[e]
                     var cotangent = state.cotangent
                     for k in 0..<m where state.runEntry[k] >= 0 {
-                        cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(total[k]) + state.direct[k] - state.last[k])
+                        cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(totals[e * m + k]) + state.direct[k] - state.last[k])
                     }
                     let out = resultBase + example * dp
                     for k in 0..<dp { out[k] = Float(cotangent[k]) }
