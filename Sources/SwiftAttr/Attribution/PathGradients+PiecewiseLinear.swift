@@ -280,37 +280,28 @@ extension Network {
         let examplesPerChunk = max(1, chunk / steps), stepsPerBlock = max(1, min(steps, chunk))
         var result = [Float](repeating: 0, count: rows * dp)
 
-        /// out[o·P + p] = u·a[p·O + o] + v·b[p·O + o] (position-major to channel-major, blocks of 16 positions).
-        func combine(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ u: Float, _ v: Float, into out: UnsafeMutablePointer<Float>) {
+        /// Calls `body(o·P + p, p·O + o)` (the channel-major and position-major offsets of entry (o, p)) for
+        /// every entry: blocks of 16 positions, channels inside, so both sides stay within a few cache lines.
+        @inline(__always)
+        func forEachEntry(_ body: (Int, Int) -> Void) {
             if positions == 1 {
-                for o in 0..<channels { out[o] = u * a[o] + v * b[o] }
+                for o in 0..<channels { body(o, o) }
                 return
             }
             var p0 = 0
             while p0 < positions {
                 let p1 = min(positions, p0 + 16)
-                for o in 0..<channels {
-                    let dst = out + o * positions
-                    for p in p0..<p1 { dst[p] = u * a[p * channels + o] + v * b[p * channels + o] }
-                }
+                for o in 0..<channels { for p in p0..<p1 { body(o * positions + p, p * channels + o) } }
                 p0 = p1
             }
         }
-        /// Channel-major (O × P) to position-major, blocks of 16 positions.
+        /// Channel-major out = u·a + v·b of position-major a and b.
+        func combine(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ u: Float, _ v: Float, into out: UnsafeMutablePointer<Float>) {
+            forEachEntry { c, pm in out[c] = u * a[pm] + v * b[pm] }
+        }
+        /// Channel-major `x` to position-major `out`.
         func positionMajor<T>(_ x: UnsafePointer<T>, into out: UnsafeMutablePointer<Float>, _ convert: (T) -> Float) {
-            if positions == 1 {
-                for o in 0..<channels { out[o] = convert(x[o]) }
-                return
-            }
-            var p0 = 0
-            while p0 < positions {
-                let p1 = min(positions, p0 + 16)
-                for o in 0..<channels {
-                    let src = x + o * positions
-                    for p in p0..<p1 { out[p * channels + o] = convert(src[p]) }
-                }
-                p0 = p1
-            }
+            forEachEntry { c, pm in out[pm] = convert(x[c]) }
         }
 
         /// Steps `js` of the examples `examples` (example-major rows), advancing their states.
