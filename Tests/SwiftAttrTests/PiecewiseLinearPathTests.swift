@@ -96,6 +96,28 @@ final class PiecewiseLinearPathTests: XCTestCase {
         try compare(wide, rows: 4, seed: 42, "concat of the section's output")
     }
 
+    /// Fewer examples than workers: each example's steps split into segments (one per worker), each from
+    /// its own dense start; the sums equal the per-step evaluation's.
+    func testSegmentsOfOneExample() throws {
+        let saved = Parallel.threadCount
+        defer { try? Parallel.setThreadCount(saved) }
+        var g = Gen(50)
+        let lenet = net([1, 10, 10], [g.conv(3, 1, kernel: [3, 3]), .maxPool2d(pool([2, 2])), .relu, g.conv(4, 3, kernel: [2, 2]), .tanh,
+                                      .flatten, g.dense(2, 36)])
+        var block = net([2, 5, 5], [g.conv(3, 2, kernel: [3, 3], padding: [1, 1]), .relu])
+        try block.append(g.conv(3, 3, kernel: [3, 3], padding: [1, 1]), inputs: [2])
+        try block.append(.add, inputs: [2, 3])
+        try block.append(.tanh, inputs: [4])
+        try block.append(.flatten, inputs: [5])
+        try block.append(g.dense(2, 75), inputs: [6])
+        for threads in [1, 3, 4] {
+            try Parallel.setThreadCount(threads)
+            try compare(lenet, rows: 1, seed: 51, "one example, \(threads) workers")
+            try compare(lenet, rows: 2, seed: 52, "two examples, \(threads) workers")
+            try compare(block, rows: 1, seed: 53, "residual block, one example, \(threads) workers")
+        }
+    }
+
     /// Through the public entry (which takes the gradient equivalent: the ReLU moves after the pool), a
     /// ReLU-tailed CNN of the benchmark's shape, small: completeness up to the quadrature error.
     func testPublicEntryOnReLUCNN() throws {

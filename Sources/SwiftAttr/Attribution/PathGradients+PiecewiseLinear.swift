@@ -22,7 +22,9 @@
 /// cotangents d_k at the input are summed the same way (prefix sums D_j), and a run adds
 /// s·((Wᵀ(G_{j₁} − G_{j₀}))_e + D_{j₁,e} − D_{j₀,e}).
 ///
-/// Steps are taken in increasing α, so the changes are few. A step with many changes (more than 1/8 of L's
+/// Steps are taken in increasing α, so the changes are few. With fewer examples than workers, an example's
+/// steps split into consecutive segments, one per worker, each from its own dense start: the runs cut at a
+/// segment's ends add up to the same sums. A step with many changes (more than 1/8 of L's
 /// inputs) recomputes W a, W b or Wᵀ G_j densely. The results equal the per-step computation up to float32
 /// rounding: the running sums W a are updated in float32 (each update adds one rounding of a product),
 /// and the prefix sums are kept in Double. Every example's steps run on one worker in a fixed order, so the
@@ -277,7 +279,11 @@ extension Network {
         let steps = order.count
         let sortedAlphas = order.map { alphas[$0] }, sortedWeights = order.map { weights[$0] }
         let denseChanges = denseChanges ?? max(1, m / 8)
-        let examplesPerChunk = max(1, chunk / steps), stepsPerBlock = max(1, min(steps, chunk))
+        // Whole examples per chunk: as many as `chunk` points hold, but with their states (≈ 4·m2 + 7·m + 2·dp
+        // floats each, nine buffers) within the same 4 MB budget and at most 256 of them (a tiny network's
+        // chunk of 2¹⁷ points would otherwise make half a million small buffers).
+        let stateFloats = 4 * m2 + 7 * m + 2 * dp + 64
+        let examplesPerChunk = max(1, min(chunk / steps, 256, (1 << 20) / stateFloats)), stepsPerBlock = max(1, min(steps, chunk))
         var result = [Float](repeating: 0, count: rows * dp)
 
         /// Calls `body(o·P + p, p·O + o)` (the channel-major and position-major offsets of entry (o, p)) for
@@ -305,7 +311,7 @@ extension Network {
         }
 
         /// Steps `js` of the examples `examples` (example-major rows), advancing their states.
-        func run(_ examples: [Int], _ js: Range<Int>, _ states: [PathState]) {
+        func run(_ examples: [Int], _ js: Range<Int>, from first: Int, _ states: [PathState]) {
             let blockSteps = js.count, n = examples.count * blockSteps
             let h = uninitializedFloats(n * dp) { hp in
                 zInput.withUnsafeBufferPointer { zi in
@@ -326,8 +332,8 @@ extension Network {
             var changes = [Int32](), offsets = [Int](repeating: 0, count: n + 1)
             var z2 = [Float](unsafeUninitializedCapacity: n * m2) { _, initialized in initialized = n * m2 }  // every row written below
             var ends = [Float](repeating: 0, count: 2 * m)
-            if js.lowerBound == 0 {
-                // Step 0 of every example: W a and W b of all of them in one pass of L (2 rows each).
+            if js.lowerBound == first {
+                // The first step of every example: W a and W b of all of them in one pass of L (2 rows each).
                 let starts = uninitializedFloats(2 * examples.count * m) { out in
                     for (e, example) in examples.enumerated() {
                         let row = e * blockSteps, zr = example * dp
@@ -371,7 +377,7 @@ extension Network {
                                                 for (t, j) in js.enumerated() {
                                                     let row = e * blockSteps + t
                                                     let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
-                                                    if j > 0 {
+                                                    if j > first {
                                                         let first = changes.count
                                                         appendChanges(now, before.baseAddress!, nowScale, beforeScale.baseAddress!, count: m, to: &changes)
                                                         let count = changes.count - first
@@ -420,7 +426,7 @@ extension Network {
                                                 for (t, j) in js.enumerated() {
                                                     let row = e * blockSteps + t
                                                     let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
-                                                    if j == 0 {
+                                                    if j == first {
                                                         current.baseAddress!.update(from: now, count: m)
                                                         currentScale.baseAddress!.update(from: nowScale, count: m)
                                                     }
@@ -470,30 +476,55 @@ extension Network {
             }
         }
 
+        // Work units: an example's steps, or — when there are fewer examples than workers — consecutive
+        // segments of them, each from its own dense start (runs split at a segment's ends add up the same).
+        let segments = rows >= Parallel.workerCount ? 1 : min(steps, (Parallel.workerCount + rows - 1) / rows)
+        let bounds = (0...segments).map { $0 * steps / segments }
+        let segmented = segments > 1
+        var unitCotangents = [Double](repeating: 0, count: segmented ? rows * segments * dp : 1)
         result.withUnsafeMutableBufferPointer { resultBuffer in
-            let resultBase = resultBuffer.baseAddress!
-            Parallel.forEachChunk(count: rows, chunk: examplesPerChunk) { _, range, _ in
-                let examples = Array(range)
-                let states = examples.map { _ in PathState(inputs: m, outputs: m2, prefix: dp) }
-                var j0 = 0
-                while j0 < steps {
-                    let j1 = examples.count > 1 ? steps : min(steps, j0 + stepsPerBlock)
-                    run(examples, j0..<j1, states)
-                    j0 = j1
-                }
-                // Every element's last run ends at G_K: (Wᵀ G_K)_e − (Wᵀ G_start)_e, Wᵀ G_K of all examples in one pass.
-                let sums = uninitializedFloats(examples.count * m2) { out in
-                    for e in examples.indices { for k in 0..<m2 { out[e * m2 + k] = Float(states[e].sum[k]) } }
-                }
-                let totals = pullbackAffine(sums, rows: examples.count, from: q + 1, to: q)
-                for (e, example) in examples.enumerated() {
-                    let state = states[e]
-                    var cotangent = state.cotangent
-                    for k in 0..<m where state.runEntry[k] >= 0 {
-                        cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(totals[e * m + k]) + state.direct[k] - state.last[k])
+            unitCotangents.withUnsafeMutableBufferPointer { unitBuffer in
+                let resultBase = resultBuffer.baseAddress!, unitBase = unitBuffer.baseAddress!
+                Parallel.forEachChunk(count: rows * segments, chunk: segmented ? 1 : examplesPerChunk) { _, range, _ in
+                    let examples = range.map { $0 / segments }
+                    let states = examples.map { _ in PathState(inputs: m, outputs: m2, prefix: dp) }
+                    let first = bounds[range.lowerBound % segments], end = bounds[range.lowerBound % segments + 1]
+                    var j0 = first
+                    while j0 < end {
+                        let j1 = examples.count > 1 ? end : min(end, j0 + stepsPerBlock)
+                        run(examples, j0..<j1, from: first, states)
+                        j0 = j1
                     }
-                    let out = resultBase + example * dp
-                    for k in 0..<dp { out[k] = Float(cotangent[k]) }
+                    // Every element's last run ends at G_end: (Wᵀ G_end)_e − (Wᵀ G_start)_e, Wᵀ G_end of all
+                    // the chunk's examples in one pass.
+                    let sums = uninitializedFloats(examples.count * m2) { out in
+                        for e in examples.indices { for k in 0..<m2 { out[e * m2 + k] = Float(states[e].sum[k]) } }
+                    }
+                    let totals = pullbackAffine(sums, rows: examples.count, from: q + 1, to: q)
+                    for (e, example) in examples.enumerated() {
+                        let state = states[e]
+                        var cotangent = state.cotangent
+                        for k in 0..<m where state.runEntry[k] >= 0 {
+                            cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(totals[e * m + k]) + state.direct[k] - state.last[k])
+                        }
+                        if segmented {
+                            (unitBase + (range.lowerBound + e) * dp).update(from: cotangent, count: dp)
+                        } else {
+                            let out = resultBase + example * dp
+                            for k in 0..<dp { out[k] = Float(cotangent[k]) }
+                        }
+                    }
+                }
+                if segmented {
+                    // Segments summed in order, so the result does not depend on which worker ran which.
+                    for example in 0..<rows {
+                        let out = resultBase + example * dp
+                        for k in 0..<dp {
+                            var total = 0.0
+                            for segment in 0..<segments { total += unitBase[(example * segments + segment) * dp + k] }
+                            out[k] = Float(total)
+                        }
+                    }
                 }
             }
         }
