@@ -27,8 +27,9 @@
 /// segment's ends add up to the same sums. A step with many changes (more than 1/8 of L's
 /// inputs) recomputes W a, W b or Wᵀ G_j densely. The results equal the per-step computation up to float32
 /// rounding: the running sums W a are updated in float32 (each update adds one rounding of a product),
-/// and the prefix sums are kept in Double. Every example's steps run on one worker in a fixed order, so the
-/// attributions do not depend on chunking or the thread count.
+/// and the prefix sums are kept in Double. An example's steps (or each of its segments) run on one worker in
+/// a fixed order, so which worker ran what never matters; the chunk size (the tail's GEMM shapes) and, with
+/// fewer examples than workers, the thread count (where segments start) change only float32 roundings.
 extension Network {
     /// Nodes `start..<linear` select and scale (ReLU, LeakyReLU, max-pooling, views) and node `linear` is a
     /// Dense layer or a convolution, in a chain whose values are each read once — except the linear node's
