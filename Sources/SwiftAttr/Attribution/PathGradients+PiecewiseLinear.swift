@@ -274,6 +274,7 @@ extension Network {
         targets: [Int], chunk: Int, denseChanges: Int? = nil
     ) -> [Float] {
         let dp = size(at: s.start), m = size(at: s.linear), q = s.linear, m2 = size(at: q + 1)
+        guard rows > 0, !alphas.isEmpty else { return [Float](repeating: 0, count: max(0, rows) * dp) }
         let columns = LinearColumns(layers[q], input: shapes[q])
         let channels = columns.outChannels, positions = columns.positions
         let order = alphas.indices.sorted { alphas[$0] < alphas[$1] }
