@@ -152,7 +152,8 @@ extension Network {
     }
 
     /// The pieces of every element of node `s.linear`'s input for `rows` rows `h` of value `s.start`: the
-    /// entry of the row each element copies (−1 where its scale is 0) and the scale.
+    /// entry of the row each element copies (−1 where its scale is 0), the scale, and — only when the section
+    /// fans out, for the other readers — the values themselves (empty otherwise).
     func pieces(_ s: PiecewiseLinearSection, _ h: [Float], rows: Int) -> (entry: [Int32], scale: [Float], values: [Float]) {
         var values = h
         var entry: [Int32]? = nil  // nil: the identity
@@ -224,42 +225,53 @@ extension Network {
         let q = s.linear
         guard s.fansOut else { return (targetCotangents(at: q + 1, z, rows: rows, targets: targets, weights: weights), nil) }
         let tape = record(h, rows: rows, from: q, computed: (q, z))
-        let out = outputSize
-        var seed = [Float](repeating: 0, count: rows * out)
-        for r in 0..<rows { seed[r * out + targets[r]] = weights[r] }
         var atOutput = [Float]()
-        let atInput = pullback(tape, cotangent: seed, to: q, severing: q) { atOutput = $0 }
+        let atInput = pullback(tape, cotangent: targetSeeds(rows: rows, targets: targets, weights: weights), to: q, severing: q) {
+            atOutput = $0
+        }
         if atOutput.isEmpty { atOutput = [Float](repeating: 0, count: rows * size(at: q + 1)) }
         return (atOutput, atInput)
     }
 
-    /// One example's running state along its path, carried from one block of steps to the next (a class:
-    /// its buffers are borrowed side by side).
+    /// One example's running state along its path, carried from one block of steps to the next. It owns
+    /// its buffers (freed with it), so the loops below read and write them side by side through pointers.
     private final class PathState {
         /// W a and W b at the last step run forward, position-major (P × O).
-        var a: [Float], b: [Float]
+        let a: UnsafeMutablePointer<Float>, b: UnsafeMutablePointer<Float>
         /// The pieces at the last step run forward, and those the backward's current runs hold.
-        var forwardEntry: [Int32], forwardScale: [Float], runEntry: [Int32], runScale: [Float]
+        let forwardEntry: UnsafeMutablePointer<Int32>, forwardScale: UnsafeMutablePointer<Float>
+        let runEntry: UnsafeMutablePointer<Int32>, runScale: UnsafeMutablePointer<Float>
         /// Σ_{k<j} g_k, channel-major, before the next step run backward.
-        var sum: [Double]
+        let sum: UnsafeMutablePointer<Double>
         /// Σ_{k<j} d_k: the other readers' cotangents at the linear node's input (fan-out only).
-        var direct: [Double]
+        let direct: UnsafeMutablePointer<Double>
         /// (Wᵀ G_{run start})_e + D_{run start, e} of every element's current run.
-        var last: [Double]
+        let last: UnsafeMutablePointer<Double>
         /// The cotangent at value `start` so far.
-        var cotangent: [Double]
+        let cotangent: UnsafeMutablePointer<Double>
 
         init(inputs m: Int, outputs m2: Int, prefix dp: Int) {
-            a = [Float](repeating: 0, count: m2)
-            b = a
-            forwardEntry = [Int32](repeating: -1, count: m)
-            forwardScale = [Float](repeating: 0, count: m)
-            runEntry = forwardEntry
-            runScale = forwardScale
-            sum = [Double](repeating: 0, count: m2)
-            direct = [Double](repeating: 0, count: m)
-            last = [Double](repeating: 0, count: m)
-            cotangent = [Double](repeating: 0, count: dp)
+            func zeros<T: Numeric>(_ count: Int, _ value: T = 0) -> UnsafeMutablePointer<T> {
+                let p = UnsafeMutablePointer<T>.allocate(capacity: count)
+                p.initialize(repeating: value, count: count)
+                return p
+            }
+            a = zeros(m2)
+            b = zeros(m2)
+            forwardEntry = zeros(m, -1)
+            forwardScale = zeros(m)
+            runEntry = zeros(m, -1)
+            runScale = zeros(m)
+            sum = zeros(m2)
+            direct = zeros(m)
+            last = zeros(m)
+            cotangent = zeros(dp)
+        }
+
+        deinit {
+            for p in [a, b, forwardScale, runScale] { p.deallocate() }
+            for p in [forwardEntry, runEntry] { p.deallocate() }
+            for p in [sum, direct, last, cotangent] { p.deallocate() }
         }
     }
 
@@ -319,10 +331,9 @@ extension Network {
                 zInput.withUnsafeBufferPointer { zi in
                     zReference.withUnsafeBufferPointer { zr in
                         for (e, example) in examples.enumerated() {
-                            let xi = zi.baseAddress! + example * dp, xr = zr.baseAddress! + example * dp
                             for (t, j) in js.enumerated() {
-                                let a = sortedAlphas[j], b = 1 - a, out = hp + (e * blockSteps + t) * dp
-                                for k in 0..<dp { out[k] = b * xr[k] + a * xi[k] }
+                                pathPoint(zr.baseAddress! + example * dp, zi.baseAddress! + example * dp, alpha: sortedAlphas[j],
+                                          count: dp, into: hp + (e * blockSteps + t) * dp)
                             }
                         }
                     }
@@ -333,76 +344,59 @@ extension Network {
             // (`changes[offsets[row] ..< offsets[row + 1]]`).
             var changes = [Int32](), offsets = [Int](repeating: 0, count: n + 1)
             var z2 = [Float](unsafeUninitializedCapacity: n * m2) { _, initialized in initialized = n * m2 }  // every row written below
-            var ends = [Float](repeating: 0, count: 2 * m)
-            if js.lowerBound == first {
-                // The first step of every example: W a and W b of all of them in one pass of L (2 rows each).
-                let starts = uninitializedFloats(2 * examples.count * m) { out in
-                    for (e, example) in examples.enumerated() {
-                        let row = e * blockSteps, zr = example * dp
-                        for k in 0..<m {
-                            let r = Int(entry[row * m + k]), c = scale[row * m + k]
-                            out[2 * e * m + k] = r < 0 ? 0 : c * zReference[zr + r]
-                            out[(2 * e + 1) * m + k] = r < 0 ? 0 : c * zInput[zr + r]
-                        }
-                    }
-                }
-                let y = apply(layer: q, to: starts, rows: 2 * examples.count, argmax: nil)
-                y.withUnsafeBufferPointer { yp in
-                    for e in examples.indices {
-                        states[e].a.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress! + 2 * e * m2, into: $0.baseAddress!) { $0 } }
-                        states[e].b.withUnsafeMutableBufferPointer { positionMajor(yp.baseAddress! + (2 * e + 1) * m2, into: $0.baseAddress!) { $0 } }
-                    }
-                }
-            }
             entry.withUnsafeBufferPointer { entryBuffer in
                 scale.withUnsafeBufferPointer { scaleBuffer in
                     zInput.withUnsafeBufferPointer { ziBuffer in
                         zReference.withUnsafeBufferPointer { zrBuffer in
-                            for (e, example) in examples.enumerated() {
+                            /// The rows a (at `out`) and b (at `out + m`) of step `row`'s pieces for `example`.
+                            func fillEnds(_ row: Int, _ example: Int, into out: UnsafeMutablePointer<Float>) {
                                 let zr = zrBuffer.baseAddress! + example * dp, zi = ziBuffer.baseAddress! + example * dp
-                                states[e].a.withUnsafeMutableBufferPointer { ap in
-                                    states[e].b.withUnsafeMutableBufferPointer { bp in
-                                        states[e].forwardEntry.withUnsafeMutableBufferPointer { before in
-                                            states[e].forwardScale.withUnsafeMutableBufferPointer { beforeScale in
-                                                let ap = ap.baseAddress!, bp = bp.baseAddress!
-                                                func recompute(_ now: UnsafePointer<Int32>, _ nowScale: UnsafePointer<Float>) {
-                                                    for k in 0..<m {
-                                                        let r = Int(now[k])
-                                                        (ends[k], ends[m + k]) = r < 0 ? (0, 0) : (nowScale[k] * zr[r], nowScale[k] * zi[r])
-                                                    }
-                                                    let y = apply(layer: q, to: ends, rows: 2, argmax: nil)
-                                                    y.withUnsafeBufferPointer { yp in
-                                                        positionMajor(yp.baseAddress!, into: ap) { $0 }
-                                                        positionMajor(yp.baseAddress! + m2, into: bp) { $0 }
-                                                    }
-                                                }
-                                                for (t, j) in js.enumerated() {
-                                                    let row = e * blockSteps + t
-                                                    let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
-                                                    if j > first {
-                                                        let first = changes.count
-                                                        appendChanges(now, before.baseAddress!, nowScale, beforeScale.baseAddress!, count: m, to: &changes)
-                                                        let count = changes.count - first
-                                                        if count > denseChanges {
-                                                            recompute(now, nowScale)
-                                                        } else {
-                                                            for c in first..<changes.count {
-                                                                let k = Int(changes[c]), r = Int(now[k]), r0 = Int(before[k])
-                                                                let (newA, newB) = r < 0 ? (0, 0) : (nowScale[k] * zr[r], nowScale[k] * zi[r])
-                                                                let (oldA, oldB) = r0 < 0 ? (0, 0) : (beforeScale[k] * zr[r0], beforeScale[k] * zi[r0])
-                                                                columns.scatter(k, newA - oldA, newB - oldB, into: ap, bp)
-                                                            }
-                                                        }
-                                                    }
-                                                    before.baseAddress!.update(from: now, count: m)
-                                                    beforeScale.baseAddress!.update(from: nowScale, count: m)
-                                                    offsets[row + 1] = changes.count
-                                                    let alpha = sortedAlphas[j]
-                                                    z2.withUnsafeMutableBufferPointer { combine(ap, bp, 1 - alpha, alpha, into: $0.baseAddress! + row * m2) }
-                                                }
+                                for k in 0..<m {
+                                    (out[k], out[m + k]) = endpoints(entryBuffer[row * m + k], scaleBuffer[row * m + k], zr, zi)
+                                }
+                            }
+                            /// L at the ends of `pairs` (state, row, example) in one pass, into the states' W a, W b.
+                            func recompute(_ pairs: [(PathState, Int, Int)]) {
+                                let ends = uninitializedFloats(2 * pairs.count * m) { out in
+                                    for (u, (_, row, example)) in pairs.enumerated() { fillEnds(row, example, into: out + 2 * u * m) }
+                                }
+                                let y = apply(layer: q, to: ends, rows: 2 * pairs.count, argmax: nil)
+                                y.withUnsafeBufferPointer { yp in
+                                    for (u, (state, _, _)) in pairs.enumerated() {
+                                        positionMajor(yp.baseAddress! + 2 * u * m2, into: state.a) { $0 }
+                                        positionMajor(yp.baseAddress! + (2 * u + 1) * m2, into: state.b) { $0 }
+                                    }
+                                }
+                            }
+                            if js.lowerBound == first {
+                                // The first step of every example: W a and W b of all of them in one pass of L.
+                                recompute(examples.enumerated().map { (states[$0.offset], $0.offset * blockSteps, $0.element) })
+                            }
+                            for (e, example) in examples.enumerated() {
+                                let state = states[e], before = state.forwardEntry, beforeScale = state.forwardScale
+                                let zr = zrBuffer.baseAddress! + example * dp, zi = ziBuffer.baseAddress! + example * dp
+                                for (t, j) in js.enumerated() {
+                                    let row = e * blockSteps + t
+                                    let now = entryBuffer.baseAddress! + row * m, nowScale = scaleBuffer.baseAddress! + row * m
+                                    if j > first {
+                                        let firstChange = changes.count
+                                        appendChanges(now, before, nowScale, beforeScale, count: m, to: &changes)
+                                        if changes.count - firstChange > denseChanges {
+                                            recompute([(state, row, example)])
+                                        } else {
+                                            for c in firstChange..<changes.count {
+                                                let k = Int(changes[c])
+                                                let (newA, newB) = endpoints(now[k], nowScale[k], zr, zi)
+                                                let (oldA, oldB) = endpoints(before[k], beforeScale[k], zr, zi)
+                                                columns.scatter(k, newA - oldA, newB - oldB, into: state.a, state.b)
                                             }
                                         }
                                     }
+                                    before.update(from: now, count: m)
+                                    beforeScale.update(from: nowScale, count: m)
+                                    offsets[row + 1] = changes.count
+                                    let alpha = sortedAlphas[j]
+                                    z2.withUnsafeMutableBufferPointer { combine(state.a, state.b, 1 - alpha, alpha, into: $0.baseAddress! + row * m2) }
                                 }
                             }
                         }
@@ -417,60 +411,49 @@ extension Network {
             entry.withUnsafeBufferPointer { entryBuffer in
                 scale.withUnsafeBufferPointer { scaleBuffer in
                     g.withUnsafeBufferPointer { gp in
-                        for e in examples.indices {
-                            states[e].sum.withUnsafeMutableBufferPointer { sumBuffer in
-                              states[e].direct.withUnsafeMutableBufferPointer { directSum in
-                                states[e].cotangent.withUnsafeMutableBufferPointer { cotangent in
-                                    states[e].last.withUnsafeMutableBufferPointer { last in
-                                        states[e].runEntry.withUnsafeMutableBufferPointer { current in
-                                            states[e].runScale.withUnsafeMutableBufferPointer { currentScale in
-                                                let sum = sumBuffer.baseAddress!
-                                                for (t, j) in js.enumerated() {
-                                                    let row = e * blockSteps + t
-                                                    let now = entryBase(entryBuffer) + row * m, nowScale = scaleBuffer.baseAddress! + row * m
-                                                    if j == first {
-                                                        current.baseAddress!.update(from: now, count: m)
-                                                        currentScale.baseAddress!.update(from: nowScale, count: m)
-                                                    }
-                                                    let list = offsets[row]..<offsets[row + 1]
-                                                    if !list.isEmpty {
-                                                        let dense: [Float]?
-                                                        if list.count > denseChanges {
-                                                            snapshot.withUnsafeMutableBufferPointer { out in for k in 0..<m2 { out[k] = Float(sum[k]) } }
-                                                            dense = pullbackAffine(snapshot, rows: 1, from: q + 1, to: q)
-                                                        } else {
-                                                            snapshot.withUnsafeMutableBufferPointer { positionMajor(UnsafePointer(sum), into: $0.baseAddress!) { Float($0) } }
-                                                            dense = nil
-                                                        }
-                                                        snapshot.withUnsafeBufferPointer { sp in
-                                                            for c in list {
-                                                                let k = Int(changes[c])
-                                                                let v = Double(dense?[k] ?? columns.gather(k, from: sp.baseAddress!)) + directSum[k]
-                                                                if current[k] >= 0 {
-                                                                    cotangent[Int(current[k])] += Double(currentScale[k]) * (v - last[k])
-                                                                }
-                                                                last[k] = v
-                                                                current[k] = now[k]
-                                                                currentScale[k] = nowScale[k]
-                                                            }
-                                                        }
-                                                    }
-                                                    if let direct {
-                                                        // The other readers' cotangent at the linear node's input: summed like g, it
-                                                        // joins each run's difference.
-                                                        direct.withUnsafeBufferPointer { directBuffer in
-                                                            let d = directBuffer.baseAddress! + row * m
-                                                            for k in 0..<m { directSum[k] += Double(d[k]) }
-                                                        }
-                                                    }
-                                                    let gRow = gp.baseAddress! + row * m2
-                                                    for k in 0..<m2 { sum[k] += Double(gRow[k]) }
-                                                }
+                        for (e, state) in states.enumerated() {
+                            let sum = state.sum, directSum = state.direct, cotangent = state.cotangent, last = state.last
+                            let current = state.runEntry, currentScale = state.runScale
+                            for (t, j) in js.enumerated() {
+                                let row = e * blockSteps + t
+                                let now = entryBuffer.baseAddress! + row * m, nowScale = scaleBuffer.baseAddress! + row * m
+                                if j == first {
+                                    current.update(from: now, count: m)
+                                    currentScale.update(from: nowScale, count: m)
+                                }
+                                let list = offsets[row]..<offsets[row + 1]
+                                if !list.isEmpty {
+                                    let dense: [Float]?
+                                    if list.count > denseChanges {
+                                        snapshot.withUnsafeMutableBufferPointer { out in for k in 0..<m2 { out[k] = Float(sum[k]) } }
+                                        dense = pullbackAffine(snapshot, rows: 1, from: q + 1, to: q)
+                                    } else {
+                                        snapshot.withUnsafeMutableBufferPointer { positionMajor(UnsafePointer(sum), into: $0.baseAddress!) { Float($0) } }
+                                        dense = nil
+                                    }
+                                    snapshot.withUnsafeBufferPointer { sp in
+                                        for c in list {
+                                            let k = Int(changes[c])
+                                            let v = Double(dense?[k] ?? columns.gather(k, from: sp.baseAddress!)) + directSum[k]
+                                            if current[k] >= 0 {
+                                                cotangent[Int(current[k])] += Double(currentScale[k]) * (v - last[k])
                                             }
+                                            last[k] = v
+                                            current[k] = now[k]
+                                            currentScale[k] = nowScale[k]
                                         }
                                     }
                                 }
-                              }
+                                if let direct {
+                                    // The other readers' cotangent at the linear node's input: summed like g, it
+                                    // joins each run's difference.
+                                    direct.withUnsafeBufferPointer { directBuffer in
+                                        let d = directBuffer.baseAddress! + row * m
+                                        for k in 0..<m { directSum[k] += Double(d[k]) }
+                                    }
+                                }
+                                let gRow = gp.baseAddress! + row * m2
+                                for k in 0..<m2 { sum[k] += Double(gRow[k]) }
                             }
                         }
                     }
@@ -505,7 +488,7 @@ extension Network {
                     let totals = pullbackAffine(sums, rows: examples.count, from: q + 1, to: q)
                     for (e, example) in examples.enumerated() {
                         let state = states[e]
-                        var cotangent = state.cotangent
+                        let cotangent = state.cotangent
                         for k in 0..<m where state.runEntry[k] >= 0 {
                             cotangent[Int(state.runEntry[k])] += Double(state.runScale[k]) * (Double(totals[e * m + k]) + state.direct[k] - state.last[k])
                         }
@@ -534,8 +517,11 @@ extension Network {
     }
 }
 
+/// The two ends (a, b) = (s·z'_r, s·z_r) of piece (r, s) of an element; (0, 0) where it is zero (r < 0).
 @inline(__always)
-private func entryBase(_ buffer: UnsafeBufferPointer<Int32>) -> UnsafePointer<Int32> { buffer.baseAddress! }
+private func endpoints(_ r: Int32, _ s: Float, _ zReference: UnsafePointer<Float>, _ zInput: UnsafePointer<Float>) -> (Float, Float) {
+    r < 0 ? (0, 0) : (s * zReference[Int(r)], s * zInput[Int(r)])
+}
 
 /// Appends to `changes` every k < count where (entry, scale) differs between `now` and `before` (bit
 /// patterns compared, blocks of 16 tested at once).

@@ -29,10 +29,16 @@ extension Network {
             return pullback(tape, cotangent: seed)
         }
         let tape = record(h, rows: rows, from: start)
+        return pullback(tape, cotangent: targetSeeds(rows: rows, targets: targets, weights: weights))
+    }
+
+    /// Seeds at the output for `rows` rows: row r is `weights[r]` (default 1) at output `targets[r]`, zero
+    /// elsewhere.
+    func targetSeeds(rows: Int, targets: [Int], weights: [Float]? = nil) -> [Float] {
         let out = outputSize
         var seed = [Float](repeating: 0, count: rows * out)
         for r in 0..<rows { seed[r * out + targets[r]] = weights?[r] ?? 1 }
-        return pullback(tape, cotangent: seed)
+        return seed
     }
 
     /// Applies `transform(rowsOfInput, range)` to chunks of `rows` rows of `input` (`inSize` floats each) in
@@ -103,10 +109,8 @@ extension Network {
                 zInput.withUnsafeBufferPointer { zi in
                     zReference.withUnsafeBufferPointer { zr in
                         for (r, point) in slice.enumerated() {
-                            let a = point.alpha, b = 1 - point.alpha
-                            let xi = zi.baseAddress! + point.example * dp, xr = zr.baseAddress! + point.reference * dp
-                            let out = hp + r * dp
-                            for k in 0..<dp { out[k] = b * xr[k] + a * xi[k] }
+                            pathPoint(zr.baseAddress! + point.reference * dp, zi.baseAddress! + point.example * dp, alpha: point.alpha,
+                                      count: dp, into: hp + r * dp)
                         }
                     }
                 }
@@ -115,6 +119,15 @@ extension Network {
             consume(slice, g, worker)
         }
     }
+}
+
+/// The path point (1 − α)·reference + α·input of `count` floats: the one formula every path evaluation uses,
+/// so the piecewise-linear sections decide their pieces on the same floats as the per-step evaluation.
+@inline(__always)
+func pathPoint(_ reference: UnsafePointer<Float>, _ input: UnsafePointer<Float>, alpha a: Float, count: Int,
+                 into out: UnsafeMutablePointer<Float>) {
+    let b = 1 - a
+    for k in 0..<count { out[k] = b * reference[k] + a * input[k] }
 }
 
 /// Zeroed accumulators, one block of `count` values per worker of a chunked pass, so workers add without

@@ -38,8 +38,8 @@ extension Network {
 
     /// Runs nodes `end − 1` down to `start`, from `seed` at value `end`. `node(i, signal)` turns the
     /// signal at node i's output into one signal per value it reads, or none (it passes nothing back);
-    /// signals meeting at a value are combined by `accumulate`. Nodes whose output receives no signal (not on a path to value `end`) are
-    /// skipped. Returns the signal at value `start`, or nil when no path reaches it. With `holdingFixed`,
+    /// signals meeting at a value are combined by `accumulate`. Nodes whose output receives no signal (not on
+    /// a path to value `end`) are skipped. Returns the signal at value `start`, or nil when no path reaches it. With `holdingFixed`,
     /// `start` need not be a cut: signals to values below it are dropped, so the result is the partial
     /// derivative with respect to value `start` with every earlier value held fixed.
     func walkBackward<Signal>(

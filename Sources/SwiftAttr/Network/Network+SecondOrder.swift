@@ -106,9 +106,7 @@ extension Network {
 
         typealias Signal = (g: [Float], gd: [Float])
         let out = outputSize
-        var seed = [Float](repeating: 0, count: rows * out)
-        for r in 0..<rows { seed[r * out + targets[r]] = 1 }
-        let seed0: Signal = (seed, [Float](repeating: 0, count: rows * k * out))
+        let seed0: Signal = (targetSeeds(rows: rows, targets: targets), [Float](repeating: 0, count: rows * k * out))
         let result = walkBackward(from: end, to: start, seed: seed0, node: { i, signal -> [Signal] in
             backwardNode(i, signal.g, signal.gd, record: record, tangents: tangents, k: k)
         }, accumulate: { a, b in addInPlace(&a.g, b.g); addInPlace(&a.gd, b.gd) })
@@ -332,10 +330,7 @@ extension Network {
 
         // Gradient pass, keeping each curved node's coefficients (activation: f″ ⊙ g; Softmax: g).
         var coefficients = [[Float]?](repeating: nil, count: end - start)
-        let out = outputSize
-        var seed = [Float](repeating: 0, count: rows * out)
-        for r in 0..<rows { seed[r * out + targets[r]] = 1 }
-        let gradientAtStart = walkBackward(from: end, to: start, seed: seed, node: { i, gOut -> [[Float]] in
+        let gradientAtStart = walkBackward(from: end, to: start, seed: targetSeeds(rows: rows, targets: targets), node: { i, gOut -> [[Float]] in
             switch layers[i] {
             case .elu, .softplus, .sigmoid, .tanh:
                 coefficients[i - start] = zipMap(record.second[i - start], gOut) { $0 * $1 }
